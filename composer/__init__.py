@@ -1,0 +1,1 @@
+"""composer: the orchestrator. Knows stack files, services and dependencies; never the kernel."""

@@ -1,0 +1,39 @@
+"""Errors of the orchestrator. Only the CLI turns them into a line on stderr and an exit code."""
+from __future__ import annotations
+
+
+class ComposerError(Exception):
+    """Base of every error composer/ raises on purpose."""
+
+    exit_code = 1
+
+
+class SpecError(ComposerError):
+    """A stack file problem: carries the file, the key path and (when known) the service.
+
+    str() is one line: `compose.yaml: services.web.ports[0]: invalid port "80:x" (use ...)`.
+    """
+
+    exit_code = 15  # docker compose exits 15 on invalid config
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str | None = None,
+        path: str | None = None,
+        service: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.file = file
+        self.path = path
+        self.service = service
+
+    def __str__(self) -> str:
+        where = ": ".join(x for x in (self.file, self.path) if x)
+        return f"{where}: {self.message}" if where else self.message
+
+
+class GraphError(SpecError):
+    """Dependency cycle, or a dependency on a missing or disabled service."""

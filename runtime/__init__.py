@@ -1,0 +1,1 @@
+"""runtime: the container engine. Knows containers, images, networks, volumes; never YAML."""

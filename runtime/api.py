@@ -1,0 +1,140 @@
+"""The Engine API: the one surface composer/ calls, served by composerd and spoken by the client.
+
+`Engine` (runtime.engine) implements it in-process; `Client` (runtime.client) implements it
+over the daemon's unix socket. Both take and return the dataclasses below (JSON via
+runtime.serde), so composer/ cannot tell them apart.
+"""
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+from runtime.types import ContainerSpec, NetworkSpec, PortBinding, VolumeSpec
+
+State = Literal["created", "running", "paused", "restarting", "exited", "dead", "removing"]
+Health = Literal["", "starting", "healthy", "unhealthy"]
+
+
+@dataclass(frozen=True)
+class ContainerInfo:
+    id: str
+    name: str
+    image: str
+    spec: ContainerSpec
+    state: State = "created"
+    pid: int = 0
+    exit_code: int | None = None
+    oom_killed: bool = False
+    created_at: float = 0.0
+    started_at: float | None = None
+    finished_at: float | None = None
+    restart_count: int = 0
+    health: Health = ""
+    error: str = ""
+    ports: tuple[PortBinding, ...] = ()  # as bound (random host ports filled in)
+    addresses: dict[str, str] = field(default_factory=dict)  # network -> ipv4
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return self.spec.labels
+
+
+@dataclass(frozen=True)
+class NetworkInfo:
+    name: str
+    spec: NetworkSpec
+    bridge: str = ""
+    subnet: str = ""
+    gateway: str = ""
+
+
+@dataclass(frozen=True)
+class VolumeInfo:
+    name: str
+    spec: VolumeSpec
+    mountpoint: str = ""
+    created_at: float = 0.0
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    id: str  # sha256:... of the config
+    tags: tuple[str, ...] = ()
+    size: int = 0
+    created_at: float = 0.0
+
+
+@dataclass(frozen=True)
+class LogLine:
+    stream: Literal["stdout", "stderr"]
+    time: float
+    data: str
+
+
+@dataclass(frozen=True)
+class Event:
+    time: float
+    type: Literal["container", "network", "volume", "image"]
+    action: str  # create, start, die, oom, health_status: healthy, stop, destroy, ...
+    id: str
+    name: str = ""
+    attributes: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ExecResult:
+    exit_code: int
+    stdout: str = ""
+    stderr: str = ""
+
+
+@dataclass(frozen=True)
+class Stats:
+    memory_usage: int = 0
+    memory_peak: int = 0
+    memory_limit: int = 0
+    cpu_usage_ns: int = 0
+    pids: int = 0
+
+
+class EngineAPI(Protocol):
+    # containers
+    async def create_container(self, spec: ContainerSpec) -> ContainerInfo: ...
+    async def start_container(self, ref: str) -> ContainerInfo: ...
+    async def stop_container(self, ref: str, timeout: float | None = None) -> ContainerInfo: ...
+    async def kill_container(self, ref: str, signal: str = "SIGKILL") -> None: ...
+    async def wait_container(self, ref: str) -> int: ...
+    async def remove_container(self, ref: str, force: bool = False, volumes: bool = False) -> None: ...
+    async def inspect_container(self, ref: str) -> ContainerInfo: ...
+    async def list_containers(
+        self, all: bool = False, labels: dict[str, str] | None = None
+    ) -> list[ContainerInfo]: ...
+    async def pause_container(self, ref: str) -> None: ...
+    async def unpause_container(self, ref: str) -> None: ...
+    def logs(
+        self, ref: str, follow: bool = False, tail: int | None = None
+    ) -> AsyncIterator[LogLine]: ...
+    async def exec_run(
+        self,
+        ref: str,
+        argv: list[str],
+        user: str | None = None,
+        env: dict[str, str] | None = None,
+        workdir: str | None = None,
+    ) -> ExecResult: ...
+    async def top(self, ref: str) -> list[dict[str, str]]: ...
+    async def stats(self, ref: str) -> Stats: ...
+    # networks
+    async def create_network(self, spec: NetworkSpec) -> NetworkInfo: ...
+    async def remove_network(self, name: str) -> None: ...
+    async def list_networks(self, labels: dict[str, str] | None = None) -> list[NetworkInfo]: ...
+    # volumes
+    async def create_volume(self, spec: VolumeSpec) -> VolumeInfo: ...
+    async def remove_volume(self, name: str, force: bool = False) -> None: ...
+    async def list_volumes(self, labels: dict[str, str] | None = None) -> list[VolumeInfo]: ...
+    # images
+    async def list_images(self) -> list[ImageInfo]: ...
+    async def inspect_image(self, ref: str) -> ImageInfo: ...
+    # events
+    def events(self) -> AsyncIterator[Event]: ...

@@ -1,0 +1,135 @@
+"""What the runtime needs to make a container: no YAML left in it.
+
+`composer/` converts a `ServiceSpec` into a `ContainerSpec` (one converter, in composer);
+the engine turns a `ContainerSpec` plus the image's config into a launch. Every type here
+is a frozen dataclass that round-trips through JSON (`runtime.serde`), because it travels
+over the daemon's socket and is stored in each container's state directory.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+MountType = Literal["bind", "volume", "tmpfs"]
+
+
+@dataclass(frozen=True)
+class Mount:
+    type: MountType
+    target: str  # absolute path inside the container
+    source: str = ""  # bind: absolute host path; volume: volume name ("" = anonymous); tmpfs: ""
+    read_only: bool = False
+    create_host_path: bool = True  # bind: create a missing host dir (Docker's short syntax)
+    tmpfs_size: int | None = None  # bytes
+    tmpfs_mode: int | None = None  # e.g. 0o1777
+    nocopy: bool = False  # volume: don't copy the image's content into a new volume
+    propagation: str | None = None  # bind: private/rprivate/shared/rshared/slave/rslave
+
+
+@dataclass(frozen=True)
+class Resources:
+    memory: int | None = None  # bytes (mem_limit, deploy.resources.limits.memory)
+    memory_swap: int | None = None  # bytes, memory+swap; -1 = unlimited
+    memory_reservation: int | None = None
+    cpu_quota: int | None = None  # microseconds per cpu_period (cpus: 0.5 -> 50000)
+    cpu_period: int = 100_000
+    cpu_shares: int | None = None  # v1 shares (v2 weight is derived from it)
+    pids_limit: int | None = None
+    cpuset_cpus: str | None = None
+    cpuset_mems: str | None = None
+    blkio_weight: int | None = None  # 10..1000
+    oom_kill_disable: bool = False
+
+
+@dataclass(frozen=True)
+class Ulimit:
+    name: str  # "nofile", "nproc", ...
+    soft: int
+    hard: int
+
+
+@dataclass(frozen=True)
+class PortBinding:
+    container_port: int
+    protocol: Literal["tcp", "udp", "sctp"] = "tcp"
+    host_ip: str = ""  # "" = all host addresses
+    host_port: int = 0  # 0 = pick a free port
+
+
+@dataclass(frozen=True)
+class NetworkAttachment:
+    network: str  # engine network name (e.g. "myproj_default")
+    aliases: tuple[str, ...] = ()
+    ipv4_address: str | None = None
+    priority: int = 0
+
+
+@dataclass(frozen=True)
+class Healthcheck:
+    test: tuple[str, ...]  # ("CMD", ...), ("CMD-SHELL", "cmd"), ("NONE",)
+    interval: float = 30.0
+    timeout: float = 30.0
+    retries: int = 3
+    start_period: float = 0.0
+    start_interval: float = 5.0
+
+
+@dataclass(frozen=True)
+class ContainerSpec:
+    name: str
+    image: str
+    command: tuple[str, ...] | None = None  # None: the image's Cmd
+    entrypoint: tuple[str, ...] | None = None  # None: the image's Entrypoint
+    env: dict[str, str] = field(default_factory=dict)  # merged over the image's Env
+    working_dir: str | None = None
+    user: str | None = None  # "name", "uid", "uid:gid", "name:group"
+    group_add: tuple[str, ...] = ()
+    hostname: str | None = None
+    domainname: str | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+    mounts: tuple[Mount, ...] = ()
+    read_only: bool = False
+    shm_size: int | None = None  # bytes, default 64 MiB
+    resources: Resources = field(default_factory=Resources)
+    ulimits: tuple[Ulimit, ...] = ()
+    sysctls: dict[str, str] = field(default_factory=dict)
+    cap_add: tuple[str, ...] = ()
+    cap_drop: tuple[str, ...] = ()
+    privileged: bool = False
+    security_opt: tuple[str, ...] = ()
+    init: bool = False
+    tty: bool = False
+    stdin_open: bool = False
+    stop_signal: str = "SIGTERM"
+    stop_grace_period: float = 10.0
+    # "bridge" (attach to `networks`), "host", "none", "container:<name-or-id>"
+    network_mode: str = "bridge"
+    networks: tuple[NetworkAttachment, ...] = ()
+    ports: tuple[PortBinding, ...] = ()
+    dns: tuple[str, ...] = ()
+    dns_search: tuple[str, ...] = ()
+    dns_opt: tuple[str, ...] = ()
+    extra_hosts: tuple[tuple[str, str], ...] = ()  # (hostname, ip)
+    restart: str = "no"  # no | always | on-failure[:N] | unless-stopped
+    healthcheck: Healthcheck | None = None
+    userns_mode: str | None = None  # None | "host" | "private" (own user namespace)
+    auto_remove: bool = False
+
+
+@dataclass(frozen=True)
+class NetworkSpec:
+    name: str
+    driver: str = "bridge"
+    internal: bool = False
+    subnet: str | None = None
+    gateway: str | None = None
+    mtu: int | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+    external: bool = False
+
+
+@dataclass(frozen=True)
+class VolumeSpec:
+    name: str
+    labels: dict[str, str] = field(default_factory=dict)
+    external: bool = False
