@@ -1,1 +1,2 @@
-
+"""Storage: content-addressed layers (layers), container rootfs dirs (rootfs), named volumes
+(volumes). See docs/storage-and-images.md."""
