@@ -1,0 +1,140 @@
+"""The per-container shim: forked by the fork server, survives the daemon and the fork server.
+
+It makes the pid namespace (unshare CLONE_NEWPID affects children only), forks the container
+init (pid 1 there), turns the init's stdout/stderr into the json log, and when the init exits
+writes `<state_dir>/exit.json` atomically, then exits. The engine waits on the shim's pidfd.
+"""
+from __future__ import annotations
+
+import fcntl
+import gc
+import json
+import os
+import select
+import signal
+import socket
+import termios
+import time
+import traceback
+
+from runtime.process.config import LaunchConfig
+from runtime.process.init import exit_code_of, run_init
+from runtime.process.logs import JsonLogWriter
+from runtime.process.syscalls import CLONE_NEWPID, Syscalls
+
+EXIT_FILE = "exit.json"
+
+
+class SeqChannel:
+    """JSON messages over a SOCK_SEQPACKET connection (one message per packet)."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+
+    def send(self, msg: dict[str, object]) -> None:
+        self.sock.send(json.dumps(msg).encode())
+
+    def recv(self) -> dict[str, object] | None:
+        data = self.sock.recv(65536)
+        return json.loads(data) if data else None
+
+
+def reset_signals() -> None:
+    """Python ignores SIGPIPE/SIGXFSZ and the fork server ignores SIGCHLD; ignored signals
+    survive execve, so give the container the defaults back."""
+    for s in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGCHLD, signal.SIGINT, signal.SIGTERM,
+              signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2):
+        signal.signal(s, signal.SIG_DFL)
+
+
+def write_exit(state_dir: str, code: int, sig: int | None) -> None:
+    tmp = os.path.join(state_dir, EXIT_FILE + ".tmp")
+    with open(tmp, "w") as f:
+        json.dump({"exit_code": code, "signal": sig, "finished_at": time.time()}, f)
+    os.rename(tmp, os.path.join(state_dir, EXIT_FILE))
+
+
+def run_shim(cfg: LaunchConfig, conn: socket.socket, sc: Syscalls) -> int:
+    gc.disable()  # no cycles are made here; a collection would dirty copy-on-write pages
+    reset_signals()
+    os.setsid()  # its own session: a daemon's ^C or death does not reach containers
+    os.makedirs(cfg.state_dir, exist_ok=True)
+    log_fd = os.open(cfg.log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
+    devnull = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
+    readers: dict[int, str] = {}
+    keep_in = -1
+    if cfg.tty:
+        master, slave = os.openpty()
+        child_io = (slave, slave, slave)
+        readers[master] = "stdout"
+        keep_in = master
+    else:
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        stdin = devnull
+        if cfg.stdin_open:  # keep a writer open so the command never sees EOF on stdin
+            stdin, keep_in = os.pipe()
+        child_io = (stdin, out_w, err_w)
+        readers[out_r] = "stdout"
+        readers[err_r] = "stderr"
+
+    if "pid" in cfg.join_namespaces:
+        fd = sc.open_ns(cfg.join_namespaces["pid"])
+        sc.setns(fd, CLONE_NEWPID)
+        sc.close(fd)
+    elif "pid" in cfg.namespaces:
+        sc.unshare(CLONE_NEWPID)
+
+    pid = os.fork()
+    if pid == 0:  # the container init
+        code = 125
+        try:
+            for i, fd in enumerate(child_io):
+                os.dup2(fd, i)  # dup2 clears CLOEXEC on 0/1/2
+            if cfg.tty:
+                os.setsid()
+                fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+            code = run_init(cfg, sc, SeqChannel(conn), conn.fileno())
+        except BaseException:  # noqa: BLE001
+            traceback.print_exc()
+        os._exit(code)
+
+    conn.close()
+    for fd in set(child_io) - {devnull}:
+        os.close(fd)
+    for i in range(3):
+        os.dup2(devnull, i)
+    writer = JsonLogWriter(log_fd)
+    _pump(readers, writer)
+    _, status = os.waitpid(pid, 0)
+    code = exit_code_of(status)
+    sig = os.WTERMSIG(status) if os.WIFSIGNALED(status) else None
+    write_exit(cfg.state_dir, code, sig)
+    if keep_in >= 0 and keep_in not in readers:
+        os.close(keep_in)
+    return 0
+
+
+def _pump(readers: dict[int, str], writer: JsonLogWriter) -> None:
+    """Copy the container's output into the log until every writer end is closed."""
+    poller = select.poll()
+    for fd in readers:
+        poller.register(fd, select.POLLIN)
+    open_fds = set(readers)
+    while open_fds:
+        try:
+            events = poller.poll()
+        except InterruptedError:
+            continue
+        for fd, _ev in events:
+            try:
+                data = os.read(fd, 65536)
+            except OSError:  # EIO: the pty's last slave closed
+                data = b""
+            if data:
+                writer.feed(readers[fd], data)
+                continue
+            writer.flush(readers[fd])
+            poller.unregister(fd)
+            open_fds.discard(fd)
+            os.close(fd)
