@@ -1,0 +1,473 @@
+"""NetworkManager: the network layer's API for the engine.
+
+Networks are Linux bridges with their own subnet; containers join them through veth pairs;
+an embedded DNS server answers names per network; NAT and published ports are nft rules in
+the engine's own table. What was handed out (subnets, addresses, ports) is persisted under
+the state root (runtime.network.state) so a daemon restart hands out nothing twice, and
+`start()` rebuilds the in-memory parts (DNS records and listeners, port reservations).
+
+Every method is safe to call again after a failure: half-made work is rolled back before an
+error leaves, and teardown (`detach`, `unpublish`, `remove`) is idempotent.
+"""
+from __future__ import annotations
+
+import asyncio
+import builtins
+import contextlib
+import ipaddress
+import logging
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Literal
+
+from runtime.api import NetworkInfo
+from runtime.errors import Conflict, InvalidArgument, NotFound
+from runtime.network import firewall, hostlock, ipam, links, names, ports, sysctl
+from runtime.network.dns import DnsServer, Resolver, host_upstreams
+from runtime.network.errors import NetworkError
+from runtime.network.files import resolv_conf
+from runtime.network.state import (
+    ContainerRecord,
+    Endpoint,
+    NetworkRecord,
+    NetworkState,
+    PublishedPort,
+    StateStore,
+)
+from runtime.paths import Paths
+from runtime.types import NetworkAttachment, NetworkSpec, PortBinding
+
+log = logging.getLogger(__name__)
+
+PortMode = Literal["nat", "proxy"]
+DEFAULT_MTU = 1500
+
+
+def _info(rec: NetworkRecord) -> NetworkInfo:
+    return NetworkInfo(name=rec.spec.name, spec=rec.spec, bridge=rec.bridge, subnet=rec.subnet, gateway=rec.gateway)
+
+
+class NetworkManager:
+    def __init__(
+        self,
+        paths: Paths,
+        *,
+        pools: Sequence[str] = ipam.DEFAULT_POOLS,
+        port_mode: PortMode = "nat",
+        dns_port: int = 53,
+        upstreams: Sequence[str] | None = None,
+        dns_timeout: float = 1.0,
+    ) -> None:
+        self.paths = paths
+        self.store = StateStore(paths.networks)
+        self.table = firewall.table_name(paths.root)
+        self.pools = tuple(pools)
+        self.port_mode: PortMode = port_mode
+        self.resolver = Resolver(list(upstreams) if upstreams is not None else host_upstreams(), dns_timeout)
+        self.dns = DnsServer(self.resolver, dns_port)
+        self._reservations: dict[str, list[ports.Reservation]] = {}
+        self._proxies: dict[str, list[ports.TcpProxy]] = {}
+        self._lock = asyncio.Lock()
+
+    # -- lifecycle -----------------------------------------------------------------------
+    async def start(self) -> None:
+        """After a daemon (re)start: bridges, rules, DNS listeners/records, port reservations."""
+        async with self._lock:
+            state = self.store.load()
+            for rec in state.networks.values():
+                try:
+                    await self._ensure_kernel(rec)
+                except NetworkError as exc:  # one broken network must not stop the daemon
+                    log.warning("network %s could not be restored: %s", rec.spec.name, exc)
+            for c in state.containers.values():
+                self._register_dns(c, state)
+                if c.ports:
+                    await self._hold_ports(c.id, c.ports)
+            await self._apply_firewall(state)
+
+    async def close(self) -> None:
+        """Stop serving (DNS, proxies, port reservations); networks stay as they are."""
+        await self.dns.close()
+        for cid in list(self._reservations):
+            await self._release_ports(cid)
+
+    # -- networks ------------------------------------------------------------------------
+    async def create(self, spec: NetworkSpec) -> NetworkInfo:
+        """Create network `spec.name` (idempotent: an existing one is returned as it is)."""
+        if spec.external:
+            return self.inspect(spec.name, external=True)
+        if spec.driver not in ("bridge", ""):
+            raise InvalidArgument(
+                f"network {spec.name}: driver {spec.driver!r} is not supported; use bridge", subject=spec.name
+            )
+        async with self._lock:
+            existing = self.store.load().networks.get(spec.name)
+            if existing is not None:
+                await self._ensure_kernel(existing)
+                return _info(existing)
+            failure: BaseException | None = None
+            # host-wide: another engine choosing a subnet now must see our bridge's route
+            with hostlock.held():
+                host = await links.host_net_info()
+                with self.store.transaction() as st:
+                    rec = self._plan_network(spec, st, host)
+                    st.networks[spec.name] = rec
+                    snapshot = st
+                try:
+                    await self._ensure_kernel(rec)
+                except BaseException as exc:
+                    failure = exc
+            try:
+                if failure is not None:
+                    raise failure
+                sysctl.forward_acquire()
+                await self._apply_firewall(snapshot)
+            except BaseException:
+                await self._remove_locked(spec.name)  # takes the host lock itself
+                raise
+            blocked = await firewall.foreign_forward_drop()
+            if blocked and not spec.internal:
+                log.warning(
+                    "forward chain(s) with policy drop (%s) may block traffic of network %s; "
+                    "allow the %s bridge there",
+                    ", ".join(blocked),
+                    spec.name,
+                    rec.bridge,
+                )
+            return _info(rec)
+
+    def _plan_network(self, spec: NetworkSpec, st: NetworkState, host: links.HostNetInfo) -> NetworkRecord:
+        taken = [ipaddress.IPv4Network(n.subnet) for n in st.networks.values()]
+        if spec.subnet:
+            subnet = ipam.parse_subnet(spec.subnet, spec.name)
+            for other in st.networks.values():
+                if subnet.overlaps(ipaddress.IPv4Network(other.subnet)):
+                    raise Conflict(
+                        f"network {spec.name}: subnet {subnet} overlaps network {other.spec.name} "
+                        f"({other.subnet}); pick another subnet",
+                        subject=spec.name,
+                    )
+        else:
+            subnet = ipam.choose_subnet(taken, host.routes + host.addresses, self.pools)
+        gateway = (
+            ipam.check_gateway(subnet, spec.gateway, spec.name) if spec.gateway else ipam.default_gateway(subnet)
+        )
+        mtu = spec.mtu or host.default_mtu or DEFAULT_MTU
+        return NetworkRecord(
+            spec=spec, bridge=names.bridge_name(spec.name), subnet=str(subnet), gateway=str(gateway), mtu=mtu
+        )
+
+    async def _ensure_kernel(self, rec: NetworkRecord) -> None:
+        await links.ensure_bridge(rec.bridge, rec.gateway, links.prefixlen_of(rec.subnet), rec.mtu)
+        sysctl.set_route_localnet(rec.bridge)
+        await self.dns.listen(rec.spec.name, rec.gateway)
+
+    async def remove(self, name: str, force: bool = False) -> None:
+        """Remove network `name`: bridge, rules, DNS listener and IPAM entries. Idempotent.
+
+        Containers still attached are a Conflict, unless `force`: then they are detached
+        first (from every network, as `detach` does).
+        """
+        if force:
+            rec = self.store.load().networks.get(name)
+            for cid in sorted(set(rec.leases.values())) if rec else []:
+                await self.detach(cid)
+        async with self._lock:
+            rec = self.store.load().networks.get(name)
+            if rec is not None and rec.leases:
+                users = ", ".join(sorted(set(rec.leases.values())))
+                raise Conflict(
+                    f"network {name} still has containers attached ({users}); stop or detach them first",
+                    subject=name,
+                )
+            await self._remove_locked(name)
+
+    async def _remove_locked(self, name: str) -> None:
+        await self.dns.stop(name)
+        self.resolver.remove_network(name)
+        await links.delete_link(names.bridge_name(name))
+        with self.store.transaction() as st:
+            st.networks.pop(name, None)
+            snapshot = st
+        await self._apply_firewall(snapshot)
+        if not snapshot.networks:
+            others = [t for _, t in await firewall.list_tables() if t.startswith(firewall.DEFAULT_TABLE)]
+            sysctl.forward_release(others_active=bool(others))
+
+    def list(self, labels: dict[str, str] | None = None) -> builtins.list[NetworkInfo]:
+        recs = self.store.load().networks.values()
+        want = labels or {}
+        return [_info(r) for r in recs if all(r.spec.labels.get(k) == v for k, v in want.items())]
+
+    def inspect(self, name: str, external: bool = False) -> NetworkInfo:
+        rec = self.store.load().networks.get(name)
+        if rec is None:
+            if external:
+                raise NotFound(
+                    f"network {name} declared as external, but could not be found; "
+                    f"create it first (composer network create {name})",
+                    subject=name,
+                )
+            raise NotFound(f"network {name} not found", subject=name)
+        return _info(rec)
+
+    # -- containers ----------------------------------------------------------------------
+    async def attach(
+        self,
+        container_id: str,
+        pid: int,
+        attachments: Sequence[NetworkAttachment],
+        dns_names: Sequence[str],
+        *,
+        dns_servers: Sequence[str] = (),
+    ) -> dict[str, str]:
+        """Join the netns of `pid` to each network (eth0, eth1... by priority); return network -> ipv4.
+
+        The first network with a route out (not internal) gets the default route. `dns_names`
+        (service name, container name, ...) plus each attachment's aliases become DNS names on
+        that network; `dns_servers` (the container's `dns:`) replace the host's upstreams for it.
+        """
+        ordered = sorted(attachments, key=lambda a: -a.priority)
+        if not ordered:
+            await self.setup_loopback(pid)
+            return {}
+        async with self._lock:
+            with self.store.transaction() as st:
+                self._release_container(st, container_id, keep_ports=True)
+                record = self._plan_endpoints(st, container_id, pid, ordered, dns_names, dns_servers)
+                snapshot = st
+            plans = self._veth_plans(snapshot, record)
+            try:
+                await links.add_veths(pid, plans)
+            except BaseException:
+                for p in plans:
+                    with contextlib.suppress(Exception):
+                        await links.delete_link(p.host)
+                with self.store.transaction() as st:
+                    self._release_container(st, container_id, keep_ports=True)
+                raise
+            self.resolver.remove_owner(container_id)
+            self._register_dns(record, snapshot)
+            return {e.network: e.ip for e in record.endpoints}
+
+    def _plan_endpoints(
+        self,
+        st: NetworkState,
+        cid: str,
+        pid: int,
+        ordered: Sequence[NetworkAttachment],
+        dns_names: Sequence[str],
+        dns_servers: Sequence[str],
+    ) -> ContainerRecord:
+        record = st.containers.get(cid) or ContainerRecord(id=cid)
+        record.pid = pid
+        record.dns_names = list(dns_names)
+        record.dns_servers = list(dns_servers)
+        record.endpoints = []
+        for i, att in enumerate(ordered):
+            net = st.networks.get(att.network)
+            if net is None:
+                raise NotFound(f"network {att.network} not found; create it before attaching", subject=att.network)
+            if any(e.network == att.network for e in record.endpoints):
+                raise InvalidArgument(f"container {cid} lists network {att.network} twice", subject=cid)
+            ip = ipam.allocate_ip(
+                ipaddress.IPv4Network(net.subnet),
+                ipaddress.IPv4Address(net.gateway),
+                net.leases,
+                att.ipv4_address,
+                att.network,
+            )
+            net.leases[str(ip)] = cid
+            record.endpoints.append(
+                Endpoint(
+                    network=att.network,
+                    ip=str(ip),
+                    host_veth=names.veth_name(cid, att.network),
+                    ifname=names.container_ifname(i),
+                    mac=names.mac_from_ip(str(ip)),
+                    aliases=list(att.aliases),
+                )
+            )
+        st.containers[cid] = record
+        return record
+
+    @staticmethod
+    def _veth_plans(st: NetworkState, record: ContainerRecord) -> builtins.list[links.VethPlan]:
+        plans = []
+        routed = False
+        for e in record.endpoints:
+            net = st.networks[e.network]
+            default = not routed and not net.spec.internal
+            routed = routed or default
+            plans.append(
+                links.VethPlan(
+                    host=e.host_veth,
+                    bridge=net.bridge,
+                    peer=e.ifname,
+                    ip=e.ip,
+                    prefixlen=links.prefixlen_of(net.subnet),
+                    mac=e.mac,
+                    mtu=net.mtu,
+                    gateway=net.gateway if default else None,
+                )
+            )
+        return plans
+
+    @staticmethod
+    def _release_container(st: NetworkState, cid: str, keep_ports: bool) -> ContainerRecord | None:
+        record = st.containers.get(cid)
+        if record is None:
+            return None
+        for e in record.endpoints:
+            net = st.networks.get(e.network)
+            if net is not None and net.leases.get(e.ip) == cid:
+                del net.leases[e.ip]
+        if keep_ports and record.ports:
+            record.endpoints = []
+        else:
+            del st.containers[cid]
+        return record
+
+    def _register_dns(self, record: ContainerRecord, st: NetworkState) -> None:
+        for e in record.endpoints:
+            if e.network in st.networks:
+                self.resolver.add(record.id, e.network, e.ip, [*record.dns_names, *e.aliases], record.dns_servers)
+
+    async def detach(self, container_id: str) -> None:
+        """Release the container's addresses, host veths, DNS names and published ports. Idempotent."""
+        async with self._lock:
+            await self._release_ports(container_id)
+            with self.store.transaction() as st:
+                record = self._release_container(st, container_id, keep_ports=False)
+                snapshot = st
+            self.resolver.remove_owner(container_id)
+            if record is None:
+                return
+            for e in record.endpoints:
+                await links.delete_link(e.host_veth)
+            if record.ports:
+                await self._apply_firewall(snapshot)
+
+    async def setup_loopback(self, pid: int) -> None:
+        """network_mode none: the container's own netns with only lo, up."""
+        await links.loopback_up(pid)
+
+    def resolv_conf(
+        self,
+        container_id: str,
+        dns: Sequence[str] = (),
+        dns_search: Sequence[str] = (),
+        dns_opt: Sequence[str] = (),
+        host_mode: bool = False,
+    ) -> str:
+        """/etc/resolv.conf for an attached container (or for host/none mode when not attached)."""
+        st = self.store.load()
+        record = st.containers.get(container_id)
+        gateways = [st.networks[e.network].gateway for e in record.endpoints] if record else []
+        try:
+            with open("/etc/resolv.conf") as f:
+                host_text = f.read()
+        except OSError:
+            host_text = ""
+        return resolv_conf(gateways, dns, dns_search, dns_opt, host_text, host_mode)
+
+    def gateway_of(self, network: str) -> str:
+        return self.inspect(network).gateway
+
+    # -- published ports -----------------------------------------------------------------
+    async def publish(
+        self, container_id: str, ip: str, bindings: Sequence[PortBinding]
+    ) -> builtins.list[PortBinding]:
+        """Make `bindings` reach `ip` (the container's address); return them with real host ports.
+
+        Conflict (naming the port) when a host port is taken; nothing is left half-made.
+        """
+        async with self._lock:
+            reservations = ports.reserve_all(bindings)
+            published = [PublishedPort(r.binding, ip) for r in reservations]
+            try:
+                proxies = await self._start_proxies(reservations, ip)
+                with self.store.transaction() as st:
+                    record = st.containers.setdefault(container_id, ContainerRecord(id=container_id))
+                    record.ports.extend(published)
+                    snapshot = st
+                await self._apply_firewall(snapshot)
+            except BaseException:
+                for r in reservations:
+                    r.close()
+                with self.store.transaction() as st:
+                    rec = st.containers.get(container_id)
+                    if rec is not None:
+                        rec.ports = [p for p in rec.ports if p not in published]
+                raise
+            self._reservations.setdefault(container_id, []).extend(reservations)
+            self._proxies.setdefault(container_id, []).extend(proxies)
+            return [p.binding for p in published]
+
+    async def unpublish(self, container_id: str) -> None:
+        """Close the container's published ports. Idempotent."""
+        async with self._lock:
+            await self._release_ports(container_id)
+            with self.store.transaction() as st:
+                record = st.containers.get(container_id)
+                had = bool(record and record.ports)
+                if record is not None:
+                    record.ports = []
+                    if not record.endpoints:
+                        del st.containers[container_id]
+                snapshot = st
+            if had:
+                await self._apply_firewall(snapshot)
+
+    def _proxied(self, binding: PortBinding) -> bool:
+        return self.port_mode == "proxy" and binding.protocol == "tcp"
+
+    async def _start_proxies(
+        self, reservations: Sequence[ports.Reservation], ip: str
+    ) -> builtins.list[ports.TcpProxy]:
+        started: builtins.list[ports.TcpProxy] = []
+        for r in reservations:
+            if self._proxied(r.binding):
+                proxy = ports.TcpProxy(r, ip, r.binding.container_port)
+                await proxy.start()
+                started.append(proxy)
+        return started
+
+    async def _hold_ports(self, cid: str, published: Sequence[PublishedPort]) -> None:
+        held = []
+        for p in published:
+            try:
+                held.append(ports.reserve(p.binding))
+            except Conflict as exc:
+                log.warning("container %s: cannot re-reserve %s: %s", cid, ports.describe(p.binding), exc)
+        self._reservations[cid] = held
+        proxies: builtins.list[ports.TcpProxy] = []
+        for r in held:
+            ip = next(p.container_ip for p in published if p.binding == r.binding)
+            proxies += await self._start_proxies([r], ip)
+        self._proxies[cid] = proxies
+
+    async def _release_ports(self, cid: str) -> None:
+        for proxy in self._proxies.pop(cid, []):
+            await proxy.close()
+        for r in self._reservations.pop(cid, []):
+            r.close()
+
+    # -- firewall ------------------------------------------------------------------------
+    async def _apply_firewall(self, st: NetworkState) -> None:
+        bridges = [
+            firewall.BridgeRule(n.bridge, n.subnet, n.spec.internal) for n in st.networks.values()
+        ]
+        dnats = [
+            firewall.DnatRule(
+                p.binding.protocol, p.binding.host_ip, p.binding.host_port, p.container_ip, p.binding.container_port
+            )
+            for c in st.containers.values()
+            for p in c.ports
+            if not self._proxied(p.binding)
+        ]
+        await firewall.apply(self.table, bridges, dnats)
+
+    def published(self, container_id: str) -> builtins.list[PortBinding]:
+        record = self.store.load().containers.get(container_id)
+        return [replace(p.binding) for p in record.ports] if record else []
