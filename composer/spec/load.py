@@ -1,0 +1,254 @@
+"""`load_stack(LoadOptions) -> Stack`: the one entry point every command uses.
+
+Pipeline (as docker-compose's config.load): find files -> environment (.env / --env-file,
+then the process environment wins) -> per file: YAML -> top-level keys -> interpolation ->
+extends -> validation (errors name that file) -> merge files -> typed model ->
+cross-references (networks, volumes, secrets) -> profiles.
+"""
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from composer.errors import SpecError
+from composer.spec.dotenv import read_env_file
+from composer.spec.extends import resolve_extends
+from composer.spec.interpolate import Interpolator
+from composer.spec.keys import TOP_LEVEL_KEYS, TOP_LEVEL_UNSUPPORTED
+from composer.spec.merge import merge_stacks
+from composer.spec.service import ParseContext, ServiceSpec
+from composer.spec.stack import Stack
+from composer.spec.toplevel import FileObject, NetworkConfig, VolumeConfig
+from composer.spec.validate import check_references, model_warnings
+from composer.spec.where import Where, as_map, check_keys
+from composer.spec.yamlio import read_yaml
+
+DEFAULT_FILES = ("compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml")
+OVERRIDE_FILES = {
+    "compose.yaml": ("compose.override.yaml", "compose.override.yml"),
+    "compose.yml": ("compose.override.yml", "compose.override.yaml"),
+    "docker-compose.yaml": ("docker-compose.override.yaml", "docker-compose.override.yml"),
+    "docker-compose.yml": ("docker-compose.override.yml", "docker-compose.override.yaml"),
+}
+SECTION_NAME = re.compile(r"^[a-zA-Z0-9._-]+$")
+PROJECT_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    files: Sequence[str] = ()  # -f, in order; empty: COMPOSE_FILE or the default names
+    project_name: str | None = None  # -p
+    project_directory: str | None = None  # --project-directory
+    env_files: Sequence[str] = ()  # --env-file; empty: <project dir>/.env if present
+    profiles: Sequence[str] = ()  # --profile; empty: COMPOSE_PROFILES
+    environ: Mapping[str, str] | None = None  # None: os.environ
+    working_dir: str | None = None  # None: os.getcwd()
+    read_env_files: bool = True  # read services' env_file into environment
+
+
+def load_stack(opts: LoadOptions) -> Stack:
+    environ = dict(os.environ if opts.environ is None else opts.environ)
+    cwd = Path(opts.working_dir or os.getcwd()).resolve()
+    files = _find_files(opts, environ, cwd)
+    project_dir = Path(opts.project_directory).resolve() if opts.project_directory else files[0].parent
+    env = _environment(opts, environ, project_dir, cwd)
+    interp = Interpolator(env)
+    ctx = ParseContext(str(project_dir), env, read_env_files=False)
+    merged: dict[str, Any] = {}
+    for path in files:
+        # with one file the final parse names it anyway: skip the separate per-file pass
+        doc = _load_file(path, _display(path, cwd, project_dir), interp, ctx, validate=len(files) > 1)
+        merged = merge_stacks(merged, doc)
+    ctx.read_env_files = opts.read_env_files
+    ctx.warnings = interp.warnings + ctx.warnings
+    display = _display(files[0], cwd, project_dir)
+    stack = _build(merged, display, ctx, opts, env, project_dir, files)
+    return stack
+
+
+def _find_files(opts: LoadOptions, environ: Mapping[str, str], cwd: Path) -> list[Path]:
+    base = Path(opts.project_directory) if opts.project_directory else cwd
+    names = list(opts.files)
+    if not names and environ.get("COMPOSE_FILE"):
+        sep = environ.get("COMPOSE_PATH_SEPARATOR", os.pathsep)
+        names = [n for n in environ["COMPOSE_FILE"].split(sep) if n]
+    if names:
+        out = [(cwd / n).resolve() if not os.path.isabs(n) else Path(n) for n in names]
+        for p, n in zip(out, names, strict=True):
+            if not p.is_file():
+                raise SpecError("file not found (check -f / COMPOSE_FILE)", file=n)
+        return out
+    for folder in (base.resolve(), *base.resolve().parents):
+        for name in DEFAULT_FILES:
+            if (folder / name).is_file():
+                found = [folder / name]
+                override = next((folder / o for o in OVERRIDE_FILES[name] if (folder / o).is_file()), None)
+                return found + ([override] if override else [])
+    raise SpecError(
+        f"no stack file found in {base} or its parents "
+        f"(create compose.yaml or pass -f FILE)"
+    )
+
+
+def _environment(opts: LoadOptions, environ: dict[str, str], project_dir: Path, cwd: Path) -> dict[str, str]:
+    """Variables for interpolation: env files first, the process environment wins."""
+    env: dict[str, str] = {}
+    if opts.env_files:
+        for name in opts.env_files:
+            path = Path(name) if os.path.isabs(name) else cwd / name
+            if not path.is_file():
+                raise SpecError("env file not found (check --env-file)", file=name)
+            env.update(read_env_file(path, {**env, **environ}, label=name))
+    elif (project_dir / ".env").is_file():
+        env.update(read_env_file(project_dir / ".env", environ, label=".env"))
+    env.update(environ)
+    return env
+
+
+def _display(path: Path, cwd: Path, project_dir: Path) -> str:
+    """How errors name a file: relative to the working or project folder when inside it."""
+    for base in (cwd, project_dir):
+        try:
+            return str(path.relative_to(base))
+        except ValueError:
+            continue
+    return str(path)
+
+
+def _load_file(
+    path: Path, display: str, interp: Interpolator, ctx: ParseContext, *, validate: bool = True,
+) -> dict[str, Any]:
+    raw: dict[str, Any] = interp.tree(_read_top(path, display), Where(display))
+    if isinstance(raw.get("services"), dict):
+        def load_other(other: str, shown: str) -> dict[str, Any]:
+            doc: dict[str, Any] = interp.tree(_read_top(Path(other), shown), Where(shown))
+            return _section(doc, "services", Where(shown))
+
+        raw["services"] = resolve_extends(raw["services"], str(path), display, load_other)
+    if validate:
+        _validate_file(raw, display, ctx)
+    return raw
+
+
+def _read_top(path: Path, display: str) -> dict[str, Any]:
+    doc = read_yaml(path, display)
+    if doc is None:
+        raise SpecError("empty stack file (add a services: section)", file=display)
+    w = Where(display)
+    doc = as_map(doc, w)
+    check_keys(doc, w, TOP_LEVEL_KEYS, unsupported=TOP_LEVEL_UNSUPPORTED)
+    return doc
+
+
+def _validate_file(raw: dict[str, Any], display: str, ctx: ParseContext) -> None:
+    """Parse each part of one file so that errors name the file that holds them."""
+    _parse_sections(raw, display, ctx)
+
+
+def _parse_sections(raw: dict[str, Any], display: str, ctx: ParseContext) -> dict[str, Any]:
+    w = Where(display)
+    out: dict[str, Any] = {}
+    services = _section(raw, "services", w)
+    out["services"] = {
+        name: ServiceSpec.parse(name, svc, Where(display, f"services.{name}", name), ctx)
+        for name, svc in services.items()
+    }
+    for key, cls in (("networks", NetworkConfig), ("volumes", VolumeConfig)):
+        section = _section(raw, key, w)
+        out[key] = {k: cls.parse(k, v, w.key(key).key(k)) for k, v in section.items()}
+    for key, kind in (("secrets", "secret"), ("configs", "config")):
+        section = _section(raw, key, w)
+        out[key] = {
+            k: FileObject.parse(k, kind, v, w.key(key).key(k), ctx.base_dir) for k, v in section.items()
+        }
+    if "name" in raw and not isinstance(raw["name"], str):
+        w.key("name").fail("expected a string")
+    if "version" in raw:
+        if not isinstance(raw["version"], str):
+            w.key("version").fail("expected a string")
+        ctx.warnings.append(f"{display}: version is obsolete and ignored")
+    return out
+
+
+def _section(raw: dict[str, Any], key: str, w: Where) -> dict[str, Any]:
+    """A top-level section: a mapping whose keys are names (letters, digits, `._-`)."""
+    if key not in raw:
+        return {}
+    section = as_map(raw[key], w.key(key))
+    for name in section:
+        if not SECTION_NAME.match(name):
+            w.key(key).key(name).fail(f'invalid name "{name}" (use letters, digits, ".", "_", "-")')
+    return section
+
+
+def _build(
+    merged: dict[str, Any], display: str, ctx: ParseContext, opts: LoadOptions,
+    env: dict[str, str], project_dir: Path, files: list[Path],
+) -> Stack:
+    parts = _parse_sections(merged, display, ctx)
+    services: dict[str, ServiceSpec] = parts["services"]
+    networks: dict[str, NetworkConfig] = parts["networks"]
+    check_references(services, networks, parts["volumes"], parts["secrets"], parts["configs"], display)
+    ctx.warnings.extend(model_warnings(services, networks, display))
+    if "default" not in networks and any(
+        not s.network_mode and not s.networks for s in services.values()
+    ):
+        networks = {**networks, "default": NetworkConfig("default")}
+    profiles = _profiles(opts, env)
+    enabled = {n: s for n, s in services.items() if _enabled(s, profiles)}
+    disabled = {n: s for n, s in services.items() if n not in enabled}
+    return Stack(
+        name=project_name(opts, env, merged.get("name"), project_dir, display),
+        project_directory=str(project_dir), services=enabled, networks=networks,
+        volumes=parts["volumes"], secrets=parts["secrets"], configs=parts["configs"],
+        disabled_services=disabled, profiles=profiles, files=tuple(str(f) for f in files),
+        environment=env, warnings=tuple(dict.fromkeys(ctx.warnings)),
+    )
+
+
+def _profiles(opts: LoadOptions, env: Mapping[str, str]) -> tuple[str, ...]:
+    if opts.profiles:
+        names = list(opts.profiles)
+    else:
+        names = [p.strip() for p in env.get("COMPOSE_PROFILES", "").split(",")]
+    return tuple(dict.fromkeys(p for p in names if p))
+
+
+def _enabled(svc: ServiceSpec, profiles: tuple[str, ...]) -> bool:
+    return not svc.profiles or "*" in profiles or any(p in profiles for p in svc.profiles)
+
+
+def normalise_project_name(text: str) -> str:
+    """Compose's rule for a name taken from a folder: lowercase, only [a-z0-9_-], no leading _-."""
+    name = re.sub(r"[^a-z0-9_-]", "", text.lower())
+    return name.lstrip("_-")
+
+
+def project_name(
+    opts: LoadOptions, env: Mapping[str, str], from_file: Any, project_dir: Path, display: str,
+) -> str:
+    """-p, then COMPOSE_PROJECT_NAME, then `name:`, then the project folder's name."""
+    for given, origin in (
+        (opts.project_name, "-p"),
+        (env.get("COMPOSE_PROJECT_NAME"), "COMPOSE_PROJECT_NAME"),
+        (from_file, f"{display}: name"),
+    ):
+        if given:
+            if not PROJECT_NAME.match(given):
+                fixed = normalise_project_name(given)
+                hint = f' (e.g. "{fixed}")' if fixed else ""
+                raise SpecError(
+                    f'invalid project name "{given}" from {origin}: use lowercase letters, '
+                    f'digits, "_" and "-", starting with a letter or digit{hint}'
+                )
+            return str(given)
+    name = normalise_project_name(project_dir.name)
+    if not name:
+        raise SpecError(
+            f'cannot derive a project name from the folder "{project_dir.name}" (use -p NAME or name:)'
+        )
+    return name

@@ -1,0 +1,181 @@
+"""Merging stack files (`-f a.yaml -f b.yaml`, overrides, `extends`) with Compose's rules.
+
+Works on the raw mappings after each file was interpolated and validated, so the values
+have the right shapes. Rules (as the Compose spec's merge section):
+- mappings merge key by key, the later file wins (environment, labels, sysctls, ulimits,
+  build.args, networks, depends_on ... whether written as list or mapping);
+- `ports`, `expose`, `dns`, `dns_search`, `tmpfs`, `cap_add` ... concatenate without
+  duplicates; `volumes` merge by container path; `secrets`/`configs` by source;
+- `command`, `entrypoint`, `healthcheck.test` and any other sequence are replaced.
+"""
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from composer.spec.mounts import is_host_path
+
+_MAP_LIKE = ("environment", "labels", "annotations", "sysctls")
+_UNION = (
+    "ports", "expose", "dns", "dns_search", "dns_opt", "tmpfs", "cap_add", "cap_drop",
+    "security_opt", "group_add", "links", "external_links", "volumes_from", "profiles",
+    "env_file", "extra_hosts",
+)
+
+
+def merge_stacks(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        if key == "services" and isinstance(value, dict) and isinstance(out.get(key), dict):
+            services = dict(out[key])
+            for name, svc in value.items():
+                if name in services and isinstance(services[name], dict) and isinstance(svc, dict):
+                    services[name] = merge_service(services[name], svc)
+                else:
+                    services[name] = normalise_service(svc) if isinstance(svc, dict) else svc
+            out[key] = services
+        elif isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge_maps(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def merge_service(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    base, over = normalise_service(base), normalise_service(over)
+    out = dict(base)
+    for key, value in over.items():
+        old = out.get(key)
+        if old is None or value is None:
+            out[key] = value
+        elif key in _UNION:
+            out[key] = _union(_as_list(old), _as_list(value))
+        elif key == "volumes":
+            out[key] = _by_key(old, value, _volume_target)
+        elif key in ("secrets", "configs"):
+            out[key] = _by_key(old, value, _ref_source)
+        elif key == "healthcheck" and isinstance(old, dict) and isinstance(value, dict):
+            out[key] = {**old, **value}
+        elif isinstance(old, dict) and isinstance(value, dict):
+            out[key] = _merge_maps(old, value)
+        else:
+            out[key] = value
+    return out
+
+
+def normalise_service(svc: dict[str, Any]) -> dict[str, Any]:
+    """List forms that merge by key become mappings (as Compose does before merging)."""
+    out = dict(svc)
+    for key in _MAP_LIKE:
+        if isinstance(out.get(key), list):
+            out[key] = _list_to_map(out[key])
+    if isinstance(out.get("build"), str):
+        out["build"] = {"context": out["build"]}
+    if isinstance(out.get("build"), dict):
+        build = dict(out["build"])
+        for key in ("args", "labels"):
+            if isinstance(build.get(key), list):
+                build[key] = _list_to_map(build[key])
+        out["build"] = build
+    if isinstance(out.get("depends_on"), list):
+        out["depends_on"] = {s: {"condition": "service_started"} for s in out["depends_on"]}
+    if isinstance(out.get("networks"), list):
+        out["networks"] = {n: None for n in out["networks"]}
+    return out
+
+
+def _list_to_map(items: list[Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in items:
+        text = str(item)
+        key, sep, value = text.partition("=")
+        out[key] = value if sep else None
+    return out
+
+
+def _merge_maps(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge_maps(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def _union(old: list[Any], new: list[Any]) -> list[Any]:
+    out = list(old)
+    for item in new:
+        if item not in out:
+            out.append(item)
+    return out
+
+
+def _by_key(old: Any, new: Any, key_of: Any) -> list[Any]:
+    merged: dict[Any, Any] = {}
+    for item in _as_list(old) + _as_list(new):
+        merged[key_of(item)] = item
+    return list(merged.values())
+
+
+def _volume_target(item: Any) -> Any:
+    if isinstance(item, dict):
+        return item.get("target", repr(item))
+    if isinstance(item, str):
+        parts = item.split(":")
+        if len(parts) == 1:
+            return parts[0]
+        if len(parts) == 2 and parts[0].startswith("/") and not parts[1].startswith("/"):
+            return parts[0]
+        return parts[1]
+    return repr(item)
+
+
+def _ref_source(item: Any) -> Any:
+    if isinstance(item, dict):
+        return item.get("source", repr(item))
+    return item
+
+
+def rebase_paths(svc: dict[str, Any], from_dir: str) -> dict[str, Any]:
+    """Make a service's relative paths absolute against `from_dir` (for `extends: {file:}`)."""
+    from composer.spec.mounts import resolve_path
+
+    out = dict(svc)
+    build = out.get("build")
+    if isinstance(build, str) and "://" not in build:
+        out["build"] = resolve_path(build, from_dir)
+    elif isinstance(build, dict) and isinstance(build.get("context", "."), str):
+        ctx = build.get("context", ".")
+        if "://" not in ctx:
+            out["build"] = {**build, "context": resolve_path(ctx, from_dir)}
+    env_file = out.get("env_file")
+    if isinstance(env_file, str):
+        out["env_file"] = resolve_path(env_file, from_dir)
+    elif isinstance(env_file, list):
+        out["env_file"] = [
+            resolve_path(e, from_dir) if isinstance(e, str)
+            else {**e, "path": resolve_path(e["path"], from_dir)}
+            if isinstance(e, dict) and isinstance(e.get("path"), str) else e
+            for e in env_file
+        ]
+    if isinstance(out.get("volumes"), list):
+        out["volumes"] = [_rebase_volume(v, from_dir) for v in out["volumes"]]
+    return out
+
+
+def _rebase_volume(item: Any, from_dir: str) -> Any:
+    from composer.spec.mounts import resolve_path
+
+    if isinstance(item, str):
+        parts = item.split(":")
+        if len(parts) >= 2 and is_host_path(parts[0]):
+            return ":".join([resolve_path(parts[0], from_dir), *parts[1:]])
+        return item
+    if isinstance(item, dict) and item.get("type") == "bind" and isinstance(item.get("source"), str):
+        return {**item, "source": resolve_path(item["source"], from_dir)}
+    return item

@@ -1,0 +1,247 @@
+"""deploy (replicas, resources, restart_policy), ulimits, build and logging."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from composer.spec.mounts import resolve_path
+from composer.spec.units import parse_bytes, parse_duration
+from composer.spec.where import (
+    Where,
+    as_bool,
+    as_int,
+    as_map,
+    as_number,
+    as_str,
+    check_keys,
+    list_or_dict,
+    scalar_text,
+    str_list,
+    str_or_list,
+    unique_items,
+)
+
+SWARM_ONLY = ("endpoint_mode", "labels", "placement", "update_config", "rollback_config")
+
+
+@dataclass(frozen=True)
+class ResourceLimits:
+    cpus: float | None = None
+    memory: int | None = None  # bytes
+    pids: int | None = None
+
+    @classmethod
+    def parse(cls, raw: Any, w: Where, *, reservations: bool = False) -> ResourceLimits:
+        raw = as_map(raw, w)
+        unsupported = {"generic_resources": "generic_resources", "devices": "devices (GPU reservations)"}
+        check_keys(raw, w, ("cpus", "memory", "pids"), unsupported=unsupported)
+        cpus = as_number(raw["cpus"], w.key("cpus")) if "cpus" in raw else None
+        if cpus is not None and cpus < 0:
+            w.key("cpus").fail("cpus must not be negative")
+        memory = parse_bytes(as_str(raw["memory"], w.key("memory")), w.key("memory")) if "memory" in raw else None
+        pids = as_int(raw["pids"], w.key("pids")) if "pids" in raw else None
+        return cls(cpus, memory, pids)
+
+
+@dataclass(frozen=True)
+class RestartPolicy:
+    condition: str = "any"  # none | on-failure | any
+    max_attempts: int | None = None
+    delay: float | None = None
+    window: float | None = None
+
+
+@dataclass(frozen=True)
+class Deploy:
+    replicas: int | None = None
+    mode: str = "replicated"
+    limits: ResourceLimits = field(default_factory=ResourceLimits)
+    reservations: ResourceLimits = field(default_factory=ResourceLimits)
+    restart_policy: RestartPolicy | None = None
+    ignored: tuple[str, ...] = ()  # swarm-only keys given (warned about)
+
+    @classmethod
+    def parse(cls, raw: Any, w: Where) -> Deploy:
+        if raw is None:
+            return cls()
+        raw = as_map(raw, w)
+        check_keys(raw, w, ("replicas", "mode", "resources", "restart_policy", *SWARM_ONLY))
+        mode = as_str(raw.get("mode", "replicated"), w.key("mode"))
+        if mode not in ("replicated", "global"):
+            w.key("mode").fail(f'invalid mode "{mode}" (use replicated or global)')
+        replicas = as_int(raw["replicas"], w.key("replicas")) if "replicas" in raw else None
+        if replicas is not None and replicas < 0:
+            w.key("replicas").fail("replicas must not be negative")
+        limits = reservations = ResourceLimits()
+        if "resources" in raw:
+            res = as_map(raw["resources"], w.key("resources"))
+            wr = w.key("resources")
+            check_keys(res, wr, ("limits", "reservations"))
+            if "limits" in res:
+                limits = ResourceLimits.parse(res["limits"], wr.key("limits"))
+            if "reservations" in res:
+                reservations = ResourceLimits.parse(res["reservations"], wr.key("reservations"), reservations=True)
+        policy = None
+        if "restart_policy" in raw:
+            policy = _restart_policy(raw["restart_policy"], w.key("restart_policy"))
+        return cls(
+            replicas, mode, limits, reservations, policy,
+            ignored=tuple(k for k in SWARM_ONLY if k in raw),
+        )
+
+
+def _restart_policy(raw: Any, w: Where) -> RestartPolicy:
+    raw = as_map(raw, w)
+    check_keys(raw, w, ("condition", "delay", "max_attempts", "window"))
+    cond = as_str(raw.get("condition", "any"), w.key("condition"))
+    if cond not in ("none", "on-failure", "any"):
+        w.key("condition").fail(f'invalid condition "{cond}" (use none, on-failure or any)')
+    return RestartPolicy(
+        cond,
+        as_int(raw["max_attempts"], w.key("max_attempts")) if "max_attempts" in raw else None,
+        parse_duration(raw["delay"], w.key("delay")) if "delay" in raw else None,
+        parse_duration(raw["window"], w.key("window")) if "window" in raw else None,
+    )
+
+
+@dataclass(frozen=True)
+class Ulimit:
+    name: str
+    soft: int
+    hard: int
+
+    @classmethod
+    def parse_all(cls, raw: Any, w: Where) -> tuple[Ulimit, ...]:
+        out = []
+        for name, value in as_map(raw, w).items():
+            wi = w.key(name)
+            if not name.isalpha() or not name.islower():
+                wi.fail(f'invalid ulimit name "{name}" (e.g. nofile, nproc)')
+            if isinstance(value, dict):
+                check_keys(value, wi, ("soft", "hard"))
+                for k in ("soft", "hard"):
+                    if k not in value:
+                        wi.fail(f"missing key {k}")
+                soft, hard = as_int(value["soft"], wi.key("soft")), as_int(value["hard"], wi.key("hard"))
+            else:
+                soft = hard = as_int(value, wi)
+            if soft > hard and hard >= 0:
+                wi.fail(f"soft limit {soft} is above the hard limit {hard}")
+            out.append(cls(name, soft, hard))
+        return tuple(out)
+
+
+BUILD_KEYS = (
+    "context", "dockerfile", "dockerfile_inline", "args", "target", "labels", "cache_from",
+    "cache_to", "no_cache", "pull", "network", "shm_size", "extra_hosts", "tags", "platforms",
+    "additional_contexts", "isolation", "provenance", "sbom", "no_cache_filter",
+)
+BUILD_UNSUPPORTED = {
+    "secrets": "build secrets", "ssh": "build ssh", "entitlements": "build entitlements",
+    "privileged": "privileged builds", "ulimits": "build ulimits",
+}
+
+
+@dataclass(frozen=True)
+class BuildSpec:
+    context: str  # absolute path (or URL as written)
+    dockerfile: str | None = None
+    dockerfile_inline: str | None = None
+    args: dict[str, str | None] = field(default_factory=dict)
+    target: str | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+    network: str | None = None
+    no_cache: bool = False
+    pull: bool = False
+    shm_size: int | None = None
+    tags: tuple[str, ...] = ()
+    cache_from: tuple[str, ...] = ()
+    extra: dict[str, Any] = field(default_factory=dict)  # other accepted keys, as written
+
+    @classmethod
+    def parse(cls, raw: Any, w: Where, base_dir: str) -> BuildSpec:
+        if isinstance(raw, str):
+            return cls(_context(raw, base_dir))
+        raw = as_map(raw, w)
+        check_keys(raw, w, BUILD_KEYS, unsupported=BUILD_UNSUPPORTED)
+        context = _context(as_str(raw.get("context", "."), w.key("context")), base_dir)
+        if "dockerfile" in raw and "dockerfile_inline" in raw:
+            w.fail("dockerfile and dockerfile_inline are exclusive (use one)")
+        labels = list_or_dict(raw.get("labels", {}), w.key("labels"))
+        for k in ("cache_from", "cache_to", "tags", "platforms"):
+            if k in raw:
+                str_list(raw[k], w.key(k))
+        extra = {k: raw[k] for k in ("cache_to", "platforms", "additional_contexts", "isolation",
+                                     "provenance", "sbom", "no_cache_filter", "extra_hosts") if k in raw}
+        _check_build_extras(raw, w)
+        return cls(
+            context=context,
+            dockerfile=as_str(raw["dockerfile"], w.key("dockerfile")) if "dockerfile" in raw else None,
+            dockerfile_inline=(
+                as_str(raw["dockerfile_inline"], w.key("dockerfile_inline"))
+                if "dockerfile_inline" in raw else None
+            ),
+            args=list_or_dict(raw.get("args", {}), w.key("args")),
+            target=as_str(raw["target"], w.key("target")) if "target" in raw else None,
+            labels={k: v or "" for k, v in labels.items()},
+            network=as_str(raw["network"], w.key("network")) if "network" in raw else None,
+            no_cache=as_bool(raw.get("no_cache", False), w.key("no_cache")),
+            pull=as_bool(raw.get("pull", False), w.key("pull")),
+            shm_size=parse_bytes(_int_or_str(raw["shm_size"], w.key("shm_size")), w.key("shm_size")) if "shm_size" in raw else None,
+            tags=str_list(raw.get("tags", []), w.key("tags")),
+            cache_from=str_list(raw.get("cache_from", []), w.key("cache_from")),
+            extra=extra,
+        )
+
+
+def _check_build_extras(raw: dict[str, Any], w: Where) -> None:
+    """Keys kept as written for the builder: still checked for their types."""
+    if "no_cache_filter" in raw:
+        str_or_list(raw["no_cache_filter"], w.key("no_cache_filter"))
+    if "additional_contexts" in raw:
+        list_or_dict(raw["additional_contexts"], w.key("additional_contexts"))
+    if "isolation" in raw:
+        as_str(raw["isolation"], w.key("isolation"))
+    for key in ("provenance", "sbom"):
+        if key in raw and not isinstance(raw[key], (str, bool)):
+            w.key(key).fail("expected a string or boolean")
+    if "extra_hosts" in raw:
+        hosts = raw["extra_hosts"]
+        if isinstance(hosts, list):
+            unique_items(hosts, w.key("extra_hosts"))
+            str_list(hosts, w.key("extra_hosts"))
+        else:
+            for host, ips in as_map(hosts, w.key("extra_hosts")).items():
+                if not isinstance(ips, str):
+                    str_list(ips, w.key("extra_hosts").key(host))
+
+
+def _int_or_str(value: Any, w: Where) -> int | str:
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        w.fail(f"expected an integer or a size like \"64m\", got {value!r}")
+    return value
+
+
+def _context(text: str, base_dir: str) -> str:
+    if "://" in text or text.startswith(("git@", "github.com/")):
+        return text
+    return resolve_path(text, base_dir)
+
+
+@dataclass(frozen=True)
+class Logging:
+    driver: str | None = None
+    options: dict[str, str | None] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, raw: Any, w: Where) -> Logging:
+        raw = as_map(raw, w)
+        check_keys(raw, w, ("driver", "options"))
+        options: dict[str, str | None] = {}
+        if "options" in raw:
+            for k, v in as_map(raw["options"], w.key("options")).items():
+                if isinstance(v, bool):
+                    w.key("options").key(k).fail("expected a string or number, got boolean")
+                options[k] = scalar_text(v, w.key("options").key(k), allow_null=True)
+        driver = as_str(raw["driver"], w.key("driver")) if "driver" in raw else None
+        return cls(driver, options)

@@ -1,0 +1,397 @@
+"""`ServiceSpec`: one service of a stack, every supported key typed and normalised.
+
+`ServiceSpec.parse(name, raw, ctx)` takes the service mapping after interpolation, merge
+and `extends`; each key goes through its own small parser (table `_PARSERS`), so a wrong
+value fails with the file and the key path (`services.web.ports[1]`).
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from composer.spec.dotenv import read_env_file
+from composer.spec.keys import SERVICE_KEYS, SERVICE_UNSUPPORTED, SERVICE_WARN
+from composer.spec.mounts import VolumeMount, parse_tmpfs_entry
+from composer.spec.parts import (
+    DependsOn,
+    EnvFile,
+    FileRef,
+    Healthcheck,
+    ServiceNetwork,
+    parse_command,
+)
+from composer.spec.ports import PortSpec, parse_expose
+from composer.spec.resources import BuildSpec, Deploy, Logging, Ulimit
+from composer.spec.units import parse_bytes, parse_duration
+from composer.spec.where import (
+    Where,
+    as_bool,
+    as_int,
+    as_list,
+    as_map,
+    as_number,
+    as_str,
+    check_keys,
+    list_or_dict,
+    str_list,
+    str_or_list,
+    type_name,
+    unique_items,
+)
+
+RESTART = re.compile(r"^(no|always|unless-stopped|on-failure(:\d+)?)$")
+PULL_POLICY = re.compile(r"^(always|never|build|if_not_present|missing|refresh|daily|weekly|every_([0-9]+[wdhms])+)$")
+CONTAINER_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
+PROFILE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
+NETWORK_MODE = re.compile(r"^(host|none|bridge|default|(container|service):.+)$")
+
+
+@dataclass
+class ParseContext:
+    base_dir: str  # project directory: relative paths resolve against it
+    environ: Mapping[str, str]  # interpolation environment (for `KEY` without a value)
+    warnings: list[str] = field(default_factory=list)
+    read_env_files: bool = True
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    name: str
+    image: str | None = None
+    build: BuildSpec | None = None
+    command: tuple[str, ...] | None = None
+    entrypoint: tuple[str, ...] | None = None
+    environment: dict[str, str] = field(default_factory=dict)  # env_file first, then environment
+    env_files: tuple[EnvFile, ...] = ()
+    labels: dict[str, str] = field(default_factory=dict)
+    annotations: dict[str, str] = field(default_factory=dict)
+    ports: tuple[PortSpec, ...] = ()
+    expose: tuple[str, ...] = ()
+    volumes: tuple[VolumeMount, ...] = ()
+    tmpfs: tuple[VolumeMount, ...] = ()
+    volumes_from: tuple[str, ...] = ()
+    depends_on: tuple[DependsOn, ...] = ()
+    links: tuple[str, ...] = ()
+    external_links: tuple[str, ...] = ()
+    networks: tuple[ServiceNetwork, ...] = ()  # empty + network_mode None -> the default network
+    network_mode: str | None = None
+    healthcheck: Healthcheck | None = None
+    deploy: Deploy = field(default_factory=Deploy)
+    scale: int | None = None
+    mem_limit: int | None = None
+    memswap_limit: int | None = None
+    mem_reservation: int | None = None
+    cpus: float | None = None
+    cpu_shares: int | None = None
+    cpu_quota: int | None = None
+    cpu_period: int | None = None
+    cpuset: str | None = None
+    pids_limit: int | None = None
+    oom_kill_disable: bool = False
+    ulimits: tuple[Ulimit, ...] = ()
+    sysctls: dict[str, str] = field(default_factory=dict)
+    cap_add: tuple[str, ...] = ()
+    cap_drop: tuple[str, ...] = ()
+    security_opt: tuple[str, ...] = ()
+    group_add: tuple[str, ...] = ()
+    user: str | None = None
+    userns_mode: str | None = None
+    working_dir: str | None = None
+    hostname: str | None = None
+    domainname: str | None = None
+    extra_hosts: tuple[tuple[str, str], ...] = ()
+    dns: tuple[str, ...] = ()
+    dns_search: tuple[str, ...] = ()
+    dns_opt: tuple[str, ...] = ()
+    init: bool | None = None
+    stop_signal: str | None = None
+    stop_grace_period: float | None = None  # seconds
+    shm_size: int | None = None
+    read_only: bool = False
+    privileged: bool = False
+    tty: bool = False
+    stdin_open: bool = False
+    restart: str | None = None
+    profiles: tuple[str, ...] = ()
+    container_name: str | None = None
+    pull_policy: str | None = None
+    platform: str | None = None
+    logging: Logging | None = None
+    ipc: str | None = None
+    attach: bool = True
+    secrets: tuple[FileRef, ...] = ()
+    configs: tuple[FileRef, ...] = ()
+
+    @property
+    def replicas(self) -> int:
+        if self.scale is not None:
+            return self.scale
+        return self.deploy.replicas if self.deploy.replicas is not None else 1
+
+    @classmethod
+    def parse(cls, name: str, raw: Any, w: Where, ctx: ParseContext) -> ServiceSpec:
+        if raw is None:
+            raw = {}
+        raw = as_map(raw, w)
+        check_keys(raw, w, SERVICE_KEYS, unsupported=SERVICE_UNSUPPORTED)
+        values: dict[str, Any] = {"name": name}
+        for key, value in raw.items():
+            if key.startswith("x-") or key == "extends":
+                continue
+            if key in SERVICE_WARN:
+                ctx.warnings.append(f"{w.file}: {w.key(key).path}: {SERVICE_WARN[key]}")
+            parser = _PARSERS.get(key)
+            if value is None and key not in _NULL_OK:
+                w.key(key).fail("expected a value, got null")
+            values[key] = parser(value, w.key(key), ctx) if parser else value
+        if values.get("container_name") == "":
+            del values["container_name"]  # `${NAME}` unset: as if not given
+        values["environment"] = _environment(raw, values, w, ctx)
+        values.pop("env_file", None)
+        if "env_file" in raw and raw["env_file"] is not None:
+            values["env_files"] = EnvFile.parse_all(raw["env_file"], w.key("env_file"), ctx.base_dir)
+        _check_service(values, w)
+        return cls(**values)
+
+
+def _environment(raw: dict[str, Any], values: dict[str, Any], w: Where, ctx: ParseContext) -> dict[str, str]:
+    env: dict[str, str] = {}
+    if raw.get("env_file") is not None and ctx.read_env_files:
+        for ef in EnvFile.parse_all(raw["env_file"], w.key("env_file"), ctx.base_dir):
+            path = Path(ef.path)
+            if not path.is_file():
+                if ef.required:
+                    w.key("env_file").fail(f'env file "{ef.path}" not found (create it or set required: false)')
+                continue
+            env.update(read_env_file(path, ctx.environ))
+    given = values.get("environment") or {}
+    for key, value in given.items():
+        if value is not None:
+            env[key] = value
+        elif key in ctx.environ:
+            env[key] = ctx.environ[key]
+        else:
+            env.pop(key, None)
+    return env
+
+
+def _check_service(values: dict[str, Any], w: Where) -> None:
+    if values.get("network_mode") and values.get("networks"):
+        w.key("network_mode").fail("network_mode and networks cannot be combined (use one)")
+    scale, deploy = values.get("scale"), values.get("deploy")
+    if scale is not None and deploy is not None and deploy.replicas is not None and deploy.replicas != scale:
+        w.key("scale").fail(f"scale {scale} differs from deploy.replicas {deploy.replicas} (set one)")
+
+
+# -- per-key parsers ---------------------------------------------------------------------------
+
+Parser = Callable[[Any, Where, ParseContext], Any]
+
+
+def _str(v: Any, w: Where, _c: ParseContext) -> str:
+    return as_str(v, w)
+
+
+def _bool(v: Any, w: Where, _c: ParseContext) -> bool:
+    return as_bool(v, w)
+
+
+def _bytes(v: Any, w: Where, _c: ParseContext) -> int:
+    if isinstance(v, (int, float)) and not isinstance(v, bool) and v < 0:
+        return -1 if v == -1 else w.fail("must not be negative (use -1 for unlimited)")
+    return parse_bytes(v, w)
+
+
+def _bytes_no_float(v: Any, w: Where, c: ParseContext) -> int:
+    if isinstance(v, float):
+        w.fail(f"expected an integer or a size like \"512m\", got {v}")
+    return _bytes(v, w, c)
+
+
+def _int(v: Any, w: Where, _c: ParseContext) -> int:
+    if isinstance(v, float) and v.is_integer():
+        v = int(v)
+    return as_int(v, w)
+
+
+def _unique_strs(v: Any, w: Where, _c: ParseContext) -> tuple[str, ...]:
+    unique_items(as_list(v, w), w)
+    return str_list(v, w)
+
+
+def _str_or_list(v: Any, w: Where, _c: ParseContext) -> tuple[str, ...]:
+    if isinstance(v, list):
+        unique_items(v, w)
+    return str_or_list(v, w)
+
+
+def _string_map(v: Any, w: Where, _c: ParseContext) -> dict[str, str]:
+    return {k: val or "" for k, val in list_or_dict(v, w).items()}
+
+
+def _env_map(v: Any, w: Where, _c: ParseContext) -> dict[str, str | None]:
+    return list_or_dict(v, w)
+
+
+def _ports(v: Any, w: Where, _c: ParseContext) -> tuple[PortSpec, ...]:
+    items = as_list(v, w)
+    unique_items(items, w)
+    return tuple(p for i, item in enumerate(items) for p in PortSpec.parse(item, w.idx(i)))
+
+
+def _volumes(v: Any, w: Where, c: ParseContext) -> tuple[VolumeMount, ...]:
+    items = as_list(v, w)
+    unique_items(items, w)
+    return tuple(VolumeMount.parse(item, w.idx(i), c.base_dir) for i, item in enumerate(items))
+
+
+def _tmpfs(v: Any, w: Where, c: ParseContext) -> tuple[VolumeMount, ...]:
+    items = _str_or_list(v, w, c)
+    return tuple(parse_tmpfs_entry(t, w if isinstance(v, str) else w.idx(i)) for i, t in enumerate(items))
+
+
+def _extra_hosts(v: Any, w: Where, _c: ParseContext) -> tuple[tuple[str, str], ...]:
+    out: list[tuple[str, str]] = []
+    if isinstance(v, list):
+        unique_items(v, w)
+        for i, text in enumerate(str_list(v, w)):
+            sep = min((text.find(s) for s in "=:" if s in text), default=-1)
+            if sep <= 0:
+                w.idx(i).fail(f'invalid extra host "{text}" (use "host:ip" or "host=ip")')
+            out.append((text[:sep], text[sep + 1:].strip("[]")))
+        return tuple(out)
+    for host, ips in as_map(v, w).items():
+        for ip in ([ips] if isinstance(ips, str) else str_list(ips, w.key(host))):
+            out.append((host, ip))
+    return tuple(out)
+
+
+def _restart(v: Any, w: Where, _c: ParseContext) -> str:
+    text = as_str(v, w)
+    if not RESTART.match(text):
+        w.fail(f'invalid restart policy "{text}" (use no, always, on-failure[:N] or unless-stopped)')
+    return text
+
+
+def _pull_policy(v: Any, w: Where, _c: ParseContext) -> str:
+    text = as_str(v, w)
+    if not PULL_POLICY.match(text):
+        w.fail(f'invalid pull_policy "{text}" (use always, never, missing, build, ...)')
+    return text
+
+
+def _container_name(v: Any, w: Where, _c: ParseContext) -> str:
+    text = as_str(v, w)
+    if text and not CONTAINER_NAME.match(text):
+        w.fail(f'invalid container name "{text}" (letters, digits, "_.-"; at least 2 characters)')
+    return text
+
+
+def _profiles(v: Any, w: Where, c: ParseContext) -> tuple[str, ...]:
+    names = _unique_strs(v, w, c)
+    for i, p in enumerate(names):
+        if not PROFILE.match(p):
+            w.idx(i).fail(f'invalid profile name "{p}"')
+    return names
+
+
+def _network_mode(v: Any, w: Where, _c: ParseContext) -> str:
+    text = as_str(v, w)
+    if not NETWORK_MODE.match(text):
+        w.fail(f'not supported: network_mode "{text}" (use host, none, bridge, container:NAME or service:NAME)')
+    return text
+
+
+def _ipc(v: Any, w: Where, _c: ParseContext) -> str:
+    text = as_str(v, w)
+    if text not in ("private", "shareable", ""):
+        w.fail(f'not supported: ipc "{text}" (every container has its own private IPC namespace)')
+    return text
+
+
+def _userns(v: Any, w: Where, _c: ParseContext) -> str:
+    text = as_str(v, w)
+    if text not in ("host", "private", ""):
+        w.fail(f'not supported: userns_mode "{text}" (use host or private)')
+    return text
+
+
+def _scale(v: Any, w: Where, c: ParseContext) -> int:
+    n = _int(v, w, c)
+    if n < 0:
+        w.fail("scale must not be negative")
+    return n
+
+
+def _cpus(v: Any, w: Where, _c: ParseContext) -> float:
+    n = as_number(v, w)
+    if n < 0:
+        w.fail("cpus must not be negative")
+    return n
+
+
+def _healthcheck(v: Any, w: Where, _c: ParseContext) -> Healthcheck:
+    return Healthcheck.parse(v, w)
+
+
+def _volumes_from(v: Any, w: Where, c: ParseContext) -> tuple[str, ...]:
+    items = _unique_strs(v, w, c)
+    for i, item in enumerate(items):
+        parts = item.split(":")
+        if parts[0] == "container":
+            parts = parts[1:]
+        if not parts[0] or len(parts) > 2 or (len(parts) == 2 and parts[1] not in ("ro", "rw")):
+            w.idx(i).fail(f'invalid volumes_from "{item}" (use SERVICE[:ro|rw] or container:NAME[:ro|rw])')
+    return items
+
+
+def _null_empty(v: Any, w: Where, _c: ParseContext) -> dict[str, str | None]:
+    return {} if v is None else list_or_dict(v, w)
+
+
+def _attach(v: Any, w: Where, _c: ParseContext) -> bool:
+    return as_bool(v, w)
+
+
+_PARSERS: dict[str, Parser] = {
+    "image": _str, "build": lambda v, w, c: BuildSpec.parse(v, w, c.base_dir),
+    "command": lambda v, w, c: parse_command(v, w), "entrypoint": lambda v, w, c: parse_command(v, w),
+    "environment": _env_map, "labels": _string_map, "annotations": _string_map,
+    "ports": _ports, "expose": lambda v, w, c: parse_expose(_unique_any(v, w), w),
+    "volumes": _volumes, "tmpfs": _tmpfs, "volumes_from": _volumes_from,
+    "depends_on": lambda v, w, c: DependsOn.parse_all(v, w), "links": _unique_strs,
+    "external_links": _unique_strs, "networks": lambda v, w, c: ServiceNetwork.parse_all(v, w),
+    "network_mode": _network_mode, "healthcheck": _healthcheck,
+    "deploy": lambda v, w, c: Deploy.parse(v, w), "scale": _scale,
+    "mem_limit": _bytes, "memswap_limit": _bytes, "mem_reservation": _bytes_no_float, "shm_size": _bytes,
+    "cpus": _cpus, "cpu_shares": _int, "cpu_quota": _int, "cpu_period": _int, "cpuset": _str,
+    "pids_limit": _int, "oom_kill_disable": _bool, "ulimits": lambda v, w, c: Ulimit.parse_all(v, w),
+    "sysctls": _string_map, "cap_add": _unique_strs, "cap_drop": _unique_strs,
+    "security_opt": _unique_strs, "group_add": lambda v, w, c: tuple(
+        _group(x, w.idx(i)) for i, x in enumerate(_unique_any(v, w))),
+    "user": _str, "userns_mode": _userns, "working_dir": _str, "hostname": _str,
+    "domainname": _str, "extra_hosts": _extra_hosts, "dns": _str_or_list,
+    "dns_search": _str_or_list, "dns_opt": _unique_strs, "init": _bool, "stop_signal": _str,
+    "stop_grace_period": lambda v, w, c: parse_duration(v, w), "read_only": _bool,
+    "privileged": _bool, "tty": _bool, "stdin_open": _bool, "restart": _restart,
+    "profiles": _profiles, "container_name": _container_name, "pull_policy": _pull_policy,
+    "platform": _str, "logging": lambda v, w, c: Logging.parse(v, w), "ipc": _ipc,
+    "attach": _attach, "secrets": lambda v, w, c: FileRef.parse_all(v, w),
+    "configs": lambda v, w, c: FileRef.parse_all(v, w),
+}
+_NULL_OK = frozenset({"command", "entrypoint", "deploy"})
+
+
+def _unique_any(v: Any, w: Where) -> list[Any]:
+    items = as_list(v, w)
+    unique_items(items, w)
+    return items
+
+
+def _group(v: Any, w: Where) -> str:
+    if isinstance(v, bool) or not isinstance(v, (str, int)):
+        w.fail(f"expected a group name or id, got {type_name(v)}")
+    return str(v)

@@ -1,0 +1,54 @@
+"""`Stack`: a loaded, merged, interpolated and validated stack file."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from composer.spec.service import ServiceSpec
+from composer.spec.toplevel import FileObject, NetworkConfig, VolumeConfig
+
+
+@dataclass(frozen=True)
+class Stack:
+    name: str  # the project name
+    project_directory: str
+    services: dict[str, ServiceSpec]  # enabled services (profiles applied)
+    networks: dict[str, NetworkConfig] = field(default_factory=dict)
+    volumes: dict[str, VolumeConfig] = field(default_factory=dict)
+    secrets: dict[str, FileObject] = field(default_factory=dict)
+    configs: dict[str, FileObject] = field(default_factory=dict)
+    disabled_services: dict[str, ServiceSpec] = field(default_factory=dict)  # profile not active
+    profiles: tuple[str, ...] = ()  # active profiles
+    files: tuple[str, ...] = ()  # absolute paths of the stack files, in merge order
+    environment: dict[str, str] = field(default_factory=dict)  # interpolation environment
+    warnings: tuple[str, ...] = ()
+
+    def all_services(self) -> dict[str, ServiceSpec]:
+        return {**self.services, **self.disabled_services}
+
+    def all_profiles(self) -> tuple[str, ...]:
+        seen: dict[str, None] = {}
+        for svc in self.all_services().values():
+            for p in svc.profiles:
+                seen[p] = None
+        return tuple(sorted(seen))
+
+    def network_name(self, key: str) -> str:
+        """Engine name of a stack network: `<project>_<key>` unless named or external."""
+        net = self.networks.get(key)
+        if net is not None and net.name:
+            return net.name
+        if net is not None and net.external:
+            return key
+        return f"{self.name}_{key}"
+
+    def volume_name(self, key: str) -> str:
+        vol = self.volumes.get(key)
+        if vol is not None and vol.name:
+            return vol.name
+        if vol is not None and vol.external:
+            return key
+        return f"{self.name}_{key}"
+
+    def container_name(self, service: str, number: int = 1) -> str:
+        spec = self.all_services()[service]
+        return spec.container_name or f"{self.name}-{service}-{number}"

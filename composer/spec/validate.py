@@ -1,0 +1,58 @@
+"""Cross-references inside a stack: what services use must be declared at the top level."""
+from __future__ import annotations
+
+from composer.spec.service import ServiceSpec
+from composer.spec.toplevel import FileObject, NetworkConfig, VolumeConfig
+from composer.spec.where import Where
+
+
+def model_warnings(
+    services: dict[str, ServiceSpec], networks: dict[str, NetworkConfig], file: str,
+) -> list[str]:
+    """Accepted keys that have no effect here: say so instead of ignoring them silently."""
+    out: list[str] = []
+    for name, svc in services.items():
+        for key in svc.deploy.ignored:
+            out.append(f"{file}: services.{name}.deploy.{key}: swarm-only, ignored on a single host")
+        for attach in svc.networks:
+            if attach.ipv6_address:
+                out.append(f"{file}: services.{name}.networks.{attach.name}.ipv6_address: IPv6 is not supported, ignored")
+    for key, net in networks.items():
+        if net.enable_ipv6:
+            out.append(f"{file}: networks.{key}.enable_ipv6: IPv6 is not supported, ignored")
+        if net.attachable:
+            out.append(f"{file}: networks.{key}.attachable: ignored (swarm only)")
+        extra = sorted(k for k in net.driver_opts if k != "com.docker.network.driver.mtu")
+        if extra:
+            out.append(f"{file}: networks.{key}.driver_opts: only com.docker.network.driver.mtu is used, ignored: {', '.join(extra)}")
+    return out
+
+
+def check_references(
+    services: dict[str, ServiceSpec],
+    networks: dict[str, NetworkConfig],
+    volumes: dict[str, VolumeConfig],
+    secrets: dict[str, FileObject],
+    configs: dict[str, FileObject],
+    file: str,
+) -> None:
+    for name, svc in services.items():
+        w = Where(file, f"services.{name}", service=name)
+        if svc.image is None and svc.build is None:
+            w.fail("has neither an image nor a build context (add image: or build:)")
+        for net in svc.networks:
+            if net.name not in networks and net.name != "default":
+                w.key("networks").key(net.name).fail(
+                    f'undefined network "{net.name}" (declare it under the top-level networks:)'
+                )
+        for i, mount in enumerate(svc.volumes):
+            if mount.type == "volume" and mount.source and mount.source not in volumes:
+                w.key("volumes").idx(i).fail(
+                    f'undefined volume "{mount.source}" (declare it under the top-level volumes:)'
+                )
+        for kind, refs, declared in (("secret", svc.secrets, secrets), ("config", svc.configs, configs)):
+            for i, ref in enumerate(refs):
+                if ref.source not in declared:
+                    w.key(f"{kind}s").idx(i).fail(
+                        f'undefined {kind} "{ref.source}" (declare it under the top-level {kind}s:)'
+                    )
