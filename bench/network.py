@@ -13,6 +13,7 @@ import os
 import statistics
 import subprocess
 import sys
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -134,6 +135,7 @@ async def bench(runs: int, size: int) -> list[tuple[str, str, str]]:
             for n in list(m.store.load().networks):
                 await m.remove(n)
             await m.close()
+        shutil.rmtree(tmp, ignore_errors=True)
     return rows
 
 

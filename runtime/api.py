@@ -98,6 +98,37 @@ class Stats:
     pids: int = 0
 
 
+@dataclass(frozen=True)
+class BuildRequest:
+    context: str  # absolute path of the build context
+    dockerfile: str = "Dockerfile"  # relative to the context, or absolute
+    tag: str = ""
+    target: str | None = None
+    build_args: dict[str, str] = field(default_factory=dict)
+    no_cache: bool = False
+
+
+@dataclass(frozen=True)
+class BuildProgress:
+    """One line of build output; the last item carries `image_id` (or `error`)."""
+
+    line: str = ""
+    image_id: str = ""
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class PullEvent:
+    """Progress of a pull: per layer (`layer` = short digest) or for the image (`layer` = "")."""
+
+    status: str
+    layer: str = ""
+    current: int = 0
+    total: int | None = None
+    image_id: str = ""
+    error: str = ""
+
+
 class EngineAPI(Protocol):
     # containers
     async def create_container(self, spec: ContainerSpec) -> ContainerInfo: ...
@@ -136,5 +167,10 @@ class EngineAPI(Protocol):
     # images
     async def list_images(self) -> list[ImageInfo]: ...
     async def inspect_image(self, ref: str) -> ImageInfo: ...
+    async def remove_image(self, ref: str, force: bool = False) -> list[str]: ...
+    async def import_image(self, path: str, tag: str) -> ImageInfo: ...
+    async def load_image(self, path: str) -> list[ImageInfo]: ...
+    def build_image(self, req: BuildRequest) -> AsyncIterator[BuildProgress]: ...
+    def pull_image(self, ref: str) -> AsyncIterator[PullEvent]: ...
     # events
     def events(self) -> AsyncIterator[Event]: ...

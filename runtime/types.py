@@ -100,7 +100,7 @@ class ContainerSpec:
     init: bool = False
     tty: bool = False
     stdin_open: bool = False
-    stop_signal: str = "SIGTERM"
+    stop_signal: str | None = None  # None: the image's STOPSIGNAL, else SIGTERM
     stop_grace_period: float = 10.0
     # "bridge" (attach to `networks`), "host", "none", "container:<name-or-id>"
     network_mode: str = "bridge"

@@ -11,7 +11,9 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-VERB_MODULES: tuple[str, ...] = ("config_cmd",)
+VERB_MODULES: tuple[str, ...] = (
+    "config_cmd", "up_cmd", "ps_cmd", "lifecycle_cmd", "logs_cmd", "exec_cmd", "image_cmd",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

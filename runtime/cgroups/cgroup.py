@@ -10,7 +10,7 @@ import signal
 import time
 from pathlib import Path
 
-from runtime.cgroups import cpu, cpuset, freezer, io, memory, pids
+from runtime.cgroups import cpu, cpuset, devices, freezer, io, memory, pids
 from runtime.cgroups.base import CgroupStats, Target, Version
 from runtime.cgroups.errors import CgroupError
 from runtime.cgroups.fs import CgroupFS
@@ -54,6 +54,10 @@ class DirCgroup:
         pids.apply(self._t, resources)
         cpuset.apply(self._t, resources)
         io.apply(self._t, resources)
+
+    def restrict_devices(self) -> bool:
+        """Docker's default device allow-list (unprivileged containers)."""
+        return devices.restrict(self._t)
 
     # membership -------------------------------------------------------------------------
     def add_pid(self, pid: int) -> None:

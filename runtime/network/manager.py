@@ -168,6 +168,8 @@ class NetworkManager:
         Containers still attached are a Conflict, unless `force`: then they are detached
         first (from every network, as `detach` does).
         """
+        if name not in self.store.load().networks:
+            raise NotFound(f"network {name} not found", subject=name)
         if force:
             rec = self.store.load().networks.get(name)
             for cid in sorted(set(rec.leases.values())) if rec else []:

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from runtime.errors import InvalidArgument
+from runtime.process.seccomp import check_profile, host_arch
+from runtime.process.userns import IdMap, check_maps
 from runtime.types import Ulimit
 
 # Linux capability numbers (linux/capability.h), names without the CAP_ prefix.
@@ -45,6 +47,7 @@ READONLY_PATHS: tuple[str, ...] = (
     "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger",
 )
 
+INHERIT = "inherit"  # ExecConfig.seccomp: the filter of the container's init (Docker's exec)
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 DEFAULT_SHM_SIZE = 64 * 1024 * 1024
 
@@ -87,7 +90,9 @@ class LaunchConfig:
     privileged: bool = False
     rlimits: tuple[Ulimit, ...] = ()
     sysctls: dict[str, str] = field(default_factory=dict)
-    seccomp: str | None = None  # None: no filter (see docs/process.md)
+    seccomp: str | None = None  # "default": Docker's default filter; None: unconfined
+    uid_map: tuple[IdMap, ...] = ()  # with "user" in namespaces (runtime.process.userns)
+    gid_map: tuple[IdMap, ...] = ()
     init: bool = False
     tty: bool = False
     stdin_open: bool = False
@@ -111,6 +116,7 @@ class ExecConfig:
     no_new_privs: bool = False
     privileged: bool = False
     cgroup_procs: tuple[str, ...] = ()  # cgroup.procs files to join (one per v1 hierarchy)
+    seccomp: str | None = INHERIT  # a profile, None (unconfined), or the container init's
 
 
 def normalize_cap(name: str) -> str:
@@ -186,15 +192,22 @@ def check(cfg: LaunchConfig) -> None:
         if ns not in NAMESPACES:
             raise InvalidArgument(f"unknown namespace {ns!r}: use one of {', '.join(NAMESPACES)}",
                                   subject=cfg.id)
-    if "user" in cfg.namespaces or "user" in cfg.join_namespaces:
-        raise InvalidArgument("user namespaces are not supported yet: remove userns_mode",
-                              subject=cfg.id)
+    if "user" in cfg.join_namespaces:
+        raise InvalidArgument("joining another container's user namespace is not supported: "
+                              "remove userns_mode", subject=cfg.id)
+    if "user" in cfg.namespaces:
+        check_maps(cfg.uid_map, "uid_map")
+        check_maps(cfg.gid_map, "gid_map")
+        for ns in ("pid", "net", "ipc"):  # proc, sysfs, mqueue need them owned by the userns
+            if ns not in cfg.namespaces or ns in cfg.join_namespaces:
+                raise InvalidArgument(
+                    f"userns_mode private needs the container's own {ns} namespace: "
+                    f"drop the {ns} sharing or use userns_mode host", subject=cfg.id)
     if "mnt" not in cfg.namespaces:
         raise InvalidArgument("a container needs its own mount namespace", subject=cfg.id)
+    check_profile(cfg.seccomp)
     if cfg.seccomp is not None:
-        raise InvalidArgument(
-            "seccomp profiles are not supported on this host (no libseccomp bindings): "
-            "use security_opt seccomp=unconfined", subject=cfg.id)
+        host_arch()
     if not cfg.mergeddir.startswith("/") or not cfg.lowerdirs:
         raise InvalidArgument("rootfs needs an absolute mergeddir and at least one lowerdir",
                               subject=cfg.id)

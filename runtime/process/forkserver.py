@@ -12,6 +12,9 @@ Sync protocol of a launch (one JSON message per packet on the request's connecti
   1   | launcher -> server       | {"op": "launch", "config": LaunchConfig} | fork a shim for it
   2   | server                   | (fork; close its copy of the connection) | fork failed: {"error": msg}
   3   | shim                     | setsid, unshare(NEWPID), fork init       | shim closes its copy
+      |                          | userns: stage-1 child unshares USER, shim| see shim.start_in_userns
+      |                          | writes its maps + idmapped lowerdirs,    |
+      |                          | child unshares PID and forks the init    |
   4   | init -> launcher         | {"ready": true, "pid": P, "shim_pid": S} | uts/ipc/net/mnt namespaces exist;
       |                          |                                          | init is paused in recv()
   5   | launcher                 | await prepare(P)                         | engine: cgroup, network (netns of P)

@@ -6,7 +6,8 @@ already pid 1 of the new pid namespace; never returns (execve or os._exit).
     --- ready / prepare(pid) by the engine / go ---
     setup_container    cgroup ns, rprivate, rootfs, /proc /sys /dev, mounts, pivot_root,
                        sysctls, masked + read-only paths, ro rootfs, hostname, rlimits, user
-    enter_identity     bounding set, groups/gid/uid (keepcaps), capset, no_new_privs
+    enter_identity     [seccomp if no no_new_privs], bounding set, groups/gid/uid (keepcaps),
+                       capset, no_new_privs, [seccomp if no_new_privs]
     exec_command       close fds, execve with PATH search in the container's env
 
 Each step is on the `Syscalls` seam, so tests/unit/process checks the order without root.
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from runtime.errors import LaunchError
-from runtime.process import rootfs
+from runtime.process import rootfs, seccomp
 from runtime.process.config import CAPS, DEFAULT_PATH, LaunchConfig, cap_mask
 from runtime.process.syscalls import (
     CLONE_NEWCGROUP,
@@ -61,6 +62,7 @@ class Identity:
     caps: tuple[str, ...]
     last_cap: int
     no_new_privs: bool
+    seccomp: bytes = b""  # encoded BPF filter (runtime.process.seccomp); b"" = none
 
 
 def enter_namespaces(cfg: LaunchConfig, sc: Syscalls) -> None:
@@ -83,15 +85,21 @@ def read_last_cap(sc: Syscalls) -> int:
     return int(raw) if raw and raw.strip().isdigit() else max(CAPS.values())
 
 
-def setup_container(cfg: LaunchConfig, sc: Syscalls) -> Identity:
-    """Everything between "go" and the identity switch; returns who to become."""
+def setup_container(cfg: LaunchConfig, sc: Syscalls, idmapped: tuple[int, ...] = ()) -> Identity:
+    """Everything between "go" and the identity switch; returns who to become.
+    `idmapped`: with a user namespace, idmapped clones of the lowerdirs (made by the shim)."""
     # 1. Own cgroup namespace now that the engine has put us in our cgroup.
     if "cgroup" in cfg.namespaces and "cgroup" not in cfg.join_namespaces:
         sc.unshare(CLONE_NEWCGROUP)
     last_cap = read_last_cap(sc)  # from the host's /proc, before it goes away
     # 2. Nothing we mount may propagate back to the host.
     sc.mount(None, "/", None, MS_REC | MS_PRIVATE)
-    # 3. The root file system, then the kernel file systems and /dev inside it.
+    # 3. The root file system, then the kernel file systems and /dev inside it. In a user
+    #    namespace each lowerdir is first covered by its idmapped clone (in our mount
+    #    namespace only), so the image's root-owned files are root's inside.
+    for fd, lower in zip(idmapped, cfg.lowerdirs, strict=False):
+        sc.move_mount(fd, lower)
+        sc.close(fd)
     rootfs.mount_rootfs(cfg, sc)
     rootfs.mount_proc_sys(cfg, sc)
     rootfs.mount_dev(cfg, sc)
@@ -118,12 +126,37 @@ def setup_container(cfg: LaunchConfig, sc: Syscalls) -> Identity:
     # 8. The user, from the image's own /etc files.
     user = resolve_user(cfg.user, cfg.group_add, sc.read_file("/etc/passwd"),
                         sc.read_file("/etc/group"))
-    return Identity(user, cfg.capabilities, last_cap, cfg.no_new_privs)
+    # 9. The seccomp filter for the final capabilities (installed by enter_identity).
+    prog = seccomp.program(cfg.seccomp, cfg.capabilities)
+    return Identity(user, cfg.capabilities, last_cap, cfg.no_new_privs, prog)
+
+
+def _bounding_set() -> int:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("CapBnd:"):
+                    return int(line.split()[1], 16)
+    except OSError:
+        pass
+    return (1 << 64) - 1
 
 
 def enter_identity(ident: Identity, sc: Syscalls) -> None:
-    """Bounding set first (needs CAP_SETPCAP), then uid/gid keeping caps, then the final sets."""
-    keep = cap_mask(ident.caps, ident.last_cap)
+    """Bounding set first (needs CAP_SETPCAP), then uid/gid keeping caps, then the final sets.
+
+    The seccomp filter is the last thing before chdir/execve, as late as possible so the
+    launch itself never runs under it -- except without no_new_privs: then the kernel only
+    lets a task with CAP_SYS_ADMIN install a filter, which the capset below takes away (and
+    setresuid to a non-root user clears the effective set), so it goes in FIRST, while the
+    init is still root with every capability (as runc does). Everything after it here
+    (prctl, setgroups, setres[ug]id, capset) is allowed by the default profile.
+    """
+    if ident.seccomp and not ident.no_new_privs:
+        sc.seccomp(ident.seccomp)
+    # only what we hold can be kept: a host whose bounding set lacks a cap (e.g. SYS_RESOURCE
+    # in a nested sandbox) would refuse the capset of `privileged: true` otherwise
+    keep = cap_mask(ident.caps, ident.last_cap) & _bounding_set()
     for n in range(ident.last_cap + 1):
         if not keep & (1 << n):
             sc.prctl(PR_CAPBSET_DROP, n)
@@ -136,6 +169,8 @@ def enter_identity(ident: Identity, sc: Syscalls) -> None:
     sc.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL)
     if ident.no_new_privs:
         sc.prctl(PR_SET_NO_NEW_PRIVS, 1)
+        if ident.seccomp:  # unprivileged now: no_new_privs is what allows it
+            sc.seccomp(ident.seccomp)
 
 
 def build_env(env: tuple[str, ...] | list[str], user: ExecUser, hostname: str = "") -> list[str]:
@@ -228,7 +263,8 @@ def _fail(chan: Channel | None, err: BaseException) -> int:
     return code
 
 
-def run_init(cfg: LaunchConfig, sc: Syscalls, chan: Channel, conn_fd: int) -> int:
+def run_init(cfg: LaunchConfig, sc: Syscalls, chan: Channel, conn_fd: int,
+             idmapped: tuple[int, ...] = ()) -> int:
     """The whole sequence. Returns an exit code only on failure (or from the fake/reaper)."""
     try:
         enter_namespaces(cfg, sc)
@@ -236,7 +272,7 @@ def run_init(cfg: LaunchConfig, sc: Syscalls, chan: Channel, conn_fd: int) -> in
         msg = chan.recv()
         if not msg or not msg.get("go"):
             return 125  # the engine gave up (prepare failed): leave quietly
-        ident = setup_container(cfg, sc)
+        ident = setup_container(cfg, sc, idmapped)
         env = build_env(cfg.env, ident.user, cfg.hostname)
         if cfg.init:
             return _run_with_reaper(cfg, ident, env, sc, chan, conn_fd)

@@ -17,7 +17,8 @@ import signal
 import socket
 import termios
 
-from runtime.process.config import ExecConfig
+from runtime.process import seccomp
+from runtime.process.config import INHERIT, ExecConfig
 from runtime.process.init import (
     JOIN_ORDER,
     Identity,
@@ -71,6 +72,11 @@ def run_exec(target_pid: int, cfg: ExecConfig, conn: socket.socket, stdio: list[
     chan = SeqChannel(conn)
     try:
         last_cap = read_last_cap(sc)  # host /proc, before joining the mount namespace
+        profile = cfg.seccomp
+        if profile == INHERIT:  # what the container's init runs under (Docker's exec)
+            filtered = seccomp.status_of(target_pid) == seccomp.SECCOMP_MODE_FILTER
+            profile = seccomp.DEFAULT_PROFILE if filtered else None
+        prog = seccomp.program(profile, cfg.capabilities)
         join_container(target_pid, cfg, sc)
     except BaseException as e:  # noqa: BLE001
         return _fail(chan, e)
@@ -87,7 +93,8 @@ def run_exec(target_pid: int, cfg: ExecConfig, conn: socket.socket, stdio: list[
                 fcntl.ioctl(0, termios.TIOCSCTTY, 0)
             user = resolve_user(cfg.user, cfg.group_add, sc.read_file("/etc/passwd"),
                                 sc.read_file("/etc/group"))
-            enter_identity(Identity(user, cfg.capabilities, last_cap, cfg.no_new_privs), sc)
+            enter_identity(Identity(user, cfg.capabilities, last_cap, cfg.no_new_privs, prog),
+                           sc)
             sc.chdir(cfg.cwd or "/")
             exec_command(list(cfg.argv), build_env(cfg.env, user), sc, keep_fds=(err_w,))
         except BaseException as e:  # noqa: BLE001

@@ -5,6 +5,7 @@ so the host never sees them and they vanish with the namespace when the containe
 """
 from __future__ import annotations
 
+import os
 import posixpath
 import stat
 
@@ -59,11 +60,31 @@ def secure_join(root: str, path: str, sc: Syscalls) -> str:
     return posixpath.join(root, *done) if done else root
 
 
+MOUNT_DATA_MAX = os.sysconf("SC_PAGESIZE") - 1  # mount(2) copies one page of options
+
+
+def _short_overlay_options(cfg: LaunchConfig) -> str:
+    """Too many layers for one page of options: use the short `l/<n>` links that
+    runtime.storage.rootfs.prepare makes beside upper/ and work/, relative to that dir."""
+    base = os.path.dirname(cfg.upperdir.rstrip("/"))
+    links = os.path.join(base, "l")
+    short = [f"l/{i}" for i in range(len(cfg.lowerdirs))]
+    if not all(os.path.realpath(os.path.join(base, s)) == os.path.realpath(d)
+               for s, d in zip(short, cfg.lowerdirs, strict=True)) or not os.path.isdir(links):
+        raise OSError(7, f"too many image layers ({len(cfg.lowerdirs)}) for one overlay mount: "
+                         "squash the image")
+    os.chdir(base)  # overlay resolves relative paths against the mounting process's cwd
+    return f"lowerdir={':'.join(short)},upperdir={os.path.basename(cfg.upperdir.rstrip('/'))}," \
+           f"workdir={os.path.basename(cfg.workdir.rstrip('/'))}"
+
+
 def mount_rootfs(cfg: LaunchConfig, sc: Syscalls) -> None:
     """Overlay of lowerdirs + upperdir at mergeddir, or a bind of a plain directory rootfs."""
     root = cfg.mergeddir
     if cfg.upperdir:
         opts = f"lowerdir={':'.join(cfg.lowerdirs)},upperdir={cfg.upperdir},workdir={cfg.workdir}"
+        if len(opts) >= MOUNT_DATA_MAX:
+            opts = _short_overlay_options(cfg)
         sc.mount("overlay", root, "overlay", 0, opts)
     elif len(cfg.lowerdirs) == 1:
         sc.mount(cfg.lowerdirs[0], root, None, MS_BIND | MS_REC)
@@ -87,6 +108,10 @@ def mount_dev(cfg: LaunchConfig, sc: Syscalls) -> None:
     sc.makedirs(dev)
     sc.mount("tmpfs", dev, "tmpfs", MS_NOSUID, "mode=755,size=65536k")
     for name, major, minor in DEVICES:
+        if "user" in cfg.namespaces:  # no mknod in a user namespace: bind the host's (runc)
+            sc.touch(f"{dev}/{name}")
+            sc.mount(f"/dev/{name}", f"{dev}/{name}", None, MS_BIND)
+            continue
         sc.mknod(f"{dev}/{name}", stat.S_IFCHR | 0o666, major, minor)
         sc.chmod(f"{dev}/{name}", 0o666)  # mknod honours the umask
     for target, name in DEV_LINKS:

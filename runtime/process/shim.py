@@ -6,6 +6,8 @@ writes `<state_dir>/exit.json` atomically, then exits. The engine waits on the s
 """
 from __future__ import annotations
 
+import contextlib
+import errno
 import fcntl
 import gc
 import json
@@ -16,11 +18,18 @@ import socket
 import termios
 import time
 import traceback
+from collections.abc import Callable
 
+from runtime.process import userns
 from runtime.process.config import LaunchConfig
-from runtime.process.init import exit_code_of, run_init
+from runtime.process.init import _fail, exit_code_of, run_init
 from runtime.process.logs import JsonLogWriter
-from runtime.process.syscalls import CLONE_NEWPID, Syscalls
+from runtime.process.syscalls import (
+    CLONE_NEWPID,
+    CLONE_NEWUSER,
+    PR_SET_CHILD_SUBREAPER,
+    Syscalls,
+)
 
 EXIT_FILE = "exit.json"
 
@@ -78,15 +87,7 @@ def run_shim(cfg: LaunchConfig, conn: socket.socket, sc: Syscalls) -> int:
         readers[out_r] = "stdout"
         readers[err_r] = "stderr"
 
-    if "pid" in cfg.join_namespaces:
-        fd = sc.open_ns(cfg.join_namespaces["pid"])
-        sc.setns(fd, CLONE_NEWPID)
-        sc.close(fd)
-    elif "pid" in cfg.namespaces:
-        sc.unshare(CLONE_NEWPID)
-
-    pid = os.fork()
-    if pid == 0:  # the container init
+    def init_main(idmapped: tuple[int, ...] = ()) -> None:  # the container init
         code = 125
         try:
             for i, fd in enumerate(child_io):
@@ -94,10 +95,27 @@ def run_shim(cfg: LaunchConfig, conn: socket.socket, sc: Syscalls) -> int:
             if cfg.tty:
                 os.setsid()
                 fcntl.ioctl(0, termios.TIOCSCTTY, 0)
-            code = run_init(cfg, sc, SeqChannel(conn), conn.fileno())
+            code = run_init(cfg, sc, SeqChannel(conn), conn.fileno(), idmapped)
         except BaseException:  # noqa: BLE001
             traceback.print_exc()
         os._exit(code)
+
+    if "user" in cfg.namespaces:
+        try:
+            pid = start_in_userns(cfg, sc, init_main)
+        except BaseException as e:  # noqa: BLE001 - the launcher waits for "ready"
+            _fail(SeqChannel(conn), e)
+            return 0
+    else:
+        if "pid" in cfg.join_namespaces:
+            fd = sc.open_ns(cfg.join_namespaces["pid"])
+            sc.setns(fd, CLONE_NEWPID)
+            sc.close(fd)
+        elif "pid" in cfg.namespaces:
+            sc.unshare(CLONE_NEWPID)
+        pid = os.fork()
+        if pid == 0:
+            init_main()
 
     conn.close()
     for fd in set(child_io) - {devnull}:
@@ -113,6 +131,83 @@ def run_shim(cfg: LaunchConfig, conn: socket.socket, sc: Syscalls) -> int:
     if keep_in >= 0 and keep_in not in readers:
         os.close(keep_in)
     return 0
+
+
+def start_in_userns(cfg: LaunchConfig, sc: Syscalls,
+                    init_main: Callable[[tuple[int, ...]], None]) -> int:
+    """The init in a new user namespace that owns its pid namespace; returns the init's pid.
+
+        shim (host root)                      stage-1 child
+        ----------------                      -------------
+        subreaper; fork ------------------->  unshare(NEWUSER); send "u"
+        write uid_map, gid_map of the child
+        chown upper/work to the mapped root
+        idmapped clones of every lowerdir ->  (fds over the socketpair)
+                                              setresgid/setresuid(0); unshare(NEWPID)
+                                              fork the init (pid 1) -> init_main(fds)
+        waitpid(stage-1) <------------------  send the init's pid; exit
+        the init is reparented to the shim (subreaper) and waited for as usual
+
+    The pid namespace must be created inside the user namespace (mounting /proc needs
+    CAP_SYS_ADMIN in its owner), and the shim must stay outside (it writes exit.json as host
+    root), hence the stage-1 child. The maps are written from outside as only host root may
+    map ranges other than its own id.
+    """
+    sc.prctl(PR_SET_CHILD_SUBREAPER, 1)
+    mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    stage1 = os.fork()
+    if stage1 == 0:
+        code = 125
+        try:
+            mine.close()
+            sc.unshare(CLONE_NEWUSER)
+            theirs.send(b"u")
+            msg, layer_fds, _flags, _addr = socket.recv_fds(theirs, 64, len(cfg.lowerdirs) + 1)
+            if msg == b"go":
+                sc.setresgid(0)
+                sc.setresuid(0)
+                sc.unshare(CLONE_NEWPID)
+                pid = os.fork()
+                if pid == 0:
+                    theirs.close()
+                    init_main(tuple(layer_fds))
+                theirs.send(str(pid).encode())
+                code = 0
+        except BaseException:  # noqa: BLE001
+            traceback.print_exc()
+        os._exit(code)
+    theirs.close()
+    fds: list[int] = []
+    try:
+        if mine.recv(16) != b"u":
+            raise OSError(errno.EPERM, "could not create the user namespace: is "
+                          "/proc/sys/user/max_user_namespaces 0?")
+        userns.write_maps(stage1, cfg.uid_map, cfg.gid_map)
+        root_uid, root_gid = userns.to_host(cfg.uid_map, 0), userns.to_host(cfg.gid_map, 0)
+        for d in (cfg.upperdir, cfg.workdir):
+            if d:
+                os.chown(d, root_uid, root_gid)
+        ns_fd = os.open(f"/proc/{stage1}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            fds = [sc.idmapped_clone(d, ns_fd) for d in cfg.lowerdirs]
+        finally:
+            os.close(ns_fd)
+        socket.send_fds(mine, [b"go"], fds)
+        reply = mine.recv(32)
+        if not reply:
+            raise OSError(errno.ECHILD, "the container's user namespace setup failed")
+        return int(reply)
+    except BaseException:
+        mine.close()
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(stage1, signal.SIGKILL)
+        raise
+    finally:
+        for fd in fds:
+            os.close(fd)
+        mine.close()
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(stage1, 0)
 
 
 def _pump(readers: dict[int, str], writer: JsonLogWriter) -> None:

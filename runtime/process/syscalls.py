@@ -14,6 +14,7 @@ import ctypes.util
 import errno as _errno
 import os
 import resource
+import struct
 from typing import Protocol
 
 # clone / unshare flags
@@ -65,6 +66,9 @@ PR_CAPBSET_DROP = 24
 PR_SET_NO_NEW_PRIVS = 38
 PR_CAP_AMBIENT = 47
 PR_CAP_AMBIENT_CLEAR_ALL = 4
+PR_SET_SECCOMP = 22
+PR_SET_CHILD_SUBREAPER = 36
+SECCOMP_MODE_FILTER = 2
 
 _CAP_V3 = 0x20080522
 
@@ -79,6 +83,20 @@ class _CapData(ctypes.Structure):
         ("permitted", ctypes.c_uint32),
         ("inheritable", ctypes.c_uint32),
     ]
+
+
+# new mount API (linux/mount.h, fcntl.h); same numbers on x86_64 and aarch64
+_NR = {"open_tree": 428, "move_mount": 429, "mount_setattr": 442}
+OPEN_TREE_CLONE = 1
+AT_EMPTY_PATH = 0x1000
+AT_RECURSIVE = 0x8000
+MOVE_MOUNT_F_EMPTY_PATH = 0x4
+MOUNT_ATTR_IDMAP = 0x00100000
+MOUNT_ATTR_SIZE_VER0 = 32
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
 
 
 class Syscalls(Protocol):
@@ -113,6 +131,9 @@ class Syscalls(Protocol):
     def close_fds(self, keep: tuple[int, ...]) -> None: ...
     def execve(self, path: str, argv: list[str], env: list[str]) -> None: ...
     def close(self, fd: int) -> None: ...
+    def seccomp(self, prog: bytes) -> None: ...
+    def idmapped_clone(self, path: str, userns_fd: int) -> int: ...
+    def move_mount(self, fd: int, target: str) -> None: ...
 
 
 def _libc() -> ctypes.CDLL:
@@ -259,6 +280,39 @@ class LibcSyscalls:
     def close(self, fd: int) -> None:
         os.close(fd)
 
+    def seccomp(self, prog: bytes) -> None:
+        """Install a BPF filter (an array of struct sock_filter, see runtime.process.seccomp).
+        Needs no_new_privs or CAP_SYS_ADMIN; applies to this thread and everything it execs."""
+        buf = ctypes.create_string_buffer(prog, len(prog))
+        fprog = _SockFprog(len(prog) // 8, ctypes.cast(buf, ctypes.c_void_p))
+        if self.libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.addressof(fprog), 0,
+                           0) != 0:
+            raise _err(f"install seccomp filter ({len(prog) // 8} instructions)")
+
+    def idmapped_clone(self, path: str, userns_fd: int) -> int:
+        """A detached copy of the mount tree at `path`, idmapped with the user namespace
+        `userns_fd` (open_tree(OPEN_TREE_CLONE) + mount_setattr(MOUNT_ATTR_IDMAP))."""
+        fd = self.libc.syscall(ctypes.c_long(_NR["open_tree"]), ctypes.c_int(-100), _b(path),
+                               ctypes.c_uint(OPEN_TREE_CLONE | os.O_CLOEXEC | AT_RECURSIVE))
+        if fd < 0:
+            raise _err("open_tree", path)
+        attr = ctypes.create_string_buffer(
+            struct.pack("=QQQQ", MOUNT_ATTR_IDMAP, 0, 0, userns_fd), MOUNT_ATTR_SIZE_VER0)
+        if self.libc.syscall(ctypes.c_long(_NR["mount_setattr"]), ctypes.c_int(fd), b"",
+                             ctypes.c_uint(AT_EMPTY_PATH | AT_RECURSIVE), attr,
+                             ctypes.c_size_t(MOUNT_ATTR_SIZE_VER0)) != 0:
+            err = _err("idmapped mount (mount_setattr MOUNT_ATTR_IDMAP) of", path)
+            os.close(fd)
+            raise err
+        return int(fd)
+
+    def move_mount(self, fd: int, target: str) -> None:
+        """Attach a detached mount (from idmapped_clone) at `target` in our mount namespace."""
+        if self.libc.syscall(ctypes.c_long(_NR["move_mount"]), ctypes.c_int(fd), b"",
+                             ctypes.c_int(-100), _b(target),
+                             ctypes.c_uint(MOVE_MOUNT_F_EMPTY_PATH)) != 0:
+            raise _err("move_mount", target)
+
     def close_fds(self, keep: tuple[int, ...]) -> None:
         """Close every fd above 2 except `keep` (close_range under the hood)."""
         low = 3
@@ -394,3 +448,13 @@ class RecordingSyscalls:
 
     def close(self, fd: int) -> None:
         self._rec("close", fd)
+
+    def seccomp(self, prog: bytes) -> None:
+        self._rec("seccomp", prog)
+
+    def idmapped_clone(self, path: str, userns_fd: int) -> int:
+        self._rec("idmapped_clone", path, userns_fd)
+        return 200 + len(self.calls)
+
+    def move_mount(self, fd: int, target: str) -> None:
+        self._rec("move_mount", fd, target)

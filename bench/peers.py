@@ -1,0 +1,224 @@
+"""The peers: runc, crun, systemd-nspawn, podman, podman-compose — set up, run, cleaned up.
+
+Facts (shared/PEERS.md): crun refuses a "hybrid" host while cgroup2 still holds hugetlb,
+so a v1 hugetlb hierarchy is mounted just around the crun runs; podman needs its default
+ulimits lowered and runc as runtime, given here through a private containers.conf and a
+private storage.conf so the host's /var/lib/containers is never used.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.rootfs import PEER_CGROUP, Bundle
+from bench.stats import Sample
+
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+UNIFIED = CGROUP_ROOT / "unified"
+HUGETLB_MOUNT = CGROUP_ROOT / "hugetlb"
+APT_PACKAGES = ("runc", "crun", "podman", "podman-compose", "systemd-container")
+PODMAN_SUBNET = "10.231.77.0/24"  # not on this host (checked by `free_subnet`)
+PEER_TOOLS = ("runc", "crun", "podman", "podman-compose", "systemd-nspawn")
+
+
+class PeerError(RuntimeError):
+    pass
+
+
+def install_peers(log: Callable[[str], None]) -> None:
+    """apt-get install the peers that are missing (Debian packages)."""
+    missing = [t for t in PEER_TOOLS if shutil.which(t) is None]
+    if not missing:
+        log("peers: all installed")
+        return
+    log(f"peers: installing {' '.join(APT_PACKAGES)} (missing: {' '.join(missing)})")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    subprocess.run(["apt-get", "update"], env=env, capture_output=True)
+    p = subprocess.run(["apt-get", "install", "-y", *APT_PACKAGES], env=env,
+                       capture_output=True, text=True)
+    if p.returncode != 0:
+        log(f"peers: apt-get install failed: {p.stderr.strip().splitlines()[-1:]}")
+
+
+def timed(argv: list[str], env: dict[str, str] | None = None, timeout: float = 120) -> float:
+    """Run argv to completion; wall time in ms. Raises PeerError on a non-zero exit."""
+    t = time.perf_counter()
+    p = subprocess.run(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.PIPE, timeout=timeout)
+    dt = (time.perf_counter() - t) * 1000
+    if p.returncode != 0:
+        raise PeerError(f"{' '.join(argv[:3])}... exited {p.returncode}: "
+                        f"{p.stderr.decode(errors='replace').strip()[-300:]}")
+    return dt
+
+
+def sample(run: Callable[[int], float], runs: int, warmup: int = 2) -> Sample:
+    """`run(i)` timed `runs` times after `warmup` uncounted runs; a failure ends the sample
+    with a note instead of failing the bench."""
+    s = Sample()
+    try:
+        for i in range(warmup + runs):
+            ms = run(i)
+            if i >= warmup:
+                s.values.append(ms)
+    except (PeerError, subprocess.TimeoutExpired, OSError) as e:
+        s.note = f"failed: {e}"
+    return s
+
+
+# ---------------------------------------------------------------- cgroups of the peers
+
+
+def hybrid_hugetlb() -> bool:
+    """True when cgroup2 (the hybrid host's `unified`) still carries hugetlb: crun refuses."""
+    try:
+        return "hugetlb" in (UNIFIED / "cgroup.controllers").read_text().split()
+    except OSError:
+        return False
+
+
+@contextlib.contextmanager
+def hugetlb_v1() -> Iterator[str]:
+    """Mount a v1 hugetlb hierarchy when cgroup2 holds hugetlb; unmount (and rmdir) after.
+    crun refuses a hybrid host otherwise, and systemd-nspawn fails ("Failed to mount cgroup
+    ... hugetlb: Operation not permitted"). Yields what was done, for the results. After the
+    unmount the kernel frees the v1 hierarchy only after a while (seen: minutes); until then
+    hugetlb is on neither mount, and no peer here needs it back — we wait only briefly."""
+    if not hybrid_hugetlb():
+        yield "not needed (cgroup2 holds no hugetlb)"
+        return
+    made_dir = not HUGETLB_MOUNT.exists()
+    if made_dir:
+        HUGETLB_MOUNT.mkdir()
+    try:
+        subprocess.run(["mount", "-t", "cgroup", "-o", "hugetlb", "cgroup", str(HUGETLB_MOUNT)],
+                       check=True, capture_output=True)
+    except subprocess.CalledProcessError as e:
+        if made_dir:
+            HUGETLB_MOUNT.rmdir()
+        raise PeerError(f"mount of a v1 hugetlb hierarchy failed: {e.stderr.decode().strip()}") from e
+    try:
+        yield f"v1 hugetlb mounted at {HUGETLB_MOUNT} around the crun runs"
+    finally:
+        with contextlib.suppress(OSError):
+            (HUGETLB_MOUNT / PEER_CGROUP).rmdir()
+        subprocess.run(["umount", str(HUGETLB_MOUNT)], capture_output=True)
+        if made_dir:
+            with contextlib.suppress(OSError):
+                HUGETLB_MOUNT.rmdir()
+        deadline = time.monotonic() + 2
+        while not hybrid_hugetlb() and time.monotonic() < deadline:
+            time.sleep(0.1)
+
+
+def remove_peer_cgroups() -> list[str]:
+    """rmdir the (empty) PEER_CGROUP parent in every hierarchy; returns what is left."""
+    left = []
+    for d in CGROUP_ROOT.glob(f"*/{PEER_CGROUP}"):
+        for sub in sorted(d.glob("*/"), reverse=True):
+            if (sub / "cgroup.procs").exists():
+                with contextlib.suppress(OSError):
+                    sub.rmdir()
+        try:
+            d.rmdir()
+        except OSError:
+            left.append(str(d))
+    return left
+
+
+# ---------------------------------------------------------------- scenario 1: one-shot runs
+
+
+def run_oci(tool: str, bundle: Bundle, state: Path, runs: int) -> Sample:
+    """`<tool> run` of /bin/true on the bundle; `run` without -d deletes the container."""
+    state.mkdir(parents=True, exist_ok=True)
+    return sample(lambda i: timed([tool, "--root", str(state), "run", "--bundle", str(bundle.dir),
+                                   f"cmpbench-{tool}-{os.getpid()}-{i}"]), runs)
+
+
+def run_nspawn(bundle: Bundle, runs: int) -> Sample:
+    nspawn_dir = Path("/run/systemd/nspawn")
+    existed = nspawn_dir.exists()
+    try:
+        return sample(lambda i: timed(["systemd-nspawn", "--register=no", "--keep-unit", "-q",
+                                       "-D", str(bundle.rootfs), "/bin/true"]), runs)
+    finally:
+        if not existed:  # it leaves empty propagate/ and locks/ behind
+            for d in sorted(nspawn_dir.glob("**/"), key=lambda p: -len(p.parts)):
+                with contextlib.suppress(OSError):
+                    d.rmdir()
+
+
+# ---------------------------------------------------------------- podman
+
+
+@dataclass(frozen=True)
+class Podman:
+    """A podman with private storage and configuration under `dir`."""
+    dir: Path
+
+    @property
+    def env(self) -> dict[str, str]:
+        return dict(os.environ, CONTAINERS_STORAGE_CONF=str(self.dir / "storage.conf"),
+                    CONTAINERS_CONF=str(self.dir / "containers.conf"))
+
+    def write_config(self) -> None:
+        for sub in ("graph", "runroot", "tmp", "volumes", "networks"):
+            (self.dir / sub).mkdir(parents=True, exist_ok=True)
+        (self.dir / "storage.conf").write_text(
+            '[storage]\ndriver = "overlay"\n'
+            f'graphroot = "{self.dir / "graph"}"\nrunroot = "{self.dir / "runroot"}"\n')
+        # static_dir is left at its default (under graphroot): setting it made every
+        # `podman run --rm` hang 20 s for the "conmon timeout" with podman 4.3.1.
+        (self.dir / "containers.conf").write_text(
+            '[containers]\ndefault_ulimits = ["nofile=1024:1024", "nproc=1024:1024"]\n'
+            f'[network]\nnetwork_config_dir = "{self.dir / "networks"}"\n'
+            f'default_subnet = "{PODMAN_SUBNET}"\n'
+            '[engine]\nruntime = "runc"\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\n'
+            f'tmp_dir = "{self.dir / "tmp"}"\nvolume_path = "{self.dir / "volumes"}"\n')
+
+    def podman(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        p = subprocess.run(["podman", *args], env=self.env, capture_output=True, text=True,
+                           stdin=subprocess.DEVNULL, timeout=300)
+        if check and p.returncode != 0:
+            raise PeerError(f"podman {' '.join(args[:2])} failed: {p.stderr.strip()[-300:]}")
+        return p
+
+    def setup(self, tarball: Path) -> None:
+        self.write_config()
+        self.podman("import", str(tarball), "busybox")
+
+    def teardown(self) -> None:
+        """Every container gone, storage reset (unmounts its overlays), conmons ended."""
+        self.podman("rm", "-af", "-t", "0", check=False)
+        self.podman("system", "reset", "-f", check=False)
+        for pid in self.conmon_pids():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, 9)
+
+    def conmon_pids(self) -> list[int]:
+        """conmon processes serving this podman (their command line names our runroot)."""
+        mark = str(self.dir)
+        pids = []
+        for proc in Path("/proc").iterdir():
+            if not proc.name.isdigit():
+                continue
+            try:
+                cmd = (proc / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if cmd and cmd[0].endswith(b"conmon") and any(mark.encode() in c for c in cmd):
+                pids.append(int(proc.name))
+        return pids
+
+
+def run_podman(pm: Podman, runs: int, network_none: bool) -> Sample:
+    argv = ["podman", "run", "--rm", *(["--network", "none"] if network_none else []),
+            "busybox", "/bin/true"]
+    return sample(lambda i: timed(argv, env=pm.env), runs)

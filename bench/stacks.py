@@ -1,0 +1,42 @@
+"""Stack files of the `up`/`down` scenarios (valid for composer and podman-compose alike)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+HEALTH_INTERVAL = "100ms"
+
+
+def independent(n: int) -> str:
+    """`n` busybox services with no dependencies: `init: true`, `command: sleep 600`."""
+    lines = ["services:"]
+    for i in range(n):
+        lines += [f"  s{i}:", "    image: busybox", "    init: true", "    command: sleep 600"]
+    return "\n".join(lines) + "\n"
+
+
+def chain(n: int = 3) -> str:
+    """`n` services, each depending on the previous one being healthy (checks every 100 ms)."""
+    lines = ["services:"]
+    for i in range(n):
+        lines += [
+            f"  c{i}:",
+            "    image: busybox",
+            "    init: true",
+            "    command: sleep 600",
+            "    healthcheck:",
+            "      test: [\"CMD\", \"true\"]",
+            f"      interval: {HEALTH_INTERVAL}",
+            "      timeout: 1s",
+            "      retries: 3",
+        ]
+        if i:
+            lines += ["    depends_on:", f"      c{i - 1}:", "        condition: service_healthy"]
+    return "\n".join(lines) + "\n"
+
+
+def write(dirpath: Path, name: str, text: str) -> Path:
+    d = dirpath / name
+    d.mkdir(parents=True, exist_ok=True)
+    path = d / "compose.yaml"
+    path.write_text(text)
+    return path

@@ -1,0 +1,53 @@
+"""What every verb needs: the stack from the global options, an engine, progress lines."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, TypeVar
+
+from composer.cli.config_cmd import load_from_args
+from composer.cli.progress import PlainProgress, make_progress
+from composer.operations import Project
+
+T = TypeVar("T")
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(coro)
+
+
+async def engine() -> Any:
+    """A client of composerd, started in the background if none runs."""
+    from runtime.client import connect_or_start
+
+    return await connect_or_start()
+
+
+async def with_project(args: argparse.Namespace,
+                       fn: Callable[[Project], Awaitable[T]], *, lock: bool = True) -> T:
+    stack = load_from_args(args)
+    for w in stack.warnings:
+        print(f"WARN[0000] {w}", file=sys.stderr)
+    client = await engine()
+    try:
+        progress = make_progress() if lock else PlainProgress()
+        project = Project(stack, client, progress, build_output=_build_line)
+        try:
+            if lock:
+                async with client.lock(stack.name, on_wait=lambda m: print(m, file=sys.stderr)):
+                    return await fn(project)
+            return await fn(project)
+        finally:
+            progress.close()
+    finally:
+        await client.close()
+
+
+def _build_line(service: str, line: str) -> None:
+    print(f"{service} | {line.rstrip()}", file=sys.stderr, flush=True)
+
+
+def add_services_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("services", nargs="*", metavar="SERVICE")

@@ -1,0 +1,115 @@
+"""`composer exec` (a command in a running service container) and `composer run` (one-off)."""
+from __future__ import annotations
+
+import argparse
+import secrets
+import sys
+from dataclasses import replace
+
+from composer import labels as L
+from composer.cli.common import run, with_project
+from composer.convert import container_spec
+from composer.errors import ComposerError
+from composer.operations import Project, UpOptions
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("exec", help="run a command in a running service container")
+    p.add_argument("-d", "--detach", action="store_true")
+    p.add_argument("-i", "--interactive", action="store_true", default=True)
+    p.add_argument("-t", "--tty", action="store_true")
+    p.add_argument("-T", "--no-TTY", dest="no_tty", action="store_true")
+    p.add_argument("-u", "--user")
+    p.add_argument("-w", "--workdir")
+    p.add_argument("-e", "--env", action="append", default=[])
+    p.add_argument("--index", type=int, default=1)
+    p.add_argument("service")
+    p.add_argument("command", nargs=argparse.REMAINDER)
+    p.set_defaults(func=exec_cmd)
+
+    r = sub.add_parser("run", help="run a one-off command in a new service container")
+    r.add_argument("-d", "--detach", action="store_true")
+    r.add_argument("--rm", action="store_true")
+    r.add_argument("--no-deps", action="store_true")
+    r.add_argument("--name")
+    r.add_argument("-u", "--user")
+    r.add_argument("-w", "--workdir")
+    r.add_argument("-e", "--env", action="append", default=[])
+    r.add_argument("--entrypoint")
+    r.add_argument("-T", "--no-TTY", dest="no_tty", action="store_true")
+    r.add_argument("-i", "--interactive", action="store_true")
+    r.add_argument("-t", "--tty", action="store_true")
+    r.add_argument("service")
+    r.add_argument("command", nargs=argparse.REMAINDER)
+    r.set_defaults(func=run_cmd)
+
+
+def _env(items: list[str]) -> dict[str, str]:
+    out = {}
+    for item in items:
+        k, sep, v = item.partition("=")
+        if not sep:
+            import os
+            v = os.environ.get(k, "")
+        out[k] = v
+    return out
+
+
+def exec_cmd(args: argparse.Namespace) -> int:
+    if not args.command:
+        raise ComposerError("exec: give a command to run, e.g. `composer exec web sh`")
+
+    async def go(project: Project) -> int:
+        cs = [c for c in await project.containers([args.service], all=False)
+              if c.labels.get(L.CONTAINER_NUMBER) == str(args.index)]
+        if not cs:
+            raise ComposerError(f"service {args.service!r} is not running (container #{args.index})")
+        res = await project.engine.exec_run(cs[0].id, list(args.command), user=args.user,
+                                            env=_env(args.env), workdir=args.workdir)
+        if not args.detach:
+            sys.stdout.write(res.stdout)
+            sys.stderr.write(res.stderr)
+        return res.exit_code
+
+    return run(with_project(args, go, lock=False))
+
+
+def run_cmd(args: argparse.Namespace) -> int:
+    async def go(project: Project) -> int:
+        if args.service not in project.stack.services:
+            raise ComposerError(f"no such service: {args.service}")
+        deps = project.graph.select([args.service]) - {args.service}
+        if deps and not args.no_deps:
+            await project.up(UpOptions(services=sorted(deps)))
+        await project.ensure_images([args.service])
+        await project.ensure_networks([args.service])
+        await project.ensure_volumes()
+        labels = project.container_labels(args.service, 1, oneoff=True)
+        spec = container_spec(project.stack, args.service, 1, labels=labels)
+        name = args.name or f"{project.name}-{args.service}-run-{secrets.token_hex(6)}"
+        changes: dict[str, object] = {"name": name, "ports": (), "restart": "no"}
+        if args.command:
+            changes["command"] = tuple(args.command)
+        if args.entrypoint is not None:
+            import shlex
+            changes["entrypoint"] = tuple(shlex.split(args.entrypoint))
+        if args.user:
+            changes["user"] = args.user
+        if args.workdir:
+            changes["working_dir"] = args.workdir
+        if args.env:
+            changes["env"] = {**spec.env, **_env(args.env)}
+        spec = replace(spec, **changes)  # type: ignore[arg-type]
+        info = await project.engine.create_container(spec)
+        await project.engine.start_container(info.id)
+        if args.detach:
+            print(info.name)
+            return 0
+        async for line in project.engine.logs(info.id, follow=True):
+            (sys.stdout if line.stream == "stdout" else sys.stderr).write(line.data)
+        code = await project.engine.wait_container(info.id)
+        if args.rm:
+            await project.engine.remove_container(info.id, force=True, volumes=True)
+        return code
+
+    return run(with_project(args, go, lock=False))

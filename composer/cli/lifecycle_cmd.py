@@ -1,0 +1,85 @@
+"""`composer start`, `stop`, `restart`, `kill`, `pause`, `unpause`, `rm`."""
+from __future__ import annotations
+
+import argparse
+
+from composer.cli.common import add_services_arg, run, with_project
+from composer.operations import Project
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    for name, fn, helptext in (
+        ("start", start, "start existing containers"),
+        ("stop", stop, "stop running containers (dependents first)"),
+        ("restart", restart, "restart containers"),
+        ("pause", pause, "freeze containers"),
+        ("unpause", unpause, "thaw containers"),
+    ):
+        p = sub.add_parser(name, help=helptext)
+        add_services_arg(p)
+        if name in ("stop", "restart"):
+            p.add_argument("-t", "--timeout", type=float, default=None)
+        p.set_defaults(func=fn)
+    k = sub.add_parser("kill", help="send a signal to containers")
+    add_services_arg(k)
+    k.add_argument("-s", "--signal", default="SIGKILL")
+    k.set_defaults(func=kill)
+    rm = sub.add_parser("rm", help="remove stopped containers")
+    add_services_arg(rm)
+    rm.add_argument("-f", "--force", action="store_true")
+    rm.add_argument("-s", "--stop", action="store_true")
+    rm.add_argument("-v", "--volumes", action="store_true")
+    rm.set_defaults(func=rm_cmd)
+
+
+def start(args: argparse.Namespace) -> int:
+    return run(with_project(args, lambda p: p.start(args.services))) or 0
+
+
+def stop(args: argparse.Namespace) -> int:
+    return run(with_project(args, lambda p: p.stop(args.services, args.timeout))) or 0
+
+
+def restart(args: argparse.Namespace) -> int:
+    async def go(p: Project) -> None:
+        await p.stop(args.services, args.timeout)
+        await p.start(args.services)
+
+    return run(with_project(args, go)) or 0
+
+
+def _each(args: argparse.Namespace, verb: str, status: str, running_only: bool = True) -> int:
+    async def go(p: Project) -> None:
+        for c in await p.containers(args.services, all=not running_only):
+            if verb == "kill":
+                await p.engine.kill_container(c.id, args.signal)
+            else:
+                await getattr(p.engine, f"{verb}_container")(c.id)
+            p.progress(f"Container {c.name}", status)
+
+    return run(with_project(args, go)) or 0
+
+
+def kill(args: argparse.Namespace) -> int:
+    return _each(args, "kill", "Killed")
+
+
+def pause(args: argparse.Namespace) -> int:
+    return _each(args, "pause", "Paused")
+
+
+def unpause(args: argparse.Namespace) -> int:
+    return _each(args, "unpause", "Unpaused", running_only=False)
+
+
+def rm_cmd(args: argparse.Namespace) -> int:
+    async def go(p: Project) -> None:
+        for c in await p.containers(args.services, all=True):
+            if c.state in ("running", "paused", "restarting"):
+                if not args.stop:
+                    continue
+                await p.engine.stop_container(c.id)
+            await p.engine.remove_container(c.id, force=True, volumes=args.volumes)
+            p.progress(f"Container {c.name}", "Removed")
+
+    return run(with_project(args, go)) or 0

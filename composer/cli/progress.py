@@ -1,0 +1,77 @@
+"""Progress of up/down: a live per-container display on a terminal (rich), plain lines otherwise.
+
+Both take `(object, status)` calls from composer.operations, e.g. ("Container lnmp-db-1",
+"Started"). The plain form is what scripts and CI logs see; the live form redraws one line
+per object with a spinner until its status is final.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any, TextIO
+
+DONE = {"Started", "Running", "Healthy", "Stopped", "Removed", "Created", "Built", "Killed",
+        "Paused", "Unpaused", "Recreated", "Pulled", "Pull complete", "Already exists"}
+
+
+class PlainProgress:
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self.stream = stream or sys.stderr
+
+    def __call__(self, obj: str, status: str) -> None:
+        if obj == "Warning":
+            print(f"WARN[0000] {status}", file=self.stream, flush=True)
+            return
+        print(f" {obj:<40} {status}", file=self.stream, flush=True)
+
+    def close(self) -> None:
+        pass
+
+
+class LiveProgress:
+    """One line per container/network/volume with a spinner until its status is final."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        from rich.console import Console
+        from rich.live import Live
+
+        self.console = Console(file=stream or sys.stderr)
+        self.rows: dict[str, tuple[str, float, float | None]] = {}
+        self.live = Live(self._render(), console=self.console, refresh_per_second=10,
+                         transient=False)
+        self.live.start()
+        self.closed = False
+
+    def _render(self) -> Any:
+        from rich.spinner import Spinner
+        from rich.table import Table
+
+        table = Table.grid(padding=(0, 1))
+        now = time.monotonic()
+        for obj, (status, started, ended) in self.rows.items():
+            mark: Any = "[green]✔[/]" if ended is not None else Spinner("dots")
+            took = (ended or now) - started
+            table.add_row(mark, obj, f"[bold]{status}[/]", f"[dim]{took:.1f}s[/]")
+        return table
+
+    def __call__(self, obj: str, status: str) -> None:
+        if obj == "Warning":
+            self.console.print(f"[yellow]WARN[/] {status}")
+            return
+        prev = self.rows.get(obj)
+        started = prev[1] if prev else time.monotonic()
+        self.rows[obj] = (status, started, time.monotonic() if status in DONE else None)
+        self.live.update(self._render())
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.live.update(self._render())
+            self.live.stop()
+
+
+def make_progress(stream: TextIO | None = None) -> PlainProgress | LiveProgress:
+    s = stream or sys.stderr
+    if getattr(s, "isatty", lambda: False)():
+        return LiveProgress(s)
+    return PlainProgress(s)

@@ -1,0 +1,552 @@
+"""The Engine API over composerd's unix socket: `Client` is a drop-in EngineAPI.
+
+    async with await connect_or_start(Paths.from_env()) as engine:   # starts composerd if needed
+        async with engine.lock("myproj"):                          # one composer per project
+            info = await engine.create_container(spec)
+            async with engine.logs(info.id, follow=True) as lines:
+                async for line in lines: ...
+
+Errors come back as the EngineError subclass the daemon raised (by `kind`, else by HTTP status)
+with the same message. Project locks are flocks in the run dir: the kernel releases them when
+the holder exits, however it exits (kill -9 included), and they survive a daemon restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import fcntl
+import json
+import os
+import sys
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Generic, TypeVar
+from urllib.parse import quote
+
+import aiohttp
+from yarl import URL
+
+import runtime
+from runtime import rpc, serde
+from runtime.api import (
+    BuildProgress,
+    BuildRequest,
+    ContainerInfo,
+    Event,
+    ExecResult,
+    ImageInfo,
+    LogLine,
+    NetworkInfo,
+    PullEvent,
+    Stats,
+    VolumeInfo,
+)
+from runtime.errors import Conflict, EngineError, InvalidArgument
+from runtime.paths import Paths, safe_name
+from runtime.types import ContainerSpec, NetworkSpec, VolumeSpec
+
+T = TypeVar("T")
+
+BASE = "http://composerd"
+NEEDS_ROOT = "composer needs root: run it with sudo"
+
+
+class DaemonUnavailable(EngineError, ConnectionError):
+    """Nothing answers on the socket, or the connection broke."""
+
+    status = 503
+
+
+class PermissionDenied(EngineError, PermissionError):
+    status = 403
+
+
+class Stream(AsyncIterator[T], Generic[T]):
+    """A JSON-lines response as an async iterator; close it (or use `async with`) when done."""
+
+    def __init__(
+        self,
+        client: Client,
+        path: str,
+        params: list[tuple[str, str]],
+        cls: type[T],
+        *,
+        method: str = "GET",
+        body: Any = None,
+    ) -> None:
+        self._client = client
+        self._path = path
+        self._params = params
+        self._cls = cls
+        self._method = method
+        self._body = rpc.encode(body) if body is not None else None
+        self._resp: aiohttp.ClientResponse | None = None
+        self._buf = b""
+        self._lines: list[bytes] = []
+        self._done = False
+
+    async def open(self) -> Stream[T]:
+        """Send the request and wait for the headers (for events: the subscription is live)."""
+        if self._resp is None and not self._done:
+            self._resp = await self._client._send(
+                self._method, self._path, params=self._params, body=self._body
+            )
+            if self._resp.status >= 400:
+                resp, self._resp = self._resp, None
+                self._done = True
+                raise await _error_of(resp)
+        return self
+
+    def __aiter__(self) -> Stream[T]:
+        return self
+
+    async def __anext__(self) -> T:
+        await self.open()
+        while not self._lines:
+            if self._done or self._resp is None:
+                raise StopAsyncIteration
+            try:
+                chunk = await self._resp.content.readany()
+            except aiohttp.ClientError as e:
+                await self.aclose()
+                raise DaemonUnavailable(f"lost the connection to composerd: {e}") from None
+            if not chunk:
+                await self.aclose()
+                if self._buf.strip():
+                    self._lines.append(self._buf)
+                self._buf = b""
+                continue
+            self._buf += chunk
+            *lines, self._buf = self._buf.split(b"\n")
+            self._lines.extend(line for line in lines if line.strip())
+        data = json.loads(self._lines.pop(0))
+        if isinstance(data, dict) and set(data) == {"error"}:
+            await self.aclose()
+            self._lines.clear()
+            err = data["error"]
+            status = _status_of_kind(err.get("kind")) if isinstance(err, dict) else 500
+            raise rpc.error_from_body(status, err)
+        return serde.from_dict(self._cls, data)
+
+    async def aclose(self) -> None:
+        self._done = True
+        if self._resp is not None:
+            self._resp.close()
+            self._resp = None
+
+    async def __aenter__(self) -> Stream[T]:
+        return await self.open()
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+
+def _status_of_kind(kind: Any) -> int:
+    for name, cls in rpc._subclasses(EngineError).items():
+        if name == kind:
+            return cls.status
+    return 500
+
+
+async def _error_of(resp: aiohttp.ClientResponse) -> EngineError:
+    try:
+        raw = await resp.read()
+        body = json.loads(raw) if raw else {}
+    except (ValueError, aiohttp.ClientError):
+        body = {}
+    finally:
+        resp.release()
+    return rpc.error_from_body(resp.status, body)
+
+
+def _seg(value: str) -> str:
+    return quote(value, safe="")
+
+
+class Client:
+    """EngineAPI over HTTP on composerd's unix socket. Use as `async with Client() as c:`."""
+
+    def __init__(self, socket_path: str | Path | None = None) -> None:
+        self.socket_path = Path(socket_path) if socket_path else Paths.from_env().socket
+        self._http: aiohttp.ClientSession | None = None
+
+    # ------------------------------------------------------------ plumbing
+
+    def _session(self) -> aiohttp.ClientSession:
+        if self._http is None or self._http.closed:
+            self._http = aiohttp.ClientSession(
+                connector=aiohttp.UnixConnector(path=str(self.socket_path)),
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=10),
+                raise_for_status=False,
+            )
+        return self._http
+
+    async def close(self) -> None:
+        if self._http is not None:
+            await self._http.close()
+            self._http = None
+
+    async def __aenter__(self) -> Client:
+        return self
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    def _connect_error(self, e: aiohttp.ClientConnectorError | OSError) -> EngineError:
+        os_error = getattr(e, "os_error", e)
+        code = getattr(os_error, "errno", None)
+        if code in (errno.EACCES, errno.EPERM):
+            return PermissionDenied(NEEDS_ROOT, subject=str(self.socket_path))
+        return DaemonUnavailable(
+            f"composerd is not running on {self.socket_path}: start it with `composerd` "
+            "(or `systemctl start composerd`)",
+            subject=str(self.socket_path),
+        )
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: list[tuple[str, str]] | None = None,
+        body: bytes | None = None,
+    ) -> aiohttp.ClientResponse:
+        url = URL(BASE + path, encoded=True)
+        headers = {"Content-Type": "application/json"} if body is not None else None
+        try:
+            return await self._session().request(
+                method, url, params=params, data=body, headers=headers
+            )
+        except aiohttp.ClientConnectorError as e:
+            raise self._connect_error(e) from None
+        except (aiohttp.ClientError, ConnectionError) as e:
+            raise DaemonUnavailable(
+                f"lost the connection to composerd: {e or type(e).__name__}"
+            ) from None
+
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: list[tuple[str, str]] | None = None,
+        body: Any = None,
+    ) -> Any:
+        raw_body = rpc.encode(body) if body is not None else None
+        if raw_body is not None and len(raw_body) > rpc.MAX_BODY:  # the daemon would say 413
+            err = InvalidArgument(rpc.TOO_LARGE)
+            err.status = 413
+            raise err
+        resp = await self._send(method, path, params=params, body=raw_body)
+        if resp.status >= 400:
+            raise await _error_of(resp)
+        try:
+            raw = await resp.read()
+        except aiohttp.ClientError as e:
+            raise DaemonUnavailable(f"lost the connection to composerd: {e}") from None
+        finally:
+            resp.release()
+        if resp.status == 204 or not raw:
+            return None
+        if resp.content_type == "application/json":
+            return json.loads(raw)
+        return raw.decode()
+
+    # ------------------------------------------------------------ daemon
+
+    async def ping(self) -> bool:
+        return bool(await self._call("GET", "/_ping") == "OK")
+
+    async def version(self) -> dict[str, Any]:
+        return await self._call("GET", "/version")  # type: ignore[no-any-return]
+
+    # ------------------------------------------------------------ containers
+
+    async def create_container(self, spec: ContainerSpec) -> ContainerInfo:
+        return serde.from_dict(
+            ContainerInfo, await self._call("POST", "/containers/create", body=spec)
+        )
+
+    async def start_container(self, ref: str) -> ContainerInfo:
+        data = await self._call("POST", f"/containers/{_seg(ref)}/start")
+        return serde.from_dict(ContainerInfo, data)
+
+    async def stop_container(self, ref: str, timeout: float | None = None) -> ContainerInfo:
+        params = [("timeout", repr(float(timeout)))] if timeout is not None else None
+        data = await self._call("POST", f"/containers/{_seg(ref)}/stop", params=params)
+        return serde.from_dict(ContainerInfo, data)
+
+    async def kill_container(self, ref: str, signal: str = "SIGKILL") -> None:
+        await self._call("POST", f"/containers/{_seg(ref)}/kill", params=[("signal", signal)])
+
+    async def wait_container(self, ref: str) -> int:
+        data = await self._call("POST", f"/containers/{_seg(ref)}/wait")
+        return int(data["exit_code"])
+
+    async def remove_container(self, ref: str, force: bool = False, volumes: bool = False) -> None:
+        params = [("force", str(int(force))), ("v", str(int(volumes)))]
+        await self._call("DELETE", f"/containers/{_seg(ref)}", params=params)
+
+    async def inspect_container(self, ref: str) -> ContainerInfo:
+        return serde.from_dict(
+            ContainerInfo, await self._call("GET", f"/containers/{_seg(ref)}/json")
+        )
+
+    async def list_containers(
+        self, all: bool = False, labels: dict[str, str] | None = None
+    ) -> list[ContainerInfo]:
+        params = [("all", str(int(all))), *rpc.format_labels(labels)]
+        return [
+            serde.from_dict(ContainerInfo, d)
+            for d in await self._call("GET", "/containers", params=params)
+        ]
+
+    async def pause_container(self, ref: str) -> None:
+        await self._call("POST", f"/containers/{_seg(ref)}/pause")
+
+    async def unpause_container(self, ref: str) -> None:
+        await self._call("POST", f"/containers/{_seg(ref)}/unpause")
+
+    def logs(self, ref: str, follow: bool = False, tail: int | None = None) -> Stream[LogLine]:
+        params = [("follow", str(int(follow)))]
+        if tail is not None:
+            params.append(("tail", str(tail)))
+        return Stream(self, f"/containers/{_seg(ref)}/logs", params, LogLine)
+
+    async def exec_run(
+        self,
+        ref: str,
+        argv: list[str],
+        user: str | None = None,
+        env: dict[str, str] | None = None,
+        workdir: str | None = None,
+    ) -> ExecResult:
+        body = rpc.ExecRequest(argv=tuple(argv), user=user, env=dict(env or {}), workdir=workdir)
+        return serde.from_dict(
+            ExecResult, await self._call("POST", f"/containers/{_seg(ref)}/exec", body=body)
+        )
+
+    async def top(self, ref: str) -> list[dict[str, str]]:
+        return await self._call("GET", f"/containers/{_seg(ref)}/top")  # type: ignore[no-any-return]
+
+    async def stats(self, ref: str) -> Stats:
+        return serde.from_dict(Stats, await self._call("GET", f"/containers/{_seg(ref)}/stats"))
+
+    # ------------------------------------------------------------ networks, volumes, images
+
+    async def create_network(self, spec: NetworkSpec) -> NetworkInfo:
+        return serde.from_dict(NetworkInfo, await self._call("POST", "/networks/create", body=spec))
+
+    async def remove_network(self, name: str) -> None:
+        await self._call("DELETE", f"/networks/{_seg(name)}")
+
+    async def list_networks(self, labels: dict[str, str] | None = None) -> list[NetworkInfo]:
+        data = await self._call("GET", "/networks", params=rpc.format_labels(labels))
+        return [serde.from_dict(NetworkInfo, d) for d in data]
+
+    async def create_volume(self, spec: VolumeSpec) -> VolumeInfo:
+        return serde.from_dict(VolumeInfo, await self._call("POST", "/volumes/create", body=spec))
+
+    async def remove_volume(self, name: str, force: bool = False) -> None:
+        await self._call("DELETE", f"/volumes/{_seg(name)}", params=[("force", str(int(force)))])
+
+    async def list_volumes(self, labels: dict[str, str] | None = None) -> list[VolumeInfo]:
+        data = await self._call("GET", "/volumes", params=rpc.format_labels(labels))
+        return [serde.from_dict(VolumeInfo, d) for d in data]
+
+    async def list_images(self) -> list[ImageInfo]:
+        return [serde.from_dict(ImageInfo, d) for d in await self._call("GET", "/images")]
+
+    async def inspect_image(self, ref: str) -> ImageInfo:
+        data = await self._call("GET", f"/images/{quote(ref, safe='/:@')}/json")
+        return serde.from_dict(ImageInfo, data)
+
+    async def remove_image(self, ref: str, force: bool = False) -> list[str]:
+        path = f"/images/{quote(ref, safe='/:@')}"
+        data = await self._call("DELETE", path, params=[("force", str(int(force)))])
+        return [str(x) for x in data["deleted"]]
+
+    async def import_image(self, path: str, tag: str) -> ImageInfo:
+        body = rpc.ImportRequest(path=path, tag=tag)
+        return serde.from_dict(ImageInfo, await self._call("POST", "/images/import", body=body))
+
+    async def load_image(self, path: str) -> list[ImageInfo]:
+        data = await self._call("POST", "/images/load", body=rpc.LoadRequest(path=path))
+        return [serde.from_dict(ImageInfo, d) for d in data]
+
+    def build_image(self, req: BuildRequest) -> Stream[BuildProgress]:
+        """Build output lines as they come; the last item has `image_id` (or `error`)."""
+        return Stream(self, "/images/build", [], BuildProgress, method="POST", body=req)
+
+    def pull_image(self, ref: str) -> Stream[PullEvent]:
+        """Pull progress as it comes; the last item has `image_id` (or `error`)."""
+        return Stream(self, "/images/pull", [], PullEvent, method="POST", body=rpc.PullRequest(ref))
+
+    # ------------------------------------------------------------ events
+
+    def events(self) -> Stream[Event]:
+        """Engine events from now on. `await stream.open()` (or `async with`) to be sure the
+        subscription is live before acting, so no event is missed."""
+        return Stream(self, "/events", [], Event)
+
+    # ------------------------------------------------------------ project lock
+
+    def lock(
+        self,
+        project: str,
+        *,
+        timeout: float | None = None,
+        on_wait: Callable[[str], None] | None = None,
+    ) -> contextlib.AbstractAsyncContextManager[None]:
+        """Serialise composers acting on one project (see `project_lock`)."""
+        return project_lock(self.socket_path.parent, project, timeout=timeout, on_wait=on_wait)
+
+
+@contextlib.asynccontextmanager
+async def project_lock(
+    run_dir: Path,
+    project: str,
+    *,
+    timeout: float | None = None,
+    on_wait: Callable[[str], None] | None = None,
+) -> AsyncIterator[None]:
+    """Hold `<run_dir>/locks/<project>.lock` (flock) for the body; wait (polling) while another
+    process holds it. `on_wait(message)` is called once if we have to wait; `timeout` -> Conflict."""
+    safe_name(project, "project name")
+    lock_dir = run_dir / "locks"
+    try:
+        lock_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(lock_dir / f"{project}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    except PermissionError:
+        raise PermissionDenied(NEEDS_ROOT, subject=str(lock_dir)) from None
+    try:
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        delay = 0.005
+        warned = False
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                holder = _holder(fd)
+                if deadline is not None and loop.time() >= deadline:
+                    raise Conflict(
+                        f"project {project} is busy: another composer{holder} is acting on it; "
+                        "wait for it to finish",
+                        subject=project,
+                    ) from None
+                if not warned and on_wait is not None:
+                    on_wait(f"waiting for another composer{holder} acting on project {project}")
+                warned = True
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 0.1)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        try:
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+def _holder(fd: int) -> str:
+    try:
+        pid = int(os.pread(fd, 32, 0).decode().strip())
+    except (OSError, ValueError):
+        return ""
+    return f" (pid {pid})"
+
+
+# ---------------------------------------------------------------- starting the daemon
+
+
+class DaemonStartError(DaemonUnavailable):
+    pass
+
+
+async def connect_or_start(
+    paths: Paths | None = None, timeout: float = 10.0, *, socket_path: Path | None = None
+) -> Client:
+    """A Client whose daemon answers: start `composerd --background` if nothing answers yet."""
+    paths = paths or Paths.from_env()
+    client = Client(socket_path or paths.socket)
+    try:
+        if await client.ping():
+            return client
+    except DaemonUnavailable:
+        pass
+    except BaseException:
+        await client.close()
+        raise
+    try:
+        if os.geteuid() != 0:
+            raise PermissionDenied(NEEDS_ROOT)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        problem = await _start_daemon(paths, socket_path, timeout)
+        while True:
+            try:
+                if await client.ping():
+                    return client
+            except DaemonUnavailable:
+                pass
+            if loop.time() >= deadline:
+                raise DaemonStartError(
+                    f"composerd did not answer within {timeout:g}s: "
+                    f"{problem or 'see ' + str(paths.run / 'composerd.log')}"
+                )
+            await asyncio.sleep(0.01)
+    except BaseException:
+        await client.close()
+        raise
+
+
+async def _start_daemon(paths: Paths, socket_path: Path | None, timeout: float) -> str:
+    """Run `python -m runtime.daemon --background`; it returns once the daemon is ready.
+    Returns the starter's complaint when another daemon won the race; raises on real failure."""
+    argv = [
+        sys.executable,
+        "-m",
+        "runtime.daemon",
+        "--background",
+        "--root",
+        str(paths.root),
+        "--run",
+        str(paths.run),
+    ]
+    if socket_path is not None:
+        argv += ["--socket", str(socket_path)]
+    env = dict(os.environ)
+    src = str(Path(runtime.__file__).resolve().parent.parent)  # where `runtime` is importable from
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (src, env.get("PYTHONPATH", "")) if p)
+    proc = await asyncio.create_subprocess_exec(
+        *argv,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+        cwd="/",
+    )
+    try:
+        _, err = await asyncio.wait_for(proc.communicate(), timeout)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        raise DaemonStartError(
+            f"composerd did not start within {timeout:g}s; see {paths.run / 'composerd.log'}"
+        ) from None
+    message = err.decode(errors="replace").strip().splitlines()[-1:] or [""]
+    if proc.returncode == 0:
+        return ""
+    if "already running" in message[0] or "another composerd" in message[0]:
+        return message[0]  # a concurrent start won; its daemon will answer
+    raise DaemonStartError(message[0] or f"composerd exited with status {proc.returncode}")

@@ -1,0 +1,763 @@
+"""The engine: containers, networks, volumes and images on this host (the Engine API).
+
+It joins the stores and drivers; each step of a container's life is one method here:
+
+    create   image config + spec -> record (state dir, anonymous volumes); nothing runs
+    start    rootfs dirs, mounts, LaunchConfig -> launcher; while the init waits in its fresh
+             namespaces `prepare(pid)` puts it in its cgroup and wires its network; then the
+             published ports; a task waits for the exit
+    exit     cgroup OOM check, network released, state recorded, restart policy asked
+    stop     stop signal, grace period, then SIGKILL to every process of the cgroup
+    remove   cgroup, network, rootfs dirs, state dir (and anonymous volumes with volumes=True)
+
+A failed start rolls back what it made (AsyncExitStack), so nothing is left half-made.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import shutil
+import signal
+import time
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from pathlib import Path
+
+from runtime import resolve
+from runtime.api import (
+    BuildProgress,
+    BuildRequest,
+    ContainerInfo,
+    Event,
+    ExecResult,
+    ImageInfo,
+    LogLine,
+    NetworkInfo,
+    PullEvent,
+    Stats,
+    VolumeInfo,
+)
+from runtime.cgroups import Cgroup, CgroupNotFound, open_manager
+from runtime.cgroups.base import DEFAULT_ROOT
+from runtime.containers import ContainerRecord, ContainerTable, Resolved, RunState, now
+from runtime.errors import Conflict, EngineError, InvalidArgument, LaunchError, NotFound
+from runtime.events import EventBus
+from runtime.images import importer, registry
+from runtime.images.build import Builder
+from runtime.images.build_adapters import LauncherRun, StoreImages, StoreLayers
+from runtime.images.registry import PullProgress
+from runtime.images.store import ImageStore
+from runtime.launchcfg import launch_config, mount_points, seccomp_profile, user_namespace
+from runtime.network.files import hosts_file
+from runtime.network.manager import NetworkManager
+from runtime.paths import Paths, safe_name
+from runtime.process.config import DEFAULT_NAMESPACES, ExecConfig, effective_caps
+from runtime.process.launcher import ExitStatus, Launched, Launcher
+from runtime.process.logs import read_log
+from runtime.storage import rootfs
+from runtime.storage.volumes import VolumeStore
+from runtime.supervisor import Supervisor, check_spec
+from runtime.types import ContainerSpec, Mount, NetworkSpec, VolumeSpec
+
+log = logging.getLogger(__name__)
+
+RUNNING_STATES = ("running", "paused", "restarting")
+
+
+def _signum(name: str | int) -> int:
+    if isinstance(name, int) or name.isdigit():
+        return int(name)
+    n = name.upper()
+    if not n.startswith("SIG"):
+        n = "SIG" + n
+    try:
+        return int(signal.Signals[n])
+    except KeyError:
+        raise InvalidArgument(f"unknown signal {name!r}: use a name like SIGTERM or a number") from None
+
+
+class Engine:
+    def __init__(
+        self,
+        paths: Paths,
+        *,
+        cgroup_root: str = DEFAULT_ROOT,
+        cgroup_parent: str | None = None,
+        network: NetworkManager | None = None,
+    ) -> None:
+        self.paths = paths
+        for d in (paths.root, paths.run, paths.containers):
+            d.mkdir(parents=True, exist_ok=True)
+        os.chmod(paths.run, 0o700)
+        self.table = ContainerTable(paths.containers)
+        self.images = ImageStore(paths)
+        self.volumes = VolumeStore(paths.volumes)
+        self.networks = network or NetworkManager(paths)
+        parent = cgroup_parent or os.environ.get("COMPOSER_CGROUP_PARENT", "composer")
+        self.cgroups = open_manager(cgroup_root, parent)
+        self.launcher = Launcher(str(paths.run / "forkserver.sock"))
+        self.bus = EventBus()
+        self.supervisor = Supervisor(self, self.bus, on_health=self._on_health)
+        self._launched: dict[str, Launched] = {}
+        self._exits: dict[str, asyncio.Future[int]] = {}
+        self._waiters: dict[str, asyncio.Task[None]] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    # -- lifecycle ----------------------------------------------------------------------
+    @classmethod
+    async def open(cls, paths: Paths | None = None, **kw: object) -> Engine:
+        engine = cls(paths or Paths.from_env(), **kw)  # type: ignore[arg-type]
+        await engine.launcher.start_server()
+        try:
+            await engine.networks.start()
+            await engine._adopt_all()
+        except BaseException:
+            await engine.close()
+            raise
+        return engine
+
+    async def close(self) -> None:
+        """Stop serving. Running containers keep running (their shims supervise them)."""
+        for task in list(self._waiters.values()):
+            task.cancel()
+        for task in list(self._waiters.values()):
+            with contextlib.suppress(BaseException):
+                await task
+        await self.supervisor.close()
+        await self.networks.close()
+        await self.launcher.close()
+        self.bus.close()
+
+    async def _adopt_all(self) -> None:
+        for rec in self.table.load_all():
+            if rec.run.state not in RUNNING_STATES:
+                if rec.run.state == "created" and (rec.dir / "process.json").exists() or \
+                        self._cgroup_exists(rec.id):
+                    # a start the dead engine never recorded: end what it left running
+                    await self._release(rec)
+                continue
+            launched = None
+            with contextlib.suppress(NotFound):
+                launched = self.launcher.adopt(str(rec.dir))
+            if launched is not None:
+                self._track(rec, launched)
+                self.supervisor.watch(self._supervised_info(rec))
+            else:  # it ended while no engine was watching
+                status = self.launcher.exit_status(str(rec.dir)) or ExitStatus(255, None, now())
+                await self._finish(rec, status, restart=False)
+
+    def _cgroup_exists(self, cid: str) -> bool:
+        try:
+            self.cgroups.open(cid)
+            return True
+        except CgroupNotFound:
+            return False
+
+    def _lock(self, cid: str) -> asyncio.Lock:
+        return self._locks.setdefault(cid, asyncio.Lock())
+
+    def _emit(self, rec: ContainerRecord, action: str, **attrs: str) -> None:
+        attributes = {"name": rec.name, "image": rec.spec.image, **rec.spec.labels, **attrs}
+        self.bus.publish(Event(time.time(), "container", action, rec.id, rec.name, attributes))
+
+    def _on_health(self, cid: str, status: str) -> None:
+        rec = self.table.by_id.get(cid)
+        if rec is not None:
+            rec.health = status
+
+    # -- containers: create -------------------------------------------------------------
+    async def create_container(self, spec: ContainerSpec) -> ContainerInfo:
+        safe_name(spec.name, "container name")
+        if self.table.name_taken(spec.name):
+            raise Conflict(
+                f"container name {spec.name!r} is already in use: remove it first or pick another name",
+                subject=spec.name,
+            )
+        image = self._image(spec.image)
+        cfg = image.config
+        cid = self.table.new_id()
+        hostname = resolve.container_hostname(spec.hostname, cid)
+        targets = {m.target.rstrip("/") or "/" for m in spec.mounts}
+        extra = tuple(
+            Mount("volume", v, "") for v in cfg.volumes if (v.rstrip("/") or "/") not in targets
+        )
+        resolved = Resolved(
+            image_id=image.id,
+            argv=tuple(resolve.resolve_argv(spec.entrypoint, spec.command, cfg.entrypoint,
+                                            cfg.cmd, name=spec.name)),
+            env=tuple(resolve.merge_env(cfg.env, spec.env, hostname)),
+            cwd=spec.working_dir or cfg.working_dir or "/",
+            user=spec.user if spec.user is not None else cfg.user,
+            hostname=hostname,
+            stop_signal=spec.stop_signal or cfg.stop_signal or "SIGTERM",
+            lowerdirs=tuple(self.images.lowerdirs(image)),
+            image_volumes=tuple(cfg.volumes),
+            extra_mounts=extra,
+            healthcheck=spec.healthcheck if spec.healthcheck is not None else cfg.healthcheck,
+        )
+        # validate now what would otherwise fail only at start
+        _signum(resolved.stop_signal)
+        effective_caps(spec.cap_add, spec.cap_drop, spec.privileged)
+        check_spec(spec)
+        seccomp_profile(spec)
+        user_namespace(spec, DEFAULT_NAMESPACES)
+        d = self.paths.container_dir(cid)
+        d.mkdir(parents=True)
+        rec = ContainerRecord(cid, spec, resolved, now(), d)
+        try:
+            self._ensure_volumes(rec)
+            rec.save_config()
+            rec.update()
+            self.table.add(rec)
+        except BaseException:
+            shutil.rmtree(d, ignore_errors=True)
+            raise
+        self._emit(rec, "create")
+        return rec.info()
+
+    def _image(self, ref: str):  # type: ignore[no-untyped-def]
+        """The image for `ref`; busybox is made from the host's busybox-static when missing."""
+        try:
+            return self.images.get(ref)
+        except NotFound:
+            if ref.split(":")[0].removeprefix("docker.io/").removeprefix("library/") == "busybox":
+                return self.images.ensure_busybox(ref if ":" in ref else "busybox:latest")
+            raise
+
+    def _ensure_volumes(self, rec: ContainerRecord) -> None:
+        """Named volumes are created on first use (as Docker); anonymous ones get a name now."""
+        for m in (*rec.spec.mounts, *rec.resolved.extra_mounts):
+            if m.type == "volume" and m.source:
+                self.volumes.create(m.source)
+        if any(m.type == "volume" and not m.source for m in (*rec.spec.mounts, *rec.resolved.extra_mounts)):
+            anon: list[Mount] = []
+            for m in rec.resolved.extra_mounts:
+                anon.append(replace(m, source=self.volumes.create(None).name) if not m.source else m)
+            spec_mounts = tuple(
+                replace(m, source=self.volumes.create(None).name)
+                if m.type == "volume" and not m.source else m
+                for m in rec.spec.mounts
+            )
+            rec.spec = replace(rec.spec, mounts=spec_mounts)
+            rec.resolved = replace(rec.resolved, extra_mounts=tuple(anon))
+
+    # -- containers: start --------------------------------------------------------------
+    async def start_container(self, ref: str) -> ContainerInfo:
+        rec = self.table.get(ref)
+        async with self._lock(rec.id):
+            if rec.run.state in ("running", "paused") and rec.id in self._launched:
+                return rec.info()
+            await self._start(rec)
+        return rec.info()
+
+    async def _start(self, rec: ContainerRecord) -> None:
+        spec = rec.spec
+        join_pid = self._join_target(spec)
+        lay = rootfs.prepare(rec.dir, rec.resolved.lowerdirs)
+        mounts = mount_points(spec, rec.resolved.extra_mounts, self._volume_path(rec))
+        etc = self._etc_files(rec, join_pid)
+        cfg = launch_config(rec, lay, mounts, join_pid=join_pid, etc_files=etc)
+        cg: Cgroup | None = None
+        addresses: dict[str, str] = {}
+
+        async def prepare(pid: int) -> None:
+            nonlocal cg, addresses
+            cg = self.cgroups.create(rec.id)
+            cg.apply(spec.resources)
+            if not spec.privileged:
+                cg.restrict_devices()
+            cg.add_pid(pid)
+            if spec.network_mode in ("bridge", "default", ""):
+                addresses = await self.networks.attach(
+                    rec.id, pid, spec.networks, self._dns_names(rec), dns_servers=spec.dns)
+            elif spec.network_mode == "none":
+                await self.networks.setup_loopback(pid)
+            self._write_net_files(rec, addresses)
+
+        async with contextlib.AsyncExitStack() as undo:
+            undo.push_async_callback(self._release, rec)
+            try:
+                launched = await self.launcher.launch(cfg, prepare)
+            except LaunchError as e:
+                rec.update(state="exited" if rec.run.started_at else "created", exit_code=e.exit_code,
+                           error=e.message)
+                raise
+            undo.callback(self.launcher.kill, launched, signal.SIGKILL)
+            ports = ()
+            if spec.ports and addresses:
+                first_ip = next(iter(addresses.values()))
+                ports = tuple(await self.networks.publish(rec.id, first_ip, spec.ports))
+            undo.pop_all()
+        rec.update(
+            state="running", pid=launched.pid, shim_pid=launched.shim_pid,
+            start_ticks=launched.start_time, exit_code=None, oom_killed=False,
+            started_at=now(), finished_at=None, stopped_by_user=False, error="",
+            ports=ports, addresses=addresses,
+        )
+        rec.health = "starting" if self._health_enabled(rec) else ""
+        self._track(rec, launched)
+        self.supervisor.watch(self._supervised_info(rec))
+        self._emit(rec, "start")
+
+    def _health_enabled(self, rec: ContainerRecord) -> bool:
+        hc = rec.resolved.healthcheck
+        return hc is not None and bool(hc.test) and hc.test[0] != "NONE"
+
+    def _supervised_info(self, rec: ContainerRecord) -> ContainerInfo:
+        info = rec.info()
+        return replace(info, spec=replace(info.spec, healthcheck=rec.resolved.healthcheck))
+
+    def _join_target(self, spec: ContainerSpec) -> int | None:
+        if not spec.network_mode.startswith("container:"):
+            return None
+        target = self.table.get(spec.network_mode.split(":", 1)[1])
+        if target.run.state != "running" or target.id not in self._launched:
+            raise Conflict(
+                f"container {spec.name}: cannot join the network of {target.name}: it is not running",
+                subject=spec.name,
+            )
+        return self._launched[target.id].pid
+
+    def _volume_path(self, rec: ContainerRecord):  # type: ignore[no-untyped-def]
+        def path(m: Mount) -> str:
+            vol = self.volumes.get(m.source)
+            self.volumes.init_from_image(m.source, list(rec.resolved.lowerdirs), m.target, m.nocopy)
+            return vol.mountpoint
+        return path
+
+    def _dns_names(self, rec: ContainerRecord) -> list[str]:
+        names = [rec.name, rec.resolved.hostname]
+        return list(dict.fromkeys(n for n in names if n))
+
+    def _etc_files(self, rec: ContainerRecord, join_pid: int | None) -> dict[str, str]:
+        """Per-container /etc/hostname, /etc/hosts, /etc/resolv.conf (hosts/resolv are filled
+        in `prepare`, once the addresses are known)."""
+        d = rec.dir
+        (d / "hostname").write_text(rec.resolved.hostname + "\n")
+        for name in ("hosts", "resolv.conf"):
+            if not (d / name).exists():
+                (d / name).write_text("")
+        files = {"/etc/hostname": str(d / "hostname"), "/etc/hosts": str(d / "hosts"),
+                 "/etc/resolv.conf": str(d / "resolv.conf")}
+        if join_pid is not None:  # share the target's files, as Docker
+            target = next(r for r in self.table.all() if self._launched.get(r.id) and
+                          self._launched[r.id].pid == join_pid)
+            files["/etc/hosts"] = str(target.dir / "hosts")
+            files["/etc/resolv.conf"] = str(target.dir / "resolv.conf")
+        elif rec.spec.network_mode == "host":
+            self._write_net_files(rec, {})
+        return files
+
+    def _write_net_files(self, rec: ContainerRecord, addresses: dict[str, str]) -> None:
+        spec = rec.spec
+        host_mode = spec.network_mode == "host"
+        gateway = None
+        if addresses:
+            with contextlib.suppress(EngineError):
+                gateway = self.networks.gateway_of(next(iter(addresses)))
+        if host_mode:
+            try:
+                hosts = Path("/etc/hosts").read_text()
+            except OSError:
+                hosts = "127.0.0.1\tlocalhost\n"
+            hosts += "".join(f"{ip}\t{name}\n" for name, ip in spec.extra_hosts if ip != "host-gateway")
+        else:
+            hosts = hosts_file(rec.resolved.hostname, list(addresses.values()), spec.domainname,
+                               spec.extra_hosts, gateway)
+        (rec.dir / "hosts").write_text(hosts)
+        (rec.dir / "resolv.conf").write_text(self.networks.resolv_conf(
+            rec.id, spec.dns, spec.dns_search, spec.dns_opt, host_mode=host_mode or not addresses))
+
+    def _track(self, rec: ContainerRecord, launched: Launched) -> None:
+        self._launched[rec.id] = launched
+        fut = self._exits.get(rec.id)
+        if fut is None or fut.done():
+            self._exits[rec.id] = asyncio.get_running_loop().create_future()
+        self._waiters[rec.id] = asyncio.get_running_loop().create_task(self._wait_exit(rec, launched))
+
+    async def _wait_exit(self, rec: ContainerRecord, launched: Launched) -> None:
+        status = await self.launcher.wait(launched)
+        async with self._lock(rec.id):
+            await self._finish(rec, status, restart=True)
+
+    async def _finish(self, rec: ContainerRecord, status: ExitStatus, *, restart: bool) -> None:
+        """The container's process has ended: record it, release what it held."""
+        oom = False
+        with contextlib.suppress(CgroupNotFound, OSError):
+            cg = self.cgroups.open(rec.id)
+            oom = cg.oom_killed()
+        await self._release(rec)
+        self._launched.pop(rec.id, None)
+        self._waiters.pop(rec.id, None)
+        rec.update(state="exited", pid=0, shim_pid=0, exit_code=status.code, oom_killed=oom,
+                   finished_at=status.finished_at, ports=(), addresses={})
+        rec.health = ""
+        if oom:
+            self._emit(rec, "oom")
+        self._emit(rec, "die", exitCode=str(status.code))
+        fut = self._exits.get(rec.id)
+        if fut is not None and not fut.done():
+            fut.set_result(status.code)
+        if restart and rec.id in self.table.by_id:
+            decision = self.supervisor.on_exit(rec.id, status.code)
+            if decision.restart:
+                rec.update(state="restarting", restart_count=decision.restart_count)
+            elif rec.spec.auto_remove:
+                asyncio.get_running_loop().create_task(self.remove_container(rec.id, force=True))
+
+    async def _release(self, rec: ContainerRecord) -> None:
+        """Everything a started container holds on the host, except its state dir. Idempotent."""
+        with contextlib.suppress(EngineError, OSError):
+            await self.networks.unpublish(rec.id)
+        with contextlib.suppress(EngineError, OSError):
+            await self.networks.detach(rec.id)
+        with contextlib.suppress(CgroupNotFound):
+            cg = self.cgroups.open(rec.id)
+            with contextlib.suppress(EngineError, OSError):
+                cg.kill_all()
+            cg.remove()
+
+    # -- containers: stop, kill, wait, remove --------------------------------------------
+    async def stop_container(self, ref: str, timeout: float | None = None) -> ContainerInfo:
+        rec = self.table.get(ref)
+        self.supervisor.user_stopped(rec.id)
+        if rec.run.state == "restarting":
+            rec.update(state="exited", stopped_by_user=True)
+            return rec.info()
+        launched = self._launched.get(rec.id)
+        if launched is None:
+            return rec.info()
+        rec.update(stopped_by_user=True)
+        grace = rec.spec.stop_grace_period if timeout is None else timeout
+        with contextlib.suppress(EngineError, OSError):
+            cg = self.cgroups.open(rec.id)
+            if rec.run.state == "paused":
+                cg.thaw()
+        self.launcher.kill(launched, _signum(rec.resolved.stop_signal))
+        if not await self._wait_exit_for(rec, grace):
+            await self._kill_all(rec)
+            await self._wait_exit_for(rec, 30)
+        self._emit(rec, "stop")
+        return rec.info()
+
+    async def _kill_all(self, rec: ContainerRecord) -> None:
+        launched = self._launched.get(rec.id)
+        if launched is not None:
+            self.launcher.kill(launched, signal.SIGKILL)
+        with contextlib.suppress(CgroupNotFound, OSError, EngineError):
+            cg = self.cgroups.open(rec.id)
+            await asyncio.to_thread(cg.kill_all)
+
+    async def _wait_exit_for(self, rec: ContainerRecord, timeout: float) -> bool:
+        fut = self._exits.get(rec.id)
+        if fut is None or rec.id not in self._launched:
+            return True
+        try:
+            await asyncio.wait_for(asyncio.shield(fut), timeout)
+            return True
+        except TimeoutError:
+            return False
+
+    async def kill_container(self, ref: str, signal: str = "SIGKILL") -> None:
+        rec = self.table.get(ref)
+        sig = _signum(signal)
+        launched = self._launched.get(rec.id)
+        if launched is None:
+            raise Conflict(f"container {rec.name} is not running", subject=rec.name)
+        self.supervisor.user_stopped(rec.id)
+        rec.update(stopped_by_user=True)
+        if sig == 9:
+            await self._kill_all(rec)
+        else:
+            self.launcher.kill(launched, sig)
+        self._emit(rec, "kill", signal=str(sig))
+
+    async def wait_container(self, ref: str) -> int:
+        rec = self.table.get(ref)
+        while rec.run.state in RUNNING_STATES:
+            fut = self._exits.get(rec.id)
+            if fut is None:
+                await asyncio.sleep(0.05)
+                continue
+            await asyncio.shield(fut)
+            if rec.run.state != "restarting":
+                break
+            await asyncio.sleep(0.05)
+        return rec.run.exit_code if rec.run.exit_code is not None else 0
+
+    async def remove_container(self, ref: str, force: bool = False, volumes: bool = False) -> None:
+        rec = self.table.get(ref)
+        if rec.run.state in RUNNING_STATES and rec.id in self._launched:
+            if not force:
+                raise Conflict(
+                    f"container {rec.name} is running: stop it first or remove it with force",
+                    subject=rec.name,
+                )
+            self.supervisor.user_stopped(rec.id)
+            await self._kill_all(rec)
+            await self._wait_exit_for(rec, 30)
+        self.supervisor.forget(rec.id)
+        waiter = self._waiters.pop(rec.id, None)
+        if waiter is not None:
+            waiter.cancel()
+        await self._release(rec)
+        self.table.discard(rec.id)
+        self._launched.pop(rec.id, None)
+        self._exits.pop(rec.id, None)
+        await asyncio.to_thread(rootfs.cleanup, rec.dir)
+        await asyncio.to_thread(shutil.rmtree, rec.dir, True)
+        if volumes:
+            for m in (*rec.spec.mounts, *rec.resolved.extra_mounts):
+                if m.type == "volume" and m.source and self._is_anonymous(m.source):
+                    with contextlib.suppress(EngineError):
+                        self.volumes.remove(m.source, force=True, in_use=self._volume_users)
+        self._locks.pop(rec.id, None)
+        self._emit(rec, "destroy")
+
+    def _is_anonymous(self, name: str) -> bool:
+        try:
+            return self.volumes.get(name).anonymous
+        except NotFound:
+            return False
+
+    # -- containers: queries --------------------------------------------------------------
+    async def inspect_container(self, ref: str) -> ContainerInfo:
+        return self.table.get(ref).info()
+
+    async def list_containers(
+        self, all: bool = False, labels: dict[str, str] | None = None
+    ) -> list[ContainerInfo]:
+        out = []
+        for rec in sorted(self.table.all(), key=lambda r: r.created_at):
+            if not all and rec.run.state not in RUNNING_STATES:
+                continue
+            if labels and any(rec.spec.labels.get(k) != v for k, v in labels.items()):
+                continue
+            out.append(rec.info())
+        return out
+
+    async def pause_container(self, ref: str) -> None:
+        rec = self.table.get(ref)
+        if rec.run.state != "running":
+            raise Conflict(f"container {rec.name} is not running", subject=rec.name)
+        self.cgroups.open(rec.id).freeze()
+        rec.update(state="paused")
+        self._emit(rec, "pause")
+
+    async def unpause_container(self, ref: str) -> None:
+        rec = self.table.get(ref)
+        if rec.run.state != "paused":
+            raise Conflict(f"container {rec.name} is not paused", subject=rec.name)
+        self.cgroups.open(rec.id).thaw()
+        rec.update(state="running")
+        self._emit(rec, "unpause")
+
+    async def logs(
+        self, ref: str, follow: bool = False, tail: int | None = None
+    ) -> AsyncIterator[LogLine]:
+        rec = self.table.get(ref)
+        path = str(rec.dir / "container.log")
+
+        def stopped() -> bool:
+            return rec.run.state not in RUNNING_STATES or rec.id not in self.table.by_id
+
+        async for e in read_log(path, tail=tail, follow=follow, stop=stopped):
+            yield LogLine(e.stream, e.time, e.data)  # type: ignore[arg-type]
+
+    async def exec_run(
+        self,
+        ref: str,
+        argv: list[str],
+        user: str | None = None,
+        env: dict[str, str] | None = None,
+        workdir: str | None = None,
+        timeout: float | None = None,
+    ) -> ExecResult:
+        rec = self.table.get(ref)
+        launched = self._launched.get(rec.id)
+        if launched is None or rec.run.state != "running":
+            raise Conflict(f"container {rec.name} is not running", subject=rec.name)
+        base = resolve.env_list_to_dict(rec.resolved.env)
+        base.update(env or {})
+        cfg = ExecConfig(
+            argv=tuple(argv), env=tuple(f"{k}={v}" for k, v in base.items()),
+            cwd=workdir or rec.resolved.cwd or "/",
+            user=user if user is not None else rec.resolved.user,
+            group_add=rec.spec.group_add,
+            capabilities=effective_caps(rec.spec.cap_add, rec.spec.cap_drop, rec.spec.privileged),
+            privileged=rec.spec.privileged,
+            seccomp=seccomp_profile(rec.spec),
+            cgroup_procs=self._cgroup_procs(rec),
+        )
+        code, out, err = await self.launcher.exec_run(launched, cfg, timeout)
+        return ExecResult(code, out.decode(errors="replace"), err.decode(errors="replace"))
+
+    def _cgroup_procs(self, rec: ContainerRecord) -> tuple[str, ...]:
+        try:
+            cg = self.cgroups.open(rec.id)
+        except CgroupNotFound:
+            return ()
+        return tuple(str(d / "cgroup.procs") for d in cg.directories())
+
+    async def top(self, ref: str) -> list[dict[str, str]]:
+        rec = self.table.get(ref)
+        try:
+            pids = self.cgroups.open(rec.id).pids()
+        except CgroupNotFound:
+            return []
+        rows = []
+        for pid in sorted(pids):
+            try:
+                cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+                status = Path(f"/proc/{pid}/status").read_text()
+            except OSError:
+                continue
+            uid = next((ln.split()[1] for ln in status.splitlines() if ln.startswith("Uid:")), "?")
+            ppid = next((ln.split()[1] for ln in status.splitlines() if ln.startswith("PPid:")), "?")
+            rows.append({"PID": str(pid), "PPID": ppid, "UID": uid, "CMD": cmd})
+        return rows
+
+    async def stats(self, ref: str) -> Stats:
+        rec = self.table.get(ref)
+        try:
+            s = self.cgroups.open(rec.id).stats()
+        except CgroupNotFound:
+            return Stats()
+        return Stats(s.memory_usage, s.memory_peak, s.memory_limit, s.cpu_usage_ns, s.pids)
+
+    # -- networks -------------------------------------------------------------------------
+    async def create_network(self, spec: NetworkSpec) -> NetworkInfo:
+        info = await self.networks.create(spec)
+        self.bus.publish(Event(time.time(), "network", "create", spec.name, spec.name))
+        return info
+
+    async def remove_network(self, name: str) -> None:
+        users = [r.name for r in self.table.all()
+                 if r.run.state in RUNNING_STATES and name in r.run.addresses]
+        if users:
+            raise Conflict(
+                f"network {name} is in use by container(s) {', '.join(users)}: stop them first",
+                subject=name,
+            )
+        await self.networks.remove(name)
+        self.bus.publish(Event(time.time(), "network", "destroy", name, name))
+
+    async def list_networks(self, labels: dict[str, str] | None = None) -> list[NetworkInfo]:
+        return self.networks.list(labels)
+
+    # -- volumes --------------------------------------------------------------------------
+    async def create_volume(self, spec: VolumeSpec) -> VolumeInfo:
+        if spec.external:
+            return self.volumes.get(spec.name).info()
+        return self.volumes.create(spec.name, spec.labels).info()
+
+    def _volume_users(self, name: str) -> list[str]:
+        return [r.name for r in self.table.all()
+                if any(m.type == "volume" and m.source == name
+                       for m in (*r.spec.mounts, *r.resolved.extra_mounts))]
+
+    async def remove_volume(self, name: str, force: bool = False) -> None:
+        self.volumes.remove(name, force=force, in_use=self._volume_users)
+
+    async def list_volumes(self, labels: dict[str, str] | None = None) -> list[VolumeInfo]:
+        return [v.info() for v in self.volumes.list(labels)]
+
+    # -- images ---------------------------------------------------------------------------
+    async def list_images(self) -> list[ImageInfo]:
+        return [i.info() for i in self.images.list()]
+
+    async def inspect_image(self, ref: str) -> ImageInfo:
+        return self._image(ref).info()  # type: ignore[no-any-return]
+
+    def _image_users(self, image_id: str) -> list[str]:
+        return [r.name for r in self.table.all() if r.resolved.image_id == image_id]
+
+    async def remove_image(self, ref: str, force: bool = False) -> list[str]:
+        return await asyncio.to_thread(self.images.remove, ref, force, self._image_users)
+
+    async def import_image(self, path: str, tag: str) -> ImageInfo:
+        img = await asyncio.to_thread(importer.import_rootfs, self.images, path, [tag])
+        self.bus.publish(Event(time.time(), "image", "import", img.id, tag))
+        return img.info()
+
+    async def load_image(self, path: str) -> list[ImageInfo]:
+        imgs = await asyncio.to_thread(importer.load, self.images, path)
+        for img in imgs:
+            self.bus.publish(Event(time.time(), "image", "load", img.id, ",".join(img.tags)))
+        return [i.info() for i in imgs]
+
+    async def pull_image(self, ref: str) -> AsyncIterator[PullEvent]:
+        """Pull from a registry; yields progress, then an event carrying the image id."""
+        queue: asyncio.Queue[PullEvent | None] = asyncio.Queue()
+
+        def progress(p: PullProgress) -> None:
+            queue.put_nowait(PullEvent(p.status, p.id, p.current, p.total))
+
+        async def work() -> None:
+            try:
+                img = await registry.pull(self.images, ref, progress=progress)
+                queue.put_nowait(PullEvent("pulled", image_id=img.id))
+                self.bus.publish(Event(time.time(), "image", "pull", img.id, ref))
+            except EngineError as e:
+                queue.put_nowait(PullEvent("error", error=str(e)))
+            except Exception as e:  # noqa: BLE001 - reported to the client, logged here
+                log.exception("pull failed")
+                queue.put_nowait(PullEvent("error", error=f"pull of {ref} failed: {e}"))
+            finally:
+                queue.put_nowait(None)
+
+        async for item in self._drain(work(), queue):
+            yield item
+
+    async def _drain(self, work, queue):  # type: ignore[no-untyped-def]
+        """Run `work` and yield what it puts on `queue` until it puts None."""
+        task = asyncio.get_running_loop().create_task(work)
+        try:
+            while (item := await queue.get()) is not None:
+                yield item
+        finally:
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    await task
+
+    async def build_image(self, req: BuildRequest) -> AsyncIterator[BuildProgress]:
+        """Build from a Dockerfile; yields output lines, then the image id (or the error)."""
+        queue: asyncio.Queue[BuildProgress | None] = asyncio.Queue()
+        builder = Builder(layers=StoreLayers(self.images.layers), images=StoreImages(self.images),
+                          runner=LauncherRun(self.launcher), state_root=self.paths.root)
+        dockerfile = req.dockerfile if os.path.isabs(req.dockerfile) else os.path.join(
+            req.context, req.dockerfile)
+
+        async def work() -> None:
+            try:
+                iid = await builder.build(
+                    req.context, dockerfile, tag=[req.tag] if req.tag else [], target=req.target,
+                    build_args=req.build_args, no_cache=req.no_cache,
+                    progress=lambda line: queue.put_nowait(BuildProgress(line=line)))
+                queue.put_nowait(BuildProgress(image_id=iid))
+                self.bus.publish(Event(time.time(), "image", "build", iid, req.tag))
+            except EngineError as e:
+                queue.put_nowait(BuildProgress(error=str(e)))
+            except Exception as e:  # noqa: BLE001 - reported to the client, logged here
+                log.exception("build failed")
+                queue.put_nowait(BuildProgress(error=f"build failed: {e}"))
+            finally:
+                queue.put_nowait(None)
+
+        async for item in self._drain(work(), queue):
+            yield item
+
+    # -- events ---------------------------------------------------------------------------
+    async def events(self) -> AsyncIterator[Event]:
+        sub = self.bus.subscribe()
+        try:
+            async for ev in sub:
+                yield ev
+        finally:
+            sub.close()
+
+
+__all__ = ["Engine", "RunState"]

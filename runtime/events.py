@@ -1,0 +1,126 @@
+"""An in-process event bus: the engine publishes `Event`s, each subscriber reads its own queue.
+
+Publishing never blocks and never awaits: every subscriber has a bounded queue, and a
+subscriber whose queue is full is dropped (its iterator ends, `dropped` is set) instead of
+slowing the engine down or growing memory without bound. A subscription is registered when
+`subscribe()` returns, so an event published right after that call is never missed.
+
+    bus = EventBus()
+    sub = bus.subscribe()          # registered now
+    bus.publish(event)
+    async for ev in sub: ...       # or: async with bus.subscribe() as sub: ...
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from types import TracebackType
+
+from runtime.api import Event
+
+log = logging.getLogger(__name__)
+
+DEFAULT_QUEUE_SIZE = 1024
+
+_END = object()  # sentinel put in a queue to end its iterator
+
+
+class Subscription(AsyncIterator[Event]):
+    """One subscriber's view of the bus: an async iterator of events, closed on `close()`."""
+
+    def __init__(self, bus: EventBus, maxsize: int) -> None:
+        self._bus = bus
+        # one spare slot so the end sentinel always fits after the queue filled up
+        self._queue: asyncio.Queue[object] = asyncio.Queue(maxsize + 1)
+        self._maxsize = maxsize
+        self.closed = False
+        self.dropped = False  # True when the bus dropped us for being too slow
+
+    def _offer(self, event: Event) -> bool:
+        """Queue `event`; return False (and end this subscription) if the queue is full."""
+        if self.closed:
+            return False
+        if self._queue.qsize() >= self._maxsize:
+            self.dropped = True
+            self._end()
+            return False
+        self._queue.put_nowait(event)
+        return True
+
+    def _end(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self._queue.put_nowait(_END)
+
+    def close(self) -> None:
+        """Stop receiving; a pending or later `__anext__` ends the iteration."""
+        self._bus._remove(self)
+        self._end()
+
+    def __aiter__(self) -> Subscription:
+        return self
+
+    async def __anext__(self) -> Event:
+        if self.closed and self._queue.empty():
+            raise StopAsyncIteration
+        item = await self._queue.get()
+        if item is _END:
+            raise StopAsyncIteration
+        assert isinstance(item, Event)
+        return item
+
+    async def aclose(self) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Subscription:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class EventBus:
+    """Fan-out of engine events to any number of subscribers; `publish` is synchronous."""
+
+    def __init__(self, queue_size: int = DEFAULT_QUEUE_SIZE) -> None:
+        self._subs: list[Subscription] = []
+        self._queue_size = queue_size
+        self._closed = False
+
+    def subscribe(self, maxsize: int | None = None) -> Subscription:
+        sub = Subscription(self, maxsize or self._queue_size)
+        if self._closed:
+            sub._end()
+        else:
+            self._subs.append(sub)
+        return sub
+
+    def publish(self, event: Event) -> None:
+        for sub in list(self._subs):
+            if not sub._offer(event):
+                self._remove(sub)
+                if sub.dropped:
+                    log.warning(
+                        "event subscriber dropped: its queue of %d events is full", sub._maxsize
+                    )
+
+    @property
+    def subscribers(self) -> int:
+        return len(self._subs)
+
+    def close(self) -> None:
+        """End every subscription (daemon shutdown)."""
+        self._closed = True
+        for sub in list(self._subs):
+            sub.close()
+
+    def _remove(self, sub: Subscription) -> None:
+        if sub in self._subs:
+            self._subs.remove(sub)

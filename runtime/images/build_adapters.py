@@ -1,0 +1,154 @@
+"""The builder's three seams (runtime.images.build.interfaces) over the real engine parts.
+
+    StoreLayers   LayerSink  over runtime.storage.layers.LayerStore
+    StoreImages   ImageSink  over runtime.images.store.ImageStore
+    LauncherRun   RunStep    a throw-away build container from runtime.process: overlay of the
+                             step's layers with the step's upper dir, host network (as
+                             `docker build`), default capabilities, output streamed from its log
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import secrets
+import shutil
+from collections.abc import Sequence
+from dataclasses import fields
+from pathlib import Path
+
+from runtime.errors import LaunchError, NotFound
+from runtime.images.build.interfaces import BuildImage, Progress, RunResult
+from runtime.images.build.interfaces import ImageConfig as BuildConfig
+from runtime.images.config import ImageConfig
+from runtime.images.store import ImageStore
+from runtime.process.config import DEFAULT_NAMESPACES, LaunchConfig
+from runtime.process.launcher import Launcher
+from runtime.process.logs import read_log
+from runtime.storage.layers import LayerStore
+
+OUTPUT_TAIL = 200  # lines kept for the error message of a failed RUN
+
+
+class StoreLayers:
+    def __init__(self, layers: LayerStore) -> None:
+        self.layers = layers
+
+    def add_dir(self, path: Path) -> str:
+        return self.layers.add_dir(path).diff_id
+
+    def path(self, layer_id: str) -> Path:
+        return Path(self.layers.get(layer_id).path)
+
+    def exists(self, layer_id: str) -> bool:
+        return self.layers.exists(layer_id)
+
+
+_SHARED = [f.name for f in fields(BuildConfig)]
+
+
+def to_build_config(cfg: ImageConfig) -> BuildConfig:
+    values = {name: getattr(cfg, name) for name in _SHARED}
+    values["stop_signal"] = values["stop_signal"] or ""
+    if values["shell"] is None:
+        values.pop("shell")
+    return BuildConfig(**values)
+
+
+def from_build_config(cfg: BuildConfig) -> ImageConfig:
+    values = {name: getattr(cfg, name) for name in _SHARED}
+    values["stop_signal"] = values["stop_signal"] or None
+    return ImageConfig(**values)
+
+
+class StoreImages:
+    def __init__(self, images: ImageStore) -> None:
+        self.images = images
+
+    def get(self, ref: str) -> BuildImage | None:
+        try:
+            img = self.images.get(ref)
+        except NotFound:
+            return None
+        return BuildImage(tuple(img.layers), to_build_config(img.config))
+
+    def put(self, image: BuildImage, tags: Sequence[str] = ()) -> str:
+        return self.images.put(from_build_config(image.config), list(image.layers), tags).id
+
+
+class LauncherRun:
+    """RUN in a container of our own runtime; its writes land in the step's upper dir."""
+
+    def __init__(self, launcher: Launcher) -> None:
+        self.launcher = launcher
+
+    async def run(
+        self,
+        *,
+        lowerdirs: Sequence[str],
+        upper: str,
+        argv: Sequence[str],
+        env: Sequence[str],
+        cwd: str,
+        user: str,
+        on_output: Progress,
+    ) -> RunResult:
+        scratch = Path(upper).parent / f"run-{secrets.token_hex(4)}"
+        scratch.mkdir(parents=True)
+        (scratch / "work").mkdir()
+        (scratch / "merged").mkdir()
+        etc = {}
+        for name in ("resolv.conf", "hosts"):
+            src = Path("/etc") / name
+            if src.exists():
+                shutil.copyfile(src, scratch / name)
+                etc[f"/etc/{name}"] = str(scratch / name)
+        cfg = LaunchConfig(
+            id=f"build-{secrets.token_hex(6)}",
+            argv=tuple(argv),
+            state_dir=str(scratch),
+            mergeddir=str(scratch / "merged"),
+            lowerdirs=tuple(reversed(list(lowerdirs))),  # overlay wants the top layer first
+            upperdir=upper,
+            workdir=str(scratch / "work"),
+            env=tuple(env),
+            cwd=cwd or "/",
+            user=user,
+            hostname="buildkitsandbox",
+            etc_files=etc,
+            namespaces=tuple(n for n in DEFAULT_NAMESPACES if n != "net"),
+        )
+        tail: list[str] = []
+        try:
+            try:
+                launched = await self.launcher.launch(cfg)
+            except LaunchError as e:
+                on_output(e.message)
+                return RunResult(e.exit_code, e.message)
+            finished = False
+
+            async def follow() -> None:
+                async for entry in read_log(cfg.log_file, follow=True, stop=lambda: finished,
+                                            poll=0.05):
+                    line = entry.data.rstrip("\n")
+                    on_output(line)
+                    tail.append(line)
+                    del tail[:-OUTPUT_TAIL]
+
+            reader = asyncio.create_task(follow())
+            try:
+                status = await self.launcher.wait(launched)
+            except BaseException:
+                self.launcher.kill(launched)
+                with contextlib.suppress(BaseException):
+                    await asyncio.shield(self.launcher.wait(launched))
+                raise
+            finally:
+                finished = True
+                with contextlib.suppress(BaseException):
+                    await asyncio.wait_for(reader, 5)
+            return RunResult(status.code, "\n".join(tail))
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+            with contextlib.suppress(FileNotFoundError):
+                os.rmdir(scratch)

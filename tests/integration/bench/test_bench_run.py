@@ -1,0 +1,71 @@
+"""The bench on the real host (root): its runner, its JSON, and that it leaves nothing."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench.hostguard import HostGuard, parse_rules
+from bench.ours import CGROUP_PARENT
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+def _bench(tmp_path: Path, *args: str) -> dict:  # type: ignore[type-arg]
+    out = tmp_path / "r.json"
+    p = subprocess.run([sys.executable, "-m", "bench", "--quick", "--no-peers", "--out", str(out), *args],
+                       cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.splitlines()[0].startswith("scenario")
+    return json.loads(out.read_text())  # type: ignore[no-any-return]
+
+
+def test_load_scenario_writes_json(tmp_path: Path) -> None:
+    d = _bench(tmp_path, "--only", "load")
+    assert d["mode"] == "quick" and d["errors"] == {}
+    (row,) = d["rows"]
+    assert row["scenario"].startswith("load") and row["ours"]["runs"] == 5
+    assert all(v > 0 for v in row["ours"]["values"])
+    assert row["target_met"] in (True, False)
+    assert d["extra"]["load_stack"]["services"] == 200
+
+
+def test_launch_scenario_through_the_engine_leaves_nothing(tmp_path: Path) -> None:
+    d = _bench(tmp_path, "--only", "launch")
+    rows = {r["scenario"]: r for r in d["rows"]}
+    none = rows["create+start+wait /bin/true, no network"]
+    assert none["ours"]["runs"] == 10 and none["peers"] == {}
+    assert rows["create+start+wait /bin/true, bridge network"]["ours"]["runs"] == 10
+    assert d["cleanup"] == []  # nothing was found left over
+    assert not list(Path("/sys/fs/cgroup").glob(f"*/{CGROUP_PARENT}"))
+    assert "cmpbench-" not in Path("/proc/self/mounts").read_text()
+
+
+@pytest.fixture
+def chains():  # type: ignore[no-untyped-def]
+    made = ["NETAVARK-CMPBTEST", "CMPBTEST-KEEP"]
+    yield made
+    for rule in (["-D", "OUTPUT", "-d", "127.0.0.254/32", "-j", "NETAVARK-CMPBTEST"],
+                 ["-D", "OUTPUT", "-d", "127.0.0.253/32", "-j", "CMPBTEST-KEEP"]):
+        subprocess.run(["iptables", "-w", *rule], capture_output=True)
+    for c in made:
+        subprocess.run(["iptables", "-w", "-F", c], capture_output=True)
+        subprocess.run(["iptables", "-w", "-X", c], capture_output=True)
+
+
+def test_hostguard_removes_exactly_the_peer_chain(chains: list[str]) -> None:
+    guard = HostGuard.snapshot()
+    for c in chains:
+        subprocess.run(["iptables", "-w", "-N", c], check=True)
+    subprocess.run(["iptables", "-w", "-A", "OUTPUT", "-d", "127.0.0.254/32", "-j", "NETAVARK-CMPBTEST"], check=True)
+    subprocess.run(["iptables", "-w", "-A", "OUTPUT", "-d", "127.0.0.253/32", "-j", "CMPBTEST-KEEP"], check=True)
+    removed = guard.restore()
+    assert any("-X NETAVARK-CMPBTEST" in r for r in removed)
+    assert not any("failed" in r for r in removed)
+    now = parse_rules(subprocess.run(["iptables", "-w", "-S"], capture_output=True, text=True).stdout)
+    assert "NETAVARK-CMPBTEST" not in now.chains
+    assert "CMPBTEST-KEEP" in now.chains  # not a peer's: untouched
+    assert "-A OUTPUT -d 127.0.0.253/32 -j CMPBTEST-KEEP" in now.rules

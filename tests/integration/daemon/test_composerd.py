@@ -1,0 +1,372 @@
+"""A real composerd process (with the fake engine via COMPOSERD_ENGINE): started by the
+client, root-only socket, refuses a second instance, stops cleanly on SIGTERM, and no
+composerd is left running after any test."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from runtime.client import Client, connect_or_start
+from runtime.paths import Paths
+from runtime.types import ContainerSpec
+
+REPO = Path(__file__).resolve().parents[3]
+FAKE = "tests.unit.daemon.fake_engine:FakeEngine.open"
+NOBODY = 65534
+
+
+def alive(pid: int) -> bool:
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except FileNotFoundError:
+        return False
+    state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    return b"runtime.daemon" in cmdline and state != "Z"
+
+
+def wait_gone(pid: int, timeout: float = 5.0) -> bool:
+    end = time.monotonic() + timeout
+    while alive(pid):
+        if time.monotonic() > end:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+class Env:
+    def __init__(self, base: Path) -> None:
+        self.paths = Paths(root=base / "root", run=base / "run")
+        self.pids: set[int] = set()
+
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(
+            COMPOSER_ROOT=str(self.paths.root),
+            COMPOSER_RUN=str(self.paths.run),
+            COMPOSERD_ENGINE=FAKE,
+            PYTHONPATH=str(REPO),
+        )
+        return env
+
+    def note_pid_file(self) -> int:
+        pid = int((self.paths.run / "composerd.pid").read_text())
+        self.pids.add(pid)
+        return pid
+
+
+@pytest.fixture
+def denv(monkeypatch: pytest.MonkeyPatch) -> Iterator[Env]:
+    base = Path(tempfile.mkdtemp(prefix="cmpd-", dir="/tmp"))
+    e = Env(base)
+    monkeypatch.setenv("COMPOSER_ROOT", str(e.paths.root))
+    monkeypatch.setenv("COMPOSER_RUN", str(e.paths.run))
+    monkeypatch.setenv("COMPOSERD_ENGINE", FAKE)
+    try:
+        yield e
+    finally:
+        pid_file = e.paths.run / "composerd.pid"
+        if pid_file.exists():
+            e.pids.add(int(pid_file.read_text()))
+        for pid in e.pids:  # only daemons this test started, by pid
+            if alive(pid):
+                os.kill(pid, signal.SIGTERM)
+                if not wait_gone(pid, 3):
+                    os.kill(pid, signal.SIGKILL)
+                    wait_gone(pid, 3)
+        leftover = [p for p in e.pids if alive(p)]
+        shutil.rmtree(base, ignore_errors=True)
+        assert not leftover, f"composerd left running: {leftover}"
+
+
+def as_nobody(code: str, *, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
+    """Run `code` in a python that imported the client as root, then became nobody."""
+    prelude = (
+        "import asyncio, os, sys\n"
+        "import runtime.client, runtime.daemon, aiohttp\n"
+        f"os.setgroups([]); os.setgid({NOBODY}); os.setuid({NOBODY})\n"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", prelude + code],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+
+
+async def test_connect_or_start_runs_a_detached_root_only_daemon(denv: Env) -> None:
+    t0 = time.monotonic()
+    client = await connect_or_start(denv.paths, timeout=10)
+    started_in = time.monotonic() - t0
+    async with client:
+        pid = denv.note_pid_file()
+        v = await client.version()
+        assert v["pid"] == pid != os.getpid() and v["engine"] == "FakeEngine"
+        assert os.getsid(pid) == pid  # own session: a ^C in the CLI's terminal does not reach it
+        ppid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        assert ppid != os.getpid()  # not our child: it outlives the CLI
+        sock = denv.paths.socket
+        assert stat.S_ISSOCK(sock.stat().st_mode)
+        assert stat.S_IMODE(sock.stat().st_mode) == 0o600 and sock.stat().st_uid == 0
+        assert stat.S_IMODE(denv.paths.run.stat().st_mode) == 0o700
+        info = await client.create_container(ContainerSpec("demo-web-1", "busybox:latest"))
+        assert (await client.start_container(info.id)).state == "running"
+    print(f"connect_or_start cold start: {started_in * 1000:.0f} ms")
+
+    # a second CLI finds the running daemon: no new process
+    t0 = time.monotonic()
+    async with await connect_or_start(denv.paths) as again:
+        assert (await again.version())["pid"] == pid
+        assert [c.name for c in await again.list_containers()] == ["demo-web-1"]
+    print(f"connect_or_start warm: {(time.monotonic() - t0) * 1000:.1f} ms")
+
+    os.kill(pid, signal.SIGTERM)
+    assert wait_gone(pid), "composerd did not exit on SIGTERM"
+    assert not sock.exists() and not (denv.paths.run / "composerd.pid").exists()
+    log = (denv.paths.run / "composerd.log").read_text()
+    assert "serving on" in log and "stopping: containers keep running" in log
+
+
+async def test_concurrent_starts_make_one_daemon(denv: Env) -> None:
+    clients = await asyncio.gather(*(connect_or_start(denv.paths) for _ in range(4)))
+    try:
+        pids = {(await c.version())["pid"] for c in clients}
+    finally:
+        for c in clients:
+            await c.close()
+    assert len(pids) == 1
+    denv.pids |= pids
+    running = [
+        p
+        for p in map(int, filter(str.isdigit, os.listdir("/proc")))
+        if alive(p) and str(denv.paths.run).encode() in Path(f"/proc/{p}/cmdline").read_bytes()
+    ]
+    assert running == list(pids)
+
+
+def test_foreground_sigterm_exits_0_and_second_instance_refuses(denv: Env) -> None:
+    argv = [sys.executable, "-m", "runtime.daemon", "--foreground"]
+    proc = subprocess.Popen(
+        argv, cwd=REPO, env=denv.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    denv.pids.add(proc.pid)
+    try:
+        end = time.monotonic() + 10
+        while not denv.paths.socket.exists():
+            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+            assert time.monotonic() < end
+            time.sleep(0.01)
+        second = subprocess.run(
+            argv, cwd=REPO, env=denv.env(), capture_output=True, text=True, timeout=10
+        )
+        assert second.returncode == 1
+        assert (
+            second.stderr.strip().splitlines()[-1]
+            == f"composerd: composerd is already running (pid {proc.pid}): stop it first"
+        )
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(5) == 0
+        assert not denv.paths.socket.exists()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.communicate()
+
+
+async def test_daemon_killed_with_sigkill_is_replaced(denv: Env) -> None:
+    async with await connect_or_start(denv.paths) as c:
+        first = denv.note_pid_file()
+    os.kill(first, signal.SIGKILL)
+    assert wait_gone(first)
+    assert denv.paths.socket.exists()  # stale: nobody listens
+    async with await connect_or_start(denv.paths) as c:
+        second = denv.note_pid_file()
+        assert second != first and (await c.version())["pid"] == second
+
+
+async def test_start_failure_is_a_clear_error(denv: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COMPOSERD_ENGINE", "runtime.nope:Engine.open")
+    from runtime.client import DaemonStartError
+
+    with pytest.raises(
+        DaemonStartError, match="composerd: cannot start: No module named 'runtime.nope'"
+    ):
+        await connect_or_start(denv.paths, timeout=10)
+    assert not denv.paths.socket.exists()
+
+
+def test_nobody_gets_a_clear_permission_error(denv: Env) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "runtime.daemon", "--foreground"],
+        cwd=REPO,
+        env=denv.env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    denv.pids.add(proc.pid)
+    try:
+        end = time.monotonic() + 10
+        while not denv.paths.socket.exists():
+            assert proc.poll() is None and time.monotonic() < end
+            time.sleep(0.01)
+        ping = (
+            "async def main():\n"
+            "    try:\n"
+            f"        async with runtime.client.Client({str(denv.paths.socket)!r}) as c:\n"
+            "            await c.ping()\n"
+            "        print('connected')\n"
+            "    except runtime.client.EngineError as e:\n"
+            "        print(e)\n"
+            "asyncio.run(main())\n"
+        )
+        # the run dir (0700) stops nobody ...
+        out = as_nobody(ping)
+        assert out.stdout.strip() == "composer needs root: run it with sudo", out.stderr
+        # ... and so does the socket's own mode (0600) when the dir is opened up
+        os.chmod(denv.paths.run, 0o711)
+        try:
+            out = as_nobody(ping)
+        finally:
+            os.chmod(denv.paths.run, 0o700)
+        assert out.stdout.strip() == "composer needs root: run it with sudo", out.stderr
+        # connect_or_start as nobody does not try to start anything either
+        start = (
+            "from runtime.paths import Paths\n"
+            "async def main():\n"
+            "    try:\n"
+            f"        await runtime.client.connect_or_start(Paths(root=Path('/nonexistent'), run=Path({str(denv.paths.run)!r})))\n"
+            "    except runtime.client.EngineError as e:\n"
+            "        print(e)\n"
+            "from pathlib import Path\n"
+            "asyncio.run(main())\n"
+        )
+        out = as_nobody(start)
+        assert out.stdout.strip() == "composer needs root: run it with sudo", out.stderr
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(5) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_composerd_as_nobody_refuses(tmp_path: Path) -> None:
+    out = as_nobody(
+        f"sys.argv = ['composerd', '--run', {str(tmp_path / 'run')!r}]\n"
+        "sys.exit(runtime.daemon.main())\n"
+    )
+    assert out.returncode == 1
+    assert out.stderr.strip() == "composerd needs root: run it with sudo"
+    assert not (tmp_path / "run").exists()
+
+
+def test_socket_of_a_listening_process_is_not_stolen(denv: Env) -> None:
+    denv.paths.run.mkdir(mode=0o700, parents=True)
+    other = socket.socket(socket.AF_UNIX)
+    other.bind(str(denv.paths.socket))
+    other.listen()
+    try:
+        out = subprocess.run(
+            [sys.executable, "-m", "runtime.daemon"],
+            cwd=REPO,
+            env=denv.env(),
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+        assert out.returncode == 1
+        assert (
+            out.stderr.strip().splitlines()[-1]
+            == f"composerd: another composerd answers on {denv.paths.socket}: stop it first"
+        )
+        assert denv.paths.socket.exists()
+    finally:
+        other.close()
+
+
+def children_of(pid: int) -> list[int]:
+    kids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+            except (FileNotFoundError, ProcessLookupError):
+                continue
+            if int(fields[1]) == pid:
+                kids.append(int(entry))
+    return kids
+
+
+def test_real_engine_serves_and_stops_leaving_no_process(denv: Env) -> None:
+    """The production factory (runtime.engine:Engine.open) behind the real entry point."""
+    env = denv.env()
+    del env["COMPOSERD_ENGINE"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "runtime.daemon", "--foreground"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    denv.pids.add(proc.pid)
+    helpers: list[int] = []
+    try:
+        end = time.monotonic() + 20
+        while not denv.paths.socket.exists():
+            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+            assert time.monotonic() < end, "composerd did not come up"
+            time.sleep(0.02)
+
+        async def talk() -> dict[str, object]:
+            async with Client(denv.paths.socket) as c:
+                assert await c.list_containers(all=True) == []
+                return await c.version()
+
+        assert asyncio.run(talk())["engine"] == "Engine"
+        helpers = children_of(proc.pid)  # e.g. the fork server
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(15) == 0
+        assert not denv.paths.socket.exists()
+        for pid in helpers:
+            assert wait_gone_any(pid, 5), f"helper {pid} of composerd left running"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for pid in helpers:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        if proc.stderr is not None:
+            proc.stderr.close()
+
+
+def wait_gone_any(pid: int, timeout: float) -> bool:
+    end = time.monotonic() + timeout
+    while Path(f"/proc/{pid}").exists():
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except FileNotFoundError:
+            return True
+        if state == "Z":
+            return True
+        if time.monotonic() > end:
+            return False
+        time.sleep(0.02)
+    return True

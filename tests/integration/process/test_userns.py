@@ -1,0 +1,68 @@
+"""userns_mode private on the real kernel: root inside is host uid 100000, image files are root's."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from runtime.process.config import DEFAULT_NAMESPACES, MountPoint
+from runtime.process.userns import IdMap
+from tests.integration.process.conftest import Env, sh
+
+MAP = (IdMap(0, 100000, 65536),)
+
+
+def userns(**kw: object) -> dict[str, object]:
+    return dict(namespaces=("user", *DEFAULT_NAMESPACES), uid_map=MAP, gid_map=MAP, **kw)
+
+
+def reachable(path: Path) -> None:
+    """The mapped root is `other` for host-root-owned dirs: pytest's 0700 dirs must be o+x."""
+    for p in [path, *path.parents]:
+        st = p.stat()
+        if not st.st_mode & 0o001:
+            os.chmod(p, st.st_mode | 0o111)
+
+
+async def test_root_inside_is_mapped(env: Env) -> None:
+    reachable(env.tmp)
+    host_file = env.tmp / "hostfile"
+    host_file.write_text("host\n")
+    os.chmod(host_file, 0o644)
+    script = ("id -u; cat /proc/self/uid_map; stat -c '%u:%g %n' /bin/busybox /etc/passwd; "
+              "echo new > /newfile; rm /etc/hostname; ls /etc/hostname 2>&1; "
+              "echo pwned >> /host/hostfile || echo DENIED; mkdir /tmp/x && echo MKDIR-OK")
+    cfg = env.config(sh("exec 2>&1; " + script),
+                     mounts=(MountPoint("bind", "/host", str(env.tmp)),), **userns())
+    launched = await env.launch(cfg)
+    status = await env.launcher.wait(launched)
+    out, _ = env.output(cfg)
+    assert status.code == 0, out
+    lines = out.splitlines()
+    assert lines[0] == "0", out
+    assert lines[1].split() == ["0", "100000", "65536"], out
+    assert "0:0 /bin/busybox" in out and "0:0 /etc/passwd" in out, out
+    assert "DENIED" in out and host_file.read_text() == "host\n", out
+    assert "MKDIR-OK" in out and "No such file" in out, out
+    upper = Path(cfg.upperdir)
+    st = (upper / "newfile").stat()
+    assert (st.st_uid, st.st_gid) == (100000, 100000)
+    assert (upper / "tmp/x").stat().st_uid == 100000
+    assert Path(cfg.upperdir).stat().st_uid == 100000
+
+
+async def test_userns_with_seccomp_and_exec(env: Env) -> None:
+    from runtime.process.config import ExecConfig
+
+    reachable(env.tmp)
+    cfg = env.config(["sleep", "30"], seccomp="default", **userns())
+    launched = await env.launch(cfg)
+    status = Path(f"/proc/{launched.pid}/status").read_text()
+    assert "Seccomp:\t2" in status
+    uid_line = next(ln for ln in status.splitlines() if ln.startswith("Uid:"))
+    assert uid_line.split()[1] == "100000"  # the host sees the mapped root
+    code, out, err = await env.launcher.exec_run(
+        launched, ExecConfig(argv=("sh", "-c", "id -u; grep Seccomp: /proc/self/status; "
+                                   "touch /made-by-exec")), timeout=10)
+    assert code == 0, err
+    assert out.decode().split()[:3] == ["0", "Seccomp:", "2"], out
+    assert (Path(cfg.upperdir) / "made-by-exec").stat().st_uid == 100000

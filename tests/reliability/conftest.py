@@ -1,0 +1,108 @@
+"""The reliability rig: the e2e `Env` (CLI + a real composerd in private roots) plus a `Scope`.
+
+Each test gets fresh COMPOSER_ROOT / COMPOSER_RUN dirs and its own cgroup parent (as in
+tests/e2e/conftest.py, whose pieces are reused). At the end the daemon is stopped and a
+*scoped* snapshot (tests/reliability/snapshots.py) must hold nothing the test did not find
+at its start: no mount, netns, link, cgroup, nft table, IPAM entry, state dir or process.
+Whatever is left is then removed by force, so a failing test still leaves a clean host.
+"""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.conftest import REPO, Env, _force_clean, _stop_daemon, write_stack
+from tests.reliability import snapshots
+from tests.reliability.snapshots import Scope
+
+__all__ = ["Rig", "write_stack"]
+
+
+@dataclass
+class Rig:
+    env: Env
+    scope: Scope
+    base: Path
+
+    def composer(self, *args: str, **kw: Any) -> subprocess.CompletedProcess[str]:
+        return self.env.composer(*args, **kw)
+
+    def ps(self, cwd: Path, *extra: str) -> list[dict[str, Any]]:
+        return json.loads(self.env.composer("ps", "--format", "json", *extra, cwd=cwd).stdout)  # type: ignore[no-any-return]
+
+    def project_dir(self, text: str, name: str | None = None) -> Path:
+        """A stack folder named uniquely (the project name gives bridge names: keep it ours)."""
+        d = self.base / "stacks" / (name or f"rel{secrets.token_hex(3)}")
+        write_stack(d, text)
+        return d
+
+    def container_state(self, cid: str) -> dict[str, Any]:
+        try:
+            return json.loads((self.env.root / "containers" / cid / "state.json").read_text())  # type: ignore[no-any-return]
+        except (OSError, ValueError):
+            return {}
+
+    def start_daemon(self) -> None:
+        """The first CLI call starts composerd (a trivial stack gives `ps` something to read)."""
+        d = self.project_dir("services:\n  idle:\n    image: busybox\n", name="relidle")
+        self.composer("ps", cwd=d)
+
+    def daemon_log(self, lines: int = 40) -> str:
+        try:
+            text = (self.env.run / "composerd.log").read_text(errors="replace")
+        except OSError:
+            return "(no composerd.log)"
+        return "\n".join(text.splitlines()[-lines:])
+
+    def snapshot(self) -> snapshots.Snapshot:
+        return snapshots.take(self.scope)
+
+
+def _unmount_under(base: Path) -> None:
+    targets = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            t = line.split()[4]
+            if t.startswith(str(base)):
+                targets.append(t)
+    for t in sorted(targets, key=len, reverse=True):
+        subprocess.run(["umount", "-l", t], capture_output=True)
+
+
+@pytest.fixture
+def rig() -> Iterator[Rig]:
+    base = Path(tempfile.mkdtemp(prefix="cmprel"))
+    cg_parent = f"composer-rel-{os.getpid()}-{base.name[-6:]}"
+    environ = dict(os.environ)
+    environ.update({
+        "COMPOSER_ROOT": str(base / "root"),
+        "COMPOSER_RUN": str(base / "run"),
+        "COMPOSER_CGROUP_PARENT": cg_parent,
+        "PYTHONPATH": str(REPO),
+    })
+    environ.pop("COMPOSE_PROJECT_NAME", None)
+    env = Env(base / "root", base / "run", environ)
+    scope = Scope(base=base, root=env.root, run=env.run, cgroup_parent=cg_parent)
+    before = snapshots.take(scope)
+    r = Rig(env, scope, base)
+    try:
+        yield r
+    finally:
+        _stop_daemon(env)
+        time.sleep(0.1)
+        leaks = snapshots.take(scope).leaks_since(before)
+        _force_clean(env)
+        _unmount_under(base)
+        shutil.rmtree(base, ignore_errors=True)
+        assert not leaks, f"the test left things behind: {leaks}"

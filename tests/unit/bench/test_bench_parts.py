@@ -1,0 +1,91 @@
+"""bench: stack files, memory roles, network rows, podman config, OCI config."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from bench import memory, stacks
+from bench.netload import parse_network_rows
+from bench.peers import PODMAN_SUBNET, Podman
+from bench.rootfs import PEER_CGROUP, oci_config
+from composer.graph import build_graph
+from composer.spec import LoadOptions, load_stack
+
+
+def _load(tmp_path: Path, text: str):  # type: ignore[no-untyped-def]
+    path = stacks.write(tmp_path, "s", text)
+    return load_stack(LoadOptions(files=[str(path)], environ={}, working_dir=str(path.parent)))
+
+
+def test_independent_stack_loads(tmp_path: Path) -> None:
+    stack = _load(tmp_path, stacks.independent(10))
+    assert sorted(stack.services) == sorted(f"s{i}" for i in range(10))
+    s0 = stack.services["s0"]
+    assert s0.init is True and s0.image == "busybox"
+    assert len(build_graph(stack).generations()) == 1
+
+
+def test_chain_stack_waits_for_health(tmp_path: Path) -> None:
+    stack = _load(tmp_path, stacks.chain(3))
+    assert len(build_graph(stack).generations()) == 3
+    c1 = stack.services["c1"]
+    assert c1.healthcheck is not None and c1.healthcheck.interval == 0.1
+    assert [(d.service, d.condition) for d in c1.depends_on] == [("c0", "service_healthy")]
+
+
+def test_classify_roles_by_depth_and_command() -> None:
+    # composerd 1 -> forkserver 2 -> shim 3 -> init 4 -> sleep 5; shim 6 -> sleep 7 (no init)
+    kids = {1: [2], 2: [3, 6], 3: [4], 4: [5], 6: [7]}
+    fs = b"python3\0-m\0runtime.process.forkserver\0/run/x.sock\0"
+    cmd = {1: b"python3\0-m\0runtime.daemon\0", 2: fs, 3: fs, 4: fs, 5: b"sleep\0600\0",
+           6: fs, 7: b"sleep\0600\0"}
+    roles = memory.classify(1, kids, cmd)
+    assert roles["daemon"] == [1] and roles["forkserver"] == [2]
+    assert sorted(roles["shim"]) == [3, 6] and roles["init"] == [4]
+    assert sorted(roles["container"]) == [5, 7]
+
+
+def test_memory_of_this_process_is_plausible() -> None:
+    me = os.getpid()
+    u, r = memory.uss(me), memory.rss(me)
+    assert 0 < u <= r
+    report = memory.MemoryReport(2, 40 << 20, 50 << 20, 1 << 20, 3 << 20, 4 << 20, 0, 2, 2)
+    assert report.total_uss == 48 << 20
+    assert report.per_container == 24 << 20 and report.per_shim_and_init == 3.5 * (1 << 20)
+    d = report.to_json()
+    assert d["daemon_rss"] == 50.0 and d["per_container_uss"] == 24.0 and d["unit"] == "MiB"
+
+
+def test_parse_network_rows() -> None:
+    rows = [("attach (veth+addr+route+dns), wall", "12.48 ms p50 (p90 17.37)", "<= 15 ms"),
+            ("attach, daemon cpu time", "5.64 ms p50", ""),
+            ("dns answer, udp from a container", "0.091 ms p50", "<= 1 ms"),
+            ("throughput direct (host -> container ip)", "980 MiB/s", ""),
+            ("throughput published, kernel DNAT (127.0.0.1)", "1418 MiB/s = 1.45x", ">= 0.8x"),
+            ("throughput published, asyncio proxy (127.0.0.1)", "422 MiB/s = 0.43x", ">= 0.8x")]
+    assert parse_network_rows(rows) == {"attach_ms": 12.48, "dns_ms": 0.091, "direct_mibs": 980.0,
+                                        "published_nat_mibs": 1418.0, "published_proxy_mibs": 422.0}
+
+
+def test_podman_config_is_private(tmp_path: Path) -> None:
+    pm = Podman(tmp_path / "pm")
+    pm.write_config()
+    storage = (tmp_path / "pm/storage.conf").read_text()
+    conf = (tmp_path / "pm/containers.conf").read_text()
+    assert f'graphroot = "{tmp_path}/pm/graph"' in storage
+    assert 'default_ulimits = ["nofile=1024:1024", "nproc=1024:1024"]' in conf
+    assert 'runtime = "runc"' in conf and PODMAN_SUBNET in conf
+    assert "static_dir" not in conf  # makes `podman run --rm` hang 20 s with podman 4.3
+    env = pm.env
+    assert env["CONTAINERS_CONF"].endswith("containers.conf")
+    assert env["CONTAINERS_STORAGE_CONF"].endswith("storage.conf")
+
+
+def test_oci_config_from_template() -> None:
+    template = {"process": {"terminal": True, "args": ["sh"]}, "linux": {"namespaces": []}}
+    cfg = oci_config(template, ["/bin/true"], "r1")
+    assert cfg["process"] == {"terminal": False, "args": ["/bin/true"]}
+    assert cfg["linux"]["cgroupsPath"] == f"/{PEER_CGROUP}/r1"  # type: ignore[index]
+    assert template["process"]["terminal"] is True  # the template is not changed
+    json.dumps(cfg)

@@ -1,0 +1,394 @@
+"""An in-memory EngineAPI for the daemon's tests: no kernel, no root, real semantics.
+
+Containers are records whose "process" the test drives (`exit(ref, code)`, `add_log`);
+errors are the engine's (NotFound, Conflict, InvalidArgument) with lowercase messages.
+It wires a Supervisor and an EventBus the way the real Engine should. `FakeEngine.open`
+is the factory `COMPOSERD_ENGINE=tests.unit.daemon.fake_engine:FakeEngine.open` names.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import inspect
+import itertools
+import signal as signals
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field, replace
+
+from runtime.api import (
+    BuildProgress,
+    BuildRequest,
+    ContainerInfo,
+    Event,
+    ExecResult,
+    ImageInfo,
+    LogLine,
+    NetworkInfo,
+    PullEvent,
+    Stats,
+    VolumeInfo,
+)
+from runtime.errors import Conflict, InvalidArgument, NotFound
+from runtime.events import EventBus
+from runtime.paths import Paths
+from runtime.supervisor import Backoff, RestartDecision, Supervisor
+from runtime.types import ContainerSpec, NetworkSpec, VolumeSpec
+
+ExecHandler = Callable[[str, list[str]], "ExecResult | Awaitable[ExecResult]"]
+
+_pids = itertools.count(1000)
+
+
+@dataclass
+class _Box:
+    info: ContainerInfo
+    logs: list[LogLine] = field(default_factory=list)
+    changed: asyncio.Condition = field(default_factory=asyncio.Condition)
+
+
+def _matches(labels: dict[str, str], want: dict[str, str] | None) -> bool:
+    return all(labels.get(k) == v for k, v in (want or {}).items())
+
+
+class FakeEngine:
+    def __init__(self, *, supervise: bool = False, backoff: Backoff | None = None) -> None:
+        self.bus = EventBus()
+        self.containers: dict[str, _Box] = {}
+        self.networks: dict[str, NetworkInfo] = {}
+        self.volumes: dict[str, VolumeInfo] = {}
+        self.images: dict[str, ImageInfo] = {
+            "sha256:" + "b" * 64: ImageInfo(
+                "sha256:" + "b" * 64, ("busybox:latest",), 1_200_000, 1.0
+            ),
+            "sha256:" + "c" * 64: ImageInfo(
+                "sha256:" + "c" * 64, ("library/nginx:1.25",), 9_000_000, 2.0
+            ),
+        }
+        self.exec_handler: ExecHandler | None = None
+        self.exec_calls: list[tuple[str, list[str]]] = []
+        self.decisions: list[RestartDecision] = []  # what the supervisor answered on exits
+        self.closed = False
+        self.create_delay = 0.0  # seconds create_container takes (client-disconnect tests)
+        self.supervisor = (
+            Supervisor(self, self.bus, backoff=backoff or Backoff()) if supervise else None
+        )
+
+    @classmethod
+    async def open(cls, paths: Paths) -> FakeEngine:
+        return cls(supervise=True)
+
+    async def close(self) -> None:
+        self.closed = True
+        if self.supervisor is not None:
+            await self.supervisor.close()
+        self.bus.close()
+
+    # ------------------------------------------------------------ helpers for tests
+
+    def _box(self, ref: str) -> _Box:
+        if ref in self.containers:
+            return self.containers[ref]
+        for box in self.containers.values():
+            if box.info.name == ref:
+                return box
+        found = [b for cid, b in self.containers.items() if cid.startswith(ref)]
+        if len(found) == 1:
+            return found[0]
+        raise NotFound(f"no such container: {ref}", subject=ref)
+
+    def _emit(self, action: str, info: ContainerInfo, **attrs: str) -> None:
+        attributes = {"name": info.name, **info.labels, **attrs}
+        self.bus.publish(Event(time.time(), "container", action, info.id, info.name, attributes))
+
+    async def _set(self, box: _Box, **changes: object) -> ContainerInfo:
+        box.info = replace(box.info, **changes)  # type: ignore[arg-type]
+        async with box.changed:
+            box.changed.notify_all()
+        return box.info
+
+    async def exit(self, ref: str, code: int, *, oom: bool = False) -> None:
+        """The container's process ended by itself with `code`."""
+        box = self._box(ref)
+        if box.info.state not in ("running", "paused"):
+            raise Conflict(f"container {box.info.name} is not running")
+        await self._set(
+            box, state="exited", pid=0, exit_code=code, oom_killed=oom, finished_at=time.time()
+        )
+        self._emit("die", box.info, exitCode=str(code))
+        if self.supervisor is not None:
+            decision = self.supervisor.on_exit(box.info.id, code)
+            self.decisions.append(decision)
+            if decision.restart:
+                await self._set(box, state="restarting", restart_count=decision.restart_count)
+
+    async def add_log(self, ref: str, data: str, stream: str = "stdout") -> None:
+        box = self._box(ref)
+        box.logs.append(LogLine(stream, time.time(), data))  # type: ignore[arg-type]
+        async with box.changed:
+            box.changed.notify_all()
+
+    # ------------------------------------------------------------ containers
+
+    async def create_container(self, spec: ContainerSpec) -> ContainerInfo:
+        if any(b.info.name == spec.name for b in self.containers.values()):
+            raise Conflict(
+                f"container name {spec.name} is already in use: remove it or pick another name",
+                subject=spec.name,
+            )
+        if not any(spec.image in (img.id, *img.tags) for img in self.images.values()):
+            raise NotFound(
+                f"no such image: {spec.image}: pull or build it first", subject=spec.image
+            )
+        await asyncio.sleep(self.create_delay)
+        cid = hashlib.sha256(f"{spec.name}{time.time_ns()}".encode()).hexdigest()
+        info = ContainerInfo(cid, spec.name, spec.image, spec, created_at=time.time())
+        self.containers[cid] = _Box(info)
+        self._emit("create", info)
+        return info
+
+    async def start_container(self, ref: str) -> ContainerInfo:
+        box = self._box(ref)
+        if box.info.state == "running":
+            return box.info
+        if box.info.state == "paused":
+            raise Conflict(f"container {box.info.name} is paused: unpause it instead")
+        health = "starting" if box.info.spec.healthcheck else ""
+        info = await self._set(
+            box,
+            state="running",
+            pid=next(_pids),
+            exit_code=None,
+            started_at=time.time(),
+            health=health,
+        )
+        self._emit("start", info)
+        if self.supervisor is not None:
+            self.supervisor.watch(info)
+        return info
+
+    async def stop_container(self, ref: str, timeout: float | None = None) -> ContainerInfo:
+        box = self._box(ref)
+        if self.supervisor is not None:
+            self.supervisor.user_stopped(box.info.id)
+        if box.info.state in ("running", "paused"):
+            await self._set(box, state="exited", pid=0, exit_code=0, finished_at=time.time())
+            self._emit("die", box.info, exitCode="0")
+            self._emit("stop", box.info)
+            if self.supervisor is not None:
+                self.supervisor.on_exit(box.info.id, 0)
+        elif box.info.state == "restarting":
+            await self._set(box, state="exited")
+        return box.info
+
+    async def kill_container(self, ref: str, signal: str = "SIGKILL") -> None:
+        box = self._box(ref)
+        if box.info.state != "running":
+            raise Conflict(f"container {box.info.name} is not running", subject=box.info.name)
+        if self.supervisor is not None:
+            self.supervisor.user_stopped(box.info.id)
+        await self.exit(box.info.id, 128 + signals.Signals[signal].value)
+
+    async def wait_container(self, ref: str) -> int:
+        box = self._box(ref)
+        async with box.changed:
+            await box.changed.wait_for(
+                lambda: box.info.state not in ("running", "paused", "restarting")
+            )
+        return box.info.exit_code or 0
+
+    async def remove_container(self, ref: str, force: bool = False, volumes: bool = False) -> None:
+        box = self._box(ref)
+        if box.info.state in ("running", "paused", "restarting"):
+            if not force:
+                raise Conflict(
+                    f"container {box.info.name} is running: stop it first or use force",
+                    subject=box.info.name,
+                )
+            await self.stop_container(box.info.id)
+        if self.supervisor is not None:
+            self.supervisor.forget(box.info.id)
+        del self.containers[box.info.id]
+        self._emit("destroy", box.info)
+
+    async def inspect_container(self, ref: str) -> ContainerInfo:
+        info = self._box(ref).info
+        if self.supervisor is not None:
+            h = self.supervisor.health(info.id)
+            if h is not None:
+                info = replace(info, health=h.status)
+        return info
+
+    async def list_containers(
+        self, all: bool = False, labels: dict[str, str] | None = None
+    ) -> list[ContainerInfo]:
+        return [
+            b.info
+            for b in self.containers.values()
+            if (all or b.info.state == "running") and _matches(b.info.labels, labels)
+        ]
+
+    async def pause_container(self, ref: str) -> None:
+        box = self._box(ref)
+        if box.info.state != "running":
+            raise Conflict(f"container {box.info.name} is not running")
+        await self._set(box, state="paused")
+
+    async def unpause_container(self, ref: str) -> None:
+        box = self._box(ref)
+        if box.info.state != "paused":
+            raise Conflict(f"container {box.info.name} is not paused")
+        await self._set(box, state="running")
+
+    async def logs(
+        self, ref: str, follow: bool = False, tail: int | None = None
+    ) -> AsyncIterator[LogLine]:
+        box = self._box(ref)
+        start = 0 if tail is None else max(0, len(box.logs) - tail)
+        sent = start
+        for line in box.logs[start:]:
+            yield line
+        sent = len(box.logs)
+        while follow:
+            async with box.changed:
+                await box.changed.wait_for(
+                    lambda n=sent: (  # type: ignore[misc]
+                        len(box.logs) > n
+                        or box.info.state not in ("running", "paused", "restarting")
+                    )
+                )
+            for line in box.logs[sent:]:
+                yield line
+            sent = len(box.logs)
+            if box.info.state not in ("running", "paused", "restarting"):
+                return
+
+    async def exec_run(
+        self,
+        ref: str,
+        argv: list[str],
+        user: str | None = None,
+        env: dict[str, str] | None = None,
+        workdir: str | None = None,
+    ) -> ExecResult:
+        box = self._box(ref)
+        if box.info.state != "running":
+            raise Conflict(
+                f"container {box.info.name} is not running: start it first", subject=box.info.name
+            )
+        self.exec_calls.append((box.info.id, list(argv)))
+        if self.exec_handler is not None:
+            res = self.exec_handler(box.info.id, list(argv))
+            return await res if inspect.isawaitable(res) else res  # type: ignore[return-value]
+        if argv[0] == "echo":
+            return ExecResult(0, " ".join(argv[1:]) + "\n")
+        if argv[0] == "env":
+            return ExecResult(
+                0,
+                "".join(f"{k}={v}\n" for k, v in (env or {}).items())
+                + f"USER={user}\nPWD={workdir}\n",
+            )
+        if argv[0] == "false":
+            return ExecResult(1)
+        if argv[0] == "sleep":
+            await asyncio.sleep(float(argv[1]))
+            return ExecResult(0)
+        if argv[0] == "crash":
+            raise RuntimeError("fake engine bug\nsecond line")
+        raise InvalidArgument(
+            f"exec failed: {argv[0]}: command not found in container {box.info.name}"
+        )
+
+    async def top(self, ref: str) -> list[dict[str, str]]:
+        box = self._box(ref)
+        return [{"PID": str(box.info.pid), "CMD": " ".join(box.info.spec.command or ())}]
+
+    async def stats(self, ref: str) -> Stats:
+        self._box(ref)
+        return Stats(memory_usage=1024, memory_limit=2048, cpu_usage_ns=5, pids=1)
+
+    # ------------------------------------------------------------ networks, volumes, images
+
+    async def create_network(self, spec: NetworkSpec) -> NetworkInfo:
+        if spec.name in self.networks:
+            raise Conflict(f"network {spec.name} already exists", subject=spec.name)
+        info = NetworkInfo(spec.name, spec, bridge="cmpfake0", subnet=spec.subnet or "10.99.0.0/24")
+        self.networks[spec.name] = info
+        return info
+
+    async def remove_network(self, name: str) -> None:
+        if name not in self.networks:
+            raise NotFound(f"no such network: {name}", subject=name)
+        del self.networks[name]
+
+    async def list_networks(self, labels: dict[str, str] | None = None) -> list[NetworkInfo]:
+        return [n for n in self.networks.values() if _matches(n.spec.labels, labels)]
+
+    async def create_volume(self, spec: VolumeSpec) -> VolumeInfo:
+        if spec.name in self.volumes:
+            return self.volumes[spec.name]
+        info = VolumeInfo(
+            spec.name, spec, mountpoint=f"/fake/volumes/{spec.name}", created_at=time.time()
+        )
+        self.volumes[spec.name] = info
+        return info
+
+    async def remove_volume(self, name: str, force: bool = False) -> None:
+        if name not in self.volumes:
+            raise NotFound(f"no such volume: {name}", subject=name)
+        del self.volumes[name]
+
+    async def list_volumes(self, labels: dict[str, str] | None = None) -> list[VolumeInfo]:
+        return [v for v in self.volumes.values() if _matches(v.spec.labels, labels)]
+
+    async def list_images(self) -> list[ImageInfo]:
+        return list(self.images.values())
+
+    async def inspect_image(self, ref: str) -> ImageInfo:
+        for img in self.images.values():
+            if ref == img.id or ref in img.tags:
+                return img
+        raise NotFound(f"no such image: {ref}", subject=ref)
+
+    async def remove_image(self, ref: str, force: bool = False) -> list[str]:
+        img = await self.inspect_image(ref)
+        users = [
+            b.info.name for b in self.containers.values() if b.info.image in (img.id, *img.tags)
+        ]
+        if users and not force:
+            raise Conflict(
+                f"image {ref} is used by container {users[0]}: remove it first or use force",
+                subject=ref,
+            )
+        del self.images[img.id]
+        return [*img.tags, img.id]
+
+    async def import_image(self, path: str, tag: str) -> ImageInfo:
+        iid = "sha256:" + hashlib.sha256(path.encode()).hexdigest()
+        self.images[iid] = ImageInfo(iid, (tag,), 42, time.time())
+        return self.images[iid]
+
+    async def load_image(self, path: str) -> list[ImageInfo]:
+        return [await self.import_image(path, "loaded:1")]
+
+    async def build_image(self, req: BuildRequest) -> AsyncIterator[BuildProgress]:
+        yield BuildProgress(line=f"step 1/2 : FROM busybox (context {req.context})")
+        await asyncio.sleep(0)
+        yield BuildProgress(line=f"step 2/2 : RUN echo {req.build_args.get('X', '')}")
+        if req.target == "broken":
+            yield BuildProgress(error="build failed: target broken does not exist")
+            return
+        img = await self.import_image(req.context + req.dockerfile, req.tag or "<none>")
+        yield BuildProgress(image_id=img.id)
+
+    async def pull_image(self, ref: str) -> AsyncIterator[PullEvent]:
+        if ref.startswith("missing"):
+            raise NotFound(f"no such image in the registry: {ref}", subject=ref)
+        yield PullEvent("downloading", layer="abc123", current=10, total=20)
+        yield PullEvent("downloading", layer="abc123", current=20, total=20)
+        img = await self.import_image("registry:" + ref, ref)
+        yield PullEvent("pulled", image_id=img.id)
+
+    def events(self) -> AsyncIterator[Event]:
+        return self.bus.subscribe()
