@@ -129,6 +129,18 @@ class PullEvent:
     error: str = ""
 
 
+@dataclass(frozen=True)
+class ExecTarget:
+    """What an interactive exec needs to run next to the caller's terminal: the container's
+    init pid and start time, the exec settings (runtime.process.config.ExecConfig as a dict)
+    and the fork server that starts it (root only, like the daemon's socket)."""
+
+    pid: int
+    start_time: int
+    config: dict[str, object]
+    forkserver: str
+
+
 class EngineAPI(Protocol):
     # containers
     async def create_container(self, spec: ContainerSpec) -> ContainerInfo: ...
@@ -154,6 +166,15 @@ class EngineAPI(Protocol):
         env: dict[str, str] | None = None,
         workdir: str | None = None,
     ) -> ExecResult: ...
+    async def exec_prepare(
+        self,
+        ref: str,
+        argv: list[str],
+        user: str | None = None,
+        env: dict[str, str] | None = None,
+        workdir: str | None = None,
+        tty: bool = False,
+    ) -> ExecTarget: ...
     async def top(self, ref: str) -> list[dict[str, str]]: ...
     async def stats(self, ref: str) -> Stats: ...
     # networks

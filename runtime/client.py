@@ -37,6 +37,7 @@ from runtime.api import (
     ContainerInfo,
     Event,
     ExecResult,
+    ExecTarget,
     ImageInfo,
     LogLine,
     NetworkInfo,
@@ -331,6 +332,21 @@ class Client:
         body = rpc.ExecRequest(argv=tuple(argv), user=user, env=dict(env or {}), workdir=workdir)
         return serde.from_dict(
             ExecResult, await self._call("POST", f"/containers/{_seg(ref)}/exec", body=body)
+        )
+
+    async def exec_prepare(
+        self,
+        ref: str,
+        argv: list[str],
+        user: str | None = None,
+        env: dict[str, str] | None = None,
+        workdir: str | None = None,
+        tty: bool = False,
+    ) -> ExecTarget:
+        body = rpc.ExecRequest(argv=tuple(argv), user=user, env=dict(env or {}), workdir=workdir,
+                               tty=tty)
+        return serde.from_dict(
+            ExecTarget, await self._call("POST", f"/containers/{_seg(ref)}/exec-prepare", body=body)
         )
 
     async def top(self, ref: str) -> list[dict[str, str]]:

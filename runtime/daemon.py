@@ -241,6 +241,18 @@ async def exec_run(request: web.Request) -> web.Response:
     return _json(result)
 
 
+async def exec_prepare(request: web.Request) -> web.Response:
+    ref = _ref(request)
+    req: rpc.ExecRequest = await _body(request, rpc.ExecRequest)
+    if not req.argv:
+        raise InvalidArgument("invalid exec: argv is empty, give the command to run")
+    target = await _engine(request).exec_prepare(
+        ref, list(req.argv), user=req.user, env=dict(req.env) or None, workdir=req.workdir,
+        tty=req.tty,
+    )
+    return _json(target)
+
+
 async def top(request: web.Request) -> web.Response:
     return _json(await _engine(request).top(_ref(request)))
 
@@ -408,6 +420,7 @@ def create_app(engine: EngineAPI) -> web.Application:
     r.add_post("/containers/{ref}/unpause", unpause_container)
     r.add_get("/containers/{ref}/logs", container_logs)
     r.add_post("/containers/{ref}/exec", exec_run)
+    r.add_post("/containers/{ref}/exec-prepare", exec_prepare)
     r.add_get("/containers/{ref}/top", top)
     r.add_get("/containers/{ref}/stats", stats)
     r.add_post("/networks/create", create_network)

@@ -25,13 +25,14 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
 
-from runtime import resolve
+from runtime import resolve, serde
 from runtime.api import (
     BuildProgress,
     BuildRequest,
     ContainerInfo,
     Event,
     ExecResult,
+    ExecTarget,
     ImageInfo,
     LogLine,
     NetworkInfo,
@@ -566,15 +567,9 @@ class Engine:
         async for e in read_log(path, tail=tail, follow=follow, stop=stopped):
             yield LogLine(e.stream, e.time, e.data)  # type: ignore[arg-type]
 
-    async def exec_run(
-        self,
-        ref: str,
-        argv: list[str],
-        user: str | None = None,
-        env: dict[str, str] | None = None,
-        workdir: str | None = None,
-        timeout: float | None = None,
-    ) -> ExecResult:
+    def _exec_config(self, ref: str, argv: list[str], user: str | None,
+                     env: dict[str, str] | None, workdir: str | None,
+                     tty: bool = False) -> tuple[ContainerRecord, Launched, ExecConfig]:
         rec = self.table.get(ref)
         launched = self._launched.get(rec.id)
         if launched is None or rec.run.state != "running":
@@ -586,13 +581,41 @@ class Engine:
             cwd=workdir or rec.resolved.cwd or "/",
             user=user if user is not None else rec.resolved.user,
             group_add=rec.spec.group_add,
+            tty=tty,
             capabilities=effective_caps(rec.spec.cap_add, rec.spec.cap_drop, rec.spec.privileged),
             privileged=rec.spec.privileged,
             seccomp=seccomp_profile(rec.spec),
             cgroup_procs=self._cgroup_procs(rec),
         )
+        return rec, launched, cfg
+
+    async def exec_run(
+        self,
+        ref: str,
+        argv: list[str],
+        user: str | None = None,
+        env: dict[str, str] | None = None,
+        workdir: str | None = None,
+        timeout: float | None = None,
+    ) -> ExecResult:
+        _, launched, cfg = self._exec_config(ref, argv, user, env, workdir)
         code, out, err = await self.launcher.exec_run(launched, cfg, timeout)
         return ExecResult(code, out.decode(errors="replace"), err.decode(errors="replace"))
+
+    async def exec_prepare(
+        self,
+        ref: str,
+        argv: list[str],
+        user: str | None = None,
+        env: dict[str, str] | None = None,
+        workdir: str | None = None,
+        tty: bool = False,
+    ) -> ExecTarget:
+        """For `exec -it`: the caller runs the exec through the fork server itself, so the pty
+        is its own terminal's peer and no bytes of the session pass through the daemon."""
+        _, launched, cfg = self._exec_config(ref, argv, user, env, workdir, tty)
+        return ExecTarget(launched.pid, launched.start_time, serde.to_dict(cfg),
+                          self.launcher.socket_path)
 
     def _cgroup_procs(self, rec: ContainerRecord) -> tuple[str, ...]:
         try:

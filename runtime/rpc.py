@@ -16,6 +16,7 @@ streams are chunked JSON lines, one object per line, `{"error": {...}}` ends a b
     POST   /containers/{ref}/pause | /unpause   -> 204
     GET    /containers/{ref}/logs?follow=1&tail=n -> stream of LogLine
     POST   /containers/{ref}/exec  ExecRequest  -> ExecResult
+    POST   /containers/{ref}/exec-prepare ExecRequest -> ExecTarget (for exec -it)
     GET    /containers/{ref}/top                -> [{column: value}]
     GET    /containers/{ref}/stats              -> Stats
     POST   /networks/create        NetworkSpec  -> 201 NetworkInfo
@@ -69,6 +70,7 @@ class ExecRequest:
     user: str | None = None
     env: dict[str, str] = field(default_factory=dict)
     workdir: str | None = None
+    tty: bool = False
 
 
 @dataclass(frozen=True)

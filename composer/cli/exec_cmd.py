@@ -64,6 +64,13 @@ def exec_cmd(args: argparse.Namespace) -> int:
               if c.labels.get(L.CONTAINER_NUMBER) == str(args.index)]
         if not cs:
             raise ComposerError(f"service {args.service!r} is not running (container #{args.index})")
+        if not args.no_tty and not args.detach and (args.tty or sys.stdin.isatty()):
+            from runtime.interactive import exec_interactive
+
+            target = await project.engine.exec_prepare(
+                cs[0].id, list(args.command), user=args.user, env=_env(args.env),
+                workdir=args.workdir, tty=True)
+            return await exec_interactive(target)
         res = await project.engine.exec_run(cs[0].id, list(args.command), user=args.user,
                                             env=_env(args.env), workdir=args.workdir)
         if not args.detach:

@@ -250,3 +250,37 @@ services:
     assert db["state"] == web["state"] == "exited"
     assert float(web["finished_at"]) <= float(db["finished_at"])  # type: ignore[arg-type]
     env.composer("down", cwd=d)
+
+
+def test_exec_it_gives_an_interactive_shell_on_a_terminal(env: Env, tmp_path: Path) -> None:
+    import pty
+    import select
+    import subprocess
+    import sys
+
+    d = tmp_path / "interactive"
+    write_stack(d, "services:\n  box:\n    image: busybox\n    init: true\n    command: sleep 600\n")
+    env.composer("up", "-d", cwd=d)
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "composer.cli", "exec", "box", "sh"], cwd=d,
+                            env=env.environ, stdin=slave, stdout=slave, stderr=slave)
+    os.close(slave)
+
+    def read_until(marker: bytes, timeout: float = 20) -> bytes:
+        seen = b""
+        deadline = time.time() + timeout
+        while marker not in seen and time.time() < deadline:
+            if select.select([master], [], [], 0.2)[0]:
+                try:
+                    seen += os.read(master, 4096)
+                except OSError:
+                    break
+        return seen
+
+    assert b"# " in read_until(b"# ")  # the shell's prompt: it runs on a terminal
+    os.write(master, b"echo inside-$((6*7)); exit 5\n")
+    out = read_until(b"inside-42\r\n")
+    assert b"inside-42" in out
+    assert proc.wait(timeout=20) == 5
+    os.close(master)
+    env.composer("down", "-t", "1", cwd=d)

@@ -23,6 +23,7 @@ from runtime.api import (
     ContainerInfo,
     Event,
     ExecResult,
+    ExecTarget,
     ImageInfo,
     LogLine,
     NetworkInfo,
@@ -263,6 +264,24 @@ class FakeEngine:
             sent = len(box.logs)
             if box.info.state not in ("running", "paused", "restarting"):
                 return
+
+    async def exec_prepare(
+        self,
+        ref: str,
+        argv: list[str],
+        user: str | None = None,
+        env: dict[str, str] | None = None,
+        workdir: str | None = None,
+        tty: bool = False,
+    ) -> ExecTarget:
+        box = self._box(ref)
+        if box.info.state != "running":
+            raise Conflict(
+                f"container {box.info.name} is not running: start it first", subject=box.info.name
+            )
+        cfg = {"argv": list(argv), "user": user or "", "cwd": workdir or "/", "tty": tty,
+               "env": [f"{k}={v}" for k, v in (env or {}).items()]}
+        return ExecTarget(pid=box.info.pid or 1, start_time=0, config=cfg, forkserver="/fake.sock")
 
     async def exec_run(
         self,
