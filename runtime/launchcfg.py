@@ -70,6 +70,28 @@ def mount_points(spec: ContainerSpec, extra: tuple[Mount, ...], volume_path: Vol
     return tuple(out)
 
 
+# `init: true`: a small static init bind-mounted as pid 1, as Docker does with tini at
+# /sbin/docker-init; ~0.1 MiB instead of the process layer's forked Python reaper (2.5 MiB).
+STATIC_INITS = ("/usr/bin/tini-static", "/usr/bin/catatonit", "/usr/libexec/podman/catatonit")
+INIT_TARGET = "/sbin/docker-init"
+
+
+def static_init() -> str | None:
+    return next((p for p in STATIC_INITS if os.access(p, os.X_OK)), None)
+
+
+def with_init(spec: ContainerSpec, argv: tuple[str, ...], mounts: tuple[MountPoint, ...]
+              ) -> tuple[tuple[str, ...], tuple[MountPoint, ...], bool]:
+    """(argv, mounts, init flag for the process layer) for the container's `init:`."""
+    if not spec.init:
+        return argv, mounts, False
+    binary = static_init()
+    if binary is None:
+        return argv, mounts, True  # the process layer's own reaping init
+    return ((INIT_TARGET, "--", *argv),
+            (*mounts, MountPoint("bind", INIT_TARGET, binary, read_only=True)), False)
+
+
 def no_new_privs(spec: ContainerSpec) -> bool:
     return any(o.replace("=", ":") in ("no-new-privileges", "no-new-privileges:true")
                for o in spec.security_opt)
@@ -120,10 +142,11 @@ def launch_config(
 ) -> LaunchConfig:
     spec, res = rec.spec, rec.resolved
     namespaces, join = network_namespaces(spec, join_pid)
+    argv, mounts, init = with_init(spec, res.argv, mounts)
     namespaces, uid_map, gid_map = user_namespace(spec, namespaces)
     return LaunchConfig(
         id=rec.id,
-        argv=res.argv,
+        argv=argv,
         state_dir=str(rec.dir),
         mergeddir=lay.mergeddir,
         lowerdirs=lay.lowerdirs,
@@ -149,7 +172,7 @@ def launch_config(
         privileged=spec.privileged,
         rlimits=spec.ulimits,
         sysctls=dict(spec.sysctls),
-        init=spec.init,
+        init=init,
         tty=spec.tty,
         stdin_open=spec.stdin_open,
     )

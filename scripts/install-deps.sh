@@ -6,5 +6,5 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends \
     busybox-static nftables iptables iproute2 debootstrap procps psmisc util-linux \
-    ca-certificates curl docker-registry skopeo >/dev/null
+    ca-certificates curl docker-registry skopeo tini >/dev/null
 python3 -m pip install -q -e '.[test]'

@@ -69,6 +69,8 @@ async def test_stop_sends_the_stop_signal_then_sigkill_after_the_grace_period(en
     await engine.create_container(ContainerSpec(
         name="polite", image="busybox", init=True, command=("sleep", "600")))
     await engine.start_container("polite")
+    top = await engine.top("polite")
+    assert "docker-init" in top[0]["CMD"]  # tini-static as pid 1 (installed by install-deps)
     t = time.monotonic()
     info = await engine.stop_container("polite", timeout=10)
     assert time.monotonic() - t < 3  # SIGTERM through the init ends it at once

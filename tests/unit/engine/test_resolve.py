@@ -96,3 +96,17 @@ def test_container_table_persists_and_resolves_names_and_prefixes(tmp_path: Path
     assert again.get("abcd").id == rec.id
     with pytest.raises(NotFound):
         again.get("nope")
+
+
+def test_init_true_puts_a_static_init_in_front_when_the_host_has_one(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from runtime import launchcfg
+
+    spec = ContainerSpec(name="c", image="i", init=True)
+    monkeypatch.setattr(launchcfg, "static_init", lambda: "/usr/bin/tini-static")
+    argv, mounts, flag = launchcfg.with_init(spec, ("sleep", "1"), ())
+    assert argv == ("/sbin/docker-init", "--", "sleep", "1") and flag is False
+    assert mounts[-1].source == "/usr/bin/tini-static" and mounts[-1].read_only
+    monkeypatch.setattr(launchcfg, "static_init", lambda: None)
+    assert launchcfg.with_init(spec, ("x",), ()) == (("x",), (), True)  # the Python reaper
+    plain = ContainerSpec(name="c", image="i")
+    assert launchcfg.with_init(plain, ("x",), ()) == (("x",), (), False)
