@@ -67,7 +67,8 @@ def container_spec(stack: Stack, service_name: str, number: int, *, labels: dict
         network_mode=network_mode,
         networks=networks,
         ports=tuple(
-            PortBinding(p.target, p.protocol, p.host_ip, p.published or 0)  # type: ignore[arg-type]
+            PortBinding(p.target, p.protocol, p.host_ip, p.published or 0,  # type: ignore[arg-type]
+                        host_port_end=p.published_end or 0)
             for p in svc.ports
         ),
         dns=svc.dns,

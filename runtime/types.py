@@ -54,6 +54,9 @@ class PortBinding:
     protocol: Literal["tcp", "udp", "sctp"] = "tcp"
     host_ip: str = ""  # "" = all host addresses
     host_port: int = 0  # 0 = pick a free port
+    # > host_port: a range host_port..host_port_end, the first free port in it is bound (as
+    # Docker's "8000-8010:80"); 0 = just host_port. Bound bindings carry the chosen port, end 0.
+    host_port_end: int = 0
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,9 @@
 
 Short syntax `[[HOST_IP:][HOST_PORT]:]CONTAINER_PORT[/PROTOCOL]` with ranges
 (`8000-8002:80-82`) and bracketed IPv6 (`[::1]:80:80`), or the long mapping. A range
-expands to one `PortSpec` per port, as Compose does.
+expands to one `PortSpec` per port, as Compose does. A host range for one container port
+(`8000-8010:80`, long form `published: "8000-8010"`) stays one `PortSpec` with
+`published_end`: the engine binds the first free host port in the range, as Docker does.
 """
 from __future__ import annotations
 
@@ -26,6 +28,14 @@ class PortSpec:
     mode: str = "ingress"
     name: str | None = None
     app_protocol: str | None = None
+    published_end: int | None = None  # a host range published..published_end (first free port)
+
+    @property
+    def published_text(self) -> str | None:
+        """`published` as Compose writes it: "8080", "8000-8010", or None."""
+        if self.published is None:
+            return None
+        return f"{self.published}-{self.published_end}" if self.published_end else str(self.published)
 
     @classmethod
     def parse(cls, raw: Any, w: Where) -> list[PortSpec]:
@@ -45,12 +55,11 @@ class PortSpec:
             w.fail("missing key target (the port inside the container)")
         target = _port(as_int(raw["target"], w.key("target")), w.key("target"))
         published: int | None = None
+        published_end: int | None = None
         if "published" in raw and raw["published"] != "":
             text = scalar_text(raw["published"], w.key("published"))
             lo, hi = _range(str(text), w.key("published"))
-            if lo != hi:
-                w.key("published").fail(f'not supported: a host port range "{text}" for one container port')
-            published = lo
+            published, published_end = lo, (hi if hi != lo else None)
         protocol = _protocol(as_str(raw.get("protocol", "tcp"), w.key("protocol")), w.key("protocol"))
         mode = as_str(raw.get("mode", "ingress"), w.key("mode"))
         if mode not in ("ingress", "host"):
@@ -58,6 +67,7 @@ class PortSpec:
         return cls(
             target=target,
             published=published,
+            published_end=published_end,
             host_ip=as_str(raw.get("host_ip", ""), w.key("host_ip")),
             protocol=protocol,
             mode=mode,
@@ -94,9 +104,9 @@ class PortSpec:
         if not host:
             return [cls(target=p, protocol=protocol, host_ip=host_ip) for p in range(clo, chi + 1)]
         hlo, hhi = _range(host, w, text)
+        if clo == chi and hlo != hhi:  # one container port, the first free host port of a range
+            return [cls(target=clo, published=hlo, published_end=hhi, protocol=protocol, host_ip=host_ip)]
         if hhi - hlo != chi - clo:
-            if clo == chi:
-                w.fail(f'not supported: a host port range for one container port in "{text}"')
             w.fail(f'invalid port "{text}": host and container ranges differ in length')
         return [
             cls(target=c, published=h, protocol=protocol, host_ip=host_ip)

@@ -124,7 +124,7 @@ def _build(s: ServiceSpec) -> dict[str, Any]:
 def _port(p: PortSpec) -> dict[str, Any]:
     out: dict[str, Any] = {"mode": p.mode, "target": p.target}
     if p.published is not None:
-        out["published"] = str(p.published)
+        out["published"] = p.published_text  # a string, "8000-8010" for a host range
     out["protocol"] = p.protocol
     if p.host_ip:
         out["host_ip"] = p.host_ip

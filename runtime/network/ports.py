@@ -2,7 +2,8 @@
 
 Reservation binds (and for TCP listens on) the host socket first, exactly like the process
 that will own the port would, so "port in use" is detected before anything changes and no
-other process can take it while published. Forwarding is kernel DNAT by default (nft rules in
+other process can take it while published. A host port range (`8000-8010:80`) binds its first
+port that is free, as Docker does; what is reported (and DNATed) is that one port. Forwarding is kernel DNAT by default (nft rules in
 the engine's table, see runtime.network.firewall); `TcpProxy` is the userland alternative
 (measured in bench/network.py, see docs/networking.md).
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import ipaddress
 import socket
 from collections.abc import Sequence
@@ -29,6 +31,13 @@ def validate(binding: PortBinding) -> PortBinding:
         raise InvalidArgument(f"invalid container port {binding.container_port}: use 1-65535")
     if not 0 <= binding.host_port <= 65535:
         raise InvalidArgument(f"invalid host port {binding.host_port}: use 1-65535, or 0 for a random one")
+    if binding.host_port_end:
+        if not 1 <= binding.host_port <= binding.host_port_end <= 65535:
+            raise InvalidArgument(
+                f"invalid host port range {binding.host_port}-{binding.host_port_end} for port "
+                f"{binding.container_port}: use START-END within 1-65535, START <= END")
+        if binding.host_port_end == binding.host_port:
+            binding = replace(binding, host_port_end=0)
     host_ip = binding.host_ip
     if host_ip in ("0.0.0.0", "::", "[::]"):
         host_ip = ""
@@ -44,7 +53,8 @@ def validate(binding: PortBinding) -> PortBinding:
 
 def describe(binding: PortBinding) -> str:
     where = binding.host_ip or "0.0.0.0"
-    return f"{where}:{binding.host_port}/{binding.protocol}"
+    ports = f"{binding.host_port}-{binding.host_port_end}" if binding.host_port_end else str(binding.host_port)
+    return f"{where}:{ports}/{binding.protocol}"
 
 
 @dataclass
@@ -64,38 +74,74 @@ def _sock_type(protocol: str) -> tuple[int, int]:
     return socket.SOCK_STREAM, socket.IPPROTO_SCTP
 
 
-def reserve(binding: PortBinding) -> Reservation:
-    """Bind the host port (0 = kernel's pick); Conflict naming the port when it is taken."""
+def _bind(binding: PortBinding, port: int) -> socket.socket:
+    """A socket bound (TCP/SCTP: listening) on host `port`; OSError when it cannot be."""
     kind, proto = _sock_type(binding.protocol)
     sock = socket.socket(socket.AF_INET, kind, proto)
     try:
         if kind == socket.SOCK_STREAM:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # our own TIME_WAITs only
-        sock.bind((binding.host_ip or "0.0.0.0", binding.host_port))
+        sock.bind((binding.host_ip or "0.0.0.0", port))
         if kind == socket.SOCK_STREAM:
             sock.listen(128)  # a listener: no one else can bind the port, even with SO_REUSEADDR
-    except OSError as exc:
+    except OSError:
         sock.close()
-        raise Conflict(
-            f"port {describe(binding)} is already in use ({exc.strerror.lower() if exc.strerror else exc}); "
-            "stop what uses it or publish another host port",
-            subject=str(binding.host_port),
-        ) from exc
+        raise
     sock.setblocking(False)
-    return Reservation(replace(binding, host_port=sock.getsockname()[1]), sock)
+    return sock
+
+
+def _in_use(binding: PortBinding, exc: OSError) -> Conflict:
+    return Conflict(
+        f"port {describe(binding)} is already in use ({exc.strerror.lower() if exc.strerror else exc}); "
+        "stop what uses it or publish another host port",
+        subject=str(binding.host_port),
+    )
+
+
+def reserve(binding: PortBinding) -> Reservation:
+    """Bind the host port (0 = kernel's pick; a range: its first free port, as Docker does);
+    Conflict naming the port (or range) when it is taken. The reservation's binding has the
+    port actually bound and no range."""
+    if not binding.host_port_end:
+        try:
+            sock = _bind(binding, binding.host_port)
+        except OSError as exc:
+            raise _in_use(binding, exc) from exc
+        return Reservation(replace(binding, host_port=sock.getsockname()[1]), sock)
+    for port in range(binding.host_port, binding.host_port_end + 1):
+        one = replace(binding, host_port=port, host_port_end=0)
+        try:
+            sock = _bind(one, port)
+        except OSError as exc:
+            if exc.errno in (errno.EADDRINUSE, errno.EACCES):
+                continue  # taken: try the next port of the range
+            raise _in_use(one, exc) from exc
+        return Reservation(one, sock)
+    raise Conflict(
+        f"ports {describe(binding)} are all in use; stop what uses one of them or publish "
+        "another host port range",
+        subject=f"{binding.host_port}-{binding.host_port_end}",
+    )
 
 
 def reserve_all(bindings: Sequence[PortBinding]) -> list[Reservation]:
-    """All or nothing: on the first failure the ports already reserved are released."""
-    done: list[Reservation] = []
+    """All or nothing: on the first failure the ports already reserved are released.
+
+    Fixed host ports are bound before ranges and random ports, so that a range never takes
+    a port another binding of the same container names; the result is in `bindings` order.
+    """
+    checked = [validate(b) for b in bindings]
+    order = sorted(range(len(checked)), key=lambda i: bool(checked[i].host_port_end or not checked[i].host_port))
+    done: dict[int, Reservation] = {}
     try:
-        for b in bindings:
-            done.append(reserve(validate(b)))
+        for i in order:
+            done[i] = reserve(checked[i])
     except BaseException:
-        for r in done:
+        for r in done.values():
             r.close()
         raise
-    return done
+    return [done[i] for i in range(len(checked))]
 
 
 class TcpProxy:

@@ -30,7 +30,7 @@ services:
     env_file: web.env
     environment: {A: "from-env", B: "2"}
     labels: {team: web}
-    ports: ["127.0.0.1:8080:80", "53/udp"]
+    ports: ["127.0.0.1:8080:80", "53/udp", "6005-6015:443"]
     volumes: ["data:/data", "./html:/html:ro", "/anon", {type: tmpfs, target: /cache, tmpfs: {size: 1m, mode: 0o700}}]
     tmpfs: ["/run:size=64k"]
     networks:
@@ -97,7 +97,10 @@ def test_web_container(st: Stack, tmp_path: Path) -> None:
     assert spec.entrypoint == ("/entry.sh",)
     assert spec.env == {"A": "from-env", "B": "2", "C": "3"}  # env_file first, environment wins
     assert spec.labels == {"team": "web", "com.docker.compose.project": "proj"}
-    assert spec.ports == (PortBinding(80, "tcp", "127.0.0.1", 8080), PortBinding(53, "udp", "", 0))
+    assert spec.ports == (
+        PortBinding(80, "tcp", "127.0.0.1", 8080), PortBinding(53, "udp", "", 0),
+        PortBinding(443, "tcp", "", 6005, host_port_end=6015),  # the engine picks the first free
+    )
     assert spec.mounts == (
         Mount("volume", "/data", "proj_data"),
         Mount("bind", "/html", str(tmp_path / "html"), read_only=True, create_host_path=True),

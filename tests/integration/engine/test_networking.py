@@ -89,3 +89,68 @@ async def test_container_mode_shares_ip_and_localhost(engine: Engine) -> None:
     await engine.remove_container("it-side-1", force=True)
     await engine.remove_container("it-main-1", force=True)
     await engine.remove_network("it_pair")
+
+
+def _free_block(n: int) -> int:
+    """First port of `n` consecutive free high TCP ports, unlikely to be used by anything."""
+    import random
+    import socket
+
+    for _ in range(200):
+        base = random.randrange(47000, 59000)
+        socks = []
+        try:
+            for p in range(base, base + n):
+                s = socket.socket()
+                socks.append(s)
+                s.bind(("0.0.0.0", p))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise AssertionError("no free block of ports")
+
+
+async def test_host_port_range_publishes_the_first_free_port(engine: Engine) -> None:
+    """"LO-HI:80" (as Docker): LO is taken here, so the first container gets LO+1, the next LO+2,
+    and inspect/list (what `composer ps` and `composer port` print) report those ports."""
+    import socket
+
+    lo = _free_block(4)
+    busy = socket.socket()
+    busy.bind(("0.0.0.0", lo))
+    busy.listen(1)
+    try:
+        await engine.create_network(NetworkSpec(name="it_rng"))
+        for n in (1, 2):
+            await engine.create_container(ContainerSpec(
+                name=f"it-rng-{n}", image="busybox", command=HTTPD, hostname=f"rng{n}", init=True,
+                networks=(NetworkAttachment("it_rng"),),
+                ports=(PortBinding(80, host_port=lo, host_port_end=lo + 3),)))
+        first = await engine.start_container("it-rng-1")
+        second = await engine.start_container("it-rng-2")
+        assert first.ports == (PortBinding(80, host_port=lo + 1),)
+        assert second.ports == (PortBinding(80, host_port=lo + 2),)
+        assert (await engine.inspect_container("it-rng-1")).ports == first.ports
+        listed = {c.name: c.ports for c in await engine.list_containers()}
+        assert listed["it-rng-2"] == second.ports
+        for port, host in ((lo + 1, "rng1"), (lo + 2, "rng2")):
+            url, body = f"http://127.0.0.1:{port}/", b""
+            for _ in range(50):  # httpd may still be starting
+                try:
+                    body = await asyncio.to_thread(lambda u=url: urllib.request.urlopen(u, timeout=5).read())
+                    break
+                except OSError:
+                    await asyncio.sleep(0.1)
+            assert body == f"hello-{host}\n".encode()
+        # stopped, it gives its port back; started again, it takes the first free one again
+        await engine.stop_container("it-rng-1", 1)
+        again = await engine.start_container("it-rng-1")
+        assert again.ports == (PortBinding(80, host_port=lo + 1),)
+        for n in (1, 2):
+            await engine.remove_container(f"it-rng-{n}", force=True)
+        await engine.remove_network("it_rng")
+    finally:
+        busy.close()

@@ -139,3 +139,61 @@ async def test_udp_port_and_restart_keeps_publication(paths, spawn_ns, netname) 
         await m2.remove(name)
         await m2.close()
         await m1.close()
+
+
+def free_block(n: int) -> int:
+    """First port of `n` consecutive free high TCP ports (all addresses), unlikely to be used."""
+    import random
+
+    for _ in range(200):
+        base = random.randrange(47000, 59000)
+        socks = []
+        try:
+            for p in range(base, base + n):
+                s = socket.socket()
+                socks.append(s)
+                s.bind(("0.0.0.0", p))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise AssertionError("no free block of ports")
+
+
+@pytest.mark.parametrize("mode", ["nat", "proxy"])
+async def test_host_port_range_skips_a_taken_port(paths, spawn_ns, netname, serve_http, mode) -> None:
+    """"LO-HI:80" with LO taken by a listener here: the container is published on LO+1."""
+    m = NetworkManager(paths, upstreams=[], port_mode=mode)
+    name = netname(f"rng{mode}")
+    lo = free_block(4)
+    busy = socket.socket()
+    busy.bind(("0.0.0.0", lo))
+    busy.listen(1)
+    try:
+        await m.create(NetworkSpec(name))
+        c = spawn_ns()
+        ips = await m.attach("c1", c.pid, [NetworkAttachment(name)], ["web"])
+        await serve_http(c.pid, f"range {mode}")
+        bound = await m.publish("c1", ips[name], [PortBinding(80, host_port=lo, host_port_end=lo + 3)])
+        assert bound == [PortBinding(80, host_port=lo + 1)]  # the port actually bound, no range
+        assert m.published("c1") == bound
+        assert await fetch("127.0.0.1", lo + 1) == f"range {mode}"
+        assert await fetch(await own_ip(), lo + 1) == f"range {mode}"
+        if mode == "nat":  # the DNAT rule is for the chosen port only
+            rules = __import__("subprocess").run(
+                ["nft", "list", "table", "ip", m.table], capture_output=True, text=True).stdout
+            assert f"dport {lo + 1} " in rules and f"dport {lo} " not in rules
+        # the whole range taken: a conflict naming it, nothing new recorded
+        with pytest.raises(Conflict, match=f"ports 0.0.0.0:{lo}-{lo + 1}/tcp are all in use"):
+            await m.publish("c1", ips[name], [PortBinding(81, host_port=lo, host_port_end=lo + 1)])
+        assert m.published("c1") == bound
+        await m.unpublish("c1")
+        with pytest.raises(OSError):
+            await fetch("127.0.0.1", lo + 1)
+    finally:
+        busy.close()
+        await m.detach("c1")
+        await m.remove(name)
+        await m.close()

@@ -33,6 +33,28 @@ def test_port_syntaxes(raw: object, expected: list[tuple[object, ...]]) -> None:
     assert ports(raw) == expected
 
 
+@pytest.mark.parametrize("raw", [
+    "6005-6015:80",
+    {"target": 80, "published": "6005-6015"},
+])
+def test_host_port_range_for_one_container_port(raw: object) -> None:
+    """Docker binds the first free host port of the range: one PortSpec, not one per port."""
+    (p,) = PortSpec.parse(raw, W)
+    assert (p.published, p.published_end, p.target, p.protocol) == (6005, 6015, 80, "tcp")
+    assert p.published_text == "6005-6015"
+
+
+def test_host_port_range_keeps_ip_protocol_and_collapses_one_port() -> None:
+    (p,) = PortSpec.parse("127.0.0.1:6005-6015:53/udp", W)
+    assert (p.host_ip, p.published, p.published_end, p.target, p.protocol) == (
+        "127.0.0.1", 6005, 6015, 53, "udp")
+    (one,) = PortSpec.parse("8000-8000:80", W)
+    assert (one.published, one.published_end, one.published_text) == (8000, None, "8000")
+    (long_one,) = PortSpec.parse({"target": 80, "published": "8000-8000"}, W)
+    assert long_one == one
+    assert [p.published_end for p in PortSpec.parse("9000-9001:80-81", W)] == [None, None]
+
+
 def test_long_port_keeps_mode_and_name() -> None:
     (p,) = PortSpec.parse({"target": 80, "mode": "host", "name": "web", "app_protocol": "http"}, W)
     assert (p.mode, p.name, p.app_protocol) == ("host", "web", "http")
@@ -45,7 +67,10 @@ def test_long_port_keeps_mode_and_name() -> None:
     ("80/icmp", 'invalid protocol "icmp"'),
     ("1:2:3:4", "invalid port"),
     ("9000-9002:80-81", "ranges differ in length"),
-    ("6005-6015:80", "not supported: a host port range"),
+    ("6005-6015:80-81", "ranges differ in length"),
+    ("6015-6005:80", "end before start"),
+    ({"target": 80, "published": "8010-8000"}, "end before start"),
+    ({"target": 80, "published": "8000-x"}, 'invalid port "8000-x"'),
     ("90-80", "end before start"),
     ({"published": 80}, "missing key target"),
     ({"target": 80, "publish": 80}, 'unknown key (did you mean "published"?)'),

@@ -20,7 +20,7 @@ services:
   web:
     image: nginx
     command: echo "$$HOME"
-    ports: ["8080:80/udp"]
+    ports: ["8080:80/udp", "127.0.0.1:6005-6015:81"]
     volumes: ["./html:/usr/share/nginx/html:ro", "data:/data"]
     environment: [A=1]
     depends_on: [db]
@@ -35,7 +35,11 @@ def test_render_shape(load: Loader, project: Path) -> None:
     web = out["services"]["web"]
     assert out["name"] == "myproject"
     assert web["command"] == ["echo", "$$HOME"]
-    assert web["ports"] == [{"mode": "ingress", "target": 80, "published": "8080", "protocol": "udp"}]
+    assert web["ports"] == [
+        {"mode": "ingress", "target": 80, "published": "8080", "protocol": "udp"},
+        # a host range for one container port stays one entry, as docker compose prints it
+        {"mode": "ingress", "target": 81, "published": "6005-6015", "protocol": "tcp", "host_ip": "127.0.0.1"},
+    ]
     assert web["volumes"] == [
         {"type": "bind", "source": str(project / "html"), "target": "/usr/share/nginx/html",
          "read_only": True, "bind": {"create_host_path": True}},
