@@ -19,7 +19,7 @@ from composer.project import Action, DesiredService, Plan, plan_down, plan_up
 from composer.scheduler import DownResult, UpResult, run_down, run_up
 from composer.spec import Stack
 from runtime.api import BuildRequest, ContainerInfo, EngineAPI
-from runtime.errors import NotFound
+from runtime.errors import Conflict, NotFound
 
 Progress = Callable[[str, str], None]  # (object, status), e.g. ("Container lnmp-db-1", "Started")
 
@@ -96,6 +96,7 @@ class Project:
         plan = plan_up(
             desired, existing, force_recreate=opts.force_recreate, no_recreate=opts.no_recreate,
             remove_orphans=opts.remove_orphans, project=self.name,
+            known=self.stack.all_services().keys(),  # not selected / profile off: not orphans
         )
         for warning in plan.warnings:
             self.progress("Warning", warning)
@@ -296,8 +297,10 @@ class Project:
     async def down(self, *, remove_orphans: bool = False, volumes: bool = False,
                    timeout: float | None = None) -> DownResult:
         existing = await self.containers(oneoff=None)
+        # containers of services disabled by their profiles stay, and are not orphans (as
+        # docker compose: `--profile NAME down` removes them)
         plan = plan_down(existing, list(self.stack.services), remove_orphans=remove_orphans,
-                         project=self.name)
+                         project=self.name, known=self.stack.disabled_services.keys())
         for w in plan.warnings:
             self.progress("Warning", w)
         by_service: dict[str, list[ContainerInfo]] = {}
@@ -321,6 +324,8 @@ class Project:
                 self.progress(f"Network {name}", "Removed")
             except NotFound:
                 pass
+            except Conflict:  # a container left running (profile not active) still uses it
+                self.progress(f"Network {name}", "Resource is still in use")
         if volumes:
             for key, vol in self.stack.volumes.items():
                 if vol.external:

@@ -217,9 +217,9 @@ def _orphan_warning(orphans: Sequence[_Found]) -> str:
 
 
 def _orphans(
-    found: Sequence[_Found], services: Collection[str], remove: bool
+    found: Sequence[_Found], services: Collection[str], remove: bool, known: Collection[str] = ()
 ) -> tuple[tuple[ContainerInfo, ...], tuple[Action, ...], tuple[str, ...]]:
-    orphans = [f for f in found if f.labels.service not in services]
+    orphans = [f for f in found if f.labels.service not in services and f.labels.service not in known]
     if not orphans:
         return (), (), ()
     infos = tuple(f.info for f in orphans)
@@ -240,13 +240,16 @@ def plan_up(
     remove_orphans: bool = False,
     scale_overrides: Mapping[str, int] | None = None,
     project: str | None = None,
+    known: Collection[str] = (),
 ) -> Plan:
     """The convergence plan of `up`, decided from labels and config hashes before acting.
 
     `desired` is in the order the plan lists services (give dependency order). `existing`
     are the engine's containers (filter them by `labels.project_filter`, or pass `project`);
     one-off (`run`) containers and unlabelled containers are ignored. A service whose
-    `restart_deps` contains a recreated service is recreated too.
+    `restart_deps` contains a recreated service is recreated too. `known`: the stack's other
+    services (not selected, or disabled by their profiles): their containers are left alone,
+    not orphans (as Compose).
     """
     if force_recreate and no_recreate:
         raise PlanError("--force-recreate and --no-recreate can't be combined (pick one)")
@@ -286,7 +289,7 @@ def plan_up(
 
     for name in desired:
         plan_of(name, ())
-    orphans, orphan_actions, warnings = _orphans(found, desired.keys(), remove_orphans)
+    orphans, orphan_actions, warnings = _orphans(found, desired.keys(), remove_orphans, known)
     return Plan(
         services=tuple(plans[name] for name in desired),
         orphans=orphans,
@@ -301,14 +304,16 @@ def plan_down(
     *,
     remove_orphans: bool = False,
     project: str | None = None,
+    known: Collection[str] = (),
 ) -> DownPlan:
     """What `down` removes: every container (one-off `run` containers included) of the
     stack's `services` (in that order), highest number first; containers of services no
-    longer in the stack only with remove_orphans, else a warning."""
+    longer in the stack only with remove_orphans, else a warning. Containers of `known`
+    services (disabled by their profiles) are left alone and are not orphans, as Compose."""
     found = _ours(existing, project, oneoff=None)
     groups = _by_service(found)
     plans = tuple(
         ServicePlan(name, _removals(name, groups.get(name, []), "down")) for name in services
     )
-    orphans, orphan_actions, warnings = _orphans(found, services, remove_orphans)
+    orphans, orphan_actions, warnings = _orphans(found, services, remove_orphans, known)
     return DownPlan(plans, orphans, orphan_actions, warnings)

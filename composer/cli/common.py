@@ -27,7 +27,7 @@ async def engine() -> Any:
 
 async def with_project(args: argparse.Namespace,
                        fn: Callable[[Project], Awaitable[T]], *, lock: bool = True) -> T:
-    stack = load_from_args(args)
+    stack = load_from_args(args).with_services_enabled(targeted_services(args))
     for w in stack.warnings:
         print(f"WARN[0000] {w}", file=sys.stderr)
     client = await engine()
@@ -47,6 +47,14 @@ async def with_project(args: argparse.Namespace,
 
 def _build_line(service: str, line: str) -> None:
     print(f"{service} | {line.rstrip()}", file=sys.stderr, flush=True)
+
+
+def targeted_services(args: argparse.Namespace) -> list[str]:
+    """Services named on the command line (`up debug`, `run debug sh`): as docker compose,
+    they run whatever their profiles (see Stack.with_services_enabled)."""
+    many, one = getattr(args, "services", None), getattr(args, "service", None)
+    names = [n for n in many if isinstance(n, str)] if isinstance(many, list) else []
+    return names + [one] if isinstance(one, str) else names
 
 
 def add_services_arg(p: argparse.ArgumentParser) -> None:

@@ -21,7 +21,7 @@ from composer.spec.interpolate import Interpolator
 from composer.spec.keys import TOP_LEVEL_KEYS, TOP_LEVEL_UNSUPPORTED
 from composer.spec.merge import merge_stacks
 from composer.spec.service import ParseContext, ServiceSpec
-from composer.spec.stack import Stack
+from composer.spec.stack import Stack, service_enabled
 from composer.spec.toplevel import FileObject, NetworkConfig, VolumeConfig
 from composer.spec.validate import check_references, model_warnings
 from composer.spec.where import Where, as_map, check_keys
@@ -199,7 +199,7 @@ def _build(
     ):
         networks = {**networks, "default": NetworkConfig("default")}
     profiles = _profiles(opts, env)
-    enabled = {n: s for n, s in services.items() if _enabled(s, profiles)}
+    enabled = {n: s for n, s in services.items() if service_enabled(s, profiles)}
     disabled = {n: s for n, s in services.items() if n not in enabled}
     return Stack(
         name=project_name(opts, env, merged.get("name"), project_dir, display),
@@ -216,10 +216,6 @@ def _profiles(opts: LoadOptions, env: Mapping[str, str]) -> tuple[str, ...]:
     else:
         names = [p.strip() for p in env.get("COMPOSE_PROFILES", "").split(",")]
     return tuple(dict.fromkeys(p for p in names if p))
-
-
-def _enabled(svc: ServiceSpec, profiles: tuple[str, ...]) -> bool:
-    return not svc.profiles or "*" in profiles or any(p in profiles for p in svc.profiles)
 
 
 def normalise_project_name(text: str) -> str:

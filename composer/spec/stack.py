@@ -1,7 +1,8 @@
 """`Stack`: a loaded, merged, interpolated and validated stack file."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
 
 from composer.spec.service import ServiceSpec
 from composer.spec.toplevel import FileObject, NetworkConfig, VolumeConfig
@@ -24,6 +25,21 @@ class Stack:
 
     def all_services(self) -> dict[str, ServiceSpec]:
         return {**self.services, **self.disabled_services}
+
+    def with_services_enabled(self, names: Iterable[str]) -> Stack:
+        """The stack with the services named on the command line enabled, as Compose does
+        (`up debug`, `run debug`): each one's profiles join the active ones, so the services
+        sharing one of them (e.g. its dependencies in the same profile) are enabled too. A
+        dependency disabled by another profile stays disabled (the graph then reports it);
+        names that are unknown or already enabled change nothing."""
+        added = [p for n in names if n in self.disabled_services for p in self.disabled_services[n].profiles]
+        if not added:
+            return self
+        profiles = tuple(dict.fromkeys((*self.profiles, *added)))
+        every = self.all_services()
+        enabled = {n: s for n, s in every.items() if service_enabled(s, profiles)}
+        disabled = {n: s for n, s in every.items() if n not in enabled}
+        return replace(self, services=enabled, disabled_services=disabled, profiles=profiles)
 
     def all_profiles(self) -> tuple[str, ...]:
         seen: dict[str, None] = {}
@@ -52,3 +68,9 @@ class Stack:
     def container_name(self, service: str, number: int = 1) -> str:
         spec = self.all_services()[service]
         return spec.container_name or f"{self.name}-{service}-{number}"
+
+
+def service_enabled(svc: ServiceSpec, profiles: Iterable[str]) -> bool:
+    """A service runs when it has no profiles, or one of them is active (`*`: all are)."""
+    active = set(profiles)
+    return not svc.profiles or "*" in active or any(p in active for p in svc.profiles)

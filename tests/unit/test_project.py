@@ -264,5 +264,18 @@ def test_plan_down_removes_everything_highest_first_and_warns_on_orphans() -> No
     assert plan.warnings == ()
 
 
+def test_known_services_are_not_orphans() -> None:
+    """Containers of the stack's other services (not selected, or disabled by their profiles)
+    are left alone by up and down, even with remove_orphans (as Compose)."""
+    existing = [ctr("web"), ctr("debug"), ctr("old")]
+    plan = plan_up({"web": want("web")}, existing, remove_orphans=True, known=["web", "debug"])
+    assert summary(plan) == [("old", "remove", 1), ("web", "noop", 1)]
+    assert [c.name for c in plan.orphans] == ["proj-old-1"]
+    plan = plan_down(existing, ["web"], project=PROJECT, remove_orphans=True, known=["debug"])
+    assert [(a.service, a.kind) for a in plan.actions] == [("web", "remove"), ("old", "remove")]
+    plan = plan_down([ctr("web"), ctr("debug")], ["web"], project=PROJECT, known=["debug"])
+    assert (plan.orphans, plan.warnings) == ((), ())
+
+
 def test_container_name() -> None:
     assert container_name("proj", "web", 2) == "proj-web-2"

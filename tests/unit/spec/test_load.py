@@ -241,6 +241,51 @@ def test_profiles(load: Loader) -> None:
     assert sorted(load(PROFILES, profiles=["*"]).services) == ["always", "both", "debug"]
 
 
+TARGETED = """
+services:
+  web: {image: x}
+  debug: {image: x, profiles: [tools], depends_on: [helper]}
+  helper: {image: x, profiles: [tools]}
+  probe: {image: x, profiles: [probe], depends_on: [db]}
+  db: {image: x, profiles: [data]}
+  other: {image: x, profiles: [other]}
+"""
+
+
+def test_services_named_on_the_command_line_enable_their_profiles(load: Loader) -> None:
+    """As Compose: `up debug` runs debug whatever its profile; its profile becomes active, so
+    its dependency in the same profile runs too; nothing else changes."""
+    st = load(TARGETED)
+    assert sorted(st.services) == ["web"]
+    up = st.with_services_enabled(["debug"])
+    assert sorted(up.services) == ["debug", "helper", "web"]
+    assert sorted(up.disabled_services) == ["db", "other", "probe"]
+    assert up.profiles == ("tools",)
+    assert up.services["debug"] == st.disabled_services["debug"]
+    # --profile / COMPOSE_PROFILES stay active, the target's profiles are added
+    both = load(TARGETED, profiles=["other"]).with_services_enabled(["web", "debug"])
+    assert both.profiles == ("other", "tools")
+    assert sorted(both.services) == ["debug", "helper", "other", "web"]
+    # enabled or unknown names change nothing
+    assert st.with_services_enabled(["web", "nope"]) is st
+    assert st.with_services_enabled([]) is st
+
+
+def test_targeted_service_does_not_enable_a_dependency_in_another_profile(load: Loader) -> None:
+    from composer.errors import GraphError
+    from composer.graph import build_graph
+
+    st = load(TARGETED).with_services_enabled(["probe"])
+    assert "db" not in st.services
+    with pytest.raises(GraphError) as err:
+        build_graph(st)
+    assert str(err.value) == (
+        'compose.yaml: services.probe.depends_on: service "probe" depends on "db", which is '
+        "disabled by its profiles (data): enable one with --profile, or set required: false")
+    both = load(TARGETED).with_services_enabled(["probe", "db"])  # naming it too enables it
+    assert build_graph(both).generations() == [["db", "web"], ["probe"]]
+
+
 def test_extends_same_file(load: Loader) -> None:
     st = load("""
         services:
