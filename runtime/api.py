@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
+from runtime.attach import AttachStream
 from runtime.types import ContainerSpec, NetworkSpec, PortBinding, VolumeSpec
 
 State = Literal["created", "running", "paused", "restarting", "exited", "dead", "removing"]
@@ -175,6 +176,7 @@ class EngineAPI(Protocol):
         workdir: str | None = None,
         tty: bool = False,
     ) -> ExecTarget: ...
+    async def attach_container(self, ref: str, logs: bool = False) -> AttachStream: ...
     async def top(self, ref: str) -> list[dict[str, str]]: ...
     async def stats(self, ref: str) -> Stats: ...
     # networks

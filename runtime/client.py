@@ -45,6 +45,7 @@ from runtime.api import (
     Stats,
     VolumeInfo,
 )
+from runtime.attach import AttachStream, split_frames
 from runtime.errors import Conflict, EngineError, InvalidArgument
 from runtime.paths import Paths, safe_name
 from runtime.types import ContainerSpec, NetworkSpec, VolumeSpec
@@ -167,6 +168,32 @@ async def _error_of(resp: aiohttp.ClientResponse) -> EngineError:
 
 def _seg(value: str) -> str:
     return quote(value, safe="")
+
+
+class WsAttach(AttachStream):
+    """An attach stream over composerd's websocket (whole frames per binary message)."""
+
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        self.ws = ws
+        self.buf = bytearray()
+        self.frames: list[tuple[int, bytes]] = []
+
+    async def _send(self, data: bytes) -> None:
+        if not self.ws.closed:
+            with contextlib.suppress(ConnectionError, aiohttp.ClientError):
+                await self.ws.send_bytes(data)
+
+    async def _recv(self) -> tuple[int, bytes] | None:
+        while not self.frames:
+            msg = await self.ws.receive()
+            if msg.type != aiohttp.WSMsgType.BINARY:
+                return None
+            self.buf += msg.data
+            self.frames = split_frames(self.buf)
+        return self.frames.pop(0)
+
+    async def close(self) -> None:
+        await self.ws.close()
 
 
 class Client:
@@ -348,6 +375,23 @@ class Client:
         return serde.from_dict(
             ExecTarget, await self._call("POST", f"/containers/{_seg(ref)}/exec-prepare", body=body)
         )
+
+    async def attach_container(self, ref: str, logs: bool = False) -> WsAttach:
+        path = f"/containers/{_seg(ref)}/attach"
+        params = [("logs", str(int(logs)))]
+        try:
+            ws = await self._session().ws_connect(
+                URL(BASE + path, encoded=True), params=params, max_msg_size=rpc.MAX_BODY)
+        except aiohttp.WSServerHandshakeError as e:
+            if e.status < 400:
+                raise DaemonUnavailable(f"composerd refused the attach: {e.message}") from None
+            # the error's body is not kept by aiohttp: ask again without the upgrade
+            raise await _error_of(await self._send("GET", path, params=params)) from None
+        except aiohttp.ClientConnectorError as e:
+            raise self._connect_error(e) from None
+        except (aiohttp.ClientError, ConnectionError) as e:
+            raise DaemonUnavailable(f"lost the connection to composerd: {e}") from None
+        return WsAttach(ws)
 
     async def top(self, ref: str) -> list[dict[str, str]]:
         return await self._call("GET", f"/containers/{_seg(ref)}/top")  # type: ignore[no-any-return]

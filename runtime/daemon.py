@@ -30,12 +30,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from aiohttp import web
+from aiohttp import WSCloseCode, WSMsgType, web
 
 from runtime import rpc
 from runtime.api import BuildRequest, EngineAPI
+from runtime.attach import split_frames
 from runtime.errors import EngineError, InvalidArgument
 from runtime.paths import Paths
+from runtime.process.stdio import frame
 from runtime.types import ContainerSpec, NetworkSpec, VolumeSpec
 
 log = logging.getLogger("composerd")
@@ -253,6 +255,42 @@ async def exec_prepare(request: web.Request) -> web.Response:
     return _json(target)
 
 
+async def attach_container(request: web.Request) -> web.StreamResponse:
+    """A websocket relaying attach frames (runtime.attach) both ways: binary messages of
+    whole frames. Errors (unknown or stopped container) come before the upgrade, as 4xx."""
+    ref = _ref(request)
+    logs = rpc.parse_bool(_q(request, "logs"), "logs")
+    stream = await _engine(request).attach_container(ref, logs=bool(logs))
+    ws = web.WebSocketResponse(max_msg_size=rpc.MAX_BODY)
+    try:
+        await ws.prepare(request)
+
+        async def output() -> None:
+            while (item := await stream.recv_frame()) is not None:
+                await ws.send_bytes(frame(*item))
+            await ws.close()  # the container's output ended: so does the client's stream
+
+        out = asyncio.ensure_future(output())
+        async for msg in ws:
+            if msg.type != WSMsgType.BINARY:
+                break
+            try:
+                for kind, payload in split_frames(bytearray(msg.data)):
+                    await stream.send_frame(kind, payload)
+            except ValueError as e:
+                await ws.close(code=WSCloseCode.UNSUPPORTED_DATA, message=str(e).encode())
+                break
+            if out.done():
+                break
+        out.cancel()  # the client left (or broke the protocol): stop relaying
+        with contextlib.suppress(asyncio.CancelledError, ConnectionError):
+            await out
+    finally:
+        await stream.close()
+        await ws.close()
+    return ws
+
+
 async def top(request: web.Request) -> web.Response:
     return _json(await _engine(request).top(_ref(request)))
 
@@ -421,6 +459,7 @@ def create_app(engine: EngineAPI) -> web.Application:
     r.add_get("/containers/{ref}/logs", container_logs)
     r.add_post("/containers/{ref}/exec", exec_run)
     r.add_post("/containers/{ref}/exec-prepare", exec_prepare)
+    r.add_get("/containers/{ref}/attach", attach_container)
     r.add_get("/containers/{ref}/top", top)
     r.add_get("/containers/{ref}/stats", stats)
     r.add_post("/networks/create", create_network)

@@ -40,6 +40,7 @@ from runtime.api import (
     Stats,
     VolumeInfo,
 )
+from runtime.attach import ShimAttach
 from runtime.cgroups import Cgroup, CgroupNotFound, open_manager
 from runtime.cgroups.base import DEFAULT_ROOT
 from runtime.containers import ContainerRecord, ContainerTable, Resolved, RunState, now
@@ -616,6 +617,19 @@ class Engine:
         _, launched, cfg = self._exec_config(ref, argv, user, env, workdir, tty)
         return ExecTarget(launched.pid, launched.start_time, serde.to_dict(cfg),
                           self.launcher.socket_path)
+
+    async def attach_container(self, ref: str, logs: bool = False) -> ShimAttach:
+        """A live connection to the container's stdio through its shim (runtime.attach);
+        `logs` replays the recent output first. Conflict when it is not running."""
+        rec = self.table.get(ref)
+        if self._launched.get(rec.id) is None or rec.run.state not in ("running", "paused"):
+            raise Conflict(f"container {rec.name} is not running: start it before attaching",
+                           subject=rec.name)
+        try:
+            return await ShimAttach.open(str(rec.dir), logs=logs)
+        except OSError as e:
+            raise Conflict(f"cannot attach to container {rec.name}: {e.strerror or e}",
+                           subject=rec.name) from None
 
     def _cgroup_procs(self, rec: ContainerRecord) -> tuple[str, ...]:
         try:

@@ -12,7 +12,8 @@ import sys
 from collections.abc import Sequence
 
 VERB_MODULES: tuple[str, ...] = (
-    "config_cmd", "up_cmd", "ps_cmd", "lifecycle_cmd", "logs_cmd", "exec_cmd", "image_cmd",
+    "config_cmd", "up_cmd", "ps_cmd", "lifecycle_cmd", "logs_cmd", "exec_cmd", "attach_cmd",
+    "image_cmd",
 )
 
 

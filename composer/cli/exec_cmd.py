@@ -106,14 +106,28 @@ def run_cmd(args: argparse.Namespace) -> int:
             changes["working_dir"] = args.workdir
         if args.env:
             changes["env"] = {**spec.env, **_env(args.env)}
+        # As docker compose run: stdin kept open (-i is the default) and a pseudo-terminal
+        # when ours is one (-T turns it off); -d keeps the service's own settings.
+        if not args.detach:
+            changes["stdin_open"] = True
+            changes["tty"] = not args.no_tty and (args.tty or sys.stdin.isatty())
         spec = replace(spec, **changes)  # type: ignore[arg-type]
         info = await project.engine.create_container(spec)
         await project.engine.start_container(info.id)
         if args.detach:
             print(info.name)
             return 0
-        async for line in project.engine.logs(info.id, follow=True):
-            (sys.stdout if line.stream == "stdout" else sys.stderr).write(line.data)
+        from composer.cli.attach_cmd import relay
+        from runtime.errors import Conflict
+
+        try:
+            stream = await project.engine.attach_container(info.id, logs=True)
+        except Conflict:  # it has exited already: all of its output is in the log
+            async for line in project.engine.logs(info.id):
+                (sys.stdout if line.stream == "stdout" else sys.stderr).write(line.data)
+        else:
+            await relay(project.engine, info.id, stream, tty=spec.tty, stdin=True,
+                        close_stdin=True, detach_keys=b"")
         code = await project.engine.wait_container(info.id)
         if args.rm:
             await project.engine.remove_container(info.id, force=True, volumes=True)

@@ -1,7 +1,8 @@
 """The per-container shim: forked by the fork server, survives the daemon and the fork server.
 
 It makes the pid namespace (unshare CLONE_NEWPID affects children only), forks the container
-init (pid 1 there), turns the init's stdout/stderr into the json log, and when the init exits
+init (pid 1 there), turns the init's stdout/stderr into the json log and serves attach
+clients on `<state_dir>/attach.sock` (runtime.process.stdio), and when the init exits
 writes `<state_dir>/exit.json` atomically, then exits. The engine waits on the shim's pidfd.
 """
 from __future__ import annotations
@@ -12,7 +13,6 @@ import fcntl
 import gc
 import json
 import os
-import select
 import signal
 import socket
 import termios
@@ -24,6 +24,7 @@ from runtime.process import userns
 from runtime.process.config import LaunchConfig
 from runtime.process.init import _fail, exit_code_of, run_init
 from runtime.process.logs import JsonLogWriter
+from runtime.process.stdio import SOCKET, StdioPump, listen
 from runtime.process.syscalls import (
     CLONE_NEWPID,
     CLONE_NEWUSER,
@@ -87,6 +88,11 @@ def run_shim(cfg: LaunchConfig, conn: socket.socket, sc: Syscalls) -> int:
         readers[out_r] = "stdout"
         readers[err_r] = "stderr"
 
+    try:
+        listener = listen(cfg.state_dir)  # close-on-exec: the container never holds it
+    except OSError:
+        listener = None  # no attach, the logs still work
+
     def init_main(idmapped: tuple[int, ...] = ()) -> None:  # the container init
         code = 125
         try:
@@ -118,18 +124,19 @@ def run_shim(cfg: LaunchConfig, conn: socket.socket, sc: Syscalls) -> int:
             init_main()
 
     conn.close()
+    signal.signal(signal.SIGPIPE, signal.SIG_IGN)  # a gone client or stdin reader is EPIPE
     for fd in set(child_io) - {devnull}:
         os.close(fd)
     for i in range(3):
         os.dup2(devnull, i)
-    writer = JsonLogWriter(log_fd)
-    _pump(readers, writer)
+    StdioPump(readers, JsonLogWriter(log_fd), stdin_fd=keep_in, tty=cfg.tty,
+              listener=listener).run()
+    with contextlib.suppress(OSError):
+        os.unlink(os.path.join(cfg.state_dir, SOCKET))
     _, status = os.waitpid(pid, 0)
     code = exit_code_of(status)
     sig = os.WTERMSIG(status) if os.WIFSIGNALED(status) else None
     write_exit(cfg.state_dir, code, sig)
-    if keep_in >= 0 and keep_in not in readers:
-        os.close(keep_in)
     return 0
 
 
@@ -208,28 +215,3 @@ def start_in_userns(cfg: LaunchConfig, sc: Syscalls,
         mine.close()
         with contextlib.suppress(ChildProcessError):
             os.waitpid(stage1, 0)
-
-
-def _pump(readers: dict[int, str], writer: JsonLogWriter) -> None:
-    """Copy the container's output into the log until every writer end is closed."""
-    poller = select.poll()
-    for fd in readers:
-        poller.register(fd, select.POLLIN)
-    open_fds = set(readers)
-    while open_fds:
-        try:
-            events = poller.poll()
-        except InterruptedError:
-            continue
-        for fd, _ev in events:
-            try:
-                data = os.read(fd, 65536)
-            except OSError:  # EIO: the pty's last slave closed
-                data = b""
-            if data:
-                writer.feed(readers[fd], data)
-                continue
-            writer.flush(readers[fd])
-            poller.unregister(fd)
-            open_fds.discard(fd)
-            os.close(fd)

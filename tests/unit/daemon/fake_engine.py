@@ -13,6 +13,7 @@ import hashlib
 import inspect
 import itertools
 import signal as signals
+import struct
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field, replace
@@ -31,9 +32,11 @@ from runtime.api import (
     Stats,
     VolumeInfo,
 )
+from runtime.attach import AttachStream, split_frames
 from runtime.errors import Conflict, InvalidArgument, NotFound
 from runtime.events import EventBus
 from runtime.paths import Paths
+from runtime.process.stdio import CLOSE_IN, ERR, IN, OUT, RESIZE
 from runtime.supervisor import Backoff, RestartDecision, Supervisor
 from runtime.types import ContainerSpec, NetworkSpec, VolumeSpec
 
@@ -53,11 +56,37 @@ def _matches(labels: dict[str, str], want: dict[str, str] | None) -> bool:
     return all(labels.get(k) == v for k, v in (want or {}).items())
 
 
+class FakeAttach(AttachStream):
+    """Echoes: stdin comes back on stdout as `echo: ...`, a resize as `size R C`, and the
+    end of stdin ends the stream (as a `cat` container would)."""
+
+    def __init__(self) -> None:
+        self.out: asyncio.Queue[tuple[int, bytes] | None] = asyncio.Queue()
+        self.closed = False
+
+    async def _send(self, data: bytes) -> None:
+        for kind, payload in split_frames(bytearray(data)):
+            if kind == IN:
+                self.out.put_nowait((OUT, b"echo: " + payload))
+            elif kind == RESIZE:
+                rows, cols = struct.unpack(">HH", payload)
+                self.out.put_nowait((ERR, f"size {rows} {cols}\n".encode()))
+            elif kind == CLOSE_IN:
+                self.out.put_nowait(None)
+
+    async def _recv(self) -> tuple[int, bytes] | None:
+        return await self.out.get()
+
+    async def close(self) -> None:
+        self.closed = True
+
+
 class FakeEngine:
     def __init__(self, *, supervise: bool = False, backoff: Backoff | None = None) -> None:
         self.bus = EventBus()
         self.containers: dict[str, _Box] = {}
         self.networks: dict[str, NetworkInfo] = {}
+        self.attached: list[FakeAttach] = []
         self.volumes: dict[str, VolumeInfo] = {}
         self.images: dict[str, ImageInfo] = {
             "sha256:" + "b" * 64: ImageInfo(
@@ -264,6 +293,21 @@ class FakeEngine:
             sent = len(box.logs)
             if box.info.state not in ("running", "paused", "restarting"):
                 return
+
+    async def attach_container(self, ref: str, logs: bool = False) -> FakeAttach:
+        box = self._box(ref)
+        if box.info.state != "running":
+            raise Conflict(
+                f"container {box.info.name} is not running: start it before attaching",
+                subject=box.info.name,
+            )
+        stream = FakeAttach()
+        if logs:
+            for line in box.logs:
+                stream.out.put_nowait((OUT if line.stream == "stdout" else ERR,
+                                       line.data.encode()))
+        self.attached.append(stream)
+        return stream
 
     async def exec_prepare(
         self,

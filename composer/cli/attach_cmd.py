@@ -1,0 +1,203 @@
+"""`composer attach`: the terminal joined to a running service container's stdio, and the
+relay `composer run` uses for its one-off container.
+
+The bytes come through composerd's attach websocket (runtime.attach). On a terminal with a
+tty container the terminal is raw (the container's line discipline does the work, ^C is a
+byte to it) and its size follows SIGWINCH; the detach keys (ctrl-p,ctrl-q as Docker) leave
+the container running. Without a tty, SIGINT/SIGTERM are sent to the container
+(`--sig-proxy`, on by default as Docker).
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import sys
+import termios
+import tty as ttymod
+from typing import Any
+
+from composer import labels as L
+from composer.cli.common import run, with_project
+from composer.errors import ComposerError
+from composer.operations import Project
+
+DEFAULT_DETACH_KEYS = "ctrl-p,ctrl-q"
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("attach", help="attach the terminal to a running service container")
+    p.add_argument("--index", type=int, default=1, help="which container of the service")
+    p.add_argument("--no-stdin", dest="no_stdin", action="store_true",
+                   help="do not send the terminal's input to the container")
+    p.add_argument("--sig-proxy", dest="sig_proxy", default="true", choices=("true", "false"),
+                   help="send SIGINT/SIGTERM to the container (no tty); default true")
+    p.add_argument("--detach-keys", dest="detach_keys", default=DEFAULT_DETACH_KEYS,
+                   help=f"key sequence that detaches; default {DEFAULT_DETACH_KEYS}")
+    p.add_argument("service")
+    p.set_defaults(func=attach_cmd)
+
+
+def parse_detach_keys(spec: str) -> bytes:
+    """Docker's syntax: comma-separated `ctrl-<a-z|@|[|\\|]|^|_>` or single characters."""
+    out = bytearray()
+    for key in spec.split(","):
+        key = key.strip()
+        if len(key) == 1:
+            out.append(ord(key))
+        elif key.startswith("ctrl-") and len(key) == 6:
+            c = key[5].lower()
+            if "a" <= c <= "z":
+                out.append(ord(c) - ord("a") + 1)
+            elif c in "@[\\]^_":
+                out.append(ord(c) - 64)
+            else:
+                raise ComposerError(f"--detach-keys: unknown key {key!r}, use e.g. ctrl-p,ctrl-q")
+        else:
+            raise ComposerError(f"--detach-keys: unknown key {key!r}, use e.g. ctrl-p,ctrl-q")
+    return bytes(out)
+
+
+def attach_cmd(args: argparse.Namespace) -> int:
+    keys = parse_detach_keys(args.detach_keys)
+
+    async def go(project: Project) -> int:
+        cs = [c for c in await project.containers([args.service], all=False)
+              if c.labels.get(L.CONTAINER_NUMBER) == str(args.index)]
+        if not cs:
+            raise ComposerError(f"service {args.service!r} is not running (container #{args.index})")
+        info = cs[0]
+        stream = await project.engine.attach_container(info.id)
+        detached = await relay(project.engine, info.id, stream, tty=info.spec.tty,
+                               stdin=not args.no_stdin and info.spec.stdin_open,
+                               close_stdin=False, sig_proxy=args.sig_proxy == "true",
+                               detach_keys=keys)
+        if detached:
+            return 0
+        return await project.engine.wait_container(info.id)
+
+    return run(with_project(args, go, lock=False))
+
+
+class _Detacher:
+    """Finds the detach sequence in the input; holds back a partial match."""
+
+    def __init__(self, keys: bytes) -> None:
+        self.keys = keys
+        self.held = b""
+
+    def feed(self, data: bytes) -> tuple[bytes, bool]:
+        if not self.keys:
+            return data, False
+        buf = self.held + data
+        self.held = b""
+        at = buf.find(self.keys)
+        if at >= 0:
+            return buf[:at], True
+        for n in range(min(len(self.keys) - 1, len(buf)), 0, -1):
+            if buf.endswith(self.keys[:n]):
+                self.held = buf[-n:]
+                return buf[:-n], False
+        return buf, False
+
+
+async def _copy_file(fd: int, stream: Any, close_stdin: bool) -> None:
+    loop = asyncio.get_running_loop()
+    while data := await loop.run_in_executor(None, os.read, fd, 65536):
+        await stream.write(data)
+    if close_stdin:
+        await stream.close_stdin()
+
+
+async def relay(engine: Any, ref: str, stream: Any, *, tty: bool, stdin: bool,
+                close_stdin: bool, sig_proxy: bool = True,
+                detach_keys: bytes = b"\x10\x11") -> bool:
+    """Copy the terminal to the container and its output back until the output ends (the
+    container exited: False) or the detach keys were typed (True)."""
+    loop = asyncio.get_running_loop()
+    in_fd = sys.stdin.fileno() if stdin else -1
+    raw = in_fd >= 0 and tty and os.isatty(in_fd)
+    saved = termios.tcgetattr(in_fd) if raw else None
+    detached = asyncio.Event()
+    detacher = _Detacher(detach_keys if raw else b"")
+    pending: set[asyncio.Future[Any]] = set()
+
+    def spawn(coro: Any) -> None:
+        fut = asyncio.ensure_future(coro)
+        pending.add(fut)
+        fut.add_done_callback(pending.discard)
+
+    def resize() -> None:
+        size = shutil.get_terminal_size()
+        spawn(stream.resize(size.lines, size.columns))
+
+    def from_stdin() -> None:
+        try:
+            data = os.read(in_fd, 65536)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            loop.remove_reader(in_fd)
+            if close_stdin:
+                spawn(stream.close_stdin())
+            return
+        data, hit = detacher.feed(data)
+        if data:
+            spawn(stream.write(data))
+        if hit:
+            detached.set()
+
+    def proxy(sig: signal.Signals) -> None:
+        spawn(engine.kill_container(ref, sig.name))
+
+    proxied: list[signal.Signals] = []
+    if raw:
+        ttymod.setraw(in_fd)
+        resize()
+        loop.add_signal_handler(signal.SIGWINCH, resize)
+    elif sig_proxy:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, proxy, sig)
+            proxied.append(sig)
+    if in_fd >= 0:
+        try:
+            loop.add_reader(in_fd, from_stdin)
+        except PermissionError:  # a regular file or /dev/null: epoll refuses them
+            in_fd_file, in_fd = in_fd, -1
+            spawn(_copy_file(in_fd_file, stream, close_stdin))
+
+    async def output() -> None:
+        out, err = sys.stdout.buffer, sys.stderr.buffer
+        while (item := await stream.read()) is not None:
+            name, data = item
+            f = out if name == "stdout" else err
+            f.write(data)
+            f.flush()
+
+    out_task = asyncio.ensure_future(output())
+    detach_task = asyncio.ensure_future(detached.wait())
+    try:
+        await asyncio.wait({out_task, detach_task}, return_when=asyncio.FIRST_COMPLETED)
+        if pending:
+            await asyncio.wait(set(pending), timeout=1.0)
+        return detached.is_set()
+    finally:
+        out_task.cancel()
+        detach_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await out_task
+        if in_fd >= 0:
+            loop.remove_reader(in_fd)
+        for sig in proxied:
+            loop.remove_signal_handler(sig)
+        if raw and saved is not None:
+            loop.remove_signal_handler(signal.SIGWINCH)
+            termios.tcsetattr(in_fd, termios.TCSADRAIN, saved)
+        await stream.close()
+        if detached.is_set():
+            sys.stderr.write("\r\nread escape sequence\r\n" if raw else "read escape sequence\n")

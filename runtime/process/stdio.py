@@ -1,0 +1,344 @@
+"""The shim's side of a container's stdio: output into the json log and to attached clients,
+input from attached clients into the container's stdin.
+
+Every container's shim listens on `<state_dir>/attach.sock` (mode 0600, root only, like the
+daemon's socket). A client speaks frames with Docker's 8-byte header, `kind, 0, 0, 0,
+size (big-endian u32)`, then `size` bytes:
+
+    shim -> client   OUT (1) stdout bytes (all of a tty's output), ERR (2) stderr bytes
+    client -> shim   HELLO (5) first, payload b"1" to replay the recent output (up to
+                     BACKLOG bytes) before the live stream, b"0" for live only;
+                     IN (0) bytes for stdin, CLOSE_IN (3) end of stdin (a tty gets ^D),
+                     RESIZE (4) payload ">HH" rows, cols for the tty
+
+The shim is single-threaded, so replay-then-live has no gap and no duplicate. When the
+container's output ends (it exited) the shim closes every client: the stream's end is the
+container's end. Input waits in a buffer while the container does not read (never blocks the
+shim); a client that does not read its output for MAX_PENDING bytes is dropped.
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import select
+import socket
+import struct
+import termios
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+from runtime.process.logs import JsonLogWriter
+
+SOCKET = "attach.sock"
+HEADER = struct.Struct(">BxxxI")
+IN, OUT, ERR, CLOSE_IN, RESIZE, HELLO = 0, 1, 2, 3, 4, 5
+STREAM_KIND = {"stdout": OUT, "stderr": ERR}
+BACKLOG = 64 * 1024
+MAX_PENDING = 4 * 1024 * 1024
+MAX_FRAME = 1024 * 1024
+
+
+def frame(kind: int, data: bytes = b"") -> bytes:
+    return HEADER.pack(kind, len(data)) + data
+
+
+def listen(state_dir: str) -> socket.socket:
+    """Bind `<state_dir>/attach.sock` (through /proc/self/fd: the path may be longer than
+    sun_path allows) and listen; close-on-exec, so the container never holds it."""
+    dfd = os.open(state_dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        path = f"/proc/self/fd/{dfd}/{SOCKET}"
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        old = os.umask(0o177)
+        try:
+            sock.bind(path)
+        finally:
+            os.umask(old)
+        sock.listen(16)
+        sock.setblocking(False)
+        return sock
+    finally:
+        os.close(dfd)
+
+
+@dataclass
+class _Client:
+    sock: socket.socket
+    ready: bool = False  # HELLO received
+    inbuf: bytearray = field(default_factory=bytearray)
+    outbuf: bytearray = field(default_factory=bytearray)
+
+
+class StdioPump:
+    """Poll loop of the shim until the container's output is closed.
+
+    `readers` maps the container's output fds to their stream names; `stdin_fd` is where
+    input goes (the write end of the stdin pipe, the pty master, or -1 when the container has
+    no open stdin); `tty` says `stdin_fd` is a pty master."""
+
+    def __init__(self, readers: dict[int, str], writer: JsonLogWriter, stdin_fd: int = -1,
+                 tty: bool = False, listener: socket.socket | None = None) -> None:
+        self.readers = dict(readers)
+        self.writer = writer
+        self.stdin_fd = stdin_fd
+        self.tty = tty
+        self.listener = listener
+        self.clients: dict[int, _Client] = {}
+        self.backlog: deque[tuple[int, bytes]] = deque()
+        self.backlog_size = 0
+        self.pending_in = bytearray()
+        self.close_in = False  # CLOSE_IN came: close stdin when pending_in is written
+        self.poller = select.poll()
+        if stdin_fd >= 0:
+            os.set_blocking(stdin_fd, False)
+
+    # -- the loop
+    def run(self) -> None:
+        for fd in self.readers:
+            self.poller.register(fd, select.POLLIN)
+        if self.listener is not None:
+            self.poller.register(self.listener.fileno(), select.POLLIN)
+        while self.readers:
+            try:
+                events = self.poller.poll()
+            except InterruptedError:
+                continue
+            for fd, ev in events:
+                if fd in self.readers and ev & (select.POLLIN | select.POLLHUP | select.POLLERR):
+                    self._read_output(fd)
+                if self.listener is not None and fd == self.listener.fileno():
+                    self._accept()
+                elif fd in self.clients:
+                    self._client_event(fd, ev)
+                if fd == self.stdin_fd and fd not in self.readers and ev:
+                    self._flush_stdin()  # POLLOUT, or POLLERR: its reader has gone
+                elif fd == self.stdin_fd and ev & select.POLLOUT:
+                    self._flush_stdin()
+        self.close()
+
+    def close(self) -> None:
+        self._last_words()
+        for fd in list(self.clients):
+            self._drop(fd)
+        if self.listener is not None:
+            with contextlib.suppress(OSError):
+                self.poller.unregister(self.listener.fileno())
+            self.listener.close()
+            self.listener = None
+        if self.stdin_fd >= 0 and not self.tty:
+            with contextlib.suppress(OSError):
+                os.close(self.stdin_fd)
+        self.stdin_fd = -1
+
+    def _last_words(self, wait: float = 0.2, linger: float = 2.0) -> None:
+        """The output has ended: a client that connected just now still gets its replay.
+        Take pending connections, give HELLOs in flight `wait` seconds, and each client
+        `linger` seconds to take what is queued for it."""
+        if self.listener is None:
+            return
+        while True:
+            try:
+                sock, _ = self.listener.accept()
+            except OSError:
+                break
+            sock.setblocking(False)
+            self.clients[sock.fileno()] = _Client(sock)
+            self.poller.register(sock.fileno(), select.POLLIN)
+        deadline = time.monotonic() + wait
+        while any(not c.ready for c in self.clients.values()):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            for fd, ev in self.poller.poll(left * 1000):
+                if fd in self.clients:
+                    self._client_event(fd, ev)
+        for c in self.clients.values():
+            if c.outbuf:
+                with contextlib.suppress(OSError):
+                    c.sock.settimeout(linger)
+                    c.sock.sendall(c.outbuf, socket.MSG_NOSIGNAL)
+                    c.outbuf.clear()
+
+    # -- output
+    def _read_output(self, fd: int) -> None:
+        try:
+            data = os.read(fd, 65536)
+        except BlockingIOError:
+            return
+        except OSError:  # EIO: the pty's last slave closed
+            data = b""
+        stream = self.readers[fd]
+        if data:
+            self.writer.feed(stream, data)
+            self._broadcast(STREAM_KIND[stream], data)
+            return
+        self.writer.flush(stream)
+        self.poller.unregister(fd)
+        del self.readers[fd]
+        if fd == self.stdin_fd:  # the pty master: input ends with it
+            self.stdin_fd = -1
+        os.close(fd)
+
+    def _broadcast(self, kind: int, data: bytes) -> None:
+        if self.listener is None:
+            return
+        self.backlog.append((kind, data))
+        self.backlog_size += len(data)
+        while self.backlog_size > BACKLOG:  # keep exactly the last BACKLOG bytes
+            old_kind, old = self.backlog[0]
+            excess = self.backlog_size - BACKLOG
+            if len(old) <= excess:
+                self.backlog.popleft()
+                self.backlog_size -= len(old)
+            else:
+                self.backlog[0] = (old_kind, old[excess:])
+                self.backlog_size -= excess
+        out = frame(kind, data)
+        for fd, c in list(self.clients.items()):
+            if c.ready:
+                self._send(fd, c, out)
+
+    def _send(self, fd: int, c: _Client, data: bytes) -> None:
+        if not c.outbuf:
+            try:
+                n = c.sock.send(data, socket.MSG_NOSIGNAL)
+            except BlockingIOError:
+                n = 0
+            except OSError:
+                self._drop(fd)
+                return
+            data = data[n:]
+            if not data:
+                return
+        c.outbuf += data
+        if len(c.outbuf) > MAX_PENDING:  # it does not read: let it go rather than stall
+            self._drop(fd)
+            return
+        self.poller.modify(fd, select.POLLIN | select.POLLOUT)
+
+    # -- clients
+    def _accept(self) -> None:
+        assert self.listener is not None
+        try:
+            sock, _ = self.listener.accept()
+        except OSError:
+            return
+        sock.setblocking(False)
+        self.clients[sock.fileno()] = _Client(sock)
+        self.poller.register(sock.fileno(), select.POLLIN)
+
+    def _drop(self, fd: int) -> None:
+        c = self.clients.pop(fd, None)
+        if c is not None:
+            with contextlib.suppress(OSError, KeyError):
+                self.poller.unregister(fd)
+            c.sock.close()
+
+    def _client_event(self, fd: int, ev: int) -> None:
+        c = self.clients[fd]
+        if ev & select.POLLOUT and c.outbuf:
+            try:
+                n = c.sock.send(c.outbuf, socket.MSG_NOSIGNAL)
+            except BlockingIOError:
+                n = 0
+            except OSError:
+                self._drop(fd)
+                return
+            del c.outbuf[:n]
+            if not c.outbuf:
+                self.poller.modify(fd, select.POLLIN)
+        if not ev & (select.POLLIN | select.POLLHUP | select.POLLERR):
+            return
+        try:
+            data = c.sock.recv(65536)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self._drop(fd)
+            return
+        c.inbuf += data
+        while len(c.inbuf) >= HEADER.size:
+            kind, size = HEADER.unpack_from(c.inbuf)
+            if size > MAX_FRAME:
+                self._drop(fd)
+                return
+            if len(c.inbuf) < HEADER.size + size:
+                break
+            payload = bytes(c.inbuf[HEADER.size:HEADER.size + size])
+            del c.inbuf[:HEADER.size + size]
+            self._handle(fd, c, kind, payload)
+            if fd not in self.clients:
+                return
+
+    def _handle(self, fd: int, c: _Client, kind: int, payload: bytes) -> None:
+        if kind == HELLO and not c.ready:
+            c.ready = True
+            if payload == b"1" and self.backlog:
+                self._send(fd, c, b"".join(frame(k, d) for k, d in self.backlog))
+        elif kind == IN:
+            self._write_stdin(payload)
+        elif kind == CLOSE_IN:
+            self._close_stdin()
+        elif kind == RESIZE and self.tty and self.stdin_fd >= 0 and len(payload) == 4:
+            rows, cols = struct.unpack(">HH", payload)
+            with contextlib.suppress(OSError):
+                fcntl.ioctl(self.stdin_fd, termios.TIOCSWINSZ,
+                            struct.pack("HHHH", rows, cols, 0, 0))
+
+    # -- input
+    def _write_stdin(self, data: bytes) -> None:
+        if self.stdin_fd < 0 or not data or self.close_in:
+            return
+        self.pending_in += data
+        if len(self.pending_in) > MAX_PENDING:  # the container does not read its stdin
+            del self.pending_in[:len(self.pending_in) - MAX_PENDING]
+        self._flush_stdin()
+
+    def _flush_stdin(self) -> None:
+        fd = self.stdin_fd
+        if fd < 0:
+            self.pending_in.clear()
+            return
+        try:
+            while self.pending_in:
+                n = os.write(fd, self.pending_in)
+                del self.pending_in[:n]
+        except BlockingIOError:
+            pass
+        except OSError:  # EPIPE: the container closed its stdin (the shim ignores SIGPIPE)
+            self.pending_in.clear()
+            if fd not in self.readers:
+                with contextlib.suppress(KeyError, OSError):
+                    self.poller.unregister(fd)
+                os.close(fd)
+                self.stdin_fd = -1
+            return
+        if self.close_in and not self.pending_in and fd not in self.readers:
+            with contextlib.suppress(KeyError, OSError):
+                self.poller.unregister(fd)
+            os.close(fd)
+            self.stdin_fd = -1
+            return
+        want = select.POLLOUT if self.pending_in else 0
+        if fd in self.readers:  # the pty master is also an output reader
+            self.poller.modify(fd, select.POLLIN | want)
+        elif want:
+            self.poller.register(fd, want)  # registering twice is a modify
+        else:
+            with contextlib.suppress(KeyError, OSError):
+                self.poller.unregister(fd)
+
+    def _close_stdin(self) -> None:
+        if self.stdin_fd < 0:
+            return
+        if self.tty:
+            self._write_stdin(b"\x04")  # EOF on the pty's line discipline
+            return
+        self.close_in = True  # once what waits has been written
+        self._flush_stdin()

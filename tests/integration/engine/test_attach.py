@@ -1,0 +1,90 @@
+"""Attach through the shim's socket: replayed and live output, stdin, EOF, a tty's size,
+two clients at once, and a clear refusal for a container that does not run."""
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from runtime.attach import AttachStream
+from runtime.engine import Engine
+from runtime.errors import Conflict
+from runtime.types import ContainerSpec
+
+ECHO = ("sh", "-c", 'echo ready; while read l; do echo "got $l"; echo "err $l" >&2; done; '
+        "echo bye")
+
+
+async def read_until(stream: AttachStream, marker: bytes, timeout: float = 10) -> dict[str, bytes]:
+    seen = {"stdout": b"", "stderr": b""}
+
+    async def go() -> None:
+        while marker not in seen["stdout"] + seen["stderr"]:
+            item = await stream.read()
+            assert item is not None, f"the stream ended before {marker!r}: {seen}"
+            seen[item[0]] += item[1]
+
+    await asyncio.wait_for(go(), timeout)
+    return seen
+
+
+async def test_attach_replays_streams_and_feeds_stdin_until_eof(engine: Engine) -> None:
+    await engine.create_container(ContainerSpec(name="echo", image="busybox", command=ECHO,
+                                                stdin_open=True))
+    await engine.start_container("echo")
+    stream = await engine.attach_container("echo", logs=True)
+    seen = await read_until(stream, b"ready\n")  # printed before we attached: the backlog
+    assert seen["stdout"] == b"ready\n"
+    await stream.write(b"hello\n")
+    seen = await read_until(stream, b"err hello\n")
+    assert b"got hello\n" in seen["stdout"] and seen["stderr"] == b"err hello\n"
+    await stream.close_stdin()  # the container's `read` sees EOF
+    seen = await read_until(stream, b"bye\n")
+    assert await asyncio.wait_for(stream.read(), 10) is None  # its end is the container's end
+    await stream.close()
+    assert await engine.wait_container("echo") == 0
+    logs = "".join([line.data async for line in engine.logs("echo")])
+    assert logs.count("got hello") == 1 and "bye" in logs  # the log has it all as well
+
+
+async def test_two_clients_see_the_same_live_output(engine: Engine) -> None:
+    await engine.create_container(ContainerSpec(name="two", image="busybox", command=ECHO,
+                                                stdin_open=True))
+    await engine.start_container("two")
+    a = await engine.attach_container("two")
+    b = await engine.attach_container("two")
+    await asyncio.sleep(0.1)  # both HELLOs are in
+    await a.write(b"x\n")
+    for s in (a, b):
+        assert b"got x\n" in (await read_until(s, b"got x\n"))["stdout"]
+    await b.close()  # one client leaving changes nothing for the other
+    await a.write(b"y\n")
+    assert b"got y\n" in (await read_until(a, b"got y\n"))["stdout"]
+    await a.close()
+    await engine.stop_container("two", timeout=1)
+
+
+async def test_attach_to_a_tty_gets_its_size_and_echo(engine: Engine) -> None:
+    await engine.create_container(ContainerSpec(name="tty", image="busybox", command=("sh",),
+                                                tty=True, stdin_open=True))
+    await engine.start_container("tty")
+    stream = await engine.attach_container("tty")
+    await stream.resize(33, 101)
+    await stream.write(b"stty size; echo tty-$((6*7))\n")
+    seen = await read_until(stream, b"tty-42\r\n")
+    assert b"33 101\r\n" in seen["stdout"] and seen["stderr"] == b""  # a tty has one stream
+    await stream.close_stdin()  # ^D: the shell exits
+    while await asyncio.wait_for(stream.read(), 10) is not None:
+        pass  # the echoed ^D and "exit": then the end
+    assert await asyncio.wait_for(engine.wait_container("tty"), 10) == 0
+    await stream.close()
+
+
+async def test_attach_to_a_container_that_does_not_run_is_refused(engine: Engine) -> None:
+    await engine.create_container(ContainerSpec(name="idle", image="busybox", command=("true",)))
+    with pytest.raises(Conflict, match="idle is not running"):
+        await engine.attach_container("idle")
+    await engine.start_container("idle")
+    await engine.wait_container("idle")
+    with pytest.raises(Conflict, match="not running"):
+        await engine.attach_container("idle")

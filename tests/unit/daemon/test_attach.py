@@ -1,0 +1,88 @@
+"""Attach over composerd: a websocket relaying frames both ways, errors before the upgrade."""
+
+from __future__ import annotations
+
+import asyncio
+
+import aiohttp
+import pytest
+
+from runtime.client import Client
+from runtime.errors import Conflict, NotFound
+from runtime.process.stdio import HELLO, frame
+from runtime.types import ContainerSpec
+from tests.unit.daemon.fake_engine import FakeEngine
+
+
+async def started(engine: FakeEngine, name: str = "web-1") -> str:
+    info = await engine.create_container(ContainerSpec(name, "busybox:latest"))
+    await engine.start_container(info.id)
+    return info.id
+
+
+async def let_go(engine: FakeEngine) -> None:
+    """The daemon closes the engine's side of the stream when the websocket ends."""
+    for _ in range(100):
+        if engine.attached and engine.attached[-1].closed:
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("the daemon kept the engine's attach stream open")
+
+
+async def test_attach_relays_input_resize_and_end(client: Client, engine: FakeEngine) -> None:
+    cid = await started(engine)
+    await engine.add_log(cid, "before\n")
+    stream = await client.attach_container(cid, logs=True)
+    assert await asyncio.wait_for(stream.read(), 5) == ("stdout", b"before\n")  # replay
+    await stream.write(b"hi\n")
+    assert await asyncio.wait_for(stream.read(), 5) == ("stdout", b"echo: hi\n")
+    await stream.resize(40, 120)
+    assert await asyncio.wait_for(stream.read(), 5) == ("stderr", b"size 40 120\n")
+    big = bytes(range(256)) * 1024  # 256 KiB: more than one frame, arrives whole and in order
+    await stream.write(big)
+    got = b""
+    while len(got) < len(big) + 4 * len(b"echo: "):
+        item = await asyncio.wait_for(stream.read(), 5)
+        assert item is not None and item[0] == "stdout"
+        got += item[1]
+    assert got.replace(b"echo: ", b"") == big
+    await stream.close_stdin()
+    assert await asyncio.wait_for(stream.read(), 5) is None  # the engine's stream ended
+    await stream.close()
+    await let_go(engine)
+
+
+async def test_attach_without_logs_does_not_replay(client: Client, engine: FakeEngine) -> None:
+    cid = await started(engine)
+    await engine.add_log(cid, "before\n")
+    stream = await client.attach_container(cid)
+    await stream.write(b"x")
+    assert await asyncio.wait_for(stream.read(), 5) == ("stdout", b"echo: x")
+    await stream.close()
+
+
+async def test_client_leaving_closes_the_engine_side(client: Client, engine: FakeEngine) -> None:
+    cid = await started(engine)
+    stream = await client.attach_container(cid)
+    await stream.close()
+    await let_go(engine)
+
+
+async def test_attach_errors_are_the_engines(client: Client, engine: FakeEngine) -> None:
+    with pytest.raises(NotFound):
+        await client.attach_container("nosuch")
+    info = await engine.create_container(ContainerSpec("idle-1", "busybox:latest"))
+    with pytest.raises(Conflict, match="idle-1 is not running"):
+        await client.attach_container(info.id)
+
+
+async def test_a_client_may_not_send_output_frames(
+    raw: aiohttp.ClientSession, engine: FakeEngine
+) -> None:
+    cid = await started(engine)
+    async with raw.ws_connect(f"/containers/{cid}/attach") as ws:
+        await ws.send_bytes(frame(HELLO, b"1") + frame(1, b"forged output"))
+        msg = await asyncio.wait_for(ws.receive(), 5)
+        assert msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
+        assert ws.close_code == aiohttp.WSCloseCode.UNSUPPORTED_DATA
+    await let_go(engine)
