@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
-from runtime.attach import AttachStream
 from runtime.types import ContainerSpec, NetworkSpec, PortBinding, VolumeSpec
+
+if TYPE_CHECKING:
+    from runtime.attach import AttachStream
 
 State = Literal["created", "running", "paused", "restarting", "exited", "dead", "removing"]
 Health = Literal["", "starting", "healthy", "unhealthy"]

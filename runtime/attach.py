@@ -18,18 +18,17 @@ import contextlib
 import os
 import struct
 
-from runtime.process.stdio import (
-    CLOSE_IN,
-    ERR,
-    HEADER,
-    HELLO,
-    IN,
-    MAX_FRAME,
-    OUT,
-    RESIZE,
-    SOCKET,
-    frame,
-)
+SOCKET = "attach.sock"
+HEADER = struct.Struct(">BxxxI")
+IN, OUT, ERR, CLOSE_IN, RESIZE, HELLO = 0, 1, 2, 3, 4, 5
+STREAM_KIND = {"stdout": OUT, "stderr": ERR}
+BACKLOG = 64 * 1024
+MAX_PENDING = 4 * 1024 * 1024
+MAX_FRAME = 1024 * 1024
+
+
+def frame(kind: int, data: bytes = b"") -> bytes:
+    return HEADER.pack(kind, len(data)) + data
 
 STREAMS = {OUT: "stdout", ERR: "stderr"}
 CHUNK = 64 * 1024  # input frame size: well under any message limit of a relay

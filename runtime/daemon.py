@@ -34,10 +34,9 @@ from aiohttp import WSCloseCode, WSMsgType, web
 
 from runtime import rpc
 from runtime.api import BuildRequest, EngineAPI
-from runtime.attach import split_frames
+from runtime.attach import frame, split_frames
 from runtime.errors import EngineError, InvalidArgument
 from runtime.paths import Paths
-from runtime.process.stdio import frame
 from runtime.types import ContainerSpec, NetworkSpec, VolumeSpec
 
 log = logging.getLogger("composerd")

@@ -2,7 +2,8 @@
 input from attached clients into the container's stdin.
 
 Every container's shim listens on `<state_dir>/attach.sock` (mode 0600, root only, like the
-daemon's socket). A client speaks frames with Docker's 8-byte header, `kind, 0, 0, 0,
+daemon's socket). A client speaks frames (constants and `frame` in runtime.attach, which
+the CLI imports without this package) with Docker's 8-byte header, `kind, 0, 0, 0,
 size (big-endian u32)`, then `size` bytes:
 
     shim -> client   OUT (1) stdout bytes (all of a tty's output), ERR (2) stderr bytes
@@ -29,19 +30,20 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
+from runtime.attach import (
+    BACKLOG,
+    CLOSE_IN,
+    HEADER,
+    HELLO,
+    IN,
+    MAX_FRAME,
+    MAX_PENDING,
+    RESIZE,
+    SOCKET,
+    STREAM_KIND,
+    frame,
+)
 from runtime.process.logs import JsonLogWriter
-
-SOCKET = "attach.sock"
-HEADER = struct.Struct(">BxxxI")
-IN, OUT, ERR, CLOSE_IN, RESIZE, HELLO = 0, 1, 2, 3, 4, 5
-STREAM_KIND = {"stdout": OUT, "stderr": ERR}
-BACKLOG = 64 * 1024
-MAX_PENDING = 4 * 1024 * 1024
-MAX_FRAME = 1024 * 1024
-
-
-def frame(kind: int, data: bytes = b"") -> bytes:
-    return HEADER.pack(kind, len(data)) + data
 
 
 def listen(state_dir: str) -> socket.socket:

@@ -32,11 +32,10 @@ from runtime.api import (
     Stats,
     VolumeInfo,
 )
-from runtime.attach import AttachStream, split_frames
+from runtime.attach import CLOSE_IN, ERR, IN, OUT, RESIZE, AttachStream, split_frames
 from runtime.errors import Conflict, InvalidArgument, NotFound
 from runtime.events import EventBus
 from runtime.paths import Paths
-from runtime.process.stdio import CLOSE_IN, ERR, IN, OUT, RESIZE
 from runtime.supervisor import Backoff, RestartDecision, Supervisor
 from runtime.types import ContainerSpec, NetworkSpec, VolumeSpec
 

@@ -7,9 +7,9 @@ import asyncio
 import aiohttp
 import pytest
 
+from runtime.attach import HELLO, frame
 from runtime.client import Client
 from runtime.errors import Conflict, NotFound
-from runtime.process.stdio import HELLO, frame
 from runtime.types import ContainerSpec
 from tests.unit.daemon.fake_engine import FakeEngine
 
