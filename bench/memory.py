@@ -6,11 +6,12 @@ share their parent's pages copy-on-write, so USS counts only the pages each one 
 
 Our process tree with `init: true`:
 
-    composerd ── fork server ──┬── shim ── init reaper (pid 1) ── sleep 600   (the container's)
+    composerd ── fork server ──┬── shim ── tini (pid 1) ── sleep 600   (the container's)
                                └── shim ── ...
 
-Everything whose command line is composerd's or the fork server's is ours; the rest below
-the shims is the container's own.
+Everything whose command line is composerd's or the fork server's is ours, and so is the
+init that `init: true` puts in front of the command (tini-static as /sbin/docker-init, Docker's
+name; a forked Python reaper before that); the rest below the shims is the container's own.
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from typing import Any
 
 MIB = 1024 * 1024
 OUR_MARKERS = (b"runtime.daemon", b"runtime.process", b"composerd")
+INIT_MARKER = b"/sbin/docker-init\0"  # runtime.launchcfg.INIT_TARGET: the init: true init
 
 
 def smaps(pid: int) -> dict[str, int]:
@@ -72,7 +74,8 @@ def classify(root: int, kids: dict[int, list[int]], cmd: dict[int, bytes]) -> di
     stack = [(c, 1) for c in kids.get(root, [])]
     while stack:
         pid, depth = stack.pop()
-        ours = any(m in cmd.get(pid, b"") for m in OUR_MARKERS)
+        ours = (any(m in cmd.get(pid, b"") for m in OUR_MARKERS)
+                or (depth == 3 and cmd.get(pid, b"").startswith(INIT_MARKER)))
         if not ours:
             roles["container"].append(pid)
         elif depth == 1 and b"forkserver" in cmd.get(pid, b""):

@@ -44,6 +44,10 @@ def test_classify_roles_by_depth_and_command() -> None:
     assert roles["daemon"] == [1] and roles["forkserver"] == [2]
     assert sorted(roles["shim"]) == [3, 6] and roles["init"] == [4]
     assert sorted(roles["container"]) == [5, 7]
+    # init: true is tini as /sbin/docker-init: ours, not the container's
+    cmd[4] = b"/sbin/docker-init\0--\0sleep\0600\0"
+    roles = memory.classify(1, kids, cmd)
+    assert roles["init"] == [4] and sorted(roles["container"]) == [5, 7]
 
 
 def test_memory_of_this_process_is_plausible() -> None:
