@@ -118,7 +118,7 @@ async def relay(engine: Any, ref: str, stream: Any, *, tty: bool, stdin: bool,
     """Copy the terminal to the container and its output back until the output ends (the
     container exited: False) or the detach keys were typed (True)."""
     loop = asyncio.get_running_loop()
-    in_fd = sys.stdin.fileno() if stdin else -1
+    in_fd = sys.stdin.fileno() if stdin and sys.stdin is not None else -1
     raw = in_fd >= 0 and tty and os.isatty(in_fd)
     saved = termios.tcgetattr(in_fd) if raw else None
     detached = asyncio.Event()

@@ -44,6 +44,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     r.set_defaults(func=run_cmd)
 
 
+def _stdin_is_a_tty() -> bool:
+    return sys.stdin is not None and sys.stdin.isatty()  # None: started with fd 0 closed
+
+
 def _env(items: list[str]) -> dict[str, str]:
     out = {}
     for item in items:
@@ -64,7 +68,7 @@ def exec_cmd(args: argparse.Namespace) -> int:
               if c.labels.get(L.CONTAINER_NUMBER) == str(args.index)]
         if not cs:
             raise ComposerError(f"service {args.service!r} is not running (container #{args.index})")
-        if not args.no_tty and not args.detach and (args.tty or sys.stdin.isatty()):
+        if not args.no_tty and not args.detach and (args.tty or _stdin_is_a_tty()):
             from runtime.interactive import exec_interactive
 
             target = await project.engine.exec_prepare(
@@ -110,7 +114,7 @@ def run_cmd(args: argparse.Namespace) -> int:
         # when ours is one (-T turns it off); -d keeps the service's own settings.
         if not args.detach:
             changes["stdin_open"] = True
-            changes["tty"] = not args.no_tty and (args.tty or sys.stdin.isatty())
+            changes["tty"] = not args.no_tty and (args.tty or _stdin_is_a_tty())
         spec = replace(spec, **changes)  # type: ignore[arg-type]
         info = await project.engine.create_container(spec)
         await project.engine.start_container(info.id)
