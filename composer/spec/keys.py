@@ -1,9 +1,8 @@
 """Which keys exist, which we support, which we refuse, which are harmless and only warned about."""
 from __future__ import annotations
 
-TOP_LEVEL_KEYS = ("version", "name", "services", "networks", "volumes", "secrets", "configs")
+TOP_LEVEL_KEYS = ("version", "name", "include", "services", "networks", "volumes", "secrets", "configs")
 TOP_LEVEL_UNSUPPORTED = {
-    "include": "include (merge the files with -f instead)",
     "models": "models",
 }
 

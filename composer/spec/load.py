@@ -2,8 +2,8 @@
 
 Pipeline (as docker-compose's config.load): find files -> environment (.env / --env-file,
 then the process environment wins) -> per file: YAML -> top-level keys -> interpolation ->
-extends -> validation (errors name that file) -> merge files -> typed model ->
-cross-references (networks, volumes, secrets) -> profiles.
+includes (sub-projects, see include.py) -> extends -> validation (errors name that file) ->
+merge files -> typed model -> cross-references (networks, volumes, secrets) -> profiles.
 """
 from __future__ import annotations
 
@@ -17,9 +17,11 @@ from typing import Any
 from composer.errors import SpecError
 from composer.spec.dotenv import read_env_file
 from composer.spec.extends import resolve_extends
+from composer.spec.include import IncludeEntry, absolute_model, import_resources, parse_includes
 from composer.spec.interpolate import Interpolator
 from composer.spec.keys import TOP_LEVEL_KEYS, TOP_LEVEL_UNSUPPORTED
 from composer.spec.merge import merge_stacks
+from composer.spec.mounts import resolve_path
 from composer.spec.service import ParseContext, ServiceSpec
 from composer.spec.stack import Stack, service_enabled
 from composer.spec.toplevel import FileObject, NetworkConfig, VolumeConfig
@@ -58,12 +60,16 @@ def load_stack(opts: LoadOptions) -> Stack:
     env = _environment(opts, environ, project_dir, cwd)
     interp = Interpolator(env)
     ctx = ParseContext(str(project_dir), env, read_env_files=False)
+    site = _Site(project_dir, env, (), cwd, project_dir)
     merged: dict[str, Any] = {}
+    origins: dict[tuple[str, str], str] = {}
     for path in files:
         # with one file the final parse names it anyway: skip the separate per-file pass
-        doc = _load_file(path, _display(path, cwd, project_dir), interp, ctx, validate=len(files) > 1)
+        doc = _load_file(path, _display(path, cwd, project_dir), interp, ctx, site, origins,
+                         validate=len(files) > 1)
         merged = merge_stacks(merged, doc)
     ctx.read_env_files = opts.read_env_files
+    ctx.origins = origins
     ctx.warnings = interp.warnings + ctx.warnings
     display = _display(files[0], cwd, project_dir)
     stack = _build(merged, display, ctx, opts, env, project_dir, files)
@@ -119,10 +125,29 @@ def _display(path: Path, cwd: Path, project_dir: Path) -> str:
     return str(path)
 
 
+@dataclass(frozen=True)
+class _Site:
+    """Where a (sub-)project sits: what its `include:` entries resolve against."""
+
+    working_dir: Path  # its project directory: include paths, project_directory, env_file
+    env: dict[str, str]  # its interpolation environment (the includer's wins in sub-projects)
+    chain: tuple[Path, ...]  # the files including it, outermost first (cycle detection)
+    cwd: Path  # for display names
+    root: Path  # the main project directory, for display names
+
+    def display(self, path: Path) -> str:
+        return _display(path, self.cwd, self.root)
+
+
 def _load_file(
-    path: Path, display: str, interp: Interpolator, ctx: ParseContext, *, validate: bool = True,
+    path: Path, display: str, interp: Interpolator, ctx: ParseContext, site: _Site,
+    origins: dict[tuple[str, str], str], *, validate: bool = True,
 ) -> dict[str, Any]:
+    """One stack file, interpolated, with its includes imported and its extends resolved.
+    `origins` receives the file each imported resource comes from."""
     raw: dict[str, Any] = interp.tree(_read_top(path, display), Where(display))
+    if "include" in raw:
+        _apply_includes(raw, path, display, ctx, site, origins)
     if isinstance(raw.get("services"), dict):
         def load_other(other: str, shown: str) -> dict[str, Any]:
             doc: dict[str, Any] = interp.tree(_read_top(Path(other), shown), Where(shown))
@@ -130,8 +155,69 @@ def _load_file(
 
         raw["services"] = resolve_extends(raw["services"], str(path), display, load_other)
     if validate:
+        ctx.origins = origins
         _validate_file(raw, display, ctx)
     return raw
+
+
+def _apply_includes(
+    raw: dict[str, Any], path: Path, display: str, ctx: ParseContext, site: _Site,
+    origins: dict[tuple[str, str], str],
+) -> None:
+    """Load each `include:` entry as a sub-project and copy its resources into `raw`."""
+    w = Where(display)
+    entries = parse_includes(raw.pop("include"), w.key("include"))
+    for key in ("services", "networks", "volumes", "secrets", "configs"):
+        _section(raw, key, w)  # a wrong shape is reported before anything is imported
+    chain = (*site.chain, path.resolve())
+    for entry in entries:
+        sub, sub_origins, sub_display = _load_include(entry, chain, ctx, site)
+        import_resources(raw, origins, display, sub, sub_origins, sub_display, entry.where)
+
+
+def _load_include(
+    entry: IncludeEntry, chain: tuple[Path, ...], ctx: ParseContext, site: _Site,
+) -> tuple[dict[str, Any], dict[tuple[str, str], str], str]:
+    """An included sub-project: its merged resources (absolute paths), their origins, its name."""
+    w = entry.where
+    base = str(site.working_dir)
+    files: list[Path] = []
+    for name in entry.paths:
+        file = Path(resolve_path(name, base))
+        if not file.is_file():
+            w.fail(f"included file not found: {name} (check the path; it is relative to {base})")
+        if file.resolve() in chain:
+            loop = " -> ".join(site.display(p) for p in (*chain, file.resolve()))
+            w.fail(f"include cycle: {loop}")
+        files.append(file)
+    project_dir = (
+        Path(resolve_path(entry.project_directory, base)) if entry.project_directory else files[0].parent
+    )
+    from_files: dict[str, str] = {}
+    if entry.env_files is not None:
+        for name in entry.env_files:
+            if name == os.devnull:
+                continue
+            env_path = Path(resolve_path(name, base))
+            if not env_path.is_file():
+                w.fail(f"env file not found: {name} (check env_file; it is relative to {base})")
+            from_files.update(read_env_file(env_path, {**from_files, **site.env}, label=site.display(env_path)))
+    elif (project_dir / ".env").is_file():
+        env_path = project_dir / ".env"
+        from_files.update(read_env_file(env_path, site.env, label=site.display(env_path)))
+    env = {**from_files, **site.env}  # the including project's variables win (as compose-go)
+    interp = Interpolator(env)
+    sub_ctx = ParseContext(str(project_dir), env, read_env_files=False)
+    sub_site = _Site(project_dir, env, chain, site.cwd, site.root)
+    merged: dict[str, Any] = {}
+    origins: dict[tuple[str, str], str] = {}
+    for file in files:
+        file_origins: dict[tuple[str, str], str] = {}
+        doc = _load_file(file, site.display(file), interp, sub_ctx, sub_site, file_origins)
+        merged = merge_stacks(merged, doc)
+        origins.update(file_origins)
+    ctx.warnings.extend(interp.warnings + sub_ctx.warnings)
+    return absolute_model(merged, str(project_dir)), origins, site.display(files[0])
 
 
 def _read_top(path: Path, display: str) -> dict[str, Any]:
@@ -151,19 +237,23 @@ def _validate_file(raw: dict[str, Any], display: str, ctx: ParseContext) -> None
 
 def _parse_sections(raw: dict[str, Any], display: str, ctx: ParseContext) -> dict[str, Any]:
     w = Where(display)
+
+    def at(key: str, name: str) -> Where:  # an included resource is named in its own file
+        return Where(ctx.origins.get((key, name), display), f"{key}.{name}")
+
     out: dict[str, Any] = {}
     services = _section(raw, "services", w)
     out["services"] = {
-        name: ServiceSpec.parse(name, svc, Where(display, f"services.{name}", name), ctx)
+        name: ServiceSpec.parse(name, svc, Where(at("services", name).file, f"services.{name}", name), ctx)
         for name, svc in services.items()
     }
     for key, cls in (("networks", NetworkConfig), ("volumes", VolumeConfig)):
         section = _section(raw, key, w)
-        out[key] = {k: cls.parse(k, v, w.key(key).key(k)) for k, v in section.items()}
+        out[key] = {k: cls.parse(k, v, at(key, k)) for k, v in section.items()}
     for key, kind in (("secrets", "secret"), ("configs", "config")):
         section = _section(raw, key, w)
         out[key] = {
-            k: FileObject.parse(k, kind, v, w.key(key).key(k), ctx.base_dir) for k, v in section.items()
+            k: FileObject.parse(k, kind, v, at(key, k), ctx.base_dir) for k, v in section.items()
         }
     if "name" in raw and not isinstance(raw["name"], str):
         w.key("name").fail("expected a string")
@@ -192,8 +282,10 @@ def _build(
     parts = _parse_sections(merged, display, ctx)
     services: dict[str, ServiceSpec] = parts["services"]
     networks: dict[str, NetworkConfig] = parts["networks"]
-    check_references(services, networks, parts["volumes"], parts["secrets"], parts["configs"], display)
-    ctx.warnings.extend(model_warnings(services, networks, display))
+    files_of = {n: ctx.origins.get(("services", n), display) for n in services}
+    check_references(services, networks, parts["volumes"], parts["secrets"], parts["configs"], display,
+                     files_of)
+    ctx.warnings.extend(model_warnings(services, networks, display, files_of))
     if "default" not in networks and any(
         not s.network_mode and not s.networks for s in services.values()
     ):

@@ -142,16 +142,17 @@ def _ref_source(item: Any) -> Any:
 
 
 def rebase_paths(svc: dict[str, Any], from_dir: str) -> dict[str, Any]:
-    """Make a service's relative paths absolute against `from_dir` (for `extends: {file:}`)."""
+    """Make a service's relative paths absolute against `from_dir` (for `extends: {file:}`
+    and for services a sub-project brings in with `include:`)."""
     from composer.spec.mounts import resolve_path
 
     out = dict(svc)
     build = out.get("build")
-    if isinstance(build, str) and "://" not in build:
+    if isinstance(build, str) and not _remote(build):
         out["build"] = resolve_path(build, from_dir)
     elif isinstance(build, dict) and isinstance(build.get("context", "."), str):
         ctx = build.get("context", ".")
-        if "://" not in ctx:
+        if not _remote(ctx):
             out["build"] = {**build, "context": resolve_path(ctx, from_dir)}
     env_file = out.get("env_file")
     if isinstance(env_file, str):
@@ -166,6 +167,11 @@ def rebase_paths(svc: dict[str, Any], from_dir: str) -> dict[str, Any]:
     if isinstance(out.get("volumes"), list):
         out["volumes"] = [_rebase_volume(v, from_dir) for v in out["volumes"]]
     return out
+
+
+def _remote(context: str) -> bool:
+    """A build context that is a URL or git address (kept as written, as BuildSpec does)."""
+    return "://" in context or context.startswith(("git@", "github.com/"))
 
 
 def _rebase_volume(item: Any, from_dir: str) -> Any:

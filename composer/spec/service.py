@@ -55,6 +55,9 @@ class ParseContext:
     environ: Mapping[str, str]  # interpolation environment (for `KEY` without a value)
     warnings: list[str] = field(default_factory=list)
     read_env_files: bool = True
+    # (section, name) -> the file a resource came from when `include:` imported it, so
+    # that errors and warnings about it name that file rather than the including one
+    origins: dict[tuple[str, str], str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,8 @@
 """Cross-references inside a stack: what services use must be declared at the top level."""
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from composer.spec.service import ServiceSpec
 from composer.spec.toplevel import FileObject, NetworkConfig, VolumeConfig
 from composer.spec.where import Where
@@ -8,15 +10,20 @@ from composer.spec.where import Where
 
 def model_warnings(
     services: dict[str, ServiceSpec], networks: dict[str, NetworkConfig], file: str,
+    files_of: Mapping[str, str] | None = None,
 ) -> list[str]:
-    """Accepted keys that have no effect here: say so instead of ignoring them silently."""
+    """Accepted keys that have no effect here: say so instead of ignoring them silently.
+    `files_of` names the file of a service that `include:` brought in."""
     out: list[str] = []
+    main_file = file
     for name, svc in services.items():
+        file = (files_of or {}).get(name, main_file)
         for key in svc.deploy.ignored:
             out.append(f"{file}: services.{name}.deploy.{key}: swarm-only, ignored on a single host")
         for attach in svc.networks:
             if attach.ipv6_address:
                 out.append(f"{file}: services.{name}.networks.{attach.name}.ipv6_address: IPv6 is not supported, ignored")
+    file = main_file
     for key, net in networks.items():
         if net.enable_ipv6:
             out.append(f"{file}: networks.{key}.enable_ipv6: IPv6 is not supported, ignored")
@@ -35,9 +42,11 @@ def check_references(
     secrets: dict[str, FileObject],
     configs: dict[str, FileObject],
     file: str,
+    files_of: Mapping[str, str] | None = None,
 ) -> None:
+    """`files_of` names the file of a service that `include:` brought in (else `file`)."""
     for name, svc in services.items():
-        w = Where(file, f"services.{name}", service=name)
+        w = Where((files_of or {}).get(name, file), f"services.{name}", service=name)
         if svc.image is None and svc.build is None:
             w.fail("has neither an image nor a build context (add image: or build:)")
         for net in svc.networks:

@@ -87,7 +87,7 @@ def test_unsupported_service_keys_are_named(load: Loader, key: str, value: str) 
 
 
 @pytest.mark.parametrize(("text", "expected"), [
-    ("include: [a.yaml]\nservices: {}", "compose.yaml: include: not supported: include"),
+    ("models: {m: {model: ai/x}}\nservices: {}", "compose.yaml: models: not supported: models"),
     ("services: {web: {image: x, ipc: host}}", 'services.web.ipc: not supported: ipc "host"'),
     ("services: {web: {image: x, network_mode: 'ns:/x'}}", 'not supported: network_mode "ns:/x"'),
     ("services: {web: {image: x}}\nnetworks: {n: {driver: overlay}}",
