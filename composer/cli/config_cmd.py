@@ -8,12 +8,16 @@ from typing import Any
 
 import yaml
 
+from composer.errors import SpecError
+from composer.graph import build_graph
 from composer.spec import LoadOptions, Stack, load_stack
 from composer.spec.render import render_stack
 
 
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser("config", help="validate and print the stack in canonical form")
+    p.add_argument("service_names", nargs="*", metavar="SERVICE",
+                   help="print only these services, the services they depend on, and what they use")
     p.add_argument("-q", "--quiet", action="store_true", help="only validate, print nothing")
     p.add_argument("--services", action="store_true", help="print the service names")
     p.add_argument("--volumes", action="store_true", help="print the volume names")
@@ -39,6 +43,8 @@ def run(args: argparse.Namespace) -> int:
     stack = load_from_args(args)
     for warning in stack.warnings:
         print(f"warning: {warning}", file=sys.stderr)
+    if args.service_names:
+        stack = select_services(stack, args.service_names)
     if args.quiet:
         return 0
     if args.services:
@@ -54,6 +60,20 @@ def run(args: argparse.Namespace) -> int:
         else:
             sys.stdout.write(yaml.safe_dump(data, sort_keys=False, default_flow_style=False, width=1000))
     return 0
+
+
+def select_services(stack: Stack, names: list[str]) -> Stack:
+    """`config web`: web and what it depends on (transitively, as `up web` starts them), with
+    the networks/volumes/secrets/configs they use. A named service runs whatever its
+    profiles, as with every verb (Stack.with_services_enabled)."""
+    every = stack.all_services()
+    unknown = [n for n in names if n not in every]
+    if unknown:
+        raise SpecError(
+            f'no such service: {", ".join(unknown)} (known: {", ".join(sorted(every)) or "none"})'
+        )
+    stack = stack.with_services_enabled(names)
+    return stack.with_only_services(build_graph(stack).select(names))
 
 
 def _lines(names: Any) -> None:

@@ -41,6 +41,31 @@ class Stack:
         disabled = {n: s for n, s in every.items() if n not in enabled}
         return replace(self, services=enabled, disabled_services=disabled, profiles=profiles)
 
+    def with_only_services(self, names: Iterable[str]) -> Stack:
+        """The stack reduced to the enabled services `names` (a caller adds their dependencies)
+        and the top-level networks, volumes, secrets and configs they use — as docker
+        compose's `config SERVICE...` (compose-go's WithSelectedServices, then
+        WithoutUnnecessaryResources). Services of inactive profiles are dropped too."""
+        keep = {n: s for n, s in self.services.items() if n in set(names)}
+        networks: set[str] = set()
+        volumes: set[str] = set()
+        secrets: set[str] = set()
+        configs: set[str] = set()
+        for svc in keep.values():
+            networks.update(n.name for n in svc.networks)
+            if not svc.network_mode and not svc.networks:
+                networks.add("default")
+            volumes.update(m.source for m in svc.volumes if m.type == "volume" and m.source)
+            secrets.update(r.source for r in svc.secrets)
+            configs.update(r.source for r in svc.configs)
+        return replace(
+            self, services=keep, disabled_services={},
+            networks={k: v for k, v in self.networks.items() if k in networks},
+            volumes={k: v for k, v in self.volumes.items() if k in volumes},
+            secrets={k: v for k, v in self.secrets.items() if k in secrets},
+            configs={k: v for k, v in self.configs.items() if k in configs},
+        )
+
     def all_profiles(self) -> tuple[str, ...]:
         seen: dict[str, None] = {}
         for svc in self.all_services().values():
