@@ -14,8 +14,8 @@ runtime.process.stdio, and the daemon relays them frame by frame:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
+import socket
 import struct
 
 SOCKET = "attach.sock"
@@ -97,39 +97,54 @@ class AttachStream:
 
 
 class ShimAttach(AttachStream):
-    """A connection to `<state_dir>/attach.sock` of a running container's shim."""
+    """A connection to `<state_dir>/attach.sock` of a running container's shim.
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader, self.writer = reader, writer
+    A plain non-blocking socket with `sock_recv`/`sock_sendall`, not asyncio streams: when
+    the shim closes as the container exits, a late write of ours fails (EPIPE) or the
+    close resets the connection, and an asyncio StreamReader then raises that error before
+    handing over the output it already holds. The kernel gives queued data before the
+    error, so reading the socket itself loses nothing."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
         self.buf = bytearray()
         self.frames: list[tuple[int, bytes]] = []
+        self.broken = False  # our side can no longer write: the shim has gone
 
     @classmethod
     async def open(cls, state_dir: str, logs: bool = False) -> ShimAttach:
         """Connect (through /proc/self/fd: the path may be longer than sun_path allows) and
         say HELLO; `logs` replays the recent output first. OSError when nothing listens."""
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        sock.setblocking(False)
         dfd = os.open(state_dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
-            reader, writer = await asyncio.open_unix_connection(
-                f"/proc/self/fd/{dfd}/{SOCKET}", limit=MAX_FRAME + HEADER.size)
+            await asyncio.get_running_loop().sock_connect(sock, f"/proc/self/fd/{dfd}/{SOCKET}")
+        except BaseException:
+            sock.close()
+            raise
         finally:
             os.close(dfd)
-        stream = cls(reader, writer)
+        stream = cls(sock)
         await stream._send(frame(HELLO, b"1" if logs else b"0"))
         return stream
 
     async def _send(self, data: bytes) -> None:
-        if self.writer.is_closing():
+        if self.broken or self.sock.fileno() < 0:
             return
-        self.writer.write(data)
-        with contextlib.suppress(ConnectionError):
-            await self.writer.drain()
+        try:
+            await asyncio.get_running_loop().sock_sendall(self.sock, data)
+        except OSError:  # EPIPE/ECONNRESET: the container has exited; its output is still read
+            self.broken = True
 
     async def _recv(self) -> tuple[int, bytes] | None:
+        loop = asyncio.get_running_loop()
         while not self.frames:
+            if self.sock.fileno() < 0:
+                return None
             try:
-                chunk = await self.reader.read(65536)
-            except ConnectionError:
+                chunk = await loop.sock_recv(self.sock, 65536)
+            except OSError:  # ECONNRESET comes after every queued byte: the end
                 chunk = b""
             if not chunk:
                 return None
@@ -138,6 +153,4 @@ class ShimAttach(AttachStream):
         return self.frames.pop(0)
 
     async def close(self) -> None:
-        self.writer.close()
-        with contextlib.suppress(Exception):
-            await self.writer.wait_closed()
+        self.sock.close()
