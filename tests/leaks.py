@@ -21,7 +21,7 @@ class Snapshot:
     nft: frozenset[str]
     processes: frozenset[str]
 
-    def leaks_since(self, before: "Snapshot") -> dict[str, list[str]]:
+    def leaks_since(self, before: Snapshot) -> dict[str, list[str]]:
         out: dict[str, list[str]] = {}
         for name in ("links", "mounts", "cgroups", "netns", "nft", "processes"):
             new = getattr(self, name) - getattr(before, name)

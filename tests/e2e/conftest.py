@@ -112,6 +112,24 @@ def env() -> Iterator[Env]:
         assert not leaks, f"the test left things behind: {leaks}"
 
 
+def read_until(fd: int, marker: bytes, timeout: float = 20) -> bytes:
+    """Read a pty master (or any fd) until `marker` shows up, EOF/EIO, or `timeout`."""
+    import select
+
+    seen = b""
+    deadline = time.time() + timeout
+    while marker not in seen and time.time() < deadline:
+        if select.select([fd], [], [], 0.2)[0]:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:  # EIO: the other side of the pty is gone
+                break
+            if not chunk:
+                break
+            seen += chunk
+    return seen
+
+
 def write_stack(dirpath: Path, text: str, name: str = "compose.yaml") -> Path:
     dirpath.mkdir(parents=True, exist_ok=True)
     f = dirpath / name

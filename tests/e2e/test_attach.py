@@ -3,13 +3,12 @@ from __future__ import annotations
 
 import os
 import pty
-import select
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from tests.e2e.conftest import Env, write_stack
+from tests.e2e.conftest import Env, read_until, write_stack
 
 STACK = """\
 services:
@@ -23,18 +22,6 @@ services:
     tty: true
     command: sh
 """
-
-
-def read_until(fd: int, marker: bytes, timeout: float = 20) -> bytes:
-    seen = b""
-    deadline = time.time() + timeout
-    while marker not in seen and time.time() < deadline:
-        if select.select([fd], [], [], 0.2)[0]:
-            try:
-                seen += os.read(fd, 4096)
-            except OSError:
-                break
-    return seen
 
 
 def test_attach_sends_stdin_and_ends_with_the_containers_exit_code(env: Env, tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ import signal
 import time
 from pathlib import Path
 
-from tests.e2e.conftest import Env, write_stack
+from tests.e2e.conftest import Env, read_until, write_stack
 
 CHAIN = """
 services:
@@ -254,7 +254,6 @@ services:
 
 def test_exec_it_gives_an_interactive_shell_on_a_terminal(env: Env, tmp_path: Path) -> None:
     import pty
-    import select
     import subprocess
     import sys
 
@@ -266,20 +265,9 @@ def test_exec_it_gives_an_interactive_shell_on_a_terminal(env: Env, tmp_path: Pa
                             env=env.environ, stdin=slave, stdout=slave, stderr=slave)
     os.close(slave)
 
-    def read_until(marker: bytes, timeout: float = 20) -> bytes:
-        seen = b""
-        deadline = time.time() + timeout
-        while marker not in seen and time.time() < deadline:
-            if select.select([master], [], [], 0.2)[0]:
-                try:
-                    seen += os.read(master, 4096)
-                except OSError:
-                    break
-        return seen
-
-    assert b"# " in read_until(b"# ")  # the shell's prompt: it runs on a terminal
+    assert b"# " in read_until(master, b"# ")  # the shell's prompt: it runs on a terminal
     os.write(master, b"echo inside-$((6*7)); exit 5\n")
-    out = read_until(b"inside-42\r\n")
+    out = read_until(master, b"inside-42\r\n")
     assert b"inside-42" in out
     assert proc.wait(timeout=20) == 5
     os.close(master)

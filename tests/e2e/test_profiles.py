@@ -3,12 +3,12 @@ profile (as docker compose), published on a host port range whose first port is 
 from __future__ import annotations
 
 import json
-import random
 import socket
 import urllib.request
 from pathlib import Path
 
 from tests.e2e.conftest import Env, write_stack
+from tests.ports import free_block
 
 STACK = """
 services:
@@ -29,24 +29,6 @@ services:
     command: sleep 600
     profiles: [tools]
 """
-
-
-def free_block(n: int) -> int:
-    for _ in range(200):
-        base = random.randrange(47000, 59000)
-        socks = []
-        try:
-            for p in range(base, base + n):
-                s = socket.socket()
-                socks.append(s)
-                s.bind(("0.0.0.0", p))
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    raise AssertionError("no free block of ports")
 
 
 def services(env: Env, cwd: Path, *extra: str) -> list[str]:

@@ -7,6 +7,7 @@ import urllib.request
 
 from runtime.engine import Engine
 from runtime.types import ContainerSpec, NetworkAttachment, NetworkSpec, PortBinding
+from tests.ports import free_block
 
 HTTPD = ("sh", "-c", "mkdir -p /w && echo hello-$HOSTNAME > /w/index.html && exec httpd -f -p 80 -h /w")
 
@@ -91,34 +92,12 @@ async def test_container_mode_shares_ip_and_localhost(engine: Engine) -> None:
     await engine.remove_network("it_pair")
 
 
-def _free_block(n: int) -> int:
-    """First port of `n` consecutive free high TCP ports, unlikely to be used by anything."""
-    import random
-    import socket
-
-    for _ in range(200):
-        base = random.randrange(47000, 59000)
-        socks = []
-        try:
-            for p in range(base, base + n):
-                s = socket.socket()
-                socks.append(s)
-                s.bind(("0.0.0.0", p))
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    raise AssertionError("no free block of ports")
-
-
 async def test_host_port_range_publishes_the_first_free_port(engine: Engine) -> None:
     """"LO-HI:80" (as Docker): LO is taken here, so the first container gets LO+1, the next LO+2,
     and inspect/list (what `composer ps` and `composer port` print) report those ports."""
     import socket
 
-    lo = _free_block(4)
+    lo = free_block(4)
     busy = socket.socket()
     busy.bind(("0.0.0.0", lo))
     busy.listen(1)

@@ -11,6 +11,7 @@ from runtime.errors import Conflict
 from runtime.network import NetworkManager
 from runtime.network.links import host_net_info
 from runtime.types import NetworkAttachment, NetworkSpec, PortBinding
+from tests.ports import free_block
 
 
 async def fetch(host: str, port: int) -> str:
@@ -139,27 +140,6 @@ async def test_udp_port_and_restart_keeps_publication(paths, spawn_ns, netname) 
         await m2.remove(name)
         await m2.close()
         await m1.close()
-
-
-def free_block(n: int) -> int:
-    """First port of `n` consecutive free high TCP ports (all addresses), unlikely to be used."""
-    import random
-
-    for _ in range(200):
-        base = random.randrange(47000, 59000)
-        socks = []
-        try:
-            for p in range(base, base + n):
-                s = socket.socket()
-                socks.append(s)
-                s.bind(("0.0.0.0", p))
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    raise AssertionError("no free block of ports")
 
 
 @pytest.mark.parametrize("mode", ["nat", "proxy"])

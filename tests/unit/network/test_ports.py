@@ -2,7 +2,6 @@
 their first free port as Docker does for "8000-8010:80". No root: high ports on loopback."""
 from __future__ import annotations
 
-import random
 import socket
 from collections.abc import Iterator
 
@@ -11,6 +10,7 @@ import pytest
 from runtime.errors import Conflict, InvalidArgument
 from runtime.network import ports
 from runtime.types import PortBinding
+from tests.ports import free_block
 
 
 def test_validate_normalises_any_address() -> None:
@@ -85,26 +85,6 @@ def test_udp_reservation() -> None:
 LOOP = "127.0.0.1"
 
 
-def _free_block(n: int, kind: int = socket.SOCK_STREAM) -> int:
-    """The first port of `n` consecutive free high ports on 127.0.0.1."""
-    rng = random.Random()
-    for _ in range(200):
-        base = rng.randrange(42000, 58000)
-        socks = []
-        try:
-            for p in range(base, base + n):
-                s = socket.socket(socket.AF_INET, kind)
-                socks.append(s)
-                s.bind((LOOP, p))
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    raise AssertionError("no free block of ports")
-
-
 def _occupy(port: int, kind: int = socket.SOCK_STREAM) -> socket.socket:
     s = socket.socket(socket.AF_INET, kind)
     s.bind((LOOP, port))
@@ -134,7 +114,7 @@ def test_validate_ranges() -> None:
 
 @pytest.mark.parametrize(("protocol", "kind"), [("tcp", socket.SOCK_STREAM), ("udp", socket.SOCK_DGRAM)])
 def test_range_binds_first_free_port(held: list[socket.socket], protocol: str, kind: int) -> None:
-    lo = _free_block(4, kind)
+    lo = free_block(4, kind, LOOP)
     held.append(_occupy(lo, kind))  # someone else listens on the first port of the range
     r = ports.reserve(PortBinding(80, protocol, LOOP, lo, host_port_end=lo + 3))  # type: ignore[arg-type]
     held.append(r.sock)
@@ -149,14 +129,14 @@ def test_range_binds_first_free_port(held: list[socket.socket], protocol: str, k
 
 
 def test_range_all_taken_is_a_conflict_naming_the_range(held: list[socket.socket]) -> None:
-    lo = _free_block(2)
+    lo = free_block(2, host=LOOP)
     held += [_occupy(lo), _occupy(lo + 1)]
     with pytest.raises(Conflict, match=rf"ports 127\.0\.0\.1:{lo}-{lo + 1}/tcp are all in use"):
         ports.reserve(PortBinding(80, "tcp", LOOP, lo, host_port_end=lo + 1))
 
 
 def test_reserve_all_binds_fixed_ports_before_ranges_and_keeps_order(held: list[socket.socket]) -> None:
-    lo = _free_block(3)
+    lo = free_block(3, host=LOOP)
     got = ports.reserve_all([
         PortBinding(80, "tcp", LOOP, lo, host_port_end=lo + 2),
         PortBinding(81, "tcp", LOOP, lo),  # a fixed port inside the range: it keeps it
@@ -166,7 +146,7 @@ def test_reserve_all_binds_fixed_ports_before_ranges_and_keeps_order(held: list[
 
 
 def test_reserve_all_releases_on_failure(held: list[socket.socket]) -> None:
-    lo = _free_block(3)
+    lo = free_block(3, host=LOOP)
     held.append(_occupy(lo + 2))
     with pytest.raises(Conflict, match=f"port 127.0.0.1:{lo + 2}/tcp is already in use"):
         ports.reserve_all([PortBinding(80, "tcp", LOOP, lo, host_port_end=lo + 1),
