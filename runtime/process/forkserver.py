@@ -56,15 +56,22 @@ def _warm_up() -> None:
     _logs.rfc3339_nano()
 
 
-def _child(req: dict[str, object], conn: socket.socket, fds: list[int], sc: Syscalls) -> int:
+def _parse(req: dict[str, object]) -> LaunchConfig | ExecConfig:
+    """The request's config, parsed here before the fork: the objects it allocates then sit
+    in pages the children share instead of dirtying each child's copy (~0.3 MiB a shim)."""
     op = req.get("op")
     if op == "launch":
-        cfg = serde.from_dict(LaunchConfig, req["config"])
-        return run_shim(cfg, conn, sc)
+        return serde.from_dict(LaunchConfig, req["config"])
     if op == "exec":
-        ecfg = serde.from_dict(ExecConfig, req["config"])
-        return run_exec(int(req["target_pid"]), ecfg, conn, fds, sc)  # type: ignore[call-overload]
+        return serde.from_dict(ExecConfig, req["config"])
     raise ValueError(f"unknown fork server request {op!r}")
+
+
+def _child(req: dict[str, object], cfg: LaunchConfig | ExecConfig, conn: socket.socket,
+           fds: list[int], sc: Syscalls) -> int:
+    if isinstance(cfg, LaunchConfig):
+        return run_shim(cfg, conn, sc)
+    return run_exec(int(req["target_pid"]), cfg, conn, fds, sc)  # type: ignore[call-overload]
 
 
 def handle(srv: socket.socket, conn: socket.socket, sc: Syscalls) -> None:
@@ -76,18 +83,20 @@ def handle(srv: socket.socket, conn: socket.socket, sc: Syscalls) -> None:
         conn.send(json.dumps({"pong": os.getpid()}).encode())
         return
     try:
+        cfg = _parse(req)
         pid = os.fork()
-    except OSError as e:
+    except Exception as e:  # noqa: BLE001 - a bad request or a failed fork: reply, serve on
         for fd in fds:
             os.close(fd)
-        conn.send(json.dumps({"error": f"fork failed: {e}", "exit_code": 125}).encode())
+        what = "fork failed" if isinstance(e, OSError) else "bad request"
+        conn.send(json.dumps({"error": f"{what}: {e}", "exit_code": 125}).encode())
         return
     if pid == 0:
         code = 125
         try:
             srv.close()
             conn.settimeout(None)  # the init may wait for "go" as long as prepare() takes
-            code = _child(req, conn, fds, sc)
+            code = _child(req, cfg, conn, fds, sc)
         except BaseException as e:  # noqa: BLE001 - report, then leave without unwinding
             try:
                 conn.send(json.dumps({"error": str(e), "exit_code": 125}).encode())

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import signal
@@ -254,3 +255,31 @@ async def test_setup_failure_names_the_path_and_leaves_nothing(env: Env) -> None
     assert not host_has_mount(cfg.mergeddir)
     status = Launcher.exit_status(cfg.state_dir)
     assert status is not None and status.code == 125
+
+
+async def test_a_bad_request_is_answered_by_the_fork_server_without_a_fork(env: Env) -> None:
+    """Configs are parsed in the fork server before it forks (so the parsed objects sit in
+    pages every shim shares): a request it cannot parse gets an error reply, no child."""
+    import json
+
+    before = set(os.listdir("/proc"))
+    for req in ({"op": "launch", "config": {"argv": "not a config"}}, {"op": "bogus"}):
+        sock = await env.launcher._connect()
+        try:
+            await asyncio.get_running_loop().sock_sendall(sock, json.dumps(req).encode())
+            reply = json.loads(await asyncio.wait_for(
+                asyncio.get_running_loop().sock_recv(sock, 65536), 10))
+        finally:
+            sock.close()
+        assert reply["exit_code"] == 125 and reply["error"].startswith("bad request"), reply
+    ours = [p for p in set(os.listdir("/proc")) - before if p.isdigit()]
+    ppids = []
+    for pid in ours:
+        with contextlib.suppress(OSError):
+            stat = open(f"/proc/{pid}/stat").read()
+            ppids.append(int(stat.rsplit(")", 1)[1].split()[1]))
+    assert env.launcher._proc is not None
+    assert env.launcher._proc.pid not in ppids  # it forked nothing for them
+    # and it still serves good requests
+    status, out, _ = await env.run(["echo", "still here"])
+    assert status.code == 0 and out == "still here\n"
