@@ -119,6 +119,11 @@ def mount_dev(cfg: LaunchConfig, sc: Syscalls) -> None:
     sc.makedirs(f"{dev}/pts")
     sc.mount("devpts", f"{dev}/pts", "devpts", MS_NOSUID | MS_NOEXEC,
              "newinstance,ptmxmode=0666,mode=0620,gid=5")
+    if cfg.tty:  # our stdin is the pty's slave, from the host's devpts: /dev/console names
+        # it inside (ttyname(3) finds it by its inode), as Docker's does. The path is taken
+        # in our copy of the host's mounts: a bind from the fd itself would cross namespaces.
+        sc.touch(f"{dev}/console")
+        sc.mount(os.ttyname(0), f"{dev}/console", None, MS_BIND)
     sc.makedirs(f"{dev}/shm")
     sc.mount("shm", f"{dev}/shm", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
              f"mode=1777,size={cfg.shm_size}")

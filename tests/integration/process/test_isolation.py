@@ -137,6 +137,17 @@ async def test_tty(env: Env) -> None:
     assert out.strip() == "NOTTY"
 
 
+async def test_a_tty_has_a_name_inside_dev_console(env: Env) -> None:
+    # the pty comes from the host's devpts; /dev/console is bound to it so that ttyname(3)
+    # (tty, tmux, sudo...) can name it inside, as in a Docker container started with -t
+    status, out, _ = await env.run(sh("tty; stat -c '%t:%T' /dev/console"), tty=True)
+    name, dev = out.split()
+    assert (status.code, name) == (0, "/dev/console")
+    assert int(dev.split(":")[0], 16) == 136  # a pty slave (UNIX98_PTY_SLAVE_MAJOR)
+    status, out, _ = await env.run(sh("tty; test -e /dev/console || echo no-console"))
+    assert out.split() == ["not", "a", "tty", "no-console"]  # without a tty: neither
+
+
 async def test_join_net_namespace_of_another_container(env: Env) -> None:
     first = await env.launch(env.config(["sleep", "30"]))
     their_ns = os.readlink(f"/proc/{first.pid}/ns/net")

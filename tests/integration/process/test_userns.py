@@ -66,3 +66,10 @@ async def test_userns_with_seccomp_and_exec(env: Env) -> None:
     assert code == 0, err
     assert out.decode().split()[:3] == ["0", "Seccomp:", "2"], out
     assert (Path(cfg.upperdir) / "made-by-exec").stat().st_uid == 100000
+
+
+async def test_userns_with_a_tty_names_it(env: Env) -> None:
+    reachable(env.tmp)
+    status, out, _ = await env.run(sh("tty && test -t 0 && echo TTY"), tty=True, **userns())
+    assert status.code == 0, out
+    assert out.split() == ["/dev/console", "TTY"]
