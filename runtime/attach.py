@@ -3,7 +3,7 @@
 `AttachStream` is what `EngineAPI.attach_container` returns, in-process (`ShimAttach`, a
 connection to the shim's `attach.sock`) or over composerd (`runtime.client.WsAttach`, a
 websocket the daemon relays to the same socket). Both carry the frames of
-runtime.process.stdio, and the daemon relays them frame by frame:
+runtime.process.stdio (defined below), and the daemon relays them frame by frame:
 
     stream = await engine.attach_container(ref, logs=True)
     await stream.write(b"hello\\n"); await stream.close_stdin()
@@ -18,21 +18,21 @@ import os
 import socket
 import struct
 
-SOCKET = "attach.sock"
-HEADER = struct.Struct(">BxxxI")
-IN, OUT, ERR, CLOSE_IN, RESIZE, HELLO = 0, 1, 2, 3, 4, 5
+# The wire format (the shim's side is runtime.process.stdio; its docstring has the table).
+SOCKET = "attach.sock"  # in the container's state dir
+HEADER = struct.Struct(">BxxxI")  # Docker's: kind, 3 zero bytes, size (big-endian u32)
+IN, OUT, ERR, CLOSE_IN, RESIZE, HELLO = 0, 1, 2, 3, 4, 5  # frame kinds
 STREAM_KIND = {"stdout": OUT, "stderr": ERR}
-BACKLOG = 64 * 1024
-MAX_PENDING = 4 * 1024 * 1024
-MAX_FRAME = 1024 * 1024
+STREAMS = {OUT: "stdout", ERR: "stderr"}
+CLIENT_KINDS = frozenset({IN, CLOSE_IN, RESIZE, HELLO})
+BACKLOG = 64 * 1024  # output the shim keeps for a replay
+MAX_PENDING = 4 * 1024 * 1024  # output queued for a client that does not read, then dropped
+MAX_FRAME = 1024 * 1024  # a larger frame is a protocol error
+CHUNK = 64 * 1024  # input frame size: well under any message limit of a relay
 
 
 def frame(kind: int, data: bytes = b"") -> bytes:
     return HEADER.pack(kind, len(data)) + data
-
-STREAMS = {OUT: "stdout", ERR: "stderr"}
-CHUNK = 64 * 1024  # input frame size: well under any message limit of a relay
-CLIENT_KINDS = frozenset({IN, CLOSE_IN, RESIZE, HELLO})
 
 
 def split_frames(buf: bytearray) -> list[tuple[int, bytes]]:
