@@ -264,11 +264,13 @@ def _fail(chan: Channel | None, err: BaseException) -> int:
 
 
 def run_init(cfg: LaunchConfig, sc: Syscalls, chan: Channel, conn_fd: int,
-             idmapped: tuple[int, ...] = ()) -> int:
-    """The whole sequence. Returns an exit code only on failure (or from the fake/reaper)."""
+             idmapped: tuple[int, ...] = (), shim_pid: int = 0) -> int:
+    """The whole sequence. Returns an exit code only on failure (or from the fake/reaper).
+    `shim_pid`: the shim's host pid when it is not our parent (with a user namespace our
+    parent is the shim's stage-1 child, which exits as we start: the shim adopts us)."""
     try:
         enter_namespaces(cfg, sc)
-        chan.send({"ready": True, "pid": host_pid(), "shim_pid": host_ppid()})
+        chan.send({"ready": True, "pid": host_pid(), "shim_pid": shim_pid or host_ppid()})
         msg = chan.recv()
         if not msg or not msg.get("go"):
             return 125  # the engine gave up (prepare failed): leave quietly

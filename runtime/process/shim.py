@@ -93,6 +93,8 @@ def run_shim(cfg: LaunchConfig, conn: socket.socket, sc: Syscalls) -> int:
     except OSError:
         listener = None  # no attach, the logs still work
 
+    shim_pid = os.getpid()  # the init's parent is not always us (user namespaces)
+
     def init_main(idmapped: tuple[int, ...] = ()) -> None:  # the container init
         code = 125
         try:
@@ -101,7 +103,7 @@ def run_shim(cfg: LaunchConfig, conn: socket.socket, sc: Syscalls) -> int:
             if cfg.tty:
                 os.setsid()
                 fcntl.ioctl(0, termios.TIOCSCTTY, 0)
-            code = run_init(cfg, sc, SeqChannel(conn), conn.fileno(), idmapped)
+            code = run_init(cfg, sc, SeqChannel(conn), conn.fileno(), idmapped, shim_pid)
         except BaseException:  # noqa: BLE001
             traceback.print_exc()
         os._exit(code)

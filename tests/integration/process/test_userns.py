@@ -1,6 +1,7 @@
 """userns_mode private on the real kernel: root inside is host uid 100000, image files are root's."""
 from __future__ import annotations
 
+import asyncio
 import os
 from pathlib import Path
 
@@ -73,3 +74,17 @@ async def test_userns_with_a_tty_names_it(env: Env) -> None:
     status, out, _ = await env.run(sh("tty && test -t 0 && echo TTY"), tty=True, **userns())
     assert status.code == 0, out
     assert out.split() == ["/dev/console", "TTY"]
+
+
+async def test_the_engine_waits_on_the_shim_not_on_its_stage_one_child(env: Env) -> None:
+    """The shim forks a stage-1 child that forks the init and exits; the init must name the
+    shim, not its parent of the moment (under load the engine saw stage 1 exit: 255)."""
+    reachable(env.tmp)
+    for _ in range(15):
+        cfg = env.config(["sleep", "30"], **userns())
+        launched = await env.launch(cfg)
+        await asyncio.sleep(0.1)  # stage 1 has exited; the init is the shim's (subreaper)
+        stat = Path(f"/proc/{launched.pid}/stat").read_text()
+        assert launched.shim_pid == int(stat.rsplit(")", 1)[1].split()[1])
+        os.kill(launched.pid, 9)
+        assert (await env.launcher.wait(launched)).code == 137  # the shim's exit.json
