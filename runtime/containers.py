@@ -122,10 +122,18 @@ class ContainerTable:
         self.root.mkdir(parents=True, exist_ok=True)
         for d in sorted(self.root.iterdir()):
             if not (d / "config.json").exists():
-                continue  # a create that crashed before writing its config: not a container
+                continue  # not a container: see leftover_dirs
             rec = ContainerRecord.load(d)
             self.by_id[rec.id] = rec
         return list(self.by_id.values())
+
+    def leftover_dirs(self) -> list[Path]:
+        """Directories with no config.json: a create or a removal (rmtree) that an engine's
+        death interrupted. No record points at them, so only a sweep at start removes them."""
+        if not self.root.is_dir():
+            return []
+        return [d for d in sorted(self.root.iterdir())
+                if d.is_dir() and d.name not in self.by_id and not (d / "config.json").exists()]
 
     def new_id(self) -> str:
         return secrets.token_hex(32)

@@ -133,7 +133,12 @@ class Engine:
         self.bus.close()
 
     async def _adopt_all(self) -> None:
-        for rec in self.table.load_all():
+        records = self.table.load_all()
+        for d in self.table.leftover_dirs():  # half created or half removed by a dead engine
+            log.info("removing %s: a container directory without a record", d)
+            await asyncio.to_thread(rootfs.cleanup, d)
+            await asyncio.to_thread(shutil.rmtree, d, True)
+        for rec in records:
             if rec.run.state not in RUNNING_STATES:
                 if rec.run.state == "created" and (rec.dir / "process.json").exists() or \
                         self._cgroup_exists(rec.id):

@@ -212,3 +212,37 @@ async def test_an_image_with_many_layers_runs(engine: Engine, tmp_path) -> None:
 def test_paths_reject_traversal() -> None:
     with pytest.raises(ValueError):
         Paths.from_env().container_dir("../../etc")
+
+
+async def test_a_directory_left_by_a_dead_engine_is_swept_at_start() -> None:
+    """An engine killed inside a removal's rmtree (or a create before its config.json) left
+    a container directory no record points at; the next engine removes it, mounts first."""
+    import shutil
+    import subprocess
+    import tempfile
+    from pathlib import Path
+
+    from tests.leaks import snapshot
+
+    base = Path(tempfile.mkdtemp(prefix="cmpswp"))
+    before = snapshot(scope=str(base))
+    paths = Paths(base / "root", base / "run")
+    parent = f"composer-it-{os.getpid()}-sweep"
+    eng = await Engine.open(paths, cgroup_parent=parent)
+    try:
+        await eng.close()
+        left = paths.containers / ("ab" * 32)
+        merged = left / "rootfs" / "merged"
+        merged.mkdir(parents=True)
+        (left / "container.log").write_text("half removed\n")
+        subprocess.run(["mount", "-t", "tmpfs", "cmpswp", str(merged)], check=True)
+        eng = await Engine.open(paths, cgroup_parent=parent)
+        assert not left.exists()
+        assert str(merged) not in Path("/proc/self/mounts").read_text()
+    finally:
+        subprocess.run(["umount", "-l", str(base / "root" / "containers" / ("ab" * 32) /
+                                            "rootfs" / "merged")], capture_output=True)
+        await eng.close()
+        eng.cgroups.remove_parent()
+        shutil.rmtree(base, ignore_errors=True)
+    assert not snapshot(scope=str(base)).leaks_since(before)
