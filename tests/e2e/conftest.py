@@ -80,7 +80,7 @@ def _force_clean(env: Env) -> None:
         "NetworkManager as N\n"
         "async def m():\n"
         "    n = N(Paths.from_env()); await n.start()\n"
-        "    for i in n.list(): await n.remove(i.name)\n"
+        "    for i in n.list(): await n.remove(i.name, force=True)\n"
         "    await n.close()\n"
         "asyncio.run(m())")], env=env.environ, capture_output=True, timeout=60)
     cg_parent = env.environ["COMPOSER_CGROUP_PARENT"]
