@@ -38,6 +38,7 @@ from runtime.attach import frame, split_frames
 from runtime.errors import EngineError, InvalidArgument
 from runtime.paths import Paths
 from runtime.types import ContainerSpec, NetworkSpec, VolumeSpec
+from runtime.unixsock import bind_private
 
 log = logging.getLogger("composerd")
 
@@ -486,16 +487,13 @@ def bind_socket(path: Path) -> socket.socket:
     if not path.parent.exists():
         path.parent.mkdir(mode=0o700, parents=True)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    old = os.umask(0o177)
     try:
-        sock.bind(str(path))
+        bind_private(sock, str(path))
     except OSError as e:
         sock.close()
         raise DaemonError(
             f"cannot bind the socket {path}: {e.strerror.lower() if e.strerror else e}"
         ) from None
-    finally:
-        os.umask(old)
     os.chmod(path, 0o600)
     sock.setblocking(False)
     return sock

@@ -44,6 +44,7 @@ from runtime.process.config import ExecConfig, LaunchConfig
 from runtime.process.nsexec import run_exec
 from runtime.process.shim import run_shim
 from runtime.process.syscalls import PR_SET_PDEATHSIG, LibcSyscalls, Syscalls
+from runtime.unixsock import bind_private
 
 MAX_MSG = 1 << 20
 
@@ -118,11 +119,7 @@ def serve(path: str) -> None:
     except FileNotFoundError:
         pass
     srv = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-    old = os.umask(0o177)
-    try:
-        srv.bind(path)
-    finally:
-        os.umask(old)
+    bind_private(srv, path)
     srv.listen(128)
     gc.collect()
     gc.freeze()  # keep the children's copy-on-write pages shared

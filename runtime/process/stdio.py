@@ -44,6 +44,7 @@ from runtime.attach import (
     frame,
 )
 from runtime.process.logs import JsonLogWriter
+from runtime.unixsock import bind_private
 
 
 def listen(state_dir: str) -> socket.socket:
@@ -55,11 +56,7 @@ def listen(state_dir: str) -> socket.socket:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
-        old = os.umask(0o177)
-        try:
-            sock.bind(path)
-        finally:
-            os.umask(old)
+        bind_private(sock, path)
         sock.listen(16)
         sock.setblocking(False)
         return sock
