@@ -8,15 +8,14 @@ import asyncio
 import contextlib
 import fcntl
 import os
-import signal
 import struct
 import termios
-import tty
 
 from runtime import serde
 from runtime.api import ExecTarget
 from runtime.process.config import ExecConfig
 from runtime.process.launcher import Launcher
+from runtime.terminal import raw_terminal
 
 
 def _copy_winsize(src_fd: int, dst_fd: int) -> None:
@@ -32,12 +31,8 @@ async def exec_interactive(target: ExecTarget, stdin_fd: int = 0, stdout_fd: int
     master = proc.stdout_fd
     loop = asyncio.get_running_loop()
     done = asyncio.Event()
-    is_tty = os.isatty(stdin_fd)
-    saved = termios.tcgetattr(stdin_fd) if is_tty else None
-    if is_tty:
-        _copy_winsize(stdin_fd, master)
-        tty.setraw(stdin_fd)
-        loop.add_signal_handler(signal.SIGWINCH, _copy_winsize, stdin_fd, master)
+    terminal = (raw_terminal(stdin_fd, lambda: _copy_winsize(stdin_fd, master))
+                if os.isatty(stdin_fd) else contextlib.nullcontext())
 
     def from_pty() -> None:
         try:
@@ -68,9 +63,10 @@ async def exec_interactive(target: ExecTarget, stdin_fd: int = 0, stdout_fd: int
     loop.add_reader(master, from_pty)
     loop.add_reader(stdin_fd, from_stdin)
     try:
-        code = await proc.wait()
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(done.wait(), 1.0)  # drain what it printed last
+        with terminal:
+            code = await proc.wait()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(done.wait(), 1.0)  # drain what it printed last
         return code
     finally:
         for fd in (master, stdin_fd):
@@ -78,6 +74,3 @@ async def exec_interactive(target: ExecTarget, stdin_fd: int = 0, stdout_fd: int
                 loop.remove_reader(fd)
         with contextlib.suppress(OSError):
             os.close(master)
-        if is_tty and saved is not None:
-            loop.remove_signal_handler(signal.SIGWINCH)
-            termios.tcsetattr(stdin_fd, termios.TCSADRAIN, saved)

@@ -16,14 +16,13 @@ import os
 import shutil
 import signal
 import sys
-import termios
-import tty as ttymod
 from typing import Any
 
 from composer import labels as L
 from composer.cli.common import run, with_project
 from composer.errors import ComposerError
 from composer.operations import Project
+from runtime.terminal import raw_terminal
 
 DEFAULT_DETACH_KEYS = "ctrl-p,ctrl-q"
 
@@ -120,7 +119,6 @@ async def relay(engine: Any, ref: str, stream: Any, *, tty: bool, stdin: bool,
     loop = asyncio.get_running_loop()
     in_fd = sys.stdin.fileno() if stdin and sys.stdin is not None else -1
     raw = in_fd >= 0 and tty and os.isatty(in_fd)
-    saved = termios.tcgetattr(in_fd) if raw else None
     detached = asyncio.Event()
     detacher = _Detacher(detach_keys if raw else b"")
     pending: set[asyncio.Future[Any]] = set()
@@ -155,11 +153,10 @@ async def relay(engine: Any, ref: str, stream: Any, *, tty: bool, stdin: bool,
     def proxy(sig: signal.Signals) -> None:
         spawn(engine.kill_container(ref, sig.name))
 
+    cleanup = contextlib.ExitStack()
     proxied: list[signal.Signals] = []
     if raw:
-        ttymod.setraw(in_fd)
-        resize()
-        loop.add_signal_handler(signal.SIGWINCH, resize)
+        cleanup.enter_context(raw_terminal(in_fd, resize))
     elif sig_proxy:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, proxy, sig)
@@ -195,9 +192,7 @@ async def relay(engine: Any, ref: str, stream: Any, *, tty: bool, stdin: bool,
             loop.remove_reader(in_fd)
         for sig in proxied:
             loop.remove_signal_handler(sig)
-        if raw and saved is not None:
-            loop.remove_signal_handler(signal.SIGWINCH)
-            termios.tcsetattr(in_fd, termios.TCSADRAIN, saved)
+        cleanup.close()  # the terminal as it was
         await stream.close()
         if detached.is_set():
             sys.stderr.write("\r\nread escape sequence\r\n" if raw else "read escape sequence\n")
