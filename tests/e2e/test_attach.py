@@ -1,6 +1,7 @@
 """`composer attach` and the interactive `composer run`, through composerd's attach websocket."""
 from __future__ import annotations
 
+import json
 import os
 import pty
 import subprocess
@@ -31,8 +32,8 @@ def test_attach_sends_stdin_and_ends_with_the_containers_exit_code(env: Env, tmp
     p = env.composer("attach", "reader", cwd=d, check=False, input="one\ntwo\n", timeout=60)
     assert "got one" in p.stdout and "got two" in p.stderr  # both streams, each in its place
     assert p.returncode == 4, p.stderr  # `attach` ends with the container, and its code
-    ps = env.composer("ps", "-a", "--format", "json", cwd=d).stdout
-    assert '"ExitCode": 4' in ps.replace("'", '"') or "exited (4)" in ps.lower()
+    rows = json.loads(env.composer("ps", "-a", "--format", "json", cwd=d).stdout)
+    assert [(r["Service"], r["State"], r["ExitCode"]) for r in rows] == [("reader", "exited", 4)]
     env.composer("down", "-t", "1", cwd=d)
 
 
@@ -69,8 +70,8 @@ def test_attach_on_a_terminal_is_raw_and_detaches_with_ctrl_p_ctrl_q(env: Env, t
         if proc.poll() is None:
             proc.kill()
         os.close(master)
-    ps = env.composer("ps", "--format", "json", cwd=d).stdout
-    assert "term" in ps and "running" in ps.lower()  # detaching left it running
+    rows = json.loads(env.composer("ps", "--format", "json", cwd=d).stdout)
+    assert [(r["Service"], r["State"]) for r in rows] == [("term", "running")]  # detached
     env.composer("down", "-t", "1", cwd=d)
 
 
