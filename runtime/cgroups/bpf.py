@@ -50,6 +50,9 @@ LOG_SIZE = 1 << 16
 class BPFError(OSError):
     """bpf(2) could not load or attach the device filter; the message names what is missing."""
 
+    def __str__(self) -> str:
+        return str(self.strerror)
+
 
 class _ProgLoad(ctypes.Structure):  # union bpf_attr, the BPF_PROG_LOAD part
     _fields_ = [
