@@ -4,13 +4,15 @@ device filter (there is no devices.allow on v2).
 The scenarios of tests/integration/engine/test_devices.py run here unchanged (on the native
 host they exercise cgroup v1's devices controller), plus what only this host can show: the
 filter is one program on each container's cgroup, and the host's own disk, which root can
-read here, stays closed to a default container. The VM must have loop devices
-(`modprobe loop`).
+read here, stays closed to a default container. Loop devices come from tests/loopdev.py
+(the VM's kernel has loop as a module nothing loaded).
 """
 from __future__ import annotations
 
 import os
 import stat
+
+import pytest
 
 from runtime.cgroups import bpf
 from runtime.engine import Engine
@@ -25,8 +27,12 @@ from tests.integration.engine.test_devices import (
     test_device_cgroup_rules_open_numbers,
     test_the_standard_nodes_work_in_a_default_container,
 )
+from tests.loopdev import loop_devices
+
+pytestmark = pytest.mark.usefixtures(loop_devices.__name__)
 
 __all__ = [  # collected here too, as host tests
+    "loop_devices",
     "test_a_default_container_cannot_open_a_host_block_device",
     "test_a_listed_device_gets_its_node_and_only_its_access",
     "test_a_missing_device_fails_at_create_naming_it",

@@ -26,6 +26,9 @@ from runtime.cgroups.devrules import policy, rules
 from runtime.cgroups.errors import CgroupError
 from runtime.hostdevices import resolve
 from runtime.types import ContainerSpec, DeviceMapping
+from tests.loopdev import loop_devices
+
+pytestmark = pytest.mark.usefixtures(loop_devices.__name__)
 
 PURE_V2 = Path("/sys/fs/cgroup/cgroup.controllers").exists()
 ROOT = Path("/sys/fs/cgroup") if PURE_V2 else Path("/sys/fs/cgroup/unified")

@@ -17,6 +17,9 @@ import pytest
 from runtime.engine import Engine
 from runtime.errors import InvalidArgument
 from runtime.types import ContainerSpec, DeviceMapping
+from tests.loopdev import loop_devices
+
+pytestmark = pytest.mark.usefixtures(loop_devices.__name__)
 
 EPERM = "Operation not permitted"
 OPENED = "opened"
