@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import stat
 
-from runtime.cgroups.devrules import DeviceRule, RuleError, normalize_access
+from runtime.devrules import DeviceRule, RuleError, normalize_access
 from runtime.errors import InvalidArgument
 from runtime.process.config import DeviceNode
 from runtime.types import ContainerSpec, DeviceMapping

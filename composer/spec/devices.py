@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from composer.spec.where import Where, as_list, as_map, as_str, check_keys, str_list, unique_items
-from runtime.cgroups.devrules import DeviceRule, RuleError, normalize_access
+from runtime.devrules import DeviceRule, RuleError, normalize_access
 
 
 @dataclass(frozen=True)

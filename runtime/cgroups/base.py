@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
 
-from runtime.cgroups.devrules import DeviceRule
 from runtime.cgroups.errors import CgroupError, CgroupLimitError
 from runtime.cgroups.fs import CgroupFS
+from runtime.devrules import DeviceRule
 from runtime.types import Resources
 
 Version = Literal["v1", "v2"]

@@ -13,9 +13,9 @@ from pathlib import Path
 
 from runtime.cgroups import cpu, cpuset, devices, freezer, io, memory, pids
 from runtime.cgroups.base import CgroupStats, Target, Version
-from runtime.cgroups.devrules import DeviceRule
 from runtime.cgroups.errors import CgroupError
 from runtime.cgroups.fs import CgroupFS
+from runtime.devrules import DeviceRule
 from runtime.types import Resources
 
 POLL = 0.01

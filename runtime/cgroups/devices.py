@@ -13,8 +13,8 @@ from collections.abc import Sequence
 
 from runtime.cgroups import devprog
 from runtime.cgroups.base import Target
-from runtime.cgroups.devrules import DEFAULT_RULES, DeviceRule, policy
 from runtime.cgroups.errors import CgroupError
+from runtime.devrules import DEFAULT_RULES, DeviceRule, policy
 
 
 def allowed(extra: Sequence[DeviceRule] = ()) -> tuple[DeviceRule, ...]:

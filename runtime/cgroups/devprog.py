@@ -35,7 +35,7 @@ import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from runtime.cgroups.devrules import DeviceRule, Policy
+from runtime.devrules import DeviceRule, Policy
 
 # linux/bpf.h: the bits of bpf_cgroup_dev_ctx.access_type
 ACC_MKNOD, ACC_READ, ACC_WRITE = 1, 2, 4

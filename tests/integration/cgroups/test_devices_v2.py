@@ -22,8 +22,8 @@ from pathlib import Path
 import pytest
 
 from runtime.cgroups import DirCgroup, V2Manager, bpf, devprog
-from runtime.cgroups.devrules import policy, rules
 from runtime.cgroups.errors import CgroupError
+from runtime.devrules import policy, rules
 from runtime.hostdevices import resolve
 from runtime.types import ContainerSpec, DeviceMapping
 from tests.loopdev import loop_devices

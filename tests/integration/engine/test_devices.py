@@ -10,10 +10,12 @@ machine (whose own disk is not).
 from __future__ import annotations
 
 import os
+import re
 import stat
 
 import pytest
 
+from runtime.cgroups import CgroupError, DirCgroup
 from runtime.engine import Engine
 from runtime.errors import InvalidArgument
 from runtime.types import ContainerSpec, DeviceMapping
@@ -111,3 +113,19 @@ async def test_a_missing_device_fails_at_create_naming_it(engine: Engine) -> Non
     assert str(e.value) == ("container proj-web-1: device /dev/nosuch-composer does not exist on "
                             "this host: connect it or remove it from devices")
     assert await engine.list_containers(all=True) == []
+
+
+async def test_a_host_that_cannot_restrict_devices_does_not_start_the_container(
+        engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    why = "the kernel has no bpf(2) system call (CONFIG_BPF_SYSCALL is off)"
+
+    def refuse(self: DirCgroup, extra: object = ()) -> None:
+        raise CgroupError(f"cgroup {self.name}: cannot restrict device access on cgroup v2: {why}")
+
+    monkeypatch.setattr(DirCgroup, "restrict_devices", refuse)  # what bpf.py reports, see
+    await engine.create_container(ContainerSpec(name="nobpf", image="busybox", command=("true",)))
+    with pytest.raises(CgroupError, match=re.escape(f"cannot restrict device access on cgroup v2: {why}")):
+        await engine.start_container("nobpf")  # never an allow-all
+    info = await engine.inspect_container("nobpf")
+    assert info.state == "created" and not info.pid
+    assert engine.cgroups.list() == []  # its cgroup is gone again

@@ -10,8 +10,8 @@ import pytest
 
 from runtime.cgroups import V1Manager, V2Manager, bpf, devprog
 from runtime.cgroups.devices import allowed
-from runtime.cgroups.devrules import DEFAULT_RULES, DeviceRule, policy, rules
 from runtime.cgroups.errors import CgroupError
+from runtime.devrules import DEFAULT_RULES, DeviceRule, policy, rules
 from tests.unit.cgroups import bpfvm
 from tests.unit.cgroups.fakefs import FakeCgroupFS
 

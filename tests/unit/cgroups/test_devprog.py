@@ -7,7 +7,7 @@ import itertools
 import pytest
 
 from runtime.cgroups import devprog as p
-from runtime.cgroups.devrules import DEFAULT_RULES, DeviceRule, RuleError, policy, rules
+from runtime.devrules import DEFAULT_RULES, DeviceRule, RuleError, policy, rules
 from tests.unit.cgroups import bpfvm
 
 B, C = p.DEV_BLOCK, p.DEV_CHAR

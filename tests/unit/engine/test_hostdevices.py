@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from runtime.cgroups.devrules import DeviceRule
+from runtime.devrules import DeviceRule
 from runtime.errors import InvalidArgument
 from runtime.hostdevices import resolve
 from runtime.process.config import DeviceNode
