@@ -9,7 +9,7 @@ becomes a `CgroupError` naming the limit, the value and the file.
 from __future__ import annotations
 
 import errno
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
@@ -146,6 +146,9 @@ class CgroupManager(Protocol):
     def open(self, name: str) -> Cgroup: ...
     def list(self) -> list[str]: ...
     def remove_parent(self, timeout: float = ...) -> None: ...
+    def delegate(self, pids: Sequence[int], timeout: float = ...) -> None:
+        """Place the engine's long-lived helpers where the containers' cgroups may be made
+        (v2 under systemd: the delegated scope); a no-op elsewhere."""
 
 
 def detect(root: str | Path = DEFAULT_ROOT, fs: CgroupFS | None = None) -> Version:
