@@ -153,6 +153,17 @@ class V2Manager:
                     missing[c] = f"systemd did not enable it in {level}"
                     wanted.remove(c)
                 continue
+            if level != self.root and self._words(level / "cgroup.procs"):
+                if level == self.base:  # ours: they go to the leaf first
+                    self._to_supervisor(level)
+                else:
+                    # even a threaded controller (cpu, pids) would make it a thread root,
+                    # where our domain leaves could hold no process: enable nothing there
+                    for c in todo:
+                        missing[c] = (f"{level} holds processes (no internal processes); "
+                                      "move them into a child cgroup")
+                        wanted.remove(c)
+                    continue
             for c in todo:
                 why = self._enable(level, c)
                 if why:
@@ -166,26 +177,22 @@ class V2Manager:
                         "without those limits and refuses a limit that needs one", names, reasons)
         return wanted
 
+    def _to_supervisor(self, level: Path) -> None:
+        leaf = level / SUPERVISOR
+        self._mkdir(leaf)
+        for pid in self._words(level / "cgroup.procs"):
+            self._move(int(pid), leaf)
+
     def _enable(self, level: Path, controller: str) -> str:
-        """Write +controller; on EBUSY at the base move its processes (ours) into the
-        supervisor leaf and try again. Returns why it failed ("" when enabled)."""
+        """Write +controller into `level`'s subtree_control; why it failed ("" if not)."""
         control = level / "cgroup.subtree_control"
-        for attempt in (1, 2):
-            try:
-                self.fs.write(control, f"+{controller}")
-                return ""
-            except OSError as e:
-                busy = e.errno == errno.EBUSY
-                if busy and attempt == 1 and level == self.base:
-                    leaf = level / SUPERVISOR
-                    self._mkdir(leaf)
-                    for pid in self._words(level / "cgroup.procs"):
-                        self._move(int(pid), leaf)
-                    continue
-                what = ("it holds processes (no internal processes)" if busy
-                        else e.strerror or str(e))
-                return f"cannot enable it in {control}: {what}"
-        return f"cannot enable it in {control}"
+        try:
+            self.fs.write(control, f"+{controller}")
+            return ""
+        except OSError as e:
+            what = ("it holds processes (no internal processes)" if e.errno == errno.EBUSY
+                    else e.strerror or str(e))
+            return f"cannot enable it in {control}: {what}"
 
     # -- containers ---------------------------------------------------------------------------
     def _cgroup(self, name: str) -> DirCgroup:

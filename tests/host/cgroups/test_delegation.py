@@ -18,7 +18,7 @@ import pytest
 
 from runtime.cgroups import SystemdBus
 from runtime.cgroups.v2 import SUPERVISOR
-from runtime.client import Client, connect_or_start
+from runtime.client import Client, DaemonUnavailable, connect_or_start
 from runtime.engine import Engine
 from runtime.paths import Paths
 from runtime.types import ContainerSpec, Resources
@@ -114,6 +114,22 @@ async def test_engine_containers_live_in_the_delegated_scope_and_survive(
     assert_gone(parent)
 
 
+async def answering(paths: Paths, timeout: float = 120.0) -> Client:
+    """A client of the daemon systemd started (never start one ourselves here)."""
+    client = Client(paths.socket)
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        try:
+            if await client.ping():
+                return client
+        except DaemonUnavailable:
+            pass
+        if asyncio.get_running_loop().time() > deadline:
+            await client.close()
+            raise AssertionError(f"composerd did not answer on {paths.socket}")
+        await asyncio.sleep(0.1)
+
+
 async def _run_sleeper(client: Client) -> tuple[str, int]:
     info = await client.create_container(SLEEPER)
     await client.start_container(info.id)
@@ -155,22 +171,22 @@ async def test_composerd_from_its_unit_restarts_without_touching_containers(
     cid = ""
     try:
         systemctl("start", unit)
-        async with await connect_or_start(paths, timeout=60) as client:
+        async with await answering(paths) as client:
             cid, pid = await _run_sleeper(client)
         scope = ROOT / "system.slice" / f"{parent}.scope"
         before = limits(scope / cid)
         shake_systemd(dummy)
         systemctl("restart", unit)  # the unit's own restart: 219/CGROUP if we nested here
-        async with await connect_or_start(paths, timeout=60) as client:
+        async with await answering(paths) as client:
             info = await client.inspect_container(cid)
             assert info.state == "running" and info.pid == pid
             assert limits(scope / cid) == before
             await _down(client, cid)
+            assert not (scope / cid).exists()
             cid = ""
-        assert not (scope / cid).exists() if cid else True
     finally:
         if cid:
-            async with await connect_or_start(paths, timeout=60) as client:
+            async with await answering(paths, 30) as client:
                 await _down(client, cid)
         subprocess.run(["systemctl", "stop", unit], capture_output=True)
         path.unlink()

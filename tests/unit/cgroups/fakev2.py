@@ -8,12 +8,14 @@ the kernel does on its own and the refusals:
   cgroup.controllers is the parent's subtree_control;
 - cgroup.subtree_control takes "+name"/"-name": EINVAL for a bad token or unknown name,
   ENOENT for a controller the cgroup is not offered, EBUSY to disable one a child still
-  enables, EBUSY to enable a domain controller (memory, io) in a cgroup that has processes;
+  enables, EBUSY to enable a domain controller (memory, io) in a cgroup that has processes,
+  EOPNOTSUPP in a thread root (processes plus threaded controllers on);
 - no internal processes: writing cgroup.procs of a cgroup whose subtree_control enables
   domain controllers (or, with threaded ones only, that has populated children) is EBUSY;
 - rmdir: EBUSY while the cgroup has processes or child cgroups;
 - values are parsed as the kernel does (kernelvals.py) and read back in its format;
-  read-only files refuse writes (EACCES), files of controllers that are off do not exist;
+  read-only files refuse writes (EINVAL: kernfs has no write op for them), files of
+  controllers that are off do not exist;
 - cgroup.events: populated (processes here or below) and frozen (cgroup.freeze here or in
   an ancestor) are computed on every read. Freezing changes state only: real processes are
   not stopped (the host tier freezes for real); cgroup.kill SIGKILLs every process below.
@@ -138,6 +140,11 @@ class V2Kernel:
             return False
         return not DOMAIN & set(self._words(d / "cgroup.subtree_control"))
 
+    def _thread_root(self, d: Path) -> bool:
+        """kernel cgroup_is_thread_root: processes and threaded controllers on."""
+        on = set(self._words(d / "cgroup.subtree_control"))
+        return bool(self._procs(d)) and bool(on - DOMAIN)
+
     def _controller_files(self, d: Path, controller: str) -> dict[str, str]:
         files = dict(CONTROLLER_FILES.get(controller, {}))
         if controller == "cpuset":
@@ -180,7 +187,7 @@ class V2Kernel:
             raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), str(path))
         name, d = path.name, path.parent
         if name in READ_ONLY:
-            raise _fail(errno.EACCES, path)
+            raise _fail(errno.EINVAL, path)
         try:
             handler = getattr(self, "_w_" + name.replace(".", "_"))
         except AttributeError:
@@ -259,7 +266,13 @@ class V2Kernel:
             raise _fail(errno.EINVAL, path) from None
         if not alive(pid):
             raise _fail(errno.ESRCH, path)
-        # no internal processes (cgroup_migrate_vet_dst); the root may hold anything
+        # cgroup_migrate_vet_dst: a domain below a thread root cannot host processes
+        up = d.parent
+        while not self._is_root(d) and up != self.root:
+            if self._thread_root(up):
+                raise _fail(errno.EOPNOTSUPP, path)
+            up = up.parent
+        # no internal processes; the root may hold anything
         if not self._is_root(d) and not self._can_be_thread_root(d):
             if self._words(d / "cgroup.subtree_control"):
                 raise _fail(errno.EBUSY, path)
@@ -289,10 +302,13 @@ class V2Kernel:
         for c in disable:
             if any(c in self._words(ch / "cgroup.subtree_control") for ch in self._children(d)):
                 raise _fail(errno.EBUSY, path)
-        if enable and not self._is_root(d) and self._procs(d):
-            # cgroup_vet_subtree_control_enable: domain controllers never beside processes;
-            # threaded ones (cpu, cpuset, pids) only while the cgroup can be a thread root
-            if enable & DOMAIN or not self._can_be_thread_root(d):
+        if enable and not self._is_root(d):
+            # cgroup_vet_subtree_control_enable: domain controllers never in a thread root
+            # nor beside processes; threaded ones (cpu, cpuset, pids) beside processes only
+            # while the cgroup can become a thread root
+            if enable & DOMAIN and self._thread_root(d):
+                raise _fail(errno.EOPNOTSUPP, path)
+            if self._procs(d) and (enable & DOMAIN or not self._can_be_thread_root(d)):
                 raise _fail(errno.EBUSY, path)
         now = (current | enable) - disable
         path.write_text(" ".join(c for c in ORDER if c in now))

@@ -123,8 +123,9 @@ def test_a_host_that_offers_no_controller_gets_one_line_and_no_limits(
 
 def test_enabling_that_fails_above_us_names_the_level_and_goes_on(
         tmp_path: Path, caplog: pytest.LogCaptureFixture, anchor) -> None:
-    """A level we do not own holds processes (say a cgroup namespace's root): the kernel
-    refuses memory and io there; threaded cpu and pids still work."""
+    """A level we do not own holds processes (say a cgroup namespace's root): nothing is
+    enabled there (even threaded cpu/pids would make it a thread root, whose domain children
+    can hold no process), containers still start, limits are refused."""
     fs = FakeCgroupFS(tmp_path / "cg", "v2")
     fs.write(fs.root / "cgroup.subtree_control", "+cpuset +cpu +io +memory +pids")
     fs.mkdir(fs.root / "ns")
@@ -134,10 +135,17 @@ def test_enabling_that_fails_above_us_names_the_level_and_goes_on(
     with caplog.at_level(logging.WARNING):
         cg = mgr.create("c1")
     msg = caplog.records[0].getMessage()
-    assert "no io, memory controller" in msg
-    assert "ns/cgroup.subtree_control: it holds processes (no internal processes)" in msg
-    cg.apply(Resources(pids_limit=5, cpu_quota=50_000))
-    assert read(fs, cg.path("pids") / "pids.max") == "5"
+    assert "no cpu, cpuset, io, memory, pids controller" in msg
+    assert "ns holds processes (no internal processes); move them into a child" in msg
+    assert read(fs, fs.root / "ns" / "cgroup.subtree_control") == ""
+    p = subprocess.Popen(["sleep", "60"])
+    try:
+        cg.add_pid(p.pid)  # the leaf still takes processes
+    finally:
+        p.kill()
+        p.wait()
+    with pytest.raises(CgroupError, match="the pids controller is not available"):
+        cg.apply(Resources(pids_limit=5))
 
 
 def test_a_failed_create_leaves_nothing(tmp_path: Path, monkeypatch) -> None:
