@@ -27,7 +27,7 @@ from runtime.cgroups.base import DEFAULT_PARENT, DEFAULT_ROOT, Target, Version
 from runtime.cgroups.cgroup import DirCgroup, _rmtree
 from runtime.cgroups.errors import CgroupError, CgroupNotFound
 from runtime.cgroups.fs import CgroupFS
-from runtime.cgroups.systemd import SLICE, ScopeBus, SystemdError
+from runtime.cgroups.systemd import SLICE, ScopeBus
 from runtime.errors import InvalidArgument
 from runtime.paths import safe_name
 
@@ -82,22 +82,23 @@ class V2Manager:
         deadline = time.monotonic() + timeout
         while True:
             state = self.systemd.active_state(self.unit)
-            if state == "active":  # left by an earlier daemon: containers may live in it
-                self._mkdir(leaf)
-                self.systemd.attach(self.unit, "/" + SUPERVISOR, list(pids))
-                return
-            if state in (None, "inactive", "failed"):
-                try:
+            try:
+                if state == "active":  # left by an earlier daemon: containers may live in it
+                    self._mkdir(leaf)
+                    self.systemd.attach(self.unit, "/" + SUPERVISOR, list(pids))
+                    return
+                if state in (None, "inactive", "failed"):
                     self.systemd.start_scope(
                         self.unit, list(pids), f"composer containers ({self.parent})")
-                except SystemdError as e:
-                    if "exists" not in str(e) or time.monotonic() > deadline:
-                        raise
-                else:
                     self._mkdir(leaf)
                     for pid in pids:
                         self._move(pid, leaf)
                     return
+            except CgroupError:
+                # the scope ended (its last process exited) between our question and our
+                # request, or is still being removed: ask again until the deadline
+                if time.monotonic() > deadline:
+                    raise
             if time.monotonic() > deadline:
                 raise CgroupError(f"{self.unit} stayed '{state}' for {timeout:g}s: "
                                   f"see systemctl status {self.unit}")

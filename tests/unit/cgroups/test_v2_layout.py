@@ -236,3 +236,23 @@ def test_systemd_unreachable_is_one_warning_and_todays_layout(
     assert "cannot ask it for a delegated cgroup" in caplog.records[0].getMessage()
 
 
+
+
+def test_a_scope_ending_while_we_join_it_is_asked_for_again(
+        sd_setup: tuple[V2Manager, FakeSystemd], anchor, monkeypatch) -> None:
+    """The previous daemon's scope emptied just now: systemd says active, then the attach
+    fails because it is going away; delegate() asks again and starts a fresh scope."""
+    mgr, sd = sd_setup
+    sd.fs.mkdir(sd.slice / "composer.scope")  # still there, about to go
+    real_attach = sd.attach
+
+    def attach_fails_once(unit: str, sub: str, pids: list[int]) -> None:
+        monkeypatch.setattr(sd, "attach", real_attach)
+        _rmtree(sd.fs, sd.slice / unit, unit, 1.0)  # systemd removed it meanwhile
+        raise SystemdError("Unit composer.scope is not active.")
+
+    monkeypatch.setattr(sd, "attach", attach_fails_once)
+    mgr.delegate([anchor.pid])
+    assert sd.calls == ["start composer.scope"]
+    assert read(sd.fs, mgr.base / SUPERVISOR / "cgroup.procs") == str(anchor.pid)
+    mgr.remove_parent()
