@@ -35,8 +35,10 @@ log = logging.getLogger(__name__)
 
 CONTROLLERS = ("cpu", "memory", "pids", "io", "cpuset")
 # Keys a controller module asks for; in v2 they all live in the one directory. "freezer"
-# (cgroup.freeze, cgroup.kill, cgroup.events) is core: every cgroup has it.
-KEYS = ("memory", "cpu", "cpuset", "pids", "io", "freezer")
+# (cgroup.freeze, cgroup.kill, cgroup.events) is core, and "devices" is where the BPF device
+# filter is attached: every cgroup has both.
+KEYS = ("memory", "cpu", "cpuset", "pids", "io", "freezer", "devices")
+CORE = {"freezer", "devices"}
 SUPERVISOR = "supervisor"  # the leaf for our own processes inside the base
 
 
@@ -199,7 +201,7 @@ class V2Manager:
     def _cgroup(self, name: str) -> DirCgroup:
         safe_name(name, "cgroup name")
         d = self.base / name
-        enabled = set(self._words(d / "cgroup.controllers")) | {"freezer"}
+        enabled = set(self._words(d / "cgroup.controllers")) | CORE
         return DirCgroup(Target("v2", name, {k: d for k in KEYS if k in enabled}, self.fs), [d])
 
     def create(self, name: str) -> DirCgroup:
