@@ -546,8 +546,14 @@ class DaemonStartError(DaemonUnavailable):
     pass
 
 
+# A deadline for a daemon that never comes up, not an expected start time (~0.5 s natively;
+# the starter returns as soon as the daemon answers or fails, so this only bounds a hang):
+# an emulated or heavily loaded host can take well over 10 s to import and open the engine.
+START_TIMEOUT = 300.0
+
+
 async def connect_or_start(
-    paths: Paths | None = None, timeout: float = 10.0, *, socket_path: Path | None = None
+    paths: Paths | None = None, timeout: float = START_TIMEOUT, *, socket_path: Path | None = None
 ) -> Client:
     """A Client whose daemon answers: start `composerd --background` if nothing answers yet."""
     paths = paths or Paths.from_env()

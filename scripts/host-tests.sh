@@ -32,6 +32,7 @@ git clone -q --no-local "$repo" "$work/composer"
 echo "host-tests: fresh clone of $(git rev-parse --short HEAD) in $work/composer"
 exec bash "$TESTVM" run -t "$timeout" "$work/composer" -- bash -c '
     set -e
+    trap "rc=\$?; [ \$rc = 0 ] || { echo \"=== composerd.log (exit \$rc)\"; tail -n 60 /run/composer/composerd.log; } 2>/dev/null" EXIT
     start=$(date +%s)
     bash scripts/bootstrap.sh                       # README quick start, command 1
     mid=$(date +%s)

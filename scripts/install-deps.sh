@@ -22,7 +22,7 @@ if [ -x "$VENV/bin/python" ] && [ "$("$VENV/bin/python" -c 'import sys; print(sy
 fi
 [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
 "$VENV/bin/python" -m pip install -q --upgrade pip
-"$VENV/bin/python" -m pip install -q -e '.[test]'
+"$VENV/bin/python" -m pip install -q --no-warn-script-location -e '.[test]'
 mkdir -p "$BIN"
 for cmd in composer composerd; do ln -sfn "$VENV/bin/$cmd" "$BIN/$cmd"; done
 echo "composer installed in $VENV; $(command -v composer) -> $(readlink "$BIN/composer")"
