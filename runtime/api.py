@@ -6,7 +6,7 @@ runtime.serde), so composer/ cannot tell them apart.
 """
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, Protocol
 
@@ -106,6 +106,10 @@ class Stats:
     memory_limit: int = 0
     cpu_usage_ns: int = 0
     pids: int = 0
+    io_read_bytes: int = 0  # block I/O of its processes
+    io_write_bytes: int = 0
+    net_rx_bytes: int = 0  # its network namespace's interfaces but lo (0 with host network)
+    net_tx_bytes: int = 0
 
 
 @dataclass(frozen=True)
@@ -137,6 +141,33 @@ class PullEvent:
     total: int | None = None
     image_id: str = ""
     error: str = ""
+
+
+@dataclass(frozen=True)
+class PathStat:
+    """A path in a container, as `cp` sees it (Docker's PathStat): the last component is
+    not followed; `link_target` is a symlink's content."""
+
+    name: str
+    size: int
+    mode: int  # st_mode
+    mtime: float
+    link_target: str = ""
+
+    @property
+    def is_dir(self) -> bool:
+        return (self.mode & 0o170000) == 0o040000
+
+
+@dataclass(frozen=True)
+class CommitRequest:
+    """`commit`: the container's writable layer as a new image layer over its image."""
+
+    tag: str = ""  # REPOSITORY[:TAG]; "" leaves the image untagged
+    comment: str = ""  # -m
+    author: str = ""  # -a
+    changes: tuple[str, ...] = ()  # -c: Dockerfile instructions applied to the config
+    pause: bool = True
 
 
 @dataclass(frozen=True)
@@ -187,6 +218,21 @@ class EngineAPI(Protocol):
     ) -> ExecTarget: ...
     async def attach_container(self, ref: str, logs: bool = False) -> AttachStream: ...
     async def top(self, ref: str) -> list[dict[str, str]]: ...
+    # a container's files (cp, export, commit)
+    async def stat_path(self, ref: str, path: str) -> PathStat: ...
+    async def get_archive(
+        self, ref: str, path: str, follow_link: bool = False
+    ) -> tuple[PathStat, AsyncIterator[bytes]]: ...
+    async def put_archive(
+        self,
+        ref: str,
+        path: str,
+        data: AsyncIterable[bytes],
+        copy_uid_gid: bool = False,
+        no_overwrite_dir_non_dir: bool = True,
+    ) -> None: ...
+    def export_container(self, ref: str) -> AsyncIterator[bytes]: ...
+    async def commit_container(self, ref: str, req: CommitRequest) -> ImageInfo: ...
     async def stats(self, ref: str) -> Stats: ...
     # networks
     async def create_network(self, spec: NetworkSpec) -> NetworkInfo: ...

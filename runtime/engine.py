@@ -21,14 +21,15 @@ import os
 import shutil
 import signal
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import replace
 from pathlib import Path
 
-from runtime import hostdevices, resolve, serde
+from runtime import engine_files, hostdevices, resolve, serde
 from runtime.api import (
     BuildProgress,
     BuildRequest,
+    CommitRequest,
     ContainerInfo,
     Event,
     ExecResult,
@@ -36,6 +37,7 @@ from runtime.api import (
     ImageInfo,
     LogLine,
     NetworkInfo,
+    PathStat,
     PullEvent,
     Stats,
     VolumeInfo,
@@ -644,6 +646,28 @@ class Engine:
             raise Conflict(f"cannot attach to container {rec.name}: {e.strerror or e}",
                            subject=rec.name) from None
 
+    # -- containers: files (runtime.engine_files) -----------------------------------------
+    async def stat_path(self, ref: str, path: str) -> PathStat:
+        return await engine_files.stat_path(self, ref, path)
+
+    async def get_archive(
+        self, ref: str, path: str, follow_link: bool = False
+    ) -> tuple[PathStat, AsyncIterator[bytes]]:
+        return await engine_files.get_archive(self, ref, path, follow_link)
+
+    async def put_archive(
+        self, ref: str, path: str, data: AsyncIterable[bytes], copy_uid_gid: bool = False,
+        no_overwrite_dir_non_dir: bool = True,
+    ) -> None:
+        await engine_files.put_archive(self, ref, path, data, copy_uid_gid,
+                                       no_overwrite_dir_non_dir)
+
+    def export_container(self, ref: str) -> AsyncIterator[bytes]:
+        return engine_files.export_container(self, ref)
+
+    async def commit_container(self, ref: str, req: CommitRequest) -> ImageInfo:
+        return await engine_files.commit_container(self, ref, req)
+
     def _cgroup_procs(self, rec: ContainerRecord) -> tuple[str, ...]:
         try:
             cg = self.cgroups.open(rec.id)
@@ -675,7 +699,12 @@ class Engine:
             s = self.cgroups.open(rec.id).stats()
         except CgroupNotFound:
             return Stats()
-        return Stats(s.memory_usage, s.memory_peak, s.memory_limit, s.cpu_usage_ns, s.pids)
+        rx = tx = 0
+        launched = self._launched.get(rec.id)
+        if launched is not None and rec.spec.network_mode != "host":
+            rx, tx = _net_bytes(launched.pid)
+        return Stats(s.memory_usage, s.memory_peak, s.memory_limit, s.cpu_usage_ns, s.pids,
+                     s.io_read_bytes, s.io_write_bytes, rx, tx)
 
     # -- networks -------------------------------------------------------------------------
     async def create_network(self, spec: NetworkSpec) -> NetworkInfo:
@@ -808,6 +837,22 @@ class Engine:
                 yield ev
         finally:
             sub.close()
+
+
+def _net_bytes(pid: int) -> tuple[int, int]:
+    """(received, sent) bytes of the interfaces (but lo) of `pid`'s network namespace."""
+    rx = tx = 0
+    try:
+        lines = Path(f"/proc/{pid}/net/dev").read_text().splitlines()[2:]
+    except OSError:
+        return 0, 0
+    for line in lines:
+        name, _, counters = line.partition(":")
+        fields = counters.split()
+        if name.strip() != "lo" and len(fields) >= 9:
+            rx += int(fields[0])
+            tx += int(fields[8])
+    return rx, tx
 
 
 __all__ = ["Engine", "RunState"]

@@ -19,6 +19,13 @@ streams are chunked JSON lines, one object per line, `{"error": {...}}` ends a b
     POST   /containers/{ref}/exec-prepare ExecRequest -> ExecTarget (for exec -it)
     GET    /containers/{ref}/top                -> [{column: value}]
     GET    /containers/{ref}/stats              -> Stats
+    GET    /containers/{ref}/archive/stat?path=p -> PathStat
+    GET    /containers/{ref}/archive?path=p&follow=1 -> application/x-tar (PathStat in the
+                                                   X-Composer-Path-Stat header, JSON)
+    PUT    /containers/{ref}/archive?path=dir&copy_uid_gid=1&no_overwrite_dir_non_dir=1
+                                   tar body     -> 204
+    GET    /containers/{ref}/export             -> application/x-tar
+    POST   /containers/{ref}/commit CommitRequest -> 201 ImageInfo
     POST   /networks/create        NetworkSpec  -> 201 NetworkInfo
     GET    /networks?label=k=v                  -> [NetworkInfo]
     DELETE /networks/{name}                     -> 204
@@ -59,6 +66,8 @@ T = TypeVar("T")
 API_VERSION = "1"
 MAX_BODY = 1024 * 1024  # bytes; larger request bodies get 413
 STREAM_CONTENT_TYPE = "application/x-ndjson"
+TAR_CONTENT_TYPE = "application/x-tar"
+PATH_STAT_HEADER = "X-Composer-Path-Stat"
 TOO_LARGE = f"request body too large: the limit is {MAX_BODY // 1024} KiB"
 
 
@@ -233,6 +242,15 @@ def image_ref(ref: str) -> str:
             f"invalid image reference {ref!r}: use name[:tag] or name@digest", subject=ref
         )
     return ref
+
+
+def container_path(path: str | None) -> str:
+    """A path inside a container (relative ones are from its root): no NUL, not empty."""
+    if not path or "\x00" in path:
+        raise InvalidArgument("give the path inside the container (path=...)")
+    if len(path) > 4096:
+        raise InvalidArgument("the path is longer than 4096 bytes")
+    return path
 
 
 def host_path(path: str, what: str) -> str:

@@ -22,7 +22,8 @@ T = TypeVar("T")
 # is read, so they work from any folder. `up`, `run`, `build`, `pull`, `config` need one.
 BY_NAME_VERBS = frozenset({
     "ps", "logs", "down", "stop", "start", "restart", "kill", "rm", "pause", "unpause",
-    "top", "port", "images", "events", "exec", "attach", "stats",
+    "top", "port", "images", "events", "exec", "attach", "stats", "cp", "export", "commit",
+    "wait", "volumes",
 })
 
 

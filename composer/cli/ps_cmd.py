@@ -12,6 +12,7 @@ from composer.cli.common import add_services_arg, engine, run, with_project
 from composer.cli.psformat import STATES, FormatError, render, summary
 from composer.errors import ComposerError
 from composer.operations import Project
+from runtime.api import ContainerInfo, Stats
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -51,9 +52,16 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     add_services_arg(top)
     top.set_defaults(func=top_cmd)
 
-    st = sub.add_parser("stats", help="memory, cpu and pids of each container")
+    st = sub.add_parser("stats", help="a live stream of each container's resource usage")
     add_services_arg(st)
-    st.add_argument("--no-stream", action="store_true")
+    st.add_argument("--no-stream", action="store_true",
+                    help="print one sample and exit instead of refreshing every second")
+    st.add_argument("-a", "--all", action="store_true",
+                    help="all containers (default: the running ones)")
+    st.add_argument("--format", default=None,
+                    help='table (default), json, or a template: "{{.Name}} {{.CPUPerc}}", '
+                         '"table {{.Name}}\t{{.MemUsage}}"')
+    st.add_argument("--no-trunc", action="store_true", help="don't shorten container ids")
     st.set_defaults(func=stats_cmd)
 
     images = sub.add_parser("images", help="images used by the stack's containers")
@@ -190,25 +198,37 @@ def _mib(n: int) -> str:
 
 
 def stats_cmd(args: argparse.Namespace) -> int:
-    async def go(project: Project) -> int:
-        prev: dict[str, tuple[float, int]] = {}
+    """As `docker compose stats`: Docker's columns and words; CPU % over the last interval
+    (--no-stream: two samples half a second apart)."""
+    from composer.cli import statsformat
+
+    async def sample(project: Project, cs: list[ContainerInfo]) -> dict[str, tuple[float, Stats]]:
         loop = asyncio.get_running_loop()
+        got = await asyncio.gather(*(project.engine.stats(c.id) for c in cs))
+        now = loop.time()
+        return {c.id: (now, s) for c, s in zip(cs, got, strict=True)}
+
+    async def go(project: Project) -> int:
+        tty = sys.stdout.isatty() and not args.no_stream
+        prev: dict[str, tuple[float, Stats]] = {}
+        host_mem = statsformat.host_memory()
         while True:
-            cs = await project.containers(args.services, all=False)
-            rows = [("NAME", "CPU %", "MEM USAGE / LIMIT", "PIDS")]
-            for c in cs:
-                s = await project.engine.stats(c.id)
-                t = loop.time()
-                cpu = 0.0
-                if c.id in prev:
-                    pt, pu = prev[c.id]
-                    cpu = 100.0 * (s.cpu_usage_ns - pu) / 1e9 / max(t - pt, 1e-6)
-                prev[c.id] = (t, s.cpu_usage_ns)
-                limit = _mib(s.memory_limit) if s.memory_limit else "unlimited"
-                rows.append((c.name, f"{cpu:.2f}%", f"{_mib(s.memory_usage)} / {limit}", str(s.pids)))
-            if sys.stdout.isatty() and not args.no_stream:
-                print("\033[2J\033[H", end="")
-            _table(rows)
+            cs = await project.containers(args.services, all=args.all)
+            if not prev:
+                prev = await sample(project, cs)
+                await asyncio.sleep(0.5)
+            now = await sample(project, cs)
+            rows = [statsformat.row(c, now[c.id], prev.get(c.id), host_mem,
+                                    trunc=not args.no_trunc) for c in cs]
+            prev = now
+            if tty:
+                sys.stdout.write("\033[2J\033[H")
+            try:
+                render(rows, [c.labels for c in cs], args.format, sys.stdout.write,
+                       default=statsformat.DEFAULT_TABLE, headers=statsformat.HEADERS)
+            except FormatError as e:
+                raise ComposerError(str(e)) from None
+            sys.stdout.flush()
             if args.no_stream:
                 return 0
             await asyncio.sleep(1)

@@ -90,10 +90,14 @@ def check_up_flags(args: argparse.Namespace) -> None:
         raise ComposerError("--wait-timeout needs --wait")
     if args.build and args.no_build:
         raise ComposerError("--build and --no-build can't be combined (pick one)")
+    check_recreate_flags(args)
+
+
+def check_recreate_flags(args: argparse.Namespace) -> None:
     for flag, other in (("renew_anon_volumes", "--renew-anon-volumes"),
                         ("force_recreate", "--force-recreate"),
                         ("always_recreate_deps", "--always-recreate-deps")):
-        if getattr(args, flag) and args.no_recreate:
+        if getattr(args, flag, False) and args.no_recreate:
             raise ComposerError(f"{other} and --no-recreate can't be combined (pick one)")
 
 
