@@ -45,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--env-file", dest="env_files", action="append", default=None)
     p.add_argument("--profile", dest="profiles", action="append", default=None)
     p.add_argument("--debug", action="store_true", help="show tracebacks")
+    p.add_argument("-v", "--version", action="store_true", help="show composer's version")
     sub = p.add_subparsers(dest="verb", metavar="COMMAND")
     for name in VERB_MODULES:
         module = importlib.import_module(f"composer.cli.{name}")
@@ -62,6 +63,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.version:
+        from composer.cli.project_cmd import version_text
+
+        print(version_text())
+        return 0
     if not getattr(args, "func", None):
         parser.print_help()
         return 0

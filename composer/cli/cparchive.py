@@ -18,6 +18,7 @@ import os
 import posixpath
 import stat
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from composer.errors import ComposerError
 
@@ -36,8 +37,7 @@ class Dest:
     is_dir: bool
 
 
-@dataclass(frozen=True)
-class Placement:
+class Placement(NamedTuple):
     """Extract into `directory`, the source's top entry renamed to `name`."""
 
     directory: str
