@@ -566,10 +566,13 @@ class Client:
 
     # ------------------------------------------------------------ events
 
-    def events(self) -> Stream[Event]:
-        """Engine events from now on. `await stream.open()` (or `async with`) to be sure the
+    def events(self, since: float | None = None, until: float | None = None) -> Stream[Event]:
+        """Engine events from now on (with `since`/`until`: the daemon's recent ones first,
+        ending at `until`). `await stream.open()` (or `async with`) to be sure the
         subscription is live before acting, so no event is missed."""
-        return Stream(self, "/events", [], Event)
+        params = [(k, repr(float(v))) for k, v in (("since", since), ("until", until))
+                  if v is not None]
+        return Stream(self, "/events", params, Event)
 
     # ------------------------------------------------------------ project lock
 

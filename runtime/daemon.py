@@ -459,7 +459,11 @@ async def pull_image(request: web.Request) -> web.StreamResponse:
 
 
 async def events(request: web.Request) -> web.StreamResponse:
-    return await _stream(request, _engine(request).events())
+    since = rpc.parse_time(_q(request, "since"), "since")
+    until = rpc.parse_time(_q(request, "until"), "until")
+    if since is None and until is None:
+        return await _stream(request, _engine(request).events())
+    return await _stream(request, _engine(request).events(since=since, until=until))
 
 
 _END: Any = object()

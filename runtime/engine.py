@@ -21,7 +21,7 @@ import os
 import shutil
 import signal
 import time
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -47,7 +47,7 @@ from runtime.cgroups import Cgroup, CgroupNotFound, open_manager
 from runtime.cgroups.base import DEFAULT_ROOT
 from runtime.containers import ContainerRecord, ContainerTable, Resolved, RunState, now
 from runtime.errors import Conflict, EngineError, InvalidArgument, LaunchError, NotFound
-from runtime.events import EventBus
+from runtime.events import EventBus, events_between
 from runtime.images import importer, registry
 from runtime.images.build import Builder
 from runtime.images.build_adapters import LauncherRun, StoreImages, StoreLayers
@@ -830,13 +830,9 @@ class Engine:
             yield item
 
     # -- events ---------------------------------------------------------------------------
-    async def events(self) -> AsyncIterator[Event]:
-        sub = self.bus.subscribe()
-        try:
-            async for ev in sub:
-                yield ev
-        finally:
-            sub.close()
+    def events(self, since: float | None = None,
+               until: float | None = None) -> AsyncIterator[Event]:
+        return events_between(self.bus, since, until)
 
 
 def _net_bytes(pid: int) -> tuple[int, int]:

@@ -39,7 +39,7 @@ streams are chunked JSON lines, one object per line, `{"error": {...}}` ends a b
     POST   /images/load            LoadRequest  -> [ImageInfo]
     POST   /images/build           BuildRequest -> stream of BuildProgress
     POST   /images/pull            PullRequest  -> stream of PullEvent
-    GET    /events                              -> stream of Event
+    GET    /events?since=t&until=t              -> stream of Event (t: epoch seconds)
 
 Errors: status = the EngineError subclass's `.status`, body
 `{"message": str, "kind": class name, "subject": str | null[, "exit_code": int]}`.
@@ -269,6 +269,20 @@ def parse_bool(value: str | None, what: str) -> bool:
     if v in ("", "0", "false", "no", "off"):
         return False
     raise InvalidArgument(f"invalid query parameter {what}={value!r}: use 1 or 0")
+
+
+def parse_time(value: str | None, what: str) -> float | None:
+    """A point in time as epoch seconds (logs since/until)."""
+    if value is None or value == "":
+        return None
+    try:
+        f = float(value)
+    except ValueError:
+        raise InvalidArgument(
+            f"invalid query parameter {what}={value!r}: expected epoch seconds") from None
+    if not (0 <= f < 1e11):
+        raise InvalidArgument(f"invalid query parameter {what}={value!r}: out of range")
+    return f
 
 
 def parse_float(value: str | None, what: str) -> float | None:

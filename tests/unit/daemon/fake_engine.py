@@ -34,7 +34,7 @@ from runtime.api import (
 )
 from runtime.attach import CLOSE_IN, ERR, IN, OUT, RESIZE, AttachStream, split_frames
 from runtime.errors import Conflict, InvalidArgument, NotFound
-from runtime.events import EventBus
+from runtime.events import EventBus, events_between
 from runtime.paths import Paths
 from runtime.supervisor import Backoff, RestartDecision, Supervisor
 from runtime.types import ContainerSpec, NetworkSpec, VolumeSpec
@@ -452,5 +452,8 @@ class FakeEngine:
         img = await self.import_image("registry:" + ref, ref)
         yield PullEvent("pulled", image_id=img.id)
 
-    def events(self) -> AsyncIterator[Event]:
-        return self.bus.subscribe()
+    def events(self, since: float | None = None,
+               until: float | None = None) -> AsyncIterator[Event]:
+        if since is None and until is None:
+            return self.bus.subscribe()
+        return events_between(self.bus, since, until)
