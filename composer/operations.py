@@ -8,7 +8,7 @@ prints: progress goes to a `Progress` callback the CLI provides.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from composer import labels as L
@@ -530,29 +530,100 @@ class Project:
             if not quiet:
                 self.progress(f"Image {ref}", "Pulled")
 
-    async def build(self, services: Sequence[str] = (), *, no_cache: bool = False) -> None:
+    async def build(self, services: Sequence[str] = (), *, no_cache: bool = False,
+                    build_args: Mapping[str, str | None] | None = None, pull: bool = False,
+                    quiet: bool = False) -> None:
+        """Build the services' images; `build_args` (--build-arg) and `pull` (--pull) over
+        their `build:` (composer.buildplan); `quiet`: no output."""
+        from composer.buildplan import with_overrides
+
         self.check_services(services)
         names = [n for n in (services or sorted(self.stack.services)) if self.stack.services[n].build]
         for name in names:
             b = self.stack.services[name].build
             assert b is not None
             ref = self.image_ref(name)
-            self.progress(f"Image {ref}", "Building")
+            if not quiet:
+                self.progress(f"Image {ref}", "Building")
             req = BuildRequest(
                 context=b.context, dockerfile=b.dockerfile or "Dockerfile", tag=ref,
                 target=b.target, build_args={k: v for k, v in b.args.items() if v is not None},
                 no_cache=no_cache or b.no_cache,
             )
+            req = with_overrides(req, self.stack, name, build_args or {}, pull)
             async for step in self.engine.build_image(req):
                 if step.error:
                     raise ComposerError(f"service {name}: build failed: {step.error}")
-                if step.line:
+                if step.line and not quiet:
                     self.build_output(name, step.line)
-            self.progress(f"Image {ref}", "Built")
+            if not quiet:
+                self.progress(f"Image {ref}", "Built")
+
+    async def pull_images(self, services: Sequence[str] = (), *, policy: str | None = None,
+                          quiet: bool = False, ignore_failures: bool = False,
+                          ignore_buildable: bool = False) -> None:
+        """The `pull` verb, as docker compose: each service's `pull_policy` (or `policy`)
+        decides (never/build: skipped; missing: only when absent); a service that can be
+        built is skipped with `ignore_buildable`, and its failed pull only warns; another
+        failure ends it unless `ignore_failures`."""
+        self.check_services(services)
+        names = list(services) or sorted(self.stack.services)
+        must_build: list[str] = []
+        seen: set[str] = set()
+        for name in names:
+            svc = self.stack.services[name]
+            ref = self.image_ref(name)
+            label = f"Image {ref}"
+            how = policy or svc.pull_policy or "always"
+            if not svc.image:
+                continue  # nothing to pull: an image made by build:
+            if how in ("never", "build"):
+                if not quiet:
+                    self.progress(label, "Skipped")
+                continue
+            if how in ("missing", "if_not_present") and await self._image_exists(ref):
+                if not quiet:
+                    self.progress(label, "Skipped - Image is already present locally")
+                continue
+            if svc.build is not None and ignore_buildable:
+                if not quiet:
+                    self.progress(label, "Skipped - Image can be built")
+                continue
+            if ref in seen:
+                continue
+            seen.add(ref)
+            try:
+                await self.pull([name], quiet=quiet)
+            except ComposerError as e:
+                if svc.build is not None:
+                    must_build.append(name)
+                    self.progress("Warning", str(e))
+                    continue
+                if not ignore_failures:
+                    raise
+                self.progress("Warning", str(e))
+        if must_build:
+            self.progress("Warning", "some service image(s) must be built from source by "
+                                     f"running: composer build {' '.join(must_build)}")
+
+    async def remove_images(self, which: str) -> None:
+        """`down --rmi`: `all` the images of the services, `local` only those without an
+        `image:` of their own (the project-service images `build` made)."""
+        refs = dict.fromkeys(self.image_ref(n) for n in sorted(self.stack.services)
+                             if which == "all" or not self.stack.services[n].image)
+        for ref in refs:
+            try:
+                await self.engine.remove_image(ref)
+            except NotFound:
+                continue
+            except Conflict as e:
+                self.progress("Warning", f"image {ref} was kept: {e}")
+                continue
+            self.progress(f"Image {ref}", "Removed")
 
     # -- down and friends ------------------------------------------------------------------
     async def down(self, *, remove_orphans: bool = False, volumes: bool = False,
-                   timeout: float | None = None) -> DownResult:
+                   timeout: float | None = None, rmi: str | None = None) -> DownResult:
         existing = await self.containers(oneoff=None)
         # containers of services disabled by their profiles stay, and are not orphans (as
         # docker compose: `--profile NAME down` removes them)
@@ -597,6 +668,8 @@ class Project:
                     self.progress(f"Volume {name}", "Removed")
                 except NotFound:
                     pass
+        if rmi is not None:
+            await self.remove_images(rmi)
         return result
 
     async def _remove(self, c: ContainerInfo | None, timeout: float | None, *,

@@ -120,6 +120,7 @@ class BuildRequest:
     target: str | None = None
     build_args: dict[str, str] = field(default_factory=dict)
     no_cache: bool = False
+    pull: bool = False  # pull FROM images from their registry first, even when present
 
 
 @dataclass(frozen=True)

@@ -812,6 +812,9 @@ class Engine:
 
         async def work() -> None:
             try:
+                if req.pull:
+                    await self._pull_bases(req, dockerfile,
+                                           lambda line: queue.put_nowait(BuildProgress(line=line)))
                 iid = await builder.build(
                     req.context, dockerfile, tag=[req.tag] if req.tag else [], target=req.target,
                     build_args=req.build_args, no_cache=req.no_cache,
@@ -829,10 +832,38 @@ class Engine:
         async for item in self._drain(work(), queue):
             yield item
 
+    async def _pull_bases(self, req: BuildRequest, dockerfile: str,
+                          out: Callable[[str], None]) -> None:
+        """`build --pull`: pull each FROM image of the Dockerfile from its registry first,
+        so the build uses the newest one."""
+        text = await asyncio.to_thread(Path(dockerfile).read_text)
+        for ref in from_images(text, os.path.basename(dockerfile), req.build_args):
+            out(f"pulling {ref} (--pull)")
+            await registry.pull(self.images, ref)
+
     # -- events ---------------------------------------------------------------------------
     def events(self, since: float | None = None,
                until: float | None = None) -> AsyncIterator[Event]:
         return events_between(self.bus, since, until)
+
+
+def from_images(text: str, filename: str, build_args: dict[str, str]) -> list[str]:
+    """The images a Dockerfile's stages start FROM (global ARGs and `build_args` expanded),
+    without `scratch`, earlier stages and repeats."""
+    from runtime.images.build import parser as df_parser
+
+    parsed = df_parser.parse(text, filename)
+    scope = {**{k: v for a in parsed.global_args for k, v in a.pairs if v is not None},
+             **build_args}
+    stages: set[str] = set()
+    out: list[str] = []
+    for st in parsed.stages:
+        ref = st.from_.expand(scope).image
+        if ref.lower() != "scratch" and ref.lower() not in stages and ref not in out:
+            out.append(ref)
+        if st.name:
+            stages.add(st.name.lower())
+    return out
 
 
 def _net_bytes(pid: int) -> tuple[int, int]:

@@ -49,6 +49,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     d.add_argument("-v", "--volumes", action="store_true", help="also remove named volumes")
     d.add_argument("--remove-orphans", action="store_true")
     d.add_argument("-t", "--timeout", type=float, default=None)
+    d.add_argument("--rmi", choices=("local", "all"), default=None,
+                   help="also remove images: local (those without an image: of their own, "
+                        "made by build) or all (every service's)")
     d.set_defaults(func=down)
 
 
@@ -184,7 +187,7 @@ async def attach(project: Project, args: argparse.Namespace) -> int:
 def down(args: argparse.Namespace) -> int:
     async def go(project: Project) -> int:
         await project.down(remove_orphans=args.remove_orphans, volumes=args.volumes,
-                           timeout=args.timeout)
+                           timeout=args.timeout, rmi=args.rmi)
         return 0
 
     return run(with_project(args, go))

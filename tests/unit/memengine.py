@@ -33,6 +33,7 @@ class MemEngine:
         self.images = images
         self.pulled: list[str] = []
         self.built: list[str] = []
+        self.requests: list[BuildRequest] = []
         self.log: list[tuple[str, str]] = []  # (verb, container name)
         self.pull_fails = False
         self.exit_on_start: dict[str, int] = {}  # service -> exit code: a one-shot
@@ -64,7 +65,17 @@ class MemEngine:
             self.images[ref] = f"sha256:pulled-{len(self.pulled)}"
         yield PullEvent("pulled", image_id="x")
 
+    async def remove_image(self, ref: str, force: bool = False) -> list[str]:
+        if self.images is None or ref not in self.images:
+            raise NotFound(f"no such image: {ref}")
+        if any(c.image == ref for c in self.containers.values()):
+            raise Conflict(f"image {ref} is used by a container")
+        del self.images[ref]
+        self.log.append(("rmi", ref))
+        return [ref]
+
     async def build_image(self, req: BuildRequest) -> AsyncIterator[BuildProgress]:
+        self.requests.append(req)
         self.built.append(req.tag)
         if self.images is not None:
             self.images[req.tag] = f"sha256:built-{len(self.built)}"
