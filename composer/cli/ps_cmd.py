@@ -4,12 +4,21 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import re
 import sys
 import time
 
 from composer import labels as L
 from composer.cli.common import add_services_arg, engine, run, with_project
-from composer.cli.psformat import STATES, FormatError, render, summary
+from composer.cli.psformat import (
+    STATES,
+    FormatError,
+    go_json,
+    human_duration,
+    render,
+    summary,
+    tabwrite,
+)
 from composer.errors import ComposerError
 from composer.operations import Project
 from runtime.api import ContainerInfo, Stats
@@ -37,8 +46,14 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.set_defaults(func=ps)
 
     ls = sub.add_parser("ls", help="list running projects")
-    ls.add_argument("-a", "--all", action="store_true")
-    ls.add_argument("--format", choices=("table", "json"), default="table")
+    ls.add_argument("-a", "--all", action="store_true", help="also projects with only stopped "
+                                                             "containers")
+    ls.add_argument("--format", choices=("table", "json"), default="table",
+                    help="table (default) or json")
+    ls.add_argument("-q", "--quiet", action="store_true", help="only the project names")
+    ls.add_argument("--filter", action="append", default=[], metavar="name=REGEX",
+                    help="only projects whose name matches (a regular expression, as docker "
+                         "compose); repeatable")
     ls.set_defaults(func=ls_projects)
 
     port = sub.add_parser("port", help="the host address of a published port")
@@ -66,6 +81,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
     images = sub.add_parser("images", help="images used by the stack's containers")
     add_services_arg(images)
+    images.add_argument("-q", "--quiet", action="store_true", help="only the image ids")
+    images.add_argument("--format", choices=("table", "json"), default="table",
+                        help="table (default) or json")
     images.set_defaults(func=images_cmd)
 
 
@@ -132,7 +150,25 @@ def _table(rows: list[tuple[str, ...]]) -> None:
         print("   ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip())
 
 
+def _name_filters(items: list[str]) -> list[re.Pattern[str]]:
+    """`--filter name=REGEX` (docker compose: an exact name or a regular expression)."""
+    out = []
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ComposerError(f"invalid --filter {item!r}: use name=REGEX")
+        if key != "name":
+            raise ComposerError(f"invalid filter {key!r} (supported: name)")
+        try:
+            out.append(re.compile(value))
+        except re.error as e:
+            raise ComposerError(f"invalid --filter {item!r}: {e}") from None
+    return out
+
+
 def ls_projects(args: argparse.Namespace) -> int:
+    filters = _name_filters(args.filter)
+
     async def go() -> int:
         client = await engine()
         try:
@@ -149,6 +185,14 @@ def ls_projects(args: argparse.Namespace) -> int:
             key = "running" if c.state == "running" else "exited"
             p[key] = int(p[key]) + 1  # type: ignore[call-overload]
         items = [p for p in projects.values() if args.all or int(p["running"]) > 0]  # type: ignore[call-overload]
+        if filters:
+            items = [p for p in items
+                     if any(f.pattern == p["Name"] or f.search(str(p["Name"])) for f in filters)]
+        items.sort(key=lambda p: str(p["Name"]))
+        if args.quiet:
+            for p in items:
+                print(p["Name"])
+            return 0
         for p in items:
             st = [f"running({p['running']})"] if p["running"] else []
             if p["exited"]:
@@ -237,15 +281,60 @@ def stats_cmd(args: argparse.Namespace) -> int:
 
 
 def images_cmd(args: argparse.Namespace) -> int:
+    """As `docker compose images`: one row per container (CONTAINER REPOSITORY TAG PLATFORM
+    IMAGE ID SIZE CREATED); -q the distinct ids; --format json a list of objects."""
+    from composer.cli.statsformat import human_size
+    from runtime.images.config import host_arch
+    from runtime.images.reference import Reference
+
     async def go(project: Project) -> int:
-        rows = [("CONTAINER", "IMAGE", "IMAGE ID", "SIZE")]
-        for c in await project.containers(args.services):
+        rows: list[dict[str, object]] = []
+        for c in sorted(await project.containers(args.services), key=lambda c: c.name):
             try:
-                img = await project.engine.inspect_image(c.image)
-                rows.append((c.name, c.image, img.id.split(":")[-1][:12], _mib(img.size)))
+                img = await project.engine.inspect_image(c.image_id or c.image)
+            except Exception:  # removed since: the container still says which one it was
+                img = None
+            try:
+                ref = Reference.parse(c.image)
+                repo, tag = ref.familiar_name, ref.tag or ""
             except Exception:
-                rows.append((c.name, c.image, "-", "-"))
-        _table(rows)
+                repo, tag = "", ""
+            rows.append({"ID": img.id if img else c.image_id, "ContainerName": c.name,
+                         "Repository": repo, "Tag": tag, "Platform": f"linux/{host_arch()}",
+                         "Size": img.size if img else 0,
+                         "Created": _rfc3339(img.created_at) if img and img.created_at else None})
+        if args.quiet:
+            for iid in dict.fromkeys(str(r["ID"]).split(":")[-1] for r in rows if r["ID"]):
+                print(iid)
+        elif args.format == "json":
+            print(go_json([{k: v for k, v in r.items() if v is not None} for r in rows]))
+        else:
+            now = time.time()
+            lines = ["CONTAINER\tREPOSITORY\tTAG\tPLATFORM\tIMAGE ID\tSIZE\tCREATED"]
+            for r in rows:
+                created = r["Created"]
+                ago = (human_duration(now - _epoch(str(created))) + " ago") if created else "N/A"
+                lines.append("\t".join((
+                    str(r["ContainerName"]), str(r["Repository"]) or "<none>",
+                    str(r["Tag"]) or "<none>", str(r["Platform"]),
+                    str(r["ID"]).split(":")[-1][:12], human_size(int(r["Size"])),  # type: ignore[call-overload]
+                    ago)))
+            for line in tabwrite(lines):
+                print(line)
         return 0
 
     return run(with_project(args, go, lock=False))
+
+
+def _rfc3339(t: float) -> str:
+    """How Go's encoding/json writes a time.Time in UTC (RFC 3339, nanoseconds trimmed)."""
+    import datetime as dt
+
+    text = dt.datetime.fromtimestamp(t, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f").rstrip("0")
+    return text.rstrip(".") + "Z"
+
+
+def _epoch(text: str) -> float:
+    import datetime as dt
+
+    return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
