@@ -225,11 +225,13 @@ class Project:
         for key in self.networks_used(services):
             spec = network_spec(self.stack, key)
             try:
-                await self.engine.create_network(spec)
+                info = await self.engine.create_network(spec)
             except NotFound:
                 raise ComposerError(
                     f"network {spec.name} declared as external, but could not be found: "
                     f"create it first") from None
+            for line in info.warnings:  # e.g. another firewall's forward drop we may not open
+                self.progress("Warning", f"network {spec.name}: {line}")
 
     async def ensure_volumes(self) -> None:
         for key in self.stack.volumes:

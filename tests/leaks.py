@@ -2,7 +2,8 @@
 
 Used by e2e and reliability tests: `after - before` must be empty. The categories are the
 ones DESIGN.md names: links `cmp*`, mounts under the state root, cgroups under `composer*`,
-network namespaces, firewall tables named `composer`, engine processes.
+network namespaces, firewall tables named `composer`, rules tagged `composer...` in other
+firewalls' chains (Docker's DOCKER-USER), engine processes.
 """
 from __future__ import annotations
 
@@ -19,11 +20,12 @@ class Snapshot:
     cgroups: frozenset[str]
     netns: frozenset[str]
     nft: frozenset[str]
+    iptables: frozenset[str]
     processes: frozenset[str]
 
     def leaks_since(self, before: Snapshot) -> dict[str, list[str]]:
         out: dict[str, list[str]] = {}
-        for name in ("links", "mounts", "cgroups", "netns", "nft", "processes"):
+        for name in ("links", "mounts", "cgroups", "netns", "nft", "iptables", "processes"):
             new = getattr(self, name) - getattr(before, name)
             if new:
                 out[name] = sorted(new)
@@ -47,6 +49,11 @@ def snapshot(state_roots: tuple[str, ...] = (), scope: str = "") -> Snapshot:
     netns = frozenset(os.listdir("/run/netns")) if os.path.isdir("/run/netns") else frozenset()
     nft_out = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True).stdout
     nft = frozenset(line.strip() for line in nft_out.splitlines() if "composer" in line)
+    try:
+        ipt_out = subprocess.run(["iptables", "-w", "-S"], capture_output=True, text=True).stdout
+    except FileNotFoundError:
+        ipt_out = ""
+    iptables = frozenset(line for line in ipt_out.splitlines() if "--comment composer" in line)
     procs: set[str] = set()
     for pid in os.listdir("/proc"):
         if not pid.isdigit() or int(pid) == os.getpid():
@@ -60,4 +67,4 @@ def snapshot(state_roots: tuple[str, ...] = (), scope: str = "") -> Snapshot:
             continue
         if "composerd" in cmd or "runtime.daemon" in cmd or "runtime.process" in cmd:
             procs.add(f"{pid} {cmd}")
-    return Snapshot(links, frozenset(mounts), cgroups, netns, nft, frozenset(procs))
+    return Snapshot(links, frozenset(mounts), cgroups, netns, nft, iptables, frozenset(procs))

@@ -153,18 +153,3 @@ async def list_tables() -> list[tuple[str, str]]:
     data = json.loads(await _nft(["-j", "list", "tables"]))
     return [(t["table"]["family"], t["table"]["name"]) for t in data.get("nftables", []) if "table" in t]
 
-
-async def foreign_forward_drop() -> list[str]:
-    """Forward base chains of other tables whose policy is drop (e.g. iptables FORWARD DROP).
-
-    Our accept rules cannot override another table's drop; the engine reports this instead
-    of editing someone else's firewall.
-    """
-    data = json.loads(await _nft(["-j", "list", "chains"]))
-    found = []
-    for item in data.get("nftables", []):
-        chain = item.get("chain")
-        if chain and chain.get("hook") == "forward" and chain.get("policy") == "drop":
-            if not str(chain.get("table", "")).startswith(DEFAULT_TABLE):
-                found.append(f"{chain['family']} {chain['table']} {chain['name']}")
-    return found

@@ -18,6 +18,7 @@ import pytest
 
 from runtime.network import NetworkManager
 from runtime.network.firewall import delete_table
+from runtime.network.hostfw import remove_docker_user_rules
 from runtime.network.links import delete_link
 from runtime.network.names import bridge_name
 from runtime.paths import Paths
@@ -134,6 +135,7 @@ async def manager(paths: Paths) -> AsyncIterator[NetworkManager]:
         for name in st.networks:
             await delete_link(bridge_name(name))
         await delete_table(m.table)
+        await remove_docker_user_rules(m.table)
 
 
 @pytest.fixture
