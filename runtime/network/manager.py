@@ -22,8 +22,8 @@ from typing import Literal
 
 from runtime.api import NetworkInfo
 from runtime.errors import Conflict, InvalidArgument, NotFound
-from runtime.network import firewall, hostfw, hostlock, ipam, links, names, ports, sysctl
-from runtime.network.dns import DnsServer, Resolver, host_upstreams
+from runtime.network import firewall, hostdns, hostfw, hostlock, ipam, links, names, ports, sysctl
+from runtime.network.dns import DnsServer, Resolver
 from runtime.network.errors import NetworkError
 from runtime.network.files import resolv_conf
 from runtime.network.state import (
@@ -70,7 +70,11 @@ class NetworkManager:
         self.table = firewall.table_name(paths.root)
         self.pools = tuple(pools)
         self.port_mode: PortMode = port_mode
-        self.resolver = Resolver(list(upstreams) if upstreams is not None else host_upstreams(), dns_timeout)
+        self.host_dns = hostdns.HostResolvConf()
+        self.resolver = (
+            Resolver(list(upstreams), dns_timeout) if upstreams is not None
+            else Resolver(timeout=dns_timeout, host_upstreams=self.host_dns.upstreams)
+        )
         self.dns = DnsServer(self.resolver, dns_port)
         self._reservations: dict[str, list[ports.Reservation]] = {}
         self._proxies: dict[str, list[ports.TcpProxy]] = {}
@@ -377,15 +381,16 @@ class NetworkManager:
         dns_opt: Sequence[str] = (),
         host_mode: bool = False,
     ) -> str:
-        """/etc/resolv.conf for an attached container (or for host/none mode when not attached)."""
+        """/etc/resolv.conf for an attached container (or for host/none mode when not attached).
+
+        Host mode starts from the host's /etc/resolv.conf as it is (its loopback is the host's);
+        every other mode from the file whose servers work from another namespace
+        (runtime.network.hostdns: resolved's upstream file on a systemd-resolved host).
+        """
         st = self.store.load()
         record = st.containers.get(container_id)
         gateways = [st.networks[e.network].gateway for e in record.endpoints] if record else []
-        try:
-            with open("/etc/resolv.conf") as f:
-                host_text = f.read()
-        except OSError:
-            host_text = ""
+        host_text = self.host_dns.host_text() if host_mode else self.host_dns.upstream_text()
         return resolv_conf(gateways, dns, dns_search, dns_opt, host_text, host_mode)
 
     def gateway_of(self, network: str) -> str:
