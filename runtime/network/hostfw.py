@@ -165,7 +165,7 @@ def _iptables_allows(ipt: IptablesFilter, b: BridgeRule) -> bool:
     for rule in ipt.chain_rules("FORWARD"):
         parts = rule.split()
         if parts[-2:] == ["-j", "ACCEPT"] and any(
-            p == "-i" and nxt in (b.bridge, "cmpb+") for p, nxt in zip(parts, parts[1:])
+            p == "-i" and nxt in (b.bridge, "cmpb+") for p, nxt in zip(parts, parts[1:], strict=False)
         ):
             return True
     return False
