@@ -1,18 +1,27 @@
 #!/usr/bin/env bash
-# Everything composer and its tests need on Debian 12, as root. Idempotent.
+# Everything composer and its tests need on Debian 12 (or a Debian-like host), as root.
+# Idempotent. Python packages go into a virtual environment of composer's own (PEP 668:
+# Debian's python3 is "externally managed", so never into the system interpreter):
+#   $COMPOSER_VENV (default /opt/composer)   the venv, with composer installed editable from here
+#   /usr/local/bin/composer, composerd        links into it, so both are on every root PATH
+#   COMPOSER_TEST_PEERS=1                      also the peer engines the tests run beside (docker.io)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+VENV=${COMPOSER_VENV:-/opt/composer}
+BIN=${COMPOSER_BIN:-/usr/local/bin}
+[ "$(id -u)" = 0 ] || { echo "install-deps.sh: run it as root (sudo bash scripts/install-deps.sh)" >&2; exit 1; }
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends \
+    python3 python3-venv \
     busybox-static nftables iptables iproute2 debootstrap procps psmisc util-linux \
     ca-certificates curl docker-registry skopeo tini >/dev/null
-# docker.io (dockerd 20.10, containerd): tests/integration/network/netns/test_docker.py starts
-# a private dockerd beside composer's networks. Its package would start the daemons at once
-# (with the host's default data root, docker0 and a FORWARD DROP): a policy-rc.d that refuses
-# service starts is put in place for the install, unless the host already has one, and the
-# units it enables are disabled again (they are for the tests, not for every boot).
-if ! command -v dockerd >/dev/null || ! command -v containerd >/dev/null; then
+# COMPOSER_TEST_PEERS=1 (CI: .ci/run): also docker.io (dockerd 20.10, containerd), which
+# tests/integration/network/netns/test_docker.py starts beside composer's networks. Not for a
+# user's install. The package would start the daemons at once (default data root, docker0, a
+# FORWARD DROP): a policy-rc.d refusing service starts is in place for the install unless the
+# host has one, and the units it enables are disabled again (for the tests, not every boot).
+if [ "${COMPOSER_TEST_PEERS:-0}" = 1 ] && ! { command -v dockerd && command -v containerd; } >/dev/null; then
     policy=/usr/sbin/policy-rc.d
     if [ ! -e "$policy" ]; then
         printf '#!/bin/sh\nexit 101\n' >"$policy"; chmod +x "$policy"
@@ -23,4 +32,14 @@ if ! command -v dockerd >/dev/null || ! command -v containerd >/dev/null; then
         systemctl disable -q docker.service docker.socket containerd.service 2>/dev/null || true
     fi
 fi
-python3 -m pip install -q -e '.[test]'
+# A venv made by another python (e.g. after a distribution upgrade) is rebuilt, not patched.
+want=$(python3 -c 'import sys; print(sys.version_info[:2])')
+if [ -x "$VENV/bin/python" ] && [ "$("$VENV/bin/python" -c 'import sys; print(sys.version_info[:2])' 2>/dev/null)" != "$want" ]; then
+    rm -rf "$VENV"
+fi
+[ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
+"$VENV/bin/python" -m pip install -q --upgrade pip
+"$VENV/bin/python" -m pip install -q --no-warn-script-location -e '.[test]'
+mkdir -p "$BIN"
+for cmd in composer composerd; do ln -sfn "$VENV/bin/$cmd" "$BIN/$cmd"; done
+echo "composer installed in $VENV; $(command -v composer) -> $(readlink "$BIN/composer")"

@@ -13,6 +13,7 @@ from __future__ import annotations
 import http.client
 import logging
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -75,6 +76,9 @@ class Dockerd:
         return self.base / "docker.sock"
 
     def start(self) -> None:
+        for tool in ("dockerd", "containerd"):
+            if shutil.which(tool) is None:
+                pytest.fail(f"{tool} not found: install docker.io (COMPOSER_TEST_PEERS=1 bash scripts/install-deps.sh)")
         if self.containerd is None:
             (self.base / "containerd.toml").write_text(
                 "version = 2\n"
