@@ -17,7 +17,7 @@ apt-get install -y -qq --no-install-recommends \
     busybox-static nftables iptables iproute2 debootstrap procps psmisc util-linux \
     ca-certificates curl docker-registry skopeo tini >/dev/null
 # COMPOSER_TEST_PEERS=1 (CI: .ci/run): also docker.io (dockerd 20.10, containerd), which
-# tests/integration/network/netns/test_docker.py starts beside composer's networks. Not for a
+# tests/integration/network/netns/scenario_docker.py starts beside composer's networks. Not for a
 # user's install. The package would start the daemons at once (default data root, docker0, a
 # FORWARD DROP): a policy-rc.d refusing service starts is in place for the install unless the
 # host has one, and the units it enables are disabled again (for the tests, not every boot).

@@ -1,6 +1,6 @@
 """Composer networks beside other firewalls, each scenario in a private network namespace.
 
-The files in tests/integration/network/netns/ reproduce another program's firewall state (a
+The scenario_*.py files in tests/integration/network/netns/ reproduce another program's firewall state (a
 real dockerd from Debian's docker.io; netavark's chains and table; an nftables-only host
 firewall; a FORWARD DROP without DOCKER-USER; no br_netfilter). They run in
 `unshare --net --mount` (see netns/conftest.py for why), one pytest run per file, started
@@ -45,7 +45,7 @@ def run_private(test_file: str, timeout: float) -> tuple[subprocess.CompletedPro
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("test_file", ["test_docker.py", "test_firewalls.py"])
+@pytest.mark.parametrize("test_file", ["scenario_docker.py", "scenario_firewalls.py"])
 def test_scenarios_in_private_netns(test_file: str) -> None:
     done, took = run_private(test_file, timeout=600)
     print(f"{test_file}: {took:.1f}s\n{done.stdout[-3000:]}")

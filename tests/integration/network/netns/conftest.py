@@ -6,8 +6,9 @@ namespace, so inside one the tests can set the FORWARD policy to DROP, start a r
 write netavark's chains under their real names without touching the machine's own firewall,
 a real Docker on it, or other test runs beside them; deleting the namespace undoes all of it.
 
-`tests/integration/network/test_coexistence.py` runs each file here in
-`unshare --net --mount` with COMPOSER_TEST_NETNS=1; a plain pytest run does not collect them.
+`tests/integration/network/test_coexistence.py` runs each `scenario_*.py` here in
+`unshare --net --mount` with COMPOSER_TEST_NETNS=1, naming the file (a plain pytest run does
+not collect them: their names do not match `test_*.py`).
 
 The private host has an uplink: a cmp-named veth to an "outside" namespace that owns
 198.18.201.1 ("the internet", on its lo) and routes our pools back, reached through the host's
@@ -31,9 +32,6 @@ from runtime.network import NetworkManager
 from runtime.types import NetworkAttachment, NetworkSpec, PortBinding
 from tests.integration.network.conftest import Ns, probe, run_in
 from tests.ports import free_block
-
-IN_NETNS = os.environ.get("COMPOSER_TEST_NETNS") == "1"
-collect_ignore_glob = [] if IN_NETNS else ["test_*.py"]
 
 UPLINK = "cmpup0"
 HOST_IP = "10.199.201.1"
@@ -66,7 +64,7 @@ def sh(*argv: str, stdin: str | None = None) -> str:
 
 @pytest.fixture(scope="session", autouse=True)
 def _private_netns() -> None:
-    outer = os.environ.get("COMPOSER_TEST_OUTER_NETNS", "")
+    outer = os.environ.get("COMPOSER_TEST_OUTER_NETNS", "") if os.environ.get("COMPOSER_TEST_NETNS") == "1" else ""
     if not outer or os.stat("/proc/self/ns/net").st_ino == int(outer):
         pytest.exit("tests/integration/network/netns must run in a private network namespace "
                     "(test_coexistence.py starts them so)", returncode=4)
