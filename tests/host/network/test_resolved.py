@@ -13,16 +13,15 @@ import os
 import re
 import shutil
 import subprocess
-import tempfile
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from runtime.engine import Engine
-from runtime.paths import Paths
 from runtime.types import ContainerSpec, NetworkAttachment, NetworkSpec
+from tests.integration.engine.conftest import engine  # noqa: F401  (the fixture)
 
 NAME = "deb.debian.org"
 
@@ -53,29 +52,12 @@ def resolved() -> Iterator[None]:
     yield
 
 
-@pytest.fixture
-async def engine(resolved: None) -> AsyncIterator[Engine]:
-    base = Path(tempfile.mkdtemp(prefix="cmpres"))
-    eng = await Engine.open(Paths(base / "root", base / "run"), cgroup_parent=f"composer-host-{os.getpid()}")
-    eng.images.ensure_busybox()
-    try:
-        yield eng
-    finally:
-        for c in await eng.list_containers(all=True):
-            await eng.remove_container(c.id, force=True, volumes=True)
-        for n in await eng.list_networks():
-            await eng.networks.remove(n.name)
-        await eng.close()
-        eng.cgroups.remove_parent()
-        shutil.rmtree(base, ignore_errors=True)
+async def output(eng: Engine, name: str) -> str:
+    await eng.wait_container(name)
+    return "".join([line.data async for line in eng.logs(name)])
 
 
-async def output(engine: Engine, name: str) -> str:
-    await engine.wait_container(name)
-    return "".join([line.data async for line in engine.logs(name)])
-
-
-async def test_container_resolves_through_resolveds_upstream(engine: Engine) -> None:
+async def test_container_resolves_through_resolveds_upstream(resolved: None, engine: Engine) -> None:  # noqa: F811
     # the host as systemd-resolved leaves it
     assert re.findall(r"^nameserver (\S+)", Path("/etc/resolv.conf").read_text(), re.M) == ["127.0.0.53"]
     assert "nameserver 10.0.2.3" in Path("/run/systemd/resolve/resolv.conf").read_text()

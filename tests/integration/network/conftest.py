@@ -53,6 +53,15 @@ async def run_in(pid: int, *argv: str, timeout: float = 10.0, check: bool = Fals
     return rc, out.decode(), err.decode()
 
 
+# an "outside" server on port 8080 that answers each connection with the address it came from
+WHOAMI_SERVER = r"""
+import socket
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", 8080)); s.listen()
+while True:
+    c, addr = s.accept(); c.sendall(addr[0].encode()); c.close()
+"""
+
 PROBE = r"""
 import socket, sys
 from dnslib import DNSRecord

@@ -30,7 +30,7 @@ from runtime.api import NetworkInfo
 from runtime.errors import NotFound
 from runtime.network import NetworkManager
 from runtime.types import NetworkAttachment, NetworkSpec, PortBinding
-from tests.integration.network.conftest import Ns, probe, run_in
+from tests.integration.network.conftest import WHOAMI_SERVER, Ns, probe, run_in
 from tests.ports import free_block
 
 UPLINK = "cmpup0"
@@ -39,13 +39,6 @@ OUTSIDE_IP = "10.199.201.2"
 INTERNET_IP = "198.18.201.1"
 WHOAMI_PORT = 8080
 
-WHOAMI = r"""
-import socket
-s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("0.0.0.0", 8080)); s.listen()
-while True:
-    c, addr = s.accept(); c.sendall(addr[0].encode()); c.close()
-"""
 # connect; with an HTTP GET unless asking the whoami server (it answers at once and closes)
 ASK = (
     "import socket, sys; c = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=float(sys.argv[3])); "
@@ -113,7 +106,7 @@ async def uplink(spawn_ns: Callable[[], Ns]) -> AsyncIterator[Uplink]:
         # the private host's default route: its own, in its own namespace
         sh("ip", "route", "add", "default", "via", OUTSIDE_IP, "dev", UPLINK)
         server = await asyncio.create_subprocess_exec(
-            "nsenter", "-t", str(outside.pid), "-n", "python3", "-c", WHOAMI)
+            "nsenter", "-t", str(outside.pid), "-n", "python3", "-c", WHOAMI_SERVER)
         for _ in range(100):
             _, out, _ = await run_in(outside.pid, "ss", "-ltnH")
             if f":{WHOAMI_PORT} " in out:
