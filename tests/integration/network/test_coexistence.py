@@ -45,7 +45,10 @@ def run_private(test_file: str, timeout: float) -> tuple[subprocess.CompletedPro
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("test_file", ["scenario_docker.py", "scenario_firewalls.py"])
+@pytest.mark.parametrize("test_file", [
+    pytest.param("scenario_docker.py", marks=pytest.mark.peers),
+    "scenario_firewalls.py",
+])
 def test_scenarios_in_private_netns(test_file: str) -> None:
     done, took = run_private(test_file, timeout=600)
     print(f"{test_file}: {took:.1f}s\n{done.stdout[-3000:]}")
