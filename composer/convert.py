@@ -107,7 +107,7 @@ def _networking(stack: Stack, svc: ServiceSpec) -> tuple[str, tuple[NetworkAttac
 
 
 def _mounts(stack: Stack, svc: ServiceSpec) -> tuple[Mount, ...]:
-    mounts = [_mount(stack, m) for m in (*svc.volumes, *svc.tmpfs)]
+    mounts = [mount_of(stack, m) for m in (*svc.volumes, *svc.tmpfs)]
     for kind, refs, objects, folder in (
         ("secret", svc.secrets, stack.secrets, "/run/secrets"),
         ("config", svc.configs, stack.configs, "/"),
@@ -126,7 +126,8 @@ def _mounts(stack: Stack, svc: ServiceSpec) -> tuple[Mount, ...]:
     return tuple(mounts)
 
 
-def _mount(stack: Stack, m: VolumeMount) -> Mount:
+def mount_of(stack: Stack, m: VolumeMount) -> Mount:
+    """A `volumes:` entry as the engine mounts it."""
     if m.type == "bind":
         return Mount(
             "bind", m.target, m.source or "", read_only=m.read_only,

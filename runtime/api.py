@@ -210,6 +210,7 @@ class EngineAPI(Protocol):
         user: str | None = None,
         env: dict[str, str] | None = None,
         workdir: str | None = None,
+        privileged: bool = False,
     ) -> ExecResult: ...
     async def exec_prepare(
         self,
@@ -219,6 +220,7 @@ class EngineAPI(Protocol):
         env: dict[str, str] | None = None,
         workdir: str | None = None,
         tty: bool = False,
+        privileged: bool = False,
     ) -> ExecTarget: ...
     async def attach_container(self, ref: str, logs: bool = False) -> AttachStream: ...
     async def top(self, ref: str) -> list[dict[str, str]]: ...

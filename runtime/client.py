@@ -414,8 +414,10 @@ class Client:
         user: str | None = None,
         env: dict[str, str] | None = None,
         workdir: str | None = None,
+        privileged: bool = False,
     ) -> ExecResult:
-        body = rpc.ExecRequest(argv=tuple(argv), user=user, env=dict(env or {}), workdir=workdir)
+        body = rpc.ExecRequest(argv=tuple(argv), user=user, env=dict(env or {}), workdir=workdir,
+                               privileged=privileged)
         return serde.from_dict(
             ExecResult, await self._call("POST", f"/containers/{_seg(ref)}/exec", body=body)
         )
@@ -428,9 +430,10 @@ class Client:
         env: dict[str, str] | None = None,
         workdir: str | None = None,
         tty: bool = False,
+        privileged: bool = False,
     ) -> ExecTarget:
         body = rpc.ExecRequest(argv=tuple(argv), user=user, env=dict(env or {}), workdir=workdir,
-                               tty=tty)
+                               tty=tty, privileged=privileged)
         return serde.from_dict(
             ExecTarget, await self._call("POST", f"/containers/{_seg(ref)}/exec-prepare", body=body)
         )

@@ -238,7 +238,8 @@ async def exec_run(request: web.Request) -> web.Response:
     if not req.argv:
         raise InvalidArgument("invalid exec: argv is empty, give the command to run")
     result = await _engine(request).exec_run(
-        ref, list(req.argv), user=req.user, env=dict(req.env) or None, workdir=req.workdir
+        ref, list(req.argv), user=req.user, env=dict(req.env) or None, workdir=req.workdir,
+        privileged=req.privileged,
     )
     return _json(result)
 
@@ -250,7 +251,7 @@ async def exec_prepare(request: web.Request) -> web.Response:
         raise InvalidArgument("invalid exec: argv is empty, give the command to run")
     target = await _engine(request).exec_prepare(
         ref, list(req.argv), user=req.user, env=dict(req.env) or None, workdir=req.workdir,
-        tty=req.tty,
+        tty=req.tty, privileged=req.privileged,
     )
     return _json(target)
 

@@ -586,7 +586,10 @@ class Engine:
 
     def _exec_config(self, ref: str, argv: list[str], user: str | None,
                      env: dict[str, str] | None, workdir: str | None,
-                     tty: bool = False) -> tuple[ContainerRecord, Launched, ExecConfig]:
+                     tty: bool = False, privileged: bool = False,
+                     ) -> tuple[ContainerRecord, Launched, ExecConfig]:
+        """The exec's settings from the container's; `privileged` (exec --privileged) gives
+        this process every capability, as Docker (seccomp and mounts stay the container's)."""
         rec = self.table.get(ref)
         launched = self._launched.get(rec.id)
         if launched is None or rec.run.state != "running":
@@ -599,7 +602,8 @@ class Engine:
             user=user if user is not None else rec.resolved.user,
             group_add=rec.spec.group_add,
             tty=tty,
-            capabilities=effective_caps(rec.spec.cap_add, rec.spec.cap_drop, rec.spec.privileged),
+            capabilities=effective_caps(rec.spec.cap_add, rec.spec.cap_drop,
+                                        rec.spec.privileged or privileged),
             privileged=rec.spec.privileged,
             seccomp=seccomp_profile(rec.spec),
             cgroup_procs=self._cgroup_procs(rec),
@@ -614,8 +618,10 @@ class Engine:
         env: dict[str, str] | None = None,
         workdir: str | None = None,
         timeout: float | None = None,
+        privileged: bool = False,
     ) -> ExecResult:
-        _, launched, cfg = self._exec_config(ref, argv, user, env, workdir)
+        _, launched, cfg = self._exec_config(ref, argv, user, env, workdir,
+                                             privileged=privileged)
         code, out, err = await self.launcher.exec_run(launched, cfg, timeout)
         return ExecResult(code, out.decode(errors="replace"), err.decode(errors="replace"))
 
@@ -627,10 +633,11 @@ class Engine:
         env: dict[str, str] | None = None,
         workdir: str | None = None,
         tty: bool = False,
+        privileged: bool = False,
     ) -> ExecTarget:
         """For `exec -it`: the caller runs the exec through the fork server itself, so the pty
         is its own terminal's peer and no bytes of the session pass through the daemon."""
-        _, launched, cfg = self._exec_config(ref, argv, user, env, workdir, tty)
+        _, launched, cfg = self._exec_config(ref, argv, user, env, workdir, tty, privileged)
         return ExecTarget(launched.pid, launched.start_time, serde.to_dict(cfg),
                           self.launcher.socket_path)
 

@@ -80,6 +80,7 @@ class ExecRequest:
     env: dict[str, str] = field(default_factory=dict)
     workdir: str | None = None
     tty: bool = False
+    privileged: bool = False  # exec --privileged: every capability for this process
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from runtime.api import (
     BuildProgress,
     BuildRequest,
     ContainerInfo,
+    ExecResult,
     ImageInfo,
     NetworkInfo,
     PullEvent,
@@ -35,6 +36,7 @@ class MemEngine:
         self.built: list[str] = []
         self.requests: list[BuildRequest] = []
         self.log: list[tuple[str, str]] = []  # (verb, container name)
+        self.execs: list[dict[str, object]] = []  # exec_run's arguments
         self.pull_fails = False
         self.exit_on_start: dict[str, int] = {}  # service -> exit code: a one-shot
         self.health: dict[str, str] = {}  # service -> health status its containers report
@@ -136,6 +138,16 @@ class MemEngine:
         self.containers[info.id] = info
         self.log.append(("create", spec.name))
         return info
+
+    async def exec_run(self, ref: str, argv: list[str], user: str | None = None,
+                       env: dict[str, str] | None = None, workdir: str | None = None,
+                       privileged: bool = False) -> ExecResult:
+        c = self.containers[ref]
+        if c.state != "running":
+            raise Conflict(f"container {c.name} is not running")
+        self.execs.append({"name": c.name, "argv": argv, "user": user, "env": env,
+                           "workdir": workdir, "privileged": privileged})
+        return ExecResult(0, "ran\n", "")
 
     async def start_container(self, ref: str) -> ContainerInfo:
         from composer import labels as L

@@ -316,6 +316,7 @@ class FakeEngine:
         env: dict[str, str] | None = None,
         workdir: str | None = None,
         tty: bool = False,
+        privileged: bool = False,
     ) -> ExecTarget:
         box = self._box(ref)
         if box.info.state != "running":
@@ -323,7 +324,7 @@ class FakeEngine:
                 f"container {box.info.name} is not running: start it first", subject=box.info.name
             )
         cfg = {"argv": list(argv), "user": user or "", "cwd": workdir or "/", "tty": tty,
-               "env": [f"{k}={v}" for k, v in (env or {}).items()]}
+               "privileged": privileged, "env": [f"{k}={v}" for k, v in (env or {}).items()]}
         return ExecTarget(pid=box.info.pid or 1, start_time=0, config=cfg, forkserver="/fake.sock")
 
     async def exec_run(
@@ -333,6 +334,7 @@ class FakeEngine:
         user: str | None = None,
         env: dict[str, str] | None = None,
         workdir: str | None = None,
+        privileged: bool = False,
     ) -> ExecResult:
         box = self._box(ref)
         if box.info.state != "running":
