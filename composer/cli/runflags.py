@@ -19,6 +19,8 @@ from composer.spec import Stack
 from composer.spec.mounts import VolumeMount
 from composer.spec.ports import PortSpec
 from composer.spec.where import Where
+from runtime.errors import InvalidArgument
+from runtime.process.config import normalize_cap
 from runtime.types import ContainerSpec, PortBinding
 
 PULL_POLICIES = ("always", "missing", "never", "build")
@@ -72,6 +74,12 @@ def apply_run_flags(stack: Stack, spec: ContainerSpec, args: argparse.Namespace)
             raise ComposerError(f"--label {key}: the {L.PREFIX}* labels are composer's own "
                                 "(it finds its containers by them); use another key")
         labels[key] = value
+    for flag, caps in (("--cap-add", args.cap_add), ("--cap-drop", args.cap_drop)):
+        for cap in caps:
+            try:
+                normalize_cap(cap)
+            except InvalidArgument as e:
+                raise ComposerError(f"{flag}: {e}") from None
     networks = spec.networks if args.use_aliases else tuple(
         replace(n, aliases=()) for n in spec.networks)
     return replace(spec, ports=(*ports, *extra), mounts=tuple(mounts), labels=labels,

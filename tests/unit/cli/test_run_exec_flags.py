@@ -80,6 +80,7 @@ def test_run_flags_reach_the_container(tmp_path: Path, engine: MemEngine) -> Non
     (["-p", "99999:80"], "--publish[0]"),
     (["-l", "com.docker.compose.project=other"], "composer's own"),
     (["-l", "=x"], "use KEY=VALUE"),
+    (["--cap-add", "NOPE"], "--cap-add: unknown capability 'NOPE'"),
 ])
 def test_bad_run_flags_are_one_line(tmp_path: Path, engine: MemEngine, argv: list[str],
                                     message: str, capsys: pytest.CaptureFixture[str]) -> None:
