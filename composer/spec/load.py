@@ -76,6 +76,13 @@ def load_stack(opts: LoadOptions) -> Stack:
     return stack
 
 
+def stack_files(opts: LoadOptions) -> list[Path]:
+    """The stack files `load_stack(opts)` would read first (-f, COMPOSE_FILE, the default
+    names with their override), without loading them (`config --variables`)."""
+    environ = dict(os.environ if opts.environ is None else opts.environ)
+    return _find_files(opts, environ, Path(opts.working_dir or os.getcwd()).resolve())
+
+
 def _find_files(opts: LoadOptions, environ: Mapping[str, str], cwd: Path) -> list[Path]:
     base = Path(opts.project_directory) if opts.project_directory else cwd
     names = list(opts.files)
