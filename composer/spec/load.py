@@ -55,7 +55,7 @@ class LoadOptions:
 def load_stack(opts: LoadOptions) -> Stack:
     environ = dict(os.environ if opts.environ is None else opts.environ)
     cwd = Path(opts.working_dir or os.getcwd()).resolve()
-    files = _find_files(opts, environ, cwd)
+    files = _find_files(opts, _with_dotenv_file_var(opts, environ, cwd), cwd)
     project_dir = Path(opts.project_directory).resolve() if opts.project_directory else files[0].parent
     env = _environment(opts, environ, project_dir, cwd)
     interp = Interpolator(env)
@@ -80,7 +80,20 @@ def stack_files(opts: LoadOptions) -> list[Path]:
     """The stack files `load_stack(opts)` would read first (-f, COMPOSE_FILE, the default
     names with their override), without loading them (`config --variables`)."""
     environ = dict(os.environ if opts.environ is None else opts.environ)
-    return _find_files(opts, environ, Path(opts.working_dir or os.getcwd()).resolve())
+    cwd = Path(opts.working_dir or os.getcwd()).resolve()
+    return _find_files(opts, _with_dotenv_file_var(opts, environ, cwd), cwd)
+
+
+def _with_dotenv_file_var(opts: LoadOptions, environ: dict[str, str],
+                          cwd: Path) -> dict[str, str]:
+    """As Compose, COMPOSE_FILE (and COMPOSE_PATH_SEPARATOR) may come from the env files of
+    the working folder (`.env`, or --env-file / COMPOSE_ENV_FILES) when not set outside."""
+    if opts.files or "COMPOSE_FILE" in environ:
+        return environ
+    base = Path(opts.project_directory).resolve() if opts.project_directory else cwd
+    env = _environment(opts, environ, base, cwd)
+    return {**environ, **{k: env[k] for k in ("COMPOSE_FILE", "COMPOSE_PATH_SEPARATOR")
+                          if k in env}}
 
 
 def _find_files(opts: LoadOptions, environ: Mapping[str, str], cwd: Path) -> list[Path]:
@@ -110,16 +123,27 @@ def _find_files(opts: LoadOptions, environ: Mapping[str, str], cwd: Path) -> lis
 def _environment(opts: LoadOptions, environ: dict[str, str], project_dir: Path, cwd: Path) -> dict[str, str]:
     """Variables for interpolation: env files first, the process environment wins."""
     env: dict[str, str] = {}
-    if opts.env_files:
-        for name in opts.env_files:
+    names, flag = list(opts.env_files), "--env-file"
+    if not names and environ.get("COMPOSE_ENV_FILES"):
+        names = [n.strip() for n in environ["COMPOSE_ENV_FILES"].split(",") if n.strip()]
+        flag = "COMPOSE_ENV_FILES"
+    if names:
+        for name in names:
             path = Path(name) if os.path.isabs(name) else cwd / name
             if not path.is_file():
-                raise SpecError("env file not found (check --env-file)", file=name)
+                raise SpecError(f"env file not found (check {flag})", file=name)
             env.update(read_env_file(path, {**env, **environ}, label=name))
+    elif _truthy(environ.get("COMPOSE_DISABLE_ENV_FILE", "")):
+        pass  # as Compose: no .env at all
     elif (project_dir / ".env").is_file():
         env.update(read_env_file(project_dir / ".env", environ, label=".env"))
     env.update(environ)
     return env
+
+
+def _truthy(value: str) -> bool:
+    """Go's strconv.ParseBool as Compose reads its boolean variables."""
+    return value.strip().lower() in ("1", "t", "true")
 
 
 def _display(path: Path, cwd: Path, project_dir: Path) -> str:
