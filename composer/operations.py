@@ -15,7 +15,15 @@ from composer import labels as L
 from composer.convert import config_hash, container_spec, network_spec, volume_spec
 from composer.errors import ComposerError
 from composer.graph import ServiceGraph, build_graph
-from composer.project import Action, DesiredService, Plan, PlanError, plan_down, plan_up
+from composer.project import (
+    ORPHAN_WARNING,
+    Action,
+    DesiredService,
+    Plan,
+    PlanError,
+    plan_down,
+    plan_up,
+)
 from composer.scheduler import DownResult, UpResult, run_down, run_up
 from composer.spec import Stack
 from runtime.api import BuildRequest, ContainerInfo, EngineAPI
@@ -55,6 +63,7 @@ class UpOptions:
     pull: str | None = None  # always|missing|never|build over each service's pull_policy
     quiet_pull: bool = False
     wait_timeout: float | None = None  # --wait-timeout: the whole up, dependencies included
+    ignore_orphans: bool = False  # COMPOSE_IGNORE_ORPHANS: no orphan warning
 
 
 def _noop(obj: str, status: str) -> None:
@@ -152,7 +161,8 @@ class Project:
             known=self.stack.all_services().keys(),  # not selected / profile off: not orphans
         )
         for warning in plan.warnings:
-            self.progress("Warning", warning)
+            if not (opts.ignore_orphans and warning.startswith(ORPHAN_WARNING)):
+                self.progress("Warning", warning)
         for action in plan.orphan_actions:
             await self._remove(action.container, opts.timeout)
         # --no-deps: the named services alone, nothing of their dependencies awaited

@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 from composer.cli.config_cmd import load_from_args
 from composer.cli.progress import PlainProgress, make_progress
-from composer.errors import NoStackFile
+from composer.errors import ComposerError, NoStackFile
 from composer.operations import Project
 from composer.spec import Stack
 
@@ -109,6 +109,21 @@ def targeted_services(args: argparse.Namespace) -> list[str]:
     many, one = getattr(args, "services", None), getattr(args, "service", None)
     names = [n for n in many if isinstance(n, str)] if isinstance(many, list) else []
     return names + [one] if isinstance(one, str) else names
+
+
+def orphan_options(args: argparse.Namespace) -> tuple[bool, bool]:
+    """(remove, ignore) orphans: --remove-orphans or COMPOSE_REMOVE_ORPHANS, and
+    COMPOSE_IGNORE_ORPHANS (no warning about them), which can't go with --remove-orphans."""
+    def truthy(name: str) -> bool:
+        return os.environ.get(name, "").strip().lower() in ("1", "t", "true")
+
+    ignore = truthy("COMPOSE_IGNORE_ORPHANS")
+    if ignore and getattr(args, "remove_orphans", False):
+        raise ComposerError("COMPOSE_IGNORE_ORPHANS and --remove-orphans can't be combined "
+                            "(unset one)")
+    remove = bool(getattr(args, "remove_orphans", False)) or (
+        truthy("COMPOSE_REMOVE_ORPHANS") and not ignore)
+    return remove, ignore
 
 
 def add_services_arg(p: argparse.ArgumentParser) -> None:

@@ -6,7 +6,7 @@ import asyncio
 import sys
 
 from composer import labels as L
-from composer.cli.common import add_services_arg, run, with_project
+from composer.cli.common import add_services_arg, orphan_options, run, with_project
 from composer.cli.psformat import FormatError, go_json, render
 from composer.cli.up_cmd import _scale, check_recreate_flags
 from composer.errors import ComposerError
@@ -71,7 +71,8 @@ def create(args: argparse.Namespace) -> int:
         raise ComposerError("--build and --no-build can't be combined (pick one)")
     check_recreate_flags(args)
     opts = UpOptions(services=args.services, force_recreate=args.force_recreate,
-                     no_recreate=args.no_recreate, remove_orphans=args.remove_orphans,
+                     no_recreate=args.no_recreate, remove_orphans=orphan_options(args)[0],
+                     ignore_orphans=orphan_options(args)[1],
                      scale=_scale(args.scale), build=args.build, no_build=args.no_build,
                      no_start=True, pull=args.pull, quiet_pull=args.quiet_pull)
 

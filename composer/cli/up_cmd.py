@@ -8,7 +8,7 @@ import signal
 import sys
 
 from composer import labels as L
-from composer.cli.common import add_services_arg, run, with_project
+from composer.cli.common import add_services_arg, orphan_options, run, with_project
 from composer.errors import ComposerError
 from composer.operations import PULL_POLICIES, Project, UpOptions
 
@@ -106,9 +106,10 @@ def check_recreate_flags(args: argparse.Namespace) -> None:
 
 def up(args: argparse.Namespace) -> int:
     check_up_flags(args)
+    remove_orphans, ignore_orphans = orphan_options(args)
     opts = UpOptions(
         services=args.services, force_recreate=args.force_recreate, no_recreate=args.no_recreate,
-        remove_orphans=args.remove_orphans, scale=_scale(args.scale), build=args.build,
+        remove_orphans=remove_orphans, ignore_orphans=ignore_orphans, scale=_scale(args.scale), build=args.build,
         no_build=args.no_build, no_start=args.no_start, wait=args.wait, timeout=args.timeout,
         no_deps=args.no_deps, always_recreate_deps=args.always_recreate_deps,
         renew_anon_volumes=args.renew_anon_volumes, pull=args.pull, quiet_pull=args.quiet_pull,
@@ -186,7 +187,7 @@ async def attach(project: Project, args: argparse.Namespace) -> int:
 
 def down(args: argparse.Namespace) -> int:
     async def go(project: Project) -> int:
-        await project.down(remove_orphans=args.remove_orphans, volumes=args.volumes,
+        await project.down(remove_orphans=orphan_options(args)[0], volumes=args.volumes,
                            timeout=args.timeout, rmi=args.rmi)
         return 0
 
