@@ -45,6 +45,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--env-file", dest="env_files", action="append", default=None)
     p.add_argument("--profile", dest="profiles", action="append", default=None)
     p.add_argument("--debug", action="store_true", help="show tracebacks")
+    p.add_argument("--ansi", choices=("never", "always", "auto"), default=None,
+                   help="colours and the live display: never, always, or auto (on a terminal; "
+                        "also COMPOSE_ANSI)")
+    p.add_argument("--progress", choices=("auto", "tty", "plain", "quiet", "json"),
+                   default=None, help="how progress is shown (also COMPOSE_PROGRESS; "
+                                      "COMPOSE_STATUS_STDOUT=1 writes it to stdout)")
     p.add_argument("-v", "--version", action="store_true", help="show composer's version")
     sub = p.add_subparsers(dest="verb", metavar="COMMAND")
     for name in VERB_MODULES:
@@ -72,6 +78,9 @@ def _main(argv: Sequence[str] | None) -> int:
         parser.print_help()
         return 0
     try:
+        from composer.cli.output import configure
+
+        configure(args.ansi, args.progress)
         code: int = args.func(args)
         sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
         return code

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from composer.cli.config_cmd import load_from_args
+from composer.cli.output import status_stream
 from composer.cli.progress import PlainProgress, make_progress
 from composer.errors import ComposerError, NoStackFile
 from composer.operations import Project
@@ -80,7 +81,7 @@ async def with_project(args: argparse.Namespace,
         if stack is None:
             assert name is not None
             stack = await stack_by_name(client, name)
-        progress = make_progress() if lock else PlainProgress()
+        progress = make_progress() if lock else PlainProgress(status_stream())
         project = Project(stack, client, progress, build_output=_build_line)
         project.by_labels = name is not None
         verb = getattr(args, "verb", None)

@@ -9,6 +9,7 @@ import time
 
 from composer import labels as L
 from composer.cli.common import add_services_arg, run, with_project
+from composer.cli.output import colours
 from composer.cli.up_cmd import COLOURS
 from composer.errors import ComposerError
 from composer.operations import Project
@@ -39,7 +40,7 @@ def _stamp(t: float) -> str:
 
 def logs(args: argparse.Namespace) -> int:
     tail = None if args.tail == "all" else int(args.tail)
-    colour = sys.stdout.isatty() and not args.no_color
+    colour = colours(sys.stdout) and not args.no_color
 
     async def go(project: Project) -> int:
         cs = await project.containers(args.services, all=True)

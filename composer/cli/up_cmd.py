@@ -9,6 +9,7 @@ import sys
 
 from composer import labels as L
 from composer.cli.common import add_services_arg, orphan_options, run, with_project
+from composer.cli.output import colours
 from composer.errors import ComposerError
 from composer.operations import PULL_POLICIES, Project, UpOptions
 
@@ -135,7 +136,7 @@ async def attach(project: Project, args: argparse.Namespace) -> int:
     services = set(args.services) if args.services else set()
     containers = [c for c in await project.containers(all=False)
                   if not services or c.labels.get(L.SERVICE) in project.graph.select(services)]
-    tty = sys.stdout.isatty()
+    tty = colours(sys.stdout)
     width = max((len(c.name) for c in containers), default=0)
     exit_codes: dict[str, int] = {}
     first_exit: asyncio.Future[str] = asyncio.get_running_loop().create_future()
