@@ -80,6 +80,7 @@ class Project:
         self._graph: ServiceGraph | None = None
         self._image_ids: dict[str, str | None] = {}
         self.by_labels = False  # the stack was rebuilt from container labels (-p NAME, no file)
+        self.parallelism = 8  # containers started/stopped at a time (--parallel)
 
     @property
     def name(self) -> str:
@@ -171,7 +172,7 @@ class Project:
             graph,
             start=lambda name: self._apply(plan, name, opts),
             wait_condition=lambda dep, cond: self._wait_condition(dep, cond, opts, deadline),
-            services=selected,
+            services=selected, parallelism=self.parallelism,
         )
         for warning in result.warnings:
             self.progress("Warning", warning)
@@ -651,7 +652,8 @@ class Project:
             await asyncio.gather(*(self._remove(c, timeout, volumes=volumes)
                                    for c in by_service.get(name, [])))
 
-        result = await run_down(self.graph, stop, services=set(self.stack.services) & set(by_service))
+        result = await run_down(self.graph, stop, services=set(self.stack.services) & set(by_service),
+                                parallelism=self.parallelism)
         for action in plan.orphan_actions:
             if action.container is not None:
                 await self._remove(action.container, timeout, volumes=volumes)
@@ -712,7 +714,8 @@ class Project:
                 await self.engine.stop_container(c.id, timeout)
                 self.progress(f"Container {c.name}", "Stopped")
 
-        await run_down(self.graph, stop_one, services=set(running) & set(self.stack.services))
+        await run_down(self.graph, stop_one, services=set(running) & set(self.stack.services),
+                       parallelism=self.parallelism)
 
     async def start(self, services: Sequence[str] = ()) -> None:
         self.check_services(services)
@@ -772,7 +775,8 @@ class Project:
             if dep in targets:
                 await self._wait_condition(dep, condition, UpOptions())
 
-        result = await run_up(graph, restart_one, ready, services=targets)
+        result = await run_up(graph, restart_one, ready, services=targets,
+                              parallelism=self.parallelism)
         if not result.ok:
             raise UpFailed(str(next(iter(result.errors.values()))))
 

@@ -45,6 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--env-file", dest="env_files", action="append", default=None)
     p.add_argument("--profile", dest="profiles", action="append", default=None)
     p.add_argument("--debug", action="store_true", help="show tracebacks")
+    p.add_argument("--parallel", default=None, metavar="N",
+                   help="containers started or stopped at a time (-1: unlimited; default 8; "
+                        "also COMPOSE_PARALLEL_LIMIT)")
     p.add_argument("--ansi", choices=("never", "always", "auto"), default=None,
                    help="colours and the live display: never, always, or auto (on a terminal; "
                         "also COMPOSE_ANSI)")

@@ -84,6 +84,7 @@ async def with_project(args: argparse.Namespace,
         progress = make_progress() if lock else PlainProgress(status_stream())
         project = Project(stack, client, progress, build_output=_build_line)
         project.by_labels = name is not None
+        project.parallelism = parallel_limit(args)
         verb = getattr(args, "verb", None)
         if verb in BY_NAME_VERBS and not (project.by_labels and verb in ("ps", "down")):
             # an unknown service is an error naming it, not a silent no-op (as Compose; from
@@ -110,6 +111,28 @@ def targeted_services(args: argparse.Namespace) -> list[str]:
     many, one = getattr(args, "services", None), getattr(args, "service", None)
     names = [n for n in many if isinstance(n, str)] if isinstance(many, list) else []
     return names + [one] if isinstance(one, str) else names
+
+
+UNLIMITED = 1 << 16  # --parallel -1: as many as there are
+
+
+def parallel_limit(args: argparse.Namespace) -> int:
+    """--parallel N, else COMPOSE_PARALLEL_LIMIT, else 8; -1 is unlimited, as Compose."""
+    value = getattr(args, "parallel", None)
+    what = "--parallel"
+    if value is None and os.environ.get("COMPOSE_PARALLEL_LIMIT", "").strip():
+        value, what = os.environ["COMPOSE_PARALLEL_LIMIT"].strip(), "COMPOSE_PARALLEL_LIMIT"
+    if value is None:
+        return 8
+    try:
+        n = int(value)
+    except ValueError:
+        n = 0
+    if n == -1:
+        return UNLIMITED
+    if n < 1:
+        raise ComposerError(f"{what}={value}: use a number of at least 1, or -1 for unlimited")
+    return n
 
 
 def orphan_options(args: argparse.Namespace) -> tuple[bool, bool]:
