@@ -53,7 +53,23 @@ def load_from_args(args: argparse.Namespace) -> Stack:
         project_directory=args.project_directory,
         env_files=tuple(args.env_files or ()),
         profiles=tuple(args.profiles or ()),
+        stdin=stdin_stack(args),
     ))
+
+
+_STDIN: list[str] = []  # standard input, read once: a verb may load the stack twice
+
+
+def stdin_stack(args: argparse.Namespace) -> str | None:
+    """The text of `-f -`, read from standard input the first time it is asked for."""
+    if "-" not in (args.files or ()):
+        return None
+    if not _STDIN:
+        if sys.stdin is None or sys.stdin.isatty():
+            raise ComposerError("-f -: pipe the stack file into composer (standard input is "
+                                "a terminal or closed)")
+        _STDIN.append(sys.stdin.read())
+    return _STDIN[0]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -114,8 +130,9 @@ def _render(stack: Stack, args: argparse.Namespace) -> str:
 
 
 def _variables(args: argparse.Namespace) -> str:
-    found = variables_of(str(f) for f in stack_files(LoadOptions(
-        files=tuple(args.files or ()), project_directory=args.project_directory)))
+    found = variables_of((str(f) for f in stack_files(LoadOptions(
+        files=tuple(args.files or ()), project_directory=args.project_directory,
+        stdin=stdin_stack(args)))), stdin=stdin_stack(args))
     if args.format == "json":
         return json.dumps([v.__dict__ for v in found], indent=2) + "\n"
     rows = ["NAME\tREQUIRED\tDEFAULT VALUE\tALTERNATE VALUE"] + [

@@ -7,6 +7,7 @@ merge files -> typed model -> cross-references (networks, volumes, secrets) -> p
 """
 from __future__ import annotations
 
+import contextvars
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -27,7 +28,7 @@ from composer.spec.stack import Stack, service_enabled
 from composer.spec.toplevel import FileObject, NetworkConfig, VolumeConfig
 from composer.spec.validate import check_references, model_warnings
 from composer.spec.where import Where, as_map, check_keys
-from composer.spec.yamlio import read_yaml
+from composer.spec.yamlio import parse_yaml, read_yaml
 
 DEFAULT_FILES = ("compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml")
 OVERRIDE_FILES = {
@@ -50,13 +51,26 @@ class LoadOptions:
     environ: Mapping[str, str] | None = None  # None: os.environ
     working_dir: str | None = None  # None: os.getcwd()
     read_env_files: bool = True  # read services' env_file into environment
+    stdin: str | None = None  # the text of `-f -` (the CLI reads standard input once)
 
 
 def load_stack(opts: LoadOptions) -> Stack:
     environ = dict(os.environ if opts.environ is None else opts.environ)
     cwd = Path(opts.working_dir or os.getcwd()).resolve()
     files = _find_files(opts, _with_dotenv_file_var(opts, environ, cwd), cwd)
-    project_dir = Path(opts.project_directory).resolve() if opts.project_directory else files[0].parent
+    if files[0] == STDIN and not opts.project_directory:
+        project_dir = cwd  # as Compose: a stack on stdin belongs to the working folder
+    else:
+        project_dir = Path(opts.project_directory).resolve() if opts.project_directory else files[0].parent
+    token = _STDIN_TEXT.set(opts.stdin)
+    try:
+        return _load(opts, environ, cwd, files, project_dir)
+    finally:
+        _STDIN_TEXT.reset(token)
+
+
+def _load(opts: LoadOptions, environ: dict[str, str], cwd: Path, files: list[Path],
+          project_dir: Path) -> Stack:
     env = _environment(opts, environ, project_dir, cwd)
     interp = Interpolator(env)
     ctx = ParseContext(str(project_dir), env, read_env_files=False)
@@ -74,6 +88,10 @@ def load_stack(opts: LoadOptions) -> Stack:
     display = _display(files[0], cwd, project_dir)
     stack = _build(merged, display, ctx, opts, env, project_dir, files)
     return stack
+
+
+STDIN = Path("-")  # the stack file `-f -`: its text is LoadOptions.stdin
+_STDIN_TEXT: contextvars.ContextVar[str | None] = contextvars.ContextVar("stdin", default=None)
 
 
 def stack_files(opts: LoadOptions) -> list[Path]:
@@ -103,9 +121,14 @@ def _find_files(opts: LoadOptions, environ: Mapping[str, str], cwd: Path) -> lis
         sep = environ.get("COMPOSE_PATH_SEPARATOR", os.pathsep)
         names = [n for n in environ["COMPOSE_FILE"].split(sep) if n]
     if names:
-        out = [(cwd / n).resolve() if not os.path.isabs(n) else Path(n) for n in names]
+        if names.count("-") > 1:
+            raise SpecError("-f - (the stack on standard input) can be given only once")
+        if "-" in names and opts.stdin is None:
+            raise SpecError("-f -: no standard input was read")
+        out = [STDIN if n == "-" else (cwd / n).resolve() if not os.path.isabs(n) else Path(n)
+               for n in names]
         for p, n in zip(out, names, strict=True):
-            if not p.is_file():
+            if p != STDIN and not p.is_file():
                 raise SpecError("file not found (check -f / COMPOSE_FILE)", file=n)
         return out
     for folder in (base.resolve(), *base.resolve().parents):
@@ -252,7 +275,9 @@ def _load_include(
 
 
 def _read_top(path: Path, display: str) -> dict[str, Any]:
-    doc = read_yaml(path, display)
+    text = _STDIN_TEXT.get()
+    doc = parse_yaml(text, display) if path == STDIN and text is not None else \
+        read_yaml(path, display)
     if doc is None:
         raise SpecError("empty stack file (add a services: section)", file=display)
     w = Where(display)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from composer.spec.interpolate import closing_brace
-from composer.spec.yamlio import read_yaml
+from composer.spec.yamlio import parse_yaml, read_yaml
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -25,11 +25,13 @@ class Variable:
     alternate: str = ""
 
 
-def variables_of(files: Iterable[str]) -> list[Variable]:
-    """Every variable of the files, sorted by name; the first use of a name decides."""
+def variables_of(files: Iterable[str], stdin: str | None = None) -> list[Variable]:
+    """Every variable of the files (`-`: the text `stdin`), sorted by name; the first use
+    of a name decides."""
     found: dict[str, Variable] = {}
     for f in files:
-        for text in _strings(read_yaml(Path(f), f)):
+        doc = parse_yaml(stdin, f) if f == "-" and stdin is not None else read_yaml(Path(f), f)
+        for text in _strings(doc):
             for v in _in_text(text):
                 found.setdefault(v.name, v)
     return [found[n] for n in sorted(found)]
