@@ -24,7 +24,7 @@ EXIT_BROKEN_PIPE = 128 + 13  # SIGPIPE
 
 VERB_MODULES: tuple[str, ...] = (
     "config_cmd", "up_cmd", "ps_cmd", "lifecycle_cmd", "logs_cmd", "exec_cmd", "attach_cmd",
-    "image_cmd", "files_cmd", "project_cmd",
+    "image_cmd", "files_cmd", "project_cmd", "completion_cmd",
 )
 
 
@@ -59,6 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
     for name in VERB_MODULES:
         module = importlib.import_module(f"composer.cli.{name}")
         module.register(sub)
+    from composer.cli.helptext import fill
+
+    fill(p)
     return p
 
 
