@@ -14,7 +14,7 @@ from typing import Any
 
 from composer.spec.dotenv import read_env_file
 from composer.spec.keys import SERVICE_KEYS, SERVICE_UNSUPPORTED, SERVICE_WARN
-from composer.spec.mounts import VolumeMount, parse_tmpfs_entry
+from composer.spec.mounts import VolumeMount, parse_tmpfs_entry, resolve_security_opt
 from composer.spec.parts import (
     DependsOn,
     EnvFile,
@@ -225,6 +225,12 @@ def _unique_strs(v: Any, w: Where, _c: ParseContext) -> tuple[str, ...]:
     return str_list(v, w)
 
 
+def _security_opts(v: Any, w: Where, c: ParseContext) -> tuple[str, ...]:
+    """A relative seccomp profile path is relative to the project directory (compose reads
+    the file from there); the engine checks the options themselves."""
+    return tuple(resolve_security_opt(o, c.base_dir) for o in _unique_strs(v, w, c))
+
+
 def _str_or_list(v: Any, w: Where, _c: ParseContext) -> tuple[str, ...]:
     if isinstance(v, list):
         unique_items(v, w)
@@ -373,7 +379,7 @@ _PARSERS: dict[str, Parser] = {
     "cpus": _cpus, "cpu_shares": _int, "cpu_quota": _int, "cpu_period": _int, "cpuset": _str,
     "pids_limit": _int, "oom_kill_disable": _bool, "ulimits": lambda v, w, c: Ulimit.parse_all(v, w),
     "sysctls": _string_map, "cap_add": _unique_strs, "cap_drop": _unique_strs,
-    "security_opt": _unique_strs, "group_add": lambda v, w, c: tuple(
+    "security_opt": _security_opts, "group_add": lambda v, w, c: tuple(
         _group(x, w.idx(i)) for i, x in enumerate(_unique_any(v, w))),
     "user": _str, "userns_mode": _userns, "working_dir": _str, "hostname": _str,
     "domainname": _str, "extra_hosts": _extra_hosts, "dns": _str_or_list,
