@@ -30,7 +30,7 @@ import aiohttp
 from yarl import URL
 
 import runtime
-from runtime import rpc, serde
+from runtime import access, rpc, serde
 from runtime.api import (
     BuildProgress,
     BuildRequest,
@@ -53,7 +53,17 @@ from runtime.types import ContainerSpec, NetworkSpec, VolumeSpec
 T = TypeVar("T")
 
 BASE = "http://composerd"
-NEEDS_ROOT = "composer needs root: run it with sudo"
+def needs_root() -> str:
+    return (
+        "permission denied: run composer with sudo, or have an admin add you to the "
+        f"{access.group_name()} group (membership is root-equivalent, see docs/security.md)"
+    )
+
+
+NEEDS_ROOT_TO_START = (
+    "composerd is not running and only root can start it: "
+    "`sudo systemctl start composerd` or `sudo composerd --background`"
+)
 
 
 class DaemonUnavailable(EngineError, ConnectionError):
@@ -231,7 +241,7 @@ class Client:
         os_error = getattr(e, "os_error", e)
         code = getattr(os_error, "errno", None)
         if code in (errno.EACCES, errno.EPERM):
-            return PermissionDenied(NEEDS_ROOT, subject=str(self.socket_path))
+            return PermissionDenied(needs_root(), subject=str(self.socket_path))
         return DaemonUnavailable(
             f"composerd is not running on {self.socket_path}: start it with `composerd` "
             "(or `systemctl start composerd`)",
@@ -483,9 +493,12 @@ async def project_lock(
     lock_dir = run_dir / "locks"
     try:
         lock_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd = os.open(lock_dir / f"{project}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        mode = access.lock_file_mode(lock_dir)
+        fd = os.open(lock_dir / f"{project}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, mode)
+        if os.fstat(fd).st_uid == os.geteuid():
+            os.fchmod(fd, mode)  # the umask must not narrow it: other members open it too
     except PermissionError:
-        raise PermissionDenied(NEEDS_ROOT, subject=str(lock_dir)) from None
+        raise PermissionDenied(needs_root(), subject=str(lock_dir)) from None
     try:
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
@@ -533,8 +546,13 @@ class DaemonStartError(DaemonUnavailable):
     pass
 
 
+# A deadline for a daemon that never comes up, not an expected start time (~0.5 s natively):
+# an emulated or heavily loaded host can take well over 10 s to import and open the engine.
+START_TIMEOUT = 60.0
+
+
 async def connect_or_start(
-    paths: Paths | None = None, timeout: float = 10.0, *, socket_path: Path | None = None
+    paths: Paths | None = None, timeout: float = START_TIMEOUT, *, socket_path: Path | None = None
 ) -> Client:
     """A Client whose daemon answers: start `composerd --background` if nothing answers yet."""
     paths = paths or Paths.from_env()
@@ -549,7 +567,7 @@ async def connect_or_start(
         raise
     try:
         if os.geteuid() != 0:
-            raise PermissionDenied(NEEDS_ROOT)
+            raise PermissionDenied(NEEDS_ROOT_TO_START)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         problem = await _start_daemon(paths, socket_path, timeout)

@@ -32,7 +32,7 @@ from typing import Any, TypeVar
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from runtime import rpc
+from runtime import access, rpc
 from runtime.api import BuildRequest, EngineAPI
 from runtime.attach import frame, split_frames
 from runtime.errors import EngineError, InvalidArgument
@@ -482,8 +482,9 @@ def create_app(engine: EngineAPI) -> web.Application:
 # ---------------------------------------------------------------- socket and serving
 
 
-def bind_socket(path: Path) -> socket.socket:
-    """Bind a unix socket at `path` created 0600 (umask during bind: no window where it is open)."""
+def bind_socket(path: Path, gid: int | None = None) -> socket.socket:
+    """Bind a unix socket at `path` created 0600 (umask during bind: no window where it is
+    open); with an access group `gid` it becomes 0660 root:group afterwards (runtime.access)."""
     if not path.parent.exists():
         path.parent.mkdir(mode=0o700, parents=True)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -494,7 +495,7 @@ def bind_socket(path: Path) -> socket.socket:
         raise DaemonError(
             f"cannot bind the socket {path}: {e.strerror.lower() if e.strerror else e}"
         ) from None
-    os.chmod(path, 0o600)
+    access.share_socket(path, gid)
     sock.setblocking(False)
     return sock
 
@@ -510,7 +511,7 @@ async def serve(
         access_log=log if debug else None,
     )
     await runner.setup()
-    sock = bind_socket(socket_path)
+    sock = bind_socket(socket_path, access.access_gid())
     try:
         await web.SockSite(runner, sock).start()
     except BaseException:
@@ -560,15 +561,14 @@ def _pid_hint(run: Path) -> str:
 
 
 def _secure_run_dir(run: Path) -> None:
+    """0700, or 0710 root:composer when the access group exists (runtime.access); never
+    chmod a shared dir such as /tmp (sticky) or someone else's. Project locks beside it."""
     run.mkdir(mode=0o700, parents=True, exist_ok=True)
-    st = run.stat()
-    # tighten our own dir; never chmod a shared one such as /tmp (sticky) or someone else's
-    if (
-        st.st_uid == os.geteuid()
-        and not st.st_mode & stat.S_ISVTX
-        and stat.S_IMODE(st.st_mode) != 0o700
-    ):
-        os.chmod(run, 0o700)
+    gid = access.access_gid()
+    access.share_dir(run, gid)
+    access.share_lock_dir(run / "locks", gid)
+    if gid is not None:
+        log.info("members of group %s may use composerd (root-equivalent)", access.group_name())
 
 
 async def run(

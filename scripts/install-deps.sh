@@ -1,10 +1,28 @@
 #!/usr/bin/env bash
-# Everything composer and its tests need on Debian 12, as root. Idempotent.
+# Everything composer and its tests need on Debian 12 (or a Debian-like host), as root.
+# Idempotent. Python packages go into a virtual environment of composer's own (PEP 668:
+# Debian's python3 is "externally managed", so never into the system interpreter):
+#   $COMPOSER_VENV (default /opt/composer)   the venv, with composer installed editable from here
+#   /usr/local/bin/composer, composerd        links into it, so both are on every root PATH
 set -euo pipefail
 cd "$(dirname "$0")/.."
+VENV=${COMPOSER_VENV:-/opt/composer}
+BIN=${COMPOSER_BIN:-/usr/local/bin}
+[ "$(id -u)" = 0 ] || { echo "install-deps.sh: run it as root (sudo bash scripts/install-deps.sh)" >&2; exit 1; }
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends \
+    python3 python3-venv \
     busybox-static nftables iptables iproute2 debootstrap procps psmisc util-linux \
     ca-certificates curl docker-registry skopeo tini >/dev/null
-python3 -m pip install -q -e '.[test]'
+# A venv made by another python (e.g. after a distribution upgrade) is rebuilt, not patched.
+want=$(python3 -c 'import sys; print(sys.version_info[:2])')
+if [ -x "$VENV/bin/python" ] && [ "$("$VENV/bin/python" -c 'import sys; print(sys.version_info[:2])' 2>/dev/null)" != "$want" ]; then
+    rm -rf "$VENV"
+fi
+[ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
+"$VENV/bin/python" -m pip install -q --upgrade pip
+"$VENV/bin/python" -m pip install -q --no-warn-script-location -e '.[test]'
+mkdir -p "$BIN"
+for cmd in composer composerd; do ln -sfn "$VENV/bin/$cmd" "$BIN/$cmd"; done
+echo "composer installed in $VENV; $(command -v composer) -> $(readlink "$BIN/composer")"

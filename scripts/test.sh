@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# The test suite. Without arguments: every native tier (unit, integration, e2e, reliability);
-# needs root for all but unit. With arguments they go to pytest as they are, e.g. the host
-# tier inside the Debian VM: `bash scripts/test.sh -m host tests/host` (scripts/host-tests.sh).
+# The test suite, run by composer's own interpreter (scripts/install-deps.sh makes it).
+# Without arguments: every native tier (unit, integration, e2e, reliability); needs root for
+# all but unit. With arguments they go to pytest as they are, e.g. the host tier inside the
+# Debian VM: `bash scripts/test.sh -m host tests/host` (see scripts/host-tests.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+PY=${COMPOSER_VENV:-/opt/composer}/bin/python
+[ -x "$PY" ] || PY=python3
 if [ $# -eq 0 ]; then set -- -m "not host" tests; fi
-exec python3 -m pytest -q -p no:cacheprovider "$@"
+exec "$PY" -m pytest -q -p no:cacheprovider "$@"

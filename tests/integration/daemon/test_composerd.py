@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from runtime.client import Client, connect_or_start
+from runtime.client import NEEDS_ROOT_TO_START, needs_root, Client, connect_or_start
 from runtime.paths import Paths
 from runtime.types import ContainerSpec
 
@@ -92,12 +92,15 @@ def denv(monkeypatch: pytest.MonkeyPatch) -> Iterator[Env]:
         assert not leftover, f"composerd left running: {leftover}"
 
 
-def as_nobody(code: str, *, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
-    """Run `code` in a python that imported the client as root, then became nobody."""
+def as_nobody(
+    code: str, *, cwd: Path = REPO, groups: tuple[int, ...] = (), env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run `code` in a python that imported the client as root, then became nobody (with
+    supplementary `groups`)."""
     prelude = (
         "import asyncio, os, sys\n"
         "import runtime.client, runtime.daemon, aiohttp\n"
-        f"os.setgroups([]); os.setgid({NOBODY}); os.setuid({NOBODY})\n"
+        f"os.setgroups({list(groups)!r}); os.setgid({NOBODY}); os.setuid({NOBODY})\n"
     )
     return subprocess.run(
         [sys.executable, "-c", prelude + code],
@@ -105,7 +108,7 @@ def as_nobody(code: str, *, cwd: Path = REPO) -> subprocess.CompletedProcess[str
         capture_output=True,
         text=True,
         timeout=30,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
+        env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})},
     )
 
 
@@ -237,14 +240,14 @@ def test_nobody_gets_a_clear_permission_error(denv: Env) -> None:
         )
         # the run dir (0700) stops nobody ...
         out = as_nobody(ping)
-        assert out.stdout.strip() == "composer needs root: run it with sudo", out.stderr
+        assert out.stdout.strip() == needs_root(), out.stderr
         # ... and so does the socket's own mode (0600) when the dir is opened up
         os.chmod(denv.paths.run, 0o711)
         try:
             out = as_nobody(ping)
         finally:
             os.chmod(denv.paths.run, 0o700)
-        assert out.stdout.strip() == "composer needs root: run it with sudo", out.stderr
+        assert out.stdout.strip() == needs_root(), out.stderr
         # connect_or_start as nobody does not try to start anything either
         start = (
             "from runtime.paths import Paths\n"
@@ -257,7 +260,10 @@ def test_nobody_gets_a_clear_permission_error(denv: Env) -> None:
             "asyncio.run(main())\n"
         )
         out = as_nobody(start)
-        assert out.stdout.strip() == "composer needs root: run it with sudo", out.stderr
+        assert out.stdout.strip() == needs_root(), out.stderr
+        # with no daemon at all, nobody is told that only root can start one
+        out = as_nobody(start.replace(str(denv.paths.run), "/nonexistent/run"))
+        assert out.stdout.strip() == NEEDS_ROOT_TO_START, out.stderr
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(5) == 0
     finally:
@@ -370,3 +376,70 @@ def wait_gone_any(pid: int, timeout: float) -> bool:
             return False
         time.sleep(0.02)
     return True
+
+
+@pytest.fixture
+def access_group() -> Iterator[tuple[str, int]]:
+    """A throwaway group standing in for `composer` (COMPOSER_GROUP), deleted afterwards."""
+    import grp
+    import secrets
+
+    name = f"cmpg{secrets.token_hex(3)}"
+    subprocess.run(["groupadd", "--system", name], check=True)
+    try:
+        yield name, grp.getgrnam(name).gr_gid
+    finally:
+        subprocess.run(["groupdel", name], check=True)
+
+
+def test_access_group_members_use_the_socket_others_do_not(
+    denv: Env, access_group: tuple[str, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    name, gid = access_group
+    monkeypatch.setenv("COMPOSER_GROUP", name)
+    os.chmod(denv.paths.root.parent, 0o755)  # the temp base, so nobody can reach run/
+    env = {**denv.env(), "COMPOSER_GROUP": name}
+    proc = subprocess.Popen([sys.executable, "-m", "runtime.daemon", "--foreground"], cwd=REPO,
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    denv.pids.add(proc.pid)
+    try:
+        end = time.monotonic() + 10
+        while not denv.paths.socket.exists():
+            assert proc.poll() is None and time.monotonic() < end
+            time.sleep(0.01)
+        sock, run, locks = (os.stat(p) for p in
+                            (denv.paths.socket, denv.paths.run, denv.paths.run / "locks"))
+        assert (stat.S_IMODE(sock.st_mode), sock.st_uid, sock.st_gid) == (0o660, 0, gid)
+        assert (stat.S_IMODE(run.st_mode), run.st_gid) == (0o710, gid)
+        assert (stat.S_IMODE(locks.st_mode), locks.st_gid) == (0o2770, gid)
+        code = (
+            "from runtime.client import project_lock\n"
+            "from pathlib import Path\n"
+            "async def main():\n"
+            "    try:\n"
+            f"        async with runtime.client.Client({str(denv.paths.socket)!r}) as c:\n"
+            "            await c.ping(); print(len(await c.list_containers()))\n"
+            f"        async with project_lock(Path({str(denv.paths.run)!r}), 'demo', timeout=5):\n"
+            "            print('locked')\n"
+            "    except runtime.client.EngineError as e:\n"
+            "        print(e)\n"
+            "asyncio.run(main())\n"
+        )
+        member = as_nobody(code, groups=(gid,), env=env)
+        assert member.stdout.split() == ["0", "locked"], member.stdout + member.stderr
+        lock = denv.paths.run / "locks" / "demo.lock"
+        assert (stat.S_IMODE(lock.stat().st_mode), lock.stat().st_gid) == (0o660, gid)
+        # a lock file the member made can be taken by root and the reverse
+        async def root_lock() -> None:
+            from runtime.client import project_lock
+            async with project_lock(denv.paths.run, "demo", timeout=5):
+                pass
+        asyncio.run(root_lock())
+        stranger = as_nobody(code, env=env)
+        assert stranger.stdout.strip() == needs_root(), stranger.stdout + stranger.stderr
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(5) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
