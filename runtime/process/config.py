@@ -201,7 +201,10 @@ def check_sysctls(sysctls: dict[str, str], own_ipc: bool, own_net: bool) -> None
 def check_security(sec: Security) -> None:
     for c in sec.capabilities:
         normalize_cap(c)
-    prog = sec.seccomp_program
+    try:
+        prog = sec.seccomp_program
+    except ValueError:  # binascii.Error
+        prog = b"?"
     if len(prog) % 8 or (sec.seccomp and not prog):
         raise InvalidArgument("the seccomp filter is not a whole number of BPF instructions")
 

@@ -20,8 +20,8 @@ known syscall the profile does not allow gets its defaultAction (EPERM for Docke
 left out when the defaultAction already allows (ALLOW, LOG, TRACE). Everything above the
 table in `sysnr` is newer than any profile can name, so it always gets ENOSYS.
 
-Docker's default profile compiles to ~110 instructions on x86_64 with ~8 comparisons on the
-path of any syscall (tests/unit/process/test_seccomp.py measures it on a BPF interpreter).
+Docker's default profile compiles to 182 instructions on x86_64 (187 on aarch64); a syscall
+runs through 12 of them on average, 32 at most (bench/seccomp.py; docs/process.md).
 """
 from __future__ import annotations
 

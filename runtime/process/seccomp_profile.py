@@ -72,7 +72,7 @@ class Arg:
 
 
 @dataclass(frozen=True)
-class Filter:
+class Match:
     caps: tuple[str, ...] = ()  # "CAP_SYS_ADMIN"
     arches: tuple[str, ...] = ()  # "amd64", "arm64", "x32", "s390x", ...
     min_kernel: tuple[int, int] | None = None
@@ -84,8 +84,8 @@ class Rule:
     action: str
     errno: int | None  # errnoRet
     args: tuple[Arg, ...] = ()
-    includes: Filter = Filter()
-    excludes: Filter = Filter()
+    includes: Match = Match()
+    excludes: Match = Match()
     where: str = ""  # "syscalls[3]", for messages
 
 
@@ -267,9 +267,9 @@ def _strings(value: Any, where: str, fail: Fail) -> tuple[str, ...]:
     return tuple(items)
 
 
-def _filter(value: Any, where: str, fail: Fail) -> Filter:
+def _match(value: Any, where: str, fail: Fail) -> Match:
     if value is None:
-        return Filter()
+        return Match()
     if not isinstance(value, dict):
         raise fail(where, "expected an object with caps, arches or minKernel")
     _no_unknown(value, _FILTER_KEYS, where, fail)
@@ -286,7 +286,7 @@ def _filter(value: Any, where: str, fail: Fail) -> Filter:
             raise fail(where + ".minKernel", f'expected "<major>.<minor>" such as "4.8", '
                                              f"got {_q(raw)}")
         min_kernel = (int(m.group(1)), int(m.group(2)))
-    return Filter(caps, _strings(value.get("arches"), where + ".arches", fail), min_kernel)
+    return Match(caps, _strings(value.get("arches"), where + ".arches", fail), min_kernel)
 
 
 def _rule(item: Any, where: str, fail: Fail) -> Rule:
@@ -321,6 +321,6 @@ def _rule(item: Any, where: str, fail: Fail) -> Rule:
                         _uint64(a.get("valueTwo", 0), at + ".valueTwo", fail), str(op)))
     if len(args) > 6 * 6:
         raise fail(label + ".args", "too many conditions")
-    return Rule(names, action, err, tuple(args), _filter(item.get("includes"),
-                label + ".includes", fail), _filter(item.get("excludes"), label + ".excludes",
+    return Rule(names, action, err, tuple(args), _match(item.get("includes"),
+                label + ".includes", fail), _match(item.get("excludes"), label + ".excludes",
                                                     fail), where)

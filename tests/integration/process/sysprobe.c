@@ -1,8 +1,8 @@
 /* sysprobe: make one raw system call from inside a container and say what came back.
  *
  *   sysprobe NR [ARG...]      syscall(NR, ARG...): prints "ok <ret>" or "err <errno> <name>"
- *   sysprobe loop N NR        N calls of syscall(NR) (NR should be cheap, e.g. getppid);
- *                             prints "ns <nanoseconds per call>"
+ *   sysprobe loop N NR [ARG...]  N calls of syscall(NR, ARG...) (a cheap one: getppid,
+ *                             personality(0xffffffff)); prints "ns <nanoseconds per call>"
  *
  * Built statically by tests/integration/process/sysprobe.py so a busybox rootfs can run it.
  * Arguments are numbers in C syntax (0x... allowed).
@@ -33,11 +33,13 @@ static const char *name(int e) {
 
 int main(int argc, char **argv) {
     if (argc >= 4 && strcmp(argv[1], "loop") == 0) {
-        long n = num(argv[2]), nr = num(argv[3]);
+        long n = num(argv[2]), nr = num(argv[3]), x[3] = {0, 0, 0};
+        for (int i = 4; i < argc && i < 7; i++)
+            x[i - 4] = num(argv[i]);
         struct timespec a, b;
         clock_gettime(CLOCK_MONOTONIC, &a);
         for (long i = 0; i < n; i++)
-            syscall(nr);
+            syscall(nr, x[0], x[1], x[2]);
         clock_gettime(CLOCK_MONOTONIC, &b);
         double ns = (b.tv_sec - a.tv_sec) * 1e9 + (b.tv_nsec - a.tv_nsec);
         printf("ns %.1f\n", ns / (double)n);
