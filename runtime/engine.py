@@ -116,6 +116,7 @@ class Engine:
         self._waiters: dict[str, asyncio.Task[None]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self.apparmor_on = False  # the kernel has AppArmor: containers get a profile
+        self._apparmor_load: asyncio.Task[None] | None = None  # composer-default, loading
 
     # -- lifecycle ----------------------------------------------------------------------
     @classmethod
@@ -133,6 +134,9 @@ class Engine:
 
     async def close(self) -> None:
         """Stop serving. Running containers keep running (their shims supervise them)."""
+        if self._apparmor_load is not None:
+            with contextlib.suppress(BaseException):
+                await self._apparmor_load
         for task in list(self._waiters.values()):
             task.cancel()
         for task in list(self._waiters.values()):
@@ -144,7 +148,9 @@ class Engine:
         self.bus.close()
 
     async def _init_apparmor(self) -> None:
-        """Load composer-default where the kernel has AppArmor; say once where it has not."""
+        """Load composer-default where the kernel has AppArmor (in the background: compiling
+        it takes apparmor_parser a second or more, and the daemon answers meanwhile; a start
+        waits for it); say once where the kernel has no AppArmor."""
         global _apparmor_warned
         self.apparmor_on = await asyncio.to_thread(apparmor.enabled)
         if not self.apparmor_on:
@@ -152,14 +158,20 @@ class Engine:
                 log.warning("%s", apparmor.NOT_ENABLED)
                 _apparmor_warned = True
             return
-        try:
-            await asyncio.to_thread(apparmor.ensure_default, self.paths.root / "apparmor")
-        except apparmor.AppArmorError as e:  # containers will not start until it is fixed
-            log.error("%s", e)
+
+        async def load() -> None:
+            try:
+                await asyncio.to_thread(apparmor.ensure_default, self.paths.root / "apparmor")
+            except apparmor.AppArmorError as e:  # starts retry, and fail with this message
+                log.error("%s", e)
+
+        self._apparmor_load = asyncio.create_task(load())
 
     async def _ensure_apparmor(self, rec: ContainerRecord, sec: Security) -> None:
         """The profile a container's process will exec under is loaded (Docker reloads its
         default too: package upgrades and `aa-teardown` unload profiles)."""
+        if self._apparmor_load is not None:
+            await asyncio.shield(self._apparmor_load)
         if sec.apparmor == apparmor.DEFAULT_PROFILE:
             await asyncio.to_thread(apparmor.ensure_default, self.paths.root / "apparmor")
         elif sec.apparmor and not await asyncio.to_thread(apparmor.is_loaded, sec.apparmor):
