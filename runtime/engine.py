@@ -25,7 +25,7 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
 
-from runtime import resolve, serde
+from runtime import hostdevices, resolve, serde
 from runtime.api import (
     BuildProgress,
     BuildRequest,
@@ -124,6 +124,11 @@ class Engine:
         engine = cls(paths or Paths.from_env(), **kw)  # type: ignore[arg-type]
         await engine.launcher.start_server()
         try:
+            # under systemd (v2) the fork server, and so every shim, goes into the delegated
+            # scope before anything is launched: see docs/cgroups.md
+            pid = engine.launcher.server_pid
+            if pid is not None:
+                await asyncio.to_thread(engine.cgroups.delegate, [pid])
             await engine._init_apparmor()
             await engine.networks.start()
             await engine._adopt_all()
@@ -262,6 +267,7 @@ class Engine:
         effective_caps(spec.cap_add, spec.cap_drop, spec.privileged)
         check_spec(spec)
         user_namespace(spec, DEFAULT_NAMESPACES)
+        hostdevices.resolve(spec)  # a missing device or a bad rule fails here, as in Docker
         apparmor_profile(spec, self.apparmor_on)
         # a custom seccomp profile is read (and checked) once, as Docker's client does
         resolved = replace(resolved, seccomp_profile=await asyncio.to_thread(
@@ -318,11 +324,12 @@ class Engine:
     async def _start(self, rec: ContainerRecord) -> None:
         spec = rec.spec
         join_pid = self._join_target(spec)
+        device_nodes, device_rules = hostdevices.resolve(spec)  # now: numbers can change
         lay = rootfs.prepare(rec.dir, rec.resolved.lowerdirs)
         mounts = mount_points(spec, rec.resolved.extra_mounts, self._volume_path(rec))
         etc = self._etc_files(rec, join_pid)
         cfg = launch_config(rec, lay, mounts, join_pid=join_pid, etc_files=etc,
-                            security=await self._security(rec))
+                            security=await self._security(rec), devices=device_nodes)
         cg: Cgroup | None = None
         addresses: dict[str, str] = {}
 
@@ -330,8 +337,8 @@ class Engine:
             nonlocal cg, addresses
             cg = self.cgroups.create(rec.id)
             cg.apply(spec.resources)
-            if not spec.privileged:
-                cg.restrict_devices()
+            if not spec.privileged:  # before the first process joins: no moment without it
+                cg.restrict_devices(device_rules)
             cg.add_pid(pid)
             if spec.network_mode in ("bridge", "default", ""):
                 addresses = await self.networks.attach(
@@ -431,8 +438,9 @@ class Engine:
             hosts = hosts_file(rec.resolved.hostname, list(addresses.values()), spec.domainname,
                                spec.extra_hosts, gateway)
         (rec.dir / "hosts").write_text(hosts)
+        # none mode (no addresses) is not the host's namespace: its loopback is its own
         (rec.dir / "resolv.conf").write_text(self.networks.resolv_conf(
-            rec.id, spec.dns, spec.dns_search, spec.dns_opt, host_mode=host_mode or not addresses))
+            rec.id, spec.dns, spec.dns_search, spec.dns_opt, host_mode=host_mode))
 
     def _track(self, rec: ContainerRecord, launched: Launched) -> None:
         self._launched[rec.id] = launched

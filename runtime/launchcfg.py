@@ -16,6 +16,7 @@ from runtime.process import apparmor, seccomp, seccomp_profile
 from runtime.process.config import (
     DEFAULT_NAMESPACES,
     DEFAULT_SHM_SIZE,
+    DeviceNode,
     LaunchConfig,
     MountPoint,
     Security,
@@ -226,6 +227,7 @@ def launch_config(
     join_pid: int | None = None,
     etc_files: dict[str, str],
     security: Security,
+    devices: tuple[DeviceNode, ...] = (),
 ) -> LaunchConfig:
     spec, res = rec.spec, rec.resolved
     namespaces, join = network_namespaces(spec, join_pid)
@@ -247,6 +249,7 @@ def launch_config(
         domainname=spec.domainname or "",
         read_only=spec.read_only,
         mounts=mounts,
+        devices=devices,
         shm_size=spec.shm_size or DEFAULT_SHM_SIZE,
         etc_files=etc_files,
         namespaces=namespaces,
