@@ -157,7 +157,7 @@ def _ref_source(item: Any) -> Any:
 def rebase_paths(svc: dict[str, Any], from_dir: str) -> dict[str, Any]:
     """Make a service's relative paths absolute against `from_dir` (for `extends: {file:}`
     and for services a sub-project brings in with `include:`)."""
-    from composer.spec.mounts import resolve_path
+    from composer.spec.mounts import resolve_path, resolve_security_opt
 
     out = dict(svc)
     build = out.get("build")
@@ -179,6 +179,9 @@ def rebase_paths(svc: dict[str, Any], from_dir: str) -> dict[str, Any]:
         ]
     if isinstance(out.get("volumes"), list):
         out["volumes"] = [_rebase_volume(v, from_dir) for v in out["volumes"]]
+    if isinstance(out.get("security_opt"), list):
+        out["security_opt"] = [resolve_security_opt(o, from_dir) if isinstance(o, str) else o
+                               for o in out["security_opt"]]
     return out
 
 

@@ -15,7 +15,7 @@ from typing import Any
 from composer.spec.devices import DeviceSpec, parse_cgroup_rules
 from composer.spec.dotenv import read_env_file
 from composer.spec.keys import SERVICE_KEYS, SERVICE_UNSUPPORTED, SERVICE_WARN
-from composer.spec.mounts import VolumeMount, parse_tmpfs_entry
+from composer.spec.mounts import VolumeMount, parse_tmpfs_entry, resolve_security_opt
 from composer.spec.parts import (
     DependsOn,
     EnvFile,
@@ -228,6 +228,12 @@ def _unique_strs(v: Any, w: Where, _c: ParseContext) -> tuple[str, ...]:
     return str_list(v, w)
 
 
+def _security_opts(v: Any, w: Where, c: ParseContext) -> tuple[str, ...]:
+    """A relative seccomp profile path is relative to the project directory (compose reads
+    the file from there); the engine checks the options themselves."""
+    return tuple(resolve_security_opt(o, c.base_dir) for o in _unique_strs(v, w, c))
+
+
 def _str_or_list(v: Any, w: Where, _c: ParseContext) -> tuple[str, ...]:
     if isinstance(v, list):
         unique_items(v, w)
@@ -378,7 +384,7 @@ _PARSERS: dict[str, Parser] = {
     "sysctls": _string_map, "cap_add": _unique_strs, "cap_drop": _unique_strs,
     "devices": lambda v, w, c: DeviceSpec.parse_all(v, w),
     "device_cgroup_rules": lambda v, w, c: parse_cgroup_rules(v, w),
-    "security_opt": _unique_strs, "group_add": lambda v, w, c: tuple(
+    "security_opt": _security_opts, "group_add": lambda v, w, c: tuple(
         _group(x, w.idx(i)) for i, x in enumerate(_unique_any(v, w))),
     "user": _str, "userns_mode": _userns, "working_dir": _str, "hostname": _str,
     "domainname": _str, "extra_hosts": _extra_hosts, "dns": _str_or_list,
