@@ -217,8 +217,9 @@ def volume_spec(stack: Stack, name: str) -> VolumeSpec:
 
 def config_hash(service: ServiceSpec) -> str:
     """sha256 of the service's normalised config; like Compose, ignores build, pull_policy
-    and the replica count (scaling alone must not recreate containers)."""
-    data = render_service(service)
+    and the replica count (scaling alone must not recreate containers); x-* keys too (they
+    change nothing here, so they must not recreate either)."""
+    data = {k: v for k, v in render_service(service).items() if not k.startswith("x-")}
     for key in ("build", "pull_policy", "scale"):
         data.pop(key, None)
     if "deploy" in data:

@@ -18,6 +18,7 @@ from composer.graph import ServiceGraph, build_graph
 from composer.project import Action, DesiredService, Plan, plan_down, plan_up
 from composer.scheduler import DownResult, UpResult, run_down, run_up
 from composer.spec import Stack
+from composer.spec.service import MAX_REPLICAS_ENV, max_replicas
 from runtime.api import BuildRequest, ContainerInfo, EngineAPI
 from runtime.errors import Conflict, NotFound
 
@@ -119,6 +120,14 @@ class Project:
     def _desired(self, name: str, scale: dict[str, int]) -> DesiredService:
         svc = self.stack.services[name]
         replicas = scale.get(name)
+        if replicas is not None:
+            limit = max_replicas(self.stack.environment)
+            if replicas > limit:
+                raise ComposerError(f"--scale {name}={replicas}: more than the limit of {limit} "
+                                    f"replicas per service (set {MAX_REPLICAS_ENV} to raise it)")
+            if replicas > 1 and svc.container_name:
+                raise ComposerError(f"--scale {name}={replicas}: service {name} sets container_name "
+                                    f"{svc.container_name!r}, which must be unique (remove it to scale)")
         if replicas is None:
             replicas = svc.scale if svc.scale is not None else (svc.deploy.replicas or 1)
         return DesiredService(

@@ -14,7 +14,7 @@ SERVICE_UNSUPPORTED = {
     "credential_spec": "credential_spec (Windows only)", "develop": "develop (watch mode)",
     "gpus": "gpus (GPU requests need a vendor's container toolkit; pass the GPU's device "
             "nodes with devices: instead)",
-    "isolation": "isolation (Windows only)", "label_file": "label_file (use labels)",
+    "isolation": "isolation (Windows only)",
     "mac_address": "mac_address", "mem_swappiness": "mem_swappiness", "models": "models",
     "oom_score_adj": "oom_score_adj", "pid": "pid", "post_start": "post_start hooks",
     "pre_start": "pre_start hooks", "pre_stop": "pre_stop hooks", "provider": "provider services",
@@ -36,7 +36,7 @@ SERVICE_KEYS = (
     "container_name", "cpu_period", "cpu_quota", "cpu_shares", "cpus", "cpuset", "depends_on",
     "deploy", "device_cgroup_rules", "devices", "dns", "dns_opt", "dns_search", "domainname", "entrypoint", "env_file",
     "environment", "expose", "extends", "external_links", "extra_hosts", "group_add",
-    "healthcheck", "hostname", "image", "init", "ipc", "labels", "links", "logging",
+    "healthcheck", "hostname", "image", "init", "ipc", "label_file", "labels", "links", "logging",
     "mem_limit", "mem_reservation", "memswap_limit", "network_mode", "networks",
     "oom_kill_disable", "pids_limit", "platform", "ports", "privileged", "profiles",
     "pull_policy", "read_only", "restart", "scale", "secrets", "security_opt", "shm_size",

@@ -179,10 +179,14 @@ def _strict_int(value: Any, w: Where) -> int:
     return value
 
 
+ENV_FILE_FORMATS = ("", "raw")  # "": Compose's .env syntax; raw: `docker run --env-file`
+
+
 @dataclass(frozen=True)
 class EnvFile:
     path: str  # absolute
     required: bool = True
+    format: str = ""
 
     @classmethod
     def parse_all(cls, raw: Any, w: Where, base_dir: str) -> tuple[EnvFile, ...]:
@@ -199,11 +203,12 @@ class EnvFile:
             check_keys(item, wi, ("path", "required", "format"))
             if "path" not in item:
                 wi.fail("missing key path")
-            if "format" in item:
-                wi.key("format").fail("not supported: env_file format (only the default dotenv format)")
+            fmt = as_str(item["format"], wi.key("format")) if "format" in item else ""
+            if fmt not in ENV_FILE_FORMATS:
+                wi.key("format").fail(f'unsupported env_file format "{fmt}" (use raw, or leave it out)')
             out.append(cls(
                 resolve_path(as_str(item["path"], wi.key("path")), base_dir),
-                as_bool(item.get("required", True), wi.key("required")),
+                as_bool(item.get("required", True), wi.key("required")), fmt,
             ))
         return tuple(out)
 

@@ -27,6 +27,7 @@ def render_stack(stack: Stack, *, escape: bool = True) -> dict[str, Any]:
     for key, objs in (("secrets", stack.secrets), ("configs", stack.configs)):
         if objs:
             out[key] = {k: _file_object(o) for k, o in sorted(objs.items())}
+    out.update(sorted(stack.extensions.items()))  # x-* keys, as docker compose config keeps them
     return _escape(out) if escape else out
 
 
@@ -62,7 +63,10 @@ def render_service(s: ServiceSpec) -> dict[str, Any]:
         if getattr(s, key):
             out[key] = list(getattr(s, key))
     if s.env_files:
-        out["env_file"] = [{"path": e.path, "required": e.required} for e in s.env_files]
+        out["env_file"] = [{"path": e.path, "required": e.required, **({"format": e.format} if e.format else {})}
+                           for e in s.env_files]
+    if s.label_files:
+        out["label_file"] = list(s.label_files)
     if s.ports:
         out["ports"] = [_port(p) for p in s.ports]
     if s.volumes:
@@ -100,6 +104,7 @@ def render_service(s: ServiceSpec) -> dict[str, Any]:
                                    ("gid", r.gid), ("mode", r.mode)) if v is not None}
                 for r in refs
             ]
+    out.update(s.extensions)
     return dict(sorted(out.items()))
 
 
@@ -264,6 +269,7 @@ def _network(stack: Stack, n: NetworkConfig) -> dict[str, Any]:
         ]}
     if n.labels:
         out["labels"] = dict(n.labels)
+    out.update(n.extensions)
     return out
 
 
@@ -278,6 +284,7 @@ def _volume(stack: Stack, v: VolumeConfig) -> dict[str, Any]:
         out["driver_opts"] = dict(v.driver_opts)
     if v.labels:
         out["labels"] = dict(v.labels)
+    out.update(v.extensions)
     return out
 
 
@@ -290,6 +297,7 @@ def _file_object(o: FileObject) -> dict[str, Any]:
         out["external"] = True
     if o.labels:
         out["labels"] = dict(o.labels)
+    out.update(o.extensions)
     return out
 
 

@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from composer.spec.devices import DeviceSpec, parse_cgroup_rules
-from composer.spec.dotenv import read_env_file
+from composer.spec.dotenv import read_env_file, read_raw_env_file
 from composer.spec.keys import SERVICE_KEYS, SERVICE_UNSUPPORTED, SERVICE_WARN
-from composer.spec.mounts import VolumeMount, parse_tmpfs_entry
+from composer.spec.mounts import VolumeMount, parse_tmpfs_entry, resolve_path
 from composer.spec.parts import (
     DependsOn,
     EnvFile,
@@ -25,10 +25,12 @@ from composer.spec.parts import (
     parse_command,
 )
 from composer.spec.ports import PortSpec, parse_expose
+from composer.spec.secopts import parse_security_opts
 from composer.spec.resources import BuildSpec, Deploy, Logging, Ulimit
 from composer.spec.units import parse_bytes, parse_duration
 from composer.spec.where import (
     Where,
+    extensions,
     as_bool,
     as_int,
     as_list,
@@ -70,7 +72,8 @@ class ServiceSpec:
     entrypoint: tuple[str, ...] | None = None
     environment: dict[str, str] = field(default_factory=dict)  # env_file first, then environment
     env_files: tuple[EnvFile, ...] = ()
-    labels: dict[str, str] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)  # label_file first, then labels
+    label_files: tuple[str, ...] = ()  # absolute paths
     annotations: dict[str, str] = field(default_factory=dict)
     ports: tuple[PortSpec, ...] = ()
     expose: tuple[str, ...] = ()
@@ -130,6 +133,7 @@ class ServiceSpec:
     attach: bool = True
     secrets: tuple[FileRef, ...] = ()
     configs: tuple[FileRef, ...] = ()
+    extensions: dict[str, Any] = field(default_factory=dict)  # x-* keys, kept for `config`
 
     @property
     def replicas(self) -> int:
@@ -143,7 +147,7 @@ class ServiceSpec:
             raw = {}
         raw = as_map(raw, w)
         check_keys(raw, w, SERVICE_KEYS, unsupported=SERVICE_UNSUPPORTED)
-        values: dict[str, Any] = {"name": name}
+        values: dict[str, Any] = {"name": name, "extensions": extensions(raw)}
         for key, value in raw.items():
             if key.startswith("x-") or key == "extends":
                 continue
@@ -159,7 +163,11 @@ class ServiceSpec:
         values.pop("env_file", None)
         if "env_file" in raw and raw["env_file"] is not None:
             values["env_files"] = EnvFile.parse_all(raw["env_file"], w.key("env_file"), ctx.base_dir)
-        _check_service(values, w)
+        if "label_file" in values:
+            values["label_files"] = values.pop("label_file")
+            values["labels"] = {**_label_files(values["label_files"], w.key("label_file"), ctx),
+                                **values.get("labels", {})}
+        _check_service(values, w, ctx)
         return cls(**values)
 
 
@@ -172,7 +180,8 @@ def _environment(raw: dict[str, Any], values: dict[str, Any], w: Where, ctx: Par
                 if ef.required:
                     w.key("env_file").fail(f'env file "{ef.path}" not found (create it or set required: false)')
                 continue
-            env.update(read_env_file(path, ctx.environ))
+            read = read_raw_env_file if ef.format == "raw" else read_env_file
+            env.update(read(path, ctx.environ))
     given = values.get("environment") or {}
     for key, value in given.items():
         if value is not None:
@@ -184,12 +193,62 @@ def _environment(raw: dict[str, Any], values: dict[str, Any], w: Where, ctx: Par
     return env
 
 
-def _check_service(values: dict[str, Any], w: Where) -> None:
+def _label_files(paths: tuple[str, ...], w: Where, ctx: ParseContext) -> dict[str, str]:
+    """Labels from `label_file` (the .env syntax, later files win), as compose-go reads them;
+    a missing file is an error. Skipped while one file of several is validated alone."""
+    out: dict[str, str] = {}
+    if not ctx.read_env_files:
+        return out
+    for path in paths:
+        if not Path(path).is_file():
+            w.fail(f'label file "{path}" not found (create it or remove it from label_file)')
+        out.update(read_env_file(Path(path), ctx.environ))
+    return out
+
+
+def _check_service(values: dict[str, Any], w: Where, ctx: ParseContext) -> None:
     if values.get("network_mode") and values.get("networks"):
         w.key("network_mode").fail("network_mode and networks cannot be combined (use one)")
     scale, deploy = values.get("scale"), values.get("deploy")
     if scale is not None and deploy is not None and deploy.replicas is not None and deploy.replicas != scale:
         w.key("scale").fail(f"scale {scale} differs from deploy.replicas {deploy.replicas} (set one)")
+    if deploy is not None:  # the same limit written twice must agree, as compose-go checks
+        for key, other, value in (
+            ("cpus", "deploy.resources.limits.cpus", deploy.limits.cpus),
+            ("mem_limit", "deploy.resources.limits.memory", deploy.limits.memory),
+            ("mem_reservation", "deploy.resources.reservations.memory", deploy.reservations.memory),
+            ("pids_limit", "deploy.resources.limits.pids", deploy.limits.pids),
+        ):
+            mine = values.get(key)
+            if mine and value is not None and mine != value:
+                w.key(key).fail(f"can't set distinct values on {key} ({mine}) and {other} ({value}) "
+                                "(set one of them)")
+    count = scale if scale is not None else (deploy.replicas if deploy is not None else None)
+    if count is not None and count > 1 and values.get("container_name"):
+        attr = "scale" if scale is not None else "deploy.replicas"
+        w.key("container_name").fail(
+            f"can't set container_name and {attr} {count}: a container name must be unique "
+            "(remove container_name or run one replica)")
+    if count is not None:
+        at = w.key("scale") if scale is not None else w.key("deploy").key("replicas")
+        check_replicas(count, at, ctx.environ)
+
+
+# A typo such as `replicas: 100000` would otherwise make containers until the host gives out.
+MAX_REPLICAS = 1000
+MAX_REPLICAS_ENV = "COMPOSER_MAX_REPLICAS"
+
+
+def max_replicas(environ: Mapping[str, str]) -> int:
+    text = environ.get(MAX_REPLICAS_ENV, "")
+    return int(text) if text.strip().isdigit() else MAX_REPLICAS
+
+
+def check_replicas(count: int, w: Where, environ: Mapping[str, str]) -> None:
+    limit = max_replicas(environ)
+    if count > limit:
+        w.fail(f"{count} replicas is more than the limit of {limit} per service "
+               f"(set {MAX_REPLICAS_ENV} to raise it)")
 
 
 # -- per-key parsers ---------------------------------------------------------------------------
@@ -378,8 +437,9 @@ _PARSERS: dict[str, Parser] = {
     "sysctls": _string_map, "cap_add": _unique_strs, "cap_drop": _unique_strs,
     "devices": lambda v, w, c: DeviceSpec.parse_all(v, w),
     "device_cgroup_rules": lambda v, w, c: parse_cgroup_rules(v, w),
-    "security_opt": _unique_strs, "group_add": lambda v, w, c: tuple(
+    "security_opt": lambda v, w, c: parse_security_opts(v, w, c.base_dir), "group_add": lambda v, w, c: tuple(
         _group(x, w.idx(i)) for i, x in enumerate(_unique_any(v, w))),
+    "label_file": lambda v, w, c: tuple(resolve_path(p, c.base_dir) for p in _str_or_list(v, w, c)),
     "user": _str, "userns_mode": _userns, "working_dir": _str, "hostname": _str,
     "domainname": _str, "extra_hosts": _extra_hosts, "dns": _str_or_list,
     "dns_search": _str_or_list, "dns_opt": _unique_strs, "init": _bool, "stop_signal": _str,

@@ -13,6 +13,7 @@ from composer.spec.where import (
     as_map,
     as_str,
     check_keys,
+    extensions,
     list_or_dict,
     scalar_text,
 )
@@ -70,6 +71,7 @@ class NetworkConfig:
     labels: dict[str, str] = field(default_factory=dict)
     ipam: tuple[IpamPool, ...] = ()
     ipam_driver: str | None = None
+    extensions: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def parse(cls, key: str, raw: Any, w: Where) -> NetworkConfig:
@@ -91,7 +93,7 @@ class NetworkConfig:
             as_bool(raw.get("internal", False), w.key("internal")),
             as_bool(raw.get("attachable", False), w.key("attachable")),
             as_bool(raw.get("enable_ipv6", False), w.key("enable_ipv6")),
-            _labels(raw, w), pools, ipam_driver,
+            _labels(raw, w), pools, ipam_driver, extensions(raw),
         )
 
 
@@ -124,6 +126,7 @@ class VolumeConfig:
     driver_opts: dict[str, str] = field(default_factory=dict)
     external: bool = False
     labels: dict[str, str] = field(default_factory=dict)
+    extensions: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def parse(cls, key: str, raw: Any, w: Where) -> VolumeConfig:
@@ -138,7 +141,7 @@ class VolumeConfig:
             w.key("driver").fail(f'not supported: volume driver "{driver}" (only local)')
         return cls(
             key, as_str(raw["name"], w.key("name")) if "name" in raw else ext_name,
-            driver, _opts(raw, w), external, _labels(raw, w),
+            driver, _opts(raw, w), external, _labels(raw, w), extensions(raw),
         )
 
 
@@ -154,6 +157,7 @@ class FileObject:
     content: str | None = None  # configs only
     external: bool = False
     labels: dict[str, str] = field(default_factory=dict)
+    extensions: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def parse(cls, key: str, kind: str, raw: Any, w: Where, base_dir: str) -> FileObject:
@@ -173,5 +177,5 @@ class FileObject:
             resolve_path(as_str(raw["file"], w.key("file")), base_dir) if "file" in raw else None,
             as_str(raw["environment"], w.key("environment")) if "environment" in raw else None,
             as_str(raw["content"], w.key("content")) if "content" in raw else None,
-            external, _labels(raw, w),
+            external, _labels(raw, w), extensions(raw),
         )

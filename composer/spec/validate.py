@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from composer.spec.secopts import selinux_labels
 from composer.spec.service import ServiceSpec
 from composer.spec.toplevel import FileObject, NetworkConfig, VolumeConfig
 from composer.spec.where import Where
@@ -20,6 +21,9 @@ def model_warnings(
         file = (files_of or {}).get(name, main_file)
         for key in svc.deploy.ignored:
             out.append(f"{file}: services.{name}.deploy.{key}: swarm-only, ignored on a single host")
+        for opt in selinux_labels(svc.security_opt):
+            out.append(f"{file}: services.{name}.security_opt: {opt}: SELinux labels are not "
+                       "applied (composer does not label containers), ignored")
         for attach in svc.networks:
             if attach.ipv6_address:
                 out.append(f"{file}: services.{name}.networks.{attach.name}.ipv6_address: IPv6 is not supported, ignored")
