@@ -25,12 +25,11 @@ from composer.spec.parts import (
     parse_command,
 )
 from composer.spec.ports import PortSpec, parse_expose
-from composer.spec.secopts import parse_security_opts
 from composer.spec.resources import BuildSpec, Deploy, Logging, Ulimit
+from composer.spec.secopts import parse_security_opts
 from composer.spec.units import parse_bytes, parse_duration
 from composer.spec.where import (
     Where,
-    extensions,
     as_bool,
     as_int,
     as_list,
@@ -38,6 +37,7 @@ from composer.spec.where import (
     as_number,
     as_str,
     check_keys,
+    extensions,
     list_or_dict,
     str_list,
     str_or_list,
