@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import posixpath
 
 from composer.errors import SpecError
@@ -16,6 +17,7 @@ from composer.spec.mounts import VolumeMount
 from composer.spec.render import render_service
 from composer.spec.service import ServiceSpec
 from composer.spec.stack import Stack
+from runtime.api import BuildRequest
 from runtime.types import (
     ContainerSpec,
     DeviceMapping,
@@ -185,6 +187,33 @@ def healthcheck(svc: ServiceSpec) -> Healthcheck | None:
         start_period=h.start_period if h.start_period is not None else 0.0,
         start_interval=h.start_interval if h.start_interval is not None else 5.0,
     )
+
+
+def build_request(stack: Stack, service_name: str, tag: str, *, no_cache: bool = False) -> BuildRequest:
+    """What the engine's builder needs for a service's `build:`. An arg without a value takes
+    it from the environment (.env, then the process), else the Dockerfile's default applies
+    (as Compose's resolveAndMergeBuildArgs)."""
+    svc = stack.services[service_name]
+    b = svc.build
+    if b is None:
+        raise SpecError(f'service "{service_name}" has no build section', service=service_name)
+    if b.remote:
+        raise SpecError(
+            f"not supported yet: a git or URL build context ({b.context}): clone it and set "
+            "context to the local folder", file=_file_of(stack), path=f"services.{service_name}.build.context",
+            service=service_name)
+    args = {k: v if v is not None else stack.environment.get(k) for k, v in b.args.items()}
+    return BuildRequest(
+        context=b.context, dockerfile=b.dockerfile or "Dockerfile", tag=tag, target=b.target,
+        build_args={k: v for k, v in args.items() if v is not None},
+        no_cache=no_cache or b.no_cache, dockerfile_inline=b.dockerfile_inline,
+        tags=tuple(t for t in b.tags if t != tag), labels=dict(b.labels), pull=b.pull,
+        network=b.network or "default", shm_size=b.shm_size, extra_hosts=b.extra_hosts,
+    )
+
+
+def _file_of(stack: Stack) -> str | None:
+    return os.path.basename(stack.files[0]) if stack.files else None
 
 
 def network_spec(stack: Stack, name: str) -> NetworkSpec:

@@ -12,14 +12,14 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 
 from composer import labels as L
-from composer.convert import config_hash, container_spec, network_spec, volume_spec
+from composer.convert import build_request, config_hash, container_spec, network_spec, volume_spec
 from composer.errors import ComposerError
 from composer.graph import ServiceGraph, build_graph
 from composer.project import Action, DesiredService, Plan, plan_down, plan_up
 from composer.scheduler import DownResult, UpResult, run_down, run_up
 from composer.spec import Stack
 from composer.spec.service import MAX_REPLICAS_ENV, max_replicas
-from runtime.api import BuildRequest, ContainerInfo, EngineAPI
+from runtime.api import ContainerInfo, EngineAPI
 from runtime.errors import Conflict, NotFound
 
 Progress = Callable[[str, str], None]  # (object, status), e.g. ("Container lnmp-db-1", "Started")
@@ -289,12 +289,8 @@ class Project:
             b = self.stack.services[name].build
             assert b is not None
             ref = self.image_ref(name)
+            req = build_request(self.stack, name, ref, no_cache=no_cache)
             self.progress(f"Image {ref}", "Building")
-            req = BuildRequest(
-                context=b.context, dockerfile=b.dockerfile or "Dockerfile", tag=ref,
-                target=b.target, build_args={k: v for k, v in b.args.items() if v is not None},
-                no_cache=no_cache or b.no_cache,
-            )
             async for step in self.engine.build_image(req):
                 if step.error:
                     raise ComposerError(f"service {name}: build failed: {step.error}")

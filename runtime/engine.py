@@ -771,17 +771,25 @@ class Engine:
     async def build_image(self, req: BuildRequest) -> AsyncIterator[BuildProgress]:
         """Build from a Dockerfile; yields output lines, then the image id (or the error)."""
         queue: asyncio.Queue[BuildProgress | None] = asyncio.Queue()
+        runner = LauncherRun(self.launcher, network=req.network, shm_size=req.shm_size,
+                             extra_hosts=req.extra_hosts)
+
+        async def pull(ref: str) -> None:
+            await registry.pull(self.images, ref)
+
         builder = Builder(layers=StoreLayers(self.images.layers), images=StoreImages(self.images),
-                          runner=LauncherRun(self.launcher), state_root=self.paths.root)
+                          runner=runner, state_root=self.paths.root, puller=pull)
         dockerfile = req.dockerfile if os.path.isabs(req.dockerfile) else os.path.join(
             req.context, req.dockerfile)
+        tags = list(dict.fromkeys(t for t in (req.tag, *req.tags) if t))
 
         async def work() -> None:
             try:
                 iid = await builder.build(
-                    req.context, dockerfile, tag=[req.tag] if req.tag else [], target=req.target,
+                    req.context, dockerfile, tag=tags, target=req.target,
                     build_args=req.build_args, no_cache=req.no_cache,
-                    progress=lambda line: queue.put_nowait(BuildProgress(line=line)))
+                    progress=lambda line: queue.put_nowait(BuildProgress(line=line)),
+                    dockerfile_text=req.dockerfile_inline, labels=req.labels, pull=req.pull)
                 queue.put_nowait(BuildProgress(image_id=iid))
                 self.bus.publish(Event(time.time(), "image", "build", iid, req.tag))
             except EngineError as e:

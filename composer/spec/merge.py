@@ -189,7 +189,9 @@ def rebase_paths(svc: dict[str, Any], from_dir: str) -> dict[str, Any]:
 
 def _remote(context: str) -> bool:
     """A build context that is a URL or git address (kept as written, as BuildSpec does)."""
-    return "://" in context or context.startswith(("git@", "github.com/"))
+    from composer.spec.resources import is_remote_context
+
+    return is_remote_context(context)
 
 
 def _rebase_volume(item: Any, from_dir: str) -> Any:

@@ -126,6 +126,8 @@ def _build(s: ServiceSpec) -> dict[str, Any]:
         out["no_cache"] = True
     if b.pull:
         out["pull"] = True
+    if b.extra_hosts:
+        out["extra_hosts"] = [f"{h}={ip}" for h, ip in b.extra_hosts]
     out.update(b.extra)
     return out
 

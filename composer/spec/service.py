@@ -25,7 +25,7 @@ from composer.spec.parts import (
     parse_command,
 )
 from composer.spec.ports import PortSpec, parse_expose
-from composer.spec.resources import BuildSpec, Deploy, Logging, Ulimit
+from composer.spec.resources import BuildSpec, Deploy, Logging, Ulimit, parse_extra_hosts
 from composer.spec.secopts import parse_security_opts
 from composer.spec.units import parse_bytes, parse_duration
 from composer.spec.where import (
@@ -318,22 +318,6 @@ def _tmpfs(v: Any, w: Where, c: ParseContext) -> tuple[VolumeMount, ...]:
     return tuple(parse_tmpfs_entry(t, w if isinstance(v, str) else w.idx(i)) for i, t in enumerate(items))
 
 
-def _extra_hosts(v: Any, w: Where, _c: ParseContext) -> tuple[tuple[str, str], ...]:
-    out: list[tuple[str, str]] = []
-    if isinstance(v, list):
-        unique_items(v, w)
-        for i, text in enumerate(str_list(v, w)):
-            sep = min((text.find(s) for s in "=:" if s in text), default=-1)
-            if sep <= 0:
-                w.idx(i).fail(f'invalid extra host "{text}" (use "host:ip" or "host=ip")')
-            out.append((text[:sep], text[sep + 1:].strip("[]")))
-        return tuple(out)
-    for host, ips in as_map(v, w).items():
-        for ip in ([ips] if isinstance(ips, str) else str_list(ips, w.key(host))):
-            out.append((host, ip))
-    return tuple(out)
-
-
 def _restart(v: Any, w: Where, _c: ParseContext) -> str:
     text = as_str(v, w)
     if not RESTART.match(text):
@@ -441,7 +425,7 @@ _PARSERS: dict[str, Parser] = {
         _group(x, w.idx(i)) for i, x in enumerate(_unique_any(v, w))),
     "label_file": lambda v, w, c: tuple(resolve_path(p, c.base_dir) for p in _str_or_list(v, w, c)),
     "user": _str, "userns_mode": _userns, "working_dir": _str, "hostname": _str,
-    "domainname": _str, "extra_hosts": _extra_hosts, "dns": _str_or_list,
+    "domainname": _str, "extra_hosts": lambda v, w, c: parse_extra_hosts(v, w), "dns": _str_or_list,
     "dns_search": _str_or_list, "dns_opt": _unique_strs, "init": _bool, "stop_signal": _str,
     "stop_grace_period": lambda v, w, c: parse_duration(v, w), "read_only": _bool,
     "privileged": _bool, "tty": _bool, "stdin_open": _bool, "restart": _restart,

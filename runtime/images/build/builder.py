@@ -88,6 +88,7 @@ class _Run:
     no_cache: bool
     progress: Progress
     global_args: dict[str, str]
+    pull: bool = False
     total: int = 0
     step: int = 0
     used_args: set[str] = field(default_factory=set)
@@ -104,10 +105,12 @@ class Builder:
         images: ImageSink,
         runner: RunStep | None,
         state_root: Path,
+        puller: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
         self.layers = layers
         self.images = images
         self.runner = runner
+        self.puller = puller  # `pull=True`: fetch a FROM image from its registry first
         self.dir = state_root / "build"
         self.cache = BuildCache(self.dir / "cache", layers)
 
@@ -123,35 +126,50 @@ class Builder:
         build_args: Mapping[str, str] | None = None,
         no_cache: bool = False,
         progress: Progress | None = None,
+        dockerfile_text: str | None = None,
+        labels: Mapping[str, str] | None = None,
+        pull: bool = False,
     ) -> str:
-        """Build and store the image; returns its id. Raises BuildError."""
+        """Build and store the image; returns its id. Raises BuildError.
+        `dockerfile_text`: the Dockerfile itself (Compose's dockerfile_inline; the context's
+        .dockerignore applies); `labels` are added to the image's; `pull` fetches each FROM
+        image from its registry before using it (Docker's --pull)."""
         out: Progress = progress or (lambda _line: None)
         started = time.monotonic()
         ctx_dir = Path(context_dir)
-        df_path = Path(dockerfile_path) if dockerfile_path is not None else ctx_dir / "Dockerfile"
-        if not df_path.is_absolute() and not df_path.exists():
-            df_path = ctx_dir / df_path
-        try:
-            text = df_path.read_text()
-        except OSError as e:
-            raise BuildError(f"cannot read the Dockerfile: {e.strerror}", file=str(df_path)) from e
-        try:
-            shown = str(df_path.resolve().relative_to(ctx_dir.resolve()))
-        except ValueError:
-            shown = str(df_path)
+        if dockerfile_text is not None:
+            text, shown, df_for_ignore = dockerfile_text, "Dockerfile (inline)", None
+        else:
+            df_path = Path(dockerfile_path) if dockerfile_path is not None else ctx_dir / "Dockerfile"
+            if not df_path.is_absolute() and not df_path.exists():
+                df_path = ctx_dir / df_path
+            try:
+                text = df_path.read_text()
+            except OSError as e:
+                raise BuildError(f"cannot read the Dockerfile: {e.strerror}", file=str(df_path)) from e
+            try:
+                shown = str(df_path.resolve().relative_to(ctx_dir.resolve()))
+            except ValueError:
+                shown = str(df_path)
+            df_for_ignore = df_path
         dockerfile = p.parse(text, shown)
         for w in dockerfile.warnings:
             out(f"[warning] {w}")
         args = dict(build_args or {})
-        run = _Run(dockerfile, BuildContext.open(ctx_dir, df_path), args, no_cache, out,
-                   self._global_args(dockerfile, args))
+        if pull and self.puller is None:
+            raise BuildError("pull: this builder has no registry client")
+        run = _Run(dockerfile, BuildContext.open(ctx_dir, df_for_ignore), args, no_cache, out,
+                   self._global_args(dockerfile, args), pull)
         final = self._target(dockerfile, target)
         needed = self._needed(run, final)
         run.total = sum(1 + len(dockerfile.stages[i].instructions) for i in needed)
         for i in needed:
             run.done[i] = await self._stage(run, dockerfile.stages[i])
         tags = (tag,) if isinstance(tag, str) else tuple(tag)
-        image_id = self.images.put(run.done[final.index], tags=tags)
+        image = run.done[final.index]
+        if labels:
+            image = replace(image, config=replace(image.config, labels={**image.config.labels, **labels}))
+        image_id = self.images.put(image, tags=tags)
         unused = sorted(set(args) - run.used_args - set(PREDEFINED_ARGS))
         if unused:
             out(f"[warning] one or more build-args were not consumed: {', '.join(unused)}")
@@ -230,6 +248,13 @@ class Builder:
         return state.image
 
     async def _base(self, ref: str, run: _Run, line: int) -> BuildImage:
+        if run.pull and self.puller is not None:
+            run.progress(f"Pulling {ref}")
+            try:
+                await self.puller(ref)
+            except Exception as e:  # noqa: BLE001 - any failure of the pull is the step's error
+                raise BuildError(f"pull of {ref} failed (pull: true): {e}", file=run.dockerfile.filename,
+                                 line=line) from e
         image = self.images.get(ref)
         if image is not None:
             return image
@@ -493,8 +518,10 @@ async def build(
     build_args: Mapping[str, str] | None = None,
     no_cache: bool = False,
     progress: Progress | None = None,
+    dockerfile_text: str | None = None,
+    labels: Mapping[str, str] | None = None,
 ) -> str:
     """One-shot form of Builder(...).build(...)."""
     return await Builder(layers=layers, images=images, runner=runner, state_root=state_root).build(
         context_dir, dockerfile_path, tag=tag, target=target, build_args=build_args,
-        no_cache=no_cache, progress=progress)
+        no_cache=no_cache, progress=progress, dockerfile_text=dockerfile_text, labels=labels)
