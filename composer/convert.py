@@ -137,7 +137,8 @@ def _mount(stack: Stack, m: VolumeMount) -> Mount:
     if m.type == "tmpfs":
         return Mount("tmpfs", m.target, read_only=m.read_only, tmpfs_size=m.tmpfs_size, tmpfs_mode=m.tmpfs_mode)
     source = stack.volume_name(m.source) if m.source else ""
-    return Mount("volume", m.target, source, read_only=m.read_only, nocopy=m.nocopy)
+    return Mount("volume", m.target, source, read_only=m.read_only, nocopy=m.nocopy,
+                 subpath=m.subpath or "")
 
 
 def resources(svc: ServiceSpec) -> Resources:
@@ -240,7 +241,7 @@ def volume_spec(stack: Stack, name: str) -> VolumeSpec:
     return VolumeSpec(
         name=stack.volume_name(name),
         labels={**vol.labels, "com.docker.compose.project": stack.name, "com.docker.compose.volume": name},
-        external=vol.external,
+        external=vol.external, driver_opts=dict(vol.driver_opts),
     )
 
 

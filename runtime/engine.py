@@ -51,7 +51,13 @@ from runtime.images.build import Builder
 from runtime.images.build_adapters import LauncherRun, StoreImages, StoreLayers
 from runtime.images.registry import PullProgress
 from runtime.images.store import ImageStore
-from runtime.launchcfg import launch_config, mount_points, seccomp_profile, user_namespace
+from runtime.launchcfg import (
+    launch_config,
+    mount_points,
+    seccomp_profile,
+    user_namespace,
+    volume_subpath,
+)
 from runtime.network.files import hosts_file
 from runtime.network.manager import NetworkManager
 from runtime.paths import Paths, safe_name
@@ -333,8 +339,12 @@ class Engine:
     def _volume_path(self, rec: ContainerRecord):  # type: ignore[no-untyped-def]
         def path(m: Mount) -> str:
             vol = self.volumes.get(m.source)
-            self.volumes.init_from_image(m.source, list(rec.resolved.lowerdirs), m.target, m.nocopy)
-            return vol.mountpoint
+            if vol.options and not os.path.isdir(vol.mountpoint):
+                raise InvalidArgument(f"container {rec.name}: volume {vol.name} binds {vol.mountpoint}, "
+                                      "which is not a directory on this host: create it")
+            if not m.subpath:  # the image's files would land in the volume's root: not copied
+                self.volumes.init_from_image(m.source, list(rec.resolved.lowerdirs), m.target, m.nocopy)
+            return volume_subpath(vol.mountpoint, m.subpath, vol.name) if m.subpath else vol.mountpoint
         return path
 
     def _dns_names(self, rec: ContainerRecord) -> list[str]:
@@ -696,7 +706,7 @@ class Engine:
     async def create_volume(self, spec: VolumeSpec) -> VolumeInfo:
         if spec.external:
             return self.volumes.get(spec.name).info()
-        return self.volumes.create(spec.name, spec.labels).info()
+        return self.volumes.create(spec.name, spec.labels, spec.driver_opts).info()
 
     def _volume_users(self, name: str) -> list[str]:
         return [r.name for r in self.table.all()

@@ -23,6 +23,7 @@ class Mount:
     tmpfs_size: int | None = None  # bytes
     tmpfs_mode: int | None = None  # e.g. 0o1777
     nocopy: bool = False  # volume: don't copy the image's content into a new volume
+    subpath: str = ""  # volume: mount this existing path inside the volume, relative to its root
     propagation: str | None = None  # bind: private/rprivate/shared/rshared/slave/rslave
 
 
@@ -147,3 +148,6 @@ class VolumeSpec:
     name: str
     labels: dict[str, str] = field(default_factory=dict)
     external: bool = False
+    # the local driver's options; only its bind form is supported: {"type": "none",
+    # "o": "bind", "device": "/abs/dir"} makes the volume that host directory
+    driver_opts: dict[str, str] = field(default_factory=dict)

@@ -262,9 +262,10 @@ def _parse_sections(raw: dict[str, Any], display: str, ctx: ParseContext) -> dic
         name: ServiceSpec.parse(name, svc, Where(at("services", name).file, f"services.{name}", name), ctx)
         for name, svc in services.items()
     }
-    for key, cls in (("networks", NetworkConfig), ("volumes", VolumeConfig)):
-        section = _section(raw, key, w)
-        out[key] = {k: cls.parse(k, v, at(key, k)) for k, v in section.items()}
+    out["networks"] = {k: NetworkConfig.parse(k, v, at("networks", k))
+                       for k, v in _section(raw, "networks", w).items()}
+    out["volumes"] = {k: VolumeConfig.parse(k, v, at("volumes", k), ctx.base_dir)
+                      for k, v in _section(raw, "volumes", w).items()}
     for key, kind in (("secrets", "secret"), ("configs", "config")):
         section = _section(raw, key, w)
         out[key] = {

@@ -129,7 +129,7 @@ class VolumeConfig:
     extensions: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def parse(cls, key: str, raw: Any, w: Where) -> VolumeConfig:
+    def parse(cls, key: str, raw: Any, w: Where, base_dir: str = "/") -> VolumeConfig:
         if raw is None:
             return cls(key)
         raw = as_map(raw, w)
@@ -141,8 +141,24 @@ class VolumeConfig:
             w.key("driver").fail(f'not supported: volume driver "{driver}" (only local)')
         return cls(
             key, as_str(raw["name"], w.key("name")) if "name" in raw else ext_name,
-            driver, _opts(raw, w), external, _labels(raw, w), extensions(raw),
+            driver, _volume_opts(_opts(raw, w), w.key("driver_opts"), base_dir), external,
+            _labels(raw, w), extensions(raw),
         )
+
+
+def _volume_opts(opts: dict[str, str], w: Where, base_dir: str) -> dict[str, str]:
+    """The local driver's options: only its bind form (`type: none`, `o: bind`, `device:
+    DIR`, a relative DIR against the project directory as compose-go resolves it) makes a
+    volume here; its tmpfs, nfs or block forms need a mount of their own (not supported)."""
+    if not opts:
+        return opts
+    flags = {f.strip() for f in opts.get("o", "").split(",") if f.strip()}
+    if set(opts) - {"type", "o", "device"} or opts.get("type") != "none" or not flags & {"bind", "rbind"} \
+            or flags - {"bind", "rbind"} or not opts.get("device"):
+        shown = ", ".join(f"{k}: {v}" for k, v in opts.items())
+        w.fail(f"not supported: local volume options {shown} (only the bind form: type: none, "
+               "o: bind, device: DIR)")
+    return {**opts, "device": resolve_path(opts["device"], base_dir)}
 
 
 @dataclass(frozen=True)
