@@ -7,6 +7,7 @@ engine names for networks and volumes, resources in cgroup units, durations in s
 """
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -22,6 +23,7 @@ from runtime.types import (
     ContainerSpec,
     DeviceMapping,
     Healthcheck,
+    InjectedFile,
     Mount,
     NetworkAttachment,
     NetworkSpec,
@@ -40,6 +42,7 @@ def container_spec(stack: Stack, service_name: str, number: int, *, labels: dict
     if svc is None:
         raise SpecError(f'no such service "{service_name}"', service=service_name)
     network_mode, networks = _networking(stack, svc)
+    file_binds, files = _files(stack, svc)
     return ContainerSpec(
         name=svc.container_name or f"{stack.name}-{service_name}-{number}",
         image=svc.image or f"{stack.name}-{service_name}",
@@ -52,7 +55,8 @@ def container_spec(stack: Stack, service_name: str, number: int, *, labels: dict
         hostname=svc.hostname,
         domainname=svc.domainname,
         labels={**svc.labels, **labels},
-        mounts=_mounts(stack, svc),
+        mounts=_mounts(stack, svc) + file_binds,
+        files=files,
         read_only=svc.read_only,
         shm_size=svc.shm_size,
         resources=resources(svc),
@@ -109,23 +113,51 @@ def _networking(stack: Stack, svc: ServiceSpec) -> tuple[str, tuple[NetworkAttac
 
 
 def _mounts(stack: Stack, svc: ServiceSpec) -> tuple[Mount, ...]:
-    mounts = [_mount(stack, m) for m in (*svc.volumes, *svc.tmpfs)]
+    return tuple(_mount(stack, m) for m in (*svc.volumes, *svc.tmpfs))
+
+
+def _files(stack: Stack, svc: ServiceSpec) -> tuple[tuple[Mount, ...], tuple[InjectedFile, ...]]:
+    """Secrets and configs: a file one without uid/gid/mode is a read-only bind of the host
+    file (live, as Compose binds it); from `environment:` or `content:`, or with uid/gid/
+    mode, the engine makes the file with that owner and mode (default 0444, as Compose)."""
+    binds: list[Mount] = []
+    made: list[InjectedFile] = []
     for kind, refs, objects, folder in (
         ("secret", svc.secrets, stack.secrets, "/run/secrets"),
         ("config", svc.configs, stack.configs, "/"),
     ):
-        for ref in refs:
+        for i, ref in enumerate(refs):
             obj = objects[ref.source]
-            if obj.file is None:
-                raise SpecError(
-                    f'not supported: {kind} "{ref.source}" without file: (use a file-based {kind})',
-                    path=f"services.{svc.name}.{kind}s", service=svc.name,
-                )
+            where = f"services.{svc.name}.{kind}s[{i}]"
             target = ref.target or ref.source
             if not target.startswith("/"):
                 target = posixpath.join(folder, target)
-            mounts.append(Mount("bind", target, obj.file, read_only=True, create_host_path=False))
-    return tuple(mounts)
+            if obj.external:
+                raise SpecError(f'not supported: external {kind} "{ref.source}" (swarm only: give it '
+                                f"a file, environment or content)", path=where, service=svc.name)
+            owned = ref.uid is not None or ref.gid is not None or ref.mode is not None
+            if obj.file is not None and not owned:
+                binds.append(Mount("bind", target, obj.file, read_only=True, create_host_path=False))
+                continue
+            content = ""
+            if obj.environment is not None:
+                if obj.environment not in stack.environment:
+                    raise SpecError(f'environment variable {obj.environment} required by {kind} '
+                                    f'"{ref.source}" is not set (set it, or put it in .env)',
+                                    path=where, service=svc.name)
+                content = _b64(stack.environment[obj.environment])
+            elif obj.content is not None:
+                content = _b64(obj.content)
+            made.append(InjectedFile(
+                target, content=content, source=obj.file or "",
+                uid=int(ref.uid) if ref.uid is not None else 0,
+                gid=int(ref.gid) if ref.gid is not None else 0,
+                mode=ref.mode if ref.mode is not None else 0o444))
+    return tuple(binds), tuple(made)
+
+
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
 
 
 def _mount(stack: Stack, m: VolumeMount) -> Mount:

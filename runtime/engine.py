@@ -25,7 +25,7 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
 
-from runtime import hostdevices, resolve, serde
+from runtime import hostdevices, injected, resolve, serde
 from runtime.api import (
     BuildProgress,
     BuildRequest,
@@ -272,6 +272,8 @@ class Engine:
         device_nodes, device_rules = hostdevices.resolve(spec)  # now: numbers can change
         lay = rootfs.prepare(rec.dir, rec.resolved.lowerdirs)
         mounts = mount_points(spec, rec.resolved.extra_mounts, self._volume_path(rec))
+        _, uid_map, gid_map = user_namespace(spec, DEFAULT_NAMESPACES)
+        mounts = (*mounts, *injected.materialise(spec, rec.dir, uid_map, gid_map))
         etc = self._etc_files(rec, join_pid)
         cfg = launch_config(rec, lay, mounts, join_pid=join_pid, etc_files=etc,
                             devices=device_nodes)

@@ -28,6 +28,20 @@ class Mount:
 
 
 @dataclass(frozen=True)
+class InjectedFile:
+    """A file made for the container (Compose's secrets and configs from `environment:` or
+    `content:`, or with `uid`/`gid`/`mode`): written under its state directory at start and
+    bind-mounted read-only at `target`. Exactly one of `content` / `source` is used."""
+
+    target: str  # absolute path in the container
+    content: str = ""  # base64 of the bytes
+    source: str = ""  # an absolute host file whose bytes are copied at each start
+    uid: int = 0  # owner inside the container
+    gid: int = 0
+    mode: int = 0o444
+
+
+@dataclass(frozen=True)
 class DeviceMapping:
     """A host device given to the container (`devices:`, Docker's `--device`)."""
 
@@ -101,6 +115,7 @@ class ContainerSpec:
     domainname: str | None = None
     labels: dict[str, str] = field(default_factory=dict)
     mounts: tuple[Mount, ...] = ()
+    files: tuple[InjectedFile, ...] = ()  # secrets/configs made for it (see InjectedFile)
     read_only: bool = False
     shm_size: int | None = None  # bytes, default 64 MiB
     resources: Resources = field(default_factory=Resources)

@@ -237,10 +237,17 @@ class FileRef:
             check_keys(item, wi, ("source", "target", "uid", "gid", "mode"))
             if "source" not in item:
                 wi.fail("missing key source")
+            for key in ("uid", "gid"):
+                if key in item and not as_str(item[key], wi.key(key)).isdigit():
+                    wi.key(key).fail(f"expected a numeric {key}, got {item[key]!r} (names are not "
+                                     "resolved: use the number)")
+            mode = parse_mode(item["mode"], wi.key("mode")) if "mode" in item else None
+            if mode is not None and not 0 <= mode <= 0o7777:
+                wi.key("mode").fail(f"file mode {mode:o} is out of range (0 to 7777)")
             out.append(cls(
                 as_str(item["source"], wi.key("source")),
                 _opt_str(item, "target", wi), _opt_str(item, "uid", wi), _opt_str(item, "gid", wi),
-                parse_mode(item["mode"], wi.key("mode")) if "mode" in item else None,
+                mode,
             ))
         return tuple(out)
 
