@@ -87,7 +87,18 @@ def container_spec(stack: Stack, service_name: str, number: int, *, labels: dict
         restart=restart_policy(svc),
         healthcheck=healthcheck(svc),
         userns_mode=svc.userns_mode or None,
+        ipc_mode=_shared(stack, svc.ipc),
+        pid_mode=_shared(stack, svc.pid),
+        uts_mode=svc.uts or "",
+        cgroupns_mode=svc.cgroup or "",
     )
+
+
+def _shared(stack: Stack, mode: str | None) -> str:
+    """`service:NAME` names the service's first container (as network_mode does)."""
+    if mode and mode.startswith("service:"):
+        return f"container:{stack.container_name(mode.split(':', 1)[1], 1)}"
+    return mode or ""
 
 
 def _networking(stack: Stack, svc: ServiceSpec) -> tuple[str, tuple[NetworkAttachment, ...]]:

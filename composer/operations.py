@@ -130,9 +130,13 @@ class Project:
                                     f"{svc.container_name!r}, which must be unique (remove it to scale)")
         if replicas is None:
             replicas = svc.scale if svc.scale is not None else (svc.deploy.replicas or 1)
+        # a container in another's namespace must be made again with it (compose-go adds
+        # these as depends_on with restart: true)
+        shares = {m.split(":", 1)[1] for m in (svc.network_mode, svc.ipc, svc.pid)
+                  if m and m.startswith("service:")}
         return DesiredService(
             name, config_hash(svc), replicas,
-            frozenset(d.service for d in svc.depends_on if d.restart),
+            frozenset(d.service for d in svc.depends_on if d.restart) | shares,
         )
 
     async def _apply(self, plan: Plan, name: str, opts: UpOptions) -> None:

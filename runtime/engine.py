@@ -20,6 +20,7 @@ import logging
 import os
 import shutil
 import signal
+import socket
 import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -55,16 +56,17 @@ from runtime.launchcfg import (
     launch_config,
     mount_points,
     seccomp_profile,
+    shared_namespaces,
     user_namespace,
     volume_subpath,
 )
 from runtime.network.files import hosts_file
 from runtime.network.manager import NetworkManager
 from runtime.paths import Paths, safe_name
-from runtime.process.config import DEFAULT_NAMESPACES, ExecConfig, effective_caps
+from runtime.process.config import DEFAULT_NAMESPACES, DEFAULT_SHM_SIZE, ExecConfig, effective_caps
 from runtime.process.launcher import ExitStatus, Launched, Launcher
 from runtime.process.logs import read_log
-from runtime.storage import rootfs
+from runtime.storage import rootfs, shm
 from runtime.storage.volumes import VolumeStore
 from runtime.supervisor import Supervisor, check_spec
 from runtime.types import ContainerSpec, Mount, NetworkSpec, VolumeSpec
@@ -191,7 +193,11 @@ class Engine:
         image = self._image(spec.image)
         cfg = image.config
         cid = self.table.new_id()
-        hostname = resolve.container_hostname(spec.hostname, cid)
+        if spec.uts_mode == "host" and spec.hostname:
+            raise InvalidArgument(f"container {spec.name}: hostname and uts_mode host conflict "
+                                  "(the host's name is used): drop one of them")
+        hostname = (socket.gethostname() if spec.uts_mode == "host"
+                    else resolve.container_hostname(spec.hostname, cid))
         targets = {m.target.rstrip("/") or "/" for m in spec.mounts}
         extra = tuple(
             Mount("volume", v, "") for v in cfg.volumes if (v.rstrip("/") or "/") not in targets
@@ -216,6 +222,7 @@ class Engine:
         check_spec(spec)
         seccomp_profile(spec)
         user_namespace(spec, DEFAULT_NAMESPACES)
+        shared_namespaces(spec, DEFAULT_NAMESPACES, {}, {"ipc": 1, "pid": 1})  # the modes' syntax
         hostdevices.resolve(spec)  # a missing device or a bad rule fails here, as in Docker
         d = self.paths.container_dir(cid)
         d.mkdir(parents=True)
@@ -275,8 +282,13 @@ class Engine:
         _, uid_map, gid_map = user_namespace(spec, DEFAULT_NAMESPACES)
         mounts = (*mounts, *injected.materialise(spec, rec.dir, uid_map, gid_map))
         etc = self._etc_files(rec, join_pid)
-        cfg = launch_config(rec, lay, mounts, join_pid=join_pid, etc_files=etc,
-                            devices=device_nodes)
+        ns_pids, shm_source = self._shared_ipc_pid(rec)
+        try:
+            cfg = launch_config(rec, lay, mounts, join_pid=join_pid, etc_files=etc,
+                                devices=device_nodes, ns_pids=ns_pids, shm_source=shm_source)
+        except BaseException:
+            shm.unmount(rec.dir)
+            raise
         cg: Cgroup | None = None
         addresses: dict[str, str] = {}
 
@@ -337,6 +349,32 @@ class Engine:
                 subject=spec.name,
             )
         return self._launched[target.id].pid
+
+    def _shared_ipc_pid(self, rec: ContainerRecord) -> tuple[dict[str, int], str]:
+        """(init pid per joined namespace, host dir for /dev/shm) for ipc_mode / pid_mode.
+        Joining IPC needs a donor that is shareable (or uses the host's), as Docker."""
+        spec = rec.spec
+        pids: dict[str, int] = {}
+        shm_source = ""
+        for kind, mode in (("ipc", spec.ipc_mode), ("pid", spec.pid_mode)):
+            if not mode.startswith("container:"):
+                continue
+            target = self.table.get(mode.split(":", 1)[1])
+            if target.run.state != "running" or target.id not in self._launched:
+                raise Conflict(f"container {spec.name}: cannot join the {kind} namespace of "
+                               f"{target.name}: it is not running", subject=spec.name)
+            if kind == "ipc":
+                if target.spec.ipc_mode not in ("shareable", "host"):
+                    raise Conflict(f"container {spec.name}: cannot join the IPC namespace of "
+                                   f"{target.name}: it is not shareable (give it ipc: shareable)",
+                                   subject=spec.name)
+                shm_source = "/dev/shm" if target.spec.ipc_mode == "host" else shm.path(target.dir)
+            pids[kind] = self._launched[target.id].pid
+        if spec.ipc_mode == "host":
+            shm_source = "/dev/shm"
+        elif spec.ipc_mode == "shareable":
+            shm_source = shm.mount(rec.dir, spec.shm_size or DEFAULT_SHM_SIZE)
+        return pids, shm_source
 
     def _volume_path(self, rec: ContainerRecord):  # type: ignore[no-untyped-def]
         def path(m: Mount) -> str:
@@ -431,6 +469,8 @@ class Engine:
 
     async def _release(self, rec: ContainerRecord) -> None:
         """Everything a started container holds on the host, except its state dir. Idempotent."""
+        with contextlib.suppress(EngineError, OSError):
+            shm.unmount(rec.dir)
         with contextlib.suppress(EngineError, OSError):
             await self.networks.unpublish(rec.id)
         with contextlib.suppress(EngineError, OSError):

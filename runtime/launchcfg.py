@@ -6,7 +6,7 @@ asking the volume store for host paths; unit-tested without root.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from runtime.containers import ContainerRecord
 from runtime.errors import InvalidArgument
@@ -39,6 +39,31 @@ def network_namespaces(spec: ContainerSpec, join_pid: int | None) -> tuple[tuple
     raise InvalidArgument(
         f"container {spec.name}: unknown network mode {mode!r}: use bridge, host, none or container:NAME"
     )
+
+
+SHARED_MODES = (("ipc", "ipc_mode"), ("pid", "pid_mode"), ("uts", "uts_mode"), ("cgroup", "cgroupns_mode"))
+OWN_MODES = ("", "private", "shareable")
+
+
+def shared_namespaces(spec: ContainerSpec, namespaces: tuple[str, ...], join: dict[str, str],
+                      pids: Mapping[str, int]) -> tuple[tuple[str, ...], dict[str, str]]:
+    """ipc/pid/uts/cgroup: own (the default), the host's (not created), or another
+    container's (`container:NAME`, joined through /proc/<pid of its init>/ns/<kind>)."""
+    join = dict(join)
+    for kind, attr in SHARED_MODES:
+        mode = getattr(spec, attr)
+        if mode in OWN_MODES and (kind == "ipc" or mode != "shareable"):
+            continue
+        if mode == "host":
+            namespaces = tuple(n for n in namespaces if n != kind)
+        elif mode.startswith("container:") and kind in ("ipc", "pid") and kind in pids:
+            namespaces = tuple(n for n in namespaces if n != kind)
+            join[kind] = f"/proc/{pids[kind]}/ns/{kind}"
+        elif mode.startswith("container:") and kind in ("ipc", "pid"):
+            raise InvalidArgument(f"container {spec.name}: {attr} {mode}: that container is not running")
+        else:
+            raise InvalidArgument(f"container {spec.name}: unknown {attr} {mode!r}")
+    return namespaces, join
 
 
 def mount_points(spec: ContainerSpec, extra: tuple[Mount, ...], volume_path: VolumePath) -> tuple[MountPoint, ...]:
@@ -158,9 +183,15 @@ def launch_config(
     join_pid: int | None = None,
     etc_files: dict[str, str],
     devices: tuple[DeviceNode, ...] = (),
+    ns_pids: Mapping[str, int] | None = None,
+    shm_source: str = "",
 ) -> LaunchConfig:
+    """`ns_pids`: the init pid of the container whose ipc / pid namespace is joined;
+    `shm_source`: the host dir to bind at /dev/shm (shared IPC)."""
     spec, res = rec.spec, rec.resolved
     namespaces, join = network_namespaces(spec, join_pid)
+    namespaces, join = shared_namespaces(spec, namespaces, join, ns_pids or {})
+    own_uts = "uts" in namespaces  # with the host's, never set its name
     argv, mounts, init = with_init(spec, res.argv, mounts)
     namespaces, uid_map, gid_map = user_namespace(spec, namespaces)
     return LaunchConfig(
@@ -175,12 +206,13 @@ def launch_config(
         cwd=res.cwd or "/",
         user=res.user,
         group_add=spec.group_add,
-        hostname=res.hostname,
-        domainname=spec.domainname or "",
+        hostname=res.hostname if own_uts else "",
+        domainname=(spec.domainname or "") if own_uts else "",
         read_only=spec.read_only,
         mounts=mounts,
         devices=devices,
         shm_size=spec.shm_size or DEFAULT_SHM_SIZE,
+        shm_source=shm_source,
         etc_files=etc_files,
         namespaces=namespaces,
         join_namespaces=join,

@@ -143,6 +143,11 @@ class ContainerSpec:
     restart: str = "no"  # no | always | on-failure[:N] | unless-stopped
     healthcheck: Healthcheck | None = None
     userns_mode: str | None = None  # None | "host" | "private" (own user namespace)
+    # Sharing namespaces (Docker's IpcMode, PidMode, UTSMode, CgroupnsMode). "" = its own.
+    ipc_mode: str = ""  # "" | "private" | "shareable" (others may join) | "host" | "container:<name>"
+    pid_mode: str = ""  # "" | "host" | "container:<name>"
+    uts_mode: str = ""  # "" | "host"
+    cgroupns_mode: str = ""  # "" | "private" | "host"
     auto_remove: bool = False
 
 

@@ -37,7 +37,7 @@ def render_service(s: ServiceSpec) -> dict[str, Any]:
         "image", "container_name", "hostname", "domainname", "user", "working_dir", "restart",
         "stop_signal", "pull_policy", "platform", "cpuset", "cpus", "cpu_shares", "cpu_quota",
         "cpu_period", "pids_limit", "mem_limit", "memswap_limit", "mem_reservation", "shm_size",
-        "network_mode", "userns_mode", "ipc", "init", "scale",
+        "network_mode", "userns_mode", "ipc", "pid", "uts", "cgroup", "init", "scale",
     )
     for key in simple:
         value = getattr(s, key)

@@ -50,6 +50,7 @@ PULL_POLICY = re.compile(r"^(always|never|build|if_not_present|missing|refresh|d
 CONTAINER_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
 PROFILE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 NETWORK_MODE = re.compile(r"^(host|none|bridge|default|(container|service):.+)$")
+_SHARED_NS = re.compile(r"^(container|service):.+$")
 
 
 @dataclass
@@ -129,7 +130,10 @@ class ServiceSpec:
     pull_policy: str | None = None
     platform: str | None = None
     logging: Logging | None = None
-    ipc: str | None = None
+    ipc: str | None = None  # private | shareable | host | service:NAME | container:NAME
+    pid: str | None = None  # host | service:NAME | container:NAME
+    uts: str | None = None  # host
+    cgroup: str | None = None  # host | private
     attach: bool = True
     secrets: tuple[FileRef, ...] = ()
     configs: tuple[FileRef, ...] = ()
@@ -209,6 +213,8 @@ def _label_files(paths: tuple[str, ...], w: Where, ctx: ParseContext) -> dict[st
 def _check_service(values: dict[str, Any], w: Where, ctx: ParseContext) -> None:
     if values.get("network_mode") and values.get("networks"):
         w.key("network_mode").fail("network_mode and networks cannot be combined (use one)")
+    if values.get("uts") == "host" and values.get("hostname"):
+        w.key("hostname").fail("hostname and uts: host conflict (the host's name is used; drop one)")
     scale, deploy = values.get("scale"), values.get("deploy")
     if scale is not None and deploy is not None and deploy.replicas is not None and deploy.replicas != scale:
         w.key("scale").fail(f"scale {scale} differs from deploy.replicas {deploy.replicas} (set one)")
@@ -356,8 +362,31 @@ def _network_mode(v: Any, w: Where, _c: ParseContext) -> str:
 
 def _ipc(v: Any, w: Where, _c: ParseContext) -> str:
     text = as_str(v, w)
-    if text not in ("private", "shareable", ""):
-        w.fail(f'not supported: ipc "{text}" (every container has its own private IPC namespace)')
+    if text == "none":
+        w.fail('not supported: ipc "none" (a private namespace without /dev/shm; use private)')
+    if text not in ("private", "shareable", "host", "") and not _SHARED_NS.match(text):
+        w.fail(f'invalid ipc "{text}" (use private, shareable, host, service:NAME or container:NAME)')
+    return text
+
+
+def _pid(v: Any, w: Where, _c: ParseContext) -> str:
+    text = as_str(v, w)
+    if text not in ("host", "") and not _SHARED_NS.match(text):
+        w.fail(f'invalid pid "{text}" (use host, service:NAME or container:NAME)')
+    return text
+
+
+def _uts(v: Any, w: Where, _c: ParseContext) -> str:
+    text = as_str(v, w)
+    if text not in ("host", ""):
+        w.fail(f'invalid uts "{text}" (only host: the host\'s hostname)')
+    return text
+
+
+def _cgroup(v: Any, w: Where, _c: ParseContext) -> str:
+    text = as_str(v, w)
+    if text not in ("host", "private"):
+        w.fail(f'invalid cgroup "{text}" (use host or private)')
     return text
 
 
@@ -431,6 +460,7 @@ _PARSERS: dict[str, Parser] = {
     "privileged": _bool, "tty": _bool, "stdin_open": _bool, "restart": _restart,
     "profiles": _profiles, "container_name": _container_name, "pull_policy": _pull_policy,
     "platform": _str, "logging": lambda v, w, c: Logging.parse(v, w), "ipc": _ipc,
+    "pid": _pid, "uts": _uts, "cgroup": _cgroup,
     "attach": _attach, "secrets": lambda v, w, c: FileRef.parse_all(v, w),
     "configs": lambda v, w, c: FileRef.parse_all(v, w),
 }

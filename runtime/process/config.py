@@ -99,6 +99,7 @@ class LaunchConfig:
     mounts: tuple[MountPoint, ...] = ()
     devices: tuple[DeviceNode, ...] = ()  # made after the mounts, before pivot_root
     shm_size: int = DEFAULT_SHM_SIZE
+    shm_source: str = ""  # a host dir bound at /dev/shm (ipc shared or host); "" = own tmpfs
     etc_files: dict[str, str] = field(default_factory=dict)  # "/etc/hosts" -> host file
     namespaces: tuple[str, ...] = DEFAULT_NAMESPACES  # to create
     join_namespaces: dict[str, str] = field(default_factory=dict)  # "net" -> /proc/N/ns/net

@@ -126,8 +126,11 @@ def mount_dev(cfg: LaunchConfig, sc: Syscalls) -> None:
         sc.touch(f"{dev}/console")
         sc.mount(os.ttyname(0), f"{dev}/console", None, MS_BIND)
     sc.makedirs(f"{dev}/shm")
-    sc.mount("shm", f"{dev}/shm", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
-             f"mode=1777,size={cfg.shm_size}")
+    if cfg.shm_source:  # the /dev/shm of the IPC namespace joined (a shareable one, the host's)
+        sc.mount(cfg.shm_source, f"{dev}/shm", None, MS_BIND | MS_REC)
+    else:
+        sc.mount("shm", f"{dev}/shm", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                 f"mode=1777,size={cfg.shm_size}")
     sc.makedirs(f"{dev}/mqueue")
     sc.mount("mqueue", f"{dev}/mqueue", "mqueue", MS_NOSUID | MS_NODEV | MS_NOEXEC)
 
