@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import posixpath
+from dataclasses import replace
 
 from composer.errors import SpecError
 from composer.spec.mounts import VolumeMount
@@ -113,13 +114,20 @@ def _networking(stack: Stack, svc: ServiceSpec) -> tuple[str, tuple[NetworkAttac
     attachments = [
         NetworkAttachment(
             network=stack.network_name(n.name), aliases=tuple(dict.fromkeys((svc.name, *n.aliases))),
-            ipv4_address=n.ipv4_address, priority=n.priority,
+            ipv4_address=n.ipv4_address, priority=n.priority, mac_address=n.mac_address,
+            interface_name=n.interface_name, link_local_ips=n.link_local_ips, gw_priority=n.gw_priority,
         )
         for n in (svc.networks or ())
     ]
     if not attachments:
         attachments = [NetworkAttachment(network=stack.network_name("default"), aliases=(svc.name,))]
     attachments.sort(key=lambda a: -a.priority)
+    if svc.mac_address:  # the service's goes to its main network (as Compose)
+        main = attachments[0]
+        if main.mac_address and main.mac_address != svc.mac_address:
+            raise SpecError(f"the service-level mac_address should have the same value as network "
+                            f"{main.network}'s", path=f"services.{svc.name}.mac_address", service=svc.name)
+        attachments[0] = replace(main, mac_address=svc.mac_address)
     return "bridge", tuple(attachments)
 
 
@@ -264,13 +272,15 @@ def network_spec(stack: Stack, name: str) -> NetworkSpec:
     net = stack.networks.get(name)
     if net is None:
         raise SpecError(f'no such network "{name}"', path=f"networks.{name}")
-    pool = net.ipam[0] if net.ipam else None
+    pool = next((p for p in net.ipam if not p.ipv6), None)  # one IPv4 pool (checked at load)
     mtu = net.driver_opts.get(MTU_OPTION)
     return NetworkSpec(
         name=stack.network_name(name),
         internal=net.internal,
         subnet=pool.subnet if pool else None,
         gateway=pool.gateway if pool else None,
+        ip_range=pool.ip_range if pool else None,
+        aux_addresses=dict(pool.aux_addresses) if pool else {},
         mtu=int(mtu) if mtu and mtu.isdigit() else None,
         labels={**net.labels, "com.docker.compose.project": stack.name, "com.docker.compose.network": name},
         external=net.external,

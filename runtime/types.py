@@ -88,7 +88,11 @@ class NetworkAttachment:
     network: str  # engine network name (e.g. "myproj_default")
     aliases: tuple[str, ...] = ()
     ipv4_address: str | None = None
-    priority: int = 0
+    priority: int = 0  # higher first: eth0 is the highest
+    mac_address: str | None = None  # None: 02:42 + the IPv4 address (Docker's scheme)
+    interface_name: str | None = None  # None: eth0, eth1... in priority order
+    link_local_ips: tuple[str, ...] = ()  # more addresses on the interface (169.254.0.0/16)
+    gw_priority: int = 0  # the default route goes via the highest (ties: the first)
 
 
 @dataclass(frozen=True)
@@ -158,6 +162,8 @@ class NetworkSpec:
     internal: bool = False
     subnet: str | None = None
     gateway: str | None = None
+    ip_range: str | None = None  # containers get addresses from here only (within subnet)
+    aux_addresses: dict[str, str] = field(default_factory=dict)  # host name -> reserved address
     mtu: int | None = None
     labels: dict[str, str] = field(default_factory=dict)
     external: bool = False

@@ -15,7 +15,7 @@ SERVICE_UNSUPPORTED = {
     "gpus": "gpus (GPU requests need a vendor's container toolkit; pass the GPU's device "
             "nodes with devices: instead)",
     "isolation": "isolation (Windows only)",
-    "mac_address": "mac_address", "mem_swappiness": "mem_swappiness", "models": "models",
+    "mem_swappiness": "mem_swappiness", "models": "models",
     "oom_score_adj": "oom_score_adj", "post_start": "post_start hooks",
     "pre_start": "pre_start hooks", "pre_stop": "pre_stop hooks", "provider": "provider services",
     "pull_refresh_after": "pull_refresh_after", "runtime": "runtime (composer is the runtime)",
@@ -37,6 +37,7 @@ SERVICE_KEYS = (
     "deploy", "device_cgroup_rules", "devices", "dns", "dns_opt", "dns_search", "domainname", "entrypoint", "env_file",
     "environment", "expose", "extends", "external_links", "extra_hosts", "group_add",
     "healthcheck", "hostname", "image", "init", "ipc", "label_file", "labels", "links", "logging",
+    "mac_address",
     "mem_limit", "mem_reservation", "memswap_limit", "network_mode", "networks",
     "oom_kill_disable", "pid", "pids_limit", "platform", "ports", "privileged", "profiles",
     "pull_policy", "read_only", "restart", "scale", "secrets", "security_opt", "shm_size",

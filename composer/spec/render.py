@@ -37,7 +37,7 @@ def render_service(s: ServiceSpec) -> dict[str, Any]:
         "image", "container_name", "hostname", "domainname", "user", "working_dir", "restart",
         "stop_signal", "pull_policy", "platform", "cpuset", "cpus", "cpu_shares", "cpu_quota",
         "cpu_period", "pids_limit", "mem_limit", "memswap_limit", "mem_reservation", "shm_size",
-        "network_mode", "userns_mode", "ipc", "pid", "uts", "cgroup", "init", "scale",
+        "network_mode", "mac_address", "userns_mode", "ipc", "pid", "uts", "cgroup", "init", "scale",
     )
     for key in simple:
         value = getattr(s, key)
@@ -198,9 +198,11 @@ def _service_network(n: Any) -> dict[str, Any] | None:
     out: dict[str, Any] = {}
     if n.aliases:
         out["aliases"] = list(n.aliases)
-    for key in ("ipv4_address", "ipv6_address"):
+    for key in ("ipv4_address", "ipv6_address", "mac_address", "interface_name"):
         if getattr(n, key):
             out[key] = getattr(n, key)
+    if n.link_local_ips:
+        out["link_local_ips"] = list(n.link_local_ips)
     for key in ("priority", "gw_priority"):
         if getattr(n, key):
             out[key] = getattr(n, key)
@@ -257,17 +259,17 @@ def _network(stack: Stack, n: NetworkConfig) -> dict[str, Any]:
     if n.external:
         out["external"] = True
         return out
-    for key in ("driver", "ipam_driver"):
-        if getattr(n, key):
-            out[key] = getattr(n, key)
+    if n.driver:
+        out["driver"] = n.driver
     for key in ("internal", "attachable", "enable_ipv6"):
         if getattr(n, key):
             out[key] = True
     if n.driver_opts:
         out["driver_opts"] = dict(n.driver_opts)
-    if n.ipam:
-        out["ipam"] = {"config": [
-            {k: getattr(p, k) for k in ("subnet", "gateway", "ip_range") if getattr(p, k)} for p in n.ipam
+    if n.ipam or n.ipam_driver:
+        out["ipam"] = {**({"driver": n.ipam_driver} if n.ipam_driver else {}), "config": [
+            {k: getattr(p, k) for k in ("subnet", "gateway", "ip_range", "aux_addresses") if getattr(p, k)}
+            for p in n.ipam
         ]}
     if n.labels:
         out["labels"] = dict(n.labels)

@@ -23,6 +23,7 @@ from composer.spec.parts import (
     Healthcheck,
     ServiceNetwork,
     parse_command,
+    parse_mac,
 )
 from composer.spec.ports import PortSpec, parse_expose
 from composer.spec.resources import BuildSpec, Deploy, Logging, Ulimit, parse_extra_hosts
@@ -130,6 +131,7 @@ class ServiceSpec:
     pull_policy: str | None = None
     platform: str | None = None
     logging: Logging | None = None
+    mac_address: str | None = None  # of the main (first by priority) network
     ipc: str | None = None  # private | shareable | host | service:NAME | container:NAME
     pid: str | None = None  # host | service:NAME | container:NAME
     uts: str | None = None  # host
@@ -213,6 +215,9 @@ def _label_files(paths: tuple[str, ...], w: Where, ctx: ParseContext) -> dict[st
 def _check_service(values: dict[str, Any], w: Where, ctx: ParseContext) -> None:
     if values.get("network_mode") and values.get("networks"):
         w.key("network_mode").fail("network_mode and networks cannot be combined (use one)")
+    if values.get("mac_address") and (values.get("network_mode") or "bridge") not in ("bridge", "default"):
+        w.key("mac_address").fail(f"mac_address and network_mode {values['network_mode']} conflict "
+                                  "(the container has no interface of its own)")
     if values.get("uts") == "host" and values.get("hostname"):
         w.key("hostname").fail("hostname and uts: host conflict (the host's name is used; drop one)")
     scale, deploy = values.get("scale"), values.get("deploy")
@@ -460,7 +465,7 @@ _PARSERS: dict[str, Parser] = {
     "privileged": _bool, "tty": _bool, "stdin_open": _bool, "restart": _restart,
     "profiles": _profiles, "container_name": _container_name, "pull_policy": _pull_policy,
     "platform": _str, "logging": lambda v, w, c: Logging.parse(v, w), "ipc": _ipc,
-    "pid": _pid, "uts": _uts, "cgroup": _cgroup,
+    "pid": _pid, "uts": _uts, "cgroup": _cgroup, "mac_address": lambda v, w, c: parse_mac(v, w),
     "attach": _attach, "secrets": lambda v, w, c: FileRef.parse_all(v, w),
     "configs": lambda v, w, c: FileRef.parse_all(v, w),
 }

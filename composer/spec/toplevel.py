@@ -56,6 +56,11 @@ class IpamPool:
     subnet: str | None = None
     gateway: str | None = None
     ip_range: str | None = None
+    aux_addresses: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def ipv6(self) -> bool:
+        return ":" in (self.subnet or "")
 
 
 @dataclass(frozen=True)
@@ -101,20 +106,29 @@ def _ipam(raw: Any, w: Where) -> tuple[tuple[IpamPool, ...], str | None]:
     raw = as_map(raw, w)
     check_keys(raw, w, ("driver", "config", "options"))
     driver = as_str(raw["driver"], w.key("driver")) if "driver" in raw else None
+    if driver not in (None, "default"):
+        w.key("driver").fail(f'not supported: IPAM driver "{driver}" (only the default one)')
     if "options" in raw:
         for k, v in as_map(raw["options"], w.key("options")).items():
             as_str(v, w.key("options").key(k))
+        if raw["options"]:
+            w.key("options").fail("not supported: IPAM driver options (the default IPAM driver has none)")
     pools = []
     for i, item in enumerate(as_list(raw.get("config", []), w.key("config"))):
         wi = w.key("config").idx(i)
         item = as_map(item, wi)
         check_keys(item, wi, ("subnet", "gateway", "ip_range", "aux_addresses"))
-        if "aux_addresses" in item:
-            for k, v in as_map(item["aux_addresses"], wi.key("aux_addresses")).items():
-                as_str(v, wi.key("aux_addresses").key(k))
-        pools.append(IpamPool(*(
+        aux = {k: as_str(v, wi.key("aux_addresses").key(k))
+               for k, v in as_map(item.get("aux_addresses", {}), wi.key("aux_addresses")).items()}
+        pool = IpamPool(*(
             as_str(item[k], wi.key(k)) if k in item else None for k in ("subnet", "gateway", "ip_range")
-        )))
+        ), aux_addresses=aux)
+        if (pool.ip_range or pool.gateway or aux) and not pool.subnet:
+            wi.fail("gateway, ip_range and aux_addresses need the pool's subnet (add subnet:)")
+        if not pool.ipv6 and any(not p.ipv6 for p in pools):
+            wi.fail("not supported: a second IPv4 pool (a bridge network has one IPv4 subnet, as "
+                    "Docker's bridge driver)")
+        pools.append(pool)
     return tuple(pools), driver
 
 

@@ -31,6 +31,10 @@ def model_warnings(
     for key, net in networks.items():
         if net.enable_ipv6:
             out.append(f"{file}: networks.{key}.enable_ipv6: IPv6 is not supported, ignored")
+        for i, pool in enumerate(net.ipam):
+            if pool.ipv6:
+                out.append(f"{file}: networks.{key}.ipam.config[{i}]: IPv6 is not supported, "
+                           f"pool {pool.subnet} ignored")
         if net.attachable:
             out.append(f"{file}: networks.{key}.attachable: ignored (swarm only)")
         extra = sorted(k for k in net.driver_opts if k != "com.docker.network.driver.mtu")
