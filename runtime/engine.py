@@ -62,6 +62,7 @@ from runtime.launchcfg import (
 )
 from runtime.network.files import hosts_file
 from runtime.network.manager import NetworkManager
+from runtime.network.names import container_ifnames
 from runtime.paths import Paths, safe_name
 from runtime.process.config import DEFAULT_NAMESPACES, DEFAULT_SHM_SIZE, ExecConfig, effective_caps
 from runtime.process.launcher import ExitStatus, Launched, Launcher
@@ -223,6 +224,7 @@ class Engine:
         seccomp_profile(spec)
         user_namespace(spec, DEFAULT_NAMESPACES)
         shared_namespaces(spec, DEFAULT_NAMESPACES, {}, {"ipc": 1, "pid": 1})  # the modes' syntax
+        container_ifnames([a.interface_name for a in spec.networks], spec.name)
         hostdevices.resolve(spec)  # a missing device or a bad rule fails here, as in Docker
         d = self.paths.container_dir(cid)
         d.mkdir(parents=True)
