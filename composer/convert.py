@@ -88,15 +88,18 @@ def container_spec(stack: Stack, service_name: str, number: int, *, labels: dict
         restart=restart_policy(svc),
         healthcheck=healthcheck(svc),
         userns_mode=svc.userns_mode or None,
-        ipc_mode=_shared(stack, svc.ipc),
-        pid_mode=_shared(stack, svc.pid),
+        ipc_mode=_shared(stack, svc, "ipc", svc.ipc),
+        pid_mode=_shared(stack, svc, "pid", svc.pid),
         uts_mode=svc.uts or "",
         cgroupns_mode=svc.cgroup or "",
     )
 
 
-def _shared(stack: Stack, mode: str | None) -> str:
+def _shared(stack: Stack, svc: ServiceSpec, key: str, mode: str | None) -> str:
     """`service:NAME` names the service's first container (as network_mode does)."""
+    if mode and mode.endswith(":"):
+        raise SpecError(f'{key} "{mode}" names no {mode[:-1]} (is a variable unset?)',
+                        file=_file_of(stack), path=f"services.{svc.name}.{key}", service=svc.name)
     if mode and mode.startswith("service:"):
         return f"container:{stack.container_name(mode.split(':', 1)[1], 1)}"
     return mode or ""
@@ -132,6 +135,11 @@ def _networking(stack: Stack, svc: ServiceSpec) -> tuple[str, tuple[NetworkAttac
 
 
 def _mounts(stack: Stack, svc: ServiceSpec) -> tuple[Mount, ...]:
+    for i, m in enumerate(svc.volumes):
+        if m.type == "image" and not m.source:
+            raise SpecError("an image mount needs the image as source (is a variable unset?)",
+                            file=_file_of(stack), path=f"services.{svc.name}.volumes[{i}].source",
+                            service=svc.name)
     return tuple(_mount(stack, m) for m in (*svc.volumes, *svc.tmpfs))
 
 
@@ -187,6 +195,8 @@ def _mount(stack: Stack, m: VolumeMount) -> Mount:
         )
     if m.type == "tmpfs":
         return Mount("tmpfs", m.target, read_only=m.read_only, tmpfs_size=m.tmpfs_size, tmpfs_mode=m.tmpfs_mode)
+    if m.type == "image":
+        return Mount("image", m.target, m.source or "", read_only=True, subpath=m.subpath or "")
     source = stack.volume_name(m.source) if m.source else ""
     return Mount("volume", m.target, source, read_only=m.read_only, nocopy=m.nocopy,
                  subpath=m.subpath or "")

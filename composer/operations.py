@@ -263,6 +263,9 @@ class Project:
                 await self.build([name])
             elif not have or svc.pull_policy == "always":
                 await self.pull([name], missing_only=svc.pull_policy != "always")
+            for ref in dict.fromkeys(m.source for m in svc.volumes if m.type == "image" and m.source):
+                if not await self._image_exists(ref):  # image mounts: pulled when missing, as Compose
+                    await self._pull_ref(name, ref)
 
     async def _image_exists(self, ref: str) -> bool:
         try:
@@ -270,6 +273,14 @@ class Project:
             return True
         except NotFound:
             return False
+
+    async def _pull_ref(self, service: str, ref: str) -> None:
+        self.progress(f"Image {ref}", "Pulling")
+        async for ev in self.engine.pull_image(ref):
+            if ev.error:
+                raise ComposerError(f"service {service}: image mount {ref}: {ev.error} (load it with "
+                                    "`composer image load FILE`)")
+        self.progress(f"Image {ref}", "Pulled")
 
     async def pull(self, services: Sequence[str] = (), *, missing_only: bool = False) -> None:
         names = [n for n in (services or sorted(self.stack.services)) if self.stack.services[n].image]

@@ -192,6 +192,9 @@ class Engine:
                 subject=spec.name,
             )
         image = self._image(spec.image)
+        for m in spec.mounts:
+            if m.type == "image":
+                self._image(m.source)  # missing: NotFound naming it, as for the container's image
         cfg = image.config
         cid = self.table.new_id()
         if spec.uts_mode == "host" and spec.hostname:
@@ -280,7 +283,8 @@ class Engine:
         join_pid = self._join_target(spec)
         device_nodes, device_rules = hostdevices.resolve(spec)  # now: numbers can change
         lay = rootfs.prepare(rec.dir, rec.resolved.lowerdirs)
-        mounts = mount_points(spec, rec.resolved.extra_mounts, self._volume_path(rec))
+        mounts = mount_points(spec, rec.resolved.extra_mounts, self._volume_path(rec),
+                              lambda ref: list(self.images.lowerdirs(self._image(ref))))
         _, uid_map, gid_map = user_namespace(spec, DEFAULT_NAMESPACES)
         mounts = (*mounts, *injected.materialise(spec, rec.dir, uid_map, gid_map))
         etc = self._etc_files(rec, join_pid)
@@ -771,7 +775,15 @@ class Engine:
         return self._image(ref).info()  # type: ignore[no-any-return]
 
     def _image_users(self, image_id: str) -> list[str]:
-        return [r.name for r in self.table.all() if r.resolved.image_id == image_id]
+        def mounts_it(rec: ContainerRecord) -> bool:  # an image mount holds its layers too
+            for m in rec.spec.mounts:
+                if m.type == "image":
+                    with contextlib.suppress(NotFound):
+                        if self.images.get(m.source).id == image_id:
+                            return True
+            return False
+
+        return [r.name for r in self.table.all() if r.resolved.image_id == image_id or mounts_it(r)]
 
     async def remove_image(self, ref: str, force: bool = False) -> list[str]:
         return await asyncio.to_thread(self.images.remove, ref, force, self._image_users)

@@ -18,7 +18,9 @@ from runtime.process.config import (
     MountPoint,
     effective_caps,
 )
+from runtime.process.rootfs import MOUNT_DATA_MAX
 from runtime.process.userns import IdMap, default_maps
+from runtime.storage import merged
 from runtime.storage.rootfs import RootfsLayout
 from runtime.types import ContainerSpec, Mount
 
@@ -66,7 +68,26 @@ def shared_namespaces(spec: ContainerSpec, namespaces: tuple[str, ...], join: di
     return namespaces, join
 
 
-def mount_points(spec: ContainerSpec, extra: tuple[Mount, ...], volume_path: VolumePath) -> tuple[MountPoint, ...]:
+def image_mount(m: Mount, lowerdirs: list[str], name: str) -> MountPoint:
+    """An image mount: the image's layers (top first) at `m.subpath`, read-only: a bind when
+    one layer holds that path (or it is a file), else an overlay of those layers' dirs."""
+    found = merged.resolve(lowerdirs, m.subpath or "/")
+    if found is None:
+        raise InvalidArgument(f"container {name}: image {m.source} has no {m.subpath!r} to mount at {m.target}")
+    rel, stack = found
+    dirs = [os.path.join(d, rel) if rel else d for d in stack]
+    if len(dirs) == 1 or not os.path.isdir(dirs[0]):
+        return MountPoint("bind", m.target, dirs[0], read_only=True)
+    opts = f"lowerdir={':'.join(dirs)}"
+    if len(opts) >= MOUNT_DATA_MAX:
+        raise InvalidArgument(f"container {name}: image {m.source} has too many layers ({len(dirs)}) "
+                              f"to mount at {m.target}: squash it")
+    return MountPoint("overlay", m.target, "", True, (opts,))
+
+
+def mount_points(spec: ContainerSpec, extra: tuple[Mount, ...], volume_path: VolumePath,
+                 image_layers: Callable[[str], list[str]] | None = None) -> tuple[MountPoint, ...]:
+    """`image_layers(ref)`: an image's layer directories, top first (for image mounts)."""
     out: list[MountPoint] = []
     for m in (*spec.mounts, *extra):
         if not m.target.startswith("/"):
@@ -85,6 +106,10 @@ def mount_points(spec: ContainerSpec, extra: tuple[Mount, ...], volume_path: Vol
             out.append(MountPoint("bind", m.target, src, m.read_only, (), m.propagation))
         elif m.type == "volume":
             out.append(MountPoint("bind", m.target, volume_path(m), m.read_only))
+        elif m.type == "image":
+            if image_layers is None:
+                raise InvalidArgument(f"container {spec.name}: image mounts need the image store")
+            out.append(image_mount(m, image_layers(m.source), spec.name))
         elif m.type == "tmpfs":
             opts: list[str] = []
             if m.tmpfs_size:

@@ -10,20 +10,21 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-MountType = Literal["bind", "volume", "tmpfs"]
+MountType = Literal["bind", "volume", "tmpfs", "image"]
 
 
 @dataclass(frozen=True)
 class Mount:
     type: MountType
     target: str  # absolute path inside the container
-    source: str = ""  # bind: absolute host path; volume: volume name ("" = anonymous); tmpfs: ""
+    source: str = ""  # bind: absolute host path; volume: volume name ("" = anonymous); tmpfs: "";
+    # image: an image reference (its files, read-only)
     read_only: bool = False
     create_host_path: bool = True  # bind: create a missing host dir (Docker's short syntax)
     tmpfs_size: int | None = None  # bytes
     tmpfs_mode: int | None = None  # e.g. 0o1777
     nocopy: bool = False  # volume: don't copy the image's content into a new volume
-    subpath: str = ""  # volume: mount this existing path inside the volume, relative to its root
+    subpath: str = ""  # volume / image: mount this existing path inside it, relative to its root
     propagation: str | None = None  # bind: private/rprivate/shared/rshared/slave/rslave
 
 

@@ -169,6 +169,9 @@ def _mount(m: VolumeMount) -> dict[str, Any]:
         if m.subpath:
             vol["subpath"] = m.subpath
         out["volume"] = vol
+    elif m.type == "image":
+        if m.subpath:
+            out["image"] = {"subpath": m.subpath}
     else:
         out.update(_tmpfs_opts(m))
     return out

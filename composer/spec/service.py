@@ -51,7 +51,7 @@ PULL_POLICY = re.compile(r"^(always|never|build|if_not_present|missing|refresh|d
 CONTAINER_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
 PROFILE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 NETWORK_MODE = re.compile(r"^(host|none|bridge|default|(container|service):.+)$")
-_SHARED_NS = re.compile(r"^(container|service):.+$")
+_SHARED_NS = re.compile(r"^(container|service):.*$")  # an empty name (unset ${VAR}): at convert
 
 
 @dataclass

@@ -168,10 +168,12 @@ def _volume_opts(opts: dict[str, str], w: Where, base_dir: str) -> dict[str, str
         return opts
     flags = {f.strip() for f in opts.get("o", "").split(",") if f.strip()}
     if set(opts) - {"type", "o", "device"} or opts.get("type") != "none" or not flags & {"bind", "rbind"} \
-            or flags - {"bind", "rbind"} or not opts.get("device"):
+            or flags - {"bind", "rbind"} or "device" not in opts:
         shown = ", ".join(f"{k}: {v}" for k, v in opts.items())
         w.fail(f"not supported: local volume options {shown} (only the bind form: type: none, "
                "o: bind, device: DIR)")
+    if not opts["device"]:  # e.g. an unset ${VAR}: Compose loads it, the volume's creation fails
+        return opts
     return {**opts, "device": resolve_path(opts["device"], base_dir)}
 
 

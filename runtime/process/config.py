@@ -54,9 +54,10 @@ DEFAULT_SHM_SIZE = 64 * 1024 * 1024
 
 @dataclass(frozen=True)
 class MountPoint:
-    """One resolved mount: bind (absolute host source) or tmpfs, at `target` in the container."""
+    """One resolved mount: bind (absolute host source), tmpfs, or a read-only overlay of
+    layer directories (an image mount: `options` = ("lowerdir=a:b",)), at `target`."""
 
-    type: Literal["bind", "tmpfs"]
+    type: Literal["bind", "tmpfs", "overlay"]
     target: str
     source: str = ""
     read_only: bool = False

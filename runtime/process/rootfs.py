@@ -175,6 +175,10 @@ def mount_user_mounts(cfg: LaunchConfig, sc: Syscalls) -> None:
 
 def mount_one(root: str, m: MountPoint, sc: Syscalls) -> None:
     target = secure_join(root, m.target, sc)
+    if m.type == "overlay":  # only lowerdirs: read-only by nature
+        sc.makedirs(target)
+        sc.mount("overlay", target, "overlay", MS_NOSUID | MS_NODEV | MS_RDONLY, ",".join(m.options))
+        return
     if m.type == "tmpfs":
         sc.makedirs(target)
         flags = MS_NOSUID | MS_NODEV | (MS_RDONLY if m.read_only else 0)

@@ -224,3 +224,18 @@ volumes:
                  "{type: none, o: 'bind,uid=1', device: /x}"):
         text = _error(load, f"services: {{web: {{image: x}}}}\nvolumes: {{v: {{driver_opts: {opts}}}}}")
         assert text.startswith("compose.yaml: volumes.v.driver_opts: not supported: local volume options"), text
+
+
+def test_image_mounts_reach_the_container_spec(load: Loader) -> None:
+    from runtime.types import Mount
+
+    stack = load("services: {web: {image: x, volumes: [{type: image, source: 'nginx:alpine', target: /srv, "
+                 "image: {subpath: usr/share/nginx/html}}]}}")
+    assert container_spec(stack, "web", 1, labels={}).mounts == (
+        Mount("image", "/srv", "nginx:alpine", read_only=True, subpath="usr/share/nginx/html"),)
+    out = render_stack(stack)["services"]["web"]["volumes"][0]
+    assert out == {"type": "image", "source": "nginx:alpine", "target": "/srv", "read_only": True,
+                   "image": {"subpath": "usr/share/nginx/html"}}
+    unset = load("services: {web: {image: x, volumes: [{type: image, source: '${NOPE}', target: /srv}]}}")
+    with pytest.raises(SpecError, match="services.web.volumes\\[0\\].source: an image mount needs the image"):
+        container_spec(unset, "web", 1, labels={})
