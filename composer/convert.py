@@ -268,7 +268,9 @@ def build_request(stack: Stack, service_name: str, tag: str, *, no_cache: bool =
     return BuildRequest(
         context=b.context, dockerfile=b.dockerfile or "Dockerfile", tag=tag, target=b.target,
         build_args={k: v for k, v in args.items() if v is not None},
-        no_cache=no_cache or b.no_cache, dockerfile_inline=b.dockerfile_inline,
+        # no_cache_filter: those stages without the cache; the builder has one switch, so no
+        # stage uses it (a fresher build than asked, never a staler one)
+        no_cache=no_cache or b.no_cache or bool(b.no_cache_filter), dockerfile_inline=b.dockerfile_inline,
         tags=tuple(t for t in b.tags if t != tag), labels=dict(b.labels), pull=b.pull,
         network=b.network or "default", shm_size=b.shm_size, extra_hosts=b.extra_hosts,
     )

@@ -139,11 +139,23 @@ class Ulimit:
 BUILD_KEYS = (
     "context", "dockerfile", "dockerfile_inline", "args", "target", "labels", "cache_from",
     "cache_to", "no_cache", "pull", "network", "shm_size", "extra_hosts", "tags", "platforms",
-    "additional_contexts", "isolation", "provenance", "sbom", "no_cache_filter",
+    "isolation", "provenance", "sbom", "no_cache_filter",
 )
 BUILD_UNSUPPORTED = {
-    "secrets": "build secrets", "ssh": "build ssh", "entitlements": "build entitlements",
+    "secrets": "build secrets (the builder has no RUN --mount=type=secret yet)",
+    "ssh": "build ssh (the builder has no RUN --mount=type=ssh yet)",
+    "entitlements": "build entitlements (BuildKit's network.host / security.insecure)",
     "privileged": "privileged builds", "ulimits": "build ulimits",
+    "additional_contexts": "build additional_contexts (named contexts for COPY --from=NAME)",
+}
+# kept for `config`, without effect here: a warning says so (composer.spec.validate)
+BUILD_IGNORED = {
+    "cache_from": "external build caches are not used (the builder keeps its own local cache)",
+    "cache_to": "external build caches are not written (the builder keeps its own local cache)",
+    "platforms": "images are built for this host's platform only",
+    "isolation": "isolation is a Windows setting",
+    "provenance": "no attestations are made",
+    "sbom": "no attestations are made",
 }
 
 
@@ -165,6 +177,16 @@ class BuildSpec:
     extra: dict[str, Any] = field(default_factory=dict)  # other accepted keys, as written
 
     @property
+    def no_cache_filter(self) -> tuple[str, ...]:
+        value = self.extra.get("no_cache_filter") or ()
+        return (value,) if isinstance(value, str) else tuple(value)
+
+    @property
+    def ignored(self) -> tuple[str, ...]:
+        """Keys given that have no effect here (warned about)."""
+        return tuple(k for k in BUILD_IGNORED if k in self.extra or (k == "cache_from" and self.cache_from))
+
+    @property
     def remote(self) -> bool:
         """A git or URL context (kept as written; building one is not supported yet)."""
         return is_remote_context(self.context)
@@ -182,7 +204,7 @@ class BuildSpec:
         for k in ("cache_from", "cache_to", "tags", "platforms"):
             if k in raw:
                 str_list(raw[k], w.key(k))
-        extra = {k: raw[k] for k in ("cache_to", "platforms", "additional_contexts", "isolation",
+        extra = {k: raw[k] for k in ("cache_to", "platforms", "isolation",
                                      "provenance", "sbom", "no_cache_filter") if k in raw}
         _check_build_extras(raw, w)
         network = as_str(raw["network"], w.key("network")) if "network" in raw else None
@@ -213,8 +235,6 @@ def _check_build_extras(raw: dict[str, Any], w: Where) -> None:
     """Keys kept as written for the builder: still checked for their types."""
     if "no_cache_filter" in raw:
         str_or_list(raw["no_cache_filter"], w.key("no_cache_filter"))
-    if "additional_contexts" in raw:
-        list_or_dict(raw["additional_contexts"], w.key("additional_contexts"))
     if "isolation" in raw:
         as_str(raw["isolation"], w.key("isolation"))
     for key in ("provenance", "sbom"):

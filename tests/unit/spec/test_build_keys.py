@@ -78,3 +78,32 @@ def test_build_keys_render_in_config(load: Loader) -> None:
     assert out["extra_hosts"] == ["db.local=10.1.2.3", "cache.local=10.1.2.4"]
     assert (out["network"], out["shm_size"], out["pull"], out["no_cache"]) == ("none", 128 << 20, True, True)
     assert out["tags"] == ["app:1", "registry.local/app:1"]
+
+
+def test_build_keys_without_effect_here_are_warned_about(load: Loader) -> None:
+    stack = load("""
+services:
+  app:
+    build:
+      context: .
+      cache_from: [type=registry,ref=x]
+      cache_to: [type=inline]
+      platforms: [linux/amd64, linux/arm64]
+      isolation: default
+      provenance: true
+      sbom: false
+      no_cache_filter: [deps]
+""")
+    text = "\n".join(stack.warnings)
+    for key in ("cache_from", "cache_to", "platforms", "isolation", "provenance", "sbom"):
+        assert f"compose.yaml: services.app.build.{key}: " in text, key
+    # no_cache_filter: the builder has one cache switch, so the whole build runs without it
+    assert build_request(stack, "app", "t").no_cache is True
+
+
+@pytest.mark.parametrize("key", ["secrets: [s]", "ssh: [default]", "additional_contexts: {a: ./a}",
+                                 "entitlements: [network.host]", "privileged: true"])
+def test_build_keys_refused_by_name(load: Loader, key: str) -> None:
+    name = key.split(":")[0]
+    with pytest.raises(SpecError, match=f"services.app.build.{name}: not supported: "):
+        load(f"services: {{app: {{build: {{context: ., {key}}}}}}}\nsecrets: {{s: {{file: ./s}}}}")

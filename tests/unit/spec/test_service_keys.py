@@ -239,3 +239,22 @@ def test_image_mounts_reach_the_container_spec(load: Loader) -> None:
     unset = load("services: {web: {image: x, volumes: [{type: image, source: '${NOPE}', target: /srv}]}}")
     with pytest.raises(SpecError, match="services.web.volumes\\[0\\].source: an image mount needs the image"):
         container_spec(unset, "web", 1, labels={})
+
+
+def test_deploy_settings_without_effect_and_link_aliases_are_warned_about(load: Loader) -> None:
+    stack = load("""
+services:
+  db: {image: x}
+  web:
+    image: x
+    links: ["db:database", db]
+    deploy:
+      restart_policy: {condition: on-failure, delay: 5s, window: 1m}
+      resources: {reservations: {cpus: "0.5", memory: 64m}}
+""")
+    text = "\n".join(stack.warnings)
+    assert "services.web.deploy.restart_policy.delay: swarm-only, ignored" in text
+    assert "services.web.deploy.restart_policy.window: swarm-only, ignored" in text
+    assert "services.web.deploy.resources.reservations.cpus: only reservations.memory is applied" in text
+    assert "services.web.links: the alias database of db is not resolved" in text
+    assert container_spec(stack, "web", 1, labels={}).resources.memory_reservation == 64 << 20
