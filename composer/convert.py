@@ -273,7 +273,35 @@ def build_request(stack: Stack, service_name: str, tag: str, *, no_cache: bool =
         no_cache=no_cache or b.no_cache or bool(b.no_cache_filter), dockerfile_inline=b.dockerfile_inline,
         tags=tuple(t for t in b.tags if t != tag), labels=dict(b.labels), pull=b.pull,
         network=b.network or "default", shm_size=b.shm_size, extra_hosts=b.extra_hosts,
+        named_contexts=_named_contexts(stack, service_name),
     )
+
+
+def build_dependencies(stack: Stack, service_name: str) -> tuple[str, ...]:
+    """Services whose image this service's build uses (`additional_contexts: service:NAME`)."""
+    b = stack.services[service_name].build
+    names = [v.split(":", 1)[1] for v in (b.additional_contexts.values() if b else ()) if v.startswith("service:")]
+    return tuple(dict.fromkeys(names))
+
+
+def _named_contexts(stack: Stack, service_name: str) -> dict[str, str]:
+    b = stack.services[service_name].build
+    assert b is not None
+    out = {}
+    for name, value in b.additional_contexts.items():
+        if value.startswith("service:"):
+            other = value.split(":", 1)[1]
+            svc = stack.services.get(other)
+            if svc is None or svc.build is None and svc.image is None:
+                raise SpecError(f'additional context {name}: no service "{other}" to build from',
+                                file=_file_of(stack), service=service_name,
+                                path=f"services.{service_name}.build.additional_contexts.{name}")
+            out[name] = "image:" + (svc.image or f"{stack.name}-{other}")
+        elif value.startswith("docker-image://"):
+            out[name] = "image:" + value.removeprefix("docker-image://")
+        else:
+            out[name] = "dir:" + value
+    return out
 
 
 def _file_of(stack: Stack) -> str | None:

@@ -12,7 +12,14 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 
 from composer import labels as L
-from composer.convert import build_request, config_hash, container_spec, network_spec, volume_spec
+from composer.convert import (
+    build_dependencies,
+    build_request,
+    config_hash,
+    container_spec,
+    network_spec,
+    volume_spec,
+)
 from composer.errors import ComposerError
 from composer.graph import ServiceGraph, build_graph
 from composer.project import Action, DesiredService, Plan, plan_down, plan_up
@@ -300,7 +307,20 @@ class Project:
 
     async def build(self, services: Sequence[str] = (), *, no_cache: bool = False) -> None:
         names = [n for n in (services or sorted(self.stack.services)) if self.stack.services[n].build]
+        order: list[str] = []  # a service whose image another's build uses is built first
+
+        def visit(name: str, path: tuple[str, ...]) -> None:
+            if name in order or self.stack.services.get(name) is None or not self.stack.services[name].build:
+                return
+            if name in path:
+                raise ComposerError(f"build dependency cycle: {' -> '.join((*path, name))}")
+            for dep in build_dependencies(self.stack, name):
+                visit(dep, (*path, name))
+            order.append(name)
+
         for name in names:
+            visit(name, ())
+        for name in order:
             b = self.stack.services[name].build
             assert b is not None
             ref = self.image_ref(name)

@@ -116,6 +116,8 @@ class BuildRequest:
     network: str = "default"  # RUN steps: default / host (the host's network), none
     shm_size: int | None = None  # RUN steps: size of /dev/shm (bytes)
     extra_hosts: tuple[tuple[str, str], ...] = ()  # RUN steps: more /etc/hosts lines
+    # Compose's additional_contexts: NAME -> "image:REF" or "dir:/abs/dir" (FROM / COPY --from)
+    named_contexts: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -855,7 +855,8 @@ class Engine:
                     req.context, dockerfile, tag=tags, target=req.target,
                     build_args=req.build_args, no_cache=req.no_cache,
                     progress=lambda line: queue.put_nowait(BuildProgress(line=line)),
-                    dockerfile_text=req.dockerfile_inline, labels=req.labels, pull=req.pull)
+                    dockerfile_text=req.dockerfile_inline, labels=req.labels, pull=req.pull,
+                    named_contexts=req.named_contexts)
                 queue.put_nowait(BuildProgress(image_id=iid))
                 self.bus.publish(Event(time.time(), "image", "build", iid, req.tag))
             except EngineError as e:

@@ -128,6 +128,8 @@ def _build(s: ServiceSpec) -> dict[str, Any]:
         out["pull"] = True
     if b.extra_hosts:
         out["extra_hosts"] = [f"{h}={ip}" for h, ip in b.extra_hosts]
+    if b.additional_contexts:
+        out["additional_contexts"] = dict(b.additional_contexts)
     out.update(b.extra)
     return out
 

@@ -139,14 +139,13 @@ class Ulimit:
 BUILD_KEYS = (
     "context", "dockerfile", "dockerfile_inline", "args", "target", "labels", "cache_from",
     "cache_to", "no_cache", "pull", "network", "shm_size", "extra_hosts", "tags", "platforms",
-    "isolation", "provenance", "sbom", "no_cache_filter",
+    "isolation", "provenance", "sbom", "no_cache_filter", "additional_contexts",
 )
 BUILD_UNSUPPORTED = {
     "secrets": "build secrets (the builder has no RUN --mount=type=secret yet)",
     "ssh": "build ssh (the builder has no RUN --mount=type=ssh yet)",
     "entitlements": "build entitlements (BuildKit's network.host / security.insecure)",
     "privileged": "privileged builds", "ulimits": "build ulimits",
-    "additional_contexts": "build additional_contexts (named contexts for COPY --from=NAME)",
 }
 # kept for `config`, without effect here: a warning says so (composer.spec.validate)
 BUILD_IGNORED = {
@@ -174,6 +173,8 @@ class BuildSpec:
     tags: tuple[str, ...] = ()
     cache_from: tuple[str, ...] = ()
     extra_hosts: tuple[tuple[str, str], ...] = ()
+    # NAME -> "service:SVC", "docker-image://REF", or an absolute directory
+    additional_contexts: dict[str, str] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)  # other accepted keys, as written
 
     @property
@@ -227,6 +228,8 @@ class BuildSpec:
             tags=str_list(raw.get("tags", []), w.key("tags")),
             cache_from=str_list(raw.get("cache_from", []), w.key("cache_from")),
             extra_hosts=parse_extra_hosts(raw["extra_hosts"], w.key("extra_hosts")) if "extra_hosts" in raw else (),
+            additional_contexts=_named_contexts(raw.get("additional_contexts", {}), w.key("additional_contexts"),
+                                                base_dir),
             extra=extra,
         )
 
@@ -240,6 +243,23 @@ def _check_build_extras(raw: dict[str, Any], w: Where) -> None:
     for key in ("provenance", "sbom"):
         if key in raw and not isinstance(raw[key], (str, bool)):
             w.key(key).fail("expected a string or boolean")
+
+
+def _named_contexts(raw: Any, w: Where, base_dir: str) -> dict[str, str]:
+    """additional_contexts: `service:NAME` (that service's image, built first),
+    `docker-image://REF`, or a directory (relative to the project, as compose-go)."""
+    out: dict[str, str] = {}
+    for name, value in list_or_dict(raw, w).items():
+        if not value:
+            w.key(name).fail("expected a context: service:NAME, docker-image://REF or a directory")
+        if value.startswith(("service:", "docker-image://")):
+            out[name] = value
+        elif is_remote_context(value) or value.startswith("oci-layout://"):
+            w.key(name).fail(f"not supported yet: a git, URL or OCI layout context ({value}): use a "
+                             "local directory, service:NAME or docker-image://REF")
+        else:
+            out[name] = resolve_path(value, base_dir)
+    return out
 
 
 def _int_or_str(value: Any, w: Where) -> int | str:

@@ -197,6 +197,8 @@ class FileObject:
         allowed = SECRET_KEYS if kind == "secret" else CONFIG_KEYS
         check_keys(raw, w, allowed, unsupported={"driver": f"{kind} drivers"} if kind == "secret" else None)
         external, ext_name = _external(raw, w)
+        if "driver" in raw:
+            w.key("driver").fail(f"not supported: {kind} drivers (swarm only)")
         if "template_driver" in raw:
             w.key("template_driver").fail(f"not supported: {kind} template_driver")
         if "driver_opts" in raw:

@@ -66,3 +66,17 @@ async def test_build_keys_shape_the_run_steps_and_the_image(engine: Engine, tmp_
     nets = (await _read(engine, "keys:host", "c3", "/nets", "/final")).splitlines()
     assert nets[1:] == []  # /final is there (empty): the last stage was built
     assert "lo" in nets[0].split() and len(nets[0].split()) > 1
+
+
+async def test_named_contexts_through_the_engine(engine: Engine, tmp_path: Path) -> None:
+    """additional_contexts: service:base becomes image:<its tag>, a folder becomes dir:PATH."""
+    (tmp_path / "assets").mkdir()
+    (tmp_path / "assets" / "a.txt").write_text("asset\n")
+    await _build(engine, BuildRequest(context=str(tmp_path), tag="proj-base",
+                                      dockerfile_inline="FROM busybox\nRUN echo base > /base\n"))
+    await _build(engine, BuildRequest(
+        context=str(tmp_path), tag="proj-app",
+        dockerfile_inline="FROM base\nCOPY --from=assets a.txt /a.txt\n",
+        named_contexts={"base": "image:proj-base", "assets": f"dir:{tmp_path / 'assets'}"}))
+    out = await _read(engine, "proj-app", "n1", "/base", "/a.txt")
+    assert out.splitlines() == ["base", "asset"]

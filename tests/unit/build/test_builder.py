@@ -232,3 +232,27 @@ async def test_pull_fetches_each_base_image_first(env, tmp_path: Path) -> None: 
     builder = Builder(layers=layers, images=images, runner=None, state_root=tmp_path / "s3", puller=offline)
     with pytest.raises(BuildError, match="pull of base:1 failed \\(pull: true\\): connection refused"):
         await builder.build(ctx, tag="p", dockerfile_text="FROM base:1\n", pull=True)
+
+
+async def test_named_contexts_stand_for_images_and_directories(env, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Compose's additional_contexts: FROM NAME / COPY --from=NAME use the image or folder."""
+    builder, layers, images, ctx = env
+    other = tmp_path / "other-dir"
+    (other / "sub").mkdir(parents=True)
+    (other / "sub/file.txt").write_text("from the named dir\n")
+    inline = ("FROM base AS stage\nCOPY --from=assets sub/file.txt /copied.txt\n"
+              "COPY --from=img /etc/os-release /os-release\n")
+    await builder.build(ctx, tag="named", dockerfile_text=inline,
+                        named_contexts={"base": "image:base:1", "img": "image:base:1",
+                                        "assets": f"dir:{other}"})
+    files = _files(layers, images.get("named"))
+    assert files["/copied.txt"] == "from the named dir\n" and files["/os-release"] == "ID=fake\n"
+    # the folder's content is part of the cache key
+    (other / "sub/file.txt").write_text("changed\n")
+    await builder.build(ctx, tag="named", dockerfile_text=inline,
+                        named_contexts={"base": "image:base:1", "img": "image:base:1",
+                                        "assets": f"dir:{other}"})
+    assert _files(layers, images.get("named"))["/copied.txt"] == "changed\n"
+    with pytest.raises(BuildError, match="that build context is a directory"):
+        await builder.build(ctx, tag="x", dockerfile_text="FROM assets\n",
+                            named_contexts={"assets": f"dir:{other}"})

@@ -101,9 +101,36 @@ services:
     assert build_request(stack, "app", "t").no_cache is True
 
 
-@pytest.mark.parametrize("key", ["secrets: [s]", "ssh: [default]", "additional_contexts: {a: ./a}",
+@pytest.mark.parametrize("key", ["secrets: [s]", "ssh: [default]",
                                  "entitlements: [network.host]", "privileged: true"])
 def test_build_keys_refused_by_name(load: Loader, key: str) -> None:
     name = key.split(":")[0]
     with pytest.raises(SpecError, match=f"services.app.build.{name}: not supported: "):
         load(f"services: {{app: {{build: {{context: ., {key}}}}}}}\nsecrets: {{s: {{file: ./s}}}}")
+
+
+def test_additional_contexts_name_services_images_and_folders(load: Loader, project) -> None:  # type: ignore[no-untyped-def]
+    from composer.convert import build_dependencies
+
+    stack = load("""
+services:
+  base: {build: {context: ., dockerfile_inline: "FROM busybox"}}
+  tagged: {image: reg/tagged:1, build: .}
+  app:
+    build:
+      context: .
+      additional_contexts:
+        base: service:base
+        tagged: service:tagged
+        alp: docker-image://alpine:3.19
+        assets: ./assets
+""")
+    req = build_request(stack, "app", "t")
+    assert req.named_contexts == {"base": f"image:{stack.name}-base", "tagged": "image:reg/tagged:1",
+                                  "alp": "image:alpine:3.19", "assets": f"dir:{project}/assets"}
+    assert build_dependencies(stack, "app") == ("base", "tagged")
+    with pytest.raises(SpecError, match="not supported yet: a git, URL or OCI layout context"):
+        load("services: {app: {build: {context: ., additional_contexts: {a: 'https://x/y.git'}}}}")
+    stack = load("services: {app: {build: {context: ., additional_contexts: {a: 'service:nope'}}}}")
+    with pytest.raises(SpecError, match='services.app.build.additional_contexts.a: .*no service "nope"'):
+        build_request(stack, "app", "t")
