@@ -14,7 +14,17 @@ import pytest
 from composer.convert import build_request, container_spec
 from composer.errors import SpecError
 from composer.spec import LoadOptions, load_stack
-from composer.spec.catalog import BEGIN, END, IGNORED, KEYS, REFUSED, SUPPORTED, Key, entry_for, render_markdown
+from composer.spec.catalog import (
+    BEGIN,
+    END,
+    IGNORED,
+    KEYS,
+    REFUSED,
+    SUPPORTED,
+    Key,
+    entry_for,
+    render_markdown,
+)
 
 from .conftest import Loader
 
