@@ -113,16 +113,16 @@ def _ipam(raw: Any, w: Where) -> tuple[tuple[IpamPool, ...], str | None]:
             as_str(v, w.key("options").key(k))
         if raw["options"]:
             w.key("options").fail("not supported: IPAM driver options (the default IPAM driver has none)")
-    pools = []
+    pools: list[IpamPool] = []
     for i, item in enumerate(as_list(raw.get("config", []), w.key("config"))):
         wi = w.key("config").idx(i)
         item = as_map(item, wi)
         check_keys(item, wi, ("subnet", "gateway", "ip_range", "aux_addresses"))
         aux = {k: as_str(v, wi.key("aux_addresses").key(k))
                for k, v in as_map(item.get("aux_addresses", {}), wi.key("aux_addresses")).items()}
-        pool = IpamPool(*(
-            as_str(item[k], wi.key(k)) if k in item else None for k in ("subnet", "gateway", "ip_range")
-        ), aux_addresses=aux)
+        subnet, gateway, ip_range = (
+            as_str(item[k], wi.key(k)) if k in item else None for k in ("subnet", "gateway", "ip_range"))
+        pool = IpamPool(subnet, gateway, ip_range, aux)
         if (pool.ip_range or pool.gateway or aux) and not pool.subnet:
             wi.fail("gateway, ip_range and aux_addresses need the pool's subnet (add subnet:)")
         if not pool.ipv6 and any(not p.ipv6 for p in pools):

@@ -118,6 +118,7 @@ def _construct_override(loader: Any, node: yaml.Node) -> Override:
         return Override(_construct_mapping(loader, node))
     if isinstance(node, yaml.SequenceNode):
         return Override(loader.construct_sequence(node, deep=True))
+    assert isinstance(node, yaml.ScalarNode)
     plain = not node.style  # a quoted scalar stays a string; a plain one resolves as usual
     tag = loader.resolve(yaml.ScalarNode, node.value, (plain, not plain))
     return Override(loader.construct_object(yaml.ScalarNode(

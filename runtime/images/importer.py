@@ -75,7 +75,8 @@ def _regular_file(path: Path, what: str) -> None:
 class _Capped(io.RawIOBase):
     """A seekable view of a (decompressing) stream that fails once `limit` bytes are passed."""
 
-    def __init__(self, raw: IO[bytes], limit: int, name: str, base: IO[bytes]) -> None:
+    def __init__(self, raw: IO[bytes] | gzip.GzipFile | bz2.BZ2File | lzma.LZMAFile, limit: int,
+                 name: str, base: IO[bytes]) -> None:
         self.raw, self.limit, self.name, self.base = raw, limit, name, base  # base: the file
 
     def readable(self) -> bool:
@@ -110,7 +111,7 @@ def _open_tar(path: Path) -> tuple[tarfile.TarFile, IO[bytes]]:
     f = open(path, "rb")
     magic = f.read(6)
     f.seek(0)
-    raw: IO[bytes] = f
+    raw: IO[bytes] | gzip.GzipFile | bz2.BZ2File | lzma.LZMAFile = f
     if magic.startswith(b"\x1f\x8b"):
         raw = gzip.GzipFile(fileobj=f)
     elif magic.startswith(b"BZh"):
