@@ -122,6 +122,11 @@ class Engine:
         engine = cls(paths or Paths.from_env(), **kw)  # type: ignore[arg-type]
         await engine.launcher.start_server()
         try:
+            # under systemd (v2) the fork server, and so every shim, goes into the delegated
+            # scope before anything is launched: see docs/cgroups.md
+            pid = engine.launcher.server_pid
+            if pid is not None:
+                await asyncio.to_thread(engine.cgroups.delegate, [pid])
             await engine.networks.start()
             await engine._adopt_all()
         except BaseException:

@@ -94,11 +94,15 @@ def network_state(root: Path) -> dict:  # type: ignore[type-arg]
 
 
 def cgroup_dirs(parent: str) -> list[Path]:
-    """Every cgroup below `parent` (not the parent itself), in every hierarchy."""
+    """Every cgroup below `parent` (not the parent itself), in every hierarchy; under systemd
+    (v2) below its delegated scope `system.slice/<parent>.scope`, whose `supervisor` leaf
+    (the engine's fork server, ended by systemd with the scope) is the engine's own."""
     out: list[Path] = []
-    for top in [CGROUP_ROOT / parent, *CGROUP_ROOT.glob(f"*/{parent}")]:
+    for top in [CGROUP_ROOT / parent, *CGROUP_ROOT.glob(f"*/{parent}"),
+                *CGROUP_ROOT.glob(f"*/{parent}.scope")]:
         if top.is_dir():
-            out += [Path(p) for p, _d, _f in os.walk(top) if Path(p) != top]
+            out += [Path(p) for p, _d, _f in os.walk(top)
+                    if Path(p) != top and top / "supervisor" not in (Path(p), *Path(p).parents)]
     return out
 
 
