@@ -462,13 +462,15 @@ class Project:
             if new:
                 self.progress(f"Network {spec.name}", "Creating")
             try:
-                await self.engine.create_network(spec)
+                info = await self.engine.create_network(spec)
             except NotFound:
                 raise ComposerError(
                     f"network {spec.name} declared as external, but could not be found: "
                     f"create it first") from None
             if new:
                 self.progress(f"Network {spec.name}", "Created")
+            for line in info.warnings:  # e.g. another firewall's forward drop we may not open
+                self.progress("Warning", f"network {spec.name}: {line}")
 
     async def ensure_volumes(self) -> None:
         """Create the stack's named volumes; `Volume "x"  Created` for each new one."""

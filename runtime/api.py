@@ -56,6 +56,9 @@ class NetworkInfo:
     bridge: str = ""
     subnet: str = ""
     gateway: str = ""
+    # from create only: what on this host keeps the network from working, one line each
+    # (e.g. another firewall's forward drop composer may not open), as Docker's `Warning`
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -438,8 +438,9 @@ class Engine:
             hosts = hosts_file(rec.resolved.hostname, list(addresses.values()), spec.domainname,
                                spec.extra_hosts, gateway)
         (rec.dir / "hosts").write_text(hosts)
+        # none mode (no addresses) is not the host's namespace: its loopback is its own
         (rec.dir / "resolv.conf").write_text(self.networks.resolv_conf(
-            rec.id, spec.dns, spec.dns_search, spec.dns_opt, host_mode=host_mode or not addresses))
+            rec.id, spec.dns, spec.dns_search, spec.dns_opt, host_mode=host_mode))
 
     def _track(self, rec: ContainerRecord, launched: Launched) -> None:
         self._launched[rec.id] = launched
