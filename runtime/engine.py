@@ -53,9 +53,11 @@ from runtime.images.build_adapters import LauncherRun, StoreImages, StoreLayers
 from runtime.images.registry import PullProgress
 from runtime.images.store import ImageStore
 from runtime.launchcfg import (
+    apparmor_profile,
+    container_security,
     launch_config,
     mount_points,
-    seccomp_profile,
+    read_seccomp_profile,
     shared_namespaces,
     user_namespace,
     volume_subpath,
@@ -64,7 +66,14 @@ from runtime.network.files import hosts_file
 from runtime.network.manager import NetworkManager
 from runtime.network.names import container_ifnames
 from runtime.paths import Paths, safe_name
-from runtime.process.config import DEFAULT_NAMESPACES, DEFAULT_SHM_SIZE, ExecConfig, effective_caps
+from runtime.process import apparmor
+from runtime.process.config import (
+    DEFAULT_NAMESPACES,
+    DEFAULT_SHM_SIZE,
+    ExecConfig,
+    Security,
+    effective_caps,
+)
 from runtime.process.launcher import ExitStatus, Launched, Launcher
 from runtime.process.logs import read_log
 from runtime.storage import rootfs, shm
@@ -73,6 +82,7 @@ from runtime.supervisor import Supervisor, check_spec
 from runtime.types import ContainerSpec, Mount, NetworkSpec, VolumeSpec
 
 log = logging.getLogger(__name__)
+_apparmor_warned = False  # "apparmor not enabled" is said once per process
 
 RUNNING_STATES = ("running", "paused", "restarting")
 
@@ -115,6 +125,8 @@ class Engine:
         self._exits: dict[str, asyncio.Future[int]] = {}
         self._waiters: dict[str, asyncio.Task[None]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        self.apparmor_on = False  # the kernel has AppArmor: containers get a profile
+        self._apparmor_load: asyncio.Task[None] | None = None  # composer-default, loading
 
     # -- lifecycle ----------------------------------------------------------------------
     @classmethod
@@ -127,6 +139,7 @@ class Engine:
             pid = engine.launcher.server_pid
             if pid is not None:
                 await asyncio.to_thread(engine.cgroups.delegate, [pid])
+            await engine._init_apparmor()
             await engine.networks.start()
             await engine._adopt_all()
         except BaseException:
@@ -136,6 +149,9 @@ class Engine:
 
     async def close(self) -> None:
         """Stop serving. Running containers keep running (their shims supervise them)."""
+        if self._apparmor_load is not None:
+            with contextlib.suppress(BaseException):
+                await self._apparmor_load
         for task in list(self._waiters.values()):
             task.cancel()
         for task in list(self._waiters.values()):
@@ -145,6 +161,44 @@ class Engine:
         await self.networks.close()
         await self.launcher.close()
         self.bus.close()
+
+    async def _init_apparmor(self) -> None:
+        """Load composer-default where the kernel has AppArmor (in the background: compiling
+        it takes apparmor_parser a second or more, and the daemon answers meanwhile; a start
+        waits for it); say once where the kernel has no AppArmor."""
+        global _apparmor_warned
+        self.apparmor_on = await asyncio.to_thread(apparmor.enabled)
+        if not self.apparmor_on:
+            if not _apparmor_warned:
+                log.warning("%s", apparmor.NOT_ENABLED)
+                _apparmor_warned = True
+            return
+
+        async def load() -> None:
+            try:
+                await asyncio.to_thread(apparmor.ensure_default, self.paths.root / "apparmor")
+            except apparmor.AppArmorError as e:  # starts retry, and fail with this message
+                log.error("%s", e)
+
+        self._apparmor_load = asyncio.create_task(load())
+
+    async def _ensure_apparmor(self, rec: ContainerRecord, sec: Security) -> None:
+        """The profile a container's process will exec under is loaded (Docker reloads its
+        default too: package upgrades and `aa-teardown` unload profiles)."""
+        if self._apparmor_load is not None:
+            await asyncio.shield(self._apparmor_load)
+        if sec.apparmor == apparmor.DEFAULT_PROFILE:
+            await asyncio.to_thread(apparmor.ensure_default, self.paths.root / "apparmor")
+        elif sec.apparmor and not await asyncio.to_thread(apparmor.is_loaded, sec.apparmor):
+            raise InvalidArgument(
+                f"container {rec.name}: AppArmor profile {sec.apparmor!r} is not loaded: load it "
+                "with apparmor_parser -r, or change security_opt apparmor=", subject=rec.name)
+
+    async def _security(self, rec: ContainerRecord) -> Security:
+        """The one confinement of every process of `rec`: its init, execs and health checks."""
+        sec = container_security(rec, self.apparmor_on)
+        await self._ensure_apparmor(rec, sec)
+        return sec
 
     async def _adopt_all(self) -> None:
         records = self.table.load_all()
@@ -229,11 +283,14 @@ class Engine:
         _signum(resolved.stop_signal)
         effective_caps(spec.cap_add, spec.cap_drop, spec.privileged)
         check_spec(spec)
-        seccomp_profile(spec)
         user_namespace(spec, DEFAULT_NAMESPACES)
         shared_namespaces(spec, DEFAULT_NAMESPACES, {}, {"ipc": 1, "pid": 1})  # the modes' syntax
         container_ifnames([a.interface_name for a in spec.networks], spec.name)
         hostdevices.resolve(spec)  # a missing device or a bad rule fails here, as in Docker
+        apparmor_profile(spec, self.apparmor_on)
+        # a custom seccomp profile is read (and checked) once, as Docker's client does
+        resolved = replace(resolved, seccomp_profile=await asyncio.to_thread(
+            read_seccomp_profile, spec))
         d = self.paths.container_dir(cid)
         d.mkdir(parents=True)
         rec = ContainerRecord(cid, spec, resolved, now(), d)
@@ -296,7 +353,9 @@ class Engine:
         ns_pids, shm_source = self._shared_ipc_pid(rec)
         try:
             cfg = launch_config(rec, lay, mounts, join_pid=join_pid, etc_files=etc,
-                                devices=device_nodes, ns_pids=ns_pids, shm_source=shm_source)
+                                devices=device_nodes,
+                                security=await self._security(rec), ns_pids=ns_pids,
+                                shm_source=shm_source)
         except BaseException:
             shm.unmount(rec.dir)
             raise
@@ -640,9 +699,9 @@ class Engine:
         async for e in read_log(path, tail=tail, follow=follow, stop=stopped):
             yield LogLine(e.stream, e.time, e.data)  # type: ignore[arg-type]
 
-    def _exec_config(self, ref: str, argv: list[str], user: str | None,
-                     env: dict[str, str] | None, workdir: str | None,
-                     tty: bool = False) -> tuple[ContainerRecord, Launched, ExecConfig]:
+    async def _exec_config(self, ref: str, argv: list[str], user: str | None,
+                           env: dict[str, str] | None, workdir: str | None,
+                           tty: bool = False) -> tuple[ContainerRecord, Launched, ExecConfig]:
         rec = self.table.get(ref)
         launched = self._launched.get(rec.id)
         if launched is None or rec.run.state != "running":
@@ -655,9 +714,7 @@ class Engine:
             user=user if user is not None else rec.resolved.user,
             group_add=rec.spec.group_add,
             tty=tty,
-            capabilities=effective_caps(rec.spec.cap_add, rec.spec.cap_drop, rec.spec.privileged),
-            privileged=rec.spec.privileged,
-            seccomp=seccomp_profile(rec.spec),
+            security=await self._security(rec),  # the same confinement as the container's init
             cgroup_procs=self._cgroup_procs(rec),
         )
         return rec, launched, cfg
@@ -671,7 +728,7 @@ class Engine:
         workdir: str | None = None,
         timeout: float | None = None,
     ) -> ExecResult:
-        _, launched, cfg = self._exec_config(ref, argv, user, env, workdir)
+        _, launched, cfg = await self._exec_config(ref, argv, user, env, workdir)
         code, out, err = await self.launcher.exec_run(launched, cfg, timeout)
         return ExecResult(code, out.decode(errors="replace"), err.decode(errors="replace"))
 
@@ -686,7 +743,7 @@ class Engine:
     ) -> ExecTarget:
         """For `exec -it`: the caller runs the exec through the fork server itself, so the pty
         is its own terminal's peer and no bytes of the session pass through the daemon."""
-        _, launched, cfg = self._exec_config(ref, argv, user, env, workdir, tty)
+        _, launched, cfg = await self._exec_config(ref, argv, user, env, workdir, tty)
         return ExecTarget(launched.pid, launched.start_time, serde.to_dict(cfg),
                           self.launcher.socket_path)
 

@@ -5,20 +5,25 @@ asking the volume store for host paths; unit-tested without root.
 """
 from __future__ import annotations
 
+import base64
 import os
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 
 from runtime.containers import ContainerRecord
 from runtime.errors import InvalidArgument
+from runtime.process import apparmor, seccomp, seccomp_profile
 from runtime.process.config import (
     DEFAULT_NAMESPACES,
     DEFAULT_SHM_SIZE,
     DeviceNode,
     LaunchConfig,
     MountPoint,
+    Security,
     effective_caps,
 )
 from runtime.process.rootfs import MOUNT_DATA_MAX
+from runtime.process.seccomp import DEFAULT_PROFILE
 from runtime.process.userns import IdMap, default_maps
 from runtime.storage import merged
 from runtime.storage.rootfs import RootfsLayout
@@ -160,28 +165,109 @@ def with_init(spec: ContainerSpec, argv: tuple[str, ...], mounts: tuple[MountPoi
             (*mounts, MountPoint("bind", INIT_TARGET, binary, read_only=True)), False)
 
 
-def no_new_privs(spec: ContainerSpec) -> bool:
-    return any(o.replace("=", ":") in ("no-new-privileges", "no-new-privileges:true")
-               for o in spec.security_opt)
+@dataclass(frozen=True)
+class SecurityOpts:
+    """`security_opt` read the way Docker reads it ("key=value", or the older "key:value")."""
+
+    no_new_privs: bool = False
+    seccomp: str | None = DEFAULT_PROFILE  # "default", a profile (file path or JSON), None
+    apparmor: str | None = None  # None: the default; "unconfined"; or a loaded profile's name
 
 
-def seccomp_profile(spec: ContainerSpec) -> str | None:
-    """Docker's rule: privileged or `seccomp=unconfined` -> no filter; else the default profile."""
-    profile: str | None = "default"
-    for opt in spec.security_opt:
-        key, sep, value = opt.replace(":", "=", 1).partition("=")
-        if key.strip() != "seccomp":
+def security_opts(spec: ContainerSpec) -> SecurityOpts:
+    opts = SecurityOpts()
+    for raw in spec.security_opt:
+        opt = raw.strip()
+        if opt == "no-new-privileges":
+            opts = replace(opts, no_new_privs=True)
             continue
-        value = value.strip()
-        if value == "unconfined":
-            profile = None
-        elif value in ("", "default", "builtin"):
-            profile = "default"
+        key, sep, value = opt.partition("=" if "=" in opt else ":")  # "key:value": older form
+        key, value = key.strip(), value.strip()
+        where = f"container {spec.name}: security_opt {raw!r}"
+        if not sep or not value:
+            raise InvalidArgument(f"{where}: expected key=value, e.g. seccomp=unconfined",
+                                  subject=spec.name)
+        if key == "no-new-privileges":
+            if value not in ("true", "false"):
+                raise InvalidArgument(f"{where}: use no-new-privileges=true or =false",
+                                      subject=spec.name)
+            opts = replace(opts, no_new_privs=value == "true")
+        elif key == "seccomp":
+            opts = replace(opts, seccomp=None if value == "unconfined" else
+                           DEFAULT_PROFILE if value in ("default", "builtin") else value)
+        elif key == "apparmor":
+            opts = replace(opts, apparmor=value)
+        elif key == "label" and value == "disable":
+            continue  # SELinux is not used: nothing to disable
+        elif key == "label":
+            raise InvalidArgument(f"{where}: SELinux labels are not supported (only label=disable"
+                                  ", which changes nothing)", subject=spec.name)
         else:
             raise InvalidArgument(
-                f"container {spec.name}: seccomp profile {value!r} is not supported: only the "
-                "built-in default profile is; use seccomp=unconfined or drop the option")
+                f"{where}: unknown or unsupported option: use no-new-privileges, "
+                "seccomp=unconfined|FILE.json, apparmor=unconfined|PROFILE or label=disable",
+                subject=spec.name)
+    return opts
+
+
+def no_new_privs(spec: ContainerSpec) -> bool:
+    return security_opts(spec).no_new_privs
+
+
+def seccomp_source(spec: ContainerSpec) -> str | None:
+    """Where the container's seccomp profile comes from: "default", None (unconfined: the
+    option, or privileged as with Docker), or a custom profile (a file path or inline JSON)."""
+    profile = security_opts(spec).seccomp
     return None if spec.privileged else profile
+
+
+def read_seccomp_profile(spec: ContainerSpec) -> str:
+    """At create: the text of a custom profile ("" for the built-in one or none), checked."""
+    source = seccomp_source(spec)
+    if source is None or source == DEFAULT_PROFILE:
+        return ""
+    if source.startswith("{"):  # the JSON itself, as Docker's API takes it
+        text, name = source, f"(container {spec.name}, inline JSON)"
+    elif not os.path.isabs(source):
+        raise InvalidArgument(f"container {spec.name}: seccomp profile {source!r}: give an "
+                              "absolute path (the stack file's folder is the base for a "
+                              "relative one)", subject=spec.name)
+    else:
+        text, name = seccomp_profile.read_file(source), source
+    seccomp.compile_filter(text, effective_caps(spec.cap_add, spec.cap_drop), source=name)
+    return text
+
+
+def apparmor_profile(spec: ContainerSpec, host_has_apparmor: bool) -> str:
+    """The AppArmor profile the container's processes exec under, "" for none. A profile the
+    service names needs AppArmor in the kernel; the default quietly needs nothing."""
+    wanted = security_opts(spec).apparmor
+    if wanted is not None and wanted != apparmor.UNCONFINED and not host_has_apparmor:
+        raise InvalidArgument(
+            f"container {spec.name}: security_opt apparmor={wanted}: AppArmor is not enabled in "
+            "this kernel: remove the option (or use apparmor=unconfined)", subject=spec.name)
+    if not host_has_apparmor:
+        return ""
+    if wanted is None:
+        wanted = apparmor.UNCONFINED if spec.privileged else apparmor.DEFAULT_PROFILE
+    return "" if wanted == apparmor.UNCONFINED else wanted
+
+
+def container_security(rec: ContainerRecord, host_has_apparmor: bool) -> Security:
+    """How every process of the container is confined: its init, each exec, each health check
+    (the engine builds this once per start and for each exec, from the same inputs)."""
+    spec = rec.spec
+    caps = effective_caps(spec.cap_add, spec.cap_drop, spec.privileged)
+    opts = security_opts(spec)
+    source = seccomp_source(spec)
+    prog, flags = "", 0
+    if source is not None:
+        text = rec.resolved.seccomp_profile or DEFAULT_PROFILE
+        name = source if not source.startswith("{") else f"(container {spec.name}, inline JSON)"
+        filt = seccomp.compile_filter(text, caps, source=name)
+        prog, flags = base64.b64encode(filt.program).decode(), filt.flags
+    return Security(caps, opts.no_new_privs, prog, flags,
+                    apparmor_profile(spec, host_has_apparmor))
 
 
 def user_namespace(spec: ContainerSpec, namespaces: tuple[str, ...]
@@ -207,6 +293,7 @@ def launch_config(
     *,
     join_pid: int | None = None,
     etc_files: dict[str, str],
+    security: Security,
     devices: tuple[DeviceNode, ...] = (),
     ns_pids: Mapping[str, int] | None = None,
     shm_source: str = "",
@@ -241,9 +328,7 @@ def launch_config(
         etc_files=etc_files,
         namespaces=namespaces,
         join_namespaces=join,
-        capabilities=effective_caps(spec.cap_add, spec.cap_drop, spec.privileged),
-        no_new_privs=no_new_privs(spec),
-        seccomp=seccomp_profile(spec),
+        security=security,
         uid_map=uid_map,
         gid_map=gid_map,
         privileged=spec.privileged,

@@ -157,7 +157,7 @@ def _ref_source(item: Any) -> Any:
 def rebase_paths(svc: dict[str, Any], from_dir: str) -> dict[str, Any]:
     """Make a service's relative paths absolute against `from_dir` (for `extends: {file:}`
     and for services a sub-project brings in with `include:`)."""
-    from composer.spec.mounts import resolve_path
+    from composer.spec.mounts import resolve_path, resolve_security_opt
 
     out = dict(svc)
     build = out.get("build")
@@ -184,6 +184,9 @@ def rebase_paths(svc: dict[str, Any], from_dir: str) -> dict[str, Any]:
         out["label_file"] = resolve_path(label_file, from_dir)
     elif isinstance(label_file, list):
         out["label_file"] = [resolve_path(p, from_dir) if isinstance(p, str) else p for p in label_file]
+    if isinstance(out.get("security_opt"), list):
+        out["security_opt"] = [resolve_security_opt(o, from_dir) if isinstance(o, str) else o
+                               for o in out["security_opt"]]
     return out
 
 

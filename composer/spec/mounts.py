@@ -245,3 +245,14 @@ def resolve_path(path: str, base_dir: str) -> str:
     if path.startswith("~"):
         path = os.path.expanduser(path)
     return posixpath.normpath(posixpath.join(base_dir, path))
+
+
+def resolve_security_opt(opt: str, base_dir: str) -> str:
+    """`seccomp=FILE` with a relative FILE (the one security_opt naming a file), as compose
+    reads it: against the project directory. Every other option is returned as it is."""
+    key, sep, value = opt.partition("=" if "=" in opt else ":")
+    value = value.strip()
+    if key.strip() != "seccomp" or not sep or not value or value in (
+            "unconfined", "default", "builtin") or value.startswith(("{", "/")):
+        return opt
+    return f"seccomp={resolve_path(value, base_dir)}"

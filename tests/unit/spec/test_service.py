@@ -281,3 +281,16 @@ def test_required_env_file_missing(load: Loader) -> None:
         load("services: {a: {image: x, env_file: nope.env}}")
     assert "compose.yaml: services.a.env_file: env file" in str(err.value)
     assert "nope.env\" not found" in str(err.value)
+
+
+def test_security_opt_seccomp_file_is_relative_to_the_project(load: Loader, project: Path) -> None:
+    st = load("""
+        services:
+          a:
+            image: x
+            security_opt: ["seccomp=profiles/p.json", "seccomp:./q.json", "seccomp=unconfined",
+                           "no-new-privileges:true", "apparmor=unconfined", "seccomp=/etc/p.json"]
+    """)
+    assert st.services["a"].security_opt == (
+        f"seccomp={project}/profiles/p.json", f"seccomp={project}/q.json", "seccomp=unconfined",
+        "no-new-privileges:true", "apparmor=unconfined", "seccomp=/etc/p.json")
