@@ -20,12 +20,13 @@ import logging
 import os
 import shutil
 import signal
+import socket
 import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
 
-from runtime import hostdevices, resolve, serde
+from runtime import hostdevices, injected, resolve, serde
 from runtime.api import (
     BuildProgress,
     BuildRequest,
@@ -57,16 +58,25 @@ from runtime.launchcfg import (
     launch_config,
     mount_points,
     read_seccomp_profile,
+    shared_namespaces,
     user_namespace,
+    volume_subpath,
 )
 from runtime.network.files import hosts_file
 from runtime.network.manager import NetworkManager
+from runtime.network.names import container_ifnames
 from runtime.paths import Paths, safe_name
 from runtime.process import apparmor
-from runtime.process.config import DEFAULT_NAMESPACES, ExecConfig, Security, effective_caps
+from runtime.process.config import (
+    DEFAULT_NAMESPACES,
+    DEFAULT_SHM_SIZE,
+    ExecConfig,
+    Security,
+    effective_caps,
+)
 from runtime.process.launcher import ExitStatus, Launched, Launcher
 from runtime.process.logs import read_log
-from runtime.storage import rootfs
+from runtime.storage import rootfs, shm
 from runtime.storage.volumes import VolumeStore
 from runtime.supervisor import Supervisor, check_spec
 from runtime.types import ContainerSpec, Mount, NetworkSpec, VolumeSpec
@@ -243,9 +253,16 @@ class Engine:
                 subject=spec.name,
             )
         image = self._image(spec.image)
+        for m in spec.mounts:
+            if m.type == "image":
+                self._image(m.source)  # missing: NotFound naming it, as for the container's image
         cfg = image.config
         cid = self.table.new_id()
-        hostname = resolve.container_hostname(spec.hostname, cid)
+        if spec.uts_mode == "host" and spec.hostname:
+            raise InvalidArgument(f"container {spec.name}: hostname and uts_mode host conflict "
+                                  "(the host's name is used): drop one of them")
+        hostname = (socket.gethostname() if spec.uts_mode == "host"
+                    else resolve.container_hostname(spec.hostname, cid))
         targets = {m.target.rstrip("/") or "/" for m in spec.mounts}
         extra = tuple(
             Mount("volume", v, "") for v in cfg.volumes if (v.rstrip("/") or "/") not in targets
@@ -269,6 +286,8 @@ class Engine:
         effective_caps(spec.cap_add, spec.cap_drop, spec.privileged)
         check_spec(spec)
         user_namespace(spec, DEFAULT_NAMESPACES)
+        shared_namespaces(spec, DEFAULT_NAMESPACES, {}, {"ipc": 1, "pid": 1})  # the modes' syntax
+        container_ifnames([a.interface_name for a in spec.networks], spec.name)
         hostdevices.resolve(spec)  # a missing device or a bad rule fails here, as in Docker
         apparmor_profile(spec, self.apparmor_on)
         # a custom seccomp profile is read (and checked) once, as Docker's client does
@@ -328,10 +347,20 @@ class Engine:
         join_pid = self._join_target(spec)
         device_nodes, device_rules = hostdevices.resolve(spec)  # now: numbers can change
         lay = rootfs.prepare(rec.dir, rec.resolved.lowerdirs)
-        mounts = mount_points(spec, rec.resolved.extra_mounts, self._volume_path(rec))
+        mounts = mount_points(spec, rec.resolved.extra_mounts, self._volume_path(rec),
+                              lambda ref: list(self.images.lowerdirs(self._image(ref))))
+        _, uid_map, gid_map = user_namespace(spec, DEFAULT_NAMESPACES)
+        mounts = (*mounts, *injected.materialise(spec, rec.dir, uid_map, gid_map))
         etc = self._etc_files(rec, join_pid)
-        cfg = launch_config(rec, lay, mounts, join_pid=join_pid, etc_files=etc,
-                            security=await self._security(rec), devices=device_nodes)
+        ns_pids, shm_source = self._shared_ipc_pid(rec)
+        try:
+            cfg = launch_config(rec, lay, mounts, join_pid=join_pid, etc_files=etc,
+                                devices=device_nodes,
+                                security=await self._security(rec), ns_pids=ns_pids,
+                                shm_source=shm_source)
+        except BaseException:
+            shm.unmount(rec.dir)
+            raise
         cg: Cgroup | None = None
         addresses: dict[str, str] = {}
 
@@ -393,11 +422,41 @@ class Engine:
             )
         return self._launched[target.id].pid
 
+    def _shared_ipc_pid(self, rec: ContainerRecord) -> tuple[dict[str, int], str]:
+        """(init pid per joined namespace, host dir for /dev/shm) for ipc_mode / pid_mode.
+        Joining IPC needs a donor that is shareable (or uses the host's), as Docker."""
+        spec = rec.spec
+        pids: dict[str, int] = {}
+        shm_source = ""
+        for kind, mode in (("ipc", spec.ipc_mode), ("pid", spec.pid_mode)):
+            if not mode.startswith("container:"):
+                continue
+            target = self.table.get(mode.split(":", 1)[1])
+            if target.run.state != "running" or target.id not in self._launched:
+                raise Conflict(f"container {spec.name}: cannot join the {kind} namespace of "
+                               f"{target.name}: it is not running", subject=spec.name)
+            if kind == "ipc":
+                if target.spec.ipc_mode not in ("shareable", "host"):
+                    raise Conflict(f"container {spec.name}: cannot join the IPC namespace of "
+                                   f"{target.name}: it is not shareable (give it ipc: shareable)",
+                                   subject=spec.name)
+                shm_source = "/dev/shm" if target.spec.ipc_mode == "host" else shm.path(target.dir)
+            pids[kind] = self._launched[target.id].pid
+        if spec.ipc_mode == "host":
+            shm_source = "/dev/shm"
+        elif spec.ipc_mode == "shareable":
+            shm_source = shm.mount(rec.dir, spec.shm_size or DEFAULT_SHM_SIZE)
+        return pids, shm_source
+
     def _volume_path(self, rec: ContainerRecord):  # type: ignore[no-untyped-def]
         def path(m: Mount) -> str:
             vol = self.volumes.get(m.source)
-            self.volumes.init_from_image(m.source, list(rec.resolved.lowerdirs), m.target, m.nocopy)
-            return vol.mountpoint
+            if vol.options and not os.path.isdir(vol.mountpoint):
+                raise InvalidArgument(f"container {rec.name}: volume {vol.name} binds {vol.mountpoint}, "
+                                      "which is not a directory on this host: create it")
+            if not m.subpath:  # the image's files would land in the volume's root: not copied
+                self.volumes.init_from_image(m.source, list(rec.resolved.lowerdirs), m.target, m.nocopy)
+            return volume_subpath(vol.mountpoint, m.subpath, vol.name) if m.subpath else vol.mountpoint
         return path
 
     def _dns_names(self, rec: ContainerRecord) -> list[str]:
@@ -483,6 +542,8 @@ class Engine:
 
     async def _release(self, rec: ContainerRecord) -> None:
         """Everything a started container holds on the host, except its state dir. Idempotent."""
+        with contextlib.suppress(EngineError, OSError):
+            shm.unmount(rec.dir)
         with contextlib.suppress(EngineError, OSError):
             await self.networks.unpublish(rec.id)
         with contextlib.suppress(EngineError, OSError):
@@ -758,7 +819,7 @@ class Engine:
     async def create_volume(self, spec: VolumeSpec) -> VolumeInfo:
         if spec.external:
             return self.volumes.get(spec.name).info()
-        return self.volumes.create(spec.name, spec.labels).info()
+        return self.volumes.create(spec.name, spec.labels, spec.driver_opts).info()
 
     def _volume_users(self, name: str) -> list[str]:
         return [r.name for r in self.table.all()
@@ -779,7 +840,15 @@ class Engine:
         return self._image(ref).info()  # type: ignore[no-any-return]
 
     def _image_users(self, image_id: str) -> list[str]:
-        return [r.name for r in self.table.all() if r.resolved.image_id == image_id]
+        def mounts_it(rec: ContainerRecord) -> bool:  # an image mount holds its layers too
+            for m in rec.spec.mounts:
+                if m.type == "image":
+                    with contextlib.suppress(NotFound):
+                        if self.images.get(m.source).id == image_id:
+                            return True
+            return False
+
+        return [r.name for r in self.table.all() if r.resolved.image_id == image_id or mounts_it(r)]
 
     async def remove_image(self, ref: str, force: bool = False) -> list[str]:
         return await asyncio.to_thread(self.images.remove, ref, force, self._image_users)
@@ -833,17 +902,26 @@ class Engine:
     async def build_image(self, req: BuildRequest) -> AsyncIterator[BuildProgress]:
         """Build from a Dockerfile; yields output lines, then the image id (or the error)."""
         queue: asyncio.Queue[BuildProgress | None] = asyncio.Queue()
+        runner = LauncherRun(self.launcher, network=req.network, shm_size=req.shm_size,
+                             extra_hosts=req.extra_hosts)
+
+        async def pull(ref: str) -> None:
+            await registry.pull(self.images, ref)
+
         builder = Builder(layers=StoreLayers(self.images.layers), images=StoreImages(self.images),
-                          runner=LauncherRun(self.launcher), state_root=self.paths.root)
+                          runner=runner, state_root=self.paths.root, puller=pull)
         dockerfile = req.dockerfile if os.path.isabs(req.dockerfile) else os.path.join(
             req.context, req.dockerfile)
+        tags = list(dict.fromkeys(t for t in (req.tag, *req.tags) if t))
 
         async def work() -> None:
             try:
                 iid = await builder.build(
-                    req.context, dockerfile, tag=[req.tag] if req.tag else [], target=req.target,
+                    req.context, dockerfile, tag=tags, target=req.target,
                     build_args=req.build_args, no_cache=req.no_cache,
-                    progress=lambda line: queue.put_nowait(BuildProgress(line=line)))
+                    progress=lambda line: queue.put_nowait(BuildProgress(line=line)),
+                    dockerfile_text=req.dockerfile_inline, labels=req.labels, pull=req.pull,
+                    named_contexts=req.named_contexts)
                 queue.put_nowait(BuildProgress(image_id=iid))
                 self.bus.publish(Event(time.time(), "image", "build", iid, req.tag))
             except EngineError as e:
