@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from composer.spec.interpolate import closing_brace
-from composer.spec.yamlio import parse_yaml, read_yaml
+from composer.spec.yamlio import parse_yaml_tagged, read_yaml_tagged, take_merge_tags
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -30,7 +30,9 @@ def variables_of(files: Iterable[str], stdin: str | None = None) -> list[Variabl
     of a name decides."""
     found: dict[str, Variable] = {}
     for f in files:
-        doc = parse_yaml(stdin, f) if f == "-" and stdin is not None else read_yaml(Path(f), f)
+        tagged = parse_yaml_tagged(stdin, f) if f == "-" and stdin is not None else \
+            read_yaml_tagged(Path(f), f)
+        doc, _ = take_merge_tags(tagged)  # !reset / !override: their values are used too
         for text in _strings(doc):
             for v in _in_text(text):
                 found.setdefault(v.name, v)
