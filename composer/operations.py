@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from composer import labels as L
 from composer.convert import (
@@ -23,7 +24,7 @@ from composer.convert import (
 from composer.errors import ComposerError
 from composer.graph import ServiceGraph, build_graph
 from composer.project import Action, DesiredService, Plan, PlanError, plan_down, plan_up
-from composer.scheduler import DownResult, UpResult, run_down, run_up
+from composer.scheduler import DownResult, Outcome, UpResult, run_down, run_parallel, run_up
 from composer.spec import Stack
 from composer.spec.service import MAX_REPLICAS_ENV, max_replicas
 from runtime.api import ContainerInfo, EngineAPI
@@ -161,8 +162,7 @@ class Project:
         )
         for warning in plan.warnings:
             self.progress("Warning", warning)
-        for action in plan.orphan_actions:
-            await self._remove(action.container, opts.timeout)
+        await self._remove_all([a.container for a in plan.orphan_actions], opts.timeout)
         # --no-deps: the named services alone, nothing of their dependencies awaited
         graph = self.graph.graph.subgraph(selected).copy() if opts.no_deps else self.graph
         result = await run_up(
@@ -548,10 +548,11 @@ class Project:
                    quiet: bool = False) -> None:
         self.check_services(services)
         names = [n for n in (services or sorted(self.stack.services)) if self.stack.services[n].image]
-        for name in names:
+
+        async def one(name: str) -> None:
             ref = self.image_ref(name)
             if missing_only and await self._image_exists(ref):
-                continue
+                return
             if not quiet:
                 self.progress(f"Image {ref}", "Pulling")
             async for ev in self.engine.pull_image(ref):
@@ -563,6 +564,9 @@ class Project:
                     self.progress(f"  {ev.layer}", ev.status.capitalize())
             if not quiet:
                 self.progress(f"Image {ref}", "Pulled")
+
+        # every image at once, as Compose pulls; the first failure (in service order) is raised
+        _raise_first(await run_parallel(names, one))
 
     async def build(self, services: Sequence[str] = (), *, no_cache: bool = False) -> None:
         self.check_services(services)
@@ -612,9 +616,7 @@ class Project:
                                    for c in by_service.get(name, [])))
 
         result = await run_down(self.graph, stop, services=set(self.stack.services) & set(by_service))
-        for action in plan.orphan_actions:
-            if action.container is not None:
-                await self._remove(action.container, timeout, volumes=volumes)
+        await self._remove_all([a.container for a in plan.orphan_actions], timeout, volumes=volumes)
         # from the labels alone (-p NAME without a stack file): every network of the project
         keys = list(self.stack.networks) if self.by_labels else self.networks_used(self.stack.services)
         if self.by_labels and not existing and not keys and not (volumes and self.stack.volumes):
@@ -641,6 +643,13 @@ class Project:
                 except NotFound:
                     pass
         return result
+
+    async def _remove_all(self, containers: Sequence[ContainerInfo | None], timeout: float | None,
+                          *, volumes: bool = False) -> None:
+        """Remove containers side by side (orphans: no order between them)."""
+        _raise_first(await run_parallel(
+            [c for c in containers if c is not None],
+            lambda c: self._remove(c, timeout, volumes=volumes)))
 
     async def _remove(self, c: ContainerInfo | None, timeout: float | None, *,
                       volumes: bool = False, quiet: bool = False) -> None:
@@ -747,3 +756,10 @@ def _number(c: ContainerInfo) -> int:
         return int(c.labels.get(L.CONTAINER_NUMBER, "0"))
     except ValueError:
         return 0
+
+
+def _raise_first(outcomes: Sequence[Outcome[Any, Any]]) -> None:
+    """Raise the first error of `run_parallel`'s outcomes (they are in the items' order)."""
+    for o in outcomes:
+        if o.error is not None:
+            raise o.error
