@@ -17,6 +17,7 @@ from runtime.process.config import (
     MountPoint,
     effective_caps,
 )
+from runtime.process.logs import rotation
 from runtime.process.userns import IdMap, default_maps
 from runtime.storage.rootfs import RootfsLayout
 from runtime.types import ContainerSpec, Mount
@@ -144,6 +145,8 @@ def launch_config(
     namespaces, join = network_namespaces(spec, join_pid)
     argv, mounts, init = with_init(spec, res.argv, mounts)
     namespaces, uid_map, gid_map = user_namespace(spec, namespaces)
+    log_size, log_files, log_compress = rotation(
+        spec.logging.driver, spec.logging.max_size, spec.logging.max_file, spec.logging.compress)
     return LaunchConfig(
         id=rec.id,
         argv=argv,
@@ -175,4 +178,8 @@ def launch_config(
         init=init,
         tty=spec.tty,
         stdin_open=spec.stdin_open,
+        log_driver="none" if spec.logging.driver == "none" else "json-file",
+        log_max_size=log_size,
+        log_max_files=log_files,
+        log_compress=log_compress,
     )

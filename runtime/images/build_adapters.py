@@ -24,7 +24,7 @@ from runtime.images.config import ImageConfig
 from runtime.images.store import ImageStore
 from runtime.process.config import DEFAULT_NAMESPACES, LaunchConfig
 from runtime.process.launcher import Launcher
-from runtime.process.logs import read_log
+from runtime.process.logread import read_log
 from runtime.storage.layers import LayerStore
 
 OUTPUT_TAIL = 200  # lines kept for the error message of a failed RUN
