@@ -28,8 +28,8 @@ class Box:
         err_r, self.err_w = os.pipe()
         self.in_r, in_w = os.pipe()
         self.log = state / "container.log"
-        self.log_fd = os.open(self.log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        self.pump = StdioPump({out_r: "stdout", err_r: "stderr"}, JsonLogWriter(self.log_fd),
+        self.writer = JsonLogWriter(str(self.log))
+        self.pump = StdioPump({out_r: "stdout", err_r: "stderr"}, self.writer,
                               stdin_fd=in_w, listener=listen(str(state)))
         self.thread = threading.Thread(target=self.pump.run, daemon=True)
         self.thread.start()
@@ -42,7 +42,7 @@ class Box:
             os.close(fd)
         self.thread.join(10)
         assert not self.thread.is_alive()
-        os.close(self.log_fd)
+        self.writer.close()
         os.close(self.in_r)
 
 
