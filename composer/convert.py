@@ -19,6 +19,7 @@ from composer.spec.stack import Stack
 from runtime.types import (
     ContainerSpec,
     Healthcheck,
+    LogConfig,
     Mount,
     NetworkAttachment,
     NetworkSpec,
@@ -78,7 +79,17 @@ def container_spec(stack: Stack, service_name: str, number: int, *, labels: dict
         restart=restart_policy(svc),
         healthcheck=healthcheck(svc),
         userns_mode=svc.userns_mode or None,
+        logging=log_config(svc),
     )
+
+
+def log_config(svc: ServiceSpec) -> LogConfig:
+    """`logging:` (validated by the spec) -> the runtime's LogConfig; defaults are the engine's."""
+    lg = svc.logging
+    if lg is None:
+        return LogConfig()
+    return LogConfig(lg.driver or "json-file", lg.max_size, lg.max_file,  # type: ignore[arg-type]
+                     lg.compress)
 
 
 def _networking(stack: Stack, svc: ServiceSpec) -> tuple[str, tuple[NetworkAttachment, ...]]:

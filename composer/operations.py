@@ -8,7 +8,7 @@ prints: progress goes to a `Progress` callback the CLI provides.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
 
 from composer import labels as L
@@ -22,6 +22,9 @@ from runtime.api import BuildRequest, ContainerInfo, EngineAPI
 from runtime.errors import Conflict, NotFound
 
 Progress = Callable[[str, str], None]  # (object, status), e.g. ("Container lnmp-db-1", "Started")
+# Called with each container `up` is about to start (or leaves running) -- before it starts,
+# so an attached `up` is attached before the first byte (composer.cli.attached).
+BeforeStart = Callable[[ContainerInfo], Awaitable[None]]
 
 
 class UpFailed(ComposerError):
@@ -54,6 +57,7 @@ class Project:
         self.engine = engine
         self.progress = progress
         self.build_output = build_output or (lambda service, line: None)
+        self.before_start: BeforeStart | None = None
         self._graph: ServiceGraph | None = None
 
     @property
@@ -142,10 +146,14 @@ class Project:
             await self._create_and_start(action.service, action.number, opts)
         elif kind == "start" and action.container is not None:
             if not opts.no_start:
+                if self.before_start is not None:
+                    await self.before_start(action.container)
                 self.progress(f"Container {action.container.name}", "Starting")
                 await self.engine.start_container(action.container.id)
                 self.progress(f"Container {action.container.name}", "Started")
         elif kind == "noop" and action.container is not None:
+            if self.before_start is not None:
+                await self.before_start(action.container)
             self.progress(f"Container {action.container.name}", "Running")
 
     def container_labels(self, service: str, number: int, *, oneoff: bool = False) -> dict[str, str]:
@@ -163,6 +171,8 @@ class Project:
         self.progress(f"Container {spec.name}", "Created")
         if opts.no_start:
             return info
+        if self.before_start is not None:
+            await self.before_start(info)
         self.progress(f"Container {spec.name}", "Starting")
         try:
             info = await self.engine.start_container(info.id)
@@ -366,6 +376,18 @@ class Project:
                 self.progress(f"Container {c.name}", "Stopped")
 
         await run_down(self.graph, stop_one, services=set(running) & set(self.stack.services))
+
+    async def restart(self, services: Sequence[str] = (), timeout: float | None = None) -> None:
+        """Each container restarted by the engine (stop, then start, in dependency order):
+        in between it reads "restarting", so `logs -f` and an attached `up` stay on it."""
+        cs = await self.containers(services)
+        order = [s for gen in self.graph.generations() for s in gen]
+        for name in order:
+            for c in cs:
+                if c.labels.get(L.SERVICE) == name:
+                    self.progress(f"Container {c.name}", "Restarting")
+                    await self.engine.restart_container(c.id, timeout)
+                    self.progress(f"Container {c.name}", "Started")
 
     async def start(self, services: Sequence[str] = ()) -> None:
         cs = await self.containers(services)

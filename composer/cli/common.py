@@ -5,6 +5,7 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
+from contextlib import AbstractAsyncContextManager
 from typing import Any, TypeVar
 
 from composer.cli.config_cmd import load_from_args
@@ -26,13 +27,17 @@ async def engine() -> Any:
 
 
 async def with_project(args: argparse.Namespace,
-                       fn: Callable[[Project], Awaitable[T]], *, lock: bool = True) -> T:
+                       fn: Callable[[Project], Awaitable[T]], *, lock: bool = True,
+                       live: bool | None = None) -> T:
+    """Run `fn` on the stack; `lock`: holding the project lock throughout (a verb that holds
+    it only for a part takes `project_lock` itself); `live`: the live progress display on a
+    terminal (default: with the lock)."""
     stack = load_from_args(args).with_services_enabled(targeted_services(args))
     for w in stack.warnings:
         print(f"WARN[0000] {w}", file=sys.stderr)
     client = await engine()
     try:
-        progress = make_progress() if lock else PlainProgress()
+        progress = make_progress() if (lock if live is None else live) else PlainProgress()
         project = Project(stack, client, progress, build_output=_build_line)
         try:
             if lock:
@@ -43,6 +48,13 @@ async def with_project(args: argparse.Namespace,
             progress.close()
     finally:
         await client.close()
+
+
+def project_lock(project: Project) -> AbstractAsyncContextManager[None]:
+    """The project lock (one composer acting on a project at a time), saying once that we
+    wait when another holds it."""
+    return project.engine.lock(  # type: ignore[no-any-return]
+        project.name, on_wait=lambda m: print(m, file=sys.stderr))
 
 
 def _build_line(service: str, line: str) -> None:

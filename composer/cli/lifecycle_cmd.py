@@ -41,11 +41,7 @@ def stop(args: argparse.Namespace) -> int:
 
 
 def restart(args: argparse.Namespace) -> int:
-    async def go(p: Project) -> None:
-        await p.stop(args.services, args.timeout)
-        await p.start(args.services)
-
-    return run(with_project(args, go)) or 0
+    return run(with_project(args, lambda p: p.restart(args.services, args.timeout))) or 0
 
 
 def _each(args: argparse.Namespace, verb: str, status: str, running_only: bool = True) -> int:
