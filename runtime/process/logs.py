@@ -132,9 +132,22 @@ class JsonLogWriter:
     def _write(self, stream: str, pieces: list[bytes]) -> None:
         if self.fd < 0:
             return
-        if self.max_size and self.size >= self.max_size:
-            self._rotate()
         data = encode_entries(stream, pieces, rfc3339_nano())
+        if not self.max_size:
+            self._append(data)
+            return
+        # as Docker: a file is rotated once it reached max_size, before the next entry,
+        # so it holds at most one entry more than max_size
+        start = 0
+        while start < len(data):
+            if self.size >= self.max_size:
+                self._rotate()
+            room = self.max_size - self.size
+            cut = data.find(b"\n", start + max(room, 1) - 1) + 1 or len(data)
+            self._append(data[start:cut])
+            start = cut
+
+    def _append(self, data: bytes) -> None:
         view = memoryview(data)
         while view:
             n = os.write(self.fd, view)

@@ -240,3 +240,17 @@ async def test_follow_wakes_up_within_milliseconds(tmp_path: Path) -> None:
     w.close()
     delays.sort()
     assert delays[len(delays) // 2] < 0.05, delays  # inotify, not a 0.1 s poll
+
+
+async def test_one_write_larger_than_max_size_is_split_across_files(tmp_path: Path) -> None:
+    """The shim reads 64 KiB at a time: `seq 1 3000` is one batch of 3000 entries, which must
+    not land in one file past max-size (Docker checks before each entry)."""
+    p = tmp_path / "c.log"
+    w = JsonLogWriter(str(p), max_size=20_000, max_files=4)
+    w.feed("stdout", "".join(f"{i}\n" for i in range(1, 3001)).encode())
+    w.close()
+    sizes = {name: (tmp_path / name).stat().st_size for name in os.listdir(tmp_path)}
+    assert sorted(sizes) == ["c.log", "c.log.1", "c.log.2", "c.log.3"]
+    assert all(size < 20_000 + 100 for size in sizes.values()), sizes
+    nums = [int(e.data) for e in await collect(read_log(str(p)))]
+    assert nums == list(range(nums[0], 3001))
