@@ -1,8 +1,9 @@
 """End-to-end: the `composer` CLI and a real composerd, each test in its own state root.
 
 Every test gets fresh COMPOSER_ROOT / COMPOSER_RUN dirs and its own cgroup parent; at the end
-the daemon is stopped, and the host must hold nothing new (links, mounts, cgroups, nft
-tables, processes) compared with before the test.
+the daemon is stopped, and a scoped snapshot (tests/leaks.py) must hold nothing new (links,
+mounts, netns, cgroups, nft table, IPAM, state dirs, processes) compared with before the
+test. The snapshot is taken *before* the forced clean-up, which only then removes leftovers.
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.leaks import snapshot
+from tests.leaks import Scope, take
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -29,11 +30,14 @@ class Env:
     root: Path
     run: Path
     environ: dict[str, str]
+    scope: Scope | None = None  # learns the links each command's stack made
 
     def composer(self, *args: str, cwd: Path | None = None, check: bool = True,
                  timeout: float = 300, input: str | None = None) -> subprocess.CompletedProcess[str]:
         p = subprocess.run([sys.executable, "-m", "composer.cli", *args], cwd=cwd, env=self.environ,
                            capture_output=True, text=True, timeout=timeout, input=input)
+        if self.scope is not None:
+            self.scope.learn()
         if check and p.returncode != 0:
             raise AssertionError(f"composer {' '.join(args)} exited {p.returncode}\n"
                                  f"stdout:\n{p.stdout}\nstderr:\n{p.stderr}")
@@ -92,23 +96,27 @@ def _force_clean(env: Env) -> None:
 @pytest.fixture
 def env() -> Iterator[Env]:
     base = Path(tempfile.mkdtemp(prefix="cmpe2e"))
-    before = snapshot(scope=str(base))
+    cg_parent = f"composer-e2e-{os.getpid()}-{base.name[-6:]}"
+    scope = Scope.for_base(base, cg_parent)
+    before = take(scope)
     environ = dict(os.environ)
     environ.update({
         "COMPOSER_ROOT": str(base / "root"),
         "COMPOSER_RUN": str(base / "run"),
-        "COMPOSER_CGROUP_PARENT": f"composer-e2e-{os.getpid()}-{base.name[-6:]}",
+        "COMPOSER_CGROUP_PARENT": cg_parent,
         "PYTHONPATH": str(REPO),
     })
     environ.pop("COMPOSE_PROJECT_NAME", None)
-    e = Env(base / "root", base / "run", environ)
+    e = Env(base / "root", base / "run", environ, scope)
     try:
         yield e
     finally:
+        scope.learn()
         _stop_daemon(e)
+        time.sleep(0.1)
+        leaks = take(scope).leaks_since(before)  # before the forced clean-up, which hides them
         _force_clean(e)
         shutil.rmtree(base, ignore_errors=True)
-        leaks = snapshot(scope=str(base)).leaks_since(before)
         assert not leaks, f"the test left things behind: {leaks}"
 
 

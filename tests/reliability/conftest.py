@@ -2,7 +2,7 @@
 
 Each test gets fresh COMPOSER_ROOT / COMPOSER_RUN dirs and its own cgroup parent (as in
 tests/e2e/conftest.py, whose pieces are reused). At the end the daemon is stopped and a
-*scoped* snapshot (tests/reliability/snapshots.py) must hold nothing the test did not find
+*scoped* snapshot (tests/leaks.py) must hold nothing the test did not find
 at its start: no mount, netns, link, cgroup, nft table, IPAM entry, state dir or process.
 Whatever is left is then removed by force, so a failing test still leaves a clean host.
 """
@@ -23,8 +23,8 @@ from typing import Any
 import pytest
 
 from tests.e2e.conftest import REPO, Env, _force_clean, _stop_daemon, write_stack
-from tests.reliability import snapshots
-from tests.reliability.snapshots import Scope
+from tests import leaks as snapshots
+from tests.leaks import Scope
 
 __all__ = ["Rig", "write_stack"]
 

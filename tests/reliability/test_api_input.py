@@ -20,7 +20,7 @@ from runtime.network.names import bridge_name
 from tests.reliability import rawhttp
 from tests.reliability.conftest import Rig
 from tests.reliability.figures import record
-from tests.reliability.snapshots import network_state, state_listing
+from tests.leaks import network_state, state_listing
 
 TRAVERSAL = ["../../etc", "..", ".", "../x", "a/../../b", "/etc/passwd", "x/y", "..%2F..%2Fetc",
              "a\x00b", "-rf", ".hidden", " space", "x" * 300, "", "étc", "a\nb", "~root"]

@@ -13,7 +13,7 @@ import signal
 import time
 from pathlib import Path
 
-from tests.reliability import snapshots
+from tests import leaks as snapshots
 from tests.reliability.conftest import Rig
 from tests.reliability.figures import record, summary
 from tests.reliability.test_cycles import STACK

@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 import time
 
-from tests.reliability import snapshots
+from tests import leaks as snapshots
 from tests.reliability.conftest import Rig
 from tests.reliability.figures import record
 

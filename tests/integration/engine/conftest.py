@@ -10,25 +10,27 @@ import pytest
 
 from runtime.engine import Engine
 from runtime.paths import Paths
-from tests.leaks import snapshot
+from tests.leaks import Scope, take
 
 
 @pytest.fixture
 async def engine() -> AsyncIterator[Engine]:
     base = Path(tempfile.mkdtemp(prefix="cmpeng"))
-    before = snapshot(scope=str(base))
     parent = f"composer-it-{os.getpid()}-{base.name[-6:]}"
+    scope = Scope.for_base(base, parent)
+    before = take(scope)
     eng = await Engine.open(Paths(base / "root", base / "run"), cgroup_parent=parent)
     eng.images.ensure_busybox()
     try:
         yield eng
     finally:
-        for c in await eng.list_containers(all=True):
+        scope.learn()
+        for c in await eng.list_containers(all=True):  # the test's own clean-up, by the API
             await eng.remove_container(c.id, force=True, volumes=True)
         for n in await eng.list_networks():
             await eng.networks.remove(n.name)
         await eng.close()
+        leaks = take(scope).leaks_since(before)  # before any forced clean-up
         eng.cgroups.remove_parent()
         shutil.rmtree(base, ignore_errors=True)
-        leaks = snapshot(scope=str(base)).leaks_since(before)
         assert not leaks, f"left behind: {leaks}"

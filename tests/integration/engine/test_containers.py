@@ -222,12 +222,13 @@ async def test_a_directory_left_by_a_dead_engine_is_swept_at_start() -> None:
     import tempfile
     from pathlib import Path
 
-    from tests.leaks import snapshot
+    from tests.leaks import Scope, take
 
     base = Path(tempfile.mkdtemp(prefix="cmpswp"))
-    before = snapshot(scope=str(base))
-    paths = Paths(base / "root", base / "run")
     parent = f"composer-it-{os.getpid()}-sweep"
+    scope = Scope.for_base(base, parent)
+    before = take(scope)
+    paths = Paths(base / "root", base / "run")
     eng = await Engine.open(paths, cgroup_parent=parent)
     try:
         await eng.close()
@@ -240,9 +241,10 @@ async def test_a_directory_left_by_a_dead_engine_is_swept_at_start() -> None:
         assert not left.exists()
         assert str(merged) not in Path("/proc/self/mounts").read_text()
     finally:
+        await eng.close()
+        leaks = take(scope).leaks_since(before)
         subprocess.run(["umount", "-l", str(base / "root" / "containers" / ("ab" * 32) /
                                             "rootfs" / "merged")], capture_output=True)
-        await eng.close()
         eng.cgroups.remove_parent()
         shutil.rmtree(base, ignore_errors=True)
-    assert not snapshot(scope=str(base)).leaks_since(before)
+    assert not leaks
