@@ -425,7 +425,7 @@ class Client:
         except aiohttp.WSServerHandshakeError as e:
             if e.status < 400:
                 raise DaemonUnavailable(f"composerd refused the attach: {e.message}") from None
-            raw = (e.headers or {}).get(rpc.ERROR_HEADER)
+            raw = e.headers.get(rpc.ERROR_HEADER) if e.headers else None
             try:
                 body = json.loads(raw) if raw else None
             except ValueError:

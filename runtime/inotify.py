@@ -39,6 +39,11 @@ def _lib() -> ctypes.CDLL | None:
     return _libc
 
 
+def _wake(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
+
+
 class DirWatch:
     def __init__(self, fd: int) -> None:
         self.fd = fd  # -1: no inotify, wait() sleeps
@@ -78,7 +83,7 @@ class DirWatch:
             return
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[None] = loop.create_future()
-        loop.add_reader(self.fd, lambda: fut.done() or fut.set_result(None))
+        loop.add_reader(self.fd, _wake, fut)
         try:
             await asyncio.wait_for(fut, timeout)
         except TimeoutError:

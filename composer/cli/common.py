@@ -53,7 +53,8 @@ async def with_project(args: argparse.Namespace,
 def project_lock(project: Project) -> AbstractAsyncContextManager[None]:
     """The project lock (one composer acting on a project at a time), saying once that we
     wait when another holds it."""
-    return project.engine.lock(  # type: ignore[no-any-return]
+    client: Any = project.engine  # a runtime.client.Client: the lock is the CLI's, not the API's
+    return client.lock(  # type: ignore[no-any-return]
         project.name, on_wait=lambda m: print(m, file=sys.stderr))
 
 

@@ -164,9 +164,9 @@ def run_cmd(args: argparse.Namespace) -> int:
             else:
                 await relay(project.engine, info.id, stream, tty=spec.tty, stdin=True,
                             close_stdin=True, detach_keys=b"")
-                code = stream.exit_code
-                if code is None:  # the stream broke: ask the engine
-                    code = await project.engine.wait_container(info.id)
+                # None: the stream broke, ask the engine
+                code = stream.exit_code if stream.exit_code is not None else \
+                    await project.engine.wait_container(info.id)
         finally:
             await stream.close()
         if args.rm:

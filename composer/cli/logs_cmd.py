@@ -59,7 +59,8 @@ def logs(args: argparse.Namespace) -> int:
                          prefix=not args.no_log_prefix, timestamps=args.timestamps)
 
     async def go(project: Project) -> int:
-        events = project.engine.events() if args.follow else None
+        # a runtime.client.Stream: open() returns once the daemon has subscribed
+        events: Any = project.engine.events() if args.follow else None
         if events is not None:
             await events.open()  # before listing: a start from now on is seen
         try:

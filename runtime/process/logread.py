@@ -20,6 +20,7 @@ import gzip
 import json
 import os
 import re
+import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -102,12 +103,15 @@ class _Rotated:
         return [x for x in self.read().split(b"\n") if x]
 
 
-def open_rotated(path: str, tries: int = 5) -> list[_Rotated]:
+def open_rotated(path: str, tries: int = 50) -> list[_Rotated]:
     """The rotated files, oldest first, each opened -- and checked against a second listing,
     so that a rotation between listing and opening does not put a file in the wrong place."""
-    for _ in range(tries):
+    out: list[_Rotated] = []
+    for attempt in range(tries):
+        if attempt:
+            time.sleep(0.002)  # a rotation or a compression is in flight: let it finish
         names = rotated_files(path)
-        out: list[_Rotated] = []
+        out = []
         for name in names:
             try:
                 f = open(name, "rb")  # noqa: SIM115 - closed by close_all
@@ -117,8 +121,10 @@ def open_rotated(path: str, tries: int = 5) -> list[_Rotated]:
         else:
             if [(r.name, r.ino) for r in out] == [(n, _ino(n)) for n in rotated_files(path)]:
                 return out
+            if attempt == tries - 1:
+                return out  # the shim rotates faster than we list: the last look, as it is
         close_all(out)
-    return []  # the shim keeps rotating under us: nothing older this time
+    return []
 
 
 def close_all(files: list[_Rotated]) -> None:
@@ -126,14 +132,14 @@ def close_all(files: list[_Rotated]) -> None:
         r.f.close()
 
 
-def _complete_end(f: object, end: int) -> int:
+def _complete_end(f: BinaryIO, end: int) -> int:
     """The offset just after the last newline before `end` (0 if none): where the entry
     being written right now starts."""
     pos = end
     while pos > 0:
         step = min(TAIL_BLOCK, pos)
-        f.seek(pos - step)  # type: ignore[attr-defined]
-        block = f.read(step)  # type: ignore[attr-defined]
+        f.seek(pos - step)
+        block = f.read(step)
         nl = block.rfind(b"\n")
         if nl >= 0:
             return pos - step + nl + 1
@@ -141,7 +147,7 @@ def _complete_end(f: object, end: int) -> int:
     return 0
 
 
-def _last_lines(f: object, n: int, end: int) -> list[bytes]:
+def _last_lines(f: BinaryIO, n: int, end: int) -> list[bytes]:
     """The last `n` complete lines before offset `end` of file object `f`, read backwards."""
     if n <= 0 or end <= 0:
         return []
@@ -150,8 +156,8 @@ def _last_lines(f: object, n: int, end: int) -> list[bytes]:
     while pos > 0 and data.count(b"\n") <= n:
         step = min(TAIL_BLOCK, pos)
         pos -= step
-        f.seek(pos)  # type: ignore[attr-defined]
-        data = f.read(step) + data  # type: ignore[attr-defined]
+        f.seek(pos)
+        data = f.read(step) + data
     lines = data.split(b"\n")
     lines.pop()  # after the last newline: nothing, or a line being written
     if pos > 0:
@@ -340,9 +346,9 @@ class _Last:
         self.skip = self.count
 
 
-def _read_rest(f: object) -> bytes:
+def _read_rest(f: BinaryIO) -> bytes:
     chunks = []
-    while chunk := f.read(CHUNK):  # type: ignore[attr-defined]
+    while chunk := f.read(CHUNK):
         chunks.append(chunk)
     return b"".join(chunks)
 

@@ -252,5 +252,9 @@ async def test_one_write_larger_than_max_size_is_split_across_files(tmp_path: Pa
     sizes = {name: (tmp_path / name).stat().st_size for name in os.listdir(tmp_path)}
     assert sorted(sizes) == ["c.log", "c.log.1", "c.log.2", "c.log.3"]
     assert all(size < 20_000 + 100 for size in sizes.values()), sizes
-    nums = [int(e.data) for e in await collect(read_log(str(p)))]
+    entries = await collect(read_log(str(p)))
+    nums = [int(e.data) for e in entries]
     assert nums == list(range(nums[0], 3001))
+    times = sorted({e.time for e in entries})
+    assert len(times) == len(sizes)  # a time per file: a reader meeting a file twice tells
+    # them apart

@@ -146,3 +146,25 @@ def test_detach_keys() -> None:
     assert d.feed(b"ls\x10") == (b"ls", False)
     assert d.feed(b"\x11rest") == (b"", True)
     assert _Detacher(b"").feed(b"\x10\x11") == (b"\x10\x11", False)  # no keys: no detach
+
+
+async def test_a_big_stdin_is_held_back_not_dropped(box: Box) -> None:
+    """Past MAX_PENDING waiting, the shim stops reading the client: its writes block and the
+    container gets every byte (it used to keep only the last 4 MiB)."""
+    stream = await ShimAttach.open(str(box.state), ready=True)  # READY came back
+    data = os.urandom(12 * 1024 * 1024)
+    got = bytearray()
+
+    def drain() -> None:
+        while chunk := os.read(box.in_r, 1 << 20):
+            got.extend(chunk)
+            if len(got) < 4 * 1024 * 1024:
+                import time
+                time.sleep(0.001)  # a slow reader at first: the client must wait
+
+    reader = asyncio.get_running_loop().run_in_executor(None, drain)
+    await stream.write(data)
+    await stream.close_stdin()
+    await asyncio.wait_for(reader, 30)
+    assert bytes(got) == data
+    await stream.close()
