@@ -18,6 +18,7 @@ from composer.spec.service import ServiceSpec
 from composer.spec.stack import Stack
 from runtime.types import (
     ContainerSpec,
+    DeviceMapping,
     Healthcheck,
     LogConfig,
     Mount,
@@ -58,6 +59,8 @@ def container_spec(stack: Stack, service_name: str, number: int, *, labels: dict
         sysctls=dict(svc.sysctls),
         cap_add=svc.cap_add,
         cap_drop=svc.cap_drop,
+        devices=tuple(DeviceMapping(d.source, d.target, d.permissions) for d in svc.devices),
+        device_cgroup_rules=svc.device_cgroup_rules,
         privileged=svc.privileged,
         security_opt=svc.security_opt,
         init=bool(svc.init),

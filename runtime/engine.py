@@ -25,7 +25,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from pathlib import Path
 
-from runtime import resolve, serde
+from runtime import hostdevices, resolve, serde
 from runtime.api import (
     BuildProgress,
     BuildRequest,
@@ -217,6 +217,7 @@ class Engine:
         check_spec(spec)
         seccomp_profile(spec)
         user_namespace(spec, DEFAULT_NAMESPACES)
+        hostdevices.resolve(spec)  # a missing device or a bad rule fails here, as in Docker
         d = self.paths.container_dir(cid)
         d.mkdir(parents=True)
         rec = ContainerRecord(cid, spec, resolved, now(), d)
@@ -269,10 +270,12 @@ class Engine:
     async def _start(self, rec: ContainerRecord) -> None:
         spec = rec.spec
         join_pid = self._join_target(spec)
+        device_nodes, device_rules = hostdevices.resolve(spec)  # now: numbers can change
         lay = rootfs.prepare(rec.dir, rec.resolved.lowerdirs)
         mounts = mount_points(spec, rec.resolved.extra_mounts, self._volume_path(rec))
         etc = self._etc_files(rec, join_pid)
-        cfg = launch_config(rec, lay, mounts, join_pid=join_pid, etc_files=etc)
+        cfg = launch_config(rec, lay, mounts, join_pid=join_pid, etc_files=etc,
+                            devices=device_nodes)
         cg: Cgroup | None = None
         addresses: dict[str, str] = {}
         attached: list[Follower] = []  # followers connected to this run's shim
@@ -281,8 +284,8 @@ class Engine:
             nonlocal cg, addresses
             cg = self.cgroups.create(rec.id)
             cg.apply(spec.resources)
-            if not spec.privileged:
-                cg.restrict_devices()
+            if not spec.privileged:  # before the first process joins: no moment without it
+                cg.restrict_devices(device_rules)
             cg.add_pid(pid)
             if spec.network_mode in ("bridge", "default", ""):
                 addresses = await self.networks.attach(

@@ -13,6 +13,7 @@ from runtime.errors import InvalidArgument
 from runtime.process.config import (
     DEFAULT_NAMESPACES,
     DEFAULT_SHM_SIZE,
+    DeviceNode,
     LaunchConfig,
     MountPoint,
     effective_caps,
@@ -140,6 +141,7 @@ def launch_config(
     *,
     join_pid: int | None = None,
     etc_files: dict[str, str],
+    devices: tuple[DeviceNode, ...] = (),
 ) -> LaunchConfig:
     spec, res = rec.spec, rec.resolved
     namespaces, join = network_namespaces(spec, join_pid)
@@ -163,6 +165,7 @@ def launch_config(
         domainname=spec.domainname or "",
         read_only=spec.read_only,
         mounts=mounts,
+        devices=devices,
         shm_size=spec.shm_size or DEFAULT_SHM_SIZE,
         etc_files=etc_files,
         namespaces=namespaces,

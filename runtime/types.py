@@ -27,6 +27,15 @@ class Mount:
 
 
 @dataclass(frozen=True)
+class DeviceMapping:
+    """A host device given to the container (`devices:`, Docker's `--device`)."""
+
+    source: str  # absolute host path: a device node, or a directory of them (all are added)
+    target: str = ""  # absolute path in the container; "" = the same as source
+    permissions: str = "rwm"  # cgroup access: r, w, m
+
+
+@dataclass(frozen=True)
 class Resources:
     memory: int | None = None  # bytes (mem_limit, deploy.resources.limits.memory)
     memory_swap: int | None = None  # bytes, memory+swap; -1 = unlimited
@@ -111,6 +120,8 @@ class ContainerSpec:
     sysctls: dict[str, str] = field(default_factory=dict)
     cap_add: tuple[str, ...] = ()
     cap_drop: tuple[str, ...] = ()
+    devices: tuple[DeviceMapping, ...] = ()
+    device_cgroup_rules: tuple[str, ...] = ()  # "c 1:3 rwm", added to the allow-list
     privileged: bool = False
     security_opt: tuple[str, ...] = ()
     init: bool = False

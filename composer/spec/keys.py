@@ -12,7 +12,8 @@ SERVICE_UNSUPPORTED = {
     "cpu_count": "cpu_count (use cpus)", "cpu_percent": "cpu_percent (use cpus)",
     "cpu_rt_period": "cpu_rt_period", "cpu_rt_runtime": "cpu_rt_runtime",
     "credential_spec": "credential_spec (Windows only)", "develop": "develop (watch mode)",
-    "device_cgroup_rules": "device_cgroup_rules", "devices": "devices", "gpus": "gpus",
+    "gpus": "gpus (GPU requests need a vendor's container toolkit; pass the GPU's device "
+            "nodes with devices: instead)",
     "isolation": "isolation (Windows only)", "label_file": "label_file (use labels)",
     "mac_address": "mac_address", "mem_swappiness": "mem_swappiness", "models": "models",
     "oom_score_adj": "oom_score_adj", "pid": "pid", "post_start": "post_start hooks",
@@ -31,7 +32,7 @@ SERVICE_WARN = {
 SERVICE_KEYS = (
     "annotations", "attach", "build", "cap_add", "cap_drop", "command", "configs",
     "container_name", "cpu_period", "cpu_quota", "cpu_shares", "cpus", "cpuset", "depends_on",
-    "deploy", "dns", "dns_opt", "dns_search", "domainname", "entrypoint", "env_file",
+    "deploy", "device_cgroup_rules", "devices", "dns", "dns_opt", "dns_search", "domainname", "entrypoint", "env_file",
     "environment", "expose", "extends", "external_links", "extra_hosts", "group_add",
     "healthcheck", "hostname", "image", "init", "ipc", "labels", "links", "logging",
     "mem_limit", "mem_reservation", "memswap_limit", "network_mode", "networks",

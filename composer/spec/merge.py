@@ -4,8 +4,9 @@ Works on the raw mappings after each file was interpolated and validated, so the
 have the right shapes. Rules (as the Compose spec's merge section):
 - mappings merge key by key, the later file wins (environment, labels, sysctls, ulimits,
   build.args, networks, depends_on ... whether written as list or mapping);
-- `ports`, `expose`, `dns`, `dns_search`, `tmpfs`, `cap_add` ... concatenate without
-  duplicates; `volumes` merge by container path; `secrets`/`configs` by source;
+- `ports`, `expose`, `dns`, `dns_search`, `tmpfs`, `cap_add`, `device_cgroup_rules` ...
+  concatenate without duplicates; `volumes` and `devices` merge by container path;
+  `secrets`/`configs` by source;
 - `command`, `entrypoint`, `healthcheck.test` and any other sequence are replaced.
 """
 from __future__ import annotations
@@ -19,7 +20,7 @@ _MAP_LIKE = ("environment", "labels", "annotations", "sysctls")
 _UNION = (
     "ports", "expose", "dns", "dns_search", "dns_opt", "tmpfs", "cap_add", "cap_drop",
     "security_opt", "group_add", "links", "external_links", "volumes_from", "profiles",
-    "env_file", "extra_hosts",
+    "env_file", "extra_hosts", "device_cgroup_rules",
 )
 
 
@@ -52,6 +53,8 @@ def merge_service(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
             out[key] = _union(_as_list(old), _as_list(value))
         elif key == "volumes":
             out[key] = _by_key(old, value, _volume_target)
+        elif key == "devices":
+            out[key] = _by_key(old, value, _device_target)
         elif key in ("secrets", "configs"):
             out[key] = _by_key(old, value, _ref_source)
         elif key == "healthcheck" and isinstance(old, dict) and isinstance(value, dict):
@@ -132,6 +135,16 @@ def _volume_target(item: Any) -> Any:
         if len(parts) == 2 and parts[0].startswith("/") and not parts[1].startswith("/"):
             return parts[0]
         return parts[1]
+    return repr(item)
+
+
+def _device_target(item: Any) -> Any:
+    """The container path of a `devices` entry (its identity when merging, as in Compose)."""
+    if isinstance(item, dict):
+        return item.get("target") or item.get("source", repr(item))
+    if isinstance(item, str):
+        parts = item.split(":")
+        return parts[1] if len(parts) > 1 and parts[1] else parts[0]
     return repr(item)
 
 

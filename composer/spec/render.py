@@ -57,7 +57,8 @@ def render_service(s: ServiceSpec) -> dict[str, Any]:
         if getattr(s, key):
             out[key] = dict(sorted(getattr(s, key).items()))
     for key in ("expose", "volumes_from", "links", "external_links", "cap_add", "cap_drop",
-                "security_opt", "group_add", "dns", "dns_search", "dns_opt", "profiles"):
+                "security_opt", "group_add", "dns", "dns_search", "dns_opt", "profiles",
+                "device_cgroup_rules"):
         if getattr(s, key):
             out[key] = list(getattr(s, key))
     if s.env_files:
@@ -68,6 +69,9 @@ def render_service(s: ServiceSpec) -> dict[str, Any]:
         out["volumes"] = [_mount(m) for m in s.volumes]
     if s.tmpfs:
         out["tmpfs"] = [_tmpfs(m) for m in s.tmpfs]
+    if s.devices:
+        out["devices"] = [{"source": d.source, "target": d.target, "permissions": d.permissions}
+                          for d in s.devices]
     if s.depends_on:
         out["depends_on"] = {
             d.service: {"condition": d.condition, "required": d.required, "restart": d.restart}

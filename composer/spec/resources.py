@@ -34,7 +34,11 @@ class ResourceLimits:
     @classmethod
     def parse(cls, raw: Any, w: Where, *, reservations: bool = False) -> ResourceLimits:
         raw = as_map(raw, w)
-        unsupported = {"generic_resources": "generic_resources", "devices": "devices (GPU reservations)"}
+        unsupported = {
+            "generic_resources": "generic_resources",
+            "devices": "devices (device reservations need a vendor's container toolkit; pass "
+                       "device nodes with the service's devices: instead)",
+        }
         check_keys(raw, w, ("cpus", "memory", "pids"), unsupported=unsupported)
         cpus = as_number(raw["cpus"], w.key("cpus")) if "cpus" in raw else None
         if cpus is not None and cpus < 0:

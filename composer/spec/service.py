@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from composer.spec.devices import DeviceSpec, parse_cgroup_rules
 from composer.spec.dotenv import read_env_file
 from composer.spec.keys import SERVICE_KEYS, SERVICE_UNSUPPORTED, SERVICE_WARN
 from composer.spec.mounts import VolumeMount, parse_tmpfs_entry
@@ -98,6 +99,8 @@ class ServiceSpec:
     sysctls: dict[str, str] = field(default_factory=dict)
     cap_add: tuple[str, ...] = ()
     cap_drop: tuple[str, ...] = ()
+    devices: tuple[DeviceSpec, ...] = ()
+    device_cgroup_rules: tuple[str, ...] = ()
     security_opt: tuple[str, ...] = ()
     group_add: tuple[str, ...] = ()
     user: str | None = None
@@ -373,6 +376,8 @@ _PARSERS: dict[str, Parser] = {
     "cpus": _cpus, "cpu_shares": _int, "cpu_quota": _int, "cpu_period": _int, "cpuset": _str,
     "pids_limit": _int, "oom_kill_disable": _bool, "ulimits": lambda v, w, c: Ulimit.parse_all(v, w),
     "sysctls": _string_map, "cap_add": _unique_strs, "cap_drop": _unique_strs,
+    "devices": lambda v, w, c: DeviceSpec.parse_all(v, w),
+    "device_cgroup_rules": lambda v, w, c: parse_cgroup_rules(v, w),
     "security_opt": _unique_strs, "group_add": lambda v, w, c: tuple(
         _group(x, w.idx(i)) for i, x in enumerate(_unique_any(v, w))),
     "user": _str, "userns_mode": _userns, "working_dir": _str, "hostname": _str,

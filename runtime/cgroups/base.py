@@ -9,13 +9,14 @@ becomes a `CgroupError` naming the limit, the value and the file.
 from __future__ import annotations
 
 import errno
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
 
 from runtime.cgroups.errors import CgroupError, CgroupLimitError
 from runtime.cgroups.fs import CgroupFS
+from runtime.devrules import DeviceRule
 from runtime.types import Resources
 
 Version = Literal["v1", "v2"]
@@ -124,6 +125,7 @@ class Cgroup(Protocol):
 
     def path(self, controller: str) -> Path: ...
     def apply(self, resources: Resources) -> None: ...
+    def restrict_devices(self, extra: Sequence[DeviceRule] = ...) -> None: ...
     def add_pid(self, pid: int) -> None: ...
     def pids(self) -> list[int]: ...
     def stats(self) -> CgroupStats: ...

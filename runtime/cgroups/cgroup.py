@@ -8,12 +8,14 @@ import errno
 import os
 import signal
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from runtime.cgroups import cpu, cpuset, devices, freezer, io, memory, pids
 from runtime.cgroups.base import CgroupStats, Target, Version
 from runtime.cgroups.errors import CgroupError
 from runtime.cgroups.fs import CgroupFS
+from runtime.devrules import DeviceRule
 from runtime.types import Resources
 
 POLL = 0.01
@@ -55,9 +57,9 @@ class DirCgroup:
         cpuset.apply(self._t, resources)
         io.apply(self._t, resources)
 
-    def restrict_devices(self) -> bool:
-        """Docker's default device allow-list (unprivileged containers)."""
-        return devices.restrict(self._t)
+    def restrict_devices(self, extra: Sequence[DeviceRule] = ()) -> None:
+        """Docker's default device allow-list plus `extra` (unprivileged containers)."""
+        devices.restrict(self._t, extra)
 
     # membership -------------------------------------------------------------------------
     def add_pid(self, pid: int) -> None:

@@ -1,26 +1,55 @@
-"""Device access: Docker's default allow-list, so a container cannot mknod and open a host
-disk even with CAP_MKNOD. v1: devices.deny / devices.allow. v2 needs a BPF device program
-(not implemented: on v2 the mknod capability alone still limits this; see docs/cgroups.md).
+"""Device access: Docker's default allow-list plus the container's own entries (`devices:`
+nodes, `device_cgroup_rules`), so a container cannot mknod and open a host disk even with
+CAP_MKNOD. Everything else is denied.
+
+v1: "a" to devices.deny, then each rule to devices.allow (the kernel merges the access of
+rules for the same node). v2 has no device files: a BPF_PROG_TYPE_CGROUP_DEVICE program
+assembled from the same rules (`devprog`) is loaded and attached to the cgroup (`bpf`).
+A host that cannot do either is an error naming what is missing, never an allow-all.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+from runtime.cgroups import devprog
 from runtime.cgroups.base import Target
-
-# moby's oci/devices defaults: mknod of anything, rwm of the standard nodes and ptys
-DEFAULT_ALLOW: tuple[str, ...] = (
-    "c *:* m", "b *:* m",
-    "c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 1:8 rwm", "c 1:9 rwm",  # null zero full random urandom
-    "c 5:0 rwm", "c 5:1 rwm", "c 5:2 rwm",  # tty console ptmx
-    "c 136:* rwm",  # pts
-    "c 10:200 rwm",  # net/tun
-)
+from runtime.cgroups.errors import CgroupError
+from runtime.devrules import DEFAULT_RULES, DeviceRule, policy
 
 
-def restrict(t: Target, allow: tuple[str, ...] = DEFAULT_ALLOW) -> bool:
-    """Deny every device but `allow`; False when this host has no devices controller."""
-    if t.version != "v1" or not t.has_controller("devices"):
-        return False
+def allowed(extra: Sequence[DeviceRule] = ()) -> tuple[DeviceRule, ...]:
+    """The container's allow-list: Docker's defaults, then its own rules."""
+    return (*DEFAULT_RULES, *extra)
+
+
+def restrict(t: Target, extra: Sequence[DeviceRule] = ()) -> None:
+    """Deny every device but the defaults and `extra`, on either cgroup version."""
+    rules = allowed(extra)
+    if t.version == "v1":
+        _restrict_v1(t, rules)
+    else:
+        _restrict_v2(t, rules)
+
+
+def _restrict_v1(t: Target, rules: tuple[DeviceRule, ...]) -> None:
+    if not t.has_controller("devices"):
+        raise CgroupError(
+            f"cgroup {t.name}: cannot restrict device access: the cgroup v1 devices controller "
+            "is not mounted on this host (mount it at /sys/fs/cgroup/devices)", subject=t.name)
     t.write("devices", "devices.deny", "a", limit="devices", shown="deny all")
-    for rule in allow:
-        t.write("devices", "devices.allow", rule, limit="devices", shown=rule)
-    return True
+    for rule in rules:
+        t.write("devices", "devices.allow", str(rule), limit="devices", shown=str(rule))
+
+
+def _restrict_v2(t: Target, rules: tuple[DeviceRule, ...]) -> None:
+    directory = t.file("devices", "")
+    try:
+        code = devprog.encode(devprog.assemble(policy(rules)))
+    except devprog.ProgramTooLarge as e:
+        raise CgroupError(f"cgroup {t.name}: {e}", subject=t.name) from None
+    try:
+        t.fs.attach_device_filter(directory, code)
+    except OSError as e:
+        raise CgroupError(
+            f"cgroup {t.name}: cannot restrict device access on cgroup v2: {e.strerror or e}",
+            subject=t.name) from None

@@ -4,12 +4,15 @@ The real implementation never creates files (cgroupfs files appear when the kern
 the directory), so a write to a file the kernel does not offer fails with FileNotFoundError
 just as it would on cgroupfs. Unit tests pass a subclass that mirrors the kernel's side
 effects on a plain temp dir (mkdir populates the interface files, rmdir drops them).
+The v2 device filter is attached through it too, so the fake can record it.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+
+from runtime.cgroups import bpf
 
 
 class CgroupFS:
@@ -45,3 +48,7 @@ class CgroupFS:
 
     def realpath(self, path: Path) -> Path:
         return Path(os.path.realpath(path))
+
+    def attach_device_filter(self, path: Path, program: bytes) -> None:
+        """Load `program` (a cgroup device BPF program) and attach it to the v2 cgroup `path`."""
+        bpf.attach_device_filter(path, program)

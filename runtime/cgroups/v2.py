@@ -15,8 +15,9 @@ from runtime.cgroups.fs import CgroupFS
 from runtime.paths import safe_name
 
 CONTROLLERS = ("cpu", "memory", "pids", "io", "cpuset")
-# Keys a controller module asks for; in v2 they all live in the one directory.
-KEYS = ("memory", "cpu", "cpuset", "pids", "io", "freezer")
+# Keys a controller module asks for; in v2 they all live in the one directory ("devices":
+# where the BPF device filter is attached).
+KEYS = ("memory", "cpu", "cpuset", "pids", "io", "freezer", "devices")
 
 
 class V2Manager:

@@ -65,6 +65,22 @@ class MountPoint:
 
 
 @dataclass(frozen=True)
+class DeviceNode:
+    """A host device made inside the container (Docker's `--device`): a node with the host's
+    type, numbers, permission bits and owner at `path`; in a user namespace, where mknod is
+    not allowed, the host's node at `host_path` is bind-mounted there instead (as runc)."""
+
+    path: str  # absolute, in the container
+    type: Literal["b", "c"]
+    major: int
+    minor: int
+    mode: int = 0o666  # permission bits
+    uid: int = 0
+    gid: int = 0
+    host_path: str = ""
+
+
+@dataclass(frozen=True)
 class LaunchConfig:
     id: str
     argv: tuple[str, ...]
@@ -81,6 +97,7 @@ class LaunchConfig:
     domainname: str = ""
     read_only: bool = False
     mounts: tuple[MountPoint, ...] = ()
+    devices: tuple[DeviceNode, ...] = ()  # made after the mounts, before pivot_root
     shm_size: int = DEFAULT_SHM_SIZE
     etc_files: dict[str, str] = field(default_factory=dict)  # "/etc/hosts" -> host file
     namespaces: tuple[str, ...] = DEFAULT_NAMESPACES  # to create
@@ -225,6 +242,12 @@ def check(cfg: LaunchConfig) -> None:
         if m.type == "bind" and not m.source.startswith("/"):
             raise InvalidArgument(f"bind mount source {m.source!r} must be an absolute host path",
                                   subject=cfg.id)
+    for d in cfg.devices:
+        if not d.path.startswith("/") or d.path.rstrip("/") in ("", "/dev"):
+            raise InvalidArgument(f"device path {d.path!r} must be an absolute path to a file",
+                                  subject=cfg.id)
+        if d.type not in ("b", "c"):
+            raise InvalidArgument(f"device {d.path}: type {d.type!r} is not b or c", subject=cfg.id)
     for c in cfg.capabilities:
         normalize_cap(c)
     own_ipc = "ipc" in cfg.namespaces

@@ -4,7 +4,7 @@ already pid 1 of the new pid namespace; never returns (execve or os._exit).
 
     enter_namespaces   join given namespaces, unshare uts/ipc/net/mnt   (before "ready")
     --- ready / prepare(pid) by the engine / go ---
-    setup_container    cgroup ns, rprivate, rootfs, /proc /sys /dev, mounts, pivot_root,
+    setup_container    cgroup ns, rprivate, rootfs, /proc /sys /dev, mounts, devices, pivot_root,
                        sysctls, masked + read-only paths, ro rootfs, hostname, rlimits, user
     enter_identity     [seccomp if no no_new_privs], bounding set, groups/gid/uid (keepcaps),
                        capset, no_new_privs, [seccomp if no_new_privs]
@@ -105,6 +105,7 @@ def setup_container(cfg: LaunchConfig, sc: Syscalls, idmapped: tuple[int, ...] =
     rootfs.mount_dev(cfg, sc)
     # 4. Volumes, binds, tmpfs; then hosts/hostname/resolv.conf over the image's.
     rootfs.mount_user_mounts(cfg, sc)
+    rootfs.make_devices(cfg, sc)  # the service's devices:, over the mounts (as runc)
     if cfg.cwd and cfg.cwd != "/":  # Docker creates a missing working_dir
         sc.makedirs(rootfs.secure_join(cfg.mergeddir, cfg.cwd, sc))
     # 5. Switch root: pivot_root (not chroot: the old root must be unreachable).

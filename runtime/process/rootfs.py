@@ -5,6 +5,7 @@ so the host never sees them and they vanish with the namespace when the containe
 """
 from __future__ import annotations
 
+import errno
 import os
 import posixpath
 import stat
@@ -129,6 +130,27 @@ def mount_dev(cfg: LaunchConfig, sc: Syscalls) -> None:
              f"mode=1777,size={cfg.shm_size}")
     sc.makedirs(f"{dev}/mqueue")
     sc.mount("mqueue", f"{dev}/mqueue", "mqueue", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+
+
+def make_devices(cfg: LaunchConfig, sc: Syscalls) -> None:
+    """The service's own device nodes (`devices:`), after every mount as runc does (so a node
+    under /dev/shm or a volume lands in it): the host node's type, numbers, mode and owner,
+    replacing a file of the image at that path. In a user namespace, a bind of the host node."""
+    for d in cfg.devices:
+        target = secure_join(cfg.mergeddir, d.path, sc)
+        if sc.is_dir(target):
+            raise OSError(errno.EISDIR, f"device {d.path}: the container has a directory there")
+        sc.makedirs(posixpath.dirname(target))
+        if "user" in cfg.namespaces:
+            if not sc.exists(target):
+                sc.touch(target)
+            sc.mount(d.host_path, target, None, MS_BIND)
+            continue
+        sc.unlink(target)
+        kind = stat.S_IFBLK if d.type == "b" else stat.S_IFCHR
+        sc.mknod(target, kind | d.mode, d.major, d.minor)
+        sc.chmod(target, d.mode)  # mknod honours the umask
+        sc.chown(target, d.uid, d.gid)
 
 
 def _make_target(target: str, source_is_dir: bool, sc: Syscalls) -> None:

@@ -127,6 +127,8 @@ class Syscalls(Protocol):
     def exists(self, path: str) -> bool: ...
     def chdir(self, path: str) -> None: ...
     def chmod(self, path: str, mode: int) -> None: ...
+    def chown(self, path: str, uid: int, gid: int) -> None: ...
+    def unlink(self, path: str) -> None: ...
     def open_ns(self, path: str) -> int: ...
     def close_fds(self, keep: tuple[int, ...]) -> None: ...
     def execve(self, path: str, argv: list[str], env: list[str]) -> None: ...
@@ -270,6 +272,16 @@ class LibcSyscalls:
 
     def chmod(self, path: str, mode: int) -> None:
         os.chmod(path, mode)
+
+    def chown(self, path: str, uid: int, gid: int) -> None:
+        os.lchown(path, uid, gid)
+
+    def unlink(self, path: str) -> None:
+        """Remove a file, node or symlink; a missing one is fine."""
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
 
     def open_ns(self, path: str) -> int:
         try:
@@ -432,6 +444,13 @@ class RecordingSyscalls:
 
     def chmod(self, path: str, mode: int) -> None:
         self._rec("chmod", path, mode)
+
+    def chown(self, path: str, uid: int, gid: int) -> None:
+        self._rec("chown", path, uid, gid)
+
+    def unlink(self, path: str) -> None:
+        self._rec("unlink", path)
+        self.files.pop(path, None)
 
     def open_ns(self, path: str) -> int:
         self._rec("open_ns", path)

@@ -22,8 +22,8 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import REPO, Env, _force_clean, _stop_daemon, write_stack
 from tests import leaks as snapshots
+from tests.e2e.conftest import REPO, Env, _force_clean, _stop_daemon, write_stack
 from tests.leaks import Scope
 
 __all__ = ["Rig", "write_stack"]

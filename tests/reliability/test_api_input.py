@@ -17,10 +17,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from runtime.network.names import bridge_name
+from tests.leaks import network_state, state_listing
 from tests.reliability import rawhttp
 from tests.reliability.conftest import Rig
 from tests.reliability.figures import record
-from tests.leaks import network_state, state_listing
 
 TRAVERSAL = ["../../etc", "..", ".", "../x", "a/../../b", "/etc/passwd", "x/y", "..%2F..%2Fetc",
              "a\x00b", "-rf", ".hidden", " space", "x" * 300, "", "étc", "a\nb", "~root"]

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from runtime.client import NEEDS_ROOT_TO_START, needs_root, Client, connect_or_start
+from runtime.client import NEEDS_ROOT_TO_START, Client, connect_or_start, needs_root
 from runtime.paths import Paths
 from runtime.types import ContainerSpec
 

@@ -75,10 +75,10 @@ def test_wrong_values(load: Loader, text: str, expected: str) -> None:
 
 
 @pytest.mark.parametrize(("key", "value"), [
-    ("develop", "{watch: []}"), ("blkio_config", "{weight: 10}"), ("devices", "['/dev/x']"),
+    ("develop", "{watch: []}"), ("blkio_config", "{weight: 10}"),
     ("pre_start", "[]"), ("post_start", "[]"), ("gpus", "all"), ("runtime", "runc"),
     ("pid", "host"), ("mac_address", "'02:42:ac:11:00:02'"), ("cgroup_parent", "x"),
-    ("device_cgroup_rules", "[]"), ("storage_opt", "{}"), ("uts", "host"),
+    ("storage_opt", "{}"), ("uts", "host"),
 ])
 def test_unsupported_service_keys_are_named(load: Loader, key: str, value: str) -> None:
     with pytest.raises(SpecError) as err:
