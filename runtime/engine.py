@@ -129,6 +129,9 @@ class Engine:
         """Stop serving. Running containers keep running (their shims supervise them)."""
         for task in list(self._detached):
             task.cancel()
+        for followers in self._followers.values():  # their streams end with the daemon
+            for f in followers:
+                f.end()
         for task in list(self._waiters.values()):
             task.cancel()
         for task in list(self._waiters.values()):
