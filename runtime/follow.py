@@ -70,9 +70,9 @@ class Follower(AttachStream):
                 else:
                     break
         finally:
-            with contextlib.suppress(asyncio.QueueFull):
+            try:
                 self._frames.put_nowait(None)
-            if self._frames.full():  # a reader that never drains: make room for the end
+            except asyncio.QueueFull:  # a reader that stopped reading: the end still gets in
                 with contextlib.suppress(asyncio.QueueEmpty):
                     self._frames.get_nowait()
                 self._frames.put_nowait(None)
