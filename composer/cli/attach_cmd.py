@@ -142,8 +142,10 @@ async def relay(engine: Any, ref: str, stream: Any, *, tty: bool, stdin: bool,
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, proxy, sig)
             proxied.append(sig)
-    feeder = asyncio.ensure_future(copy_input(in_fd, stream, close=close_stdin, filter=keys)) \
-        if in_fd >= 0 else None
+    if in_fd >= 0:
+        feeder = asyncio.ensure_future(copy_input(in_fd, stream, close=close_stdin, filter=keys))
+    else:  # we have no stdin at all: the container's ends now (if that is ours to say)
+        feeder = asyncio.ensure_future(stream.close_stdin()) if close_stdin and stdin else None
     out_task = asyncio.ensure_future(copy_output(stream))
     detach_task = asyncio.ensure_future(detached.wait())
     try:
