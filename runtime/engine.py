@@ -92,9 +92,11 @@ class Engine:
         network: NetworkManager | None = None,
     ) -> None:
         self.paths = paths
-        for d in (paths.root, paths.run, paths.containers):
+        for d in (paths.root, paths.containers):
             d.mkdir(parents=True, exist_ok=True)
-        os.chmod(paths.run, 0o700)
+        if not paths.run.is_dir():  # composerd made it already: 0700, or 0710 root:composer
+            paths.run.mkdir(mode=0o700, parents=True)  # for the access group (runtime.access)
+            os.chmod(paths.run, 0o700)
         self.table = ContainerTable(paths.containers)
         self.images = ImageStore(paths)
         self.volumes = VolumeStore(paths.volumes)
