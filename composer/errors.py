@@ -12,9 +12,9 @@ class SpecError(ComposerError):
     """A stack file problem: carries the file, the key path and (when known) the service.
 
     str() is one line: `compose.yaml: services.web.ports[0]: invalid port "80:x" (use ...)`.
+    Exits 1 like every user error: docker compose dropped its per-category exit codes
+    (15 for an invalid file) in v2.33.
     """
-
-    exit_code = 15  # docker compose exits 15 on invalid config
 
     def __init__(
         self,
@@ -33,6 +33,10 @@ class SpecError(ComposerError):
     def __str__(self) -> str:
         where = ": ".join(x for x in (self.file, self.path) if x)
         return f"{where}: {self.message}" if where else self.message
+
+
+class NoStackFile(SpecError):
+    """No -f given and no compose.yaml (or friends) in the folder or its parents."""
 
 
 class GraphError(SpecError):

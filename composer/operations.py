@@ -8,18 +8,22 @@ prints: progress goes to a `Progress` callback the CLI provides.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Collection, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
+from dataclasses import dataclass, field, replace
 
 from composer import labels as L
 from composer.convert import config_hash, container_spec, network_spec, volume_spec
 from composer.errors import ComposerError
 from composer.graph import ServiceGraph, build_graph
-from composer.project import Action, DesiredService, Plan, plan_down, plan_up
+from composer.project import Action, DesiredService, Plan, PlanError, plan_down, plan_up
 from composer.scheduler import DownResult, UpResult, run_down, run_up
 from composer.spec import Stack
 from runtime.api import BuildRequest, ContainerInfo, EngineAPI
 from runtime.errors import Conflict, NotFound
+from runtime.types import ContainerSpec, Mount
+
+ANONYMOUS_VOLUME = "com.docker.volume.anonymous"  # the engine's label on anonymous volumes
+PULL_POLICIES = ("always", "missing", "never", "build")
 
 Progress = Callable[[str, str], None]  # (object, status), e.g. ("Container lnmp-db-1", "Started")
 # Called with each container `up` is about to start (or leaves running) -- before it starts,
@@ -29,6 +33,10 @@ BeforeStart = Callable[[ContainerInfo], Awaitable[None]]
 
 class UpFailed(ComposerError):
     """A service could not be started; the message names the chain."""
+
+
+class WaitTimeout(ComposerError):
+    """`up --wait-timeout N` ran out before every service was running/healthy."""
 
 
 @dataclass
@@ -43,7 +51,13 @@ class UpOptions:
     no_start: bool = False
     wait: bool = False
     timeout: float | None = None
-    health_timeout: float = 600.0
+    health_timeout: float = 600.0  # bound on one dependency condition (service_healthy, ...)
+    no_deps: bool = False  # only the named services, their dependencies not started nor awaited
+    always_recreate_deps: bool = False  # --force-recreate for the dependencies too
+    renew_anon_volumes: bool = False  # -V: recreate, with fresh anonymous volumes
+    pull: str | None = None  # always|missing|never|build over each service's pull_policy
+    quiet_pull: bool = False
+    wait_timeout: float | None = None  # --wait-timeout: the whole up, dependencies included
 
 
 def _noop(obj: str, status: str) -> None:
@@ -59,6 +73,8 @@ class Project:
         self.build_output = build_output or (lambda service, line: None)
         self.before_start: BeforeStart | None = None
         self._graph: ServiceGraph | None = None
+        self._image_ids: dict[str, str | None] = {}
+        self.by_labels = False  # the stack was rebuilt from container labels (-p NAME, no file)
 
     @property
     def name(self) -> str:
@@ -89,50 +105,161 @@ class Project:
         return svc.image or f"{self.name}-{service}"
 
     # -- up -------------------------------------------------------------------------------
+    def check_services(self, names: Iterable[str]) -> None:
+        """Every name is a service of the stack, else one line naming it (as Compose's
+        `no such service: x`)."""
+        every = self.stack.all_services()
+        unknown = [n for n in names if n not in every]
+        if unknown:
+            raise ComposerError(
+                f"no such service: {', '.join(unknown)} "
+                f"(known: {', '.join(sorted(every)) or 'none'})"
+            )
+
+    def selected(self, services: Sequence[str], *, no_deps: bool = False) -> list[str]:
+        """The services `up SERVICES` acts on, dependencies first: the named ones and what they
+        need (only the named ones with --no-deps); every service when none is named."""
+        self.check_services(services)
+        if not services:
+            chosen = set(self.graph.services)
+        elif no_deps:
+            chosen = set(services)
+        else:
+            chosen = self.graph.select(services)
+        return [s for gen in self.graph.generations() for s in gen if s in chosen]
+
     async def up(self, opts: UpOptions) -> UpResult:
-        graph = self.graph
-        selected = graph.select(opts.services) if opts.services else set(graph.services)
-        await self.ensure_images(selected, build=opts.build, no_build=opts.no_build)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + opts.wait_timeout if opts.wait_timeout else None
+        if opts.pull is not None and opts.pull not in PULL_POLICIES:
+            raise ComposerError(f"invalid --pull {opts.pull!r} (use {', '.join(PULL_POLICIES)})")
+        order = self.selected(opts.services, no_deps=opts.no_deps)
+        selected = set(order)
+        for name, count in opts.scale.items():
+            self.check_services([name])
+            if count < 0:
+                raise PlanError(f"--scale {name}={count}: use a number of 0 or more")
+        await self.ensure_images(selected, build=opts.build, no_build=opts.no_build,
+                                 pull=opts.pull, quiet_pull=opts.quiet_pull)
         await self.ensure_networks(selected)
         await self.ensure_volumes()
+        for name in order:
+            self._image_ids[name] = await self.image_id(name)
         existing = await self.containers()
-        desired = {name: self._desired(name, opts.scale) for name in selected}
+        desired = {name: self._desired(name, opts.scale) for name in order}
         plan = plan_up(
-            desired, existing, force_recreate=opts.force_recreate, no_recreate=opts.no_recreate,
-            remove_orphans=opts.remove_orphans, project=self.name,
+            desired, existing, no_recreate=opts.no_recreate,
+            force_recreate=opts.force_recreate or opts.renew_anon_volumes,
+            always_recreate_deps=opts.always_recreate_deps,
+            targets=list(opts.services) or None, remove_orphans=opts.remove_orphans,
+            project=self.name, scale_overrides={k: v for k, v in opts.scale.items() if k in selected},
             known=self.stack.all_services().keys(),  # not selected / profile off: not orphans
         )
         for warning in plan.warnings:
             self.progress("Warning", warning)
         for action in plan.orphan_actions:
             await self._remove(action.container, opts.timeout)
+        # --no-deps: the named services alone, nothing of their dependencies awaited
+        graph = self.graph.graph.subgraph(selected).copy() if opts.no_deps else self.graph
         result = await run_up(
             graph,
             start=lambda name: self._apply(plan, name, opts),
-            wait_condition=lambda dep, cond: self._wait_condition(dep, cond, opts),
+            wait_condition=lambda dep, cond: self._wait_condition(dep, cond, opts, deadline),
             services=selected,
         )
+        for warning in result.warnings:
+            self.progress("Warning", warning)
         if not result.ok:
             first = next(iter(result.errors.items()))
             raise UpFailed(f"{first[1]}")
-        if opts.wait:
-            for name in selected:
-                await self._wait_condition(name, "service_healthy_or_running", opts)
+        if opts.wait and not opts.no_start:
+            await self.wait_ready(order, opts, deadline)
         return result
 
-    def _desired(self, name: str, scale: dict[str, int]) -> DesiredService:
+    async def wait_ready(self, services: Sequence[str], opts: UpOptions,
+                         deadline: float | None) -> None:
+        """`up --wait`: every service running (healthy when it has a health check); a one-shot
+        that another service waits on with service_completed_successfully must have exited
+        0 instead (as Compose). Fails on the first container that exited or is unhealthy."""
+        completed = {d.service for s in services for d in self.stack.services[s].depends_on
+                     if d.condition == "service_completed_successfully"}
+        waits = [
+            self._wait_condition(
+                name,
+                "service_completed_successfully" if name in completed else "running_or_healthy",
+                opts, deadline, waiting=True,
+            )
+            for name in services if self._replicas(name, opts.scale) > 0
+        ]
+        tasks = [asyncio.ensure_future(w) for w in waits]
+        try:
+            await asyncio.gather(*tasks)
+        except WaitTimeout:
+            raise WaitTimeout(
+                f"application not healthy after {_seconds(opts.wait_timeout)}: "
+                f"{await self._not_ready(services, completed)}") from None
+        finally:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _not_ready(self, services: Sequence[str], completed: Collection[str]) -> str:
+        out = []
+        for c in await self.containers(services):
+            name = c.labels.get(L.SERVICE, "")
+            if name in completed:
+                if c.state != "exited":
+                    out.append(f"{c.name} has not exited yet")
+            elif c.health and c.health != "healthy":
+                out.append(f"{c.name} is {c.health}" + (" (health check not passed yet)"
+                                                       if c.health == "starting" else ""))
+            elif c.state != "running":
+                out.append(f"{c.name} is {c.state}")
+        return ", ".join(out) or "still starting"
+
+    def _replicas(self, name: str, scale: dict[str, int]) -> int:
         svc = self.stack.services[name]
         replicas = scale.get(name)
         if replicas is None:
-            replicas = svc.scale if svc.scale is not None else (svc.deploy.replicas or 1)
+            replicas = svc.scale if svc.scale is not None else svc.deploy.replicas
+        return 1 if replicas is None else replicas
+
+    def _desired(self, name: str, scale: dict[str, int]) -> DesiredService:
+        svc = self.stack.services[name]
+        shared = {src.split(":")[0] for src in svc.volumes_from if not src.startswith("container:")}
+        if (svc.network_mode or "").startswith("service:"):
+            shared.add(svc.network_mode.split(":", 1)[1])  # type: ignore[union-attr]
         return DesiredService(
-            name, config_hash(svc), replicas,
+            name, config_hash(svc), self._replicas(name, scale),
             frozenset(d.service for d in svc.depends_on if d.restart),
+            self._image_ids.get(name), frozenset(shared & set(self.stack.services)),
         )
 
+    async def image_id(self, service: str) -> str | None:
+        """The id of the image the service's containers are created from (None: not here)."""
+        try:
+            return (await self.engine.inspect_image(self.image_ref(service))).id
+        except NotFound:
+            return None
+
     async def _apply(self, plan: Plan, name: str, opts: UpOptions) -> None:
-        for action in plan.service(name).actions:
+        service_plan = plan.service(name)
+        if service_plan.recreates or service_plan.restarts:
+            # as Compose: the dependents with `restart: true` stop before their dependency is
+            # replaced, and start again at their own turn (their `restart` action)
+            for action in plan.restart_dependents(name):
+                await self._stop_for_restart(action)
+        for action in service_plan.actions:
             await self._act(action, opts)
+
+    async def _stop_for_restart(self, action: Action) -> None:
+        if action.container is None:
+            return
+        c = await self.engine.inspect_container(action.container.id)
+        if c.state in ("running", "paused", "restarting"):
+            self.progress(f"Container {c.name}", "Stopping")
+            await self.engine.stop_container(c.id)
+            self.progress(f"Container {c.name}", "Stopped")
 
     async def _act(self, action: Action, opts: UpOptions) -> None:
         kind = action.kind
@@ -141,20 +268,25 @@ class Project:
         elif kind == "create":
             await self._create_and_start(action.service, action.number, opts)
         elif kind == "recreate" and action.container is not None:
-            self.progress(f"Container {action.container.name}", "Recreate")
-            await self._remove(action.container, opts.timeout, quiet=True)
-            await self._create_and_start(action.service, action.number, opts)
+            await self._recreate(action.container, action.service, action.number, opts)
+        elif kind == "restart" and action.container is not None:
+            await self._stop_for_restart(action)
+            if not opts.no_start:
+                await self._start(action.container)
         elif kind == "start" and action.container is not None:
             if not opts.no_start:
-                if self.before_start is not None:
-                    await self.before_start(action.container)
-                self.progress(f"Container {action.container.name}", "Starting")
-                await self.engine.start_container(action.container.id)
-                self.progress(f"Container {action.container.name}", "Started")
+                await self._start(action.container)
         elif kind == "noop" and action.container is not None:
             if self.before_start is not None:
                 await self.before_start(action.container)
             self.progress(f"Container {action.container.name}", "Running")
+
+    async def _start(self, c: ContainerInfo) -> None:
+        if self.before_start is not None:
+            await self.before_start(c)
+        self.progress(f"Container {c.name}", "Starting")
+        await self.engine.start_container(c.id)
+        self.progress(f"Container {c.name}", "Started")
 
     def container_labels(self, service: str, number: int, *, oneoff: bool = False) -> dict[str, str]:
         svc = self.stack.services[service]
@@ -162,7 +294,63 @@ class Project:
             self.name, service, number, config_hash(svc), oneoff=oneoff,
             working_dir=self.stack.project_directory, config_files=self.stack.files,
             depends_on=[L.DependsOnLabel(d.service, d.condition, d.restart) for d in svc.depends_on],
+            image_id=self._image_ids.get(service) or "",
         )
+
+    async def _recreate(self, old: ContainerInfo, service: str, number: int, opts: UpOptions) -> None:
+        """Replace a container, keeping its number and (unless -V) its anonymous volumes, as
+        Compose does; anonymous volumes the new one does not take over are removed."""
+        label = f"Container {old.name}"
+        self.progress(label, "Recreate")
+        anonymous = await self._anonymous_volumes(old)
+        spec = container_spec(self.stack, service, number, labels=self.container_labels(service, number))
+        inherited: set[str] = set()
+        if not opts.renew_anon_volumes and anonymous:
+            spec, inherited = await self._inherit_volumes(spec, anonymous)
+        await self._remove(old, opts.timeout, quiet=True, volumes=opts.renew_anon_volumes)
+        for m in anonymous:
+            if m.source not in inherited and not opts.renew_anon_volumes:
+                try:
+                    await self.engine.remove_volume(m.source, force=True)
+                except (NotFound, Conflict):
+                    pass
+        info = await self.engine.create_container(spec)
+        self.progress(label, "Recreated")
+        if not opts.no_start:
+            await self._start_new(info, service)
+
+    async def _anonymous_volumes(self, c: ContainerInfo) -> list[Mount]:
+        names = {m.source for m in c.mounts if m.type == "volume" and m.source}
+        if not names:
+            return []
+        anon = {v.name for v in await self.engine.list_volumes()
+                if v.name in names and ANONYMOUS_VOLUME in v.spec.labels}
+        return [m for m in c.mounts if m.type == "volume" and m.source in anon]
+
+    async def _inherit_volumes(self, spec: ContainerSpec, old: list[Mount]) -> tuple[ContainerSpec, set[str]]:
+        """The new spec with the old container's anonymous volumes at the targets that are
+        still anonymous volumes: an anonymous entry of the service, or a VOLUME of its image."""
+        try:
+            image_volumes = set((await self.engine.inspect_image(spec.image)).volumes)
+        except NotFound:
+            image_volumes = set()
+        by_target = {m.target.rstrip("/") or "/": m for m in old}
+        taken: set[str] = set()
+        mounts = []
+        for m in spec.mounts:
+            key = m.target.rstrip("/") or "/"
+            if m.type == "volume" and not m.source and key in by_target:
+                mounts.append(replace(m, source=by_target[key].source))
+                taken.add(key)
+            else:
+                mounts.append(m)
+        targets = {m.target.rstrip("/") or "/" for m in spec.mounts}
+        for v in sorted(image_volumes):
+            key = v.rstrip("/") or "/"
+            if key in by_target and key not in targets:
+                mounts.append(replace(by_target[key], target=v))
+                taken.add(key)
+        return replace(spec, mounts=tuple(mounts)), {by_target[k].source for k in taken}
 
     async def _create_and_start(self, service: str, number: int, opts: UpOptions) -> ContainerInfo:
         spec = container_spec(self.stack, service, number, labels=self.container_labels(service, number))
@@ -171,33 +359,49 @@ class Project:
         self.progress(f"Container {spec.name}", "Created")
         if opts.no_start:
             return info
+        return await self._start_new(info, service)
+
+    async def _start_new(self, info: ContainerInfo, service: str) -> ContainerInfo:
         if self.before_start is not None:
             await self.before_start(info)
-        self.progress(f"Container {spec.name}", "Starting")
+        self.progress(f"Container {info.name}", "Starting")
         try:
             info = await self.engine.start_container(info.id)
         except Exception as e:
             raise ComposerError(f"service {service}: {e}") from e
-        self.progress(f"Container {spec.name}", "Started")
+        self.progress(f"Container {info.name}", "Started")
         return info
 
-    async def _wait_condition(self, service: str, condition: str, opts: UpOptions) -> None:
+    async def _wait_condition(self, service: str, condition: str, opts: UpOptions,
+                              deadline: float | None = None, *, waiting: bool = False) -> None:
+        """Until `service`'s containers meet `condition` (service_healthy,
+        service_completed_successfully, or running_or_healthy for --wait); raises on a
+        container that exited (non-zero for completed) or is unhealthy, or at the deadline."""
         if condition == "service_started":
             return
-        deadline = asyncio.get_running_loop().time() + opts.health_timeout
+        loop = asyncio.get_running_loop()
+        own = loop.time() + opts.health_timeout
+        end = min(own, deadline) if deadline is not None else own
+        announced = False
         while True:
             cs = await self.containers([service])
             if not cs:
                 raise ComposerError(f"service {service} has no container")
             states = [await self.engine.inspect_container(c.id) for c in cs]
+            if (waiting or condition != "running_or_healthy") and not announced:
+                for s in states:
+                    self.progress(f"Container {s.name}", "Waiting")
+                announced = True
             if condition == "service_completed_successfully":
                 if all(s.state == "exited" for s in states):
                     bad = [s for s in states if s.exit_code != 0]
                     if bad:
                         raise ComposerError(
                             f"service {service} didn't complete successfully: exit {bad[0].exit_code}")
+                    for s in states:
+                        self.progress(f"Container {s.name}", "Exited")
                     return
-            else:  # service_healthy (or --wait: healthy, else running)
+            else:  # service_healthy, or running_or_healthy (--wait: healthy, else running)
                 for s in states:
                     if s.state in ("exited", "dead"):
                         raise ComposerError(
@@ -211,11 +415,16 @@ class Project:
                         "condition service_started")
                 if all(s.health == "healthy" or (not s.health and s.state == "running") for s in states):
                     for s in states:
-                        if s.health:
-                            self.progress(f"Container {s.name}", "Healthy")
+                        self.progress(f"Container {s.name}", "Healthy")
                     return
-            if asyncio.get_running_loop().time() > deadline:
-                raise ComposerError(f"service {service}: timed out waiting for {condition}")
+            if loop.time() > end:
+                if deadline is not None and end == deadline:
+                    raise WaitTimeout(
+                        f"service {service}: not {condition.replace('service_', '')} after "
+                        f"{_seconds(opts.wait_timeout)} (--wait-timeout)")
+                raise ComposerError(
+                    f"service {service}: timed out after {_seconds(opts.health_timeout)} "
+                    f"waiting for {condition}")
             await asyncio.sleep(0.05)
 
     # -- resources ------------------------------------------------------------------------
@@ -232,34 +441,79 @@ class Project:
         return list(keys)
 
     async def ensure_networks(self, services: Collection[str]) -> None:
-        for key in self.networks_used(services):
+        """Create the networks the services use; `Network x  Created` for each one that was
+        not there (as Compose: nothing for one that exists)."""
+        keys = self.networks_used(services)
+        if not keys:
+            return
+        have = {n.name for n in await self.engine.list_networks()}
+        for key in keys:
             spec = network_spec(self.stack, key)
+            new = not spec.external and spec.name not in have
+            if new:
+                self.progress(f"Network {spec.name}", "Creating")
             try:
-                await self.engine.create_network(spec)
+                info = await self.engine.create_network(spec)
             except NotFound:
                 raise ComposerError(
                     f"network {spec.name} declared as external, but could not be found: "
                     f"create it first") from None
+            if new:
+                self.progress(f"Network {spec.name}", "Created")
+            for line in info.warnings:  # e.g. another firewall's forward drop we may not open
+                self.progress("Warning", f"network {spec.name}: {line}")
 
     async def ensure_volumes(self) -> None:
+        """Create the stack's named volumes; `Volume "x"  Created` for each new one."""
+        if not self.stack.volumes:
+            return
+        have = {v.name for v in await self.engine.list_volumes()}
         for key in self.stack.volumes:
             spec = volume_spec(self.stack, key)
+            new = not spec.external and spec.name not in have
+            if new:
+                self.progress(f'Volume "{spec.name}"', "Creating")
             try:
                 await self.engine.create_volume(spec)
             except NotFound:
                 raise ComposerError(
                     f"external volume {spec.name!r} not found: create it first") from None
+            if new:
+                self.progress(f'Volume "{spec.name}"', "Created")
 
     async def ensure_images(self, services: Collection[str], *, build: bool = False,
-                            no_build: bool = False) -> None:
+                            no_build: bool = False, pull: str | None = None,
+                            quiet_pull: bool = False) -> None:
+        """Pull or build what each service needs, as Compose decides it: `--pull` (else the
+        service's pull_policy, default missing) says when to pull an `image:`; `--build` makes
+        the policy `build` for services with `build:`. A service with `build:` whose image
+        is missing is built (Compose would try a pull first), also when a pull failed."""
         for name in sorted(services):
             svc = self.stack.services[name]
             ref = self.image_ref(name)
+            policy = pull or svc.pull_policy or "missing"
+            if build and svc.build is not None:
+                policy = "build"
             have = await self._image_exists(ref)
-            if svc.build is not None and not no_build and (build or not have):
+            buildable = svc.build is not None and not no_build
+            if buildable and (policy == "build" or not have) and policy != "always":
                 await self.build([name])
-            elif not have or svc.pull_policy == "always":
-                await self.pull([name], missing_only=svc.pull_policy != "always")
+                continue
+            if svc.image and (policy == "always" or (not have and policy != "never")
+                              and policy != "build"):
+                try:
+                    await self.pull([name], quiet=quiet_pull)
+                    continue
+                except ComposerError:
+                    if not buildable:
+                        raise
+                await self.build([name])
+                continue
+            if not have:
+                raise ComposerError(
+                    f"service {name}: no image {ref} here and pull_policy is {policy} "
+                    f"(pull it with `composer pull {name}`, build it, or load it with "
+                    "`composer image load FILE`)")
 
     async def _image_exists(self, ref: str) -> bool:
         try:
@@ -268,23 +522,28 @@ class Project:
         except NotFound:
             return False
 
-    async def pull(self, services: Sequence[str] = (), *, missing_only: bool = False) -> None:
+    async def pull(self, services: Sequence[str] = (), *, missing_only: bool = False,
+                   quiet: bool = False) -> None:
+        self.check_services(services)
         names = [n for n in (services or sorted(self.stack.services)) if self.stack.services[n].image]
         for name in names:
             ref = self.image_ref(name)
             if missing_only and await self._image_exists(ref):
                 continue
-            self.progress(f"Image {ref}", "Pulling")
+            if not quiet:
+                self.progress(f"Image {ref}", "Pulling")
             async for ev in self.engine.pull_image(ref):
                 if ev.error:
                     raise ComposerError(
                         f"service {name}: {ev.error} (or build it with `build:`, or load it "
                         "with `composer image load FILE`)")
-                if ev.layer and ev.status in ("pull complete", "already exists"):
+                if not quiet and ev.layer and ev.status in ("pull complete", "already exists"):
                     self.progress(f"  {ev.layer}", ev.status.capitalize())
-            self.progress(f"Image {ref}", "Pulled")
+            if not quiet:
+                self.progress(f"Image {ref}", "Pulled")
 
     async def build(self, services: Sequence[str] = (), *, no_cache: bool = False) -> None:
+        self.check_services(services)
         names = [n for n in (services or sorted(self.stack.services)) if self.stack.services[n].build]
         for name in names:
             b = self.stack.services[name].build
@@ -325,7 +584,11 @@ class Project:
         for action in plan.orphan_actions:
             if action.container is not None:
                 await self._remove(action.container, timeout, volumes=volumes)
-        for key in self.networks_used(self.stack.services):
+        # from the labels alone (-p NAME without a stack file): every network of the project
+        keys = list(self.stack.networks) if self.by_labels else self.networks_used(self.stack.services)
+        if self.by_labels and not existing and not keys and not (volumes and self.stack.volumes):
+            self.progress("Warning", f'No resource found to remove for project "{self.name}".')
+        for key in keys:
             if key in self.stack.networks and self.stack.networks[key].external:
                 continue
             name = self.stack.network_name(key)
@@ -364,6 +627,7 @@ class Project:
             self.progress(label, "Removed")
 
     async def stop(self, services: Sequence[str] = (), timeout: float | None = None) -> None:
+        self.check_services(services)
         running = {c.labels.get(L.SERVICE, ""): c for c in await self.containers(services, all=False)}
         by_service: dict[str, list[ContainerInfo]] = {}
         for c in await self.containers(services, all=False):
@@ -377,19 +641,8 @@ class Project:
 
         await run_down(self.graph, stop_one, services=set(running) & set(self.stack.services))
 
-    async def restart(self, services: Sequence[str] = (), timeout: float | None = None) -> None:
-        """Each container restarted by the engine (stop, then start, in dependency order):
-        in between it reads "restarting", so `logs -f` and an attached `up` stay on it."""
-        cs = await self.containers(services)
-        order = [s for gen in self.graph.generations() for s in gen]
-        for name in order:
-            for c in cs:
-                if c.labels.get(L.SERVICE) == name:
-                    self.progress(f"Container {c.name}", "Restarting")
-                    await self.engine.restart_container(c.id, timeout)
-                    self.progress(f"Container {c.name}", "Started")
-
     async def start(self, services: Sequence[str] = ()) -> None:
+        self.check_services(services)
         cs = await self.containers(services)
         order = [s for gen in self.graph.generations() for s in gen]
         for name in order:
@@ -398,6 +651,67 @@ class Project:
                     self.progress(f"Container {c.name}", "Starting")
                     await self.engine.start_container(c.id)
                     self.progress(f"Container {c.name}", "Started")
+
+    def restart_set(self, services: Sequence[str], *, no_deps: bool = False) -> set[str]:
+        """What `restart SERVICES` restarts: the named services (all when none is named) and,
+        unless --no-deps, every service depending on one of them with `restart: true`,
+        transitively (as Compose)."""
+        self.check_services(services)
+        names = set(services) if services else set(self.graph.services)
+        if no_deps or not services:
+            return names & set(self.graph.services)
+        todo = list(names)
+        while todo:
+            dep = todo.pop()
+            for dependent in self.graph.dependents(dep):
+                edge = self.graph.graph.edges[dependent, dep]["dependency"]
+                if edge.restart and dependent not in names:
+                    names.add(dependent)
+                    todo.append(dependent)
+        return names & set(self.graph.services)
+
+    async def restart(self, services: Sequence[str] = (), *, timeout: float | None = None,
+                      no_deps: bool = False) -> None:
+        """Restart containers (stopped ones start) in dependency order, each service once the
+        restarted services it depends on with `restart: true` meet their condition (as
+        Compose); one-off containers are left alone."""
+        names = self.restart_set(services, no_deps=no_deps)
+        by_service: dict[str, list[ContainerInfo]] = {}
+        for c in await self.containers(sorted(names)):
+            by_service.setdefault(c.labels.get(L.SERVICE, ""), []).append(c)
+        # only the `restart: true` edges order a restart, as Compose
+        graph = self.graph.graph.edge_subgraph(
+            [(a, b) for a, b, d in self.graph.graph.edges(data="dependency") if d.restart]
+        ).copy()
+        graph.add_nodes_from(names)
+        targets = names & set(by_service)
+
+        async def restart_one(name: str) -> None:
+            for c in by_service.get(name, []):
+                label = f"Container {c.name}"
+                self.progress(label, "Restarting")
+                if c.state in ("running", "paused", "restarting"):
+                    # the engine's restart: in between it reads "restarting", so `logs -f`
+                    # and an attached `up` stay on it (a stop would end them)
+                    await self.engine.restart_container(c.id, timeout)
+                else:
+                    await self.engine.start_container(c.id)
+                self.progress(label, "Started")
+
+        async def ready(dep: str, condition: str) -> None:
+            if dep in targets:
+                await self._wait_condition(dep, condition, UpOptions())
+
+        result = await run_up(graph, restart_one, ready, services=targets)
+        if not result.ok:
+            raise UpFailed(str(next(iter(result.errors.values()))))
+
+
+def _seconds(value: float | None) -> str:
+    """10 -> "10s", 2.5 -> "2.5s" (as Go prints a duration of whole seconds)."""
+    if value is None:
+        return "-"
+    return f"{value:g}s"
 
 
 def _number(c: ContainerInfo) -> int:

@@ -17,7 +17,7 @@ from composer import labels as L
 from composer.errors import ComposerError
 from runtime.api import ContainerInfo
 
-ActionKind = Literal["create", "recreate", "start", "noop", "remove"]
+ActionKind = Literal["create", "recreate", "restart", "start", "noop", "remove"]
 
 RUNNING_STATES = frozenset({"running", "restarting", "paused"})  # up already: leave them
 STARTABLE_STATES = frozenset({"created", "exited"})
@@ -37,6 +37,10 @@ class DesiredService:
     replicas: int = 1
     restart_deps: frozenset[str] = frozenset()  # depends_on entries with `restart: true`
     image_id: str | None = None  # the image id it would be created from, when known
+    # services whose container this one joins (network_mode: service:X) or whose volumes it
+    # mounts (volumes_from): recreating one of them leaves a stale reference, so this one is
+    # recreated too (as Compose)
+    namespace_deps: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -54,10 +58,13 @@ class Action:
 @dataclass(frozen=True)
 class ServicePlan:
     """The actions of one service, in the order to run them: scale-down removals (highest
-    number first), then existing containers by number, then creations."""
+    number first), then existing containers by number, then creations. `restart_after`: the
+    dependencies (depends_on `restart: true`) being recreated or restarted, which make this
+    service's running containers restart."""
 
     service: str
     actions: tuple[Action, ...] = ()
+    restart_after: tuple[str, ...] = ()
 
     def kinds(self) -> tuple[ActionKind, ...]:
         return tuple(a.kind for a in self.actions)
@@ -65,6 +72,10 @@ class ServicePlan:
     @property
     def recreates(self) -> bool:
         return any(a.kind == "recreate" for a in self.actions)
+
+    @property
+    def restarts(self) -> bool:
+        return any(a.kind == "restart" for a in self.actions)
 
     @property
     def changed(self) -> bool:
@@ -91,6 +102,21 @@ class Plan:
     def actions(self) -> tuple[Action, ...]:
         """Every action, orphan removals first (they may hold names or ports)."""
         return self.orphan_actions + tuple(a for p in self.services for a in p.actions)
+
+    def restart_dependents(self, name: str) -> tuple[Action, ...]:
+        """The `restart` actions that `name` being recreated or restarted triggers, directly or
+        through other restarted services, dependents first: stop them before touching `name`
+        (as Compose), they start again at their own turn."""
+        order: list[str] = []
+
+        def visit(dep: str) -> None:
+            for plan in self.services:
+                if dep in plan.restart_after and plan.service not in order:
+                    visit(plan.service)
+                    order.append(plan.service)
+
+        visit(name)
+        return tuple(a for s in order for a in self.service(s).actions if a.kind == "restart")
 
 
 @dataclass(frozen=True)
@@ -146,66 +172,69 @@ def _removals(service: str, found: Sequence[_Found], reason: str) -> tuple[Actio
     )
 
 
+def _image_of(f: _Found) -> str:
+    """The image id a container was created from: our label, else what the engine recorded."""
+    if f.labels.image_id:
+        return f.labels.image_id
+    if f.info.image_id:
+        return f.info.image_id
+    return f.info.image if f.info.image.startswith("sha256:") else ""
+
+
 def _recreate_reason(
-    want: DesiredService, f: _Found, force: bool, deps_recreated: Sequence[str]
+    want: DesiredService, f: _Found, force: bool, shared_recreated: Sequence[str]
 ) -> str:
     if f.info.state in BROKEN_STATES:
         return f"container is {f.info.state}"
     if force:
         return "forced (--force-recreate)"
+    if shared_recreated:
+        return f"{', '.join(shared_recreated)} recreated (network_mode service: / volumes_from)"
     if f.labels.config_hash != want.config_hash:
         return "config changed"
-    have_image = f.labels.image_id or (f.info.image if f.info.image.startswith("sha256:") else "")
+    have_image = _image_of(f)
     if want.image_id and have_image and have_image != want.image_id:
         return "image changed"
-    if deps_recreated:
-        return f"dependency {', '.join(deps_recreated)} recreated (depends_on restart: true)"
     return ""
 
 
-def _converge(
-    want: DesiredService,
-    f: _Found,
-    *,
-    force_recreate: bool,
-    no_recreate: bool,
-    deps_recreated: Sequence[str],
-) -> Action:
-    reason = _recreate_reason(want, f, force_recreate, deps_recreated)
+@dataclass(frozen=True)
+class _Strategy:
+    force_recreate: bool
+    no_recreate: bool
+    shared_recreated: tuple[str, ...]  # namespace/volume parents being recreated
+    restart_after: tuple[str, ...]  # restart: true dependencies recreated or restarted
+    restart_note: str
+
+
+def _converge(want: DesiredService, f: _Found, how: _Strategy) -> Action:
+    reason = _recreate_reason(want, f, how.force_recreate, how.shared_recreated)
     number = f.labels.number
-    if reason and (not no_recreate or f.info.state in BROKEN_STATES):
+    if reason and (not how.no_recreate or f.info.state in BROKEN_STATES):
         return Action("recreate", want.name, number, f.info, reason)
     note = f"{reason}, kept (--no-recreate)" if reason else ""
+    if how.restart_after and not how.no_recreate:
+        if f.info.state in RUNNING_STATES:
+            return Action("restart", want.name, number, f.info, how.restart_note)
+        return Action("start", want.name, number, f.info, how.restart_note)
     if f.info.state in RUNNING_STATES:
         return Action("noop", want.name, number, f.info, note or "up to date")
     return Action("start", want.name, number, f.info, note or f"container is {f.info.state}")
 
 
 def _plan_service(
-    want: DesiredService,
-    replicas: int,
-    found: Sequence[_Found],
-    *,
-    force_recreate: bool,
-    no_recreate: bool,
-    deps_recreated: Sequence[str],
+    want: DesiredService, replicas: int, found: Sequence[_Found], how: _Strategy
 ) -> ServicePlan:
     keep, extra = list(found[:replicas]), list(found[replicas:])
     actions = list(_removals(want.name, extra, f"scale down to {replicas}"))
-    for f in keep:
-        actions.append(
-            _converge(
-                want,
-                f,
-                force_recreate=force_recreate,
-                no_recreate=no_recreate,
-                deps_recreated=deps_recreated,
-            )
-        )
+    actions.extend(_converge(want, f, how) for f in keep)
     next_number = max((f.labels.number for f in found), default=0) + 1
     for i in range(replicas - len(keep)):
         actions.append(Action("create", want.name, next_number + i, None, "new container"))
-    return ServicePlan(want.name, tuple(actions))
+    plan = ServicePlan(want.name, tuple(actions))
+    if plan.restarts:
+        plan = ServicePlan(want.name, plan.actions, how.restart_after)
+    return plan
 
 
 def _orphan_warning(orphans: Sequence[_Found]) -> str:
@@ -241,18 +270,27 @@ def plan_up(
     scale_overrides: Mapping[str, int] | None = None,
     project: str | None = None,
     known: Collection[str] = (),
+    targets: Collection[str] | None = None,
+    always_recreate_deps: bool = False,
 ) -> Plan:
-    """The convergence plan of `up`, decided from labels and config hashes before acting.
+    """The convergence plan of `up`, decided from labels, config hashes and image ids before
+    acting.
 
     `desired` is in the order the plan lists services (give dependency order). `existing`
     are the engine's containers (filter them by `labels.project_filter`, or pass `project`);
-    one-off (`run`) containers and unlabelled containers are ignored. A service whose
-    `restart_deps` contains a recreated service is recreated too. `known`: the stack's other
+    one-off (`run`) containers and unlabelled containers are ignored. `targets`: the
+    services named on the command line (None: all of `desired`); `force_recreate` applies to
+    them, their dependencies are recreated only when they diverged, or with
+    `always_recreate_deps` (as Compose). A running service whose `restart_deps` contains a
+    recreated or restarted service is restarted (`restart` action); one whose
+    `namespace_deps` contains a recreated service is recreated. `known`: the stack's other
     services (not selected, or disabled by their profiles): their containers are left alone,
     not orphans (as Compose).
     """
     if force_recreate and no_recreate:
         raise PlanError("--force-recreate and --no-recreate can't be combined (pick one)")
+    if always_recreate_deps and no_recreate:
+        raise PlanError("--always-recreate-deps and --no-recreate can't be combined (pick one)")
     scale = dict(scale_overrides or {})
     unknown = sorted(set(scale) - set(desired))
     if unknown:
@@ -270,21 +308,31 @@ def plan_up(
             return plans[name]
         if name in path:
             cycle = " -> ".join((*path[path.index(name) :], name))
-            raise PlanError(f"dependency cycle through restart: true: {cycle}")
+            raise PlanError(f"dependency cycle through restart: true / network_mode: {cycle}")
         want = desired[name]
-        deps_recreated = [
+        shared = tuple(
             dep
-            for dep in sorted(want.restart_deps)
+            for dep in sorted(want.namespace_deps)
             if dep in desired and plan_of(dep, (*path, name)).recreates
-        ]
-        plans[name] = _plan_service(
-            want,
-            scale.get(name, want.replicas),
-            groups.get(name, []),
-            force_recreate=force_recreate,
-            no_recreate=no_recreate,
-            deps_recreated=deps_recreated,
         )
+        after: list[str] = []
+        why: list[str] = []
+        for dep in sorted(want.restart_deps):
+            if dep not in desired:
+                continue
+            dep_plan = plan_of(dep, (*path, name))
+            if dep_plan.recreates or dep_plan.restarts:
+                after.append(dep)
+                why.append(f"{dep} {'recreated' if dep_plan.recreates else 'restarted'}")
+        targeted = targets is None or name in targets
+        how = _Strategy(
+            force_recreate=force_recreate if targeted else always_recreate_deps,
+            no_recreate=no_recreate,
+            shared_recreated=shared,
+            restart_after=tuple(after),
+            restart_note=f"dependency {', '.join(why)} (depends_on restart: true)" if why else "",
+        )
+        plans[name] = _plan_service(want, scale.get(name, want.replicas), groups.get(name, []), how)
         return plans[name]
 
     for name in desired:

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, Protocol
 
-from runtime.types import ContainerSpec, NetworkSpec, PortBinding, VolumeSpec
+from runtime.types import ContainerSpec, Mount, NetworkSpec, PortBinding, VolumeSpec
 
 if TYPE_CHECKING:
     from runtime.attach import AttachStream
@@ -37,6 +37,12 @@ class ContainerInfo:
     error: str = ""
     ports: tuple[PortBinding, ...] = ()  # as bound (random host ports filled in)
     addresses: dict[str, str] = field(default_factory=dict)  # network -> ipv4
+    # decided at create time: the process it runs (entrypoint + command over the image's),
+    # the image id it was made from, and every mount (anonymous volumes named, the image's
+    # VOLUMEs included) — what `docker inspect` calls Path/Args, Image and Mounts
+    command: tuple[str, ...] = ()
+    image_id: str = ""
+    mounts: tuple[Mount, ...] = ()
 
     @property
     def labels(self) -> dict[str, str]:
@@ -50,6 +56,9 @@ class NetworkInfo:
     bridge: str = ""
     subnet: str = ""
     gateway: str = ""
+    # from create only: what on this host keeps the network from working, one line each
+    # (e.g. another firewall's forward drop composer may not open), as Docker's `Warning`
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -66,6 +75,7 @@ class ImageInfo:
     tags: tuple[str, ...] = ()
     size: int = 0
     created_at: float = 0.0
+    volumes: tuple[str, ...] = ()  # the config's VOLUMEs (container paths)
 
 
 @dataclass(frozen=True)

@@ -80,6 +80,8 @@ class ContainerRecord:
             pid=r.pid, exit_code=r.exit_code, oom_killed=r.oom_killed, created_at=self.created_at,
             started_at=r.started_at, finished_at=r.finished_at, restart_count=r.restart_count,
             health=self.health, error=r.error, ports=r.ports, addresses=dict(r.addresses),
+            command=self.resolved.argv, image_id=self.resolved.image_id,
+            mounts=(*self.spec.mounts, *self.resolved.extra_mounts),
         )
 
     def update(self, **changes: object) -> None:

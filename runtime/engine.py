@@ -120,6 +120,11 @@ class Engine:
         engine = cls(paths or Paths.from_env(), **kw)  # type: ignore[arg-type]
         await engine.launcher.start_server()
         try:
+            # under systemd (v2) the fork server, and so every shim, goes into the delegated
+            # scope before anything is launched: see docs/cgroups.md
+            pid = engine.launcher.server_pid
+            if pid is not None:
+                await asyncio.to_thread(engine.cgroups.delegate, [pid])
             await engine.networks.start()
             await engine._adopt_all()
         except BaseException:
@@ -397,8 +402,9 @@ class Engine:
             hosts = hosts_file(rec.resolved.hostname, list(addresses.values()), spec.domainname,
                                spec.extra_hosts, gateway)
         (rec.dir / "hosts").write_text(hosts)
+        # none mode (no addresses) is not the host's namespace: its loopback is its own
         (rec.dir / "resolv.conf").write_text(self.networks.resolv_conf(
-            rec.id, spec.dns, spec.dns_search, spec.dns_opt, host_mode=host_mode or not addresses))
+            rec.id, spec.dns, spec.dns_search, spec.dns_opt, host_mode=host_mode))
 
     def _track(self, rec: ContainerRecord, launched: Launched) -> None:
         self._launched[rec.id] = launched

@@ -12,6 +12,7 @@ in that scope:
     links       our bridges, veths whose master is one of them, veths named in our state
     cgroups     every cgroup below our parent, in every controller hierarchy
     nft         our firewall table (`composer_<hash of the state root>`)
+    iptables    our rules in other firewalls' chains (Docker's DOCKER-USER), tagged with that name
     ipam        networks, leases and endpoints in <root>/networks/network-state.json
     state_dirs  <root>/containers/*
     processes   members of our cgroups, and processes whose command line names the test dir
@@ -70,6 +71,7 @@ class Snapshot:
     links: frozenset[str]
     cgroups: frozenset[str]
     nft: frozenset[str]
+    iptables: frozenset[str]
     ipam: frozenset[str]
     state_dirs: frozenset[str]
     processes: frozenset[str]
@@ -94,11 +96,15 @@ def network_state(root: Path) -> dict:  # type: ignore[type-arg]
 
 
 def cgroup_dirs(parent: str) -> list[Path]:
-    """Every cgroup below `parent` (not the parent itself), in every hierarchy."""
+    """Every cgroup below `parent` (not the parent itself), in every hierarchy; under systemd
+    (v2) below its delegated scope `system.slice/<parent>.scope`, whose `supervisor` leaf
+    (the engine's fork server, ended by systemd with the scope) is the engine's own."""
     out: list[Path] = []
-    for top in [CGROUP_ROOT / parent, *CGROUP_ROOT.glob(f"*/{parent}")]:
+    for top in [CGROUP_ROOT / parent, *CGROUP_ROOT.glob(f"*/{parent}"),
+                *CGROUP_ROOT.glob(f"*/{parent}.scope")]:
         if top.is_dir():
-            out += [Path(p) for p, _d, _f in os.walk(top) if Path(p) != top]
+            out += [Path(p) for p, _d, _f in os.walk(top)
+                    if Path(p) != top and top / "supervisor" not in (Path(p), *Path(p).parents)]
     return out
 
 
@@ -196,6 +202,14 @@ def _nft(scope: Scope) -> frozenset[str]:
                      if line.split() and line.split()[-1] == scope.nft_table)
 
 
+def _iptables(scope: Scope) -> frozenset[str]:
+    try:
+        text = subprocess.run(["iptables", "-w", "-S"], capture_output=True, text=True).stdout
+    except FileNotFoundError:
+        return frozenset()
+    return frozenset(line for line in text.splitlines() if f"--comment {scope.nft_table} " in line)
+
+
 def _ipam(scope: Scope) -> frozenset[str]:
     st = network_state(scope.root)
     out: set[str] = set()
@@ -220,6 +234,7 @@ def take(scope: Scope) -> Snapshot:
         links=_links(scope),
         cgroups=frozenset(str(d) for d in cgroup_dirs(scope.cgroup_parent)),
         nft=_nft(scope),
+        iptables=_iptables(scope),
         ipam=_ipam(scope),
         state_dirs=_state_dirs(scope),
         processes=procs,

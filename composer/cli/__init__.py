@@ -3,13 +3,24 @@
 Each verb module exposes `register(subparsers)` which adds its parser and sets
 `func=run` where `run(args) -> int` returns the exit code. Only the CLI prints or exits;
 errors a user can cause are one line on stderr (traceback with --debug).
+
+Exit codes as docker compose v2 (since 2.33): 0 ok, 1 for any error — a user error, a bad
+flag or a missing argument alike (cobra's usage errors exit 1 in the compose plugin,
+argparse's would be 2) — 130 interrupted; a command's own code (`exec`, `run`, `up
+--exit-code-from`) passes through. Output into a closed pipe (`composer ps | head -1`)
+ends quietly, as a Go program killed by SIGPIPE would, with 141.
 """
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
+
+EXIT_ERROR = 1
+EXIT_BROKEN_PIPE = 128 + 13  # SIGPIPE
 
 VERB_MODULES: tuple[str, ...] = (
     "config_cmd", "up_cmd", "ps_cmd", "lifecycle_cmd", "logs_cmd", "exec_cmd", "attach_cmd",
@@ -17,8 +28,16 @@ VERB_MODULES: tuple[str, ...] = (
 )
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with docker compose's exit code for a usage error: 1, not 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_ERROR, f"{self.prog}: error: {message}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="composer", description="Compose-compatible stacks on our own runtime")
+    p = Parser(prog="composer", description="Compose-compatible stacks on our own runtime")
     p.add_argument("-f", "--file", action="append", dest="files", default=None,
                    help="stack file (repeat to merge); default compose.yaml and friends")
     p.add_argument("-p", "--project-name", dest="project_name", default=None)
@@ -34,6 +53,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except BrokenPipeError:
+        return _closed_pipe()
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
@@ -41,14 +67,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     try:
         code: int = args.func(args)
+        sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
         return code
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        raise
     except Exception as exc:  # one clear line unless --debug
         if args.debug or not _is_user_error(exc):
             raise
         print(f"error: {exc}", file=sys.stderr)
-        return getattr(exc, "exit_code", 1) or 1
+        return getattr(exc, "exit_code", EXIT_ERROR) or EXIT_ERROR
+
+
+def _closed_pipe() -> int:
+    """The reader of our stdout went away: drop what is still buffered (so the interpreter's
+    final flush does not fail again) and end quietly."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
+    return EXIT_BROKEN_PIPE
 
 
 def _is_user_error(exc: BaseException) -> bool:

@@ -57,7 +57,7 @@ def attached(args: argparse.Namespace) -> bool:
     if args.attach and args.attach_dependencies:
         raise ComposerError("cannot combine --attach and --attach-dependencies")
     if detached and (args.attach or args.attach_dependencies or cascade):
-        flag = "--wait" if getattr(args, "wait", False) and not args.detach else "--detach"
+        flag = "--wait" if getattr(args, "wait", False) else "--detach"  # (--wait sets detach)
         raise ComposerError(
             f"{flag} cannot be combined with --abort-on-container-exit, "
             "--abort-on-container-failure, --attach or --attach-dependencies")
@@ -90,7 +90,8 @@ class AttachedUp:
         self.printer = printer
         self.services = list(services)  # what Ctrl-C stops (all when empty)
         self.timeout = timeout
-        self.abort_on_exit = abort_on_exit or bool(exit_code_from)
+        # --exit-code-from implies --abort-on-container-exit, unless -failure narrows it
+        self.abort_on_exit = abort_on_exit or (bool(exit_code_from) and not abort_on_failure)
         self.abort_on_failure = abort_on_failure
         self.exit_code_from = exit_code_from
         self.streams: dict[str, AttachStream] = {}

@@ -3,16 +3,28 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from contextlib import AbstractAsyncContextManager
+from pathlib import Path
 from typing import Any, TypeVar
 
 from composer.cli.config_cmd import load_from_args
 from composer.cli.progress import PlainProgress, make_progress
+from composer.errors import NoStackFile
 from composer.operations import Project
+from composer.spec import Stack
 
 T = TypeVar("T")
+
+# Verbs that act only on what exists: with `-p NAME` and no `-f` they work from the project
+# name and the container labels alone, as docker compose (`projectOrName`): no stack file
+# is read, so they work from any folder. `up`, `run`, `build`, `pull`, `config` need one.
+BY_NAME_VERBS = frozenset({
+    "ps", "logs", "down", "stop", "start", "restart", "kill", "rm", "pause", "unpause",
+    "top", "port", "images", "events", "exec", "attach", "stats",
+})
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
@@ -26,19 +38,60 @@ async def engine() -> Any:
     return await connect_or_start()
 
 
+def project_by_name(args: argparse.Namespace) -> str | None:
+    """The project name when this verb works from labels alone (-p NAME without -f), else None."""
+    if getattr(args, "verb", None) not in BY_NAME_VERBS or not args.project_name or args.files:
+        return None
+    from composer.spec.load import LoadOptions, project_name
+
+    return project_name(LoadOptions(project_name=args.project_name), {}, None, Path.cwd(), "")
+
+
+async def stack_by_name(client: Any, name: str) -> Stack:
+    from composer import labels as L
+    from composer.labelstack import stack_from_labels
+
+    scope = {L.PROJECT: name}
+    return stack_from_labels(
+        name, await client.list_containers(all=True, labels=scope),
+        await client.list_networks(labels=scope), await client.list_volumes(labels=scope))
+
+
 async def with_project(args: argparse.Namespace,
                        fn: Callable[[Project], Awaitable[T]], *, lock: bool = True,
                        live: bool | None = None) -> T:
     """Run `fn` on the stack; `lock`: holding the project lock throughout (a verb that holds
     it only for a part takes `project_lock` itself); `live`: the live progress display on a
     terminal (default: with the lock)."""
-    stack = load_from_args(args).with_services_enabled(targeted_services(args))
-    for w in stack.warnings:
-        print(f"WARN[0000] {w}", file=sys.stderr)
+    name = project_by_name(args)
+    stack: Stack | None = None
+    if name is None:
+        try:
+            stack = load_from_args(args).with_services_enabled(targeted_services(args))
+        except NoStackFile:
+            # as Compose: no file, but COMPOSE_PROJECT_NAME names the project
+            env_name = os.environ.get("COMPOSE_PROJECT_NAME")
+            if not env_name or getattr(args, "verb", None) not in BY_NAME_VERBS:
+                raise
+            from composer.spec.load import LoadOptions, project_name
+
+            name = project_name(LoadOptions(project_name=env_name), {}, None, Path.cwd(), "")
+        else:
+            for w in stack.warnings:
+                print(f"WARN[0000] {w}", file=sys.stderr)
     client = await engine()
     try:
+        if stack is None:
+            assert name is not None
+            stack = await stack_by_name(client, name)
         progress = make_progress() if (lock if live is None else live) else PlainProgress()
         project = Project(stack, client, progress, build_output=_build_line)
+        project.by_labels = name is not None
+        verb = getattr(args, "verb", None)
+        if verb in BY_NAME_VERBS and not (project.by_labels and verb in ("ps", "down")):
+            # an unknown service is an error naming it, not a silent no-op (as Compose; from
+            # labels alone `ps`/`down` can't tell a typo from a service already removed)
+            project.check_services(targeted_services(args))
         try:
             if lock:
                 async with client.lock(stack.name, on_wait=lambda m: print(m, file=sys.stderr)):

@@ -43,6 +43,8 @@ def run(args: argparse.Namespace) -> int:
     stack = load_from_args(args)
     for warning in stack.warnings:
         print(f"warning: {warning}", file=sys.stderr)
+    # a dependency cycle or a depends_on of an undefined service fails here as at `up`
+    build_graph(stack.with_services_enabled(args.service_names))
     if args.service_names:
         stack = select_services(stack, args.service_names)
     if args.quiet:

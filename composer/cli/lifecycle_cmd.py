@@ -19,6 +19,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         add_services_arg(p)
         if name in ("stop", "restart"):
             p.add_argument("-t", "--timeout", type=float, default=None)
+        if name == "restart":
+            p.add_argument("--no-deps", action="store_true",
+                           help="don't restart the services depending on them with restart: true")
         p.set_defaults(func=fn)
     k = sub.add_parser("kill", help="send a signal to containers")
     add_services_arg(k)
@@ -41,11 +44,15 @@ def stop(args: argparse.Namespace) -> int:
 
 
 def restart(args: argparse.Namespace) -> int:
-    return run(with_project(args, lambda p: p.restart(args.services, args.timeout))) or 0
+    """As docker compose: each container restarted in dependency order, and with it the
+    services that depend on it with `restart: true` (unless --no-deps)."""
+    return run(with_project(args, lambda p: p.restart(args.services, timeout=args.timeout,
+                                                          no_deps=args.no_deps))) or 0
 
 
 def _each(args: argparse.Namespace, verb: str, status: str, running_only: bool = True) -> int:
     async def go(p: Project) -> None:
+        p.check_services(args.services)
         for c in await p.containers(args.services, all=not running_only):
             if verb == "kill":
                 await p.engine.kill_container(c.id, args.signal)
@@ -70,6 +77,7 @@ def unpause(args: argparse.Namespace) -> int:
 
 def rm_cmd(args: argparse.Namespace) -> int:
     async def go(p: Project) -> None:
+        p.check_services(args.services)
         for c in await p.containers(args.services, all=True):
             if c.state in ("running", "paused", "restarting"):
                 if not args.stop:

@@ -1,8 +1,10 @@
 """Progress of up/down: a live per-container display on a terminal (rich), plain lines otherwise.
 
 Both take `(object, status)` calls from composer.operations, e.g. ("Container lnmp-db-1",
-"Started"). The plain form is what scripts and CI logs see; the live form redraws one line
-per object with a spinner until its status is final.
+"Started"). The plain form is what scripts and CI logs see, byte for byte as docker compose
+v2 prints it when stderr is not a terminal: ` Container lnmp-db-1  Started` (a space, the
+object, an empty detail, the status: Go's Println of the three); the live form redraws one
+line per object with a spinner until its status is final.
 """
 from __future__ import annotations
 
@@ -11,7 +13,8 @@ import time
 from typing import Any, TextIO
 
 DONE = {"Started", "Running", "Healthy", "Stopped", "Removed", "Created", "Built", "Killed",
-        "Paused", "Unpaused", "Recreated", "Pulled", "Pull complete", "Already exists"}
+        "Paused", "Unpaused", "Recreated", "Pulled", "Pull complete", "Already exists", "Exited",
+        "Resource is still in use"}
 
 
 class PlainProgress:
@@ -22,7 +25,7 @@ class PlainProgress:
         if obj == "Warning":
             print(f"WARN[0000] {status}", file=self.stream, flush=True)
             return
-        print(f" {obj:<40} {status}", file=self.stream, flush=True)
+        print(f" {obj}  {status}", file=self.stream, flush=True)
 
     def close(self) -> None:
         pass

@@ -5,21 +5,34 @@ import argparse
 import asyncio
 import json
 import sys
+import time
 
 from composer import labels as L
 from composer.cli.common import add_services_arg, engine, run, with_project
+from composer.cli.psformat import STATES, FormatError, render, summary
 from composer.errors import ComposerError
 from composer.operations import Project
-from runtime.api import ContainerInfo
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("ps", help="list the stack's containers")
     add_services_arg(p)
-    p.add_argument("-a", "--all", action="store_true", help="also stopped containers")
+    p.add_argument("-a", "--all", action="store_true",
+                   help="also stopped containers, and those of `run`")
     p.add_argument("-q", "--quiet", action="store_true", help="only ids")
-    p.add_argument("--format", choices=("table", "json"), default="table")
-    p.add_argument("--services", dest="list_services", action="store_true")
+    p.add_argument("--format", default=None,
+                   help='table (default), json, or a template: "{{.Name}} {{.Status}}", '
+                        '"table {{.Name}}\t{{.State}}"')
+    p.add_argument("--services", dest="list_services", action="store_true",
+                   help="print the services' names")
+    p.add_argument("--status", action="append", default=[], metavar="STATUS",
+                   help=f"only containers in this state ({', '.join(STATES)}); repeatable")
+    p.add_argument("--filter", default=None, metavar="KEY=VALUE",
+                   help="filter by a property (supported: status=STATE)")
+    p.add_argument("--no-trunc", action="store_true", help="don't shorten ids, commands, mounts")
+    p.add_argument("--orphans", nargs="?", const="true", default="true", type=_bool,
+                   metavar="true|false",
+                   help="include containers of services not in the stack file (default true)")
     p.set_defaults(func=ps)
 
     ls = sub.add_parser("ls", help="list running projects")
@@ -48,45 +61,58 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     images.set_defaults(func=images_cmd)
 
 
-def format_ports(c: ContainerInfo) -> str:
-    parts = []
-    for p in c.ports:
-        host = p.host_ip or "0.0.0.0"
-        parts.append(f"{host}:{p.host_port}->{p.container_port}/{p.protocol}")
-    return ", ".join(parts)
+def _bool(text: str) -> bool:
+    value = text.lower()
+    if value in ("true", "1", "t"):
+        return True
+    if value in ("false", "0", "f"):
+        return False
+    raise argparse.ArgumentTypeError(f"invalid boolean {text!r} (use true or false)")
 
 
-def status_text(c: ContainerInfo) -> str:
-    if c.state == "running":
-        health = f" ({c.health})" if c.health else ""
-        return f"Up{health}"
-    if c.state == "exited":
-        return f"Exited ({c.exit_code})"
-    return c.state.capitalize()
+def _statuses(args: argparse.Namespace) -> list[str]:
+    """--status values and --filter status=..., as docker compose reads them."""
+    wanted = list(args.status)
+    if args.filter:
+        key, sep, value = args.filter.partition("=")
+        if not sep:
+            raise ComposerError("arguments to --filter should be in form KEY=VALUE")
+        if key != "status":
+            raise ComposerError(f"unknown filter {key} (supported: status)")
+        wanted.append(value)
+    bad = [w for w in wanted if w not in STATES]
+    if bad:
+        raise ComposerError(f"invalid status {bad[0]!r} (use {', '.join(STATES)})")
+    return wanted
 
 
 def ps(args: argparse.Namespace) -> int:
+    """As `docker compose ps`: running service containers; -a adds stopped ones and `run`
+    containers; sorted by name."""
+    statuses = _statuses(args)
+    show_all = args.all or bool(statuses)
+
     async def go(project: Project) -> int:
-        cs = await project.containers(args.services, all=args.all)
-        if args.list_services:
-            for s in sorted({c.labels.get(L.SERVICE, "") for c in cs}):
-                print(s)
-        elif args.quiet:
+        services = list(args.services)
+        if not services and not args.orphans and not project.by_labels:
+            services = list(project.stack.services)  # only what the stack file declares
+        cs = await project.containers(services, all=show_all, oneoff=None if show_all else False)
+        if statuses:
+            cs = [c for c in cs if c.state in statuses]
+        cs.sort(key=lambda c: c.name)
+        if args.quiet:
             for c in cs:
                 print(c.id)
-        elif args.format == "json":
-            print(json.dumps([{
-                "ID": c.id, "Name": c.name, "Image": c.image, "Project": project.name,
-                "Service": c.labels.get(L.SERVICE, ""), "State": c.state, "Health": c.health,
-                "ExitCode": c.exit_code or 0, "Status": status_text(c),
-                "Publishers": [{"URL": p.host_ip or "0.0.0.0", "TargetPort": p.container_port,
-                                "PublishedPort": p.host_port, "Protocol": p.protocol} for p in c.ports],
-            } for c in cs]))
+        elif args.list_services:
+            for s in dict.fromkeys(c.labels.get(L.SERVICE, "") for c in cs):
+                print(s)
         else:
-            rows = [("NAME", "IMAGE", "SERVICE", "STATUS", "PORTS")]
-            rows += [(c.name, c.image, c.labels.get(L.SERVICE, ""), status_text(c), format_ports(c))
-                     for c in cs]
-            _table(rows)
+            now = time.time()
+            rows = [summary(c, project.name, trunc=not args.no_trunc, now=now) for c in cs]
+            try:
+                render(rows, [c.labels for c in cs], args.format, sys.stdout.write)
+            except FormatError as e:
+                raise ComposerError(str(e)) from None
         return 0
 
     return run(with_project(args, go, lock=False))

@@ -9,7 +9,7 @@ from composer.cli.attached import AttachedUp, add_attach_args, attach_targets, a
 from composer.cli.common import add_services_arg, project_lock, run, with_project
 from composer.cli.logprint import LogPrinter
 from composer.errors import ComposerError
-from composer.operations import Project, UpOptions
+from composer.operations import PULL_POLICIES, Project, UpOptions
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -25,8 +25,21 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--remove-orphans", action="store_true")
     p.add_argument("--scale", action="append", default=[], metavar="SERVICE=NUM")
     p.add_argument("--abort-on-container-exit", action="store_true")
+    p.add_argument("--abort-on-container-failure", action="store_true",
+                   help="stop every container when one exits non-zero")
     p.add_argument("--exit-code-from", metavar="SERVICE")
     p.add_argument("-t", "--timeout", type=float, default=None)
+    p.add_argument("--no-deps", action="store_true", help="don't start the named services' dependencies")
+    p.add_argument("--always-recreate-deps", action="store_true",
+                   help="recreate the dependencies too (incompatible with --no-recreate)")
+    p.add_argument("-V", "--renew-anon-volumes", action="store_true",
+                   help="recreate anonymous volumes instead of keeping the previous containers' data")
+    p.add_argument("--pull", choices=PULL_POLICIES, default=None, metavar="POLICY",
+                   help="pull images before running: always, missing, never or build "
+                        "(default: each service's pull_policy)")
+    p.add_argument("--quiet-pull", action="store_true", help="pull without progress lines")
+    p.add_argument("--wait-timeout", type=_seconds, default=None, metavar="SECONDS",
+                   help="with --wait: fail when the stack is not running/healthy after SECONDS")
     add_attach_args(p)
     p.set_defaults(func=up)
 
@@ -37,27 +50,66 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     d.set_defaults(func=down)
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError("must be a non-negative number of seconds")
+    return value
+
+
 def _scale(items: list[str]) -> dict[str, int]:
     out = {}
     for item in items:
         name, sep, num = item.partition("=")
-        if not sep or not num.isdigit():
-            raise ComposerError(f"--scale {item!r}: use SERVICE=NUMBER")
+        if not sep or not name or not num.isdigit():
+            raise ComposerError(f"invalid --scale option {item!r}: use SERVICE=NUMBER")
         out[name] = int(num)
     return out
 
 
-def up(args: argparse.Namespace) -> int:
-    if args.exit_code_from:
+def check_up_flags(args: argparse.Namespace) -> None:
+    """The combinations docker compose refuses (its validateFlags), with its reasons; --wait
+    implies -d, --exit-code-from implies --abort-on-container-exit."""
+    if args.exit_code_from and not args.abort_on_container_failure:
         args.abort_on_container_exit = True
+    if args.abort_on_container_exit and args.abort_on_container_failure:
+        raise ComposerError("--abort-on-container-failure can't be combined with --abort-on-container-exit")
+    if args.wait:
+        if args.abort_on_container_exit:
+            raise ComposerError("--wait can't be combined with --abort-on-container-exit")
+        args.detach = True
+    if args.detach and (args.abort_on_container_exit or args.abort_on_container_failure):
+        raise ComposerError("--detach can't be combined with --abort-on-container-exit or "
+                            "--abort-on-container-failure")
+    if args.wait_timeout is not None and not args.wait:
+        raise ComposerError("--wait-timeout needs --wait")
+    if args.build and args.no_build:
+        raise ComposerError("--build and --no-build can't be combined (pick one)")
+    for flag, other in (("renew_anon_volumes", "--renew-anon-volumes"),
+                        ("force_recreate", "--force-recreate"),
+                        ("always_recreate_deps", "--always-recreate-deps")):
+        if getattr(args, flag) and args.no_recreate:
+            raise ComposerError(f"{other} and --no-recreate can't be combined (pick one)")
+
+
+def up(args: argparse.Namespace) -> int:
+    check_up_flags(args)
     opts = UpOptions(
         services=args.services, force_recreate=args.force_recreate, no_recreate=args.no_recreate,
         remove_orphans=args.remove_orphans, scale=_scale(args.scale), build=args.build,
         no_build=args.no_build, no_start=args.no_start, wait=args.wait, timeout=args.timeout,
+        no_deps=args.no_deps, always_recreate_deps=args.always_recreate_deps,
+        renew_anon_volumes=args.renew_anon_volumes, pull=args.pull, quiet_pull=args.quiet_pull,
+        wait_timeout=args.wait_timeout,
     )
     with_logs = attached(args)
 
     async def go(project: Project) -> int:
+        if args.exit_code_from:
+            project.check_services([args.exit_code_from])
         if not with_logs:
             async with project_lock(project):
                 await project.up(opts)

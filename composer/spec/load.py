@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from composer.errors import SpecError
+from composer.errors import NoStackFile, SpecError
 from composer.spec.dotenv import read_env_file
 from composer.spec.extends import resolve_extends
 from composer.spec.include import IncludeEntry, absolute_model, import_resources, parse_includes
@@ -94,7 +94,7 @@ def _find_files(opts: LoadOptions, environ: Mapping[str, str], cwd: Path) -> lis
                 found = [folder / name]
                 override = next((folder / o for o in OVERRIDE_FILES[name] if (folder / o).is_file()), None)
                 return found + ([override] if override else [])
-    raise SpecError(
+    raise NoStackFile(
         f"no stack file found in {base} or its parents "
         f"(create compose.yaml or pass -f FILE)"
     )

@@ -20,6 +20,13 @@ def model_warnings(
         file = (files_of or {}).get(name, main_file)
         for key in svc.deploy.ignored:
             out.append(f"{file}: services.{name}.deploy.{key}: swarm-only, ignored on a single host")
+        for dep in svc.depends_on:
+            if not dep.required and dep.service not in services:
+                # the spec's `required: false` "only warns" (compose-go rejects an undefined
+                # one at load; we follow the spec, see docs/cli.md)
+                out.append(f'{file}: services.{name}.depends_on.{dep.service}: service '
+                           f'"{dep.service}" is not defined (required: false): {name} starts '
+                           "without it")
         for attach in svc.networks:
             if attach.ipv6_address:
                 out.append(f"{file}: services.{name}.networks.{attach.name}.ipv6_address: IPv6 is not supported, ignored")

@@ -148,6 +148,9 @@ class CgroupManager(Protocol):
     def open(self, name: str) -> Cgroup: ...
     def list(self) -> list[str]: ...
     def remove_parent(self, timeout: float = ...) -> None: ...
+    def delegate(self, pids: Sequence[int], timeout: float = ...) -> None:
+        """Place the engine's long-lived helpers where the containers' cgroups may be made
+        (v2 under systemd: the delegated scope); a no-op elsewhere."""
 
 
 def detect(root: str | Path = DEFAULT_ROOT, fs: CgroupFS | None = None) -> Version:

@@ -9,6 +9,7 @@ in every hierarchy so that no controller (and no process listing) misses it.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Sequence
 from pathlib import Path
 
 from runtime.cgroups import cpuset
@@ -94,6 +95,9 @@ class V1Manager:
         for mount in self.mounts:
             names.update(self.fs.subdirs(mount / self.parent))
         return sorted(names)
+
+    def delegate(self, pids: Sequence[int], timeout: float = 10.0) -> None:
+        """v1 has no delegation: the engine's processes stay where they are."""
 
     def remove_parent(self, timeout: float = 5.0) -> None:
         """Kill and remove every cgroup under the parent, then the parent itself (idempotent)."""

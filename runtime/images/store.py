@@ -65,7 +65,8 @@ class Image:
         return tuple(Reference.parse(t).familiar() for t in self.tags)
 
     def info(self) -> ImageInfo:
-        return ImageInfo(id=self.id, tags=self.familiar_tags, size=self.size, created_at=self.created)
+        return ImageInfo(id=self.id, tags=self.familiar_tags, size=self.size, created_at=self.created,
+                         volumes=tuple(self.config.volumes))
 
 
 def image_id(config_bytes: bytes) -> str:

@@ -148,6 +148,11 @@ class Launcher:
             await self.close()
             raise LaunchError("the fork server did not start: see the daemon's stderr")
 
+    @property
+    def server_pid(self) -> int | None:
+        """The fork server's pid while it runs (every shim is its child)."""
+        return self._proc.pid if self._proc is not None and self._proc.returncode is None else None
+
     async def close(self) -> None:
         """Stop the fork server. Running containers (shims) are not affected."""
         if self._proc is not None and self._proc.returncode is None:

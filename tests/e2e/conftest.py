@@ -8,6 +8,7 @@ test. The snapshot is taken *before* the forced clean-up, which only then remove
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -18,6 +19,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -43,6 +45,11 @@ class Env:
             raise AssertionError(f"composer {' '.join(args)} exited {p.returncode}\n"
                                  f"stdout:\n{p.stdout}\nstderr:\n{p.stderr}")
         return p
+
+    def ps(self, cwd: Path, *extra: str) -> list[dict[str, Any]]:
+        """`ps --format json`: one JSON object per line, as docker compose prints it."""
+        out = self.composer("ps", "--format", "json", *extra, cwd=cwd).stdout
+        return [json.loads(line) for line in out.splitlines() if line.strip()]
 
     def popen(self, *args: str, cwd: Path | None = None) -> subprocess.Popen[str]:
         return subprocess.Popen([sys.executable, "-m", "composer.cli", *args], cwd=cwd,
@@ -72,7 +79,6 @@ def _stop_daemon(env: Env) -> None:
 def _force_clean(env: Env) -> None:
     """After a failed test: kill what the state root still runs, then remove it all."""
     for state in env.root.glob("containers/*/process.json"):
-        import json
         try:
             data = json.loads(state.read_text())
             for key in ("pid", "shim_pid"):

@@ -1,7 +1,6 @@
 """`composer attach` and the interactive `composer run`, through composerd's attach websocket."""
 from __future__ import annotations
 
-import json
 import os
 import pty
 import subprocess
@@ -32,7 +31,7 @@ def test_attach_sends_stdin_and_ends_with_the_containers_exit_code(env: Env, tmp
     p = env.composer("attach", "reader", cwd=d, check=False, input="one\ntwo\n", timeout=60)
     assert "got one" in p.stdout and "got two" in p.stderr  # both streams, each in its place
     assert p.returncode == 4, p.stderr  # `attach` ends with the container, and its code
-    rows = json.loads(env.composer("ps", "-a", "--format", "json", cwd=d).stdout)
+    rows = env.ps(d, "-a")
     assert [(r["Service"], r["State"], r["ExitCode"]) for r in rows] == [("reader", "exited", 4)]
     env.composer("down", "-t", "1", cwd=d)
 
@@ -70,7 +69,7 @@ def test_attach_on_a_terminal_is_raw_and_detaches_with_ctrl_p_ctrl_q(env: Env, t
         if proc.poll() is None:
             proc.kill()
         os.close(master)
-    rows = json.loads(env.composer("ps", "--format", "json", cwd=d).stdout)
+    rows = env.ps(d)
     assert [(r["Service"], r["State"]) for r in rows] == [("term", "running")]  # detached
     env.composer("down", "-t", "1", cwd=d)
 

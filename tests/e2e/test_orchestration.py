@@ -35,8 +35,7 @@ services:
 
 
 def ps(env: Env, cwd: Path, *extra: str) -> list[dict[str, object]]:
-    out = env.composer("ps", "--format", "json", *extra, cwd=cwd).stdout
-    return json.loads(out)
+    return env.ps(cwd, *extra)
 
 
 def inspect(env: Env, cwd: Path, service: str) -> dict[str, object]:

@@ -32,7 +32,7 @@ services:
 
 
 def services(env: Env, cwd: Path, *extra: str) -> list[str]:
-    rows = json.loads(env.composer("ps", "--format", "json", *extra, cwd=cwd).stdout)
+    rows = env.ps(cwd, *extra)
     return sorted(str(r["Service"]) for r in rows)
 
 

@@ -39,7 +39,7 @@ class Rig:
         return self.env.composer(*args, **kw)
 
     def ps(self, cwd: Path, *extra: str) -> list[dict[str, Any]]:
-        return json.loads(self.env.composer("ps", "--format", "json", *extra, cwd=cwd).stdout)  # type: ignore[no-any-return]
+        return self.env.ps(cwd, *extra)
 
     def project_dir(self, text: str, name: str | None = None) -> Path:
         """A stack folder named uniquely (the project name gives bridge names: keep it ours)."""

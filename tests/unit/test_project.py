@@ -30,17 +30,20 @@ def ctr(
     oneoff: bool = False,
     image_id: str = "",
     created_at: float = 0.0,
+    engine_image_id: str = "",
 ) -> ContainerInfo:
     labels = L.container_labels(project, service, number, config_hash, oneoff=oneoff, image_id=image_id)
     name = container_name(project, service, number) if not oneoff else f"{project}-{service}-run-{number}"
     spec = ContainerSpec(name=name, image="busybox", labels=labels)
     return ContainerInfo(
-        id=f"id-{name}", name=name, image="busybox", spec=spec, state=state, created_at=created_at
+        id=f"id-{name}", name=name, image="busybox", spec=spec, state=state, created_at=created_at,
+        image_id=engine_image_id,
     )
 
 
-def want(name: str, config_hash: str = "h1", replicas: int = 1, restart: tuple[str, ...] = (), image_id: str | None = None) -> DesiredService:
-    return DesiredService(name, config_hash, replicas, frozenset(restart), image_id)
+def want(name: str, config_hash: str = "h1", replicas: int = 1, restart: tuple[str, ...] = (),
+         image_id: str | None = None, shares: tuple[str, ...] = ()) -> DesiredService:
+    return DesiredService(name, config_hash, replicas, frozenset(restart), image_id, frozenset(shares))
 
 
 def summary(plan: Plan) -> list[tuple[str, str, int]]:
@@ -100,11 +103,45 @@ CASES = [
         [("web", "recreate", 1)],
     ),
     Case(
-        "restart-dependency-recreated-propagates-transitively",
-        # listed dependents first: the plan must not depend on the mapping order
+        "restart-dependency-recreated-restarts-dependents-transitively",
+        # as Compose: a dependent with `restart: true` is restarted, not recreated. Listed
+        # dependents first: the plan must not depend on the mapping order
         [want("web", restart=("app",)), want("app", restart=("db",)), want("db", "h2"), want("other")],
         [ctr("web"), ctr("app"), ctr("db"), ctr("other")],
-        [("web", "recreate", 1), ("app", "recreate", 1), ("db", "recreate", 1), ("other", "noop", 1)],
+        [("web", "restart", 1), ("app", "restart", 1), ("db", "recreate", 1), ("other", "noop", 1)],
+    ),
+    Case(
+        "restart-dependent-that-changed-is-recreated-and-a-stopped-one-started",
+        [want("db", "h2"), want("app", "h2", restart=("db",)), want("job", restart=("db",))],
+        [ctr("db"), ctr("app"), ctr("job", state="exited")],
+        [("db", "recreate", 1), ("app", "recreate", 1), ("job", "start", 1)],
+    ),
+    Case(
+        "network-mode-service-parent-recreated-recreates-the-child",
+        [want("vpn", "h2"), want("app", shares=("vpn",)), want("side")],
+        [ctr("vpn"), ctr("app"), ctr("side")],
+        [("vpn", "recreate", 1), ("app", "recreate", 1), ("side", "noop", 1)],
+    ),
+    Case(
+        "force-recreate-of-a-target-leaves-its-dependencies",
+        [want("db"), want("web")],
+        [ctr("db"), ctr("web")],
+        [("db", "noop", 1), ("web", "recreate", 1)],
+        {"force_recreate": True, "targets": ["web"]},
+    ),
+    Case(
+        "always-recreate-deps-recreates-the-dependencies-too",
+        [want("db"), want("web")],
+        [ctr("db"), ctr("web")],
+        [("db", "recreate", 1), ("web", "noop", 1)],
+        {"always_recreate_deps": True, "targets": ["web"]},
+    ),
+    Case(
+        "a-diverged-dependency-is-recreated-without-force",
+        [want("db", "h2"), want("web")],
+        [ctr("db"), ctr("web")],
+        [("db", "recreate", 1), ("web", "noop", 1)],
+        {"targets": ["web"]},
     ),
     Case(
         "dependency-recreated-without-restart-true-is-noop",
@@ -178,6 +215,18 @@ CASES = [
         [("web", "recreate", 1), ("db", "noop", 1)],
     ),
     Case(
+        "image-of-an-unlabelled-container-comes-from-the-engine",
+        [want("web", image_id="sha256:new"), want("db", image_id="sha256:same")],
+        [ctr("web", engine_image_id="sha256:old"), ctr("db", engine_image_id="sha256:same")],
+        [("web", "recreate", 1), ("db", "noop", 1)],
+    ),
+    Case(
+        "image-unknown-on-either-side-is-not-a-change",
+        [want("web", image_id=None), want("db", image_id="sha256:x")],
+        [ctr("web", image_id="sha256:old"), ctr("db")],
+        [("web", "noop", 1), ("db", "noop", 1)],
+    ),
+    Case(
         "oneoff-unlabelled-and-other-projects-ignored",
         [want("web")],
         [
@@ -210,6 +259,24 @@ def test_plan_is_decided_from_existing_containers_and_keeps_them() -> None:
 def test_restart_propagation_reason_names_the_dependency() -> None:
     plan = plan_up({"db": want("db", "h2"), "app": want("app", restart=("db",))}, [ctr("db"), ctr("app")])
     assert plan.service("app").actions[0].reason == "dependency db recreated (depends_on restart: true)"
+    assert plan.service("app").restart_after == ("db",)
+
+
+def test_restart_dependents_lists_what_to_stop_first_dependents_first() -> None:
+    desired = [want("db", "h2"), want("app", restart=("db",)), want("web", restart=("app",)),
+               want("cron", restart=("db",)), want("other")]
+    plan = plan_up({d.name: d for d in desired}, [ctr(d.name) for d in desired])
+    assert [a.service for a in plan.restart_dependents("db")] == ["web", "app", "cron"]
+    assert plan.restart_dependents("other") == ()
+    assert plan.service("web").actions[0].reason == "dependency app restarted (depends_on restart: true)"
+
+
+def test_force_recreate_and_no_recreate_scope() -> None:
+    desired = {"db": want("db", "h2"), "web": want("web")}
+    plan = plan_up(desired, [ctr("db"), ctr("web")], no_recreate=True, targets=["web"])
+    assert summary(plan) == [("db", "noop", 1), ("web", "noop", 1)]  # no-recreate: deps too
+    with pytest.raises(PlanError, match="--always-recreate-deps and --no-recreate"):
+        plan_up(desired, [], no_recreate=True, always_recreate_deps=True)
 
 
 def test_noop_plan_is_unchanged() -> None:

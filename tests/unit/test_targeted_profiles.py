@@ -4,8 +4,6 @@ containers of services whose profile is not active are neither started nor orpha
 from __future__ import annotations
 
 import asyncio
-import itertools
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -14,9 +12,8 @@ from composer import labels as L
 from composer.cli import build_parser, common
 from composer.operations import Project, UpOptions
 from composer.spec import LoadOptions, Stack, load_stack
-from runtime.api import ContainerInfo, ImageInfo, NetworkInfo, VolumeInfo
-from runtime.errors import Conflict, NotFound
-from runtime.types import ContainerSpec, NetworkSpec, VolumeSpec
+from runtime.types import ContainerSpec
+from tests.unit.memengine import MemEngine
 
 STACK = """
 services:
@@ -35,7 +32,10 @@ def folder(tmp_path: Path) -> Path:
 
 def loaded(folder: Path, *argv: str) -> Stack:
     """The stack `with_project` hands to a verb for `composer -p proj ARGV`."""
-    args = build_parser().parse_args(["-p", "proj", "--project-directory", str(folder), *argv])
+    # with -f: a stack file is read for every verb (with -p alone, verbs such as `stop`
+    # work from the container labels, as docker compose)
+    args = build_parser().parse_args(["-p", "proj", "-f", str(folder / "compose.yaml"),
+                                      "--project-directory", str(folder), *argv])
     seen: list[Stack] = []
 
     class NoEngine:
@@ -76,60 +76,6 @@ def test_targeted_services_reads_both_argument_shapes() -> None:
     assert common.targeted_services(parser.parse_args(["run", "a", "ls", "b"])) == ["a"]
     assert common.targeted_services(parser.parse_args(["ps", "--services"])) == []
     assert common.targeted_services(parser.parse_args(["down"])) == []
-
-
-class MemEngine:
-    """Just enough of the Engine API for Project.up / down, in memory."""
-
-    def __init__(self) -> None:
-        self.containers: dict[str, ContainerInfo] = {}
-        self.networks: set[str] = set()
-        self._ids = itertools.count(1)
-
-    async def inspect_image(self, ref: str) -> ImageInfo:
-        return ImageInfo(id="sha256:" + "0" * 64, tags=(ref,))
-
-    async def create_network(self, spec: NetworkSpec) -> NetworkInfo:
-        self.networks.add(spec.name)
-        return NetworkInfo(spec.name, spec)
-
-    async def remove_network(self, name: str) -> None:
-        users = [c.name for c in self.containers.values()
-                 if c.state == "running" and any(n.network == name for n in c.spec.networks)]
-        if users:
-            raise Conflict(f"network {name} is in use by container(s) {', '.join(users)}")
-        if name not in self.networks:
-            raise NotFound(name)
-        self.networks.discard(name)
-
-    async def create_volume(self, spec: VolumeSpec) -> VolumeInfo:
-        raise AssertionError("no volumes here")
-
-    async def list_containers(self, all: bool = False, labels: dict[str, str] | None = None) -> list[ContainerInfo]:
-        return [c for c in self.containers.values()
-                if (all or c.state == "running") and all_match(c.labels, labels)]
-
-    async def create_container(self, spec: ContainerSpec) -> ContainerInfo:
-        info = ContainerInfo(id=f"id{next(self._ids)}", name=spec.name, image=spec.image, spec=spec)
-        self.containers[info.id] = info
-        return info
-
-    async def start_container(self, ref: str) -> ContainerInfo:
-        self.containers[ref] = replace(self.containers[ref], state="running")
-        return self.containers[ref]
-
-    async def stop_container(self, ref: str, timeout: float | None = None) -> None:
-        self.containers[ref] = replace(self.containers[ref], state="exited")
-
-    async def remove_container(self, ref: str, force: bool = False, volumes: bool = False) -> None:
-        del self.containers[ref]
-
-    def running(self) -> list[str]:
-        return sorted(c.labels[L.SERVICE] for c in self.containers.values() if c.state == "running")
-
-
-def all_match(have: dict[str, str], want: dict[str, str] | None) -> bool:
-    return all(have.get(k) == v for k, v in (want or {}).items())
 
 
 def project(folder: Path, engine: MemEngine, events: list[tuple[str, str]], *targets: str,

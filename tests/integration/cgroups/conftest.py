@@ -14,16 +14,26 @@ ROOT = Path("/sys/fs/cgroup")
 
 def leftovers(parent: str) -> list[Path]:
     """Every directory named `parent` in any hierarchy (v1) or at the v2 root."""
-    return [p for p in ROOT.glob(f"*/{parent}")] + [p for p in ROOT.glob(parent)]
+    return [p for p in ROOT.glob(f"*/{parent}*")] + [p for p in ROOT.glob(parent)]
 
 
 @pytest.fixture
 def manager() -> Iterator[V1Manager | V2Manager]:
-    """A manager under a unique `composer-test-<random>` parent; removed even on failure."""
+    """A manager under a unique `composer-test-<random>` parent; removed even on failure.
+    Under systemd (v2) a `sleep` stands in for the engine's fork server: it anchors the
+    delegated scope `composer-test-<random>.scope`, which remove_parent() stops."""
     parent = f"composer-test-{uuid.uuid4().hex[:8]}"
     mgr = open_manager(ROOT, parent)
-    yield mgr
-    mgr.remove_parent()
+    anchor = subprocess.Popen(["sleep", "infinity"])
+    try:
+        mgr.delegate([anchor.pid])
+        yield mgr
+    finally:
+        try:
+            mgr.remove_parent()
+        finally:
+            anchor.kill()
+            anchor.wait()
     assert leftovers(parent) == [], "cgroup directories left behind"
 
 

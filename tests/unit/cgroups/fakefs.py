@@ -1,10 +1,12 @@
-"""A fake cgroupfs on a plain temp dir: the kernel's side effects, nothing more.
+"""A fake cgroupfs on a plain temp dir: the kernel's side effects and refusals, nothing more.
 
-The drivers run unchanged against it through the `CgroupFS` seam; this subclass only does
-what the kernel would do on its own: mkdir populates the interface files, rmdir drops them
-(and refuses while processes remain), cgroup.procs lists live processes and appends on
-write, subtree_control takes +/- tokens, freezing stops the listed processes, cgroup.kill
-kills them, integer files reject non-integers, and v1 keeps memory.limit <= memsw.limit.
+The drivers run unchanged against it through the `CgroupFS` seam. v2 is modelled in
+fakev2.py (controller files follow subtree_control, no internal processes, the kernel's
+value parsing, computed cgroup.events), and tests/cgroupfs_cases.py holds the table of
+operations that is run against this fake and against the real kernel in the host tier.
+v1: mkdir populates the interface files, rmdir drops them (and refuses while processes
+remain), cgroup.procs lists live processes and appends on write, freezing stops the listed
+processes, integer files reject non-integers, and memory.limit <= memsw.limit is kept.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import signal
 from pathlib import Path
 
 from runtime.cgroups.fs import CgroupFS
+from tests.unit.cgroups.fakev2 import ALL, V2Kernel
 
 UNLIMITED = "9223372036854771712"
 COMMON = {"cgroup.procs": "", "tasks": "", "notify_on_release": "0"}
@@ -51,38 +54,6 @@ V1_ROOT = {
     }
 }
 
-V2_FILES = {
-    "cgroup.controllers": "",
-    "cgroup.subtree_control": "",
-    "cgroup.procs": "",
-    "cgroup.events": "populated 0\nfrozen 0\n",
-    "cgroup.freeze": "0",
-    "cgroup.kill": "",
-    "memory.max": "max",
-    "memory.swap.max": "max",
-    "memory.low": "0",
-    "memory.current": "0",
-    "memory.peak": "0",
-    "memory.events": "low 0\nhigh 0\nmax 0\noom 0\noom_kill 0\noom_group_kill 0\n",
-    "cpu.max": "max 100000",
-    "cpu.weight": "100",
-    "cpu.stat": "usage_usec 0\nuser_usec 0\nsystem_usec 0\n",
-    "pids.max": "max",
-    "pids.current": "0",
-    "cpuset.cpus": "",
-    "cpuset.mems": "",
-    "cpuset.cpus.effective": "0-3",
-    "cpuset.mems.effective": "0",
-    "io.weight": "default 100",
-}
-V2_ROOT = {
-    "cgroup.controllers": "cpuset cpu io memory hugetlb pids rdma misc",
-    "cgroup.subtree_control": "",
-    "cgroup.procs": "",
-    "cpu.stat": "usage_usec 0\n",
-    "cpuset.cpus.effective": "0-3",
-    "cpuset.mems.effective": "0",
-}
 INT_FILES = {
     "memory.limit_in_bytes",
     "memory.memsw.limit_in_bytes",
@@ -92,9 +63,6 @@ INT_FILES = {
     "cpu.shares",
     "blkio.bfq.weight",
     "blkio.weight",
-    "memory.low",
-    "cpu.weight",
-    "io.bfq.weight",
 }
 
 
@@ -112,13 +80,19 @@ def _fail(code: int, path: Path) -> OSError:
 
 class FakeCgroupFS(CgroupFS):
     def __init__(
-        self, root: Path, version: str, hierarchies: tuple[str, ...] = tuple(V1_FILES)
+        self,
+        root: Path,
+        version: str,
+        hierarchies: tuple[str, ...] = tuple(V1_FILES),
+        controllers: str = ALL,
     ) -> None:
+        """`controllers`: what a v2 root offers in cgroup.controllers."""
         self.root = root
         self.version = version
+        self.v2: V2Kernel | None = None
         root.mkdir(parents=True, exist_ok=True)
         if version == "v2":
-            self._populate(root, V2_ROOT)
+            self.v2 = V2Kernel(root, controllers)
         else:
             for h in hierarchies:
                 (root / h).mkdir()
@@ -141,22 +115,25 @@ class FakeCgroupFS(CgroupFS):
         path.write_text(text)
 
     def get(self, path: Path) -> str:
-        return path.read_text()
+        """What a read shows (computed files included)."""
+        return self.read(path)
 
     # the kernel's side effects --------------------------------------------------------------
     def mkdir(self, path: Path) -> None:
+        if self.v2 is not None:
+            self.v2.mkdir(path)
+            return
         os.mkdir(path)
-        if self.version == "v2":
-            files = dict(V2_FILES)
-            files["cgroup.controllers"] = (path.parent / "cgroup.subtree_control").read_text()
-        else:
-            hierarchy = path.relative_to(self.root).parts[0]
-            files = {**COMMON}
-            for c in hierarchy.split(","):
-                files.update(V1_FILES.get(c, {}))
+        hierarchy = path.relative_to(self.root).parts[0]
+        files = {**COMMON}
+        for c in hierarchy.split(","):
+            files.update(V1_FILES.get(c, {}))
         self._populate(path, files)
 
     def rmdir(self, path: Path) -> None:
+        if self.v2 is not None:
+            self.v2.rmdir(path)
+            return
         if not path.is_dir():
             raise FileNotFoundError(errno.ENOENT, "no such directory", str(path))
         if self.read(path / "cgroup.procs").split():
@@ -168,6 +145,8 @@ class FakeCgroupFS(CgroupFS):
         os.rmdir(path)
 
     def read(self, path: Path) -> str:
+        if self.v2 is not None:
+            return self.v2.read(path, super().read)
         text = super().read(path)
         if path.name == "cgroup.procs":
             live = [p for p in text.split() if _alive(int(p))]
@@ -175,6 +154,9 @@ class FakeCgroupFS(CgroupFS):
         return text
 
     def write(self, path: Path, value: str) -> None:
+        if self.v2 is not None:
+            self.v2.write(path, value)
+            return
         if not path.exists():
             raise FileNotFoundError(errno.ENOENT, "no such file", str(path))
         name = path.name
@@ -183,7 +165,7 @@ class FakeCgroupFS(CgroupFS):
         if name == "cgroup.procs":
             pid = int(value)
             cpus = path.parent / "cpuset.cpus"
-            if self.version == "v1" and cpus.exists() and not cpus.read_text().strip():
+            if cpus.exists() and not cpus.read_text().strip():
                 raise _fail(errno.ENOSPC, path)  # v1: an unpopulated cpuset takes no tasks
             if not _alive(pid):
                 raise _fail(errno.ESRCH, path)
@@ -195,9 +177,6 @@ class FakeCgroupFS(CgroupFS):
             if str(pid) not in pids:
                 pids.append(str(pid))
             path.write_text("".join(f"{p}\n" for p in pids))
-            return
-        if name == "cgroup.subtree_control":
-            self._subtree(path, value)
             return
         if name == "memory.limit_in_bytes":
             memsw = path.parent / "memory.memsw.limit_in_bytes"
@@ -217,21 +196,12 @@ class FakeCgroupFS(CgroupFS):
             effective = path.parent / name.replace("cpuset.", "cpuset.effective_")
             if effective.exists():  # v1 mirrors the setting into effective_*
                 effective.write_text(value)
-        if name == "cgroup.kill" and value.strip() == "1":
-            self._signal(path.parent, signal.SIGKILL)
-            return
-        if name == "cgroup.freeze":
-            frozen = value.strip() == "1"
-            self._signal(path.parent, signal.SIGSTOP if frozen else signal.SIGCONT)
-            (path.parent / "cgroup.events").write_text(f"populated 0\nfrozen {int(frozen)}\n")
         if name == "freezer.state":
             frozen = value.strip() == "FROZEN"
             self._signal(path.parent, signal.SIGSTOP if frozen else signal.SIGCONT)
         path.write_text(value)
 
     def _same_tree(self, a: Path, b: Path) -> bool:
-        if self.version == "v2":
-            return True
         return a.relative_to(self.root).parts[0] == b.relative_to(self.root).parts[0]
 
     def _signal(self, d: Path, sig: int) -> None:
@@ -240,21 +210,6 @@ class FakeCgroupFS(CgroupFS):
                 os.kill(int(p), sig)
             except ProcessLookupError:
                 pass
-
-    def _subtree(self, path: Path, value: str) -> None:
-        offered = set((path.parent / "cgroup.controllers").read_text().split())
-        enabled = set(path.read_text().split())
-        for tok in value.split():
-            ctrl = tok[1:]
-            if ctrl not in offered:
-                raise _fail(errno.ENOENT, path)
-            if tok[0] == "+":
-                enabled.add(ctrl)
-            elif tok[0] == "-":
-                enabled.discard(ctrl)
-            else:
-                raise _fail(errno.EINVAL, path)
-        path.write_text(" ".join(sorted(enabled)))
 
     @staticmethod
     def _out_of_range(name: str, value: str) -> bool:

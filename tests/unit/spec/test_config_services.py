@@ -97,7 +97,7 @@ def test_yaml_output_and_listing_flags_follow_the_selection(write: Write, projec
 def test_unknown_service_is_one_line_listing_known_ones(write: Write, project: Path,
                                                        capsys: pytest.CaptureFixture[str]) -> None:
     write("compose.yaml", STACK)
-    assert main(["--project-directory", str(project), "config", "web", "nope"]) == 15
+    assert main(["--project-directory", str(project), "config", "web", "nope"]) == 1
     captured = capsys.readouterr()
     assert captured.out == ""
     assert captured.err.strip().splitlines() == [

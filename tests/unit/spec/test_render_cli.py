@@ -76,9 +76,24 @@ def run_cli(project: Path, *args: str) -> int:
     return main(["--project-directory", str(project), *args])
 
 
+# web may start without db (whose profile is off by default): `config` accepts it. With a
+# required dependency on a disabled service `config` fails, as `up` does (and Compose's).
+SMALL_OPTIONAL = SMALL.replace("depends_on: [db]", "depends_on: {db: {condition: service_started, required: false}}")
+
+
+def test_cli_config_fails_on_a_required_disabled_dependency(
+        write: object, project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write("compose.yaml", SMALL)  # type: ignore[operator]
+    assert run_cli(project, "config", "-q") == 1
+    assert capsys.readouterr().err == (
+        'error: compose.yaml: services.web.depends_on: service "web" depends on "db", which is '
+        "disabled by its profiles (dbp): enable one with --profile, or set required: false\n")
+    assert run_cli(project, "--profile", "dbp", "config", "-q") == 0
+
+
 def test_cli_config_yaml_and_json(load: Loader, write: object, project: Path,
                                   capsys: pytest.CaptureFixture[str]) -> None:
-    write("compose.yaml", SMALL)  # type: ignore[operator]
+    write("compose.yaml", SMALL_OPTIONAL)  # type: ignore[operator]
     assert run_cli(project, "config") == 0
     data = yaml.safe_load(capsys.readouterr().out)
     assert sorted(data["services"]) == ["web"]
@@ -92,7 +107,7 @@ def test_cli_config_yaml_and_json(load: Loader, write: object, project: Path,
 ])
 def test_cli_listing_flags(write: object, project: Path, capsys: pytest.CaptureFixture[str],
                            flag: str, lines: list[str]) -> None:
-    write("compose.yaml", SMALL)  # type: ignore[operator]
+    write("compose.yaml", SMALL_OPTIONAL)  # type: ignore[operator]
     assert run_cli(project, "config", flag) == 0
     assert capsys.readouterr().out.splitlines() == lines
 

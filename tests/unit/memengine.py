@@ -1,0 +1,167 @@
+"""An in-memory stand-in for the Engine API, enough for `composer.operations.Project`: it
+records what was created, started, stopped, pulled and built, and keeps the images' ids in
+a dict a test can change (a rebuilt or newly pulled image)."""
+from __future__ import annotations
+
+import contextlib
+import itertools
+from collections.abc import AsyncIterator
+from dataclasses import replace
+
+from runtime.api import (
+    BuildProgress,
+    BuildRequest,
+    ContainerInfo,
+    ImageInfo,
+    NetworkInfo,
+    PullEvent,
+    VolumeInfo,
+)
+from runtime.errors import Conflict, NotFound
+from runtime.types import ContainerSpec, NetworkSpec, VolumeSpec
+
+ANONYMOUS = "com.docker.volume.anonymous"
+
+
+class MemEngine:
+    def __init__(self, images: dict[str, str] | None = None) -> None:
+        self.containers: dict[str, ContainerInfo] = {}
+        self.networks: set[str] = set()
+        self.network_specs: dict[str, NetworkSpec] = {}
+        self.volumes: dict[str, dict[str, str]] = {}  # name -> labels
+        # ref -> image id; None: every ref exists with one fixed id
+        self.images = images
+        self.pulled: list[str] = []
+        self.built: list[str] = []
+        self.log: list[tuple[str, str]] = []  # (verb, container name)
+        self.pull_fails = False
+        self.exit_on_start: dict[str, int] = {}  # service -> exit code: a one-shot
+        self.health: dict[str, str] = {}  # service -> health status its containers report
+        self._ids = itertools.count(1)
+        self._clock = itertools.count(1)
+
+    # the client's own
+    async def close(self) -> None:
+        pass
+
+    def lock(self, project: str, **_: object) -> contextlib.AbstractAsyncContextManager[None]:
+        return contextlib.nullcontext()  # type: ignore[return-value]
+
+    # images
+    async def inspect_image(self, ref: str) -> ImageInfo:
+        if self.images is None:
+            return ImageInfo(id="sha256:" + "0" * 64, tags=(ref,))
+        if ref not in self.images:
+            raise NotFound(f"no such image: {ref}")
+        return ImageInfo(id=self.images[ref], tags=(ref,))
+
+    async def pull_image(self, ref: str) -> AsyncIterator[PullEvent]:
+        self.pulled.append(ref)
+        if self.pull_fails:
+            yield PullEvent("error", error=f"cannot pull {ref}: registry unreachable")
+            return
+        if self.images is not None:
+            self.images[ref] = f"sha256:pulled-{len(self.pulled)}"
+        yield PullEvent("pulled", image_id="x")
+
+    async def build_image(self, req: BuildRequest) -> AsyncIterator[BuildProgress]:
+        self.built.append(req.tag)
+        if self.images is not None:
+            self.images[req.tag] = f"sha256:built-{len(self.built)}"
+        yield BuildProgress(image_id="x")
+
+    # networks and volumes
+    async def create_network(self, spec: NetworkSpec) -> NetworkInfo:
+        self.networks.add(spec.name)
+        self.network_specs.setdefault(spec.name, spec)
+        return NetworkInfo(spec.name, spec)
+
+    async def remove_network(self, name: str) -> None:
+        users = [c.name for c in self.containers.values()
+                 if c.state == "running" and any(n.network == name for n in c.spec.networks)]
+        if users:
+            raise Conflict(f"network {name} is in use by container(s) {', '.join(users)}")
+        if name not in self.networks:
+            raise NotFound(name)
+        self.networks.discard(name)
+
+    async def list_networks(self, labels: dict[str, str] | None = None) -> list[NetworkInfo]:
+        specs = [self.network_specs.get(n, NetworkSpec(n)) for n in sorted(self.networks)]
+        return [NetworkInfo(s.name, s) for s in specs if all_match(s.labels, labels)]
+
+    async def create_volume(self, spec: VolumeSpec) -> VolumeInfo:
+        self.volumes.setdefault(spec.name, dict(spec.labels))
+        return VolumeInfo(spec.name, spec)
+
+    async def list_volumes(self, labels: dict[str, str] | None = None) -> list[VolumeInfo]:
+        return [VolumeInfo(n, VolumeSpec(n, labels=dict(lab))) for n, lab in sorted(self.volumes.items())
+                if all_match(lab, labels)]
+
+    async def remove_volume(self, name: str, force: bool = False) -> None:
+        if name not in self.volumes:
+            raise NotFound(name)
+        del self.volumes[name]
+
+    # containers
+    async def list_containers(self, all: bool = False, labels: dict[str, str] | None = None) -> list[ContainerInfo]:
+        return [c for c in self.containers.values()
+                if (all or c.state == "running") and all_match(c.labels, labels)]
+
+    async def inspect_container(self, ref: str) -> ContainerInfo:
+        return self.containers[ref]
+
+    async def create_container(self, spec: ContainerSpec) -> ContainerInfo:
+        mounts = []
+        for m in spec.mounts:
+            if m.type == "volume" and not m.source:
+                name = f"anon{next(self._ids)}"
+                self.volumes[name] = {ANONYMOUS: ""}
+                m = replace(m, source=name)
+            mounts.append(m)
+        spec = replace(spec, mounts=tuple(mounts))
+        image = await self.inspect_image(spec.image)
+        info = ContainerInfo(id=f"id{next(self._ids)}", name=spec.name, image=spec.image, spec=spec,
+                             image_id=image.id, mounts=spec.mounts, created_at=next(self._clock))
+        self.containers[info.id] = info
+        self.log.append(("create", spec.name))
+        return info
+
+    async def start_container(self, ref: str) -> ContainerInfo:
+        from composer import labels as L
+
+        service = self.containers[ref].labels.get(L.SERVICE, "")
+        self.containers[ref] = replace(self.containers[ref], state="running",
+                                       started_at=next(self._clock),
+                                       health=self.health.get(service, ""))  # type: ignore[arg-type]
+        if service in self.exit_on_start:
+            self.containers[ref] = replace(self.containers[ref], state="exited",
+                                           exit_code=self.exit_on_start[service])
+        self.log.append(("start", self.containers[ref].name))
+        return self.containers[ref]
+
+    async def stop_container(self, ref: str, timeout: float | None = None) -> ContainerInfo:
+        self.containers[ref] = replace(self.containers[ref], state="exited", exit_code=0)
+        self.log.append(("stop", self.containers[ref].name))
+        return self.containers[ref]
+
+    async def restart_container(self, ref: str, timeout: float | None = None) -> ContainerInfo:
+        """The engine's restart: a stop then a start, as one call."""
+        await self.stop_container(ref, timeout)
+        return await self.start_container(ref)
+
+    async def remove_container(self, ref: str, force: bool = False, volumes: bool = False) -> None:
+        info = self.containers.pop(ref)
+        self.log.append(("remove", info.name))
+        if volumes:
+            for m in info.mounts:
+                if m.type == "volume" and ANONYMOUS in self.volumes.get(m.source, {}):
+                    del self.volumes[m.source]
+
+    def running(self) -> list[str]:
+        from composer import labels as L
+
+        return sorted(c.labels[L.SERVICE] for c in self.containers.values() if c.state == "running")
+
+
+def all_match(have: dict[str, str], want: dict[str, str] | None) -> bool:
+    return all(have.get(k) == v for k, v in (want or {}).items())
