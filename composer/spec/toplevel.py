@@ -16,6 +16,7 @@ from composer.spec.where import (
     list_or_dict,
     scalar_text,
 )
+from runtime.paths import is_safe_name
 
 
 def _external(raw: dict[str, Any], w: Where) -> tuple[bool, str | None]:
@@ -136,10 +137,11 @@ class VolumeConfig:
         driver = as_str(raw["driver"], w.key("driver")) if "driver" in raw else None
         if driver not in (None, "local"):
             w.key("driver").fail(f'not supported: volume driver "{driver}" (only local)')
-        return cls(
-            key, as_str(raw["name"], w.key("name")) if "name" in raw else ext_name,
-            driver, _opts(raw, w), external, _labels(raw, w),
-        )
+        name = as_str(raw["name"], w.key("name")) if "name" in raw else ext_name
+        if name is not None and not external and not is_safe_name(name):
+            w.key("name").fail(f'invalid volume name "{name}": use letters, digits, "_", ".", "-" '
+                               f"and start with a letter or digit")
+        return cls(key, name, driver, _opts(raw, w), external, _labels(raw, w))
 
 
 @dataclass(frozen=True)

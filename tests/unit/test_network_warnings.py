@@ -15,6 +15,9 @@ LINE = 'the nft chain "inet filter forward" has policy drop: ...'
 
 
 class Engine:
+    async def list_networks(self) -> list[NetworkInfo]:
+        return []
+
     async def create_network(self, spec: NetworkSpec) -> NetworkInfo:
         return NetworkInfo(spec.name, spec, warnings=(LINE,))
 
@@ -25,7 +28,8 @@ def test_up_prints_each_network_warning(tmp_path: Path) -> None:
     events: list[tuple[str, str]] = []
     p = Project(st, Engine(), progress=lambda obj, status: events.append((obj, status)))  # type: ignore[arg-type]
     asyncio.run(p.ensure_networks(["web"]))
-    assert events == [("Warning", f"network proj_default: {LINE}")]
+    assert events == [("Network proj_default", "Creating"), ("Network proj_default", "Created"),
+                      ("Warning", f"network proj_default: {LINE}")]
 
 
 def test_warnings_survive_json() -> None:

@@ -67,6 +67,8 @@ def test_unknown_keys(load: Loader, text: str, expected: str) -> None:
      'compose.yaml: services.web.volumes_from[0]: invalid volumes_from "a:rx"'),
     ("services: {web: {image: x, profiles: ['-x']}}",
      'compose.yaml: services.web.profiles[0]: invalid profile name "-x"'),
+    ("services: {web: {image: x}}\nvolumes: {v: {name: ../../etc}}",
+     'compose.yaml: volumes.v.name: invalid volume name "../../etc"'),
 ])
 def test_wrong_values(load: Loader, text: str, expected: str) -> None:
     with pytest.raises(SpecError) as err:
