@@ -98,18 +98,20 @@ services:
         env.composer("down", "-t", "1", cwd=d)
 
 
+# c outlives a and b, so each `up` finds them exited and starts them again (a running one
+# would be reused and show nothing old: a dependency still running is another test's case)
 CHAIN = """\
 services:
   a:
     image: busybox
-    command: sh -c 'echo from-a; sleep 2'
+    command: sh -c 'echo from-a; sleep 1'
   b:
     image: busybox
-    command: sh -c 'echo from-b; sleep 2'
+    command: sh -c 'echo from-b; sleep 1'
     depends_on: [a]
   c:
     image: busybox
-    command: sh -c 'echo from-c; echo c-err >&2; sleep 1'
+    command: sh -c 'echo from-c; echo c-err >&2; sleep 3'
     depends_on: [b]
   quiet:
     image: busybox
