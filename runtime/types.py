@@ -91,7 +91,7 @@ class LogConfig:
     """Where a container's output is kept (Docker's `logging:`). "json-file": Docker's format,
     rotated; "local": the same file with Docker's `local` defaults (20 MiB x 5, compressed);
     "none": not kept (attach still sees it). None: the driver's default -- for json-file our
-    cap, DEFAULT_LOG_MAX_SIZE x DEFAULT_LOG_MAX_FILE (see runtime/process/logs.py)."""
+    cap, DEFAULT_MAX_SIZE x DEFAULT_MAX_FILE of runtime/process/logs.py."""
 
     driver: Literal["json-file", "local", "none"] = "json-file"
     max_size: int | None = None  # bytes per file
