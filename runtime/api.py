@@ -119,6 +119,15 @@ class BuildRequest:
     target: str | None = None
     build_args: dict[str, str] = field(default_factory=dict)
     no_cache: bool = False
+    dockerfile_inline: str | None = None  # the Dockerfile's text (then `dockerfile` is unused)
+    tags: tuple[str, ...] = ()  # more names for the image
+    labels: dict[str, str] = field(default_factory=dict)  # added to the image's labels
+    pull: bool = False  # pull FROM images from their registry first, even when present
+    network: str = "default"  # RUN steps: default / host (the host's network), none
+    shm_size: int | None = None  # RUN steps: size of /dev/shm (bytes)
+    extra_hosts: tuple[tuple[str, str], ...] = ()  # RUN steps: more /etc/hosts lines
+    # Compose's additional_contexts: NAME -> "image:REF" or "dir:/abs/dir" (FROM / COPY --from)
+    named_contexts: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

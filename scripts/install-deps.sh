@@ -4,7 +4,8 @@
 # Debian's python3 is "externally managed", so never into the system interpreter):
 #   $COMPOSER_VENV (default /opt/composer)   the venv, with composer installed editable from here
 #   /usr/local/bin/composer, composerd        links into it, so both are on every root PATH
-#   COMPOSER_TEST_PEERS=1                      also the peer engines the tests run beside (docker.io)
+#   COMPOSER_TEST_PEERS=1                      also what CI's native tiers need: the peer engines
+#                                              the tests run beside (docker.io), gcc + libc6-dev
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${COMPOSER_VENV:-/opt/composer}
@@ -31,6 +32,11 @@ if [ "${COMPOSER_TEST_PEERS:-0}" = 1 ] && ! { command -v dockerd && command -v c
     if [ -d /run/systemd/system ]; then
         systemctl disable -q docker.service docker.socket containerd.service 2>/dev/null || true
     fi
+fi
+# CI's native tiers also compile tests/integration/process/sysprobe.c (raw syscalls from a
+# busybox container, for the seccomp tests): a C compiler and the static libc.
+if [ "${COMPOSER_TEST_PEERS:-0}" = 1 ]; then
+    apt-get install -y -qq --no-install-recommends gcc libc6-dev >/dev/null
 fi
 # A venv made by another python (e.g. after a distribution upgrade) is rebuilt, not patched.
 want=$(python3 -c 'import sys; print(sys.version_info[:2])')

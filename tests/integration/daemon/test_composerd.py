@@ -399,6 +399,7 @@ def test_access_group_members_use_the_socket_others_do_not(
     monkeypatch.setenv("COMPOSER_GROUP", name)
     os.chmod(denv.paths.root.parent, 0o755)  # the temp base, so nobody can reach run/
     env = {**denv.env(), "COMPOSER_GROUP": name}
+    del env["COMPOSERD_ENGINE"]  # the real engine: its set-up must not narrow the run dir again
     proc = subprocess.Popen([sys.executable, "-m", "runtime.daemon", "--foreground"], cwd=REPO,
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     denv.pids.add(proc.pid)
