@@ -81,6 +81,7 @@ from runtime.process.logread import read_log
 from runtime.storage import rootfs, shm
 from runtime.storage.volumes import VolumeStore
 from runtime.supervisor import Supervisor, check_spec
+from runtime.tasks import cancel_and_wait, settle
 from runtime.types import ContainerSpec, Mount, NetworkSpec, VolumeSpec
 
 log = logging.getLogger(__name__)
@@ -156,23 +157,26 @@ class Engine:
 
     async def close(self) -> None:
         """Stop serving. Running containers keep running (their shims supervise them)."""
-        if self._apparmor_load is not None:
-            with contextlib.suppress(BaseException):
-                await self._apparmor_load
-        for task in list(self._detached):
+        waits = [self._apparmor_load] if self._apparmor_load is not None else []
+        for task in list(self._detached):  # `exec -d` reapers: their connections close
             task.cancel()
+            waits.append(task)
         for followers in self._followers.values():  # their streams end with the daemon
             for f in followers:
                 f.end()
         for task in list(self._waiters.values()):
             task.cancel()
-        for task in list(self._waiters.values()):
-            with contextlib.suppress(BaseException):
-                await task
-        await self.supervisor.close()
-        await self.networks.close()
-        await self.launcher.close()
+            waits.append(task)
+        for aw in waits:  # every step runs, also while our own task is being cancelled
+            with contextlib.suppress(asyncio.CancelledError):
+                await settle(aw)
+        for close in (self.supervisor.close, self.networks.close, self.launcher.close):
+            with contextlib.suppress(asyncio.CancelledError):
+                await close()
         self.bus.close()
+        me = asyncio.current_task()
+        if me is not None and me.cancelling():
+            raise asyncio.CancelledError  # the cancellation goes on once everything is closed
 
     async def _init_apparmor(self) -> None:
         """Load composer-default where the kernel has AppArmor (in the background: compiling
@@ -1032,9 +1036,7 @@ class Engine:
                 yield item
         finally:
             if not task.done():
-                task.cancel()
-                with contextlib.suppress(BaseException):
-                    await task
+                await cancel_and_wait(task)
 
     async def build_image(self, req: BuildRequest) -> AsyncIterator[BuildProgress]:
         """Build from a Dockerfile; yields output lines, then the image id (or the error)."""

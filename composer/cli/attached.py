@@ -33,6 +33,7 @@ from composer.errors import ComposerError
 from composer.operations import Project
 from runtime.api import ContainerInfo
 from runtime.attach import EXIT, STREAMS, AttachStream, parse_exit
+from runtime.tasks import cancel_and_wait, settle
 
 KILL_WAIT = 30.0  # seconds to wait for killed containers to be gone
 
@@ -196,9 +197,7 @@ class AttachedUp:
             with contextlib.suppress(Exception):
                 await stream.close()
         for task in self.pumps:
-            task.cancel()
-            with contextlib.suppress(BaseException):
-                await task
+            await cancel_and_wait(task)
         self.printer.flush()
 
     # -- Ctrl-C
@@ -223,8 +222,7 @@ class AttachedUp:
 
     async def _stop(self) -> None:
         if self.converging is not None and not self.converging.done():
-            with contextlib.suppress(BaseException):
-                await self.converging
+            await settle(self.converging)  # (a second Ctrl-C cancels this wait too)
         await self.project.stop(self.services, timeout=self.timeout)
 
     async def _kill(self) -> None:
