@@ -8,7 +8,7 @@ prints: progress goes to a `Progress` callback the CLI provides.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -35,6 +35,9 @@ ANONYMOUS_VOLUME = "com.docker.volume.anonymous"  # the engine's label on anonym
 PULL_POLICIES = ("always", "missing", "never", "build")
 
 Progress = Callable[[str, str], None]  # (object, status), e.g. ("Container lnmp-db-1", "Started")
+# Called with each container `up` is about to start (or leaves running) -- before it starts,
+# so an attached `up` is attached before the first byte (composer.cli.attached).
+BeforeStart = Callable[[ContainerInfo], Awaitable[None]]
 
 
 class UpFailed(ComposerError):
@@ -77,6 +80,7 @@ class Project:
         self.engine = engine
         self.progress = progress
         self.build_output = build_output or (lambda service, line: None)
+        self.before_start: BeforeStart | None = None
         self._graph: ServiceGraph | None = None
         self._image_ids: dict[str, str | None] = {}
         self.by_labels = False  # the stack was rebuilt from container labels (-p NAME, no file)
@@ -292,9 +296,13 @@ class Project:
             if not opts.no_start:
                 await self._start(action.container)
         elif kind == "noop" and action.container is not None:
+            if self.before_start is not None:
+                await self.before_start(action.container)
             self.progress(f"Container {action.container.name}", "Running")
 
     async def _start(self, c: ContainerInfo) -> None:
+        if self.before_start is not None:
+            await self.before_start(c)
         self.progress(f"Container {c.name}", "Starting")
         await self.engine.start_container(c.id)
         self.progress(f"Container {c.name}", "Started")
@@ -373,6 +381,8 @@ class Project:
         return await self._start_new(info, service)
 
     async def _start_new(self, info: ContainerInfo, service: str) -> ContainerInfo:
+        if self.before_start is not None:
+            await self.before_start(info)
         self.progress(f"Container {info.name}", "Starting")
         try:
             info = await self.engine.start_container(info.id)
@@ -731,8 +741,11 @@ class Project:
                 label = f"Container {c.name}"
                 self.progress(label, "Restarting")
                 if c.state in ("running", "paused", "restarting"):
-                    await self.engine.stop_container(c.id, timeout)
-                await self.engine.start_container(c.id)
+                    # the engine's restart: in between it reads "restarting", so `logs -f`
+                    # and an attached `up` stay on it (a stop would end them)
+                    await self.engine.restart_container(c.id, timeout)
+                else:
+                    await self.engine.start_container(c.id)
                 self.progress(label, "Started")
 
         async def ready(dep: str, condition: str) -> None:
