@@ -8,8 +8,9 @@ prints: progress goes to a `Progress` callback the CLI provides.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from composer import labels as L
 from composer.convert import (
@@ -31,7 +32,7 @@ from composer.project import (
     plan_down,
     plan_up,
 )
-from composer.scheduler import DownResult, UpResult, run_down, run_up
+from composer.scheduler import DownResult, Outcome, UpResult, run_down, run_parallel, run_up
 from composer.spec import Stack
 from composer.spec.service import MAX_REPLICAS_ENV, max_replicas
 from runtime.api import ContainerInfo, EngineAPI
@@ -42,6 +43,9 @@ ANONYMOUS_VOLUME = "com.docker.volume.anonymous"  # the engine's label on anonym
 PULL_POLICIES = ("always", "missing", "never", "build")
 
 Progress = Callable[[str, str], None]  # (object, status), e.g. ("Container lnmp-db-1", "Started")
+# Called with each container `up` is about to start (or leaves running) -- before it starts,
+# so an attached `up` is attached before the first byte (composer.cli.attached).
+BeforeStart = Callable[[ContainerInfo], Awaitable[None]]
 
 
 class UpFailed(ComposerError):
@@ -85,6 +89,7 @@ class Project:
         self.engine = engine
         self.progress = progress
         self.build_output = build_output or (lambda service, line: None)
+        self.before_start: BeforeStart | None = None
         self._graph: ServiceGraph | None = None
         self._image_ids: dict[str, str | None] = {}
         self.by_labels = False  # the stack was rebuilt from container labels (-p NAME, no file)
@@ -172,8 +177,7 @@ class Project:
         for warning in plan.warnings:
             if not (opts.ignore_orphans and warning.startswith(ORPHAN_WARNING)):
                 self.progress("Warning", warning)
-        for action in plan.orphan_actions:
-            await self._remove(action.container, opts.timeout)
+        await self._remove_all([a.container for a in plan.orphan_actions], opts.timeout)
         # --no-deps: the named services alone, nothing of their dependencies awaited
         graph = self.graph.graph.subgraph(selected).copy() if opts.no_deps else self.graph
         result = await run_up(
@@ -303,9 +307,13 @@ class Project:
             if not opts.no_start:
                 await self._start(action.container)
         elif kind == "noop" and action.container is not None:
+            if self.before_start is not None:
+                await self.before_start(action.container)
             self.progress(f"Container {action.container.name}", "Running")
 
     async def _start(self, c: ContainerInfo) -> None:
+        if self.before_start is not None:
+            await self.before_start(c)
         self.progress(f"Container {c.name}", "Starting")
         await self.engine.start_container(c.id)
         self.progress(f"Container {c.name}", "Started")
@@ -384,6 +392,8 @@ class Project:
         return await self._start_new(info, service)
 
     async def _start_new(self, info: ContainerInfo, service: str) -> ContainerInfo:
+        if self.before_start is not None:
+            await self.before_start(info)
         self.progress(f"Container {info.name}", "Starting")
         try:
             info = await self.engine.start_container(info.id)
@@ -559,10 +569,11 @@ class Project:
                    quiet: bool = False) -> None:
         self.check_services(services)
         names = [n for n in (services or sorted(self.stack.services)) if self.stack.services[n].image]
-        for name in names:
+
+        async def one(name: str) -> None:
             ref = self.image_ref(name)
             if missing_only and await self._image_exists(ref):
-                continue
+                return
             if not quiet:
                 self.progress(f"Image {ref}", "Pulling")
             async for ev in self.engine.pull_image(ref):
@@ -574,6 +585,9 @@ class Project:
                     self.progress(f"  {ev.layer}", ev.status.capitalize())
             if not quiet:
                 self.progress(f"Image {ref}", "Pulled")
+
+        # every image at once, as Compose pulls; the first failure (in service order) is raised
+        _raise_first(await run_parallel(names, one))
 
     async def build(self, services: Sequence[str] = (), *, no_cache: bool = False,
                     build_args: Mapping[str, str | None] | None = None, pull: bool = False,
@@ -695,9 +709,7 @@ class Project:
 
         result = await run_down(self.graph, stop, services=set(self.stack.services) & set(by_service),
                                 parallelism=self.parallelism)
-        for action in plan.orphan_actions:
-            if action.container is not None:
-                await self._remove(action.container, timeout, volumes=volumes)
+        await self._remove_all([a.container for a in plan.orphan_actions], timeout, volumes=volumes)
         # from the labels alone (-p NAME without a stack file): every network of the project
         keys = list(self.stack.networks) if self.by_labels else self.networks_used(self.stack.services)
         if self.by_labels and not existing and not keys and not (volumes and self.stack.volumes):
@@ -726,6 +738,13 @@ class Project:
         if rmi is not None:
             await self.remove_images(rmi)
         return result
+
+    async def _remove_all(self, containers: Sequence[ContainerInfo | None], timeout: float | None,
+                          *, volumes: bool = False) -> None:
+        """Remove containers side by side (orphans: no order between them)."""
+        _raise_first(await run_parallel(
+            [c for c in containers if c is not None],
+            lambda c: self._remove(c, timeout, volumes=volumes)))
 
     async def _remove(self, c: ContainerInfo | None, timeout: float | None, *,
                       volumes: bool = False, quiet: bool = False) -> None:
@@ -808,8 +827,11 @@ class Project:
                 label = f"Container {c.name}"
                 self.progress(label, "Restarting")
                 if c.state in ("running", "paused", "restarting"):
-                    await self.engine.stop_container(c.id, timeout)
-                await self.engine.start_container(c.id)
+                    # the engine's restart: in between it reads "restarting", so `logs -f`
+                    # and an attached `up` stay on it (a stop would end them)
+                    await self.engine.restart_container(c.id, timeout)
+                else:
+                    await self.engine.start_container(c.id)
                 self.progress(label, "Started")
 
         async def ready(dep: str, condition: str) -> None:
@@ -834,3 +856,10 @@ def _number(c: ContainerInfo) -> int:
         return int(c.labels.get(L.CONTAINER_NUMBER, "0"))
     except ValueError:
         return 0
+
+
+def _raise_first(outcomes: Sequence[Outcome[Any, Any]]) -> None:
+    """Raise the first error of `run_parallel`'s outcomes (they are in the items' order)."""
+    for o in outcomes:
+        if o.error is not None:
+            raise o.error

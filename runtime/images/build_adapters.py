@@ -26,8 +26,9 @@ from runtime.images.store import ImageStore
 from runtime.network.links import loopback_up
 from runtime.process.config import DEFAULT_NAMESPACES, LaunchConfig
 from runtime.process.launcher import Launcher
-from runtime.process.logs import read_log
+from runtime.process.logread import read_log
 from runtime.storage.layers import LayerStore
+from runtime.tasks import settle
 
 OUTPUT_TAIL = 200  # lines kept for the error message of a failed RUN
 
@@ -158,13 +159,11 @@ class LauncherRun:
                 status = await self.launcher.wait(launched)
             except BaseException:
                 self.launcher.kill(launched)
-                with contextlib.suppress(BaseException):
-                    await asyncio.shield(self.launcher.wait(launched))
+                await settle(asyncio.shield(self.launcher.wait(launched)))
                 raise
             finally:
                 finished = True
-                with contextlib.suppress(BaseException):
-                    await asyncio.wait_for(reader, 5)
+                await settle(asyncio.wait_for(reader, 5))
             return RunResult(status.code, "\n".join(tail))
         finally:
             shutil.rmtree(scratch, ignore_errors=True)

@@ -149,6 +149,15 @@ class MemEngine:
                            "workdir": workdir, "privileged": privileged})
         return ExecResult(0, "ran\n", "")
 
+    async def exec_attach(self, ref: str, argv: list[str], user: str | None = None,
+                          env: dict[str, str] | None = None, workdir: str | None = None,
+                          tty: bool = False, stdin: bool = True, detach: bool = False,
+                          privileged: bool = False) -> object:
+        from runtime.exec_session import ExecSession
+
+        await self.exec_run(ref, argv, user, env, workdir, privileged)
+        return ExecSession.finished(0)
+
     async def start_container(self, ref: str) -> ContainerInfo:
         from composer import labels as L
 
@@ -166,6 +175,11 @@ class MemEngine:
         self.containers[ref] = replace(self.containers[ref], state="exited", exit_code=0)
         self.log.append(("stop", self.containers[ref].name))
         return self.containers[ref]
+
+    async def restart_container(self, ref: str, timeout: float | None = None) -> ContainerInfo:
+        """The engine's restart: a stop then a start, as one call."""
+        await self.stop_container(ref, timeout)
+        return await self.start_container(ref)
 
     async def remove_container(self, ref: str, force: bool = False, volumes: bool = False) -> None:
         info = self.containers.pop(ref)
