@@ -8,6 +8,7 @@ import sys
 from composer.cli.attached import AttachedUp, add_attach_args, attach_targets, attached
 from composer.cli.common import add_services_arg, orphan_options, project_lock, run, with_project
 from composer.cli.logprint import LogPrinter
+from composer.cli.output import colours
 from composer.errors import ComposerError
 from composer.operations import PULL_POLICIES, Project, UpOptions
 
@@ -122,7 +123,7 @@ def up(args: argparse.Namespace) -> int:
             async with project_lock(project):
                 await project.up(opts)
             return 0
-        printer = LogPrinter(colour=sys.stdout.isatty() and not args.no_color,
+        printer = LogPrinter(colour=colours(sys.stdout) and not args.no_color,
                              prefix=not args.no_log_prefix, timestamps=args.timestamps)
         session = AttachedUp(
             project, attach_targets(project, args), printer, services=args.services,
