@@ -258,7 +258,7 @@ class _TarWriter:
             self.links[key] = name
             ti.size = st.st_size
             ti.pax_headers = _xattrs(fd)
-            self.tf.addfile(ti, _Exact(fd, st.st_size))  # type: ignore[arg-type]
+            self.tf.addfile(ti, _Exact(fd, st.st_size))
         elif stat.S_ISLNK(mode):
             ti.type = tarfile.SYMTYPE
             ti.linkname = os.readlink("", dir_fd=fd)

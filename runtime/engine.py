@@ -22,9 +22,10 @@ import shutil
 import signal
 import socket
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Coroutine
 from dataclasses import replace
 from pathlib import Path
+from typing import Any, TypeVar
 
 from runtime import engine_files, hostdevices, injected, resolve, serde
 from runtime.api import (
@@ -35,6 +36,7 @@ from runtime.api import (
     Event,
     ExecResult,
     ExecTarget,
+    Health,
     ImageInfo,
     LogLine,
     NetworkInfo,
@@ -84,9 +86,10 @@ from runtime.storage import rootfs, shm
 from runtime.storage.volumes import VolumeStore
 from runtime.supervisor import Supervisor, check_spec
 from runtime.tasks import cancel_and_wait, settle
-from runtime.types import ContainerSpec, Mount, NetworkSpec, VolumeSpec
+from runtime.types import ContainerSpec, Mount, NetworkSpec, PortBinding, VolumeSpec
 
 log = logging.getLogger(__name__)
+Q = TypeVar("Q")  # what a streamed operation yields (_drain)
 _apparmor_warned = False  # "apparmor not enabled" is said once per process
 
 RUNNING_STATES = ("running", "paused", "restarting")
@@ -109,7 +112,7 @@ class Engine:
         self,
         paths: Paths,
         *,
-        cgroup_root: str = DEFAULT_ROOT,
+        cgroup_root: str | Path = DEFAULT_ROOT,
         cgroup_parent: str | None = None,
         network: NetworkManager | None = None,
     ) -> None:
@@ -261,7 +264,7 @@ class Engine:
         attributes = {"name": rec.name, "image": rec.spec.image, **rec.spec.labels, **attrs}
         self.bus.publish(Event(time.time(), "container", action, rec.id, rec.name, attributes))
 
-    def _on_health(self, cid: str, status: str) -> None:
+    def _on_health(self, cid: str, status: Health) -> None:
         rec = self.table.by_id.get(cid)
         if rec is not None:
             rec.health = status
@@ -417,7 +420,7 @@ class Engine:
                     f.run_ended(125, False)
                 raise
             undo.callback(self.launcher.kill, launched, signal.SIGKILL)
-            ports = ()
+            ports: tuple[PortBinding, ...] = ()
             if spec.ports and addresses:
                 first_ip = next(iter(addresses.values()))
                 ports = tuple(await self.networks.publish(rec.id, first_ip, spec.ports))
@@ -1073,7 +1076,8 @@ class Engine:
         async for item in self._drain(work(), queue):
             yield item
 
-    async def _drain(self, work, queue):  # type: ignore[no-untyped-def]
+    async def _drain(self, work: Coroutine[Any, Any, None],
+                     queue: asyncio.Queue[Q | None]) -> AsyncIterator[Q]:
         """Run `work` and yield what it puts on `queue` until it puts None."""
         task = asyncio.get_running_loop().create_task(work)
         try:

@@ -13,7 +13,7 @@ import contextlib
 import os
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Callable
-from typing import TYPE_CHECKING, BinaryIO, TypeVar
+from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 
 from runtime import containerfs as cfs
 from runtime.api import CommitRequest, Event, ImageInfo, PathStat
@@ -21,6 +21,8 @@ from runtime.commit import commit_config, runtime_made
 from runtime.containers import ContainerRecord
 from runtime.errors import Conflict, InvalidArgument
 from runtime.launchcfg import mount_points, user_namespace
+from runtime.process.config import MountPoint
+from runtime.process.userns import IdMap
 from runtime.threadpipe import Produced, consume, produce, run_thread
 
 if TYPE_CHECKING:
@@ -30,7 +32,12 @@ T = TypeVar("T")
 RUNNING = ("running", "paused")
 
 
-def _maps(rec: ContainerRecord) -> tuple[tuple[cfs.IdMap, ...], tuple[cfs.IdMap, ...]]:
+def _resolve(fut: asyncio.Future[T], value: T) -> None:
+    if not fut.done():
+        fut.set_result(value)
+
+
+def _maps(rec: ContainerRecord) -> tuple[tuple[IdMap, ...], tuple[IdMap, ...]]:
     _, uid_map, gid_map = user_namespace(rec.spec, ())
     return uid_map, gid_map
 
@@ -56,7 +63,7 @@ async def _on_root(engine: Engine, rec: ContainerRecord, work: Callable[[cfs.Roo
     if rec.spec.userns_mode not in (None, "", "host"):
         raise Conflict(f"container {rec.name} has its own user namespace: start it to copy "
                        "files in or out", subject=rec.name)
-    binds: tuple[cfs.MountPoint, ...] = ()
+    binds: tuple[MountPoint, ...] = ()
     if mounts:
         points = await asyncio.to_thread(
             mount_points, rec.spec, rec.resolved.extra_mounts, engine._volume_path(rec))
@@ -129,7 +136,7 @@ async def _archive(engine: Engine, rec: ContainerRecord, path: str, *, follow_li
         def work(root: cfs.Root) -> PathStat:
             # the stat first: a missing path is an error status, not a broken stream
             st = root.stat(path, follow=follow_link)
-            loop.call_soon_threadsafe(lambda: stat_ready.done() or stat_ready.set_result(st))
+            loop.call_soon_threadsafe(_resolve, stat_ready, st)
             return cfs.write_tar(root, path, out_box[0], follow_link=follow_link,
                                  cross_mounts=cross_mounts, bare=bare)
 
@@ -140,7 +147,8 @@ async def _archive(engine: Engine, rec: ContainerRecord, path: str, *, follow_li
             return on_root()
 
         produced = produce(write, name=f"archive-{rec.id[:12]}")
-        await asyncio.wait({stat_ready, produced.done}, return_when=asyncio.FIRST_COMPLETED)
+        first: set[asyncio.Future[Any]] = {stat_ready, produced.done}
+        await asyncio.wait(first, return_when=asyncio.FIRST_COMPLETED)
         if not stat_ready.done():
             await produced.aclose()
             produced.done.result()  # raises the thread's error
@@ -168,7 +176,7 @@ async def export_container(engine: Engine, ref: str) -> AsyncIterator[bytes]:
         async for chunk in chunks:
             yield chunk
     finally:
-        await chunks.aclose()  # type: ignore[attr-defined]
+        await chunks.aclose()
 
 
 async def put_archive(engine: Engine, ref: str, path: str, data: AsyncIterable[bytes],

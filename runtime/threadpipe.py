@@ -18,7 +18,7 @@ import contextlib
 import os
 import threading
 from collections.abc import AsyncIterable, AsyncIterator, Callable
-from typing import BinaryIO, TypeVar
+from typing import Any, BinaryIO, TypeVar
 
 T = TypeVar("T")
 CHUNK = 1 << 16
@@ -51,10 +51,15 @@ def run_thread(fn: Callable[[], T], name: str = "composer-files") -> asyncio.Fut
     return fut
 
 
+def _settle(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
+
+
 async def _readable(fd: int) -> None:
     loop = asyncio.get_running_loop()
     ready = loop.create_future()
-    loop.add_reader(fd, lambda: ready.done() or ready.set_result(None))
+    loop.add_reader(fd, _settle, ready)
     try:
         await ready
     finally:
@@ -64,7 +69,7 @@ async def _readable(fd: int) -> None:
 async def _writable(fd: int) -> None:
     loop = asyncio.get_running_loop()
     ready = loop.create_future()
-    loop.add_writer(fd, lambda: ready.done() or ready.set_result(None))
+    loop.add_writer(fd, _settle, ready)
     try:
         await ready
     finally:
@@ -152,7 +157,8 @@ async def consume(chunks: AsyncIterable[bytes], fn: Callable[[BinaryIO], T],
                     view = view[os.write(w, view):]
                 except BlockingIOError:
                     waiter = asyncio.ensure_future(_writable(w))
-                    await asyncio.wait({waiter, done}, return_when=asyncio.FIRST_COMPLETED)
+                    pending: set[asyncio.Future[Any]] = {waiter, done}
+                    await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
                     waiter.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await waiter

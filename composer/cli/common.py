@@ -8,7 +8,7 @@ import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from composer.cli.config_cmd import load_from_args
 from composer.cli.output import status_stream
@@ -16,6 +16,9 @@ from composer.cli.progress import PlainProgress, make_progress
 from composer.errors import ComposerError, NoStackFile
 from composer.operations import Project
 from composer.spec import Stack
+
+if TYPE_CHECKING:
+    from runtime.client import Client
 
 T = TypeVar("T")
 
@@ -33,7 +36,7 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
     return asyncio.run(coro)
 
 
-async def engine() -> Any:
+async def engine() -> Client:
     """A client of composerd, started in the background if none runs."""
     from runtime.client import connect_or_start
 

@@ -4,9 +4,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, TypeVar
 
 from composer.cli.common import add_services_arg, engine, run, with_project
 from composer.operations import Project
+
+if TYPE_CHECKING:
+    from runtime.client import Client
+
+T = TypeVar("T")
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -102,7 +109,7 @@ def pull(args: argparse.Namespace) -> int:
     return run(with_project(args, go))
 
 
-async def _client_do(fn):  # type: ignore[no-untyped-def]
+async def _client_do(fn: Callable[[Client], Awaitable[T]]) -> T:
     client = await engine()
     try:
         return await fn(client)

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import sys
+from typing import TYPE_CHECKING, cast
 
 from composer import labels as L
 from composer.cli.common import add_services_arg, orphan_options, run, with_project
@@ -11,6 +13,9 @@ from composer.cli.psformat import FormatError, go_json, render
 from composer.cli.up_cmd import _scale, check_recreate_flags
 from composer.errors import ComposerError
 from composer.operations import PULL_POLICIES, Project, UpOptions
+
+if TYPE_CHECKING:
+    from runtime.client import Client
 
 VOLUME_TABLE = "table {{.Driver}}\t{{.Name}}"
 VOLUME_HEADERS = {"Driver": "DRIVER", "Name": "VOLUME NAME", "Mountpoint": "MOUNTPOINT",
@@ -148,8 +153,8 @@ def wait(args: argparse.Namespace) -> int:
     return run(with_project(args, go, lock=False))
 
 
-def _lock(project: Project):  # type: ignore[no-untyped-def]
-    client = project.engine
+def _lock(project: Project) -> contextlib.AbstractAsyncContextManager[None]:
+    client = cast("Client", project.engine)  # the CLI's engine is composerd's client
     return client.lock(project.name, on_wait=lambda m: print(m, file=sys.stderr))
 
 

@@ -7,6 +7,7 @@ import json
 import re
 import sys
 import time
+from collections.abc import Sequence
 
 from composer import labels as L
 from composer.cli.common import add_services_arg, engine, run, with_project
@@ -144,7 +145,7 @@ def ps(args: argparse.Namespace) -> int:
     return run(with_project(args, go, lock=False))
 
 
-def _table(rows: list[tuple[str, ...]]) -> None:
+def _table(rows: Sequence[tuple[str, ...]]) -> None:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
         print("   ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip())
