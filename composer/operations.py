@@ -8,17 +8,26 @@ prints: progress goes to a `Progress` callback the CLI provides.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from composer import labels as L
-from composer.convert import config_hash, container_spec, network_spec, volume_spec
+from composer.convert import (
+    build_dependencies,
+    build_request,
+    config_hash,
+    container_spec,
+    network_spec,
+    volume_spec,
+)
 from composer.errors import ComposerError
 from composer.graph import ServiceGraph, build_graph
 from composer.project import Action, DesiredService, Plan, PlanError, plan_down, plan_up
-from composer.scheduler import DownResult, UpResult, run_down, run_up
+from composer.scheduler import DownResult, Outcome, UpResult, run_down, run_parallel, run_up
 from composer.spec import Stack
-from runtime.api import BuildRequest, ContainerInfo, EngineAPI
+from composer.spec.service import MAX_REPLICAS_ENV, max_replicas
+from runtime.api import ContainerInfo, EngineAPI
 from runtime.errors import Conflict, NotFound
 from runtime.types import ContainerSpec, Mount
 
@@ -26,6 +35,9 @@ ANONYMOUS_VOLUME = "com.docker.volume.anonymous"  # the engine's label on anonym
 PULL_POLICIES = ("always", "missing", "never", "build")
 
 Progress = Callable[[str, str], None]  # (object, status), e.g. ("Container lnmp-db-1", "Started")
+# Called with each container `up` is about to start (or leaves running) -- before it starts,
+# so an attached `up` is attached before the first byte (composer.cli.attached).
+BeforeStart = Callable[[ContainerInfo], Awaitable[None]]
 
 
 class UpFailed(ComposerError):
@@ -68,6 +80,7 @@ class Project:
         self.engine = engine
         self.progress = progress
         self.build_output = build_output or (lambda service, line: None)
+        self.before_start: BeforeStart | None = None
         self._graph: ServiceGraph | None = None
         self._image_ids: dict[str, str | None] = {}
         self.by_labels = False  # the stack was rebuilt from container labels (-p NAME, no file)
@@ -153,8 +166,7 @@ class Project:
         )
         for warning in plan.warnings:
             self.progress("Warning", warning)
-        for action in plan.orphan_actions:
-            await self._remove(action.container, opts.timeout)
+        await self._remove_all([a.container for a in plan.orphan_actions], opts.timeout)
         # --no-deps: the named services alone, nothing of their dependencies awaited
         graph = self.graph.graph.subgraph(selected).copy() if opts.no_deps else self.graph
         result = await run_up(
@@ -216,6 +228,14 @@ class Project:
     def _replicas(self, name: str, scale: dict[str, int]) -> int:
         svc = self.stack.services[name]
         replicas = scale.get(name)
+        if replicas is not None:
+            limit = max_replicas(self.stack.environment)
+            if replicas > limit:
+                raise ComposerError(f"--scale {name}={replicas}: more than the limit of {limit} "
+                                    f"replicas per service (set {MAX_REPLICAS_ENV} to raise it)")
+            if replicas > 1 and svc.container_name:
+                raise ComposerError(f"--scale {name}={replicas}: service {name} sets container_name "
+                                    f"{svc.container_name!r}, which must be unique (remove it to scale)")
         if replicas is None:
             replicas = svc.scale if svc.scale is not None else svc.deploy.replicas
         return 1 if replicas is None else replicas
@@ -223,8 +243,11 @@ class Project:
     def _desired(self, name: str, scale: dict[str, int]) -> DesiredService:
         svc = self.stack.services[name]
         shared = {src.split(":")[0] for src in svc.volumes_from if not src.startswith("container:")}
-        if (svc.network_mode or "").startswith("service:"):
-            shared.add(svc.network_mode.split(":", 1)[1])  # type: ignore[union-attr]
+        # a container in another's namespace is made again with it (compose-go adds these as
+        # depends_on with restart: true)
+        for mode in (svc.network_mode, svc.ipc, svc.pid):
+            if mode and mode.startswith("service:"):
+                shared.add(mode.split(":", 1)[1])
         return DesiredService(
             name, config_hash(svc), self._replicas(name, scale),
             frozenset(d.service for d in svc.depends_on if d.restart),
@@ -273,9 +296,13 @@ class Project:
             if not opts.no_start:
                 await self._start(action.container)
         elif kind == "noop" and action.container is not None:
+            if self.before_start is not None:
+                await self.before_start(action.container)
             self.progress(f"Container {action.container.name}", "Running")
 
     async def _start(self, c: ContainerInfo) -> None:
+        if self.before_start is not None:
+            await self.before_start(c)
         self.progress(f"Container {c.name}", "Starting")
         await self.engine.start_container(c.id)
         self.progress(f"Container {c.name}", "Started")
@@ -354,6 +381,8 @@ class Project:
         return await self._start_new(info, service)
 
     async def _start_new(self, info: ContainerInfo, service: str) -> ContainerInfo:
+        if self.before_start is not None:
+            await self.before_start(info)
         self.progress(f"Container {info.name}", "Starting")
         try:
             info = await self.engine.start_container(info.id)
@@ -504,6 +533,19 @@ class Project:
                     f"service {name}: no image {ref} here and pull_policy is {policy} "
                     f"(pull it with `composer pull {name}`, build it, or load it with "
                     "`composer image load FILE`)")
+        for name in sorted(services):  # image mounts: pulled when missing, as Compose
+            volumes = self.stack.services[name].volumes
+            for ref in dict.fromkeys(m.source for m in volumes if m.type == "image" and m.source):
+                if not await self._image_exists(ref):
+                    await self._pull_ref(name, ref)
+
+    async def _pull_ref(self, service: str, ref: str) -> None:
+        self.progress(f"Image {ref}", "Pulling")
+        async for ev in self.engine.pull_image(ref):
+            if ev.error:
+                raise ComposerError(f"service {service}: image mount {ref}: {ev.error} (load it with "
+                                    "`composer image load FILE`)")
+        self.progress(f"Image {ref}", "Pulled")
 
     async def _image_exists(self, ref: str) -> bool:
         try:
@@ -516,10 +558,11 @@ class Project:
                    quiet: bool = False) -> None:
         self.check_services(services)
         names = [n for n in (services or sorted(self.stack.services)) if self.stack.services[n].image]
-        for name in names:
+
+        async def one(name: str) -> None:
             ref = self.image_ref(name)
             if missing_only and await self._image_exists(ref):
-                continue
+                return
             if not quiet:
                 self.progress(f"Image {ref}", "Pulling")
             async for ev in self.engine.pull_image(ref):
@@ -532,19 +575,31 @@ class Project:
             if not quiet:
                 self.progress(f"Image {ref}", "Pulled")
 
+        # every image at once, as Compose pulls; the first failure (in service order) is raised
+        _raise_first(await run_parallel(names, one))
+
     async def build(self, services: Sequence[str] = (), *, no_cache: bool = False) -> None:
         self.check_services(services)
         names = [n for n in (services or sorted(self.stack.services)) if self.stack.services[n].build]
+        order: list[str] = []  # a service whose image another's build uses is built first
+
+        def visit(name: str, path: tuple[str, ...]) -> None:
+            if name in order or self.stack.services.get(name) is None or not self.stack.services[name].build:
+                return
+            if name in path:
+                raise ComposerError(f"build dependency cycle: {' -> '.join((*path, name))}")
+            for dep in build_dependencies(self.stack, name):
+                visit(dep, (*path, name))
+            order.append(name)
+
         for name in names:
+            visit(name, ())
+        for name in order:
             b = self.stack.services[name].build
             assert b is not None
             ref = self.image_ref(name)
+            req = build_request(self.stack, name, ref, no_cache=no_cache)
             self.progress(f"Image {ref}", "Building")
-            req = BuildRequest(
-                context=b.context, dockerfile=b.dockerfile or "Dockerfile", tag=ref,
-                target=b.target, build_args={k: v for k, v in b.args.items() if v is not None},
-                no_cache=no_cache or b.no_cache,
-            )
             async for step in self.engine.build_image(req):
                 if step.error:
                     raise ComposerError(f"service {name}: build failed: {step.error}")
@@ -571,9 +626,7 @@ class Project:
                                    for c in by_service.get(name, [])))
 
         result = await run_down(self.graph, stop, services=set(self.stack.services) & set(by_service))
-        for action in plan.orphan_actions:
-            if action.container is not None:
-                await self._remove(action.container, timeout, volumes=volumes)
+        await self._remove_all([a.container for a in plan.orphan_actions], timeout, volumes=volumes)
         # from the labels alone (-p NAME without a stack file): every network of the project
         keys = list(self.stack.networks) if self.by_labels else self.networks_used(self.stack.services)
         if self.by_labels and not existing and not keys and not (volumes and self.stack.volumes):
@@ -600,6 +653,13 @@ class Project:
                 except NotFound:
                     pass
         return result
+
+    async def _remove_all(self, containers: Sequence[ContainerInfo | None], timeout: float | None,
+                          *, volumes: bool = False) -> None:
+        """Remove containers side by side (orphans: no order between them)."""
+        _raise_first(await run_parallel(
+            [c for c in containers if c is not None],
+            lambda c: self._remove(c, timeout, volumes=volumes)))
 
     async def _remove(self, c: ContainerInfo | None, timeout: float | None, *,
                       volumes: bool = False, quiet: bool = False) -> None:
@@ -681,8 +741,11 @@ class Project:
                 label = f"Container {c.name}"
                 self.progress(label, "Restarting")
                 if c.state in ("running", "paused", "restarting"):
-                    await self.engine.stop_container(c.id, timeout)
-                await self.engine.start_container(c.id)
+                    # the engine's restart: in between it reads "restarting", so `logs -f`
+                    # and an attached `up` stay on it (a stop would end them)
+                    await self.engine.restart_container(c.id, timeout)
+                else:
+                    await self.engine.start_container(c.id)
                 self.progress(label, "Started")
 
         async def ready(dep: str, condition: str) -> None:
@@ -706,3 +769,10 @@ def _number(c: ContainerInfo) -> int:
         return int(c.labels.get(L.CONTAINER_NUMBER, "0"))
     except ValueError:
         return 0
+
+
+def _raise_first(outcomes: Sequence[Outcome[Any, Any]]) -> None:
+    """Raise the first error of `run_parallel`'s outcomes (they are in the items' order)."""
+    for o in outcomes:
+        if o.error is not None:
+            raise o.error

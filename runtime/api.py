@@ -82,7 +82,7 @@ class ImageInfo:
 class LogLine:
     stream: Literal["stdout", "stderr"]
     time: float
-    data: str
+    data: str  # bytes that are not UTF-8 as lone surrogates: .encode("utf-8", "surrogateescape")
 
 
 @dataclass(frozen=True)
@@ -119,6 +119,15 @@ class BuildRequest:
     target: str | None = None
     build_args: dict[str, str] = field(default_factory=dict)
     no_cache: bool = False
+    dockerfile_inline: str | None = None  # the Dockerfile's text (then `dockerfile` is unused)
+    tags: tuple[str, ...] = ()  # more names for the image
+    labels: dict[str, str] = field(default_factory=dict)  # added to the image's labels
+    pull: bool = False  # pull FROM images from their registry first, even when present
+    network: str = "default"  # RUN steps: default / host (the host's network), none
+    shm_size: int | None = None  # RUN steps: size of /dev/shm (bytes)
+    extra_hosts: tuple[tuple[str, str], ...] = ()  # RUN steps: more /etc/hosts lines
+    # Compose's additional_contexts: NAME -> "image:REF" or "dir:/abs/dir" (FROM / COPY --from)
+    named_contexts: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -169,7 +178,8 @@ class EngineAPI(Protocol):
     async def pause_container(self, ref: str) -> None: ...
     async def unpause_container(self, ref: str) -> None: ...
     def logs(
-        self, ref: str, follow: bool = False, tail: int | None = None
+        self, ref: str, follow: bool = False, tail: int | None = None,
+        since: float | None = None, until: float | None = None,
     ) -> AsyncIterator[LogLine]: ...
     async def exec_run(
         self,
@@ -179,6 +189,17 @@ class EngineAPI(Protocol):
         env: dict[str, str] | None = None,
         workdir: str | None = None,
     ) -> ExecResult: ...
+    async def exec_attach(
+        self,
+        ref: str,
+        argv: list[str],
+        user: str | None = None,
+        env: dict[str, str] | None = None,
+        workdir: str | None = None,
+        tty: bool = False,
+        stdin: bool = True,
+        detach: bool = False,
+    ) -> AttachStream: ...
     async def exec_prepare(
         self,
         ref: str,
@@ -188,7 +209,10 @@ class EngineAPI(Protocol):
         workdir: str | None = None,
         tty: bool = False,
     ) -> ExecTarget: ...
-    async def attach_container(self, ref: str, logs: bool = False) -> AttachStream: ...
+    async def restart_container(self, ref: str, timeout: float | None = None) -> ContainerInfo: ...
+    async def attach_container(
+        self, ref: str, logs: bool = False, follow: bool = False
+    ) -> AttachStream: ...
     async def top(self, ref: str) -> list[dict[str, str]]: ...
     async def stats(self, ref: str) -> Stats: ...
     # networks

@@ -20,7 +20,7 @@ import fcntl
 import json
 import os
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Generic, TypeVar
@@ -321,6 +321,11 @@ class Client:
         data = await self._call("POST", f"/containers/{_seg(ref)}/stop", params=params)
         return serde.from_dict(ContainerInfo, data)
 
+    async def restart_container(self, ref: str, timeout: float | None = None) -> ContainerInfo:
+        params = [("timeout", repr(float(timeout)))] if timeout is not None else None
+        data = await self._call("POST", f"/containers/{_seg(ref)}/restart", params=params)
+        return serde.from_dict(ContainerInfo, data)
+
     async def kill_container(self, ref: str, signal: str = "SIGKILL") -> None:
         await self._call("POST", f"/containers/{_seg(ref)}/kill", params=[("signal", signal)])
 
@@ -352,10 +357,15 @@ class Client:
     async def unpause_container(self, ref: str) -> None:
         await self._call("POST", f"/containers/{_seg(ref)}/unpause")
 
-    def logs(self, ref: str, follow: bool = False, tail: int | None = None) -> Stream[LogLine]:
+    def logs(self, ref: str, follow: bool = False, tail: int | None = None,
+             since: float | None = None, until: float | None = None) -> Stream[LogLine]:
         params = [("follow", str(int(follow)))]
         if tail is not None:
             params.append(("tail", str(tail)))
+        if since is not None:
+            params.append(("since", repr(float(since))))
+        if until is not None:
+            params.append(("until", repr(float(until))))
         return Stream(self, f"/containers/{_seg(ref)}/logs", params, LogLine)
 
     async def exec_run(
@@ -386,17 +396,44 @@ class Client:
             ExecTarget, await self._call("POST", f"/containers/{_seg(ref)}/exec-prepare", body=body)
         )
 
-    async def attach_container(self, ref: str, logs: bool = False) -> WsAttach:
+    async def attach_container(self, ref: str, logs: bool = False,
+                               follow: bool = False) -> WsAttach:
         path = f"/containers/{_seg(ref)}/attach"
-        params = [("logs", str(int(logs)))]
+        params = [("logs", str(int(logs))), ("follow", str(int(follow)))]
+        return await self._websocket(path, params)
+
+    async def exec_attach(
+        self,
+        ref: str,
+        argv: list[str],
+        user: str | None = None,
+        env: dict[str, str] | None = None,
+        workdir: str | None = None,
+        tty: bool = False,
+        stdin: bool = True,
+        detach: bool = False,
+    ) -> WsAttach:
+        req = rpc.ExecRequest(argv=tuple(argv), user=user, env=dict(env or {}), workdir=workdir,
+                              tty=tty, stdin=stdin, detach=detach)
+        params = [("request", rpc.encode(req).decode())]
+        return await self._websocket(f"/containers/{_seg(ref)}/exec-attach", params)
+
+    async def _websocket(self, path: str, params: list[tuple[str, str]]) -> WsAttach:
         try:
             ws = await self._session().ws_connect(
                 URL(BASE + path, encoded=True), params=params, max_msg_size=rpc.MAX_BODY)
         except aiohttp.WSServerHandshakeError as e:
             if e.status < 400:
                 raise DaemonUnavailable(f"composerd refused the attach: {e.message}") from None
-            # the error's body is not kept by aiohttp: ask again without the upgrade
-            raise await _error_of(await self._send("GET", path, params=params)) from None
+            raw = e.headers.get(rpc.ERROR_HEADER) if e.headers else None
+            try:
+                body = json.loads(raw) if raw else None
+            except ValueError:
+                body = None
+            if isinstance(body, dict):
+                raise rpc.error_from_body(e.status, body) from None
+            raise rpc.error_from_body(e.status, {"message": e.message or f"status {e.status}"}) \
+                from None
         except aiohttp.ClientConnectorError as e:
             raise self._connect_error(e) from None
         except (aiohttp.ClientError, ConnectionError) as e:
@@ -589,6 +626,24 @@ async def connect_or_start(
         raise
 
 
+# What composerd keeps of the first CLI's environment: it outlives that CLI and serves every
+# later one, so nothing of one user's shell (LD_PRELOAD, PYTHON*, proxies, a test hook) leaks in.
+DAEMON_ENV_KEEP = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "DOCKER_CONFIG")
+DAEMON_ENV_PREFIX = "COMPOSER_"  # COMPOSER_ROOT/RUN/CGROUP_PARENT/GROUP/MAX_IMAGE_ARCHIVE_BYTES
+TEST_HOOK_ENV = "COMPOSERD_ENGINE"  # tests only: passed on when COMPOSER_TEST_HOOKS=1
+
+
+def daemon_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """The environment composerd starts with: a few named variables and composer's own, and
+    PYTHONPATH naming only where `runtime` is importable from."""
+    env = {k: v for k, v in environ.items() if k in DAEMON_ENV_KEEP or k.startswith(DAEMON_ENV_PREFIX)}
+    env.setdefault("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+    if environ.get("COMPOSER_TEST_HOOKS") == "1" and TEST_HOOK_ENV in environ:
+        env[TEST_HOOK_ENV] = environ[TEST_HOOK_ENV]
+    env["PYTHONPATH"] = str(Path(runtime.__file__).resolve().parent.parent)
+    return env
+
+
 async def _start_daemon(paths: Paths, socket_path: Path | None, timeout: float) -> str:
     """Run `python -m runtime.daemon --background`; it returns once the daemon is ready.
     Returns the starter's complaint when another daemon won the race; raises on real failure."""
@@ -604,9 +659,7 @@ async def _start_daemon(paths: Paths, socket_path: Path | None, timeout: float) 
     ]
     if socket_path is not None:
         argv += ["--socket", str(socket_path)]
-    env = dict(os.environ)
-    src = str(Path(runtime.__file__).resolve().parent.parent)  # where `runtime` is importable from
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (src, env.get("PYTHONPATH", "")) if p)
+    env = daemon_environment(os.environ)
     proc = await asyncio.create_subprocess_exec(
         *argv,
         stdin=asyncio.subprocess.DEVNULL,

@@ -20,12 +20,13 @@ import logging
 import os
 import shutil
 import signal
+import socket
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from pathlib import Path
 
-from runtime import hostdevices, resolve, serde
+from runtime import hostdevices, injected, resolve, serde
 from runtime.api import (
     BuildProgress,
     BuildRequest,
@@ -46,6 +47,8 @@ from runtime.cgroups.base import DEFAULT_ROOT
 from runtime.containers import ContainerRecord, ContainerTable, Resolved, RunState, now
 from runtime.errors import Conflict, EngineError, InvalidArgument, LaunchError, NotFound
 from runtime.events import EventBus
+from runtime.exec_session import ExecSession
+from runtime.follow import Follower
 from runtime.images import importer, registry
 from runtime.images.build import Builder
 from runtime.images.build_adapters import LauncherRun, StoreImages, StoreLayers
@@ -57,18 +60,28 @@ from runtime.launchcfg import (
     launch_config,
     mount_points,
     read_seccomp_profile,
+    shared_namespaces,
     user_namespace,
+    volume_subpath,
 )
 from runtime.network.files import hosts_file
 from runtime.network.manager import NetworkManager
+from runtime.network.names import container_ifnames
 from runtime.paths import Paths, safe_name
 from runtime.process import apparmor
-from runtime.process.config import DEFAULT_NAMESPACES, ExecConfig, Security, effective_caps
-from runtime.process.launcher import ExitStatus, Launched, Launcher
-from runtime.process.logs import read_log
-from runtime.storage import rootfs
+from runtime.process.config import (
+    DEFAULT_NAMESPACES,
+    DEFAULT_SHM_SIZE,
+    ExecConfig,
+    Security,
+    effective_caps,
+)
+from runtime.process.launcher import ExecProcess, ExitStatus, Launched, Launcher
+from runtime.process.logread import read_log
+from runtime.storage import rootfs, shm
 from runtime.storage.volumes import VolumeStore
 from runtime.supervisor import Supervisor, check_spec
+from runtime.tasks import cancel_and_wait, settle
 from runtime.types import ContainerSpec, Mount, NetworkSpec, VolumeSpec
 
 log = logging.getLogger(__name__)
@@ -99,9 +112,11 @@ class Engine:
         network: NetworkManager | None = None,
     ) -> None:
         self.paths = paths
-        for d in (paths.root, paths.run, paths.containers):
+        for d in (paths.root, paths.containers):
             d.mkdir(parents=True, exist_ok=True)
-        os.chmod(paths.run, 0o700)
+        if not paths.run.is_dir():  # composerd made it already: 0700, or 0710 root:composer
+            paths.run.mkdir(mode=0o700, parents=True)  # for the access group (runtime.access)
+            os.chmod(paths.run, 0o700)
         self.table = ContainerTable(paths.containers)
         self.images = ImageStore(paths)
         self.volumes = VolumeStore(paths.volumes)
@@ -115,6 +130,9 @@ class Engine:
         self._exits: dict[str, asyncio.Future[int]] = {}
         self._waiters: dict[str, asyncio.Task[None]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        self._detached: set[asyncio.Task[None]] = set()  # `exec -d` commands still running
+        self._followers: dict[str, list[Follower]] = {}  # attach in follow mode, by container
+        self._restarting: set[str] = set()  # inside restart_container: its stop is not an end
         self.apparmor_on = False  # the kernel has AppArmor: containers get a profile
         self._apparmor_load: asyncio.Task[None] | None = None  # composer-default, loading
 
@@ -139,18 +157,26 @@ class Engine:
 
     async def close(self) -> None:
         """Stop serving. Running containers keep running (their shims supervise them)."""
-        if self._apparmor_load is not None:
-            with contextlib.suppress(BaseException):
-                await self._apparmor_load
+        waits = [self._apparmor_load] if self._apparmor_load is not None else []
+        for task in list(self._detached):  # `exec -d` reapers: their connections close
+            task.cancel()
+            waits.append(task)
+        for followers in self._followers.values():  # their streams end with the daemon
+            for f in followers:
+                f.end()
         for task in list(self._waiters.values()):
             task.cancel()
-        for task in list(self._waiters.values()):
-            with contextlib.suppress(BaseException):
-                await task
-        await self.supervisor.close()
-        await self.networks.close()
-        await self.launcher.close()
+            waits.append(task)
+        for aw in waits:  # every step runs, also while our own task is being cancelled
+            with contextlib.suppress(asyncio.CancelledError):
+                await settle(aw)
+        for close in (self.supervisor.close, self.networks.close, self.launcher.close):
+            with contextlib.suppress(asyncio.CancelledError):
+                await close()
         self.bus.close()
+        me = asyncio.current_task()
+        if me is not None and me.cancelling():
+            raise asyncio.CancelledError  # the cancellation goes on once everything is closed
 
     async def _init_apparmor(self) -> None:
         """Load composer-default where the kernel has AppArmor (in the background: compiling
@@ -241,9 +267,16 @@ class Engine:
                 subject=spec.name,
             )
         image = self._image(spec.image)
+        for m in spec.mounts:
+            if m.type == "image":
+                self._image(m.source)  # missing: NotFound naming it, as for the container's image
         cfg = image.config
         cid = self.table.new_id()
-        hostname = resolve.container_hostname(spec.hostname, cid)
+        if spec.uts_mode == "host" and spec.hostname:
+            raise InvalidArgument(f"container {spec.name}: hostname and uts_mode host conflict "
+                                  "(the host's name is used): drop one of them")
+        hostname = (socket.gethostname() if spec.uts_mode == "host"
+                    else resolve.container_hostname(spec.hostname, cid))
         targets = {m.target.rstrip("/") or "/" for m in spec.mounts}
         extra = tuple(
             Mount("volume", v, "") for v in cfg.volumes if (v.rstrip("/") or "/") not in targets
@@ -267,6 +300,8 @@ class Engine:
         effective_caps(spec.cap_add, spec.cap_drop, spec.privileged)
         check_spec(spec)
         user_namespace(spec, DEFAULT_NAMESPACES)
+        shared_namespaces(spec, DEFAULT_NAMESPACES, {}, {"ipc": 1, "pid": 1})  # the modes' syntax
+        container_ifnames([a.interface_name for a in spec.networks], spec.name)
         hostdevices.resolve(spec)  # a missing device or a bad rule fails here, as in Docker
         apparmor_profile(spec, self.apparmor_on)
         # a custom seccomp profile is read (and checked) once, as Docker's client does
@@ -326,12 +361,23 @@ class Engine:
         join_pid = self._join_target(spec)
         device_nodes, device_rules = hostdevices.resolve(spec)  # now: numbers can change
         lay = rootfs.prepare(rec.dir, rec.resolved.lowerdirs)
-        mounts = mount_points(spec, rec.resolved.extra_mounts, self._volume_path(rec))
+        mounts = mount_points(spec, rec.resolved.extra_mounts, self._volume_path(rec),
+                              lambda ref: list(self.images.lowerdirs(self._image(ref))))
+        _, uid_map, gid_map = user_namespace(spec, DEFAULT_NAMESPACES)
+        mounts = (*mounts, *injected.materialise(spec, rec.dir, uid_map, gid_map))
         etc = self._etc_files(rec, join_pid)
-        cfg = launch_config(rec, lay, mounts, join_pid=join_pid, etc_files=etc,
-                            security=await self._security(rec), devices=device_nodes)
+        ns_pids, shm_source = self._shared_ipc_pid(rec)
+        try:
+            cfg = launch_config(rec, lay, mounts, join_pid=join_pid, etc_files=etc,
+                                devices=device_nodes,
+                                security=await self._security(rec), ns_pids=ns_pids,
+                                shm_source=shm_source)
+        except BaseException:
+            shm.unmount(rec.dir)
+            raise
         cg: Cgroup | None = None
         addresses: dict[str, str] = {}
+        attached: list[Follower] = []  # followers connected to this run's shim
 
         async def prepare(pid: int) -> None:
             nonlocal cg, addresses
@@ -346,6 +392,7 @@ class Engine:
             elif spec.network_mode == "none":
                 await self.networks.setup_loopback(pid)
             self._write_net_files(rec, addresses)
+            attached.extend(await self._attach_followers(rec))  # last: only go comes after
 
         async with contextlib.AsyncExitStack() as undo:
             undo.push_async_callback(self._release, rec)
@@ -354,6 +401,12 @@ class Engine:
             except LaunchError as e:
                 rec.update(state="exited" if rec.run.started_at else "created", exit_code=e.exit_code,
                            error=e.message)
+                for f in attached:  # they saw its error message; now its code
+                    f.run_ended(e.exit_code, False)
+                raise
+            except BaseException:
+                for f in attached:
+                    f.run_ended(125, False)
                 raise
             undo.callback(self.launcher.kill, launched, signal.SIGKILL)
             ports = ()
@@ -391,11 +444,41 @@ class Engine:
             )
         return self._launched[target.id].pid
 
+    def _shared_ipc_pid(self, rec: ContainerRecord) -> tuple[dict[str, int], str]:
+        """(init pid per joined namespace, host dir for /dev/shm) for ipc_mode / pid_mode.
+        Joining IPC needs a donor that is shareable (or uses the host's), as Docker."""
+        spec = rec.spec
+        pids: dict[str, int] = {}
+        shm_source = ""
+        for kind, mode in (("ipc", spec.ipc_mode), ("pid", spec.pid_mode)):
+            if not mode.startswith("container:"):
+                continue
+            target = self.table.get(mode.split(":", 1)[1])
+            if target.run.state != "running" or target.id not in self._launched:
+                raise Conflict(f"container {spec.name}: cannot join the {kind} namespace of "
+                               f"{target.name}: it is not running", subject=spec.name)
+            if kind == "ipc":
+                if target.spec.ipc_mode not in ("shareable", "host"):
+                    raise Conflict(f"container {spec.name}: cannot join the IPC namespace of "
+                                   f"{target.name}: it is not shareable (give it ipc: shareable)",
+                                   subject=spec.name)
+                shm_source = "/dev/shm" if target.spec.ipc_mode == "host" else shm.path(target.dir)
+            pids[kind] = self._launched[target.id].pid
+        if spec.ipc_mode == "host":
+            shm_source = "/dev/shm"
+        elif spec.ipc_mode == "shareable":
+            shm_source = shm.mount(rec.dir, spec.shm_size or DEFAULT_SHM_SIZE)
+        return pids, shm_source
+
     def _volume_path(self, rec: ContainerRecord):  # type: ignore[no-untyped-def]
         def path(m: Mount) -> str:
             vol = self.volumes.get(m.source)
-            self.volumes.init_from_image(m.source, list(rec.resolved.lowerdirs), m.target, m.nocopy)
-            return vol.mountpoint
+            if vol.options and not os.path.isdir(vol.mountpoint):
+                raise InvalidArgument(f"container {rec.name}: volume {vol.name} binds {vol.mountpoint}, "
+                                      "which is not a directory on this host: create it")
+            if not m.subpath:  # the image's files would land in the volume's root: not copied
+                self.volumes.init_from_image(m.source, list(rec.resolved.lowerdirs), m.target, m.nocopy)
+            return volume_subpath(vol.mountpoint, m.subpath, vol.name) if m.subpath else vol.mountpoint
         return path
 
     def _dns_names(self, rec: ContainerRecord) -> list[str]:
@@ -472,15 +555,22 @@ class Engine:
         fut = self._exits.get(rec.id)
         if fut is not None and not fut.done():
             fut.set_result(status.code)
-        if restart and rec.id in self.table.by_id:
+        restarting = rec.id in self._restarting
+        if restarting:  # restart_container stops it to start it again: not an end
+            rec.update(state="restarting")
+        elif restart and rec.id in self.table.by_id:
             decision = self.supervisor.on_exit(rec.id, status.code)
             if decision.restart:
+                restarting = True
                 rec.update(state="restarting", restart_count=decision.restart_count)
             elif rec.spec.auto_remove:
                 asyncio.get_running_loop().create_task(self.remove_container(rec.id, force=True))
+        self._followers_run_ended(rec, status.code, restarting=restarting)
 
     async def _release(self, rec: ContainerRecord) -> None:
         """Everything a started container holds on the host, except its state dir. Idempotent."""
+        with contextlib.suppress(EngineError, OSError):
+            shm.unmount(rec.dir)
         with contextlib.suppress(EngineError, OSError):
             await self.networks.unpublish(rec.id)
         with contextlib.suppress(EngineError, OSError):
@@ -495,8 +585,12 @@ class Engine:
     async def stop_container(self, ref: str, timeout: float | None = None) -> ContainerInfo:
         rec = self.table.get(ref)
         self.supervisor.user_stopped(rec.id)
-        if rec.run.state == "restarting":
-            rec.update(state="exited", stopped_by_user=True)
+        if rec.run.state == "restarting" and rec.id not in self._launched:
+            if rec.id in self._restarting:  # restart_container: it starts again right away
+                return rec.info()
+            rec.update(state="exited", stopped_by_user=True)  # its pending restart is off
+            for f in self._followers.get(rec.id, ()):
+                f.run_ended(rec.run.exit_code or 0, False, cancelled=True)
             return rec.info()
         launched = self._launched.get(rec.id)
         if launched is None:
@@ -513,6 +607,26 @@ class Engine:
             await self._wait_exit_for(rec, 30)
         self._emit(rec, "stop")
         return rec.info()
+
+    async def restart_container(self, ref: str, timeout: float | None = None) -> ContainerInfo:
+        """Stop (grace period `timeout`) and start again, as `docker restart`. In between the
+        container reads "restarting", not "exited": whoever follows it (`logs -f`, an
+        attached `up`) stays with it."""
+        rec = self.table.get(ref)
+        self._restarting.add(rec.id)
+        try:
+            await self.stop_container(rec.id, timeout)
+            try:
+                info = await self.start_container(rec.id)
+            except BaseException:
+                if rec.run.state == "restarting" and rec.id not in self._launched:
+                    rec.update(state="exited")  # it did not come back
+                    self._followers_run_ended(rec, rec.run.exit_code or 0, restarting=False)
+                raise
+        finally:
+            self._restarting.discard(rec.id)
+        self._emit(rec, "restart")
+        return info
 
     async def _kill_all(self, rec: ContainerRecord) -> None:
         launched = self._launched.get(rec.id)
@@ -586,6 +700,8 @@ class Engine:
                     with contextlib.suppress(EngineError):
                         self.volumes.remove(m.source, force=True, in_use=self._volume_users)
         self._locks.pop(rec.id, None)
+        for f in self._followers.pop(rec.id, []):
+            f.end()
         self._emit(rec, "destroy")
 
     def _is_anonymous(self, name: str) -> bool:
@@ -627,15 +743,24 @@ class Engine:
         self._emit(rec, "unpause")
 
     async def logs(
-        self, ref: str, follow: bool = False, tail: int | None = None
+        self, ref: str, follow: bool = False, tail: int | None = None,
+        since: float | None = None, until: float | None = None,
     ) -> AsyncIterator[LogLine]:
+        """The container's log (runtime.process.logread): the last `tail` entries (None: all)
+        with `since` <= time <= `until` (epoch seconds), then with `follow` new ones until it
+        stops for good -- a restart (policy or restart_container) is not an end -- or is
+        removed. Conflict for a container whose logging driver is `none`."""
         rec = self.table.get(ref)
+        if rec.spec.logging.driver == "none":
+            raise Conflict(f"container {rec.name} keeps no logs: its logging driver is none",
+                           subject=rec.name)
         path = str(rec.dir / "container.log")
 
         def stopped() -> bool:
             return rec.run.state not in RUNNING_STATES or rec.id not in self.table.by_id
 
-        async for e in read_log(path, tail=tail, follow=follow, stop=stopped):
+        async for e in read_log(path, tail=tail, follow=follow, stop=stopped, since=since,
+                                until=until):
             yield LogLine(e.stream, e.time, e.data)  # type: ignore[arg-type]
 
     async def _exec_config(self, ref: str, argv: list[str], user: str | None,
@@ -671,6 +796,45 @@ class Engine:
         code, out, err = await self.launcher.exec_run(launched, cfg, timeout)
         return ExecResult(code, out.decode(errors="replace"), err.decode(errors="replace"))
 
+    async def exec_attach(
+        self,
+        ref: str,
+        argv: list[str],
+        user: str | None = None,
+        env: dict[str, str] | None = None,
+        workdir: str | None = None,
+        tty: bool = False,
+        stdin: bool = True,
+        detach: bool = False,
+    ) -> ExecSession:
+        """Start `argv` in the running container and return its stdio as a stream
+        (runtime.exec_session): input from `write()` when `stdin`, output as it is written,
+        then its exit code. `detach`: it runs on its own (no stdio) and the stream ends at
+        once with code 0. A command that cannot start is a stream of its message and
+        126/127, as `docker exec` prints them."""
+        _, launched, cfg = await self._exec_config(ref, argv, user, env, workdir, tty)
+        if detach:
+            cfg = replace(cfg, detach=True)
+        try:
+            proc = await self.launcher.exec(launched, cfg, stdin=stdin and not detach)
+        except LaunchError as e:
+            return ExecSession.failed(e.exit_code, e.message)
+        if detach:
+            task = asyncio.get_running_loop().create_task(self._reap_exec(proc))
+            self._detached.add(task)
+            task.add_done_callback(self._detached.discard)
+            return ExecSession.finished(0)
+        return ExecSession(proc, tty=tty)
+
+    @staticmethod
+    async def _reap_exec(proc: ExecProcess) -> None:
+        """A detached exec: wait for its end (the fork server's helper reports it), then let
+        go of the connection."""
+        try:
+            await proc.wait()
+        finally:
+            proc.close()
+
     async def exec_prepare(
         self,
         ref: str,
@@ -686,10 +850,26 @@ class Engine:
         return ExecTarget(launched.pid, launched.start_time, serde.to_dict(cfg),
                           self.launcher.socket_path)
 
-    async def attach_container(self, ref: str, logs: bool = False) -> ShimAttach:
+    async def attach_container(self, ref: str, logs: bool = False,
+                               follow: bool = False) -> ShimAttach | Follower:
         """A live connection to the container's stdio through its shim (runtime.attach);
-        `logs` replays the recent output first. Conflict when it is not running."""
+        `logs` replays the recent output first. Conflict when it is not running.
+
+        `follow` (runtime.follow): any state but removed; a running container is joined
+        now (live, or with the replay if `logs`), and every later start is attached before
+        its command runs; an EXIT frame ends each run; the stream ends with the container's
+        removal (or when the caller closes it)."""
         rec = self.table.get(ref)
+        if follow:
+            async with self._lock(rec.id):  # start/exit are not half done meanwhile
+                follower = Follower(on_close=self._forget_follower(rec.id))
+                if self._launched.get(rec.id) is not None and rec.run.state in ("running", "paused"):
+                    try:
+                        follower.run_started(await ShimAttach.open(str(rec.dir), logs=logs))
+                    except OSError:
+                        pass  # its output ends right now: the exit comes as usual
+                self._followers.setdefault(rec.id, []).append(follower)
+                return follower
         if self._launched.get(rec.id) is None or rec.run.state not in ("running", "paused"):
             raise Conflict(f"container {rec.name} is not running: start it before attaching",
                            subject=rec.name)
@@ -698,6 +878,30 @@ class Engine:
         except OSError as e:
             raise Conflict(f"cannot attach to container {rec.name}: {e.strerror or e}",
                            subject=rec.name) from None
+
+    def _forget_follower(self, cid: str) -> Callable[[Follower], None]:
+        def forget(f: Follower) -> None:
+            with contextlib.suppress(ValueError):
+                self._followers.get(cid, []).remove(f)
+        return forget
+
+    async def _attach_followers(self, rec: ContainerRecord) -> list[Follower]:
+        """While the init waits for "go": connect every follower to the new shim and wait
+        for its READY, so the first byte the command writes reaches them."""
+        done = []
+        for f in list(self._followers.get(rec.id, ())):
+            try:
+                shim = await ShimAttach.open(str(rec.dir), ready=True)
+            except (OSError, TimeoutError) as e:
+                log.warning("container %s: a follower could not attach: %s", rec.name, e)
+                continue
+            f.run_started(shim)
+            done.append(f)
+        return done
+
+    def _followers_run_ended(self, rec: ContainerRecord, code: int, *, restarting: bool) -> None:
+        for f in self._followers.get(rec.id, ()):
+            f.run_ended(code, restarting)
 
     def _cgroup_procs(self, rec: ContainerRecord) -> tuple[str, ...]:
         try:
@@ -756,7 +960,7 @@ class Engine:
     async def create_volume(self, spec: VolumeSpec) -> VolumeInfo:
         if spec.external:
             return self.volumes.get(spec.name).info()
-        return self.volumes.create(spec.name, spec.labels).info()
+        return self.volumes.create(spec.name, spec.labels, spec.driver_opts).info()
 
     def _volume_users(self, name: str) -> list[str]:
         return [r.name for r in self.table.all()
@@ -777,7 +981,15 @@ class Engine:
         return self._image(ref).info()  # type: ignore[no-any-return]
 
     def _image_users(self, image_id: str) -> list[str]:
-        return [r.name for r in self.table.all() if r.resolved.image_id == image_id]
+        def mounts_it(rec: ContainerRecord) -> bool:  # an image mount holds its layers too
+            for m in rec.spec.mounts:
+                if m.type == "image":
+                    with contextlib.suppress(NotFound):
+                        if self.images.get(m.source).id == image_id:
+                            return True
+            return False
+
+        return [r.name for r in self.table.all() if r.resolved.image_id == image_id or mounts_it(r)]
 
     async def remove_image(self, ref: str, force: bool = False) -> list[str]:
         return await asyncio.to_thread(self.images.remove, ref, force, self._image_users)
@@ -824,24 +1036,31 @@ class Engine:
                 yield item
         finally:
             if not task.done():
-                task.cancel()
-                with contextlib.suppress(BaseException):
-                    await task
+                await cancel_and_wait(task)
 
     async def build_image(self, req: BuildRequest) -> AsyncIterator[BuildProgress]:
         """Build from a Dockerfile; yields output lines, then the image id (or the error)."""
         queue: asyncio.Queue[BuildProgress | None] = asyncio.Queue()
+        runner = LauncherRun(self.launcher, network=req.network, shm_size=req.shm_size,
+                             extra_hosts=req.extra_hosts)
+
+        async def pull(ref: str) -> None:
+            await registry.pull(self.images, ref)
+
         builder = Builder(layers=StoreLayers(self.images.layers), images=StoreImages(self.images),
-                          runner=LauncherRun(self.launcher), state_root=self.paths.root)
+                          runner=runner, state_root=self.paths.root, puller=pull)
         dockerfile = req.dockerfile if os.path.isabs(req.dockerfile) else os.path.join(
             req.context, req.dockerfile)
+        tags = list(dict.fromkeys(t for t in (req.tag, *req.tags) if t))
 
         async def work() -> None:
             try:
                 iid = await builder.build(
-                    req.context, dockerfile, tag=[req.tag] if req.tag else [], target=req.target,
+                    req.context, dockerfile, tag=tags, target=req.target,
                     build_args=req.build_args, no_cache=req.no_cache,
-                    progress=lambda line: queue.put_nowait(BuildProgress(line=line)))
+                    progress=lambda line: queue.put_nowait(BuildProgress(line=line)),
+                    dockerfile_text=req.dockerfile_inline, labels=req.labels, pull=req.pull,
+                    named_contexts=req.named_contexts)
                 queue.put_nowait(BuildProgress(image_id=iid))
                 self.bus.publish(Event(time.time(), "image", "build", iid, req.tag))
             except EngineError as e:

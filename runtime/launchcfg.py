@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import base64
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 
 from runtime.containers import ContainerRecord
@@ -22,8 +22,11 @@ from runtime.process.config import (
     Security,
     effective_caps,
 )
+from runtime.process.logs import rotation
+from runtime.process.rootfs import MOUNT_DATA_MAX
 from runtime.process.seccomp import DEFAULT_PROFILE
 from runtime.process.userns import IdMap, default_maps
+from runtime.storage import merged
 from runtime.storage.rootfs import RootfsLayout
 from runtime.types import ContainerSpec, Mount
 
@@ -46,7 +49,51 @@ def network_namespaces(spec: ContainerSpec, join_pid: int | None) -> tuple[tuple
     )
 
 
-def mount_points(spec: ContainerSpec, extra: tuple[Mount, ...], volume_path: VolumePath) -> tuple[MountPoint, ...]:
+SHARED_MODES = (("ipc", "ipc_mode"), ("pid", "pid_mode"), ("uts", "uts_mode"), ("cgroup", "cgroupns_mode"))
+OWN_MODES = ("", "private", "shareable")
+
+
+def shared_namespaces(spec: ContainerSpec, namespaces: tuple[str, ...], join: dict[str, str],
+                      pids: Mapping[str, int]) -> tuple[tuple[str, ...], dict[str, str]]:
+    """ipc/pid/uts/cgroup: own (the default), the host's (not created), or another
+    container's (`container:NAME`, joined through /proc/<pid of its init>/ns/<kind>)."""
+    join = dict(join)
+    for kind, attr in SHARED_MODES:
+        mode = getattr(spec, attr)
+        if mode in OWN_MODES and (kind == "ipc" or mode != "shareable"):
+            continue
+        if mode == "host":
+            namespaces = tuple(n for n in namespaces if n != kind)
+        elif mode.startswith("container:") and kind in ("ipc", "pid") and kind in pids:
+            namespaces = tuple(n for n in namespaces if n != kind)
+            join[kind] = f"/proc/{pids[kind]}/ns/{kind}"
+        elif mode.startswith("container:") and kind in ("ipc", "pid"):
+            raise InvalidArgument(f"container {spec.name}: {attr} {mode}: that container is not running")
+        else:
+            raise InvalidArgument(f"container {spec.name}: unknown {attr} {mode!r}")
+    return namespaces, join
+
+
+def image_mount(m: Mount, lowerdirs: list[str], name: str) -> MountPoint:
+    """An image mount: the image's layers (top first) at `m.subpath`, read-only: a bind when
+    one layer holds that path (or it is a file), else an overlay of those layers' dirs."""
+    found = merged.resolve(lowerdirs, m.subpath or "/")
+    if found is None:
+        raise InvalidArgument(f"container {name}: image {m.source} has no {m.subpath!r} to mount at {m.target}")
+    rel, stack = found
+    dirs = [os.path.join(d, rel) if rel else d for d in stack]
+    if len(dirs) == 1 or not os.path.isdir(dirs[0]):
+        return MountPoint("bind", m.target, dirs[0], read_only=True)
+    opts = f"lowerdir={':'.join(dirs)}"
+    if len(opts) >= MOUNT_DATA_MAX:
+        raise InvalidArgument(f"container {name}: image {m.source} has too many layers ({len(dirs)}) "
+                              f"to mount at {m.target}: squash it")
+    return MountPoint("overlay", m.target, "", True, (opts,))
+
+
+def mount_points(spec: ContainerSpec, extra: tuple[Mount, ...], volume_path: VolumePath,
+                 image_layers: Callable[[str], list[str]] | None = None) -> tuple[MountPoint, ...]:
+    """`image_layers(ref)`: an image's layer directories, top first (for image mounts)."""
     out: list[MountPoint] = []
     for m in (*spec.mounts, *extra):
         if not m.target.startswith("/"):
@@ -65,6 +112,10 @@ def mount_points(spec: ContainerSpec, extra: tuple[Mount, ...], volume_path: Vol
             out.append(MountPoint("bind", m.target, src, m.read_only, (), m.propagation))
         elif m.type == "volume":
             out.append(MountPoint("bind", m.target, volume_path(m), m.read_only))
+        elif m.type == "image":
+            if image_layers is None:
+                raise InvalidArgument(f"container {spec.name}: image mounts need the image store")
+            out.append(image_mount(m, image_layers(m.source), spec.name))
         elif m.type == "tmpfs":
             opts: list[str] = []
             if m.tmpfs_size:
@@ -74,6 +125,23 @@ def mount_points(spec: ContainerSpec, extra: tuple[Mount, ...], volume_path: Vol
         else:  # pragma: no cover - Literal guards this
             raise InvalidArgument(f"container {spec.name}: unknown mount type {m.type!r}")
     return tuple(out)
+
+
+def volume_subpath(mountpoint: str, subpath: str, volume: str) -> str:
+    """The host path of `subpath` inside a volume (Compose's `volume.subpath`): relative,
+    no `..`, existing, and (symlinks resolved) still inside the volume, as moby requires."""
+    parts = [p for p in subpath.split("/") if p not in ("", ".")]
+    if subpath.startswith("/") or ".." in parts or not parts:
+        raise InvalidArgument(f"volume {volume}: subpath {subpath!r} must be a relative path "
+                              "inside the volume, without ..")
+    root = os.path.realpath(mountpoint)
+    full = os.path.realpath(os.path.join(root, *parts))
+    if os.path.commonpath([root, full]) != root:
+        raise InvalidArgument(f"volume {volume}: subpath {subpath!r} leads out of the volume")
+    if not os.path.exists(full):
+        raise InvalidArgument(f"volume {volume}: subpath {subpath!r} does not exist in the volume: "
+                              "create it first")
+    return full
 
 
 # `init: true`: a small static init bind-mounted as pid 1, as Docker does with tini at
@@ -228,11 +296,19 @@ def launch_config(
     etc_files: dict[str, str],
     security: Security,
     devices: tuple[DeviceNode, ...] = (),
+    ns_pids: Mapping[str, int] | None = None,
+    shm_source: str = "",
 ) -> LaunchConfig:
+    """`ns_pids`: the init pid of the container whose ipc / pid namespace is joined;
+    `shm_source`: the host dir to bind at /dev/shm (shared IPC)."""
     spec, res = rec.spec, rec.resolved
     namespaces, join = network_namespaces(spec, join_pid)
+    namespaces, join = shared_namespaces(spec, namespaces, join, ns_pids or {})
+    own_uts = "uts" in namespaces  # with the host's, never set its name
     argv, mounts, init = with_init(spec, res.argv, mounts)
     namespaces, uid_map, gid_map = user_namespace(spec, namespaces)
+    log_size, log_files, log_compress = rotation(
+        spec.logging.driver, spec.logging.max_size, spec.logging.max_file, spec.logging.compress)
     return LaunchConfig(
         id=rec.id,
         argv=argv,
@@ -245,12 +321,13 @@ def launch_config(
         cwd=res.cwd or "/",
         user=res.user,
         group_add=spec.group_add,
-        hostname=res.hostname,
-        domainname=spec.domainname or "",
+        hostname=res.hostname if own_uts else "",
+        domainname=(spec.domainname or "") if own_uts else "",
         read_only=spec.read_only,
         mounts=mounts,
         devices=devices,
         shm_size=spec.shm_size or DEFAULT_SHM_SIZE,
+        shm_source=shm_source,
         etc_files=etc_files,
         namespaces=namespaces,
         join_namespaces=join,
@@ -263,4 +340,8 @@ def launch_config(
         init=init,
         tty=spec.tty,
         stdin_open=spec.stdin_open,
+        log_driver="none" if spec.logging.driver == "none" else "json-file",
+        log_max_size=log_size,
+        log_max_files=log_files,
+        log_compress=log_compress,
     )

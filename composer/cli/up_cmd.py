@@ -3,16 +3,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import signal
 import sys
 
-from composer import labels as L
-from composer.cli.common import add_services_arg, run, with_project
+from composer.cli.attached import AttachedUp, add_attach_args, attach_targets, attached
+from composer.cli.common import add_services_arg, project_lock, run, with_project
+from composer.cli.logprint import LogPrinter
 from composer.errors import ComposerError
 from composer.operations import PULL_POLICIES, Project, UpOptions
-
-COLOURS = ("36", "33", "32", "35", "34", "96", "93", "92", "95", "94")
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -43,6 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--quiet-pull", action="store_true", help="pull without progress lines")
     p.add_argument("--wait-timeout", type=_seconds, default=None, metavar="SECONDS",
                    help="with --wait: fail when the stack is not running/healthy after SECONDS")
+    add_attach_args(p)
     p.set_defaults(func=up)
 
     d = sub.add_parser("down", help="stop and remove containers and networks")
@@ -107,74 +105,43 @@ def up(args: argparse.Namespace) -> int:
         renew_anon_volumes=args.renew_anon_volumes, pull=args.pull, quiet_pull=args.quiet_pull,
         wait_timeout=args.wait_timeout,
     )
+    with_logs = attached(args)
 
     async def go(project: Project) -> int:
         if args.exit_code_from:
             project.check_services([args.exit_code_from])
-        await project.up(opts)
-        if args.detach or opts.no_start:
+        if not with_logs:
+            async with project_lock(project):
+                await project.up(opts)
             return 0
+        printer = LogPrinter(colour=sys.stdout.isatty() and not args.no_color,
+                             prefix=not args.no_log_prefix, timestamps=args.timestamps)
+        session = AttachedUp(
+            project, attach_targets(project, args), printer, services=args.services,
+            timeout=args.timeout, abort_on_exit=args.abort_on_container_exit,
+            abort_on_failure=getattr(args, "abort_on_container_failure", False),
+            exit_code_from=args.exit_code_from)
+        project.before_start = session.attach  # attached before each start
+        session.install_signals()
+        try:
+            # the lock covers the convergence only: `down` from another terminal must not
+            # wait for this log session to end
+            async with project_lock(project):
+                session.converging = asyncio.ensure_future(project.up(opts))
+                try:
+                    await session.converging
+                except asyncio.CancelledError:
+                    if not session.interrupted:
+                        raise  # not our Ctrl-C: pass it on
+        except BaseException:
+            await session.close()
+            raise
         close = getattr(project.progress, "close", None)
         if close is not None:
             close()  # the live display ends where the logs begin
-        return await attach(project, args)
+        return await session.run()
 
-    return run(with_project(args, go))
-
-
-async def attach(project: Project, args: argparse.Namespace) -> int:
-    """Interleaved, prefixed logs until every container stopped; Ctrl-C stops in order."""
-    services = set(args.services) if args.services else set()
-    containers = [c for c in await project.containers(all=False)
-                  if not services or c.labels.get(L.SERVICE) in project.graph.select(services)]
-    tty = sys.stdout.isatty()
-    width = max((len(c.name) for c in containers), default=0)
-    exit_codes: dict[str, int] = {}
-    first_exit: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-
-    async def follow(i: int, c) -> None:  # type: ignore[no-untyped-def]
-        prefix = f"{c.name:<{width}} | "
-        if tty:
-            prefix = f"\033[{COLOURS[i % len(COLOURS)]}m{prefix}\033[0m"
-        async for line in project.engine.logs(c.id, follow=True):
-            sys.stdout.write(prefix + line.data if line.data.endswith("\n") else prefix + line.data + "\n")
-            sys.stdout.flush()
-        code = await project.engine.wait_container(c.id)
-        exit_codes[c.labels.get(L.SERVICE, c.name)] = code
-        print(f"{c.name} exited with code {code}", flush=True)
-        failure_only = getattr(args, "abort_on_container_failure", False)
-        if not first_exit.done() and (code != 0 or not failure_only):
-            first_exit.set_result(c.labels.get(L.SERVICE, ""))
-
-    loop = asyncio.get_running_loop()
-    stop_requested = asyncio.Event()
-    with contextlib.suppress(NotImplementedError):
-        loop.add_signal_handler(signal.SIGINT, stop_requested.set)
-        loop.add_signal_handler(signal.SIGTERM, stop_requested.set)
-    tasks = [asyncio.create_task(follow(i, c)) for i, c in enumerate(containers)]
-    all_done = asyncio.gather(*tasks, return_exceptions=True)
-    waiters = [asyncio.ensure_future(stop_requested.wait()), all_done]
-    aborting = args.abort_on_container_exit or getattr(args, "abort_on_container_failure", False)
-    if aborting:
-        waiters.append(first_exit)
-    await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-    if aborting and first_exit.done() and not stop_requested.is_set():
-        print("Aborting on container exit...", file=sys.stderr, flush=True)
-        await project.stop(args.services or (), timeout=args.timeout)
-    elif stop_requested.is_set():
-        print("Gracefully stopping... (press Ctrl+C again to force)", file=sys.stderr, flush=True)
-        loop.remove_signal_handler(signal.SIGINT)
-        await project.stop(args.services or (), timeout=args.timeout)
-    with contextlib.suppress(BaseException):
-        await asyncio.wait_for(all_done, 30)
-    for w in waiters:
-        if isinstance(w, asyncio.Future) and not w.done():
-            w.cancel()
-    if args.exit_code_from:
-        return exit_codes.get(args.exit_code_from, 0)
-    if aborting and first_exit.done():
-        return exit_codes.get(first_exit.result(), 0)
-    return 130 if stop_requested.is_set() else 0
+    return run(with_project(args, go, lock=False, live=True))
 
 
 def down(args: argparse.Namespace) -> int:

@@ -166,6 +166,9 @@ class NetworkManager:
         gateway = (
             ipam.check_gateway(subnet, spec.gateway, spec.name) if spec.gateway else ipam.default_gateway(subnet)
         )
+        if spec.ip_range:
+            ipam.check_ip_range(subnet, spec.ip_range, spec.name)
+        ipam.check_aux_addresses(subnet, gateway, spec.aux_addresses, spec.name)
         mtu = spec.mtu or host.default_mtu or DEFAULT_MTU
         return NetworkRecord(
             spec=spec, bridge=names.bridge_name(spec.name), subnet=str(subnet), gateway=str(gateway), mtu=mtu
@@ -285,18 +288,18 @@ class NetworkManager:
         record.dns_names = list(dns_names)
         record.dns_servers = list(dns_servers)
         record.endpoints = []
+        ifnames = names.container_ifnames([a.interface_name for a in ordered], cid)
         for i, att in enumerate(ordered):
             net = st.networks.get(att.network)
             if net is None:
                 raise NotFound(f"network {att.network} not found; create it before attaching", subject=att.network)
             if any(e.network == att.network for e in record.endpoints):
                 raise InvalidArgument(f"container {cid} lists network {att.network} twice", subject=cid)
+            subnet, gateway = ipaddress.IPv4Network(net.subnet), ipaddress.IPv4Address(net.gateway)
             ip = ipam.allocate_ip(
-                ipaddress.IPv4Network(net.subnet),
-                ipaddress.IPv4Address(net.gateway),
-                net.leases,
-                att.ipv4_address,
-                att.network,
+                subnet, gateway, net.leases, att.ipv4_address, att.network,
+                ipaddress.IPv4Network(net.spec.ip_range) if net.spec.ip_range else None,
+                ipam.check_aux_addresses(subnet, gateway, net.spec.aux_addresses, att.network),
             )
             net.leases[str(ip)] = cid
             record.endpoints.append(
@@ -304,9 +307,11 @@ class NetworkManager:
                     network=att.network,
                     ip=str(ip),
                     host_veth=names.veth_name(cid, att.network),
-                    ifname=names.container_ifname(i),
-                    mac=names.mac_from_ip(str(ip)),
+                    ifname=ifnames[i],
+                    mac=att.mac_address or names.mac_from_ip(str(ip)),
                     aliases=list(att.aliases),
+                    link_local=list(att.link_local_ips),
+                    gw_priority=att.gw_priority,
                 )
             )
         st.containers[cid] = record
@@ -315,11 +320,13 @@ class NetworkManager:
     @staticmethod
     def _veth_plans(st: NetworkState, record: ContainerRecord) -> builtins.list[links.VethPlan]:
         plans = []
-        routed = False
+        # the default route: via the routed (not internal) network of the highest gw_priority,
+        # the first of them in priority order on a tie
+        routed = [e for e in record.endpoints if not st.networks[e.network].spec.internal]
+        gateway_of = max(routed, key=lambda e: e.gw_priority) if routed else None
         for e in record.endpoints:
             net = st.networks[e.network]
-            default = not routed and not net.spec.internal
-            routed = routed or default
+            default = e is gateway_of
             plans.append(
                 links.VethPlan(
                     host=e.host_veth,
@@ -330,6 +337,7 @@ class NetworkManager:
                     mac=e.mac,
                     mtu=net.mtu,
                     gateway=net.gateway if default else None,
+                    link_local=tuple(e.link_local),
                 )
             )
         return plans

@@ -53,9 +53,10 @@ DEFAULT_SHM_SIZE = 64 * 1024 * 1024
 
 @dataclass(frozen=True)
 class MountPoint:
-    """One resolved mount: bind (absolute host source) or tmpfs, at `target` in the container."""
+    """One resolved mount: bind (absolute host source), tmpfs, or a read-only overlay of
+    layer directories (an image mount: `options` = ("lowerdir=a:b",)), at `target`."""
 
-    type: Literal["bind", "tmpfs"]
+    type: Literal["bind", "tmpfs", "overlay"]
     target: str
     source: str = ""
     read_only: bool = False
@@ -118,6 +119,7 @@ class LaunchConfig:
     mounts: tuple[MountPoint, ...] = ()
     devices: tuple[DeviceNode, ...] = ()  # made after the mounts, before pivot_root
     shm_size: int = DEFAULT_SHM_SIZE
+    shm_source: str = ""  # a host dir bound at /dev/shm (ipc shared or host); "" = own tmpfs
     etc_files: dict[str, str] = field(default_factory=dict)  # "/etc/hosts" -> host file
     namespaces: tuple[str, ...] = DEFAULT_NAMESPACES  # to create
     join_namespaces: dict[str, str] = field(default_factory=dict)  # "net" -> /proc/N/ns/net
@@ -131,6 +133,10 @@ class LaunchConfig:
     tty: bool = False
     stdin_open: bool = False
     log_path: str = ""  # "" = <state_dir>/container.log
+    log_driver: str = "json-file"  # "none": the output is not kept (attach still gets it)
+    log_max_size: int = 0  # bytes per file before rotating; 0 = never
+    log_max_files: int = 1  # files kept, the current one included (runtime.process.logs)
+    log_compress: bool = False  # gzip rotated files
 
     @property
     def log_file(self) -> str:

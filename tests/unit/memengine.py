@@ -144,6 +144,11 @@ class MemEngine:
         self.log.append(("stop", self.containers[ref].name))
         return self.containers[ref]
 
+    async def restart_container(self, ref: str, timeout: float | None = None) -> ContainerInfo:
+        """The engine's restart: a stop then a start, as one call."""
+        await self.stop_container(ref, timeout)
+        return await self.start_container(ref)
+
     async def remove_container(self, ref: str, force: bool = False, volumes: bool = False) -> None:
         info = self.containers.pop(ref)
         self.log.append(("remove", info.name))

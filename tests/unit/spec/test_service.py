@@ -54,10 +54,10 @@ services:
       start_period: 100ms
       start_interval: 2s
     deploy:
-      replicas: 2
+      replicas: 1
       resources:
-        limits: {cpus: "0.5", memory: 512m, pids: 100}
-        reservations: {cpus: 0.25, memory: 1.5GB}
+        limits: {cpus: "1.5", memory: 1g, pids: 200}
+        reservations: {cpus: 0.25, memory: 256m}
       restart_policy: {condition: on-failure, max_attempts: 3, delay: 5s}
     mem_limit: 1g
     memswap_limit: 2g
@@ -208,9 +208,9 @@ def test_healthchecks(full: object) -> None:
 
 def test_resources(full: object) -> None:
     web = full.services["web"]  # type: ignore[attr-defined]
-    assert web.deploy.replicas == 2 and web.replicas == 2
-    assert (web.deploy.limits.cpus, web.deploy.limits.memory, web.deploy.limits.pids) == (0.5, 512 << 20, 100)
-    assert web.deploy.reservations.memory == int(1.5 * (1 << 30))
+    assert web.deploy.replicas == 1 and web.replicas == 1
+    assert (web.deploy.limits.cpus, web.deploy.limits.memory, web.deploy.limits.pids) == (1.5, 1 << 30, 200)
+    assert web.deploy.reservations.memory == 256 << 20
     assert web.deploy.restart_policy.max_attempts == 3  # type: ignore[union-attr]
     assert (web.mem_limit, web.memswap_limit, web.mem_reservation) == (1 << 30, 2 << 30, 256 << 20)
     assert (web.cpus, web.cpu_shares, web.cpu_quota, web.cpu_period, web.cpuset, web.pids_limit) == (
@@ -230,6 +230,7 @@ def test_kernel_and_host_settings(full: object) -> None:
     assert (s["web"].dns, s["web"].dns_search, s["web"].dns_opt) == (("8.8.8.8",), ("example.com",), ("use-vc",))
     assert s["cache"].dns == ("1.1.1.1", "8.8.4.4")
     assert s["web"].logging.options == {"max-size": "10m"}  # type: ignore[union-attr]
+    assert s["web"].logging.max_size == 10_000_000  # type: ignore[union-attr]  # decimal
     assert s["web"].security_opt == ("no-new-privileges:true",)
 
 
@@ -254,7 +255,7 @@ def test_secrets_configs_and_top_level(full: object, project: Path) -> None:
 def test_warnings_for_harmless_keys(full: object) -> None:
     text = "\n".join(full.warnings)  # type: ignore[attr-defined]
     assert "services.web.platform: platform is ignored" in text
-    assert "services.web.logging" in text
+    assert "services.web.logging" not in text  # kept and used: json-file with max-size
 
 
 def test_warnings_for_ignored_settings(load: Loader) -> None:
