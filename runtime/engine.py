@@ -22,14 +22,15 @@ import shutil
 import signal
 import socket
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Callable
 from dataclasses import replace
 from pathlib import Path
 
-from runtime import hostdevices, injected, resolve, serde
+from runtime import engine_files, hostdevices, injected, resolve, serde
 from runtime.api import (
     BuildProgress,
     BuildRequest,
+    CommitRequest,
     ContainerInfo,
     Event,
     ExecResult,
@@ -37,6 +38,7 @@ from runtime.api import (
     ImageInfo,
     LogLine,
     NetworkInfo,
+    PathStat,
     PullEvent,
     Stats,
     VolumeInfo,
@@ -46,7 +48,7 @@ from runtime.cgroups import Cgroup, CgroupNotFound, open_manager
 from runtime.cgroups.base import DEFAULT_ROOT
 from runtime.containers import ContainerRecord, ContainerTable, Resolved, RunState, now
 from runtime.errors import Conflict, EngineError, InvalidArgument, LaunchError, NotFound
-from runtime.events import EventBus
+from runtime.events import EventBus, events_between
 from runtime.exec_session import ExecSession
 from runtime.follow import Follower
 from runtime.images import importer, registry
@@ -209,6 +211,12 @@ class Engine:
             raise InvalidArgument(
                 f"container {rec.name}: AppArmor profile {sec.apparmor!r} is not loaded: load it "
                 "with apparmor_parser -r, or change security_opt apparmor=", subject=rec.name)
+
+    @staticmethod
+    def _exec_security(sec: Security, privileged: bool) -> Security:
+        """An exec's confinement: the container's (as its init's), with every capability
+        for `exec --privileged`."""
+        return replace(sec, capabilities=effective_caps((), (), True)) if privileged else sec
 
     async def _security(self, rec: ContainerRecord) -> Security:
         """The one confinement of every process of `rec`: its init, execs and health checks."""
@@ -765,7 +773,11 @@ class Engine:
 
     async def _exec_config(self, ref: str, argv: list[str], user: str | None,
                            env: dict[str, str] | None, workdir: str | None,
-                           tty: bool = False) -> tuple[ContainerRecord, Launched, ExecConfig]:
+                           tty: bool = False, privileged: bool = False,
+                           ) -> tuple[ContainerRecord, Launched, ExecConfig]:
+        """The exec's settings from the container's; `privileged` (exec --privileged) gives
+        this process every capability, as Docker (seccomp, AppArmor, mounts stay the
+        container's)."""
         rec = self.table.get(ref)
         launched = self._launched.get(rec.id)
         if launched is None or rec.run.state != "running":
@@ -778,7 +790,7 @@ class Engine:
             user=user if user is not None else rec.resolved.user,
             group_add=rec.spec.group_add,
             tty=tty,
-            security=await self._security(rec),  # the same confinement as the container's init
+            security=self._exec_security(await self._security(rec), privileged),
             cgroup_procs=self._cgroup_procs(rec),
         )
         return rec, launched, cfg
@@ -791,8 +803,10 @@ class Engine:
         env: dict[str, str] | None = None,
         workdir: str | None = None,
         timeout: float | None = None,
+        privileged: bool = False,
     ) -> ExecResult:
-        _, launched, cfg = await self._exec_config(ref, argv, user, env, workdir)
+        _, launched, cfg = await self._exec_config(ref, argv, user, env, workdir,
+                                                   privileged=privileged)
         code, out, err = await self.launcher.exec_run(launched, cfg, timeout)
         return ExecResult(code, out.decode(errors="replace"), err.decode(errors="replace"))
 
@@ -806,13 +820,15 @@ class Engine:
         tty: bool = False,
         stdin: bool = True,
         detach: bool = False,
+        privileged: bool = False,
     ) -> ExecSession:
         """Start `argv` in the running container and return its stdio as a stream
         (runtime.exec_session): input from `write()` when `stdin`, output as it is written,
         then its exit code. `detach`: it runs on its own (no stdio) and the stream ends at
         once with code 0. A command that cannot start is a stream of its message and
         126/127, as `docker exec` prints them."""
-        _, launched, cfg = await self._exec_config(ref, argv, user, env, workdir, tty)
+        _, launched, cfg = await self._exec_config(ref, argv, user, env, workdir, tty,
+                                                   privileged)
         if detach:
             cfg = replace(cfg, detach=True)
         try:
@@ -843,10 +859,12 @@ class Engine:
         env: dict[str, str] | None = None,
         workdir: str | None = None,
         tty: bool = False,
+        privileged: bool = False,
     ) -> ExecTarget:
         """For `exec -it`: the caller runs the exec through the fork server itself, so the pty
         is its own terminal's peer and no bytes of the session pass through the daemon."""
-        _, launched, cfg = await self._exec_config(ref, argv, user, env, workdir, tty)
+        _, launched, cfg = await self._exec_config(ref, argv, user, env, workdir, tty,
+                                                   privileged)
         return ExecTarget(launched.pid, launched.start_time, serde.to_dict(cfg),
                           self.launcher.socket_path)
 
@@ -878,6 +896,28 @@ class Engine:
         except OSError as e:
             raise Conflict(f"cannot attach to container {rec.name}: {e.strerror or e}",
                            subject=rec.name) from None
+
+    # -- containers: files (runtime.engine_files) -----------------------------------------
+    async def stat_path(self, ref: str, path: str) -> PathStat:
+        return await engine_files.stat_path(self, ref, path)
+
+    async def get_archive(
+        self, ref: str, path: str, follow_link: bool = False
+    ) -> tuple[PathStat, AsyncIterator[bytes]]:
+        return await engine_files.get_archive(self, ref, path, follow_link)
+
+    async def put_archive(
+        self, ref: str, path: str, data: AsyncIterable[bytes], copy_uid_gid: bool = False,
+        no_overwrite_dir_non_dir: bool = True,
+    ) -> None:
+        await engine_files.put_archive(self, ref, path, data, copy_uid_gid,
+                                       no_overwrite_dir_non_dir)
+
+    def export_container(self, ref: str) -> AsyncIterator[bytes]:
+        return engine_files.export_container(self, ref)
+
+    async def commit_container(self, ref: str, req: CommitRequest) -> ImageInfo:
+        return await engine_files.commit_container(self, ref, req)
 
     def _forget_follower(self, cid: str) -> Callable[[Follower], None]:
         def forget(f: Follower) -> None:
@@ -934,7 +974,12 @@ class Engine:
             s = self.cgroups.open(rec.id).stats()
         except CgroupNotFound:
             return Stats()
-        return Stats(s.memory_usage, s.memory_peak, s.memory_limit, s.cpu_usage_ns, s.pids)
+        rx = tx = 0
+        launched = self._launched.get(rec.id)
+        if launched is not None and rec.spec.network_mode != "host":
+            rx, tx = _net_bytes(launched.pid)
+        return Stats(s.memory_usage, s.memory_peak, s.memory_limit, s.cpu_usage_ns, s.pids,
+                     s.io_read_bytes, s.io_write_bytes, rx, tx)
 
     # -- networks -------------------------------------------------------------------------
     async def create_network(self, spec: NetworkSpec) -> NetworkInfo:
@@ -1075,13 +1120,25 @@ class Engine:
             yield item
 
     # -- events ---------------------------------------------------------------------------
-    async def events(self) -> AsyncIterator[Event]:
-        sub = self.bus.subscribe()
-        try:
-            async for ev in sub:
-                yield ev
-        finally:
-            sub.close()
+    def events(self, since: float | None = None,
+               until: float | None = None) -> AsyncIterator[Event]:
+        return events_between(self.bus, since, until)
+
+
+def _net_bytes(pid: int) -> tuple[int, int]:
+    """(received, sent) bytes of the interfaces (but lo) of `pid`'s network namespace."""
+    rx = tx = 0
+    try:
+        lines = Path(f"/proc/{pid}/net/dev").read_text().splitlines()[2:]
+    except OSError:
+        return 0, 0
+    for line in lines:
+        name, _, counters = line.partition(":")
+        fields = counters.split()
+        if name.strip() != "lo" and len(fields) >= 9:
+            rx += int(fields[0])
+            tx += int(fields[8])
+    return rx, tx
 
 
 __all__ = ["Engine", "RunState"]

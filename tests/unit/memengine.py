@@ -12,6 +12,7 @@ from runtime.api import (
     BuildProgress,
     BuildRequest,
     ContainerInfo,
+    ExecResult,
     ImageInfo,
     NetworkInfo,
     PullEvent,
@@ -33,7 +34,9 @@ class MemEngine:
         self.images = images
         self.pulled: list[str] = []
         self.built: list[str] = []
+        self.requests: list[BuildRequest] = []
         self.log: list[tuple[str, str]] = []  # (verb, container name)
+        self.execs: list[dict[str, object]] = []  # exec_run's arguments
         self.pull_fails = False
         self.exit_on_start: dict[str, int] = {}  # service -> exit code: a one-shot
         self.health: dict[str, str] = {}  # service -> health status its containers report
@@ -64,7 +67,17 @@ class MemEngine:
             self.images[ref] = f"sha256:pulled-{len(self.pulled)}"
         yield PullEvent("pulled", image_id="x")
 
+    async def remove_image(self, ref: str, force: bool = False) -> list[str]:
+        if self.images is None or ref not in self.images:
+            raise NotFound(f"no such image: {ref}")
+        if any(c.image == ref for c in self.containers.values()):
+            raise Conflict(f"image {ref} is used by a container")
+        del self.images[ref]
+        self.log.append(("rmi", ref))
+        return [ref]
+
     async def build_image(self, req: BuildRequest) -> AsyncIterator[BuildProgress]:
+        self.requests.append(req)
         self.built.append(req.tag)
         if self.images is not None:
             self.images[req.tag] = f"sha256:built-{len(self.built)}"
@@ -125,6 +138,25 @@ class MemEngine:
         self.containers[info.id] = info
         self.log.append(("create", spec.name))
         return info
+
+    async def exec_run(self, ref: str, argv: list[str], user: str | None = None,
+                       env: dict[str, str] | None = None, workdir: str | None = None,
+                       privileged: bool = False) -> ExecResult:
+        c = self.containers[ref]
+        if c.state != "running":
+            raise Conflict(f"container {c.name} is not running")
+        self.execs.append({"name": c.name, "argv": argv, "user": user, "env": env,
+                           "workdir": workdir, "privileged": privileged})
+        return ExecResult(0, "ran\n", "")
+
+    async def exec_attach(self, ref: str, argv: list[str], user: str | None = None,
+                          env: dict[str, str] | None = None, workdir: str | None = None,
+                          tty: bool = False, stdin: bool = True, detach: bool = False,
+                          privileged: bool = False) -> object:
+        from runtime.exec_session import ExecSession
+
+        await self.exec_run(ref, argv, user, env, workdir, privileged)
+        return ExecSession.finished(0)
 
     async def start_container(self, ref: str) -> ContainerInfo:
         from composer import labels as L

@@ -44,7 +44,7 @@ from runtime.attach import (
     split_frames,
 )
 from runtime.errors import Conflict, InvalidArgument, NotFound
-from runtime.events import EventBus
+from runtime.events import EventBus, events_between
 from runtime.paths import Paths
 from runtime.supervisor import Backoff, RestartDecision, Supervisor
 from runtime.types import ContainerSpec, NetworkSpec, VolumeSpec
@@ -359,6 +359,7 @@ class FakeEngine:
         tty: bool = False,
         stdin: bool = True,
         detach: bool = False,
+        privileged: bool = False,
     ) -> AttachStream:
         """`cat` echoes its input until the end of stdin; anything else runs as exec_run
         and streams its result."""
@@ -384,6 +385,7 @@ class FakeEngine:
         env: dict[str, str] | None = None,
         workdir: str | None = None,
         tty: bool = False,
+        privileged: bool = False,
     ) -> ExecTarget:
         box = self._box(ref)
         if box.info.state != "running":
@@ -391,7 +393,7 @@ class FakeEngine:
                 f"container {box.info.name} is not running: start it first", subject=box.info.name
             )
         cfg = {"argv": list(argv), "user": user or "", "cwd": workdir or "/", "tty": tty,
-               "env": [f"{k}={v}" for k, v in (env or {}).items()]}
+               "privileged": privileged, "env": [f"{k}={v}" for k, v in (env or {}).items()]}
         return ExecTarget(pid=box.info.pid or 1, start_time=0, config=cfg, forkserver="/fake.sock")
 
     async def exec_run(
@@ -401,6 +403,7 @@ class FakeEngine:
         user: str | None = None,
         env: dict[str, str] | None = None,
         workdir: str | None = None,
+        privileged: bool = False,
     ) -> ExecResult:
         box = self._box(ref)
         if box.info.state != "running":
@@ -520,5 +523,8 @@ class FakeEngine:
         img = await self.import_image("registry:" + ref, ref)
         yield PullEvent("pulled", image_id=img.id)
 
-    def events(self) -> AsyncIterator[Event]:
-        return self.bus.subscribe()
+    def events(self, since: float | None = None,
+               until: float | None = None) -> AsyncIterator[Event]:
+        if since is None and until is None:
+            return self.bus.subscribe()
+        return events_between(self.bus, since, until)

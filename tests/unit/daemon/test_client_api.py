@@ -251,3 +251,14 @@ async def test_pull_streams_progress(client: Client) -> None:
     with pytest.raises(InvalidArgument, match="invalid image reference"):
         async with client.pull_image("../../etc"):
             pass
+
+
+async def test_events_since_and_until_through_the_daemon(client: Client, engine: FakeEngine) -> None:
+    import time
+
+    t0 = time.time()
+    await engine.create_container(ContainerSpec("ev-1", "busybox:latest"))
+    t1 = time.time()
+    got = [e async for e in client.events(since=t0 - 1, until=t1 + 0.2)]
+    assert [(e.action, e.name) for e in got] == [("create", "ev-1")]
+    assert [e async for e in client.events(since=t1 + 100, until=t1 + 0.1)] == []
