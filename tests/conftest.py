@@ -1,6 +1,6 @@
 """Shared test setup.
 
-Tests under tests/integration, tests/e2e and tests/reliability need root and a real kernel:
+Tests under tests/integration, tests/e2e, tests/reliability and tests/security need root and a real kernel:
 they are marked `root` here (a marker, never a skip). Unit-only runs use `-m "not root"`;
 CI runs everything as root.
 """
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT_DIRS = ("integration", "e2e", "reliability")
+ROOT_DIRS = ("integration", "e2e", "reliability", "security")
 
 
 CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"

@@ -19,7 +19,9 @@ SERVICE_UNSUPPORTED = {
     "oom_score_adj": "oom_score_adj", "post_start": "post_start hooks",
     "pre_start": "pre_start hooks", "pre_stop": "pre_stop hooks", "provider": "provider services",
     "pull_refresh_after": "pull_refresh_after", "runtime": "runtime (composer is the runtime)",
-    "storage_opt": "storage_opt", "use_api_socket": "use_api_socket",
+    "storage_opt": "storage_opt (no per-container rootfs size quota yet: it needs xfs or ext4 "
+                   "project quotas under the state root)",
+    "use_api_socket": "use_api_socket",
 }
 
 # Accepted and kept, but without effect on this single-host runtime: a warning names them.
