@@ -89,6 +89,26 @@ from runtime.tasks import cancel_and_wait, settle
 from runtime.types import ContainerSpec, Mount, NetworkSpec, PortBinding, VolumeSpec
 
 log = logging.getLogger(__name__)
+SIGNAL_READY_WAIT = 2.0  # at most this long a stop waits for pid 1 to catch its signal
+
+
+def signal_deliverable(pid: int, sig: int) -> bool:
+    """Whether `sig` sent to `pid` now reaches it: it catches or blocks it (a pid-namespace
+    init ignores any other signal but SIGKILL/SIGSTOP), or it is gone / unreadable (send)."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            masks = {k: int(v, 16) for k, _, v in (line.partition(":\t") for line in f)
+                     if k in ("SigBlk", "SigCgt")}
+    except (OSError, ValueError):
+        return True
+    bit = 1 << (sig - 1)
+    return sig in (signal.SIGKILL, signal.SIGSTOP) or any(m & bit for m in masks.values())
+
+
+async def _until_signal_deliverable(pid: int, sig: int, limit: float) -> None:
+    deadline = time.monotonic() + limit
+    while not signal_deliverable(pid, sig) and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
 Q = TypeVar("Q")  # what a streamed operation yields (_drain)
 _apparmor_warned = False  # "apparmor not enabled" is said once per process
 
@@ -612,8 +632,15 @@ class Engine:
             cg = self.cgroups.open(rec.id)
             if rec.run.state == "paused":
                 cg.thaw()
-        self.launcher.kill(launched, _signum(rec.resolved.stop_signal))
-        if not await self._wait_exit_for(rec, grace):
+        sig = _signum(rec.resolved.stop_signal)
+        # pid 1 of a pid namespace drops a signal it neither handles nor blocks: one sent
+        # while its init (tini, a shell) is still starting is lost, and the stop would wait
+        # out the whole grace period. Give the init a moment to be ready for it (taken
+        # out of the grace period, which still bounds the whole stop).
+        t0 = time.monotonic()
+        await _until_signal_deliverable(launched.pid, sig, min(grace, SIGNAL_READY_WAIT))
+        self.launcher.kill(launched, sig)
+        if not await self._wait_exit_for(rec, max(0.0, grace - (time.monotonic() - t0))):
             await self._kill_all(rec)
             await self._wait_exit_for(rec, 30)
         self._emit(rec, "stop")
