@@ -175,6 +175,7 @@ class EngineAPI(Protocol):
         user: str | None = None,
         env: dict[str, str] | None = None,
         workdir: str | None = None,
+        privileged: bool = False,
     ) -> ExecResult: ...
     async def exec_prepare(
         self,

@@ -365,8 +365,10 @@ class Client:
         user: str | None = None,
         env: dict[str, str] | None = None,
         workdir: str | None = None,
+        privileged: bool = False,
     ) -> ExecResult:
-        body = rpc.ExecRequest(argv=tuple(argv), user=user, env=dict(env or {}), workdir=workdir)
+        body = rpc.ExecRequest(argv=tuple(argv), user=user, env=dict(env or {}), workdir=workdir,
+                               privileged=privileged)
         return serde.from_dict(
             ExecResult, await self._call("POST", f"/containers/{_seg(ref)}/exec", body=body)
         )

@@ -238,7 +238,8 @@ async def exec_run(request: web.Request) -> web.Response:
     if not req.argv:
         raise InvalidArgument("invalid exec: argv is empty, give the command to run")
     result = await _engine(request).exec_run(
-        ref, list(req.argv), user=req.user, env=dict(req.env) or None, workdir=req.workdir
+        ref, list(req.argv), user=req.user, env=dict(req.env) or None, workdir=req.workdir,
+        privileged=req.privileged,
     )
     return _json(result)
 

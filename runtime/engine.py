@@ -583,7 +583,11 @@ class Engine:
 
     def _exec_config(self, ref: str, argv: list[str], user: str | None,
                      env: dict[str, str] | None, workdir: str | None,
-                     tty: bool = False) -> tuple[ContainerRecord, Launched, ExecConfig]:
+                     tty: bool = False,
+                     privileged: bool = False) -> tuple[ContainerRecord, Launched, ExecConfig]:
+        """The exec's settings: the container's user, env, caps, seccomp and cgroup, with the
+        call's overrides; `privileged` gives this command every capability (as `docker exec
+        --privileged`: seccomp, AppArmor and no_new_privs stay the container's)."""
         rec = self.table.get(ref)
         launched = self._launched.get(rec.id)
         if launched is None or rec.run.state != "running":
@@ -596,7 +600,8 @@ class Engine:
             user=user if user is not None else rec.resolved.user,
             group_add=rec.spec.group_add,
             tty=tty,
-            capabilities=effective_caps(rec.spec.cap_add, rec.spec.cap_drop, rec.spec.privileged),
+            capabilities=effective_caps(rec.spec.cap_add, rec.spec.cap_drop,
+                                        rec.spec.privileged or privileged),
             privileged=rec.spec.privileged,
             seccomp=seccomp_profile(rec.spec),
             cgroup_procs=self._cgroup_procs(rec),
@@ -610,9 +615,10 @@ class Engine:
         user: str | None = None,
         env: dict[str, str] | None = None,
         workdir: str | None = None,
+        privileged: bool = False,
         timeout: float | None = None,
     ) -> ExecResult:
-        _, launched, cfg = self._exec_config(ref, argv, user, env, workdir)
+        _, launched, cfg = self._exec_config(ref, argv, user, env, workdir, privileged=privileged)
         code, out, err = await self.launcher.exec_run(launched, cfg, timeout)
         return ExecResult(code, out.decode(errors="replace"), err.decode(errors="replace"))
 

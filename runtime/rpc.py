@@ -71,6 +71,7 @@ class ExecRequest:
     env: dict[str, str] = field(default_factory=dict)
     workdir: str | None = None
     tty: bool = False
+    privileged: bool = False  # every capability for this command (docker exec --privileged)
 
 
 @dataclass(frozen=True)

@@ -111,6 +111,8 @@ def up(args: argparse.Namespace) -> int:
     async def go(project: Project) -> int:
         if args.exit_code_from:
             project.check_services([args.exit_code_from])
+        if not args.detach:
+            project.hook_output = hook_line  # as Compose: hooks' output in the attached up
         await project.up(opts)
         if args.detach or opts.no_start:
             return 0
@@ -120,6 +122,12 @@ def up(args: argparse.Namespace) -> int:
         return await attach(project, args)
 
     return run(with_project(args, go))
+
+
+def hook_line(source: str, line: str) -> None:
+    """A line a hook printed, as the attached `docker compose up` shows it: `web-1 -> | ...`."""
+    sys.stdout.write(f"{source} | {line}\n")
+    sys.stdout.flush()
 
 
 async def attach(project: Project, args: argparse.Namespace) -> int:

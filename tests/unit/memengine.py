@@ -12,7 +12,9 @@ from runtime.api import (
     BuildProgress,
     BuildRequest,
     ContainerInfo,
+    ExecResult,
     ImageInfo,
+    LogLine,
     NetworkInfo,
     PullEvent,
     VolumeInfo,
@@ -37,6 +39,14 @@ class MemEngine:
         self.pull_fails = False
         self.exit_on_start: dict[str, int] = {}  # service -> exit code: a one-shot
         self.health: dict[str, str] = {}  # service -> health status its containers report
+        # hooks: every exec (container name, argv, user, env, workdir, privileged); a test sets
+        # exec_results[argv[-1]] for another outcome. A pre_start hook's container "runs" its
+        # command: it exits with hook_exit[command[-1]] (default 0) after printing
+        # hook_output[command[-1]].
+        self.execs: list[tuple[str, list[str], str | None, dict[str, str], str | None, bool]] = []
+        self.exec_results: dict[str, ExecResult] = {}
+        self.hook_exit: dict[str, int] = {}
+        self.hook_output: dict[str, str] = {}
         self._ids = itertools.count(1)
         self._clock = itertools.count(1)
 
@@ -129,6 +139,12 @@ class MemEngine:
     async def start_container(self, ref: str) -> ContainerInfo:
         from composer import labels as L
 
+        if L.HOOK in self.containers[ref].labels:  # a pre_start hook: runs to its end at once
+            cmd = self.containers[ref].spec.command or ("",)
+            self.containers[ref] = replace(self.containers[ref], state="exited",
+                                           exit_code=self.hook_exit.get(cmd[-1], 0))
+            self.log.append(("hook", cmd[-1]))
+            return self.containers[ref]
         service = self.containers[ref].labels.get(L.SERVICE, "")
         self.containers[ref] = replace(self.containers[ref], state="running",
                                        started_at=next(self._clock),
@@ -151,6 +167,24 @@ class MemEngine:
             for m in info.mounts:
                 if m.type == "volume" and ANONYMOUS in self.volumes.get(m.source, {}):
                     del self.volumes[m.source]
+
+    async def wait_container(self, ref: str) -> int:
+        return self.containers[ref].exit_code or 0
+
+    async def logs(self, ref: str, follow: bool = False, tail: int | None = None) -> AsyncIterator[LogLine]:
+        cmd = self.containers[ref].spec.command or ("",)
+        for line in self.hook_output.get(cmd[-1], "").splitlines(keepends=True):
+            yield LogLine("stdout", 0.0, line)
+
+    async def exec_run(self, ref: str, argv: list[str], user: str | None = None,
+                       env: dict[str, str] | None = None, workdir: str | None = None,
+                       privileged: bool = False) -> ExecResult:
+        c = self.containers[ref]
+        if c.state != "running":
+            raise Conflict(f"container {c.name} is not running")
+        self.execs.append((c.name, list(argv), user, dict(env or {}), workdir, privileged))
+        self.log.append(("exec", f"{c.name}:{argv[-1]}"))
+        return self.exec_results.get(argv[-1], ExecResult(0))
 
     def running(self) -> list[str]:
         from composer import labels as L

@@ -333,6 +333,7 @@ class FakeEngine:
         user: str | None = None,
         env: dict[str, str] | None = None,
         workdir: str | None = None,
+        privileged: bool = False,
     ) -> ExecResult:
         box = self._box(ref)
         if box.info.state != "running":
@@ -349,7 +350,7 @@ class FakeEngine:
             return ExecResult(
                 0,
                 "".join(f"{k}={v}\n" for k, v in (env or {}).items())
-                + f"USER={user}\nPWD={workdir}\n",
+                + f"USER={user}\nPWD={workdir}\n" + ("PRIVILEGED=1\n" if privileged else ""),
             )
         if argv[0] == "false":
             return ExecResult(1)

@@ -137,6 +137,8 @@ async def test_exec_run_passes_user_env_workdir(client: Client, engine: FakeEngi
     assert await client.exec_run(info.id, ["echo", "a", "b"]) == ExecResult(0, "a b\n")
     res = await client.exec_run(info.id, ["env"], user="www-data", env={"X": "y"}, workdir="/srv")
     assert res.stdout == "X=y\nUSER=www-data\nPWD=/srv\n"
+    res = await client.exec_run(info.id, ["env"], privileged=True)  # a hook's privileged: true
+    assert res.stdout.endswith("PRIVILEGED=1\n")
     assert (await client.exec_run(info.id, ["false"])).exit_code == 1
     with pytest.raises(InvalidArgument, match="command not found"):
         await client.exec_run(info.id, ["nope"])

@@ -75,8 +75,7 @@ def test_wrong_values(load: Loader, text: str, expected: str) -> None:
 
 
 @pytest.mark.parametrize(("key", "value"), [
-    ("develop", "{watch: []}"), ("blkio_config", "{weight: 10}"),
-    ("pre_start", "[]"), ("post_start", "[]"), ("gpus", "all"), ("runtime", "runc"),
+    ("blkio_config", "{weight: 10}"), ("gpus", "all"), ("runtime", "runc"),
     ("pid", "host"), ("mac_address", "'02:42:ac:11:00:02'"), ("cgroup_parent", "x"),
     ("storage_opt", "{}"), ("uts", "host"),
 ])
