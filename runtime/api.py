@@ -6,7 +6,7 @@ runtime.serde), so composer/ cannot tell them apart.
 """
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, Protocol
 
@@ -100,6 +100,15 @@ class ExecResult:
 
 
 @dataclass(frozen=True)
+class ArchiveResult:
+    """What `put_archive` / `remove_paths` did: entries written (or paths removed), and one
+    line per entry that failed (the others were done)."""
+
+    written: int = 0
+    errors: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Stats:
     memory_usage: int = 0
     memory_peak: int = 0
@@ -187,6 +196,8 @@ class EngineAPI(Protocol):
         tty: bool = False,
     ) -> ExecTarget: ...
     async def attach_container(self, ref: str, logs: bool = False) -> AttachStream: ...
+    async def put_archive(self, ref: str, path: str, data: AsyncIterable[bytes]) -> ArchiveResult: ...
+    async def remove_paths(self, ref: str, paths: list[str]) -> ArchiveResult: ...
     async def top(self, ref: str) -> list[dict[str, str]]: ...
     async def stats(self, ref: str) -> Stats: ...
     # networks

@@ -20,7 +20,7 @@ import fcntl
 import json
 import os
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Generic, TypeVar
@@ -32,6 +32,7 @@ from yarl import URL
 import runtime
 from runtime import access, rpc, serde
 from runtime.api import (
+    ArchiveResult,
     BuildProgress,
     BuildRequest,
     ContainerInfo,
@@ -387,6 +388,29 @@ class Client:
         return serde.from_dict(
             ExecTarget, await self._call("POST", f"/containers/{_seg(ref)}/exec-prepare", body=body)
         )
+
+    async def put_archive(self, ref: str, path: str, data: AsyncIterable[bytes]) -> ArchiveResult:
+        """Stream a tar archive into the container under `path` (Docker's PUT .../archive)."""
+        url = URL(BASE + f"/containers/{_seg(ref)}/archive", encoded=True)
+        try:
+            resp = await self._session().request(
+                "PUT", url, params=[("path", path)], data=data,
+                headers={"Content-Type": "application/x-tar"})
+        except aiohttp.ClientConnectorError as e:
+            raise self._connect_error(e) from None
+        except (aiohttp.ClientError, ConnectionError) as e:
+            raise DaemonUnavailable(f"lost the connection to composerd: {e or type(e).__name__}") from None
+        try:
+            if resp.status >= 400:
+                raise await _error_of(resp)
+            return serde.from_dict(ArchiveResult, await resp.json())
+        finally:
+            resp.release()
+
+    async def remove_paths(self, ref: str, paths: list[str]) -> ArchiveResult:
+        body = rpc.RemovePathsRequest(tuple(paths))
+        return serde.from_dict(
+            ArchiveResult, await self._call("POST", f"/containers/{_seg(ref)}/remove-paths", body=body))
 
     async def attach_container(self, ref: str, logs: bool = False) -> WsAttach:
         path = f"/containers/{_seg(ref)}/attach"

@@ -256,6 +256,24 @@ async def exec_prepare(request: web.Request) -> web.Response:
     return _json(target)
 
 
+async def put_archive(request: web.Request) -> web.Response:
+    """The request body is a tar stream, read as it arrives (no size limit: it is not held)."""
+    ref = _ref(request)
+    path = _q(request, "path") or "/"
+    if not path.startswith("/"):
+        raise InvalidArgument(f"invalid path {path!r}: give an absolute path in the container")
+    result = await _engine(request).put_archive(ref, path, request.content.iter_chunked(1 << 16))
+    return _json(result)
+
+
+async def remove_paths(request: web.Request) -> web.Response:
+    ref = _ref(request)
+    req: rpc.RemovePathsRequest = await _body(request, rpc.RemovePathsRequest)
+    if any(not p.startswith("/") for p in req.paths):
+        raise InvalidArgument("invalid path: give absolute paths in the container")
+    return _json(await _engine(request).remove_paths(ref, list(req.paths)))
+
+
 async def attach_container(request: web.Request) -> web.StreamResponse:
     """A websocket relaying attach frames (runtime.attach) both ways: binary messages of
     whole frames. Errors (unknown or stopped container) come before the upgrade, as 4xx."""
@@ -461,6 +479,8 @@ def create_app(engine: EngineAPI) -> web.Application:
     r.add_post("/containers/{ref}/exec", exec_run)
     r.add_post("/containers/{ref}/exec-prepare", exec_prepare)
     r.add_get("/containers/{ref}/attach", attach_container)
+    r.add_put("/containers/{ref}/archive", put_archive)
+    r.add_post("/containers/{ref}/remove-paths", remove_paths)
     r.add_get("/containers/{ref}/top", top)
     r.add_get("/containers/{ref}/stats", stats)
     r.add_post("/networks/create", create_network)

@@ -16,17 +16,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import logging
 import os
 import shutil
 import signal
+import tarfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
-from runtime import hostdevices, resolve, serde
+from runtime import containerfs, hostdevices, resolve, serde
 from runtime.api import (
+    ArchiveResult,
     BuildProgress,
     BuildRequest,
     ContainerInfo,
@@ -650,6 +654,56 @@ class Engine:
             raise Conflict(f"cannot attach to container {rec.name}: {e.strerror or e}",
                            subject=rec.name) from None
 
+    # -- containers: files in, from the host -------------------------------------------------
+    def _running_root(self, ref: str) -> tuple[ContainerRecord, Launched]:
+        rec = self.table.get(ref)
+        launched = self._launched.get(rec.id)
+        if launched is None or rec.run.state not in ("running", "paused"):
+            raise Conflict(f"container {rec.name} is not running: start it before copying into it",
+                           subject=rec.name)
+        return rec, launched
+
+    async def put_archive(self, ref: str, path: str, data: AsyncIterable[bytes]) -> ArchiveResult:
+        """Extract the tar stream `data` under `path` in the running container, inside its
+        root and mounts whatever symlinks say (runtime.containerfs); read as it arrives."""
+        _, launched = self._running_root(ref)
+        loop = asyncio.get_running_loop()
+        chunks: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=8)
+        reader = io.BufferedReader(_QueueReader(chunks, loop), 1 << 16)
+
+        def work() -> containerfs.CopyResult:
+            with containerfs.ContainerRoot(launched.pid, launched.start_time) as root:
+                return containerfs.extract(root, path, reader)
+
+        task = asyncio.ensure_future(asyncio.to_thread(work))
+        try:
+            async for chunk in data:
+                if chunk and not await _put_unless_done(chunks, chunk, task):
+                    break
+            await _put_unless_done(chunks, None, task)
+            result = await task
+        except tarfile.TarError as e:
+            raise InvalidArgument(f"invalid archive: {e}") from None
+        finally:
+            if not task.done():  # the sender went away: let the reader see the end
+                with contextlib.suppress(asyncio.QueueFull):
+                    chunks.put_nowait(None)
+                with contextlib.suppress(BaseException):
+                    await task
+        return ArchiveResult(result.written, tuple(result.errors))
+
+    async def remove_paths(self, ref: str, paths: list[str]) -> ArchiveResult:
+        """Remove each path (directories with what they hold) in the running container,
+        resolved inside its root (runtime.containerfs); a missing path is no error."""
+        _, launched = self._running_root(ref)
+
+        def work() -> containerfs.CopyResult:
+            with containerfs.ContainerRoot(launched.pid, launched.start_time) as root:
+                return containerfs.remove(root, paths)
+
+        result = await asyncio.to_thread(work)
+        return ArchiveResult(result.written, tuple(result.errors))
+
     def _cgroup_procs(self, rec: ContainerRecord) -> tuple[str, ...]:
         try:
             cg = self.cgroups.open(rec.id)
@@ -817,3 +871,38 @@ class Engine:
 
 
 __all__ = ["Engine", "RunState"]
+
+
+class _QueueReader(io.RawIOBase):
+    """A blocking file over chunks an event loop puts on a queue (None: the end): lets a
+    worker thread read a stream that arrives on the loop, with the queue's bound as the
+    backpressure, and no polling."""
+
+    def __init__(self, chunks: asyncio.Queue[bytes | None], loop: asyncio.AbstractEventLoop) -> None:
+        self.chunks, self.loop, self.buf, self.eof = chunks, loop, b"", False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: bytearray | memoryview) -> int:  # type: ignore[override]
+        while not self.buf and not self.eof:
+            chunk = asyncio.run_coroutine_threadsafe(self.chunks.get(), self.loop).result()
+            if chunk is None:
+                self.eof = True
+            else:
+                self.buf = chunk
+        n = min(len(b), len(self.buf))
+        b[:n] = self.buf[:n]
+        self.buf = self.buf[n:]
+        return n
+
+
+async def _put_unless_done(chunks: asyncio.Queue[bytes | None], item: bytes | None,
+                           worker: asyncio.Future[Any]) -> bool:
+    """Queue `item` for the worker; False when the worker ended first (it stopped reading)."""
+    put: asyncio.Future[Any] = asyncio.ensure_future(chunks.put(item))
+    done, _ = await asyncio.wait({put, worker}, return_when=asyncio.FIRST_COMPLETED)
+    if put in done:
+        return True
+    put.cancel()
+    return False

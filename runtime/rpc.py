@@ -17,6 +17,8 @@ streams are chunked JSON lines, one object per line, `{"error": {...}}` ends a b
     GET    /containers/{ref}/logs?follow=1&tail=n -> stream of LogLine
     POST   /containers/{ref}/exec  ExecRequest  -> ExecResult
     POST   /containers/{ref}/exec-prepare ExecRequest -> ExecTarget (for exec -it)
+    PUT    /containers/{ref}/archive?path=DIR  tar stream -> ArchiveResult (Docker's route)
+    POST   /containers/{ref}/remove-paths RemovePathsRequest -> ArchiveResult
     GET    /containers/{ref}/top                -> [{column: value}]
     GET    /containers/{ref}/stats              -> Stats
     POST   /networks/create        NetworkSpec  -> 201 NetworkInfo
@@ -72,6 +74,13 @@ class ExecRequest:
     workdir: str | None = None
     tty: bool = False
     privileged: bool = False  # every capability for this command (docker exec --privileged)
+
+
+@dataclass(frozen=True)
+class RemovePathsRequest:
+    """Body of POST /containers/{ref}/remove-paths: absolute paths in the container."""
+
+    paths: tuple[str, ...]
 
 
 @dataclass(frozen=True)

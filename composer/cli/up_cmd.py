@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import signal
 import sys
+from typing import Any
 
 from composer import labels as L
 from composer.cli.common import add_services_arg, run, with_project
@@ -43,6 +44,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--quiet-pull", action="store_true", help="pull without progress lines")
     p.add_argument("--wait-timeout", type=_seconds, default=None, metavar="SECONDS",
                    help="with --wait: fail when the stack is not running/healthy after SECONDS")
+    p.add_argument("-w", "--watch", action="store_true",
+                   help="watch the develop.watch paths and sync, restart or rebuild services "
+                        "as files change (see `composer watch`)")
     p.set_defaults(func=up)
 
     d = sub.add_parser("down", help="stop and remove containers and networks")
@@ -83,6 +87,10 @@ def check_up_flags(args: argparse.Namespace) -> None:
         if args.abort_on_container_exit:
             raise ComposerError("--wait can't be combined with --abort-on-container-exit")
         args.detach = True
+    if args.watch and args.detach:
+        raise ComposerError(f"{'--wait' if args.wait else '--detach'} can't be combined with --watch")
+    if args.watch and args.no_build:
+        raise ComposerError("--no-build and --watch are incompatible")
     if args.detach and (args.abort_on_container_exit or args.abort_on_container_failure):
         raise ComposerError("--detach can't be combined with --abort-on-container-exit or "
                             "--abort-on-container-failure")
@@ -113,15 +121,41 @@ def up(args: argparse.Namespace) -> int:
             project.check_services([args.exit_code_from])
         if not args.detach:
             project.hook_output = hook_line  # as Compose: hooks' output in the attached up
+        rules = None
+        if args.watch:
+            from composer.cli.watch_cmd import err
+            from composer.watch.session import rules_of
+
+            rules = rules_of(project, args.services, err)  # before anything starts
         await project.up(opts)
         if args.detach or opts.no_start:
             return 0
         close = getattr(project.progress, "close", None)
         if close is not None:
             close()  # the live display ends where the logs begin
-        return await attach(project, args)
+        if rules is None:
+            return await attach(project, args)
+        return await attach_watching(project, args, rules)
 
     return run(with_project(args, go))
+
+
+async def attach_watching(project: Project, args: argparse.Namespace, rules: list[Any]) -> int:
+    """`up --watch`: the attached logs, and the watch session beside them (its lines marked
+    `⦿`, as Compose marks them); Ctrl-C ends both. This process holds the project lock."""
+    from composer.cli.watch_cmd import err
+    from composer.watch.session import WatchSession
+
+    def log(line: str) -> None:
+        print(f"⦿ {line}", flush=True)
+
+    session = asyncio.ensure_future(WatchSession(project, rules, log, err).run())
+    try:
+        return await attach(project, args)
+    finally:
+        session.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await session
 
 
 def hook_line(source: str, line: str) -> None:

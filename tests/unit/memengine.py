@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 
 from runtime.api import (
+    ArchiveResult,
     BuildProgress,
     BuildRequest,
     ContainerInfo,
@@ -47,6 +48,7 @@ class MemEngine:
         self.exec_results: dict[str, ExecResult] = {}
         self.hook_exit: dict[str, int] = {}
         self.hook_output: dict[str, str] = {}
+        self.files: dict[str, bytes | str | None] = {}  # what put_archive wrote (tar names)
         self._ids = itertools.count(1)
         self._clock = itertools.count(1)
 
@@ -62,6 +64,8 @@ class MemEngine:
         if self.images is None:
             return ImageInfo(id="sha256:" + "0" * 64, tags=(ref,))
         if ref not in self.images:
+            if ref in self.images.values() or ref.startswith("sha256:built-"):  # by id
+                return ImageInfo(id=ref, tags=tuple(k for k, v in self.images.items() if v == ref))
             raise NotFound(f"no such image: {ref}")
         return ImageInfo(id=self.images[ref], tags=(ref,))
 
@@ -185,6 +189,28 @@ class MemEngine:
         self.execs.append((c.name, list(argv), user, dict(env or {}), workdir, privileged))
         self.log.append(("exec", f"{c.name}:{argv[-1]}"))
         return self.exec_results.get(argv[-1], ExecResult(0))
+
+    async def put_archive(self, ref: str, path: str, data: AsyncIterator[bytes]) -> ArchiveResult:
+        import io
+        import tarfile
+
+        raw = b"".join([chunk async for chunk in data])
+        names = []
+        with tarfile.open(fileobj=io.BytesIO(raw), mode="r|") as tar:
+            for m in tar:
+                f = tar.extractfile(m) if m.isreg() else None
+                self.files[m.name] = f.read() if f else (m.linkname if m.issym() else None)
+                names.append(m.name)
+        self.log.append(("put", f"{self.containers[ref].name}:{','.join(names)}"))
+        return ArchiveResult(len(names))
+
+    async def remove_paths(self, ref: str, paths: list[str]) -> ArchiveResult:
+        self.log.append(("rm", f"{self.containers[ref].name}:{','.join(paths)}"))
+        return ArchiveResult(len(paths))
+
+    async def remove_image(self, ref: str, force: bool = False) -> list[str]:
+        self.log.append(("rmi", ref))
+        return [ref]
 
     def running(self) -> list[str]:
         from composer import labels as L

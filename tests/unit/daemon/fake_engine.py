@@ -15,10 +15,11 @@ import itertools
 import signal as signals
 import struct
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field, replace
 
 from runtime.api import (
+    ArchiveResult,
     BuildProgress,
     BuildRequest,
     ContainerInfo,
@@ -49,6 +50,7 @@ class _Box:
     info: ContainerInfo
     logs: list[LogLine] = field(default_factory=list)
     changed: asyncio.Condition = field(default_factory=asyncio.Condition)
+    files: dict[str, bytes] = field(default_factory=dict)  # what put_archive wrote: path -> data
 
 
 def _matches(labels: dict[str, str], want: dict[str, str] | None) -> bool:
@@ -292,6 +294,28 @@ class FakeEngine:
             sent = len(box.logs)
             if box.info.state not in ("running", "paused", "restarting"):
                 return
+
+    async def put_archive(self, ref: str, path: str, data: AsyncIterable[bytes]) -> ArchiveResult:
+        import io
+        import posixpath
+        import tarfile
+
+        box = self._box(ref)
+        if box.info.state != "running":
+            raise Conflict(f"container {box.info.name} is not running", subject=box.info.name)
+        raw = b"".join([chunk async for chunk in data])
+        written = 0
+        with tarfile.open(fileobj=io.BytesIO(raw), mode="r|") as tar:
+            for m in tar:
+                f = tar.extractfile(m) if m.isreg() else None
+                box.files[posixpath.join(path, m.name)] = f.read() if f else b""
+                written += 1
+        return ArchiveResult(written)
+
+    async def remove_paths(self, ref: str, paths: list[str]) -> ArchiveResult:
+        box = self._box(ref)
+        gone = [p for p in paths if box.files.pop(p, None) is not None]
+        return ArchiveResult(len(gone), tuple(f"{p}: no such file" for p in paths if p not in gone))
 
     async def attach_container(self, ref: str, logs: bool = False) -> FakeAttach:
         box = self._box(ref)
