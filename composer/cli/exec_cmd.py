@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import secrets
 import sys
 from dataclasses import replace
@@ -11,6 +12,7 @@ from composer.cli.common import run, with_project
 from composer.convert import container_spec
 from composer.errors import ComposerError
 from composer.operations import Project, UpOptions
+from runtime.api import ContainerInfo
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -117,9 +119,11 @@ def run_cmd(args: argparse.Namespace) -> int:
             changes["tty"] = not args.no_tty and (args.tty or _stdin_is_a_tty())
         spec = replace(spec, **changes)  # type: ignore[arg-type]
         info = await project.engine.create_container(spec)
-        await project.engine.start_container(info.id)
+        info = await project.engine.start_container(info.id)
+        hooks = _post_start(project, args.service, info)
         if args.detach:
             print(info.name)
+            await _hooks_done(hooks, 0)
             return 0
         from composer.cli.attach_cmd import relay
         from runtime.errors import Conflict
@@ -133,8 +137,33 @@ def run_cmd(args: argparse.Namespace) -> int:
             await relay(project.engine, info.id, stream, tty=spec.tty, stdin=True,
                         close_stdin=True, detach_keys=b"")
         code = await project.engine.wait_container(info.id)
-        if args.rm:
-            await project.engine.remove_container(info.id, force=True, volumes=True)
+        try:
+            await _hooks_done(hooks, code)
+        finally:
+            if args.rm:
+                await project.engine.remove_container(info.id, force=True, volumes=True)
         return code
 
     return run(with_project(args, go, lock=False))
+
+
+def _post_start(project: Project, service: str, info: ContainerInfo) -> asyncio.Future[None] | None:
+    """As docker compose run: the service's post_start hooks, exec'd beside the attached
+    session once the container started."""
+    from composer.hooks import exec_hooks
+
+    hooks = project.stack.services[service].post_start
+    if not hooks:
+        return None
+    return asyncio.ensure_future(exec_hooks(project.engine, info, service, "post_start", hooks))
+
+
+async def _hooks_done(hooks: asyncio.Future[None] | None, code: int) -> None:
+    """A hook's failure is the run's error when the command itself succeeded (as Compose)."""
+    if hooks is None:
+        return
+    try:
+        await hooks
+    except ComposerError:
+        if code == 0:
+            raise

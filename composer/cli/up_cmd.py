@@ -12,6 +12,7 @@ from composer import labels as L
 from composer.cli.common import add_services_arg, run, with_project
 from composer.errors import ComposerError
 from composer.operations import PULL_POLICIES, Project, UpOptions
+from runtime.errors import NotFound
 
 COLOURS = ("36", "33", "32", "35", "34", "96", "93", "92", "95", "94")
 
@@ -151,7 +152,7 @@ async def attach_watching(project: Project, args: argparse.Namespace, rules: lis
 
     session = asyncio.ensure_future(WatchSession(project, rules, log, err).run())
     try:
-        return await attach(project, args)
+        return await attach(project, args, watching=True)
     finally:
         session.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -164,24 +165,36 @@ def hook_line(source: str, line: str) -> None:
     sys.stdout.flush()
 
 
-async def attach(project: Project, args: argparse.Namespace) -> int:
-    """Interleaved, prefixed logs until every container stopped; Ctrl-C stops in order."""
+async def attach(project: Project, args: argparse.Namespace, *, watching: bool = False) -> int:
+    """Interleaved, prefixed logs until every container stopped; Ctrl-C stops in order.
+    `watching` (up --watch): until Ctrl-C, also following the containers that start later
+    (recreated by a rebuild, restarted by a sync+restart), as Compose's monitor does."""
     services = set(args.services) if args.services else set()
+    selected = project.graph.select(services) if services else set()
     containers = [c for c in await project.containers(all=False)
-                  if not services or c.labels.get(L.SERVICE) in project.graph.select(services)]
+                  if not services or c.labels.get(L.SERVICE) in selected]
     tty = sys.stdout.isatty()
     width = max((len(c.name) for c in containers), default=0)
     exit_codes: dict[str, int] = {}
     first_exit: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+    printed: dict[str, int] = {}  # container id -> log entries shown (a restart resumes there)
 
     async def follow(i: int, c) -> None:  # type: ignore[no-untyped-def]
         prefix = f"{c.name:<{width}} | "
         if tty:
             prefix = f"\033[{COLOURS[i % len(COLOURS)]}m{prefix}\033[0m"
+        skip = printed.get(c.id, 0)
         async for line in project.engine.logs(c.id, follow=True):
+            if skip:
+                skip -= 1
+                continue
+            printed[c.id] = printed.get(c.id, 0) + 1
             sys.stdout.write(prefix + line.data if line.data.endswith("\n") else prefix + line.data + "\n")
             sys.stdout.flush()
-        code = await project.engine.wait_container(c.id)
+        try:
+            code = await project.engine.wait_container(c.id)
+        except NotFound:  # replaced (a rebuild under --watch)
+            return
         exit_codes[c.labels.get(L.SERVICE, c.name)] = code
         print(f"{c.name} exited with code {code}", flush=True)
         failure_only = getattr(args, "abort_on_container_failure", False)
@@ -193,9 +206,14 @@ async def attach(project: Project, args: argparse.Namespace) -> int:
     with contextlib.suppress(NotImplementedError):
         loop.add_signal_handler(signal.SIGINT, stop_requested.set)
         loop.add_signal_handler(signal.SIGTERM, stop_requested.set)
-    tasks = [asyncio.create_task(follow(i, c)) for i, c in enumerate(containers)]
-    all_done = asyncio.gather(*tasks, return_exceptions=True)
-    waiters = [asyncio.ensure_future(stop_requested.wait()), all_done]
+    follows = {c.id: asyncio.create_task(follow(i, c)) for i, c in enumerate(containers)}
+    all_done = asyncio.gather(*follows.values(), return_exceptions=True)
+    waiters: list[asyncio.Future[Any]] = [asyncio.ensure_future(stop_requested.wait())]
+    if watching:
+        waiters.append(asyncio.ensure_future(
+            _follow_started(project, services and selected, follows, follow)))
+    else:
+        waiters.append(all_done)
     aborting = args.abort_on_container_exit or getattr(args, "abort_on_container_failure", False)
     if aborting:
         waiters.append(first_exit)
@@ -208,7 +226,7 @@ async def attach(project: Project, args: argparse.Namespace) -> int:
         loop.remove_signal_handler(signal.SIGINT)
         await project.stop(args.services or (), timeout=args.timeout)
     with contextlib.suppress(BaseException):
-        await asyncio.wait_for(all_done, 30)
+        await asyncio.wait_for(asyncio.gather(*follows.values(), return_exceptions=True), 30)
     for w in waiters:
         if isinstance(w, asyncio.Future) and not w.done():
             w.cancel()
@@ -217,6 +235,27 @@ async def attach(project: Project, args: argparse.Namespace) -> int:
     if aborting and first_exit.done():
         return exit_codes.get(first_exit.result(), 0)
     return 130 if stop_requested.is_set() else 0
+
+
+async def _follow_started(project: Project, services: set[str], follows: dict[str, Any],
+                          follow: Any) -> None:
+    """Follow each container of the project that starts from now on (a new one from its
+    first line, a restarted one where its logs stopped)."""
+    async for ev in project.engine.events():
+        a = ev.attributes
+        if (ev.type != "container" or ev.action != "start" or a.get(L.PROJECT) != project.name
+                or a.get(L.ONEOFF) == "True" or L.HOOK in a
+                or (services and a.get(L.SERVICE) not in services)):
+            continue
+        old = follows.get(ev.id)
+        if old is not None:
+            with contextlib.suppress(BaseException):
+                await asyncio.wait_for(asyncio.shield(old), 5)  # the stop's end of its logs
+        try:
+            c = await project.engine.inspect_container(ev.id)
+        except NotFound:
+            continue
+        follows[ev.id] = asyncio.create_task(follow(len(follows), c))
 
 
 def down(args: argparse.Namespace) -> int:

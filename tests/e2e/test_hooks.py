@@ -103,6 +103,23 @@ services:
     env.composer("down", "-t", "1", cwd=d)
 
 
+def test_run_execs_post_start_beside_the_one_off(env: Env, tmp_path: Path) -> None:
+    d = tmp_path / "runhook"
+    write_stack(d, """
+services:
+  app:
+    image: busybox
+    volumes: [./out:/out]
+    post_start:
+      - command: sh -c 'echo "hooked $$(cat /proc/1/cmdline | tr "\\0" " ")" > /out/run.txt'
+""")
+    (d / "out").mkdir()
+    p = env.composer("run", "-d", "app", "sleep", "30", cwd=d)
+    assert p.stdout.strip().startswith("runhook-app-run-")
+    assert (d / "out" / "run.txt").read_text().strip() == "hooked sleep 30"  # done before -d returns
+    env.composer("down", "-t", "1", cwd=d)
+
+
 def test_a_failing_post_start_fails_up_with_the_hooks_line(env: Env, tmp_path: Path) -> None:
     d = tmp_path / "postfail"
     write_stack(d, """

@@ -200,6 +200,13 @@ def test_up_watch_shows_the_watch_lines_beside_the_logs(env: Env, tmp_path: Path
     (d / "data" / "a.txt").write_text("attached")
     lines.wait_for('⦿ Syncing service "app" after 1 changes were detected')
     wait_content(env, d, "/app/data/a.txt", "attached")
+    (d / "config").mkdir()
+    (d / "config" / "c").write_text("c")  # sync+restart: the logs go on after the restart
+    lines.wait_for('⦿ service(s) ["app"] restarted')
+    deadline = time.time() + 30
+    while lines.seen.count("app-ready") < 2 and time.time() < deadline:
+        lines.wait_for("app-ready", timeout=1)
+    assert lines.seen.count("upw-app-1 | app-ready") == 2, lines.seen
     assert stop(proc, lines) == 130
     assert [r["State"] for r in env.ps(d, "-a")] == ["exited"]  # the attached up stops them
     env.composer("down", cwd=d)
