@@ -7,8 +7,10 @@ engine names for networks and volumes, resources in cgroup units, durations in s
 """
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
+import os
 import posixpath
 from dataclasses import replace
 
@@ -18,10 +20,12 @@ from composer.spec.mounts import VolumeMount
 from composer.spec.render import render_service
 from composer.spec.service import ServiceSpec
 from composer.spec.stack import Stack
+from runtime.api import BuildRequest
 from runtime.types import (
     ContainerSpec,
     DeviceMapping,
     Healthcheck,
+    InjectedFile,
     Mount,
     NetworkAttachment,
     NetworkSpec,
@@ -40,6 +44,7 @@ def container_spec(stack: Stack, service_name: str, number: int, *, labels: dict
     if svc is None:
         raise SpecError(f'no such service "{service_name}"', service=service_name)
     network_mode, networks = _networking(stack, svc)
+    file_binds, files = _files(stack, svc)
     return ContainerSpec(
         name=svc.container_name or f"{stack.name}-{service_name}-{number}",
         image=svc.image or f"{stack.name}-{service_name}",
@@ -52,7 +57,8 @@ def container_spec(stack: Stack, service_name: str, number: int, *, labels: dict
         hostname=svc.hostname,
         domainname=svc.domainname,
         labels={**svc.labels, **labels},
-        mounts=_mounts(stack, svc),
+        mounts=_mounts(stack, svc) + file_binds,
+        files=files,
         read_only=svc.read_only,
         shm_size=svc.shm_size,
         resources=resources(svc),
@@ -83,6 +89,10 @@ def container_spec(stack: Stack, service_name: str, number: int, *, labels: dict
         restart=restart_policy(svc),
         healthcheck=healthcheck(svc),
         userns_mode=svc.userns_mode or None,
+        ipc_mode=_shared(stack, svc, "ipc", svc.ipc),
+        pid_mode=_shared(stack, svc, "pid", svc.pid),
+        uts_mode=svc.uts or "",
+        cgroupns_mode=svc.cgroup or "",
     )
 
 
@@ -113,6 +123,14 @@ def hook_container_spec(stack: Stack, service_name: str, target: ContainerSpec,
         extra_hosts=target.extra_hosts,
         restart="no",
     )
+def _shared(stack: Stack, svc: ServiceSpec, key: str, mode: str | None) -> str:
+    """`service:NAME` names the service's first container (as network_mode does)."""
+    if mode and mode.endswith(":"):
+        raise SpecError(f'{key} "{mode}" names no {mode[:-1]} (is a variable unset?)',
+                        file=_file_of(stack), path=f"services.{svc.name}.{key}", service=svc.name)
+    if mode and mode.startswith("service:"):
+        return f"container:{stack.container_name(mode.split(':', 1)[1], 1)}"
+    return mode or ""
 
 
 def _networking(stack: Stack, svc: ServiceSpec) -> tuple[str, tuple[NetworkAttachment, ...]]:
@@ -127,34 +145,74 @@ def _networking(stack: Stack, svc: ServiceSpec) -> tuple[str, tuple[NetworkAttac
     attachments = [
         NetworkAttachment(
             network=stack.network_name(n.name), aliases=tuple(dict.fromkeys((svc.name, *n.aliases))),
-            ipv4_address=n.ipv4_address, priority=n.priority,
+            ipv4_address=n.ipv4_address, priority=n.priority, mac_address=n.mac_address,
+            interface_name=n.interface_name, link_local_ips=n.link_local_ips, gw_priority=n.gw_priority,
         )
         for n in (svc.networks or ())
     ]
     if not attachments:
         attachments = [NetworkAttachment(network=stack.network_name("default"), aliases=(svc.name,))]
     attachments.sort(key=lambda a: -a.priority)
+    if svc.mac_address:  # the service's goes to its main network (as Compose)
+        main = attachments[0]
+        if main.mac_address and main.mac_address != svc.mac_address:
+            raise SpecError(f"the service-level mac_address should have the same value as network "
+                            f"{main.network}'s", path=f"services.{svc.name}.mac_address", service=svc.name)
+        attachments[0] = replace(main, mac_address=svc.mac_address)
     return "bridge", tuple(attachments)
 
 
 def _mounts(stack: Stack, svc: ServiceSpec) -> tuple[Mount, ...]:
-    mounts = [_mount(stack, m) for m in (*svc.volumes, *svc.tmpfs)]
+    for i, m in enumerate(svc.volumes):
+        if m.type == "image" and not m.source:
+            raise SpecError("an image mount needs the image as source (is a variable unset?)",
+                            file=_file_of(stack), path=f"services.{svc.name}.volumes[{i}].source",
+                            service=svc.name)
+    return tuple(_mount(stack, m) for m in (*svc.volumes, *svc.tmpfs))
+
+
+def _files(stack: Stack, svc: ServiceSpec) -> tuple[tuple[Mount, ...], tuple[InjectedFile, ...]]:
+    """Secrets and configs: a file one without uid/gid/mode is a read-only bind of the host
+    file (live, as Compose binds it); from `environment:` or `content:`, or with uid/gid/
+    mode, the engine makes the file with that owner and mode (default 0444, as Compose)."""
+    binds: list[Mount] = []
+    made: list[InjectedFile] = []
     for kind, refs, objects, folder in (
         ("secret", svc.secrets, stack.secrets, "/run/secrets"),
         ("config", svc.configs, stack.configs, "/"),
     ):
-        for ref in refs:
+        for i, ref in enumerate(refs):
             obj = objects[ref.source]
-            if obj.file is None:
-                raise SpecError(
-                    f'not supported: {kind} "{ref.source}" without file: (use a file-based {kind})',
-                    path=f"services.{svc.name}.{kind}s", service=svc.name,
-                )
+            where = f"services.{svc.name}.{kind}s[{i}]"
             target = ref.target or ref.source
             if not target.startswith("/"):
                 target = posixpath.join(folder, target)
-            mounts.append(Mount("bind", target, obj.file, read_only=True, create_host_path=False))
-    return tuple(mounts)
+            if obj.external:
+                raise SpecError(f'not supported: external {kind} "{ref.source}" (swarm only: give it '
+                                f"a file, environment or content)", path=where, service=svc.name)
+            owned = ref.uid is not None or ref.gid is not None or ref.mode is not None
+            if obj.file is not None and not owned:
+                binds.append(Mount("bind", target, obj.file, read_only=True, create_host_path=False))
+                continue
+            content = ""
+            if obj.environment is not None:
+                if obj.environment not in stack.environment:
+                    raise SpecError(f'environment variable {obj.environment} required by {kind} '
+                                    f'"{ref.source}" is not set (set it, or put it in .env)',
+                                    path=where, service=svc.name)
+                content = _b64(stack.environment[obj.environment])
+            elif obj.content is not None:
+                content = _b64(obj.content)
+            made.append(InjectedFile(
+                target, content=content, source=obj.file or "",
+                uid=int(ref.uid) if ref.uid is not None else 0,
+                gid=int(ref.gid) if ref.gid is not None else 0,
+                mode=ref.mode if ref.mode is not None else 0o444))
+    return tuple(binds), tuple(made)
+
+
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
 
 
 def _mount(stack: Stack, m: VolumeMount) -> Mount:
@@ -165,8 +223,11 @@ def _mount(stack: Stack, m: VolumeMount) -> Mount:
         )
     if m.type == "tmpfs":
         return Mount("tmpfs", m.target, read_only=m.read_only, tmpfs_size=m.tmpfs_size, tmpfs_mode=m.tmpfs_mode)
+    if m.type == "image":
+        return Mount("image", m.target, m.source or "", read_only=True, subpath=m.subpath or "")
     source = stack.volume_name(m.source) if m.source else ""
-    return Mount("volume", m.target, source, read_only=m.read_only, nocopy=m.nocopy)
+    return Mount("volume", m.target, source, read_only=m.read_only, nocopy=m.nocopy,
+                 subpath=m.subpath or "")
 
 
 def resources(svc: ServiceSpec) -> Resources:
@@ -218,17 +279,76 @@ def healthcheck(svc: ServiceSpec) -> Healthcheck | None:
     )
 
 
+def build_request(stack: Stack, service_name: str, tag: str, *, no_cache: bool = False) -> BuildRequest:
+    """What the engine's builder needs for a service's `build:`. An arg without a value takes
+    it from the environment (.env, then the process), else the Dockerfile's default applies
+    (as Compose's resolveAndMergeBuildArgs)."""
+    svc = stack.services[service_name]
+    b = svc.build
+    if b is None:
+        raise SpecError(f'service "{service_name}" has no build section', service=service_name)
+    if b.remote:
+        raise SpecError(
+            f"not supported yet: a git or URL build context ({b.context}): clone it and set "
+            "context to the local folder", file=_file_of(stack), path=f"services.{service_name}.build.context",
+            service=service_name)
+    args = {k: v if v is not None else stack.environment.get(k) for k, v in b.args.items()}
+    return BuildRequest(
+        context=b.context, dockerfile=b.dockerfile or "Dockerfile", tag=tag, target=b.target,
+        build_args={k: v for k, v in args.items() if v is not None},
+        # no_cache_filter: those stages without the cache; the builder has one switch, so no
+        # stage uses it (a fresher build than asked, never a staler one)
+        no_cache=no_cache or b.no_cache or bool(b.no_cache_filter), dockerfile_inline=b.dockerfile_inline,
+        tags=tuple(t for t in b.tags if t != tag), labels=dict(b.labels), pull=b.pull,
+        network=b.network or "default", shm_size=b.shm_size, extra_hosts=b.extra_hosts,
+        named_contexts=_named_contexts(stack, service_name),
+    )
+
+
+def build_dependencies(stack: Stack, service_name: str) -> tuple[str, ...]:
+    """Services whose image this service's build uses (`additional_contexts: service:NAME`)."""
+    b = stack.services[service_name].build
+    names = [v.split(":", 1)[1] for v in (b.additional_contexts.values() if b else ()) if v.startswith("service:")]
+    return tuple(dict.fromkeys(names))
+
+
+def _named_contexts(stack: Stack, service_name: str) -> dict[str, str]:
+    b = stack.services[service_name].build
+    assert b is not None
+    out = {}
+    for name, value in b.additional_contexts.items():
+        if value.startswith("service:"):
+            other = value.split(":", 1)[1]
+            svc = stack.services.get(other)
+            if svc is None or svc.build is None and svc.image is None:
+                raise SpecError(f'additional context {name}: no service "{other}" to build from',
+                                file=_file_of(stack), service=service_name,
+                                path=f"services.{service_name}.build.additional_contexts.{name}")
+            out[name] = "image:" + (svc.image or f"{stack.name}-{other}")
+        elif value.startswith("docker-image://"):
+            out[name] = "image:" + value.removeprefix("docker-image://")
+        else:
+            out[name] = "dir:" + value
+    return out
+
+
+def _file_of(stack: Stack) -> str | None:
+    return os.path.basename(stack.files[0]) if stack.files else None
+
+
 def network_spec(stack: Stack, name: str) -> NetworkSpec:
     net = stack.networks.get(name)
     if net is None:
         raise SpecError(f'no such network "{name}"', path=f"networks.{name}")
-    pool = net.ipam[0] if net.ipam else None
+    pool = next((p for p in net.ipam if not p.ipv6), None)  # one IPv4 pool (checked at load)
     mtu = net.driver_opts.get(MTU_OPTION)
     return NetworkSpec(
         name=stack.network_name(name),
         internal=net.internal,
         subnet=pool.subnet if pool else None,
         gateway=pool.gateway if pool else None,
+        ip_range=pool.ip_range if pool else None,
+        aux_addresses=dict(pool.aux_addresses) if pool else {},
         mtu=int(mtu) if mtu and mtu.isdigit() else None,
         labels={**net.labels, "com.docker.compose.project": stack.name, "com.docker.compose.network": name},
         external=net.external,
@@ -242,14 +362,15 @@ def volume_spec(stack: Stack, name: str) -> VolumeSpec:
     return VolumeSpec(
         name=stack.volume_name(name),
         labels={**vol.labels, "com.docker.compose.project": stack.name, "com.docker.compose.volume": name},
-        external=vol.external,
+        external=vol.external, driver_opts=dict(vol.driver_opts),
     )
 
 
 def config_hash(service: ServiceSpec) -> str:
     """sha256 of the service's normalised config; like Compose, ignores build, pull_policy
-    and the replica count (scaling alone must not recreate containers)."""
-    data = render_service(service)
+    and the replica count (scaling alone must not recreate containers); x-* keys too (they
+    change nothing here, so they must not recreate either)."""
+    data = {k: v for k, v in render_service(service).items() if not k.startswith("x-")}
     for key in ("build", "pull_policy", "scale"):
         data.pop(key, None)
     if "deploy" in data:

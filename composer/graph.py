@@ -1,8 +1,8 @@
 """The dependency graph of a stack's enabled services (networkx DiGraph).
 
 An edge `a -> b` means "a needs b": b starts first and stops last. Edges come from
-`depends_on` (with its condition), `links`, `volumes_from`, and `network_mode`
-`service:NAME` / `container:NAME` (the latter only when NAME is some service's
+`depends_on` (with its condition), `links`, `volumes_from`, and `network_mode` / `ipc` /
+`pid` `service:NAME` / `container:NAME` (the latter only when NAME is some service's
 container_name). A cycle, or a dependency on a service that is missing or disabled by
 its profile, is a `GraphError` naming the services (`web -> app -> web`).
 """
@@ -25,7 +25,7 @@ class Dependency:
     condition: str = "service_started"
     restart: bool = False
     required: bool = True
-    kind: str = "depends_on"  # depends_on | links | volumes_from | network_mode
+    kind: str = "depends_on"  # depends_on | links | volumes_from | network_mode | ipc | pid
 
 
 class ServiceGraph:
@@ -80,11 +80,12 @@ def build_graph(stack: Stack) -> ServiceGraph:
                     deps.append(Dependency(by_container[parts[1]], kind="volumes_from"))
             else:
                 deps.append(Dependency(parts[0], kind="volumes_from"))
-        mode = svc.network_mode or ""
-        if mode.startswith("service:"):
-            deps.append(Dependency(mode.split(":", 1)[1], kind="network_mode"))
-        elif mode.startswith("container:") and mode.split(":", 1)[1] in by_container:
-            deps.append(Dependency(by_container[mode.split(":", 1)[1]], kind="network_mode"))
+        for kind, mode in (("network_mode", svc.network_mode), ("ipc", svc.ipc), ("pid", svc.pid)):
+            mode = mode or ""
+            if mode.startswith("service:"):
+                deps.append(Dependency(mode.split(":", 1)[1], kind=kind))
+            elif mode.startswith("container:") and mode.split(":", 1)[1] in by_container:
+                deps.append(Dependency(by_container[mode.split(":", 1)[1]], kind=kind))
         for dep in deps:
             if _check_target(stack, name, dep):
                 _add_edge(graph, name, dep)

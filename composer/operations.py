@@ -13,6 +13,8 @@ from dataclasses import dataclass, field, replace
 
 from composer import labels as L
 from composer.convert import (
+    build_dependencies,
+    build_request,
     config_hash,
     container_spec,
     hook_container_spec,
@@ -32,7 +34,8 @@ from composer.hooks import (
 from composer.project import Action, DesiredService, Plan, PlanError, plan_down, plan_up
 from composer.scheduler import DownResult, UpResult, run_down, run_up
 from composer.spec import Stack
-from runtime.api import BuildRequest, ContainerInfo, EngineAPI
+from composer.spec.service import MAX_REPLICAS_ENV, max_replicas
+from runtime.api import ContainerInfo, EngineAPI
 from runtime.errors import Conflict, NotFound
 from runtime.types import ContainerSpec, Mount
 
@@ -238,6 +241,14 @@ class Project:
     def _replicas(self, name: str, scale: dict[str, int]) -> int:
         svc = self.stack.services[name]
         replicas = scale.get(name)
+        if replicas is not None:
+            limit = max_replicas(self.stack.environment)
+            if replicas > limit:
+                raise ComposerError(f"--scale {name}={replicas}: more than the limit of {limit} "
+                                    f"replicas per service (set {MAX_REPLICAS_ENV} to raise it)")
+            if replicas > 1 and svc.container_name:
+                raise ComposerError(f"--scale {name}={replicas}: service {name} sets container_name "
+                                    f"{svc.container_name!r}, which must be unique (remove it to scale)")
         if replicas is None:
             replicas = svc.scale if svc.scale is not None else svc.deploy.replicas
         return 1 if replicas is None else replicas
@@ -245,8 +256,11 @@ class Project:
     def _desired(self, name: str, scale: dict[str, int]) -> DesiredService:
         svc = self.stack.services[name]
         shared = {src.split(":")[0] for src in svc.volumes_from if not src.startswith("container:")}
-        if (svc.network_mode or "").startswith("service:"):
-            shared.add(svc.network_mode.split(":", 1)[1])  # type: ignore[union-attr]
+        # a container in another's namespace is made again with it (compose-go adds these as
+        # depends_on with restart: true)
+        for mode in (svc.network_mode, svc.ipc, svc.pid):
+            if mode and mode.startswith("service:"):
+                shared.add(mode.split(":", 1)[1])
         return DesiredService(
             name, config_hash(svc), self._replicas(name, scale),
             frozenset(d.service for d in svc.depends_on if d.restart),
@@ -522,13 +536,15 @@ class Project:
             if new:
                 self.progress(f"Network {spec.name}", "Creating")
             try:
-                await self.engine.create_network(spec)
+                info = await self.engine.create_network(spec)
             except NotFound:
                 raise ComposerError(
                     f"network {spec.name} declared as external, but could not be found: "
                     f"create it first") from None
             if new:
                 self.progress(f"Network {spec.name}", "Created")
+            for line in info.warnings:  # e.g. another firewall's forward drop we may not open
+                self.progress("Warning", f"network {spec.name}: {line}")
 
     async def ensure_volumes(self) -> None:
         """Create the stack's named volumes; `Volume "x"  Created` for each new one."""
@@ -581,6 +597,19 @@ class Project:
                     f"service {name}: no image {ref} here and pull_policy is {policy} "
                     f"(pull it with `composer pull {name}`, build it, or load it with "
                     "`composer image load FILE`)")
+        for name in sorted(services):  # image mounts: pulled when missing, as Compose
+            volumes = self.stack.services[name].volumes
+            for ref in dict.fromkeys(m.source for m in volumes if m.type == "image" and m.source):
+                if not await self._image_exists(ref):
+                    await self._pull_ref(name, ref)
+
+    async def _pull_ref(self, service: str, ref: str) -> None:
+        self.progress(f"Image {ref}", "Pulling")
+        async for ev in self.engine.pull_image(ref):
+            if ev.error:
+                raise ComposerError(f"service {service}: image mount {ref}: {ev.error} (load it with "
+                                    "`composer image load FILE`)")
+        self.progress(f"Image {ref}", "Pulled")
 
     async def ensure_hook_images(self, services: Collection[str], *, pull: str | None = None,
                                  quiet: bool = False) -> None:
@@ -630,16 +659,25 @@ class Project:
     async def build(self, services: Sequence[str] = (), *, no_cache: bool = False) -> None:
         self.check_services(services)
         names = [n for n in (services or sorted(self.stack.services)) if self.stack.services[n].build]
+        order: list[str] = []  # a service whose image another's build uses is built first
+
+        def visit(name: str, path: tuple[str, ...]) -> None:
+            if name in order or self.stack.services.get(name) is None or not self.stack.services[name].build:
+                return
+            if name in path:
+                raise ComposerError(f"build dependency cycle: {' -> '.join((*path, name))}")
+            for dep in build_dependencies(self.stack, name):
+                visit(dep, (*path, name))
+            order.append(name)
+
         for name in names:
+            visit(name, ())
+        for name in order:
             b = self.stack.services[name].build
             assert b is not None
             ref = self.image_ref(name)
+            req = build_request(self.stack, name, ref, no_cache=no_cache)
             self.progress(f"Image {ref}", "Building")
-            req = BuildRequest(
-                context=b.context, dockerfile=b.dockerfile or "Dockerfile", tag=ref,
-                target=b.target, build_args={k: v for k, v in b.args.items() if v is not None},
-                no_cache=no_cache or b.no_cache,
-            )
             async for step in self.engine.build_image(req):
                 if step.error:
                     raise ComposerError(f"service {name}: build failed: {step.error}")

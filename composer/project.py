@@ -189,7 +189,7 @@ def _recreate_reason(
     if force:
         return "forced (--force-recreate)"
     if shared_recreated:
-        return f"{', '.join(shared_recreated)} recreated (network_mode service: / volumes_from)"
+        return f"{', '.join(shared_recreated)} recreated (network_mode, ipc or pid service: / volumes_from)"
     if f.labels.config_hash != want.config_hash:
         return "config changed"
     have_image = _image_of(f)

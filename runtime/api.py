@@ -56,6 +56,9 @@ class NetworkInfo:
     bridge: str = ""
     subnet: str = ""
     gateway: str = ""
+    # from create only: what on this host keeps the network from working, one line each
+    # (e.g. another firewall's forward drop composer may not open), as Docker's `Warning`
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -125,6 +128,15 @@ class BuildRequest:
     target: str | None = None
     build_args: dict[str, str] = field(default_factory=dict)
     no_cache: bool = False
+    dockerfile_inline: str | None = None  # the Dockerfile's text (then `dockerfile` is unused)
+    tags: tuple[str, ...] = ()  # more names for the image
+    labels: dict[str, str] = field(default_factory=dict)  # added to the image's labels
+    pull: bool = False  # pull FROM images from their registry first, even when present
+    network: str = "default"  # RUN steps: default / host (the host's network), none
+    shm_size: int | None = None  # RUN steps: size of /dev/shm (bytes)
+    extra_hosts: tuple[tuple[str, str], ...] = ()  # RUN steps: more /etc/hosts lines
+    # Compose's additional_contexts: NAME -> "image:REF" or "dir:/abs/dir" (FROM / COPY --from)
+    named_contexts: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

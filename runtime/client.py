@@ -20,7 +20,7 @@ import fcntl
 import json
 import os
 import sys
-from collections.abc import AsyncIterable, AsyncIterator, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Generic, TypeVar
@@ -615,6 +615,24 @@ async def connect_or_start(
         raise
 
 
+# What composerd keeps of the first CLI's environment: it outlives that CLI and serves every
+# later one, so nothing of one user's shell (LD_PRELOAD, PYTHON*, proxies, a test hook) leaks in.
+DAEMON_ENV_KEEP = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "DOCKER_CONFIG")
+DAEMON_ENV_PREFIX = "COMPOSER_"  # COMPOSER_ROOT/RUN/CGROUP_PARENT/GROUP/MAX_IMAGE_ARCHIVE_BYTES
+TEST_HOOK_ENV = "COMPOSERD_ENGINE"  # tests only: passed on when COMPOSER_TEST_HOOKS=1
+
+
+def daemon_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """The environment composerd starts with: a few named variables and composer's own, and
+    PYTHONPATH naming only where `runtime` is importable from."""
+    env = {k: v for k, v in environ.items() if k in DAEMON_ENV_KEEP or k.startswith(DAEMON_ENV_PREFIX)}
+    env.setdefault("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+    if environ.get("COMPOSER_TEST_HOOKS") == "1" and TEST_HOOK_ENV in environ:
+        env[TEST_HOOK_ENV] = environ[TEST_HOOK_ENV]
+    env["PYTHONPATH"] = str(Path(runtime.__file__).resolve().parent.parent)
+    return env
+
+
 async def _start_daemon(paths: Paths, socket_path: Path | None, timeout: float) -> str:
     """Run `python -m runtime.daemon --background`; it returns once the daemon is ready.
     Returns the starter's complaint when another daemon won the race; raises on real failure."""
@@ -630,9 +648,7 @@ async def _start_daemon(paths: Paths, socket_path: Path | None, timeout: float) 
     ]
     if socket_path is not None:
         argv += ["--socket", str(socket_path)]
-    env = dict(os.environ)
-    src = str(Path(runtime.__file__).resolve().parent.parent)  # where `runtime` is importable from
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (src, env.get("PYTHONPATH", "")) if p)
+    env = daemon_environment(os.environ)
     proc = await asyncio.create_subprocess_exec(
         *argv,
         stdin=asyncio.subprocess.DEVNULL,

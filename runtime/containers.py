@@ -40,6 +40,7 @@ class Resolved:
     image_volumes: tuple[str, ...] = ()
     extra_mounts: tuple[Mount, ...] = ()  # anonymous volumes for the image's VOLUMEs
     healthcheck: Healthcheck | None = None  # the spec's, else the image's
+    seccomp_profile: str = ""  # a custom seccomp profile's JSON, read at create ("" = none)
 
 
 @dataclass(frozen=True)

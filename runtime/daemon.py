@@ -37,6 +37,7 @@ from runtime.api import BuildRequest, EngineAPI
 from runtime.attach import frame, split_frames
 from runtime.errors import EngineError, InvalidArgument
 from runtime.paths import Paths
+from runtime.tasks import cancel_and_wait
 from runtime.types import ContainerSpec, NetworkSpec, VolumeSpec
 from runtime.unixsock import bind_private
 
@@ -448,9 +449,7 @@ async def _stream(request: web.Request, items: AsyncIterator[Any]) -> web.Stream
         return resp
     finally:
         if not first.done():
-            first.cancel()
-            with contextlib.suppress(BaseException):
-                await first
+            await cancel_and_wait(first)
         aclose = getattr(it, "aclose", None)
         if aclose is not None:
             with contextlib.suppress(Exception):

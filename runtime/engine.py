@@ -21,6 +21,7 @@ import logging
 import os
 import shutil
 import signal
+import socket
 import tarfile
 import time
 from collections.abc import AsyncIterable, AsyncIterator
@@ -28,7 +29,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from runtime import containerfs, hostdevices, resolve, serde
+from runtime import containerfs, hostdevices, injected, resolve, serde
 from runtime.api import (
     ArchiveResult,
     BuildProgress,
@@ -55,19 +56,38 @@ from runtime.images.build import Builder
 from runtime.images.build_adapters import LauncherRun, StoreImages, StoreLayers
 from runtime.images.registry import PullProgress
 from runtime.images.store import ImageStore
-from runtime.launchcfg import launch_config, mount_points, seccomp_profile, user_namespace
+from runtime.launchcfg import (
+    apparmor_profile,
+    container_security,
+    launch_config,
+    mount_points,
+    read_seccomp_profile,
+    shared_namespaces,
+    user_namespace,
+    volume_subpath,
+)
 from runtime.network.files import hosts_file
 from runtime.network.manager import NetworkManager
+from runtime.network.names import container_ifnames
 from runtime.paths import Paths, safe_name
-from runtime.process.config import DEFAULT_NAMESPACES, ExecConfig, effective_caps
+from runtime.process import apparmor
+from runtime.process.config import (
+    DEFAULT_NAMESPACES,
+    DEFAULT_SHM_SIZE,
+    ExecConfig,
+    Security,
+    effective_caps,
+)
 from runtime.process.launcher import ExitStatus, Launched, Launcher
 from runtime.process.logs import read_log
-from runtime.storage import rootfs
+from runtime.storage import rootfs, shm
 from runtime.storage.volumes import VolumeStore
 from runtime.supervisor import Supervisor, check_spec
+from runtime.tasks import cancel_and_wait, settle
 from runtime.types import ContainerSpec, Mount, NetworkSpec, VolumeSpec
 
 log = logging.getLogger(__name__)
+_apparmor_warned = False  # "apparmor not enabled" is said once per process
 
 RUNNING_STATES = ("running", "paused", "restarting")
 
@@ -94,9 +114,11 @@ class Engine:
         network: NetworkManager | None = None,
     ) -> None:
         self.paths = paths
-        for d in (paths.root, paths.run, paths.containers):
+        for d in (paths.root, paths.containers):
             d.mkdir(parents=True, exist_ok=True)
-        os.chmod(paths.run, 0o700)
+        if not paths.run.is_dir():  # composerd made it already: 0700, or 0710 root:composer
+            paths.run.mkdir(mode=0o700, parents=True)  # for the access group (runtime.access)
+            os.chmod(paths.run, 0o700)
         self.table = ContainerTable(paths.containers)
         self.images = ImageStore(paths)
         self.volumes = VolumeStore(paths.volumes)
@@ -110,6 +132,8 @@ class Engine:
         self._exits: dict[str, asyncio.Future[int]] = {}
         self._waiters: dict[str, asyncio.Task[None]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        self.apparmor_on = False  # the kernel has AppArmor: containers get a profile
+        self._apparmor_load: asyncio.Task[None] | None = None  # composer-default, loading
 
     # -- lifecycle ----------------------------------------------------------------------
     @classmethod
@@ -122,6 +146,7 @@ class Engine:
             pid = engine.launcher.server_pid
             if pid is not None:
                 await asyncio.to_thread(engine.cgroups.delegate, [pid])
+            await engine._init_apparmor()
             await engine.networks.start()
             await engine._adopt_all()
         except BaseException:
@@ -131,15 +156,66 @@ class Engine:
 
     async def close(self) -> None:
         """Stop serving. Running containers keep running (their shims supervise them)."""
+        waits = [self._apparmor_load] if self._apparmor_load is not None else []
         for task in list(self._waiters.values()):
             task.cancel()
-        for task in list(self._waiters.values()):
-            with contextlib.suppress(BaseException):
-                await task
-        await self.supervisor.close()
-        await self.networks.close()
-        await self.launcher.close()
+            waits.append(task)
+        for aw in waits:  # every step runs, also while our own task is being cancelled
+            with contextlib.suppress(asyncio.CancelledError):
+                await settle(aw)
+        for close in (self.supervisor.close, self.networks.close, self.launcher.close):
+            with contextlib.suppress(asyncio.CancelledError):
+                await close()
         self.bus.close()
+        me = asyncio.current_task()
+        if me is not None and me.cancelling():
+            raise asyncio.CancelledError  # the cancellation goes on once everything is closed
+
+    async def _init_apparmor(self) -> None:
+        """Load composer-default where the kernel has AppArmor (in the background: compiling
+        it takes apparmor_parser a second or more, and the daemon answers meanwhile; a start
+        waits for it); say once where the kernel has no AppArmor."""
+        global _apparmor_warned
+        self.apparmor_on = await asyncio.to_thread(apparmor.enabled)
+        if not self.apparmor_on:
+            if not _apparmor_warned:
+                log.warning("%s", apparmor.NOT_ENABLED)
+                _apparmor_warned = True
+            return
+
+        async def load() -> None:
+            try:
+                await asyncio.to_thread(apparmor.ensure_default, self.paths.root / "apparmor")
+            except apparmor.AppArmorError as e:  # starts retry, and fail with this message
+                log.error("%s", e)
+
+        self._apparmor_load = asyncio.create_task(load())
+
+    async def _ensure_apparmor(self, rec: ContainerRecord, sec: Security) -> None:
+        """The profile a container's process will exec under is loaded (Docker reloads its
+        default too: package upgrades and `aa-teardown` unload profiles)."""
+        if self._apparmor_load is not None:
+            await asyncio.shield(self._apparmor_load)
+        if sec.apparmor == apparmor.DEFAULT_PROFILE:
+            await asyncio.to_thread(apparmor.ensure_default, self.paths.root / "apparmor")
+        elif sec.apparmor and not await asyncio.to_thread(apparmor.is_loaded, sec.apparmor):
+            raise InvalidArgument(
+                f"container {rec.name}: AppArmor profile {sec.apparmor!r} is not loaded: load it "
+                "with apparmor_parser -r, or change security_opt apparmor=", subject=rec.name)
+
+    async def _security(self, rec: ContainerRecord) -> Security:
+        """The one confinement of every process of `rec`: its init, execs and health checks."""
+        sec = container_security(rec, self.apparmor_on)
+        await self._ensure_apparmor(rec, sec)
+        return sec
+
+    async def _exec_security(self, rec: ContainerRecord, privileged: bool) -> Security:
+        """An exec's confinement: the container's; `privileged` (a `docker exec --privileged`,
+        a privileged hook) widens only the capabilities."""
+        sec = await self._security(rec)
+        if privileged and not rec.spec.privileged:
+            sec = replace(sec, capabilities=effective_caps(rec.spec.cap_add, rec.spec.cap_drop, True))
+        return sec
 
     async def _adopt_all(self) -> None:
         records = self.table.load_all()
@@ -192,9 +268,16 @@ class Engine:
                 subject=spec.name,
             )
         image = self._image(spec.image)
+        for m in spec.mounts:
+            if m.type == "image":
+                self._image(m.source)  # missing: NotFound naming it, as for the container's image
         cfg = image.config
         cid = self.table.new_id()
-        hostname = resolve.container_hostname(spec.hostname, cid)
+        if spec.uts_mode == "host" and spec.hostname:
+            raise InvalidArgument(f"container {spec.name}: hostname and uts_mode host conflict "
+                                  "(the host's name is used): drop one of them")
+        hostname = (socket.gethostname() if spec.uts_mode == "host"
+                    else resolve.container_hostname(spec.hostname, cid))
         targets = {m.target.rstrip("/") or "/" for m in spec.mounts}
         extra = tuple(
             Mount("volume", v, "") for v in cfg.volumes if (v.rstrip("/") or "/") not in targets
@@ -217,9 +300,14 @@ class Engine:
         _signum(resolved.stop_signal)
         effective_caps(spec.cap_add, spec.cap_drop, spec.privileged)
         check_spec(spec)
-        seccomp_profile(spec)
         user_namespace(spec, DEFAULT_NAMESPACES)
+        shared_namespaces(spec, DEFAULT_NAMESPACES, {}, {"ipc": 1, "pid": 1})  # the modes' syntax
+        container_ifnames([a.interface_name for a in spec.networks], spec.name)
         hostdevices.resolve(spec)  # a missing device or a bad rule fails here, as in Docker
+        apparmor_profile(spec, self.apparmor_on)
+        # a custom seccomp profile is read (and checked) once, as Docker's client does
+        resolved = replace(resolved, seccomp_profile=await asyncio.to_thread(
+            read_seccomp_profile, spec))
         d = self.paths.container_dir(cid)
         d.mkdir(parents=True)
         rec = ContainerRecord(cid, spec, resolved, now(), d)
@@ -274,10 +362,20 @@ class Engine:
         join_pid = self._join_target(spec)
         device_nodes, device_rules = hostdevices.resolve(spec)  # now: numbers can change
         lay = rootfs.prepare(rec.dir, rec.resolved.lowerdirs)
-        mounts = mount_points(spec, rec.resolved.extra_mounts, self._volume_path(rec))
+        mounts = mount_points(spec, rec.resolved.extra_mounts, self._volume_path(rec),
+                              lambda ref: list(self.images.lowerdirs(self._image(ref))))
+        _, uid_map, gid_map = user_namespace(spec, DEFAULT_NAMESPACES)
+        mounts = (*mounts, *injected.materialise(spec, rec.dir, uid_map, gid_map))
         etc = self._etc_files(rec, join_pid)
-        cfg = launch_config(rec, lay, mounts, join_pid=join_pid, etc_files=etc,
-                            devices=device_nodes)
+        ns_pids, shm_source = self._shared_ipc_pid(rec)
+        try:
+            cfg = launch_config(rec, lay, mounts, join_pid=join_pid, etc_files=etc,
+                                devices=device_nodes,
+                                security=await self._security(rec), ns_pids=ns_pids,
+                                shm_source=shm_source)
+        except BaseException:
+            shm.unmount(rec.dir)
+            raise
         cg: Cgroup | None = None
         addresses: dict[str, str] = {}
 
@@ -339,11 +437,41 @@ class Engine:
             )
         return self._launched[target.id].pid
 
+    def _shared_ipc_pid(self, rec: ContainerRecord) -> tuple[dict[str, int], str]:
+        """(init pid per joined namespace, host dir for /dev/shm) for ipc_mode / pid_mode.
+        Joining IPC needs a donor that is shareable (or uses the host's), as Docker."""
+        spec = rec.spec
+        pids: dict[str, int] = {}
+        shm_source = ""
+        for kind, mode in (("ipc", spec.ipc_mode), ("pid", spec.pid_mode)):
+            if not mode.startswith("container:"):
+                continue
+            target = self.table.get(mode.split(":", 1)[1])
+            if target.run.state != "running" or target.id not in self._launched:
+                raise Conflict(f"container {spec.name}: cannot join the {kind} namespace of "
+                               f"{target.name}: it is not running", subject=spec.name)
+            if kind == "ipc":
+                if target.spec.ipc_mode not in ("shareable", "host"):
+                    raise Conflict(f"container {spec.name}: cannot join the IPC namespace of "
+                                   f"{target.name}: it is not shareable (give it ipc: shareable)",
+                                   subject=spec.name)
+                shm_source = "/dev/shm" if target.spec.ipc_mode == "host" else shm.path(target.dir)
+            pids[kind] = self._launched[target.id].pid
+        if spec.ipc_mode == "host":
+            shm_source = "/dev/shm"
+        elif spec.ipc_mode == "shareable":
+            shm_source = shm.mount(rec.dir, spec.shm_size or DEFAULT_SHM_SIZE)
+        return pids, shm_source
+
     def _volume_path(self, rec: ContainerRecord):  # type: ignore[no-untyped-def]
         def path(m: Mount) -> str:
             vol = self.volumes.get(m.source)
-            self.volumes.init_from_image(m.source, list(rec.resolved.lowerdirs), m.target, m.nocopy)
-            return vol.mountpoint
+            if vol.options and not os.path.isdir(vol.mountpoint):
+                raise InvalidArgument(f"container {rec.name}: volume {vol.name} binds {vol.mountpoint}, "
+                                      "which is not a directory on this host: create it")
+            if not m.subpath:  # the image's files would land in the volume's root: not copied
+                self.volumes.init_from_image(m.source, list(rec.resolved.lowerdirs), m.target, m.nocopy)
+            return volume_subpath(vol.mountpoint, m.subpath, vol.name) if m.subpath else vol.mountpoint
         return path
 
     def _dns_names(self, rec: ContainerRecord) -> list[str]:
@@ -386,8 +514,9 @@ class Engine:
             hosts = hosts_file(rec.resolved.hostname, list(addresses.values()), spec.domainname,
                                spec.extra_hosts, gateway)
         (rec.dir / "hosts").write_text(hosts)
+        # none mode (no addresses) is not the host's namespace: its loopback is its own
         (rec.dir / "resolv.conf").write_text(self.networks.resolv_conf(
-            rec.id, spec.dns, spec.dns_search, spec.dns_opt, host_mode=host_mode or not addresses))
+            rec.id, spec.dns, spec.dns_search, spec.dns_opt, host_mode=host_mode))
 
     def _track(self, rec: ContainerRecord, launched: Launched) -> None:
         self._launched[rec.id] = launched
@@ -428,6 +557,8 @@ class Engine:
 
     async def _release(self, rec: ContainerRecord) -> None:
         """Everything a started container holds on the host, except its state dir. Idempotent."""
+        with contextlib.suppress(EngineError, OSError):
+            shm.unmount(rec.dir)
         with contextlib.suppress(EngineError, OSError):
             await self.networks.unpublish(rec.id)
         with contextlib.suppress(EngineError, OSError):
@@ -585,11 +716,11 @@ class Engine:
         async for e in read_log(path, tail=tail, follow=follow, stop=stopped):
             yield LogLine(e.stream, e.time, e.data)  # type: ignore[arg-type]
 
-    def _exec_config(self, ref: str, argv: list[str], user: str | None,
-                     env: dict[str, str] | None, workdir: str | None,
-                     tty: bool = False,
-                     privileged: bool = False) -> tuple[ContainerRecord, Launched, ExecConfig]:
-        """The exec's settings: the container's user, env, caps, seccomp and cgroup, with the
+    async def _exec_config(self, ref: str, argv: list[str], user: str | None,
+                           env: dict[str, str] | None, workdir: str | None,
+                           tty: bool = False,
+                           privileged: bool = False) -> tuple[ContainerRecord, Launched, ExecConfig]:
+        """The exec's settings: the container's user, env, confinement and cgroup, with the
         call's overrides; `privileged` gives this command every capability (as `docker exec
         --privileged`: seccomp, AppArmor and no_new_privs stay the container's)."""
         rec = self.table.get(ref)
@@ -604,10 +735,7 @@ class Engine:
             user=user if user is not None else rec.resolved.user,
             group_add=rec.spec.group_add,
             tty=tty,
-            capabilities=effective_caps(rec.spec.cap_add, rec.spec.cap_drop,
-                                        rec.spec.privileged or privileged),
-            privileged=rec.spec.privileged,
-            seccomp=seccomp_profile(rec.spec),
+            security=await self._exec_security(rec, privileged),
             cgroup_procs=self._cgroup_procs(rec),
         )
         return rec, launched, cfg
@@ -622,7 +750,8 @@ class Engine:
         privileged: bool = False,
         timeout: float | None = None,
     ) -> ExecResult:
-        _, launched, cfg = self._exec_config(ref, argv, user, env, workdir, privileged=privileged)
+        _, launched, cfg = await self._exec_config(ref, argv, user, env, workdir,
+                                                   privileged=privileged)
         code, out, err = await self.launcher.exec_run(launched, cfg, timeout)
         return ExecResult(code, out.decode(errors="replace"), err.decode(errors="replace"))
 
@@ -637,7 +766,7 @@ class Engine:
     ) -> ExecTarget:
         """For `exec -it`: the caller runs the exec through the fork server itself, so the pty
         is its own terminal's peer and no bytes of the session pass through the daemon."""
-        _, launched, cfg = self._exec_config(ref, argv, user, env, workdir, tty)
+        _, launched, cfg = await self._exec_config(ref, argv, user, env, workdir, tty)
         return ExecTarget(launched.pid, launched.start_time, serde.to_dict(cfg),
                           self.launcher.socket_path)
 
@@ -761,7 +890,7 @@ class Engine:
     async def create_volume(self, spec: VolumeSpec) -> VolumeInfo:
         if spec.external:
             return self.volumes.get(spec.name).info()
-        return self.volumes.create(spec.name, spec.labels).info()
+        return self.volumes.create(spec.name, spec.labels, spec.driver_opts).info()
 
     def _volume_users(self, name: str) -> list[str]:
         return [r.name for r in self.table.all()
@@ -782,7 +911,15 @@ class Engine:
         return self._image(ref).info()  # type: ignore[no-any-return]
 
     def _image_users(self, image_id: str) -> list[str]:
-        return [r.name for r in self.table.all() if r.resolved.image_id == image_id]
+        def mounts_it(rec: ContainerRecord) -> bool:  # an image mount holds its layers too
+            for m in rec.spec.mounts:
+                if m.type == "image":
+                    with contextlib.suppress(NotFound):
+                        if self.images.get(m.source).id == image_id:
+                            return True
+            return False
+
+        return [r.name for r in self.table.all() if r.resolved.image_id == image_id or mounts_it(r)]
 
     async def remove_image(self, ref: str, force: bool = False) -> list[str]:
         return await asyncio.to_thread(self.images.remove, ref, force, self._image_users)
@@ -829,24 +966,31 @@ class Engine:
                 yield item
         finally:
             if not task.done():
-                task.cancel()
-                with contextlib.suppress(BaseException):
-                    await task
+                await cancel_and_wait(task)
 
     async def build_image(self, req: BuildRequest) -> AsyncIterator[BuildProgress]:
         """Build from a Dockerfile; yields output lines, then the image id (or the error)."""
         queue: asyncio.Queue[BuildProgress | None] = asyncio.Queue()
+        runner = LauncherRun(self.launcher, network=req.network, shm_size=req.shm_size,
+                             extra_hosts=req.extra_hosts)
+
+        async def pull(ref: str) -> None:
+            await registry.pull(self.images, ref)
+
         builder = Builder(layers=StoreLayers(self.images.layers), images=StoreImages(self.images),
-                          runner=LauncherRun(self.launcher), state_root=self.paths.root)
+                          runner=runner, state_root=self.paths.root, puller=pull)
         dockerfile = req.dockerfile if os.path.isabs(req.dockerfile) else os.path.join(
             req.context, req.dockerfile)
+        tags = list(dict.fromkeys(t for t in (req.tag, *req.tags) if t))
 
         async def work() -> None:
             try:
                 iid = await builder.build(
-                    req.context, dockerfile, tag=[req.tag] if req.tag else [], target=req.target,
+                    req.context, dockerfile, tag=tags, target=req.target,
                     build_args=req.build_args, no_cache=req.no_cache,
-                    progress=lambda line: queue.put_nowait(BuildProgress(line=line)))
+                    progress=lambda line: queue.put_nowait(BuildProgress(line=line)),
+                    dockerfile_text=req.dockerfile_inline, labels=req.labels, pull=req.pull,
+                    named_contexts=req.named_contexts)
                 queue.put_nowait(BuildProgress(image_id=iid))
                 self.bus.publish(Event(time.time(), "image", "build", iid, req.tag))
             except EngineError as e:

@@ -5,20 +5,27 @@ asking the volume store for host paths; unit-tested without root.
 """
 from __future__ import annotations
 
+import base64
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 
 from runtime.containers import ContainerRecord
 from runtime.errors import InvalidArgument
+from runtime.process import apparmor, seccomp, seccomp_profile
 from runtime.process.config import (
     DEFAULT_NAMESPACES,
     DEFAULT_SHM_SIZE,
     DeviceNode,
     LaunchConfig,
     MountPoint,
+    Security,
     effective_caps,
 )
+from runtime.process.rootfs import MOUNT_DATA_MAX
+from runtime.process.seccomp import DEFAULT_PROFILE
 from runtime.process.userns import IdMap, default_maps
+from runtime.storage import merged
 from runtime.storage.rootfs import RootfsLayout
 from runtime.types import ContainerSpec, Mount
 
@@ -41,7 +48,51 @@ def network_namespaces(spec: ContainerSpec, join_pid: int | None) -> tuple[tuple
     )
 
 
-def mount_points(spec: ContainerSpec, extra: tuple[Mount, ...], volume_path: VolumePath) -> tuple[MountPoint, ...]:
+SHARED_MODES = (("ipc", "ipc_mode"), ("pid", "pid_mode"), ("uts", "uts_mode"), ("cgroup", "cgroupns_mode"))
+OWN_MODES = ("", "private", "shareable")
+
+
+def shared_namespaces(spec: ContainerSpec, namespaces: tuple[str, ...], join: dict[str, str],
+                      pids: Mapping[str, int]) -> tuple[tuple[str, ...], dict[str, str]]:
+    """ipc/pid/uts/cgroup: own (the default), the host's (not created), or another
+    container's (`container:NAME`, joined through /proc/<pid of its init>/ns/<kind>)."""
+    join = dict(join)
+    for kind, attr in SHARED_MODES:
+        mode = getattr(spec, attr)
+        if mode in OWN_MODES and (kind == "ipc" or mode != "shareable"):
+            continue
+        if mode == "host":
+            namespaces = tuple(n for n in namespaces if n != kind)
+        elif mode.startswith("container:") and kind in ("ipc", "pid") and kind in pids:
+            namespaces = tuple(n for n in namespaces if n != kind)
+            join[kind] = f"/proc/{pids[kind]}/ns/{kind}"
+        elif mode.startswith("container:") and kind in ("ipc", "pid"):
+            raise InvalidArgument(f"container {spec.name}: {attr} {mode}: that container is not running")
+        else:
+            raise InvalidArgument(f"container {spec.name}: unknown {attr} {mode!r}")
+    return namespaces, join
+
+
+def image_mount(m: Mount, lowerdirs: list[str], name: str) -> MountPoint:
+    """An image mount: the image's layers (top first) at `m.subpath`, read-only: a bind when
+    one layer holds that path (or it is a file), else an overlay of those layers' dirs."""
+    found = merged.resolve(lowerdirs, m.subpath or "/")
+    if found is None:
+        raise InvalidArgument(f"container {name}: image {m.source} has no {m.subpath!r} to mount at {m.target}")
+    rel, stack = found
+    dirs = [os.path.join(d, rel) if rel else d for d in stack]
+    if len(dirs) == 1 or not os.path.isdir(dirs[0]):
+        return MountPoint("bind", m.target, dirs[0], read_only=True)
+    opts = f"lowerdir={':'.join(dirs)}"
+    if len(opts) >= MOUNT_DATA_MAX:
+        raise InvalidArgument(f"container {name}: image {m.source} has too many layers ({len(dirs)}) "
+                              f"to mount at {m.target}: squash it")
+    return MountPoint("overlay", m.target, "", True, (opts,))
+
+
+def mount_points(spec: ContainerSpec, extra: tuple[Mount, ...], volume_path: VolumePath,
+                 image_layers: Callable[[str], list[str]] | None = None) -> tuple[MountPoint, ...]:
+    """`image_layers(ref)`: an image's layer directories, top first (for image mounts)."""
     out: list[MountPoint] = []
     for m in (*spec.mounts, *extra):
         if not m.target.startswith("/"):
@@ -60,6 +111,10 @@ def mount_points(spec: ContainerSpec, extra: tuple[Mount, ...], volume_path: Vol
             out.append(MountPoint("bind", m.target, src, m.read_only, (), m.propagation))
         elif m.type == "volume":
             out.append(MountPoint("bind", m.target, volume_path(m), m.read_only))
+        elif m.type == "image":
+            if image_layers is None:
+                raise InvalidArgument(f"container {spec.name}: image mounts need the image store")
+            out.append(image_mount(m, image_layers(m.source), spec.name))
         elif m.type == "tmpfs":
             opts: list[str] = []
             if m.tmpfs_size:
@@ -69,6 +124,23 @@ def mount_points(spec: ContainerSpec, extra: tuple[Mount, ...], volume_path: Vol
         else:  # pragma: no cover - Literal guards this
             raise InvalidArgument(f"container {spec.name}: unknown mount type {m.type!r}")
     return tuple(out)
+
+
+def volume_subpath(mountpoint: str, subpath: str, volume: str) -> str:
+    """The host path of `subpath` inside a volume (Compose's `volume.subpath`): relative,
+    no `..`, existing, and (symlinks resolved) still inside the volume, as moby requires."""
+    parts = [p for p in subpath.split("/") if p not in ("", ".")]
+    if subpath.startswith("/") or ".." in parts or not parts:
+        raise InvalidArgument(f"volume {volume}: subpath {subpath!r} must be a relative path "
+                              "inside the volume, without ..")
+    root = os.path.realpath(mountpoint)
+    full = os.path.realpath(os.path.join(root, *parts))
+    if os.path.commonpath([root, full]) != root:
+        raise InvalidArgument(f"volume {volume}: subpath {subpath!r} leads out of the volume")
+    if not os.path.exists(full):
+        raise InvalidArgument(f"volume {volume}: subpath {subpath!r} does not exist in the volume: "
+                              "create it first")
+    return full
 
 
 # `init: true`: a small static init bind-mounted as pid 1, as Docker does with tini at
@@ -93,28 +165,109 @@ def with_init(spec: ContainerSpec, argv: tuple[str, ...], mounts: tuple[MountPoi
             (*mounts, MountPoint("bind", INIT_TARGET, binary, read_only=True)), False)
 
 
-def no_new_privs(spec: ContainerSpec) -> bool:
-    return any(o.replace("=", ":") in ("no-new-privileges", "no-new-privileges:true")
-               for o in spec.security_opt)
+@dataclass(frozen=True)
+class SecurityOpts:
+    """`security_opt` read the way Docker reads it ("key=value", or the older "key:value")."""
+
+    no_new_privs: bool = False
+    seccomp: str | None = DEFAULT_PROFILE  # "default", a profile (file path or JSON), None
+    apparmor: str | None = None  # None: the default; "unconfined"; or a loaded profile's name
 
 
-def seccomp_profile(spec: ContainerSpec) -> str | None:
-    """Docker's rule: privileged or `seccomp=unconfined` -> no filter; else the default profile."""
-    profile: str | None = "default"
-    for opt in spec.security_opt:
-        key, sep, value = opt.replace(":", "=", 1).partition("=")
-        if key.strip() != "seccomp":
+def security_opts(spec: ContainerSpec) -> SecurityOpts:
+    opts = SecurityOpts()
+    for raw in spec.security_opt:
+        opt = raw.strip()
+        if opt == "no-new-privileges":
+            opts = replace(opts, no_new_privs=True)
             continue
-        value = value.strip()
-        if value == "unconfined":
-            profile = None
-        elif value in ("", "default", "builtin"):
-            profile = "default"
+        key, sep, value = opt.partition("=" if "=" in opt else ":")  # "key:value": older form
+        key, value = key.strip(), value.strip()
+        where = f"container {spec.name}: security_opt {raw!r}"
+        if not sep or not value:
+            raise InvalidArgument(f"{where}: expected key=value, e.g. seccomp=unconfined",
+                                  subject=spec.name)
+        if key == "no-new-privileges":
+            if value not in ("true", "false"):
+                raise InvalidArgument(f"{where}: use no-new-privileges=true or =false",
+                                      subject=spec.name)
+            opts = replace(opts, no_new_privs=value == "true")
+        elif key == "seccomp":
+            opts = replace(opts, seccomp=None if value == "unconfined" else
+                           DEFAULT_PROFILE if value in ("default", "builtin") else value)
+        elif key == "apparmor":
+            opts = replace(opts, apparmor=value)
+        elif key == "label" and value == "disable":
+            continue  # SELinux is not used: nothing to disable
+        elif key == "label":
+            raise InvalidArgument(f"{where}: SELinux labels are not supported (only label=disable"
+                                  ", which changes nothing)", subject=spec.name)
         else:
             raise InvalidArgument(
-                f"container {spec.name}: seccomp profile {value!r} is not supported: only the "
-                "built-in default profile is; use seccomp=unconfined or drop the option")
+                f"{where}: unknown or unsupported option: use no-new-privileges, "
+                "seccomp=unconfined|FILE.json, apparmor=unconfined|PROFILE or label=disable",
+                subject=spec.name)
+    return opts
+
+
+def no_new_privs(spec: ContainerSpec) -> bool:
+    return security_opts(spec).no_new_privs
+
+
+def seccomp_source(spec: ContainerSpec) -> str | None:
+    """Where the container's seccomp profile comes from: "default", None (unconfined: the
+    option, or privileged as with Docker), or a custom profile (a file path or inline JSON)."""
+    profile = security_opts(spec).seccomp
     return None if spec.privileged else profile
+
+
+def read_seccomp_profile(spec: ContainerSpec) -> str:
+    """At create: the text of a custom profile ("" for the built-in one or none), checked."""
+    source = seccomp_source(spec)
+    if source is None or source == DEFAULT_PROFILE:
+        return ""
+    if source.startswith("{"):  # the JSON itself, as Docker's API takes it
+        text, name = source, f"(container {spec.name}, inline JSON)"
+    elif not os.path.isabs(source):
+        raise InvalidArgument(f"container {spec.name}: seccomp profile {source!r}: give an "
+                              "absolute path (the stack file's folder is the base for a "
+                              "relative one)", subject=spec.name)
+    else:
+        text, name = seccomp_profile.read_file(source), source
+    seccomp.compile_filter(text, effective_caps(spec.cap_add, spec.cap_drop), source=name)
+    return text
+
+
+def apparmor_profile(spec: ContainerSpec, host_has_apparmor: bool) -> str:
+    """The AppArmor profile the container's processes exec under, "" for none. A profile the
+    service names needs AppArmor in the kernel; the default quietly needs nothing."""
+    wanted = security_opts(spec).apparmor
+    if wanted is not None and wanted != apparmor.UNCONFINED and not host_has_apparmor:
+        raise InvalidArgument(
+            f"container {spec.name}: security_opt apparmor={wanted}: AppArmor is not enabled in "
+            "this kernel: remove the option (or use apparmor=unconfined)", subject=spec.name)
+    if not host_has_apparmor:
+        return ""
+    if wanted is None:
+        wanted = apparmor.UNCONFINED if spec.privileged else apparmor.DEFAULT_PROFILE
+    return "" if wanted == apparmor.UNCONFINED else wanted
+
+
+def container_security(rec: ContainerRecord, host_has_apparmor: bool) -> Security:
+    """How every process of the container is confined: its init, each exec, each health check
+    (the engine builds this once per start and for each exec, from the same inputs)."""
+    spec = rec.spec
+    caps = effective_caps(spec.cap_add, spec.cap_drop, spec.privileged)
+    opts = security_opts(spec)
+    source = seccomp_source(spec)
+    prog, flags = "", 0
+    if source is not None:
+        text = rec.resolved.seccomp_profile or DEFAULT_PROFILE
+        name = source if not source.startswith("{") else f"(container {spec.name}, inline JSON)"
+        filt = seccomp.compile_filter(text, caps, source=name)
+        prog, flags = base64.b64encode(filt.program).decode(), filt.flags
+    return Security(caps, opts.no_new_privs, prog, flags,
+                    apparmor_profile(spec, host_has_apparmor))
 
 
 def user_namespace(spec: ContainerSpec, namespaces: tuple[str, ...]
@@ -140,10 +293,17 @@ def launch_config(
     *,
     join_pid: int | None = None,
     etc_files: dict[str, str],
+    security: Security,
     devices: tuple[DeviceNode, ...] = (),
+    ns_pids: Mapping[str, int] | None = None,
+    shm_source: str = "",
 ) -> LaunchConfig:
+    """`ns_pids`: the init pid of the container whose ipc / pid namespace is joined;
+    `shm_source`: the host dir to bind at /dev/shm (shared IPC)."""
     spec, res = rec.spec, rec.resolved
     namespaces, join = network_namespaces(spec, join_pid)
+    namespaces, join = shared_namespaces(spec, namespaces, join, ns_pids or {})
+    own_uts = "uts" in namespaces  # with the host's, never set its name
     argv, mounts, init = with_init(spec, res.argv, mounts)
     namespaces, uid_map, gid_map = user_namespace(spec, namespaces)
     return LaunchConfig(
@@ -158,18 +318,17 @@ def launch_config(
         cwd=res.cwd or "/",
         user=res.user,
         group_add=spec.group_add,
-        hostname=res.hostname,
-        domainname=spec.domainname or "",
+        hostname=res.hostname if own_uts else "",
+        domainname=(spec.domainname or "") if own_uts else "",
         read_only=spec.read_only,
         mounts=mounts,
         devices=devices,
         shm_size=spec.shm_size or DEFAULT_SHM_SIZE,
+        shm_source=shm_source,
         etc_files=etc_files,
         namespaces=namespaces,
         join_namespaces=join,
-        capabilities=effective_caps(spec.cap_add, spec.cap_drop, spec.privileged),
-        no_new_privs=no_new_privs(spec),
-        seccomp=seccomp_profile(spec),
+        security=security,
         uid_map=uid_map,
         gid_map=gid_map,
         privileged=spec.privileged,

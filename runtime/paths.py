@@ -16,9 +16,14 @@ from runtime.errors import InvalidArgument
 _SAFE_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 
 
+def is_safe_name(name: str) -> bool:
+    """Whether `name` can be a single path component (Docker's rule for container/volume names)."""
+    return bool(_SAFE_NAME.match(name)) and len(name) <= 255
+
+
 def safe_name(name: str, what: str = "name") -> str:
     """Return `name` if it can be a single path component; raise otherwise (no `..`, no `/`)."""
-    if not _SAFE_NAME.match(name) or len(name) > 255:
+    if not is_safe_name(name):
         raise InvalidArgument(
             f"invalid {what} {name!r}: use letters, digits, '_', '.', '-' and start with a letter or digit",
             subject=name,

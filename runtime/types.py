@@ -10,20 +10,36 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-MountType = Literal["bind", "volume", "tmpfs"]
+MountType = Literal["bind", "volume", "tmpfs", "image"]
 
 
 @dataclass(frozen=True)
 class Mount:
     type: MountType
     target: str  # absolute path inside the container
-    source: str = ""  # bind: absolute host path; volume: volume name ("" = anonymous); tmpfs: ""
+    source: str = ""  # bind: absolute host path; volume: volume name ("" = anonymous); tmpfs: "";
+    # image: an image reference (its files, read-only)
     read_only: bool = False
     create_host_path: bool = True  # bind: create a missing host dir (Docker's short syntax)
     tmpfs_size: int | None = None  # bytes
     tmpfs_mode: int | None = None  # e.g. 0o1777
     nocopy: bool = False  # volume: don't copy the image's content into a new volume
+    subpath: str = ""  # volume / image: mount this existing path inside it, relative to its root
     propagation: str | None = None  # bind: private/rprivate/shared/rshared/slave/rslave
+
+
+@dataclass(frozen=True)
+class InjectedFile:
+    """A file made for the container (Compose's secrets and configs from `environment:` or
+    `content:`, or with `uid`/`gid`/`mode`): written under its state directory at start and
+    bind-mounted read-only at `target`. Exactly one of `content` / `source` is used."""
+
+    target: str  # absolute path in the container
+    content: str = ""  # base64 of the bytes
+    source: str = ""  # an absolute host file whose bytes are copied at each start
+    uid: int = 0  # owner inside the container
+    gid: int = 0
+    mode: int = 0o444
 
 
 @dataclass(frozen=True)
@@ -73,7 +89,11 @@ class NetworkAttachment:
     network: str  # engine network name (e.g. "myproj_default")
     aliases: tuple[str, ...] = ()
     ipv4_address: str | None = None
-    priority: int = 0
+    priority: int = 0  # higher first: eth0 is the highest
+    mac_address: str | None = None  # None: 02:42 + the IPv4 address (Docker's scheme)
+    interface_name: str | None = None  # None: eth0, eth1... in priority order
+    link_local_ips: tuple[str, ...] = ()  # more addresses on the interface (169.254.0.0/16)
+    gw_priority: int = 0  # the default route goes via the highest (ties: the first)
 
 
 @dataclass(frozen=True)
@@ -100,6 +120,7 @@ class ContainerSpec:
     domainname: str | None = None
     labels: dict[str, str] = field(default_factory=dict)
     mounts: tuple[Mount, ...] = ()
+    files: tuple[InjectedFile, ...] = ()  # secrets/configs made for it (see InjectedFile)
     read_only: bool = False
     shm_size: int | None = None  # bytes, default 64 MiB
     resources: Resources = field(default_factory=Resources)
@@ -127,6 +148,11 @@ class ContainerSpec:
     restart: str = "no"  # no | always | on-failure[:N] | unless-stopped
     healthcheck: Healthcheck | None = None
     userns_mode: str | None = None  # None | "host" | "private" (own user namespace)
+    # Sharing namespaces (Docker's IpcMode, PidMode, UTSMode, CgroupnsMode). "" = its own.
+    ipc_mode: str = ""  # "" | "private" | "shareable" (others may join) | "host" | "container:<name>"
+    pid_mode: str = ""  # "" | "host" | "container:<name>"
+    uts_mode: str = ""  # "" | "host"
+    cgroupns_mode: str = ""  # "" | "private" | "host"
     auto_remove: bool = False
 
 
@@ -137,6 +163,8 @@ class NetworkSpec:
     internal: bool = False
     subnet: str | None = None
     gateway: str | None = None
+    ip_range: str | None = None  # containers get addresses from here only (within subnet)
+    aux_addresses: dict[str, str] = field(default_factory=dict)  # host name -> reserved address
     mtu: int | None = None
     labels: dict[str, str] = field(default_factory=dict)
     external: bool = False
@@ -147,3 +175,6 @@ class VolumeSpec:
     name: str
     labels: dict[str, str] = field(default_factory=dict)
     external: bool = False
+    # the local driver's options; only its bind form is supported: {"type": "none",
+    # "o": "bind", "device": "/abs/dir"} makes the volume that host directory
+    driver_opts: dict[str, str] = field(default_factory=dict)

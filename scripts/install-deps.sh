@@ -4,6 +4,8 @@
 # Debian's python3 is "externally managed", so never into the system interpreter):
 #   $COMPOSER_VENV (default /opt/composer)   the venv, with composer installed editable from here
 #   /usr/local/bin/composer, composerd        links into it, so both are on every root PATH
+#   COMPOSER_TEST_PEERS=1                      also what CI's native tiers need: the peer engines
+#                                              the tests run beside (docker.io), gcc + libc6-dev
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${COMPOSER_VENV:-/opt/composer}
@@ -15,6 +17,27 @@ apt-get install -y -qq --no-install-recommends \
     python3 python3-venv \
     busybox-static nftables iptables iproute2 debootstrap procps psmisc util-linux \
     ca-certificates curl docker-registry skopeo tini >/dev/null
+# COMPOSER_TEST_PEERS=1 (CI: .ci/run): also docker.io (dockerd 20.10, containerd), which
+# tests/integration/network/netns/scenario_docker.py starts beside composer's networks. Not for a
+# user's install. The package would start the daemons at once (default data root, docker0, a
+# FORWARD DROP): a policy-rc.d refusing service starts is in place for the install unless the
+# host has one, and the units it enables are disabled again (for the tests, not every boot).
+if [ "${COMPOSER_TEST_PEERS:-0}" = 1 ] && ! { command -v dockerd && command -v containerd; } >/dev/null; then
+    policy=/usr/sbin/policy-rc.d
+    if [ ! -e "$policy" ]; then
+        printf '#!/bin/sh\nexit 101\n' >"$policy"; chmod +x "$policy"
+        trap 'rm -f "$policy"' EXIT
+    fi
+    apt-get install -y -qq --no-install-recommends docker.io >/dev/null
+    if [ -d /run/systemd/system ]; then
+        systemctl disable -q docker.service docker.socket containerd.service 2>/dev/null || true
+    fi
+fi
+# CI's native tiers also compile tests/integration/process/sysprobe.c (raw syscalls from a
+# busybox container, for the seccomp tests): a C compiler and the static libc.
+if [ "${COMPOSER_TEST_PEERS:-0}" = 1 ]; then
+    apt-get install -y -qq --no-install-recommends gcc libc6-dev >/dev/null
+fi
 # A venv made by another python (e.g. after a distribution upgrade) is rebuilt, not patched.
 want=$(python3 -c 'import sys; print(sys.version_info[:2])')
 if [ -x "$VENV/bin/python" ] && [ "$("$VENV/bin/python" -c 'import sys; print(sys.version_info[:2])' 2>/dev/null)" != "$want" ]; then

@@ -12,6 +12,7 @@ in that scope:
     links       our bridges, veths whose master is one of them, veths named in our state
     cgroups     every cgroup below our parent, in every controller hierarchy
     nft         our firewall table (`composer_<hash of the state root>`)
+    iptables    our rules in other firewalls' chains (Docker's DOCKER-USER), tagged with that name
     ipam        networks, leases and endpoints in <root>/networks/network-state.json
     state_dirs  <root>/containers/*
     processes   members of our cgroups, and processes whose command line names the test dir
@@ -70,6 +71,7 @@ class Snapshot:
     links: frozenset[str]
     cgroups: frozenset[str]
     nft: frozenset[str]
+    iptables: frozenset[str]
     ipam: frozenset[str]
     state_dirs: frozenset[str]
     processes: frozenset[str]
@@ -200,6 +202,14 @@ def _nft(scope: Scope) -> frozenset[str]:
                      if line.split() and line.split()[-1] == scope.nft_table)
 
 
+def _iptables(scope: Scope) -> frozenset[str]:
+    try:
+        text = subprocess.run(["iptables", "-w", "-S"], capture_output=True, text=True).stdout
+    except FileNotFoundError:
+        return frozenset()
+    return frozenset(line for line in text.splitlines() if f"--comment {scope.nft_table} " in line)
+
+
 def _ipam(scope: Scope) -> frozenset[str]:
     st = network_state(scope.root)
     out: set[str] = set()
@@ -224,6 +234,7 @@ def take(scope: Scope) -> Snapshot:
         links=_links(scope),
         cgroups=frozenset(str(d) for d in cgroup_dirs(scope.cgroup_parent)),
         nft=_nft(scope),
+        iptables=_iptables(scope),
         ipam=_ipam(scope),
         state_dirs=_state_dirs(scope),
         processes=procs,

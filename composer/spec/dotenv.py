@@ -31,6 +31,37 @@ def read_env_file(path: Path, lookup: Mapping[str, str], *, label: str | None = 
     return parse_env_text(text, lookup, name)
 
 
+def read_raw_env_file(path: Path, lookup: Mapping[str, str], *, label: str | None = None) -> dict[str, str]:
+    """`env_file` with `format: raw`: `docker run --env-file` rules (moby's kvfile), which
+    Compose registers as "raw": leading whitespace and `#` lines skipped, the value is the
+    rest of the line as written (no quotes, no `${VAR}`, trailing spaces kept); `KEY` alone
+    takes its value from `lookup` or is dropped."""
+    name = label or str(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise Where(name).error(f"cannot read env file: {exc.strerror or exc}") from None
+    out: dict[str, str] = {}
+    for number, raw in enumerate(data.removeprefix(b"\xef\xbb\xbf").split(b"\n"), 1):
+        w = Where(name, f"line {number}")
+        try:
+            line = raw.removesuffix(b"\r").decode("utf-8").lstrip()
+        except UnicodeDecodeError:
+            w.fail("invalid UTF-8")
+        if not line or line.startswith("#"):
+            continue
+        key, eq, value = line.partition("=")
+        if not key:
+            w.fail(f'no variable name in "{line[:40]}"')
+        if any(c.isspace() for c in key):
+            w.fail(f'variable "{key}" contains whitespace')
+        if eq:
+            out[key] = value
+        elif key in lookup:
+            out[key] = lookup[key]
+    return out
+
+
 def parse_env_text(text: str, lookup: Mapping[str, str], name: str) -> dict[str, str]:
     out: dict[str, str] = {}
     pos, n, line_no = 0, len(text), 0

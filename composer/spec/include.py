@@ -75,9 +75,19 @@ def absolute_model(doc: dict[str, Any], project_dir: str) -> dict[str, Any]:
             }
         elif section in ("secrets", "configs"):
             out[section] = {n: _rebase_file(o, project_dir) for n, o in items.items()}
+        elif section == "volumes":
+            out[section] = {n: _rebase_device(v, project_dir) for n, v in items.items()}
         else:
             out[section] = dict(items)
     return out
+
+
+def _rebase_device(vol: Any, project_dir: str) -> Any:
+    """A local volume's bind `device:` is relative to its own project directory."""
+    opts = vol.get("driver_opts") if isinstance(vol, dict) else None
+    if isinstance(opts, dict) and isinstance(opts.get("device"), str) and "bind" in str(opts.get("o", "")):
+        return {**vol, "driver_opts": {**opts, "device": resolve_path(opts["device"], project_dir)}}
+    return vol
 
 
 def _rebase_file(obj: Any, project_dir: str) -> Any:

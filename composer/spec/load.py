@@ -20,22 +20,20 @@ from composer.spec.extends import resolve_extends
 from composer.spec.include import IncludeEntry, absolute_model, import_resources, parse_includes
 from composer.spec.interpolate import Interpolator
 from composer.spec.keys import TOP_LEVEL_KEYS, TOP_LEVEL_UNSUPPORTED
-from composer.spec.merge import merge_stacks
+from composer.spec.merge import apply_resets, merge_stacks
 from composer.spec.mounts import resolve_path
 from composer.spec.service import ParseContext, ServiceSpec
 from composer.spec.stack import Stack, service_enabled
 from composer.spec.toplevel import FileObject, NetworkConfig, VolumeConfig
 from composer.spec.validate import check_references, model_warnings
-from composer.spec.where import Where, as_map, check_keys
-from composer.spec.yamlio import read_yaml
+from composer.spec.where import Where, as_map, check_keys, extensions
+from composer.spec.yamlio import read_yaml_tagged, take_merge_tags
 
-DEFAULT_FILES = ("compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml")
-OVERRIDE_FILES = {
-    "compose.yaml": ("compose.override.yaml", "compose.override.yml"),
-    "compose.yml": ("compose.override.yml", "compose.override.yaml"),
-    "docker-compose.yaml": ("docker-compose.override.yaml", "docker-compose.override.yml"),
-    "docker-compose.yml": ("docker-compose.override.yml", "docker-compose.override.yaml"),
-}
+# compose-go's cli.DefaultFileNames / DefaultOverrideFileNames, in its order of preference:
+# the first stack file found is used with the first override file found, of either family
+DEFAULT_FILES = ("compose.yaml", "compose.yml", "docker-compose.yml", "docker-compose.yaml")
+OVERRIDE_FILES = ("compose.override.yml", "compose.override.yaml", "docker-compose.override.yml",
+                  "docker-compose.override.yaml")
 SECTION_NAME = re.compile(r"^[a-zA-Z0-9._-]+$")
 PROJECT_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 
@@ -55,7 +53,7 @@ class LoadOptions:
 def load_stack(opts: LoadOptions) -> Stack:
     environ = dict(os.environ if opts.environ is None else opts.environ)
     cwd = Path(opts.working_dir or os.getcwd()).resolve()
-    files = _find_files(opts, environ, cwd)
+    files, found_warnings = _find_files(opts, environ, cwd)
     project_dir = Path(opts.project_directory).resolve() if opts.project_directory else files[0].parent
     env = _environment(opts, environ, project_dir, cwd)
     interp = Interpolator(env)
@@ -65,18 +63,20 @@ def load_stack(opts: LoadOptions) -> Stack:
     origins: dict[tuple[str, str], str] = {}
     for path in files:
         # with one file the final parse names it anyway: skip the separate per-file pass
+        resets: list[tuple[str, ...]] = []
         doc = _load_file(path, _display(path, cwd, project_dir), interp, ctx, site, origins,
-                         validate=len(files) > 1)
-        merged = merge_stacks(merged, doc)
+                         validate=len(files) > 1, resets=resets)
+        merged = merge_stacks(apply_resets(merged, resets), doc)
     ctx.read_env_files = opts.read_env_files
     ctx.origins = origins
-    ctx.warnings = interp.warnings + ctx.warnings
+    ctx.warnings = found_warnings + interp.warnings + ctx.warnings
     display = _display(files[0], cwd, project_dir)
     stack = _build(merged, display, ctx, opts, env, project_dir, files)
     return stack
 
 
-def _find_files(opts: LoadOptions, environ: Mapping[str, str], cwd: Path) -> list[Path]:
+def _find_files(opts: LoadOptions, environ: Mapping[str, str], cwd: Path) -> tuple[list[Path], list[str]]:
+    """The stack files, and Compose's warnings when several default names exist."""
     base = Path(opts.project_directory) if opts.project_directory else cwd
     names = list(opts.files)
     if not names and environ.get("COMPOSE_FILE"):
@@ -87,17 +87,26 @@ def _find_files(opts: LoadOptions, environ: Mapping[str, str], cwd: Path) -> lis
         for p, n in zip(out, names, strict=True):
             if not p.is_file():
                 raise SpecError("file not found (check -f / COMPOSE_FILE)", file=n)
-        return out
+        return out, []
     for folder in (base.resolve(), *base.resolve().parents):
-        for name in DEFAULT_FILES:
-            if (folder / name).is_file():
-                found = [folder / name]
-                override = next((folder / o for o in OVERRIDE_FILES[name] if (folder / o).is_file()), None)
-                return found + ([override] if override else [])
+        found = [folder / n for n in DEFAULT_FILES if (folder / n).is_file()]
+        if not found:
+            continue
+        warnings = _several("config files", found)
+        overrides = [folder / n for n in OVERRIDE_FILES if (folder / n).is_file()]
+        warnings += _several("override files", overrides)
+        return found[:1] + overrides[:1], warnings
     raise NoStackFile(
         f"no stack file found in {base} or its parents "
         f"(create compose.yaml or pass -f FILE)"
     )
+
+
+def _several(kind: str, found: list[Path]) -> list[str]:
+    if len(found) < 2:
+        return []
+    return [f"found multiple {kind} with supported names: {', '.join(str(p) for p in found)}; "
+            f"using {found[0]}"]
 
 
 def _environment(opts: LoadOptions, environ: dict[str, str], project_dir: Path, cwd: Path) -> dict[str, str]:
@@ -142,10 +151,12 @@ class _Site:
 def _load_file(
     path: Path, display: str, interp: Interpolator, ctx: ParseContext, site: _Site,
     origins: dict[tuple[str, str], str], *, validate: bool = True,
+    resets: list[tuple[str, ...]] | None = None,
 ) -> dict[str, Any]:
     """One stack file, interpolated, with its includes imported and its extends resolved.
-    `origins` receives the file each imported resource comes from."""
-    raw: dict[str, Any] = interp.tree(_read_top(path, display), Where(display))
+    `origins` receives the file each imported resource comes from; `resets` the key paths
+    its `!reset` / `!override` tags name (to apply to the files merged before it)."""
+    raw: dict[str, Any] = interp.tree(_read_top(path, display, resets), Where(display))
     if "include" in raw:
         _apply_includes(raw, path, display, ctx, site, origins)
     if isinstance(raw.get("services"), dict):
@@ -213,15 +224,19 @@ def _load_include(
     origins: dict[tuple[str, str], str] = {}
     for file in files:
         file_origins: dict[tuple[str, str], str] = {}
-        doc = _load_file(file, site.display(file), interp, sub_ctx, sub_site, file_origins)
-        merged = merge_stacks(merged, doc)
+        resets: list[tuple[str, ...]] = []
+        doc = _load_file(file, site.display(file), interp, sub_ctx, sub_site, file_origins,
+                         resets=resets)
+        merged = merge_stacks(apply_resets(merged, resets), doc)
         origins.update(file_origins)
     ctx.warnings.extend(interp.warnings + sub_ctx.warnings)
     return absolute_model(merged, str(project_dir)), origins, site.display(files[0])
 
 
-def _read_top(path: Path, display: str) -> dict[str, Any]:
-    doc = read_yaml(path, display)
+def _read_top(path: Path, display: str, resets: list[tuple[str, ...]] | None = None) -> dict[str, Any]:
+    doc, paths = take_merge_tags(read_yaml_tagged(path, display))
+    if resets is not None:
+        resets.extend(paths)
     if doc is None:
         raise SpecError("empty stack file (add a services: section)", file=display)
     w = Where(display)
@@ -247,9 +262,10 @@ def _parse_sections(raw: dict[str, Any], display: str, ctx: ParseContext) -> dic
         name: ServiceSpec.parse(name, svc, Where(at("services", name).file, f"services.{name}", name), ctx)
         for name, svc in services.items()
     }
-    for key, cls in (("networks", NetworkConfig), ("volumes", VolumeConfig)):
-        section = _section(raw, key, w)
-        out[key] = {k: cls.parse(k, v, at(key, k)) for k, v in section.items()}
+    out["networks"] = {k: NetworkConfig.parse(k, v, at("networks", k))
+                       for k, v in _section(raw, "networks", w).items()}
+    out["volumes"] = {k: VolumeConfig.parse(k, v, at("volumes", k), ctx.base_dir)
+                      for k, v in _section(raw, "volumes", w).items()}
     for key, kind in (("secrets", "secret"), ("configs", "config")):
         section = _section(raw, key, w)
         out[key] = {
@@ -298,7 +314,7 @@ def _build(
         project_directory=str(project_dir), services=enabled, networks=networks,
         volumes=parts["volumes"], secrets=parts["secrets"], configs=parts["configs"],
         disabled_services=disabled, profiles=profiles, files=tuple(str(f) for f in files),
-        environment=env, warnings=tuple(dict.fromkeys(ctx.warnings)),
+        environment=env, warnings=tuple(dict.fromkeys(ctx.warnings)), extensions=extensions(merged),
     )
 
 

@@ -21,7 +21,7 @@ _MAP_LIKE = ("environment", "labels", "annotations", "sysctls")
 _UNION = (
     "ports", "expose", "dns", "dns_search", "dns_opt", "tmpfs", "cap_add", "cap_drop",
     "security_opt", "group_add", "links", "external_links", "volumes_from", "profiles",
-    "env_file", "extra_hosts", "device_cgroup_rules",
+    "env_file", "label_file", "extra_hosts", "device_cgroup_rules",
 )
 _CONCAT = ("pre_start", "post_start", "pre_stop")  # appended, as compose-go's default for sequences
 
@@ -173,7 +173,7 @@ def _ref_source(item: Any) -> Any:
 def rebase_paths(svc: dict[str, Any], from_dir: str) -> dict[str, Any]:
     """Make a service's relative paths absolute against `from_dir` (for `extends: {file:}`
     and for services a sub-project brings in with `include:`)."""
-    from composer.spec.mounts import resolve_path
+    from composer.spec.mounts import resolve_path, resolve_security_opt
 
     out = dict(svc)
     build = out.get("build")
@@ -201,12 +201,22 @@ def rebase_paths(svc: dict[str, Any], from_dir: str) -> dict[str, Any]:
             {**r, "path": resolve_path(r["path"], from_dir)}
             if isinstance(r, dict) and isinstance(r.get("path"), str) else r
             for r in develop["watch"]]}
+    label_file = out.get("label_file")
+    if isinstance(label_file, str):
+        out["label_file"] = resolve_path(label_file, from_dir)
+    elif isinstance(label_file, list):
+        out["label_file"] = [resolve_path(p, from_dir) if isinstance(p, str) else p for p in label_file]
+    if isinstance(out.get("security_opt"), list):
+        out["security_opt"] = [resolve_security_opt(o, from_dir) if isinstance(o, str) else o
+                               for o in out["security_opt"]]
     return out
 
 
 def _remote(context: str) -> bool:
     """A build context that is a URL or git address (kept as written, as BuildSpec does)."""
-    return "://" in context or context.startswith(("git@", "github.com/"))
+    from composer.spec.resources import is_remote_context
+
+    return is_remote_context(context)
 
 
 def _rebase_volume(item: Any, from_dir: str) -> Any:
@@ -220,3 +230,19 @@ def _rebase_volume(item: Any, from_dir: str) -> Any:
     if isinstance(item, dict) and item.get("type") == "bind" and isinstance(item.get("source"), str):
         return {**item, "source": resolve_path(item["source"], from_dir)}
     return item
+
+
+def apply_resets(merged: dict[str, Any], paths: list[tuple[str, ...]]) -> dict[str, Any]:
+    """Drop what earlier files set at each key path a later file marked `!reset` or
+    `!override` (compose-go's ResetProcessor.Apply, run before that file merges in). Paths
+    through a sequence are not followed, as there."""
+    if not paths:
+        return merged
+    out = copy.deepcopy(merged)
+    for path in paths:
+        node: Any = out
+        for key in path[:-1]:
+            node = node.get(key) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            node.pop(path[-1], None)
+    return out

@@ -15,7 +15,7 @@ from typing import Any
 from composer.spec.units import parse_bytes
 from composer.spec.where import Where, as_bool, as_map, as_str, check_keys, type_name
 
-MOUNT_TYPES = ("bind", "volume", "tmpfs")
+MOUNT_TYPES = ("bind", "volume", "tmpfs", "image")
 LONG_KEYS = ("type", "source", "target", "read_only", "consistency", "bind", "volume", "tmpfs", "image")
 PROPAGATIONS = ("shared", "rshared", "slave", "rslave", "private", "rprivate")
 _ABSENT = object()
@@ -24,9 +24,9 @@ SHORT_MODES = frozenset({"rw", "ro", "z", "Z", "nocopy", "cached", "delegated", 
 
 @dataclass(frozen=True)
 class VolumeMount:
-    type: str  # bind | volume | tmpfs
+    type: str  # bind | volume | tmpfs | image
     target: str
-    source: str | None = None  # bind: absolute host path; volume: name (None = anonymous)
+    source: str | None = None  # bind: absolute host path; volume: name (None = anonymous); image: ref
     read_only: bool = False
     create_host_path: bool = False
     propagation: str | None = None
@@ -89,12 +89,10 @@ class VolumeMount:
         if "type" not in raw:
             w.fail("missing key type (bind, volume or tmpfs)")
         kind = as_str(raw["type"], w.key("type"))
-        if kind in ("cluster", "npipe", "image"):
-            w.key("type").fail(f'not supported: mount type "{kind}" (use bind, volume or tmpfs)')
+        if kind in ("cluster", "npipe"):
+            w.key("type").fail(f'not supported: mount type "{kind}" (use bind, volume, tmpfs or image)')
         if kind not in MOUNT_TYPES:
-            w.key("type").fail(f'invalid mount type "{kind}" (use bind, volume or tmpfs)')
-        if "image" in raw:
-            w.key("image").fail("not supported: image mounts")
+            w.key("type").fail(f'invalid mount type "{kind}" (use bind, volume, tmpfs or image)')
         target = as_str(raw.get("target", ""), w.key("target"))
         if not target.startswith("/"):
             w.key("target").fail(f'the target "{target}" must be an absolute path')
@@ -115,6 +113,12 @@ class VolumeMount:
         elif kind == "volume":
             args["source"] = source or None
             args.update(_volume_options(raw.get("volume", _ABSENT), w.key("volume")))
+        elif kind == "image":  # an image's files, read-only (Compose's image mounts)
+            if source is None:
+                w.key("source").fail("an image mount needs the image as source")
+            args["source"] = source  # "" (an unset ${VAR}): Compose loads it; refused at run
+            args["read_only"] = True
+            args.update(_image_options(raw.get("image", _ABSENT), w.key("image")))
         else:
             if source:
                 w.key("source").fail("a tmpfs mount has no source")
@@ -162,6 +166,14 @@ def _volume_options(raw: Any, w: Where) -> dict[str, Any]:
     if "subpath" in raw:
         out["subpath"] = as_str(raw["subpath"], w.key("subpath"))
     return out
+
+
+def _image_options(raw: Any, w: Where) -> dict[str, Any]:
+    if raw is _ABSENT:
+        return {}
+    raw = as_map(raw, w)
+    check_keys(raw, w, ("subpath",))
+    return {"subpath": as_str(raw["subpath"], w.key("subpath"))} if "subpath" in raw else {}
 
 
 def _tmpfs_options(raw: Any, w: Where) -> dict[str, Any]:
@@ -233,3 +245,14 @@ def resolve_path(path: str, base_dir: str) -> str:
     if path.startswith("~"):
         path = os.path.expanduser(path)
     return posixpath.normpath(posixpath.join(base_dir, path))
+
+
+def resolve_security_opt(opt: str, base_dir: str) -> str:
+    """`seccomp=FILE` with a relative FILE (the one security_opt naming a file), as compose
+    reads it: against the project directory. Every other option is returned as it is."""
+    key, sep, value = opt.partition("=" if "=" in opt else ":")
+    value = value.strip()
+    if key.strip() != "seccomp" or not sep or not value or value in (
+            "unconfined", "default", "builtin") or value.startswith(("{", "/")):
+        return opt
+    return f"seccomp={resolve_path(value, base_dir)}"

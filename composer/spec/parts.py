@@ -1,6 +1,7 @@
 """Small service sub-objects: healthcheck, depends_on, networks, env_file, secrets/configs, extends."""
 from __future__ import annotations
 
+import ipaddress
 import re
 import shlex
 from dataclasses import dataclass
@@ -126,6 +127,9 @@ class ServiceNetwork:
     ipv6_address: str | None = None
     priority: int = 0
     gw_priority: int = 0
+    mac_address: str | None = None
+    interface_name: str | None = None
+    link_local_ips: tuple[str, ...] = ()
 
     @classmethod
     def parse_all(cls, raw: Any, w: Where) -> tuple[ServiceNetwork, ...]:
@@ -142,12 +146,9 @@ class ServiceNetwork:
                 continue
             opts = as_map(opts, wi)
             check_keys(
-                opts, wi, ("aliases", "ipv4_address", "ipv6_address", "priority", "gw_priority"),
-                unsupported={
-                    "interface_name": "interface_name (interfaces are named eth0, eth1, ...)",
-                    "link_local_ips": "link_local_ips", "mac_address": "mac_address",
-                    "driver_opts": "driver_opts on a service network",
-                },
+                opts, wi, ("aliases", "ipv4_address", "ipv6_address", "priority", "gw_priority",
+                           "mac_address", "interface_name", "link_local_ips"),
+                unsupported={"driver_opts": "driver_opts on a service network"},
             )
             aliases: tuple[str, ...] = ()
             if "aliases" in opts:
@@ -159,8 +160,52 @@ class ServiceNetwork:
                 ipv6_address=_opt_str(opts, "ipv6_address", wi),
                 priority=_strict_int(opts.get("priority", 0), wi.key("priority")),
                 gw_priority=_strict_int(opts.get("gw_priority", 0), wi.key("gw_priority")),
+                mac_address=parse_mac(opts["mac_address"], wi.key("mac_address")) if "mac_address" in opts else None,
+                interface_name=_ifname(opts["interface_name"], wi.key("interface_name"))
+                if "interface_name" in opts else None,
+                link_local_ips=_link_local(opts["link_local_ips"], wi.key("link_local_ips"))
+                if "link_local_ips" in opts else (),
             ))
         return tuple(sorted(out, key=lambda n: n.name))
+
+
+MAC = re.compile(r"^[0-9a-fA-F]{2}([:-])[0-9a-fA-F]{2}(\1[0-9a-fA-F]{2}){4}$")
+IFNAME = re.compile(r"^[^/:\s]{1,15}$")
+
+
+def parse_mac(value: Any, w: Where) -> str:
+    """A unicast Ethernet address, `02:42:ac:11:00:02` (or with `-`), lowercase with `:`."""
+    text = as_str(value, w)
+    if not MAC.match(text):
+        w.fail(f'invalid MAC address "{text}" (use six hex pairs like 02:42:ac:11:00:02)')
+    mac = text.replace("-", ":").lower()
+    if int(mac[:2], 16) & 1:
+        w.fail(f'MAC address "{text}" is a multicast address (the first byte must be even)')
+    return mac
+
+
+def _ifname(value: Any, w: Where) -> str:
+    text = as_str(value, w)
+    if not IFNAME.match(text) or text in (".", "..", "lo"):
+        w.fail(f'invalid interface_name "{text}" (1 to 15 characters, no "/", ":" or spaces, not lo)')
+    return text
+
+
+def _link_local(value: Any, w: Where) -> tuple[str, ...]:
+    items = as_list(value, w)
+    unique_items(items, w)
+    out = []
+    for i, text in enumerate(str_list(items, w)):
+        try:
+            ip = ipaddress.ip_address(text)
+        except ValueError:
+            w.idx(i).fail(f'invalid IP address "{text}"')
+        if ip.version == 6:
+            w.idx(i).fail(f"not supported: IPv6 link-local address {text} (IPv6 is not supported)")
+        if not ip.is_link_local:
+            w.idx(i).fail(f"{text} is not a link-local address (use one of 169.254.0.0/16)")
+        out.append(text)
+    return tuple(out)
 
 
 def _network_name(name: str, w: Where) -> str:
@@ -179,10 +224,14 @@ def _strict_int(value: Any, w: Where) -> int:
     return value
 
 
+ENV_FILE_FORMATS = ("", "raw")  # "": Compose's .env syntax; raw: `docker run --env-file`
+
+
 @dataclass(frozen=True)
 class EnvFile:
     path: str  # absolute
     required: bool = True
+    format: str = ""
 
     @classmethod
     def parse_all(cls, raw: Any, w: Where, base_dir: str) -> tuple[EnvFile, ...]:
@@ -199,11 +248,12 @@ class EnvFile:
             check_keys(item, wi, ("path", "required", "format"))
             if "path" not in item:
                 wi.fail("missing key path")
-            if "format" in item:
-                wi.key("format").fail("not supported: env_file format (only the default dotenv format)")
+            fmt = as_str(item["format"], wi.key("format")) if "format" in item else ""
+            if fmt not in ENV_FILE_FORMATS:
+                wi.key("format").fail(f'unsupported env_file format "{fmt}" (use raw, or leave it out)')
             out.append(cls(
                 resolve_path(as_str(item["path"], wi.key("path")), base_dir),
-                as_bool(item.get("required", True), wi.key("required")),
+                as_bool(item.get("required", True), wi.key("required")), fmt,
             ))
         return tuple(out)
 
@@ -232,10 +282,17 @@ class FileRef:
             check_keys(item, wi, ("source", "target", "uid", "gid", "mode"))
             if "source" not in item:
                 wi.fail("missing key source")
+            for key in ("uid", "gid"):
+                if key in item and not as_str(item[key], wi.key(key)).isdigit():
+                    wi.key(key).fail(f"expected a numeric {key}, got {item[key]!r} (names are not "
+                                     "resolved: use the number)")
+            mode = parse_mode(item["mode"], wi.key("mode")) if "mode" in item else None
+            if mode is not None and not 0 <= mode <= 0o7777:
+                wi.key("mode").fail(f"file mode {mode:o} is out of range (0 to 7777)")
             out.append(cls(
                 as_str(item["source"], wi.key("source")),
                 _opt_str(item, "target", wi), _opt_str(item, "uid", wi), _opt_str(item, "gid", wi),
-                parse_mode(item["mode"], wi.key("mode")) if "mode" in item else None,
+                mode,
             ))
         return tuple(out)
 

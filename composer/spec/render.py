@@ -27,6 +27,7 @@ def render_stack(stack: Stack, *, escape: bool = True) -> dict[str, Any]:
     for key, objs in (("secrets", stack.secrets), ("configs", stack.configs)):
         if objs:
             out[key] = {k: _file_object(o) for k, o in sorted(objs.items())}
+    out.update(sorted(stack.extensions.items()))  # x-* keys, as docker compose config keeps them
     return _escape(out) if escape else out
 
 
@@ -36,7 +37,7 @@ def render_service(s: ServiceSpec) -> dict[str, Any]:
         "image", "container_name", "hostname", "domainname", "user", "working_dir", "restart",
         "stop_signal", "pull_policy", "platform", "cpuset", "cpus", "cpu_shares", "cpu_quota",
         "cpu_period", "pids_limit", "mem_limit", "memswap_limit", "mem_reservation", "shm_size",
-        "network_mode", "userns_mode", "ipc", "init", "scale",
+        "network_mode", "mac_address", "userns_mode", "ipc", "pid", "uts", "cgroup", "init", "scale",
     )
     for key in simple:
         value = getattr(s, key)
@@ -62,7 +63,10 @@ def render_service(s: ServiceSpec) -> dict[str, Any]:
         if getattr(s, key):
             out[key] = list(getattr(s, key))
     if s.env_files:
-        out["env_file"] = [{"path": e.path, "required": e.required} for e in s.env_files]
+        out["env_file"] = [{"path": e.path, "required": e.required, **({"format": e.format} if e.format else {})}
+                           for e in s.env_files]
+    if s.label_files:
+        out["label_file"] = list(s.label_files)
     if s.ports:
         out["ports"] = [_port(p) for p in s.ports]
     if s.volumes:
@@ -106,6 +110,7 @@ def render_service(s: ServiceSpec) -> dict[str, Any]:
                                    ("gid", r.gid), ("mode", r.mode)) if v is not None}
                 for r in refs
             ]
+    out.update(s.extensions)
     return dict(sorted(out.items()))
 
 
@@ -127,6 +132,10 @@ def _build(s: ServiceSpec) -> dict[str, Any]:
         out["no_cache"] = True
     if b.pull:
         out["pull"] = True
+    if b.extra_hosts:
+        out["extra_hosts"] = [f"{h}={ip}" for h, ip in b.extra_hosts]
+    if b.additional_contexts:
+        out["additional_contexts"] = dict(b.additional_contexts)
     out.update(b.extra)
     return out
 
@@ -168,6 +177,9 @@ def _mount(m: VolumeMount) -> dict[str, Any]:
         if m.subpath:
             vol["subpath"] = m.subpath
         out["volume"] = vol
+    elif m.type == "image":
+        if m.subpath:
+            out["image"] = {"subpath": m.subpath}
     else:
         out.update(_tmpfs_opts(m))
     return out
@@ -197,9 +209,11 @@ def _service_network(n: Any) -> dict[str, Any] | None:
     out: dict[str, Any] = {}
     if n.aliases:
         out["aliases"] = list(n.aliases)
-    for key in ("ipv4_address", "ipv6_address"):
+    for key in ("ipv4_address", "ipv6_address", "mac_address", "interface_name"):
         if getattr(n, key):
             out[key] = getattr(n, key)
+    if n.link_local_ips:
+        out["link_local_ips"] = list(n.link_local_ips)
     for key in ("priority", "gw_priority"):
         if getattr(n, key):
             out[key] = getattr(n, key)
@@ -256,20 +270,21 @@ def _network(stack: Stack, n: NetworkConfig) -> dict[str, Any]:
     if n.external:
         out["external"] = True
         return out
-    for key in ("driver", "ipam_driver"):
-        if getattr(n, key):
-            out[key] = getattr(n, key)
+    if n.driver:
+        out["driver"] = n.driver
     for key in ("internal", "attachable", "enable_ipv6"):
         if getattr(n, key):
             out[key] = True
     if n.driver_opts:
         out["driver_opts"] = dict(n.driver_opts)
-    if n.ipam:
-        out["ipam"] = {"config": [
-            {k: getattr(p, k) for k in ("subnet", "gateway", "ip_range") if getattr(p, k)} for p in n.ipam
+    if n.ipam or n.ipam_driver:
+        out["ipam"] = {**({"driver": n.ipam_driver} if n.ipam_driver else {}), "config": [
+            {k: getattr(p, k) for k in ("subnet", "gateway", "ip_range", "aux_addresses") if getattr(p, k)}
+            for p in n.ipam
         ]}
     if n.labels:
         out["labels"] = dict(n.labels)
+    out.update(n.extensions)
     return out
 
 
@@ -284,6 +299,7 @@ def _volume(stack: Stack, v: VolumeConfig) -> dict[str, Any]:
         out["driver_opts"] = dict(v.driver_opts)
     if v.labels:
         out["labels"] = dict(v.labels)
+    out.update(v.extensions)
     return out
 
 
@@ -296,6 +312,7 @@ def _file_object(o: FileObject) -> dict[str, Any]:
         out["external"] = True
     if o.labels:
         out["labels"] = dict(o.labels)
+    out.update(o.extensions)
     return out
 
 

@@ -21,6 +21,7 @@ from composer.spec.where import (
     unique_items,
 )
 
+BUILD_NETWORKS = ("default", "host", "none")  # what BuildKit (and our builder) offers RUN
 SWARM_ONLY = ("endpoint_mode", "labels", "placement", "update_config", "rollback_config")
 
 
@@ -138,11 +139,22 @@ class Ulimit:
 BUILD_KEYS = (
     "context", "dockerfile", "dockerfile_inline", "args", "target", "labels", "cache_from",
     "cache_to", "no_cache", "pull", "network", "shm_size", "extra_hosts", "tags", "platforms",
-    "additional_contexts", "isolation", "provenance", "sbom", "no_cache_filter",
+    "isolation", "provenance", "sbom", "no_cache_filter", "additional_contexts",
 )
 BUILD_UNSUPPORTED = {
-    "secrets": "build secrets", "ssh": "build ssh", "entitlements": "build entitlements",
+    "secrets": "build secrets (the builder has no RUN --mount=type=secret yet)",
+    "ssh": "build ssh (the builder has no RUN --mount=type=ssh yet)",
+    "entitlements": "build entitlements (BuildKit's network.host / security.insecure)",
     "privileged": "privileged builds", "ulimits": "build ulimits",
+}
+# kept for `config`, without effect here: a warning says so (composer.spec.validate)
+BUILD_IGNORED = {
+    "cache_from": "external build caches are not used (the builder keeps its own local cache)",
+    "cache_to": "external build caches are not written (the builder keeps its own local cache)",
+    "platforms": "images are built for this host's platform only",
+    "isolation": "isolation is a Windows setting",
+    "provenance": "no attestations are made",
+    "sbom": "no attestations are made",
 }
 
 
@@ -160,7 +172,25 @@ class BuildSpec:
     shm_size: int | None = None
     tags: tuple[str, ...] = ()
     cache_from: tuple[str, ...] = ()
+    extra_hosts: tuple[tuple[str, str], ...] = ()
+    # NAME -> "service:SVC", "docker-image://REF", or an absolute directory
+    additional_contexts: dict[str, str] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)  # other accepted keys, as written
+
+    @property
+    def no_cache_filter(self) -> tuple[str, ...]:
+        value = self.extra.get("no_cache_filter") or ()
+        return (value,) if isinstance(value, str) else tuple(value)
+
+    @property
+    def ignored(self) -> tuple[str, ...]:
+        """Keys given that have no effect here (warned about)."""
+        return tuple(k for k in BUILD_IGNORED if k in self.extra or (k == "cache_from" and self.cache_from))
+
+    @property
+    def remote(self) -> bool:
+        """A git or URL context (kept as written; building one is not supported yet)."""
+        return is_remote_context(self.context)
 
     @classmethod
     def parse(cls, raw: Any, w: Where, base_dir: str) -> BuildSpec:
@@ -175,9 +205,12 @@ class BuildSpec:
         for k in ("cache_from", "cache_to", "tags", "platforms"):
             if k in raw:
                 str_list(raw[k], w.key(k))
-        extra = {k: raw[k] for k in ("cache_to", "platforms", "additional_contexts", "isolation",
-                                     "provenance", "sbom", "no_cache_filter", "extra_hosts") if k in raw}
+        extra = {k: raw[k] for k in ("cache_to", "platforms", "isolation",
+                                     "provenance", "sbom", "no_cache_filter") if k in raw}
         _check_build_extras(raw, w)
+        network = as_str(raw["network"], w.key("network")) if "network" in raw else None
+        if network not in (None, *BUILD_NETWORKS):
+            w.key("network").fail(f'not supported: build network "{network}" (use default, host or none)')
         return cls(
             context=context,
             dockerfile=as_str(raw["dockerfile"], w.key("dockerfile")) if "dockerfile" in raw else None,
@@ -188,12 +221,15 @@ class BuildSpec:
             args=list_or_dict(raw.get("args", {}), w.key("args")),
             target=as_str(raw["target"], w.key("target")) if "target" in raw else None,
             labels={k: v or "" for k, v in labels.items()},
-            network=as_str(raw["network"], w.key("network")) if "network" in raw else None,
+            network=network,
             no_cache=as_bool(raw.get("no_cache", False), w.key("no_cache")),
             pull=as_bool(raw.get("pull", False), w.key("pull")),
             shm_size=parse_bytes(_int_or_str(raw["shm_size"], w.key("shm_size")), w.key("shm_size")) if "shm_size" in raw else None,
             tags=str_list(raw.get("tags", []), w.key("tags")),
             cache_from=str_list(raw.get("cache_from", []), w.key("cache_from")),
+            extra_hosts=parse_extra_hosts(raw["extra_hosts"], w.key("extra_hosts")) if "extra_hosts" in raw else (),
+            additional_contexts=_named_contexts(raw.get("additional_contexts", {}), w.key("additional_contexts"),
+                                                base_dir),
             extra=extra,
         )
 
@@ -202,22 +238,28 @@ def _check_build_extras(raw: dict[str, Any], w: Where) -> None:
     """Keys kept as written for the builder: still checked for their types."""
     if "no_cache_filter" in raw:
         str_or_list(raw["no_cache_filter"], w.key("no_cache_filter"))
-    if "additional_contexts" in raw:
-        list_or_dict(raw["additional_contexts"], w.key("additional_contexts"))
     if "isolation" in raw:
         as_str(raw["isolation"], w.key("isolation"))
     for key in ("provenance", "sbom"):
         if key in raw and not isinstance(raw[key], (str, bool)):
             w.key(key).fail("expected a string or boolean")
-    if "extra_hosts" in raw:
-        hosts = raw["extra_hosts"]
-        if isinstance(hosts, list):
-            unique_items(hosts, w.key("extra_hosts"))
-            str_list(hosts, w.key("extra_hosts"))
+
+
+def _named_contexts(raw: Any, w: Where, base_dir: str) -> dict[str, str]:
+    """additional_contexts: `service:NAME` (that service's image, built first),
+    `docker-image://REF`, or a directory (relative to the project, as compose-go)."""
+    out: dict[str, str] = {}
+    for name, value in list_or_dict(raw, w).items():
+        if not value:
+            w.key(name).fail("expected a context: service:NAME, docker-image://REF or a directory")
+        if value.startswith(("service:", "docker-image://")):
+            out[name] = value
+        elif is_remote_context(value) or value.startswith("oci-layout://"):
+            w.key(name).fail(f"not supported yet: a git, URL or OCI layout context ({value}): use a "
+                             "local directory, service:NAME or docker-image://REF")
         else:
-            for host, ips in as_map(hosts, w.key("extra_hosts")).items():
-                if not isinstance(ips, str):
-                    str_list(ips, w.key("extra_hosts").key(host))
+            out[name] = resolve_path(value, base_dir)
+    return out
 
 
 def _int_or_str(value: Any, w: Where) -> int | str:
@@ -226,10 +268,33 @@ def _int_or_str(value: Any, w: Where) -> int | str:
     return value
 
 
+def is_remote_context(text: str) -> bool:
+    """A build context that is a URL or git address (kept as written)."""
+    return "://" in text or text.startswith(("git@", "github.com/"))
+
+
 def _context(text: str, base_dir: str) -> str:
-    if "://" in text or text.startswith(("git@", "github.com/")):
+    if is_remote_context(text):
         return text
     return resolve_path(text, base_dir)
+
+
+def parse_extra_hosts(v: Any, w: Where) -> tuple[tuple[str, str], ...]:
+    """`extra_hosts` (service or build): `host:ip` / `host=ip` entries, or a mapping of a host
+    to one address or a list of them."""
+    out: list[tuple[str, str]] = []
+    if isinstance(v, list):
+        unique_items(v, w)
+        for i, text in enumerate(str_list(v, w)):
+            sep = min((text.find(s) for s in "=:" if s in text), default=-1)
+            if sep <= 0:
+                w.idx(i).fail(f'invalid extra host "{text}" (use "host:ip" or "host=ip")')
+            out.append((text[:sep], text[sep + 1:].strip("[]")))
+        return tuple(out)
+    for host, ips in as_map(v, w).items():
+        for ip in ([ips] if isinstance(ips, str) else str_list(ips, w.key(host))):
+            out.append((host, ip))
+    return tuple(out)
 
 
 @dataclass(frozen=True)

@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from composer.spec.devices import DeviceSpec, parse_cgroup_rules
-from composer.spec.dotenv import read_env_file
+from composer.spec.dotenv import read_env_file, read_raw_env_file
 from composer.spec.hooks import Develop, ServiceHook
 from composer.spec.keys import SERVICE_KEYS, SERVICE_UNSUPPORTED, SERVICE_WARN
-from composer.spec.mounts import VolumeMount, parse_tmpfs_entry
+from composer.spec.mounts import VolumeMount, parse_tmpfs_entry, resolve_path
 from composer.spec.parts import (
     DependsOn,
     EnvFile,
@@ -24,9 +24,11 @@ from composer.spec.parts import (
     Healthcheck,
     ServiceNetwork,
     parse_command,
+    parse_mac,
 )
 from composer.spec.ports import PortSpec, parse_expose
-from composer.spec.resources import BuildSpec, Deploy, Logging, Ulimit
+from composer.spec.resources import BuildSpec, Deploy, Logging, Ulimit, parse_extra_hosts
+from composer.spec.secopts import parse_security_opts
 from composer.spec.units import parse_bytes, parse_duration
 from composer.spec.where import (
     Where,
@@ -37,6 +39,7 @@ from composer.spec.where import (
     as_number,
     as_str,
     check_keys,
+    extensions,
     list_or_dict,
     str_list,
     str_or_list,
@@ -49,6 +52,7 @@ PULL_POLICY = re.compile(r"^(always|never|build|if_not_present|missing|refresh|d
 CONTAINER_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
 PROFILE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 NETWORK_MODE = re.compile(r"^(host|none|bridge|default|(container|service):.+)$")
+_SHARED_NS = re.compile(r"^(container|service):.*$")  # an empty name (unset ${VAR}): at convert
 
 
 @dataclass
@@ -71,7 +75,8 @@ class ServiceSpec:
     entrypoint: tuple[str, ...] | None = None
     environment: dict[str, str] = field(default_factory=dict)  # env_file first, then environment
     env_files: tuple[EnvFile, ...] = ()
-    labels: dict[str, str] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)  # label_file first, then labels
+    label_files: tuple[str, ...] = ()  # absolute paths
     annotations: dict[str, str] = field(default_factory=dict)
     ports: tuple[PortSpec, ...] = ()
     expose: tuple[str, ...] = ()
@@ -127,7 +132,11 @@ class ServiceSpec:
     pull_policy: str | None = None
     platform: str | None = None
     logging: Logging | None = None
-    ipc: str | None = None
+    mac_address: str | None = None  # of the main (first by priority) network
+    ipc: str | None = None  # private | shareable | host | service:NAME | container:NAME
+    pid: str | None = None  # host | service:NAME | container:NAME
+    uts: str | None = None  # host
+    cgroup: str | None = None  # host | private
     attach: bool = True
     secrets: tuple[FileRef, ...] = ()
     configs: tuple[FileRef, ...] = ()
@@ -135,6 +144,7 @@ class ServiceSpec:
     post_start: tuple[ServiceHook, ...] = ()
     pre_stop: tuple[ServiceHook, ...] = ()
     develop: Develop | None = None
+    extensions: dict[str, Any] = field(default_factory=dict)  # x-* keys, kept for `config`
 
     @property
     def replicas(self) -> int:
@@ -148,7 +158,7 @@ class ServiceSpec:
             raw = {}
         raw = as_map(raw, w)
         check_keys(raw, w, SERVICE_KEYS, unsupported=SERVICE_UNSUPPORTED)
-        values: dict[str, Any] = {"name": name}
+        values: dict[str, Any] = {"name": name, "extensions": extensions(raw)}
         for key, value in raw.items():
             if key.startswith("x-") or key == "extends":
                 continue
@@ -164,7 +174,11 @@ class ServiceSpec:
         values.pop("env_file", None)
         if "env_file" in raw and raw["env_file"] is not None:
             values["env_files"] = EnvFile.parse_all(raw["env_file"], w.key("env_file"), ctx.base_dir)
-        _check_service(values, w)
+        if "label_file" in values:
+            values["label_files"] = values.pop("label_file")
+            values["labels"] = {**_label_files(values["label_files"], w.key("label_file"), ctx),
+                                **values.get("labels", {})}
+        _check_service(values, w, ctx)
         return cls(**values)
 
 
@@ -177,7 +191,8 @@ def _environment(raw: dict[str, Any], values: dict[str, Any], w: Where, ctx: Par
                 if ef.required:
                     w.key("env_file").fail(f'env file "{ef.path}" not found (create it or set required: false)')
                 continue
-            env.update(read_env_file(path, ctx.environ))
+            read = read_raw_env_file if ef.format == "raw" else read_env_file
+            env.update(read(path, ctx.environ))
     given = values.get("environment") or {}
     for key, value in given.items():
         if value is not None:
@@ -189,12 +204,67 @@ def _environment(raw: dict[str, Any], values: dict[str, Any], w: Where, ctx: Par
     return env
 
 
-def _check_service(values: dict[str, Any], w: Where) -> None:
+def _label_files(paths: tuple[str, ...], w: Where, ctx: ParseContext) -> dict[str, str]:
+    """Labels from `label_file` (the .env syntax, later files win), as compose-go reads them;
+    a missing file is an error. Skipped while one file of several is validated alone."""
+    out: dict[str, str] = {}
+    if not ctx.read_env_files:
+        return out
+    for path in paths:
+        if not Path(path).is_file():
+            w.fail(f'label file "{path}" not found (create it or remove it from label_file)')
+        out.update(read_env_file(Path(path), ctx.environ))
+    return out
+
+
+def _check_service(values: dict[str, Any], w: Where, ctx: ParseContext) -> None:
     if values.get("network_mode") and values.get("networks"):
         w.key("network_mode").fail("network_mode and networks cannot be combined (use one)")
+    if values.get("mac_address") and (values.get("network_mode") or "bridge") not in ("bridge", "default"):
+        w.key("mac_address").fail(f"mac_address and network_mode {values['network_mode']} conflict "
+                                  "(the container has no interface of its own)")
+    if values.get("uts") == "host" and values.get("hostname"):
+        w.key("hostname").fail("hostname and uts: host conflict (the host's name is used; drop one)")
     scale, deploy = values.get("scale"), values.get("deploy")
     if scale is not None and deploy is not None and deploy.replicas is not None and deploy.replicas != scale:
         w.key("scale").fail(f"scale {scale} differs from deploy.replicas {deploy.replicas} (set one)")
+    if deploy is not None:  # the same limit written twice must agree, as compose-go checks
+        for key, other, value in (
+            ("cpus", "deploy.resources.limits.cpus", deploy.limits.cpus),
+            ("mem_limit", "deploy.resources.limits.memory", deploy.limits.memory),
+            ("mem_reservation", "deploy.resources.reservations.memory", deploy.reservations.memory),
+            ("pids_limit", "deploy.resources.limits.pids", deploy.limits.pids),
+        ):
+            mine = values.get(key)
+            if mine and value is not None and mine != value:
+                w.key(key).fail(f"can't set distinct values on {key} ({mine}) and {other} ({value}) "
+                                "(set one of them)")
+    count = scale if scale is not None else (deploy.replicas if deploy is not None else None)
+    if count is not None and count > 1 and values.get("container_name"):
+        attr = "scale" if scale is not None else "deploy.replicas"
+        w.key("container_name").fail(
+            f"can't set container_name and {attr} {count}: a container name must be unique "
+            "(remove container_name or run one replica)")
+    if count is not None:
+        at = w.key("scale") if scale is not None else w.key("deploy").key("replicas")
+        check_replicas(count, at, ctx.environ)
+
+
+# A typo such as `replicas: 100000` would otherwise make containers until the host gives out.
+MAX_REPLICAS = 1000
+MAX_REPLICAS_ENV = "COMPOSER_MAX_REPLICAS"
+
+
+def max_replicas(environ: Mapping[str, str]) -> int:
+    text = environ.get(MAX_REPLICAS_ENV, "")
+    return int(text) if text.strip().isdigit() else MAX_REPLICAS
+
+
+def check_replicas(count: int, w: Where, environ: Mapping[str, str]) -> None:
+    limit = max_replicas(environ)
+    if count > limit:
+        w.fail(f"{count} replicas is more than the limit of {limit} per service "
+               f"(set {MAX_REPLICAS_ENV} to raise it)")
 
 
 # -- per-key parsers ---------------------------------------------------------------------------
@@ -264,22 +334,6 @@ def _tmpfs(v: Any, w: Where, c: ParseContext) -> tuple[VolumeMount, ...]:
     return tuple(parse_tmpfs_entry(t, w if isinstance(v, str) else w.idx(i)) for i, t in enumerate(items))
 
 
-def _extra_hosts(v: Any, w: Where, _c: ParseContext) -> tuple[tuple[str, str], ...]:
-    out: list[tuple[str, str]] = []
-    if isinstance(v, list):
-        unique_items(v, w)
-        for i, text in enumerate(str_list(v, w)):
-            sep = min((text.find(s) for s in "=:" if s in text), default=-1)
-            if sep <= 0:
-                w.idx(i).fail(f'invalid extra host "{text}" (use "host:ip" or "host=ip")')
-            out.append((text[:sep], text[sep + 1:].strip("[]")))
-        return tuple(out)
-    for host, ips in as_map(v, w).items():
-        for ip in ([ips] if isinstance(ips, str) else str_list(ips, w.key(host))):
-            out.append((host, ip))
-    return tuple(out)
-
-
 def _restart(v: Any, w: Where, _c: ParseContext) -> str:
     text = as_str(v, w)
     if not RESTART.match(text):
@@ -318,8 +372,31 @@ def _network_mode(v: Any, w: Where, _c: ParseContext) -> str:
 
 def _ipc(v: Any, w: Where, _c: ParseContext) -> str:
     text = as_str(v, w)
-    if text not in ("private", "shareable", ""):
-        w.fail(f'not supported: ipc "{text}" (every container has its own private IPC namespace)')
+    if text == "none":
+        w.fail('not supported: ipc "none" (a private namespace without /dev/shm; use private)')
+    if text not in ("private", "shareable", "host", "") and not _SHARED_NS.match(text):
+        w.fail(f'invalid ipc "{text}" (use private, shareable, host, service:NAME or container:NAME)')
+    return text
+
+
+def _pid(v: Any, w: Where, _c: ParseContext) -> str:
+    text = as_str(v, w)
+    if text not in ("host", "") and not _SHARED_NS.match(text):
+        w.fail(f'invalid pid "{text}" (use host, service:NAME or container:NAME)')
+    return text
+
+
+def _uts(v: Any, w: Where, _c: ParseContext) -> str:
+    text = as_str(v, w)
+    if text not in ("host", ""):
+        w.fail(f'invalid uts "{text}" (only host: the host\'s hostname)')
+    return text
+
+
+def _cgroup(v: Any, w: Where, _c: ParseContext) -> str:
+    text = as_str(v, w)
+    if text not in ("host", "private"):
+        w.fail(f'invalid cgroup "{text}" (use host or private)')
     return text
 
 
@@ -383,15 +460,17 @@ _PARSERS: dict[str, Parser] = {
     "sysctls": _string_map, "cap_add": _unique_strs, "cap_drop": _unique_strs,
     "devices": lambda v, w, c: DeviceSpec.parse_all(v, w),
     "device_cgroup_rules": lambda v, w, c: parse_cgroup_rules(v, w),
-    "security_opt": _unique_strs, "group_add": lambda v, w, c: tuple(
+    "security_opt": lambda v, w, c: parse_security_opts(v, w, c.base_dir), "group_add": lambda v, w, c: tuple(
         _group(x, w.idx(i)) for i, x in enumerate(_unique_any(v, w))),
+    "label_file": lambda v, w, c: tuple(resolve_path(p, c.base_dir) for p in _str_or_list(v, w, c)),
     "user": _str, "userns_mode": _userns, "working_dir": _str, "hostname": _str,
-    "domainname": _str, "extra_hosts": _extra_hosts, "dns": _str_or_list,
+    "domainname": _str, "extra_hosts": lambda v, w, c: parse_extra_hosts(v, w), "dns": _str_or_list,
     "dns_search": _str_or_list, "dns_opt": _unique_strs, "init": _bool, "stop_signal": _str,
     "stop_grace_period": lambda v, w, c: parse_duration(v, w), "read_only": _bool,
     "privileged": _bool, "tty": _bool, "stdin_open": _bool, "restart": _restart,
     "profiles": _profiles, "container_name": _container_name, "pull_policy": _pull_policy,
     "platform": _str, "logging": lambda v, w, c: Logging.parse(v, w), "ipc": _ipc,
+    "pid": _pid, "uts": _uts, "cgroup": _cgroup, "mac_address": lambda v, w, c: parse_mac(v, w),
     "attach": _attach, "secrets": lambda v, w, c: FileRef.parse_all(v, w),
     "configs": lambda v, w, c: FileRef.parse_all(v, w),
     "pre_start": lambda v, w, c: ServiceHook.parse_all(v, w, c.environ, pre_start=True),

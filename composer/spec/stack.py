@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from composer.spec.service import ServiceSpec
 from composer.spec.toplevel import FileObject, NetworkConfig, VolumeConfig
@@ -22,6 +23,7 @@ class Stack:
     files: tuple[str, ...] = ()  # absolute paths of the stack files, in merge order
     environment: dict[str, str] = field(default_factory=dict)  # interpolation environment
     warnings: tuple[str, ...] = ()
+    extensions: dict[str, Any] = field(default_factory=dict)  # top-level x-* keys
 
     def all_services(self) -> dict[str, ServiceSpec]:
         return {**self.services, **self.disabled_services}

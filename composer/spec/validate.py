@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from composer.spec.resources import BUILD_IGNORED
+from composer.spec.secopts import selinux_labels
 from composer.spec.service import ServiceSpec
 from composer.spec.toplevel import FileObject, NetworkConfig, VolumeConfig
 from composer.spec.where import Where
@@ -20,6 +22,25 @@ def model_warnings(
         file = (files_of or {}).get(name, main_file)
         for key in svc.deploy.ignored:
             out.append(f"{file}: services.{name}.deploy.{key}: swarm-only, ignored on a single host")
+        for key in (svc.build.ignored if svc.build else ()):
+            out.append(f"{file}: services.{name}.build.{key}: {BUILD_IGNORED[key]}, ignored")
+        rp = svc.deploy.restart_policy
+        for key in ("delay", "window"):
+            if rp is not None and getattr(rp, key) is not None:
+                out.append(f"{file}: services.{name}.deploy.restart_policy.{key}: swarm-only, ignored "
+                           "(restarts follow the condition and max_attempts)")
+        for key in ("cpus", "pids"):
+            if getattr(svc.deploy.reservations, key) is not None:
+                out.append(f"{file}: services.{name}.deploy.resources.reservations.{key}: only "
+                           "reservations.memory is applied on a single host, ignored")
+        for link in svc.links:
+            target, _, alias = link.partition(":")
+            if alias and alias != target:
+                out.append(f"{file}: services.{name}.links: the alias {alias} of {target} is not "
+                           f"resolved (give {target} a network alias instead)")
+        for opt in selinux_labels(svc.security_opt):
+            out.append(f"{file}: services.{name}.security_opt: {opt}: SELinux labels are not "
+                       "applied (composer does not label containers), ignored")
         for dep in svc.depends_on:
             if not dep.required and dep.service not in services:
                 # the spec's `required: false` "only warns" (compose-go rejects an undefined
@@ -34,6 +55,10 @@ def model_warnings(
     for key, net in networks.items():
         if net.enable_ipv6:
             out.append(f"{file}: networks.{key}.enable_ipv6: IPv6 is not supported, ignored")
+        for i, pool in enumerate(net.ipam):
+            if pool.ipv6:
+                out.append(f"{file}: networks.{key}.ipam.config[{i}]: IPv6 is not supported, "
+                           f"pool {pool.subnet} ignored")
         if net.attachable:
             out.append(f"{file}: networks.{key}.attachable: ignored (swarm only)")
         extra = sorted(k for k in net.driver_opts if k != "com.docker.network.driver.mtu")

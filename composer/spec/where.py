@@ -188,6 +188,11 @@ def check_keys(
         w.key(key).fail(f"unknown key{tip}")
 
 
+def extensions(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """The `x-*` keys of a mapping: no meaning here, kept so `config` prints them (Compose)."""
+    return {k: v for k, v in raw.items() if isinstance(k, str) and k.startswith("x-")}
+
+
 def reject_null(value: object, w: Where, expected: str) -> None:
     if value is None:
         wrong_type(value, expected, w)

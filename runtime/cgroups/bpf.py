@@ -33,9 +33,9 @@ import resource
 from collections.abc import Iterator
 from pathlib import Path
 
-# bpf(2)'s number per architecture (asm/unistd_64.h; asm-generic/unistd.h for aarch64).
-BPF_NR = {"x86_64": 321, "aarch64": 280}
+from runtime.process import sysnr
 
+# bpf(2)'s number per architecture (asm/unistd_64.h; asm-generic/unistd.h for aarch64).
 # linux/bpf.h
 BPF_PROG_LOAD, BPF_PROG_ATTACH, BPF_PROG_QUERY = 5, 8, 16
 BPF_PROG_TYPE_CGROUP_DEVICE = 15
@@ -96,12 +96,13 @@ _libc: ctypes.CDLL | None = None
 
 
 def syscall_number(machine: str | None = None) -> int:
+    """bpf(2)'s number on `machine` (default: this host), from the one syscall table."""
     m = machine or platform.machine()
-    nr = BPF_NR.get(m)
-    if nr is None:
+    try:
+        return sysnr.number("bpf", m)
+    except sysnr.UnsupportedArch:
         raise BPFError(errno.ENOSYS, f"no bpf(2) number known for architecture {m} "
-                                     f"(supported: {', '.join(BPF_NR)})")
-    return nr
+                                     f"(supported: {', '.join(sysnr.TABLES)})") from None
 
 
 def _bpf(cmd: int, attr: ctypes.Structure) -> int:

@@ -16,7 +16,7 @@ import contextlib
 import os
 import re
 import shutil
-import subprocess
+import tarfile
 import tempfile
 import time
 from dataclasses import dataclass
@@ -31,6 +31,10 @@ from runtime.images.build.interfaces import (
     LayerSink,
     Progress,
 )
+from runtime.storage.errors import StorageError
+from runtime.storage.rootfs import detach
+from runtime.storage.tarextract import extract_tar
+from runtime.storage.tarpack import pack_dir
 
 SUITE = "bookworm"
 FALLBACK_MIRROR = "http://deb.debian.org/debian"
@@ -186,8 +190,7 @@ async def _debian_rootfs(recipe: BaseRecipe, rootfs: Path, cache_dir: Path, prog
     tarball = tarball_path(cache_dir, recipe)
     if tarball.is_file():
         progress(f"creating base image {recipe.name} locally from the cached rootfs {tarball}")
-        await _run(["tar", "-xpf", str(tarball), "--numeric-owner", "--xattrs", "--xattrs-include=*", "-C", str(rootfs)],
-                   progress, what="extract the cached rootfs")
+        await asyncio.to_thread(_extract, tarball, rootfs)
         return
     if shutil.which("debootstrap") is None:
         raise BuildError(
@@ -206,12 +209,23 @@ async def _debian_rootfs(recipe: BaseRecipe, rootfs: Path, cache_dir: Path, prog
     tmp = tarball.with_suffix(".tar.part")
     cache_dir.mkdir(parents=True, exist_ok=True)
     try:
-        await _run(["tar", "-cpf", str(tmp), "--numeric-owner", "--xattrs", "--xattrs-include=*", "-C", str(rootfs), "."],
-                   progress, what="save the rootfs tarball")
+        await asyncio.to_thread(_pack, rootfs, tmp)
         os.replace(tmp, tarball)
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+
+
+def _extract(tarball: Path, rootfs: Path) -> None:
+    """The cached rootfs tarball into the empty `rootfs` (owners, modes, xattrs kept)."""
+    with tarfile.open(tarball, "r:") as tf:
+        extract_tar(tf, str(rootfs))
+
+
+def _pack(rootfs: Path, dest: Path) -> None:
+    """`rootfs` as a tarball the next image creation starts from (see `_extract`)."""
+    with open(dest, "wb") as out:
+        pack_dir(str(rootfs), out)
 
 
 def _finish_debian(rootfs: Path, recipe: BaseRecipe, mirror: str) -> None:
@@ -291,7 +305,8 @@ def _umount_below(path: Path) -> None:
             if target == prefix or target.startswith(prefix + "/"):
                 targets.append(target)
     for target in sorted(targets, key=len, reverse=True):
-        subprocess.run(["umount", "-l", target], capture_output=True)
+        with contextlib.suppress(StorageError):  # busy or gone: rmtree says what is left
+            detach(target)
 
 
 async def _run(argv: list[str], progress: Progress, *, what: str) -> None:

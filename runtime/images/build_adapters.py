@@ -4,7 +4,8 @@
     StoreImages   ImageSink  over runtime.images.store.ImageStore
     LauncherRun   RunStep    a throw-away build container from runtime.process: overlay of the
                              step's layers with the step's upper dir, host network (as
-                             `docker build`), default capabilities, output streamed from its log
+                             `docker build`; `network="none"`: its own, with only lo),
+                             default capabilities, output streamed from its log
 """
 from __future__ import annotations
 
@@ -17,15 +18,17 @@ from collections.abc import Sequence
 from dataclasses import fields
 from pathlib import Path
 
-from runtime.errors import LaunchError, NotFound
+from runtime.errors import InvalidArgument, LaunchError, NotFound
 from runtime.images.build.interfaces import BuildImage, Progress, RunResult
 from runtime.images.build.interfaces import ImageConfig as BuildConfig
 from runtime.images.config import ImageConfig
 from runtime.images.store import ImageStore
+from runtime.network.links import loopback_up
 from runtime.process.config import DEFAULT_NAMESPACES, LaunchConfig
 from runtime.process.launcher import Launcher
 from runtime.process.logs import read_log
 from runtime.storage.layers import LayerStore
+from runtime.tasks import settle
 
 OUTPUT_TAIL = 200  # lines kept for the error message of a failed RUN
 
@@ -76,11 +79,21 @@ class StoreImages:
         return self.images.put(from_build_config(image.config), list(image.layers), tags).id
 
 
-class LauncherRun:
-    """RUN in a container of our own runtime; its writes land in the step's upper dir."""
+BUILD_NETWORKS = ("default", "host", "none")
 
-    def __init__(self, launcher: Launcher) -> None:
+
+class LauncherRun:
+    """RUN in a container of our own runtime; its writes land in the step's upper dir.
+    Compose's `build.network`, `build.shm_size` and `build.extra_hosts` shape every RUN."""
+
+    def __init__(self, launcher: Launcher, *, network: str = "default", shm_size: int | None = None,
+                 extra_hosts: Sequence[tuple[str, str]] = ()) -> None:
+        if network not in BUILD_NETWORKS:
+            raise InvalidArgument(f"build network {network!r} is not supported: use default, host or none")
         self.launcher = launcher
+        self.network = network
+        self.shm_size = shm_size
+        self.extra_hosts = tuple(extra_hosts)
 
     async def run(
         self,
@@ -103,6 +116,11 @@ class LauncherRun:
             if src.exists():
                 shutil.copyfile(src, scratch / name)
                 etc[f"/etc/{name}"] = str(scratch / name)
+        if self.extra_hosts:
+            with open(scratch / "hosts", "a") as f:
+                f.write("".join(f"{ip}\t{host}\n" for host, ip in self.extra_hosts))
+            etc["/etc/hosts"] = str(scratch / "hosts")
+        own_net = self.network == "none"
         cfg = LaunchConfig(
             id=f"build-{secrets.token_hex(6)}",
             argv=tuple(argv),
@@ -116,12 +134,13 @@ class LauncherRun:
             user=user,
             hostname="buildkitsandbox",
             etc_files=etc,
-            namespaces=tuple(n for n in DEFAULT_NAMESPACES if n != "net"),
+            namespaces=tuple(n for n in DEFAULT_NAMESPACES if own_net or n != "net"),
+            **({"shm_size": self.shm_size} if self.shm_size else {}),
         )
         tail: list[str] = []
         try:
             try:
-                launched = await self.launcher.launch(cfg)
+                launched = await self.launcher.launch(cfg, loopback_up if own_net else None)
             except LaunchError as e:
                 on_output(e.message)
                 return RunResult(e.exit_code, e.message)
@@ -140,13 +159,11 @@ class LauncherRun:
                 status = await self.launcher.wait(launched)
             except BaseException:
                 self.launcher.kill(launched)
-                with contextlib.suppress(BaseException):
-                    await asyncio.shield(self.launcher.wait(launched))
+                await settle(asyncio.shield(self.launcher.wait(launched)))
                 raise
             finally:
                 finished = True
-                with contextlib.suppress(BaseException):
-                    await asyncio.wait_for(reader, 5)
+                await settle(asyncio.wait_for(reader, 5))
             return RunResult(status.code, "\n".join(tail))
         finally:
             shutil.rmtree(scratch, ignore_errors=True)

@@ -14,14 +14,18 @@ by the layer store.
 """
 from __future__ import annotations
 
+import bz2
 import contextlib
 import datetime as dt
+import gzip
 import hashlib
 import io
 import json
+import lzma
 import os
 import posixpath
 import re
+import stat
 import tarfile
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -45,6 +49,82 @@ MANIFEST_TYPES = {
 }
 _HEX_NAME = re.compile(r"(?:^|/)([0-9a-f]{64})(?:\.json)?$")
 _MAX_JSON = 64 << 20
+# What a load or import may read once decompressed (a gzip bomb, a device): past this it
+# stops with an error. Raise it with the environment variable for a bigger image.
+MAX_BYTES_ENV = "COMPOSER_MAX_IMAGE_ARCHIVE_BYTES"
+DEFAULT_MAX_BYTES = 64 << 30
+
+
+def max_bytes() -> int:
+    text = os.environ.get(MAX_BYTES_ENV, "")
+    return int(text) if text.isdigit() else DEFAULT_MAX_BYTES
+
+
+def _regular_file(path: Path, what: str) -> None:
+    """Only a regular file (or, for a layout, a directory) is read: /dev/zero, a FIFO or a
+    socket would be read forever."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise NotFound(f"cannot {what} {path}: no such file") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise InvalidArgument(f"cannot {what} {path}: not a regular file (give a tar archive"
+                              + (" or an OCI layout directory)" if what == "load" else ")"))
+
+
+class _Capped(io.RawIOBase):
+    """A seekable view of a (decompressing) stream that fails once `limit` bytes are passed."""
+
+    def __init__(self, raw: IO[bytes] | gzip.GzipFile | bz2.BZ2File | lzma.LZMAFile, limit: int,
+                 name: str, base: IO[bytes]) -> None:
+        self.raw, self.limit, self.name, self.base = raw, limit, name, base  # base: the file
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self.raw.tell()
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        return self.raw.seek(offset, whence)
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.raw.read(len(buffer))
+        buffer[: len(data)] = data
+        if self.raw.tell() > self.limit:
+            raise InvalidArgument(f"{self.name} holds more than {self.limit} bytes once decompressed: "
+                                  f"refused (set {MAX_BYTES_ENV} to allow more)")
+        return len(data)
+
+    def close(self) -> None:
+        self.raw.close()  # a decompressor does not close the file it reads
+        self.base.close()
+        super().close()
+
+
+def _open_tar(path: Path) -> tuple[tarfile.TarFile, IO[bytes]]:
+    """The archive at `path`, decompressed (gzip, bzip2, xz) through a byte cap, and the
+    stream under it (tarfile does not close a stream it was given)."""
+    f = open(path, "rb")
+    magic = f.read(6)
+    f.seek(0)
+    raw: IO[bytes] | gzip.GzipFile | bz2.BZ2File | lzma.LZMAFile = f
+    if magic.startswith(b"\x1f\x8b"):
+        raw = gzip.GzipFile(fileobj=f)
+    elif magic.startswith(b"BZh"):
+        raw = bz2.BZ2File(f)
+    elif magic.startswith(b"\xfd7zXZ\x00"):
+        raw = lzma.LZMAFile(f)
+    stream = io.BufferedReader(_Capped(raw, max_bytes(), str(path), f))
+    try:
+        return tarfile.open(fileobj=stream, mode="r:"), stream
+    except BaseException:
+        stream.close()
+        f.close()
+        raise
 
 
 class _Source:
@@ -53,14 +133,14 @@ class _Source:
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         self.tar: tarfile.TarFile | None = None
+        self._stream: IO[bytes] | None = None
         self.members: dict[str, tarfile.TarInfo] = {}
         if self.path.is_dir():
             return
+        _regular_file(self.path, "load")
         try:
-            self.tar = tarfile.open(self.path, "r:*")
-        except FileNotFoundError:
-            raise NotFound(f"cannot load {path}: no such file") from None
-        except tarfile.TarError as e:
+            self.tar, self._stream = _open_tar(self.path)
+        except (tarfile.TarError, OSError, EOFError, lzma.LZMAError) as e:
             raise InvalidArgument(f"cannot load {path}: not a tar archive ({e})") from e
         for m in self.tar.getmembers():
             self.members[posixpath.normpath(m.name).lstrip("/")] = m
@@ -68,6 +148,8 @@ class _Source:
     def close(self) -> None:
         if self.tar is not None:
             self.tar.close()
+        if self._stream is not None:
+            self._stream.close()
 
     def exists(self, name: str) -> bool:
         rel = clean_name(name, "archive path")
@@ -79,6 +161,8 @@ class _Source:
     def open(self, name: str) -> Iterator[IO[bytes]]:
         rel = clean_name(name, "archive path")
         if self.tar is None:
+            if (self.path / rel).exists():
+                _regular_file(self.path / rel, "load")
             try:
                 f: IO[bytes] = open(self.path / rel, "rb")
             except FileNotFoundError:
@@ -129,7 +213,9 @@ def import_rootfs(
     config: ImageConfig | None = None,
 ) -> Image:
     """`docker import`: a (compressed) tar of a root filesystem becomes a one-layer image."""
-    layer = store.layers.add_tar(src)
+    if isinstance(src, (str, os.PathLike)):
+        _regular_file(Path(src), "import")
+    layer = store.layers.add_tar(src, max_bytes=max_bytes())
     now = _now()
     cfg = config or ImageConfig()
     cfg = cfg.with_changes(
@@ -188,7 +274,8 @@ def _load_docker(store: ImageStore, src: _Source) -> list[Image]:
             if store.layers.exists(diff_id):
                 continue
             with src.open(name) as f:
-                store.layers.add_tar(f, expected_diff_id=diff_id, expected_digest=blob_digest)
+                store.layers.add_tar(f, expected_diff_id=diff_id, expected_digest=blob_digest,
+                                     max_bytes=max_bytes())
         images.append(store.put_raw(config_bytes, tags=entry.get("RepoTags") or (), manifest=entry))
     return images
 
@@ -258,7 +345,8 @@ def _load_oci(store: ImageStore, src: _Source) -> list[Image]:
                 continue
             hexpart = ldesc["digest"].split(":", 1)[1]
             with src.open(f"blobs/sha256/{clean_name(hexpart)}") as f:
-                store.layers.add_tar(f, expected_diff_id=diff_id, expected_digest=ldesc["digest"])
+                store.layers.add_tar(f, expected_diff_id=diff_id, expected_digest=ldesc["digest"],
+                                     max_bytes=max_bytes())
         name = _oci_name(desc)
         tags = [name] if name else []
         digests = [f"{Reference.parse(name).name}@{desc['digest']}"] if name else []

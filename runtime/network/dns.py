@@ -9,8 +9,9 @@ other networks are searched after the one it asked through).
 Answers: a known name gets its A records (several for a scaled service, round-robin order
 left to the client) and NOERROR with no answers for other types (the name exists); an unknown
 single-label name is NXDOMAIN at once (no public resolver knows it); anything else goes to the
-upstreams (the container's `dns:` servers if it has any, else the host's), and SERVFAIL when
-none answers within the timeout.
+upstreams (the container's `dns:` servers if it has any, else the host's as
+runtime.network.hostdns selects them: resolved's upstream servers, not its loopback stub), and
+SERVFAIL when none answers within the timeout.
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ import contextlib
 import logging
 import socket
 import struct
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import cast
 
@@ -32,23 +33,6 @@ log = logging.getLogger(__name__)
 TTL = 600  # as Docker's embedded server
 IP_FREEBIND = 15  # linux/in.h; not exported by the socket module
 DEFAULT_TIMEOUT = 1.0
-
-
-def upstreams_from_resolv_conf(text: str) -> list[str]:
-    servers = []
-    for line in text.splitlines():
-        parts = line.split()
-        if len(parts) >= 2 and parts[0] == "nameserver":
-            servers.append(parts[1])
-    return servers
-
-
-def host_upstreams(path: str = "/etc/resolv.conf") -> list[str]:
-    try:
-        with open(path) as f:
-            return upstreams_from_resolv_conf(f.read())
-    except OSError:
-        return []
 
 
 def _norm(name: str) -> str:
@@ -65,6 +49,9 @@ class _Entry:
 class Resolver:
     upstreams: list[str] = field(default_factory=list)  # "ip" or "ip:port"
     timeout: float = DEFAULT_TIMEOUT
+    # where the host's upstreams come from when it changes over time (runtime.network.hostdns);
+    # None: `upstreams` as given
+    host_upstreams: Callable[[], list[str]] | None = None
     _names: dict[str, dict[str, list[_Entry]]] = field(default_factory=dict)  # net -> name -> entries
     _owner_at: dict[tuple[str, str], str] = field(default_factory=dict)  # (net, ip) -> owner
     _owner_nets: dict[str, list[str]] = field(default_factory=dict)  # owner -> networks, in order
@@ -152,7 +139,7 @@ class Resolver:
         owner = self._owner_at.get((network, client_ip)) if client_ip else None
         if owner and owner in self._owner_upstreams:
             return self._owner_upstreams[owner]
-        return self.upstreams
+        return self.host_upstreams() if self.host_upstreams is not None else self.upstreams
 
     async def resolve(self, data: bytes, network: str, client_ip: str | None = None) -> bytes | None:
         """Wire query in, wire reply out (None: unparseable, drop it)."""

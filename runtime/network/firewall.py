@@ -53,9 +53,15 @@ def render(table: str, bridges: Iterable[BridgeRule], dnats: Iterable[DnatRule])
     """The complete `table ip <table>` definition (without the delete that precedes it)."""
     bridges = list(bridges)
     dnats = list(dnats)
-    post, fwd, pre = [], [], []
+    post, fwd, pre, guard = [], [], [], []
     for b in bridges:
         q = f'"{b.bridge}"'
+        # route_localnet (set on our bridges for published ports on 127.0.0.1) also lets a
+        # container send to 127.0.0.0/8 on the host through the gateway's MAC (CVE-2020-8558):
+        # nothing arriving on our bridge is addressed there before NAT, so drop it all, before
+        # conntrack sees it (replies of published-port connections arrive addressed to the
+        # gateway and are un-NATed later)
+        guard.append(f"iifname {q} ip daddr 127.0.0.0/8 drop")
         # published ports reached via 127.0.0.1 arrive with a loopback source: hide it
         post.append(f"oifname {q} ip saddr 127.0.0.0/8 masquerade")
         fwd.append(f"iifname {q} oifname {q} accept")
@@ -64,6 +70,10 @@ def render(table: str, bridges: Iterable[BridgeRule], dnats: Iterable[DnatRule])
             fwd.append(f"oifname {q} drop")
         else:
             post.append(f"ip saddr {b.subnet} oifname != {q} masquerade")
+            # a member reaching a port its own network publishes (hairpin): the reply would go
+            # straight back over the bridge, un-NATed unless br_netfilter is active; sent from
+            # the gateway's address, it comes back through the host, which un-NATs it
+            post.append(f"oifname {q} ip saddr {b.subnet} ct status dnat masquerade")
     for b in bridges:
         # networks are isolated from each other (scoped to our bridges: another engine's
         # table must never match traffic on its bridges, and a drop in any table is final)
@@ -82,6 +92,10 @@ def render(table: str, bridges: Iterable[BridgeRule], dnats: Iterable[DnatRule])
         )
     body = [
         f"table ip {table} {{",
+        "  chain loopback_guard {",
+        "    type filter hook prerouting priority raw; policy accept;",
+        *(f"    {r}" for r in guard),
+        "  }",
         "  chain prerouting {",
         "    type nat hook prerouting priority dstnat; policy accept;",
         *(f"    {r}" for r in pre),
@@ -139,18 +153,3 @@ async def list_tables() -> list[tuple[str, str]]:
     data = json.loads(await _nft(["-j", "list", "tables"]))
     return [(t["table"]["family"], t["table"]["name"]) for t in data.get("nftables", []) if "table" in t]
 
-
-async def foreign_forward_drop() -> list[str]:
-    """Forward base chains of other tables whose policy is drop (e.g. iptables FORWARD DROP).
-
-    Our accept rules cannot override another table's drop; the engine reports this instead
-    of editing someone else's firewall.
-    """
-    data = json.loads(await _nft(["-j", "list", "chains"]))
-    found = []
-    for item in data.get("nftables", []):
-        chain = item.get("chain")
-        if chain and chain.get("hook") == "forward" and chain.get("policy") == "drop":
-            if not str(chain.get("table", "")).startswith(DEFAULT_TABLE):
-                found.append(f"{chain['family']} {chain['table']} {chain['name']}")
-    return found

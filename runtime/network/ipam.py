@@ -79,15 +79,48 @@ def check_gateway(subnet: IPv4Network, gateway: str, network: str) -> IPv4Addres
     return gw
 
 
+def check_ip_range(subnet: IPv4Network, ip_range: str, network: str) -> IPv4Network:
+    """`ipam.config[].ip_range`: a CIDR inside the subnet that dynamic addresses come from."""
+    try:
+        rng = ipaddress.ip_network(ip_range, strict=False)
+    except ValueError as exc:
+        raise InvalidArgument(f"network {network}: invalid ip_range {ip_range!r}: use CIDR notation",
+                              subject=network) from exc
+    if not isinstance(rng, IPv4Network) or not rng.subnet_of(subnet):
+        raise InvalidArgument(f"network {network}: ip_range {ip_range} is not inside subnet {subnet}",
+                              subject=network)
+    return rng
+
+
+def check_aux_addresses(subnet: IPv4Network, gateway: IPv4Address, aux: dict[str, str],
+                        network: str) -> list[IPv4Address]:
+    """`ipam.config[].aux_addresses`: addresses the network must never hand out."""
+    out = []
+    for host, text in aux.items():
+        try:
+            ip = IPv4Address(text)
+        except ValueError as exc:
+            raise InvalidArgument(f"network {network}: aux address {host}={text!r} is not an IPv4 "
+                                  "address", subject=network) from exc
+        if ip not in subnet or ip == gateway:
+            raise InvalidArgument(f"network {network}: aux address {host}={text} is not a free host "
+                                  f"address of subnet {subnet}", subject=network)
+        out.append(ip)
+    return out
+
+
 def allocate_ip(
     subnet: IPv4Network,
     gateway: IPv4Address,
     leased: Iterable[str],
     requested: str | None = None,
     network: str = "",
+    ip_range: IPv4Network | None = None,
+    reserved: Iterable[IPv4Address] = (),
 ) -> IPv4Address:
-    """A free host address of `subnet` (or `requested`, checked); never the gateway."""
-    used = {IPv4Address(ip) for ip in leased}
+    """A free host address of `subnet` (or `requested`, checked); never the gateway nor a
+    `reserved` (aux) address; a dynamic one from `ip_range` when given (as Docker)."""
+    used = {IPv4Address(ip) for ip in leased} | set(reserved)
     if requested:
         try:
             want = IPv4Address(requested)
@@ -107,7 +140,10 @@ def allocate_ip(
                 subject=network,
             )
         return want
-    for host in subnet.hosts():
-        if host != gateway and host not in used:
+    pool = ip_range or subnet
+    for host in pool:
+        if host in subnet and host not in (subnet.network_address, subnet.broadcast_address) \
+                and host != gateway and host not in used:
             return host
-    raise Conflict(f"network {network}: no free address left in subnet {subnet}", subject=network)
+    where = f"ip_range {pool}" if ip_range else f"subnet {subnet}"
+    raise Conflict(f"network {network}: no free address left in {where}", subject=network)

@@ -176,7 +176,8 @@ class VethPlan:
     prefixlen: int
     mac: str
     mtu: int
-    gateway: str | None  # default route via this, for the first routed network only
+    gateway: str | None  # default route via this, for one network only
+    link_local: tuple[str, ...] = ()  # more IPv4 addresses, link scope (169.254.0.0/16)
 
 
 async def add_veths(pid: int, plans: list[VethPlan]) -> None:
@@ -224,6 +225,8 @@ async def configure_netns(pid: int, plans: list[VethPlan]) -> None:
                 if idx is None:
                     raise NetworkError(f"interface {plan.peer} did not appear in the netns of pid {pid}")
                 await ipr.addr("add", index=idx, address=plan.ip, prefixlen=plan.prefixlen)
+                for extra in plan.link_local:
+                    await ipr.addr("add", index=idx, address=extra, prefixlen=16, scope=253)
                 await ipr.link("set", index=idx, state="up")  # the peer is created down
             for plan in plans:
                 if plan.gateway:

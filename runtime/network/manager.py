@@ -22,8 +22,8 @@ from typing import Literal
 
 from runtime.api import NetworkInfo
 from runtime.errors import Conflict, InvalidArgument, NotFound
-from runtime.network import firewall, hostlock, ipam, links, names, ports, sysctl
-from runtime.network.dns import DnsServer, Resolver, host_upstreams
+from runtime.network import firewall, hostdns, hostfw, hostlock, ipam, links, names, ports, sysctl
+from runtime.network.dns import DnsServer, Resolver
 from runtime.network.errors import NetworkError
 from runtime.network.files import resolv_conf
 from runtime.network.state import (
@@ -43,8 +43,15 @@ PortMode = Literal["nat", "proxy"]
 DEFAULT_MTU = 1500
 
 
-def _info(rec: NetworkRecord) -> NetworkInfo:
-    return NetworkInfo(name=rec.spec.name, spec=rec.spec, bridge=rec.bridge, subnet=rec.subnet, gateway=rec.gateway)
+def _info(rec: NetworkRecord, warnings: Sequence[str] = ()) -> NetworkInfo:
+    return NetworkInfo(
+        name=rec.spec.name, spec=rec.spec, bridge=rec.bridge, subnet=rec.subnet, gateway=rec.gateway,
+        warnings=tuple(warnings),
+    )
+
+
+def _bridge_rule(rec: NetworkRecord) -> firewall.BridgeRule:
+    return firewall.BridgeRule(rec.bridge, rec.subnet, rec.spec.internal)
 
 
 class NetworkManager:
@@ -63,11 +70,18 @@ class NetworkManager:
         self.table = firewall.table_name(paths.root)
         self.pools = tuple(pools)
         self.port_mode: PortMode = port_mode
-        self.resolver = Resolver(list(upstreams) if upstreams is not None else host_upstreams(), dns_timeout)
+        self.host_dns = hostdns.HostResolvConf()
+        self.resolver = (
+            Resolver(list(upstreams), dns_timeout) if upstreams is not None
+            else Resolver(timeout=dns_timeout, host_upstreams=self.host_dns.upstreams)
+        )
         self.dns = DnsServer(self.resolver, dns_port)
         self._reservations: dict[str, list[ports.Reservation]] = {}
         self._proxies: dict[str, list[ports.TcpProxy]] = {}
         self._lock = asyncio.Lock()
+        self._host_fw: hostfw.HostFirewall | None = None  # the other firewalls, as last probed
+        self._synced: list[firewall.BridgeRule] | None = None  # bridges our DOCKER-USER rules are for
+        self._told_bridge_nf = False
 
     # -- lifecycle -----------------------------------------------------------------------
     async def start(self) -> None:
@@ -83,7 +97,9 @@ class NetworkManager:
                 self._register_dns(c, state)
                 if c.ports:
                     await self._hold_ports(c.id, c.ports)
-            await self._apply_firewall(state)
+            await self._apply_firewall(state, sync_host=True)
+            for rec in state.networks.values():
+                self._report(rec, self._host_problems(rec))
 
     async def close(self) -> None:
         """Stop serving (DNS, proxies, port reservations); networks stay as they are."""
@@ -104,7 +120,12 @@ class NetworkManager:
             existing = self.store.load().networks.get(spec.name)
             if existing is not None:
                 await self._ensure_kernel(existing)
-                return _info(existing)
+                # every `up` passes here: rules another engine's start made necessary (Docker's
+                # DOCKER-USER appearing) are added now
+                problems = await self._apply_firewall(self.store.load(), sync_host=True)
+                problems += self._host_problems(existing)
+                self._report(existing, problems)
+                return _info(existing, problems)
             failure: BaseException | None = None
             # host-wide: another engine choosing a subnet now must see our bridge's route
             with hostlock.held():
@@ -121,20 +142,13 @@ class NetworkManager:
                 if failure is not None:
                     raise failure
                 sysctl.forward_acquire()
-                await self._apply_firewall(snapshot)
+                problems = await self._apply_firewall(snapshot, sync_host=True)
             except BaseException:
                 await self._remove_locked(spec.name)  # takes the host lock itself
                 raise
-            blocked = await firewall.foreign_forward_drop()
-            if blocked and not spec.internal:
-                log.warning(
-                    "forward chain(s) with policy drop (%s) may block traffic of network %s; "
-                    "allow the %s bridge there",
-                    ", ".join(blocked),
-                    spec.name,
-                    rec.bridge,
-                )
-            return _info(rec)
+            problems += self._host_problems(rec)
+            self._report(rec, problems)
+            return _info(rec, problems)
 
     def _plan_network(self, spec: NetworkSpec, st: NetworkState, host: links.HostNetInfo) -> NetworkRecord:
         taken = [ipaddress.IPv4Network(n.subnet) for n in st.networks.values()]
@@ -152,6 +166,9 @@ class NetworkManager:
         gateway = (
             ipam.check_gateway(subnet, spec.gateway, spec.name) if spec.gateway else ipam.default_gateway(subnet)
         )
+        if spec.ip_range:
+            ipam.check_ip_range(subnet, spec.ip_range, spec.name)
+        ipam.check_aux_addresses(subnet, gateway, spec.aux_addresses, spec.name)
         mtu = spec.mtu or host.default_mtu or DEFAULT_MTU
         return NetworkRecord(
             spec=spec, bridge=names.bridge_name(spec.name), subnet=str(subnet), gateway=str(gateway), mtu=mtu
@@ -193,8 +210,13 @@ class NetworkManager:
             snapshot = st
         await self._apply_firewall(snapshot)
         if not snapshot.networks:
-            others = [t for _, t in await firewall.list_tables() if t.startswith(firewall.DEFAULT_TABLE)]
-            sysctl.forward_release(others_active=bool(others))
+            tables = await firewall.list_tables()
+            others = [t for _, t in tables if t.startswith(firewall.DEFAULT_TABLE)]
+            foreign = hostfw.foreign_engines(self._host_fw, tables)
+            sysctl.forward_release(others_active=bool(others), keep_on=bool(foreign))
+            if foreign and not others:
+                log.info("net.ipv4.ip_forward stays on: other engines' firewall state is on this host (%s)",
+                         ", ".join(foreign))
 
     def list(self, labels: dict[str, str] | None = None) -> builtins.list[NetworkInfo]:
         recs = self.store.load().networks.values()
@@ -266,18 +288,18 @@ class NetworkManager:
         record.dns_names = list(dns_names)
         record.dns_servers = list(dns_servers)
         record.endpoints = []
+        ifnames = names.container_ifnames([a.interface_name for a in ordered], cid)
         for i, att in enumerate(ordered):
             net = st.networks.get(att.network)
             if net is None:
                 raise NotFound(f"network {att.network} not found; create it before attaching", subject=att.network)
             if any(e.network == att.network for e in record.endpoints):
                 raise InvalidArgument(f"container {cid} lists network {att.network} twice", subject=cid)
+            subnet, gateway = ipaddress.IPv4Network(net.subnet), ipaddress.IPv4Address(net.gateway)
             ip = ipam.allocate_ip(
-                ipaddress.IPv4Network(net.subnet),
-                ipaddress.IPv4Address(net.gateway),
-                net.leases,
-                att.ipv4_address,
-                att.network,
+                subnet, gateway, net.leases, att.ipv4_address, att.network,
+                ipaddress.IPv4Network(net.spec.ip_range) if net.spec.ip_range else None,
+                ipam.check_aux_addresses(subnet, gateway, net.spec.aux_addresses, att.network),
             )
             net.leases[str(ip)] = cid
             record.endpoints.append(
@@ -285,9 +307,11 @@ class NetworkManager:
                     network=att.network,
                     ip=str(ip),
                     host_veth=names.veth_name(cid, att.network),
-                    ifname=names.container_ifname(i),
-                    mac=names.mac_from_ip(str(ip)),
+                    ifname=ifnames[i],
+                    mac=att.mac_address or names.mac_from_ip(str(ip)),
                     aliases=list(att.aliases),
+                    link_local=list(att.link_local_ips),
+                    gw_priority=att.gw_priority,
                 )
             )
         st.containers[cid] = record
@@ -296,11 +320,13 @@ class NetworkManager:
     @staticmethod
     def _veth_plans(st: NetworkState, record: ContainerRecord) -> builtins.list[links.VethPlan]:
         plans = []
-        routed = False
+        # the default route: via the routed (not internal) network of the highest gw_priority,
+        # the first of them in priority order on a tie
+        routed = [e for e in record.endpoints if not st.networks[e.network].spec.internal]
+        gateway_of = max(routed, key=lambda e: e.gw_priority) if routed else None
         for e in record.endpoints:
             net = st.networks[e.network]
-            default = not routed and not net.spec.internal
-            routed = routed or default
+            default = e is gateway_of
             plans.append(
                 links.VethPlan(
                     host=e.host_veth,
@@ -311,6 +337,7 @@ class NetworkManager:
                     mac=e.mac,
                     mtu=net.mtu,
                     gateway=net.gateway if default else None,
+                    link_local=tuple(e.link_local),
                 )
             )
         return plans
@@ -362,15 +389,16 @@ class NetworkManager:
         dns_opt: Sequence[str] = (),
         host_mode: bool = False,
     ) -> str:
-        """/etc/resolv.conf for an attached container (or for host/none mode when not attached)."""
+        """/etc/resolv.conf for an attached container (or for host/none mode when not attached).
+
+        Host mode starts from the host's /etc/resolv.conf as it is (its loopback is the host's);
+        every other mode from the file whose servers work from another namespace
+        (runtime.network.hostdns: resolved's upstream file on a systemd-resolved host).
+        """
         st = self.store.load()
         record = st.containers.get(container_id)
         gateways = [st.networks[e.network].gateway for e in record.endpoints] if record else []
-        try:
-            with open("/etc/resolv.conf") as f:
-                host_text = f.read()
-        except OSError:
-            host_text = ""
+        host_text = self.host_dns.host_text() if host_mode else self.host_dns.upstream_text()
         return resolv_conf(gateways, dns, dns_search, dns_opt, host_text, host_mode)
 
     def gateway_of(self, network: str) -> str:
@@ -456,10 +484,10 @@ class NetworkManager:
             r.close()
 
     # -- firewall ------------------------------------------------------------------------
-    async def _apply_firewall(self, st: NetworkState) -> None:
-        bridges = [
-            firewall.BridgeRule(n.bridge, n.subnet, n.spec.internal) for n in st.networks.values()
-        ]
+    async def _apply_firewall(self, st: NetworkState, sync_host: bool = False) -> builtins.list[str]:
+        """Our nft table from `st`; then, when our bridges changed (or `sync_host`), our rules in
+        the host's other firewalls (runtime.network.hostfw). Returns warning lines."""
+        bridges = [_bridge_rule(n) for n in st.networks.values()]
         dnats = [
             firewall.DnatRule(
                 p.binding.protocol, p.binding.host_ip, p.binding.host_port, p.container_ip, p.binding.container_port
@@ -469,6 +497,29 @@ class NetworkManager:
             if not self._proxied(p.binding)
         ]
         await firewall.apply(self.table, bridges, dnats)
+        if not sync_host and bridges == self._synced:
+            return []
+        self._host_fw = await hostfw.probe(sysctl.bridge_netfilter())
+        warning = await hostfw.sync_docker_user(self.table, bridges, self._host_fw)
+        self._synced = None if warning else bridges
+        return [warning] if warning else []
+
+    def _host_problems(self, rec: NetworkRecord) -> builtins.list[str]:
+        """What on this host (as last probed) drops the network's traffic, one line each."""
+        if self._host_fw is None:
+            return []
+        return hostfw.blockers(rec.spec.name, _bridge_rule(rec), self._host_fw)
+
+    def _report(self, rec: NetworkRecord, problems: Sequence[str]) -> None:
+        for line in problems:
+            log.warning("network %s: %s", rec.spec.name, line)
+        if not self._told_bridge_nf and self._host_fw is not None and not self._host_fw.bridge_netfilter:
+            self._told_bridge_nf = True
+            log.info(
+                "br_netfilter is not active here (net.bridge.bridge-nf-call-iptables missing or 0); "
+                "composer does not load it: frames inside a network skip the firewall, which composer "
+                "does not need, and connections from a network to a port it publishes are masqueraded"
+            )
 
     def published(self, container_id: str) -> builtins.list[PortBinding]:
         record = self.store.load().containers.get(container_id)

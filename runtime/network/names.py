@@ -9,6 +9,8 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 
+from runtime.errors import InvalidArgument
+
 BRIDGE_PREFIX = "cmpb"
 VETH_PREFIX = "cmpv"
 
@@ -30,6 +32,31 @@ def veth_name(container_id: str, network: str) -> str:
 def container_ifname(index: int) -> str:
     """Name of the n-th interface inside the container: eth0, eth1, ..."""
     return f"eth{index}"
+
+
+def container_ifnames(wanted: list[str | None], container: str = "") -> list[str]:
+    """Interface names inside the container, in attachment order: `interface_name` when
+    given (checked: a Linux name, not lo, unique), else the next ethN not taken."""
+    taken = set()
+    for name in wanted:
+        if name is None:
+            continue
+        if not name or len(name) > 15 or name in (".", "..", "lo") or any(c in name for c in "/: \t\n"):
+            raise InvalidArgument(f"container {container}: invalid interface_name {name!r} "
+                                  "(1 to 15 characters, no '/', ':' or spaces, not lo)", subject=container)
+        if name in taken:
+            raise InvalidArgument(f"container {container}: interface_name {name} is used twice",
+                                  subject=container)
+        taken.add(name)
+    out, n = [], 0
+    for name in wanted:
+        if name is None:
+            while container_ifname(n) in taken:
+                n += 1
+            name = container_ifname(n)
+            n += 1
+        out.append(name)
+    return out
 
 
 def mac_from_ip(ip: str) -> str:

@@ -39,6 +39,8 @@ class Endpoint:
     ifname: str
     mac: str
     aliases: list[str] = field(default_factory=list)
+    link_local: list[str] = field(default_factory=list)  # link_local_ips, e.g. 169.254.1.1
+    gw_priority: int = 0
 
 
 @dataclass

@@ -6,12 +6,12 @@ JSON (`runtime.serde`). `check()` rejects what the kernel would reject later, be
 """
 from __future__ import annotations
 
+import base64
 import re
 from dataclasses import dataclass, field
 from typing import Literal
 
 from runtime.errors import InvalidArgument
-from runtime.process.seccomp import check_profile, host_arch
 from runtime.process.userns import IdMap, check_maps
 from runtime.types import Ulimit
 
@@ -47,21 +47,41 @@ READONLY_PATHS: tuple[str, ...] = (
     "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger",
 )
 
-INHERIT = "inherit"  # ExecConfig.seccomp: the filter of the container's init (Docker's exec)
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 DEFAULT_SHM_SIZE = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True)
 class MountPoint:
-    """One resolved mount: bind (absolute host source) or tmpfs, at `target` in the container."""
+    """One resolved mount: bind (absolute host source), tmpfs, or a read-only overlay of
+    layer directories (an image mount: `options` = ("lowerdir=a:b",)), at `target`."""
 
-    type: Literal["bind", "tmpfs"]
+    type: Literal["bind", "tmpfs", "overlay"]
     target: str
     source: str = ""
     read_only: bool = False
     options: tuple[str, ...] = ()  # tmpfs: "size=65536k", "mode=1777"; bind: ignored
     propagation: str | None = None  # private/rprivate/shared/rshared/slave/rslave
+
+
+@dataclass(frozen=True)
+class Security:
+    """How every process of a container is confined: its init, each exec, each health check.
+
+    The engine builds one value per container (`runtime.launchcfg.security`) and hands the
+    same one to the launch and to every exec; `runtime.process.security.apply` applies it,
+    in one order, on both paths (user and groups come with it: an exec may name another user).
+    """
+
+    capabilities: tuple[str, ...] = DEFAULT_CAPS  # bounding = permitted = effective; no ambient
+    no_new_privs: bool = False
+    seccomp: str = ""  # the BPF program (seccomp.Filter.program), base64; "" = unconfined
+    seccomp_flags: int = 0  # SECCOMP_FILTER_FLAG_* for seccomp(2)
+    apparmor: str = ""  # the AppArmor profile to exec under; "" = none (unconfined)
+
+    @property
+    def seccomp_program(self) -> bytes:
+        return base64.b64decode(self.seccomp) if self.seccomp else b""
 
 
 @dataclass(frozen=True)
@@ -99,15 +119,14 @@ class LaunchConfig:
     mounts: tuple[MountPoint, ...] = ()
     devices: tuple[DeviceNode, ...] = ()  # made after the mounts, before pivot_root
     shm_size: int = DEFAULT_SHM_SIZE
+    shm_source: str = ""  # a host dir bound at /dev/shm (ipc shared or host); "" = own tmpfs
     etc_files: dict[str, str] = field(default_factory=dict)  # "/etc/hosts" -> host file
     namespaces: tuple[str, ...] = DEFAULT_NAMESPACES  # to create
     join_namespaces: dict[str, str] = field(default_factory=dict)  # "net" -> /proc/N/ns/net
-    capabilities: tuple[str, ...] = DEFAULT_CAPS
-    no_new_privs: bool = False
-    privileged: bool = False
+    security: Security = Security()
+    privileged: bool = False  # rw /sys, no masked paths (its capabilities are in `security`)
     rlimits: tuple[Ulimit, ...] = ()
     sysctls: dict[str, str] = field(default_factory=dict)
-    seccomp: str | None = None  # "default": Docker's default filter; None: unconfined
     uid_map: tuple[IdMap, ...] = ()  # with "user" in namespaces (runtime.process.userns)
     gid_map: tuple[IdMap, ...] = ()
     init: bool = False
@@ -129,11 +148,8 @@ class ExecConfig:
     group_add: tuple[str, ...] = ()
     tty: bool = False
     detach: bool = False
-    capabilities: tuple[str, ...] = DEFAULT_CAPS
-    no_new_privs: bool = False
-    privileged: bool = False
+    security: Security = Security()  # the container's (the engine passes the same value)
     cgroup_procs: tuple[str, ...] = ()  # cgroup.procs files to join (one per v1 hierarchy)
-    seccomp: str | None = INHERIT  # a profile, None (unconfined), or the container init's
 
 
 def normalize_cap(name: str) -> str:
@@ -201,6 +217,17 @@ def check_sysctls(sysctls: dict[str, str], own_ipc: bool, own_net: bool) -> None
                 "kernel.sem, kernel.shm*, fs.mqueue.* and net.* are allowed", subject=key)
 
 
+def check_security(sec: Security) -> None:
+    for c in sec.capabilities:
+        normalize_cap(c)
+    try:
+        prog = sec.seccomp_program
+    except ValueError:  # binascii.Error
+        prog = b"?"
+    if len(prog) % 8 or (sec.seccomp and not prog):
+        raise InvalidArgument("the seccomp filter is not a whole number of BPF instructions")
+
+
 def check(cfg: LaunchConfig) -> None:
     """Reject a config the kernel would refuse, with a message the user can act on."""
     if not cfg.argv or not cfg.argv[0]:
@@ -222,9 +249,7 @@ def check(cfg: LaunchConfig) -> None:
                     f"drop the {ns} sharing or use userns_mode host", subject=cfg.id)
     if "mnt" not in cfg.namespaces:
         raise InvalidArgument("a container needs its own mount namespace", subject=cfg.id)
-    check_profile(cfg.seccomp)
-    if cfg.seccomp is not None:
-        host_arch()
+    check_security(cfg.security)
     if not cfg.mergeddir.startswith("/") or not cfg.lowerdirs:
         raise InvalidArgument("rootfs needs an absolute mergeddir and at least one lowerdir",
                               subject=cfg.id)
@@ -244,8 +269,6 @@ def check(cfg: LaunchConfig) -> None:
                                   subject=cfg.id)
         if d.type not in ("b", "c"):
             raise InvalidArgument(f"device {d.path}: type {d.type!r} is not b or c", subject=cfg.id)
-    for c in cfg.capabilities:
-        normalize_cap(c)
     own_ipc = "ipc" in cfg.namespaces
     own_net = "net" in cfg.namespaces
     check_sysctls(cfg.sysctls, own_ipc, own_net)

@@ -6,8 +6,9 @@ already pid 1 of the new pid namespace; never returns (execve or os._exit).
     --- ready / prepare(pid) by the engine / go ---
     setup_container    cgroup ns, rprivate, rootfs, /proc /sys /dev, mounts, devices, pivot_root,
                        sysctls, masked + read-only paths, ro rootfs, hostname, rlimits, user
-    enter_identity     [seccomp if no no_new_privs], bounding set, groups/gid/uid (keepcaps),
-                       capset, no_new_privs, [seccomp if no_new_privs]
+    security.apply     AppArmor exec profile, [seccomp if no no_new_privs], bounding set,
+                       groups/gid/uid (keepcaps), capset, no_new_privs, [seccomp if
+                       no_new_privs] -- the same function the exec path uses
     exec_command       close fds, execve with PATH search in the container's env
 
 Each step is on the `Syscalls` seam, so tests/unit/process checks the order without root.
@@ -17,24 +18,13 @@ from __future__ import annotations
 import errno
 import os
 import signal
-from dataclasses import dataclass
 from typing import Protocol
 
 from runtime.errors import LaunchError
-from runtime.process import rootfs, seccomp
-from runtime.process.config import CAPS, DEFAULT_PATH, LaunchConfig, cap_mask
-from runtime.process.syscalls import (
-    CLONE_NEWCGROUP,
-    MS_PRIVATE,
-    MS_REC,
-    NS_FLAGS,
-    PR_CAP_AMBIENT,
-    PR_CAP_AMBIENT_CLEAR_ALL,
-    PR_CAPBSET_DROP,
-    PR_SET_KEEPCAPS,
-    PR_SET_NO_NEW_PRIVS,
-    Syscalls,
-)
+from runtime.process import rootfs, security
+from runtime.process.config import CAPS, DEFAULT_PATH, LaunchConfig
+from runtime.process.security import Identity
+from runtime.process.syscalls import CLONE_NEWCGROUP, MS_PRIVATE, MS_REC, NS_FLAGS, Syscalls
 from runtime.process.users import ExecUser, resolve_user
 
 # Joining order for setns (runc nsenter): user first (it owns the others), mnt last so the
@@ -52,17 +42,6 @@ class Channel(Protocol):
 
 class ExecFailed(LaunchError):
     """execve failed: 127 not found, 126 not executable (Docker's codes)."""
-
-
-@dataclass(frozen=True)
-class Identity:
-    """Who the process runs as, and with which capabilities."""
-
-    user: ExecUser
-    caps: tuple[str, ...]
-    last_cap: int
-    no_new_privs: bool
-    seccomp: bytes = b""  # encoded BPF filter (runtime.process.seccomp); b"" = none
 
 
 def enter_namespaces(cfg: LaunchConfig, sc: Syscalls) -> None:
@@ -124,54 +103,11 @@ def setup_container(cfg: LaunchConfig, sc: Syscalls, idmapped: tuple[int, ...] =
         sc.setdomainname(cfg.domainname)
     for lim in cfg.rlimits:
         sc.setrlimit(lim.name, lim.soft, lim.hard)
-    # 8. The user, from the image's own /etc files.
+    # 8. The user, from the image's own /etc files; the confinement comes with the config
+    #    (capabilities, no_new_privs, seccomp filter, AppArmor profile: security.apply).
     user = resolve_user(cfg.user, cfg.group_add, sc.read_file("/etc/passwd"),
                         sc.read_file("/etc/group"))
-    # 9. The seccomp filter for the final capabilities (installed by enter_identity).
-    prog = seccomp.program(cfg.seccomp, cfg.capabilities)
-    return Identity(user, cfg.capabilities, last_cap, cfg.no_new_privs, prog)
-
-
-def _bounding_set() -> int:
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("CapBnd:"):
-                    return int(line.split()[1], 16)
-    except OSError:
-        pass
-    return (1 << 64) - 1
-
-
-def enter_identity(ident: Identity, sc: Syscalls) -> None:
-    """Bounding set first (needs CAP_SETPCAP), then uid/gid keeping caps, then the final sets.
-
-    The seccomp filter is the last thing before chdir/execve, as late as possible so the
-    launch itself never runs under it -- except without no_new_privs: then the kernel only
-    lets a task with CAP_SYS_ADMIN install a filter, which the capset below takes away (and
-    setresuid to a non-root user clears the effective set), so it goes in FIRST, while the
-    init is still root with every capability (as runc does). Everything after it here
-    (prctl, setgroups, setres[ug]id, capset) is allowed by the default profile.
-    """
-    if ident.seccomp and not ident.no_new_privs:
-        sc.seccomp(ident.seccomp)
-    # only what we hold can be kept: a host whose bounding set lacks a cap (e.g. SYS_RESOURCE
-    # in a nested sandbox) would refuse the capset of `privileged: true` otherwise
-    keep = cap_mask(ident.caps, ident.last_cap) & _bounding_set()
-    for n in range(ident.last_cap + 1):
-        if not keep & (1 << n):
-            sc.prctl(PR_CAPBSET_DROP, n)
-    sc.prctl(PR_SET_KEEPCAPS, 1)
-    sc.setgroups(list(ident.user.groups))
-    sc.setresgid(ident.user.gid)
-    sc.setresuid(ident.user.uid)
-    sc.prctl(PR_SET_KEEPCAPS, 0)
-    sc.capset(keep, keep, 0)
-    sc.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL)
-    if ident.no_new_privs:
-        sc.prctl(PR_SET_NO_NEW_PRIVS, 1)
-        if ident.seccomp:  # unprivileged now: no_new_privs is what allows it
-            sc.seccomp(ident.seccomp)
+    return Identity(user, cfg.security, last_cap)
 
 
 def build_env(env: tuple[str, ...] | list[str], user: ExecUser, hostname: str = "") -> list[str]:
@@ -279,7 +215,7 @@ def run_init(cfg: LaunchConfig, sc: Syscalls, chan: Channel, conn_fd: int,
         env = build_env(cfg.env, ident.user, cfg.hostname)
         if cfg.init:
             return _run_with_reaper(cfg, ident, env, sc, chan, conn_fd)
-        enter_identity(ident, sc)
+        security.apply(ident, sc)
         sc.chdir(cfg.cwd or "/")
         exec_command(list(cfg.argv), env, sc, keep_fds=(conn_fd,))
         return 0
@@ -289,7 +225,7 @@ def run_init(cfg: LaunchConfig, sc: Syscalls, chan: Channel, conn_fd: int,
 
 def _run_with_reaper(cfg: LaunchConfig, ident: Identity, env: list[str], sc: Syscalls,
                      chan: Channel, conn_fd: int) -> int:
-    enter_identity(ident, sc)
+    security.apply(ident, sc)
     sc.chdir(cfg.cwd or "/")
     child = os.fork()
     if child == 0:
@@ -302,6 +238,7 @@ def _run_with_reaper(cfg: LaunchConfig, ident: Identity, env: list[str], sc: Sys
             code = _fail(chan, e)
         os._exit(code)
     os.close(conn_fd)  # only the command's copy remains: EOF at its execve
+    security.confine_self(ident, sc)  # the reaper never execs: AppArmor takes it now
     return reap_forever(child)
 
 

@@ -17,18 +17,17 @@ import signal
 import socket
 import termios
 
-from runtime.process import seccomp
-from runtime.process.config import INHERIT, ExecConfig
+from runtime.process import security
+from runtime.process.config import ExecConfig
 from runtime.process.init import (
     JOIN_ORDER,
-    Identity,
     _fail,
     build_env,
-    enter_identity,
     exec_command,
     exit_code_of,
     read_last_cap,
 )
+from runtime.process.security import Identity
 from runtime.process.shim import SeqChannel, reset_signals
 from runtime.process.syscalls import NS_FLAGS, Syscalls
 from runtime.process.users import resolve_user
@@ -72,11 +71,6 @@ def run_exec(target_pid: int, cfg: ExecConfig, conn: socket.socket, stdio: list[
     chan = SeqChannel(conn)
     try:
         last_cap = read_last_cap(sc)  # host /proc, before joining the mount namespace
-        profile = cfg.seccomp
-        if profile == INHERIT:  # what the container's init runs under (Docker's exec)
-            filtered = seccomp.status_of(target_pid) == seccomp.SECCOMP_MODE_FILTER
-            profile = seccomp.DEFAULT_PROFILE if filtered else None
-        prog = seccomp.program(profile, cfg.capabilities)
         join_container(target_pid, cfg, sc)
     except BaseException as e:  # noqa: BLE001
         return _fail(chan, e)
@@ -93,8 +87,8 @@ def run_exec(target_pid: int, cfg: ExecConfig, conn: socket.socket, stdio: list[
                 fcntl.ioctl(0, termios.TIOCSCTTY, 0)
             user = resolve_user(cfg.user, cfg.group_add, sc.read_file("/etc/passwd"),
                                 sc.read_file("/etc/group"))
-            enter_identity(Identity(user, cfg.capabilities, last_cap, cfg.no_new_privs, prog),
-                           sc)
+            # the container's own confinement, applied as its init applied it
+            security.apply(Identity(user, cfg.security, last_cap), sc)
             sc.chdir(cfg.cwd or "/")
             exec_command(list(cfg.argv), build_env(cfg.env, user), sc, keep_fds=(err_w,))
         except BaseException as e:  # noqa: BLE001

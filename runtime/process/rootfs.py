@@ -126,8 +126,11 @@ def mount_dev(cfg: LaunchConfig, sc: Syscalls) -> None:
         sc.touch(f"{dev}/console")
         sc.mount(os.ttyname(0), f"{dev}/console", None, MS_BIND)
     sc.makedirs(f"{dev}/shm")
-    sc.mount("shm", f"{dev}/shm", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
-             f"mode=1777,size={cfg.shm_size}")
+    if cfg.shm_source:  # the /dev/shm of the IPC namespace joined (a shareable one, the host's)
+        sc.mount(cfg.shm_source, f"{dev}/shm", None, MS_BIND | MS_REC)
+    else:
+        sc.mount("shm", f"{dev}/shm", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                 f"mode=1777,size={cfg.shm_size}")
     sc.makedirs(f"{dev}/mqueue")
     sc.mount("mqueue", f"{dev}/mqueue", "mqueue", MS_NOSUID | MS_NODEV | MS_NOEXEC)
 
@@ -172,6 +175,10 @@ def mount_user_mounts(cfg: LaunchConfig, sc: Syscalls) -> None:
 
 def mount_one(root: str, m: MountPoint, sc: Syscalls) -> None:
     target = secure_join(root, m.target, sc)
+    if m.type == "overlay":  # only lowerdirs: read-only by nature
+        sc.makedirs(target)
+        sc.mount("overlay", target, "overlay", MS_NOSUID | MS_NODEV | MS_RDONLY, ",".join(m.options))
+        return
     if m.type == "tmpfs":
         sc.makedirs(target)
         flags = MS_NOSUID | MS_NODEV | (MS_RDONLY if m.read_only else 0)

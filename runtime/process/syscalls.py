@@ -17,6 +17,8 @@ import resource
 import struct
 from typing import Protocol
 
+from runtime.process import sysnr
+
 # clone / unshare flags
 CLONE_NEWNS = 0x00020000
 CLONE_NEWCGROUP = 0x02000000
@@ -69,6 +71,7 @@ PR_CAP_AMBIENT_CLEAR_ALL = 4
 PR_SET_SECCOMP = 22
 PR_SET_CHILD_SUBREAPER = 36
 SECCOMP_MODE_FILTER = 2
+SECCOMP_SET_MODE_FILTER = 1  # seccomp(2) operation, for a filter installed with flags
 
 _CAP_V3 = 0x20080522
 
@@ -85,8 +88,7 @@ class _CapData(ctypes.Structure):
     ]
 
 
-# new mount API (linux/mount.h, fcntl.h); same numbers on x86_64 and aarch64
-_NR = {"open_tree": 428, "move_mount": 429, "mount_setattr": 442}
+# new mount API (linux/mount.h, fcntl.h); syscall numbers from sysnr
 OPEN_TREE_CLONE = 1
 AT_EMPTY_PATH = 0x1000
 AT_RECURSIVE = 0x8000
@@ -133,7 +135,7 @@ class Syscalls(Protocol):
     def close_fds(self, keep: tuple[int, ...]) -> None: ...
     def execve(self, path: str, argv: list[str], env: list[str]) -> None: ...
     def close(self, fd: int) -> None: ...
-    def seccomp(self, prog: bytes) -> None: ...
+    def seccomp(self, prog: bytes, flags: int = 0) -> None: ...
     def idmapped_clone(self, path: str, userns_fd: int) -> int: ...
     def move_mount(self, fd: int, target: str) -> None: ...
 
@@ -163,6 +165,9 @@ class LibcSyscalls:
         self.libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong,
                                     ctypes.c_ulong, ctypes.c_ulong]
         self.libc.syscall.restype = ctypes.c_long
+        # numbers of the raw syscalls below, for this machine (resolved before any fork)
+        self.nr = {name: sysnr.number(name) for name in
+                   ("pivot_root", "open_tree", "move_mount", "mount_setattr", "seccomp")}
 
     def unshare(self, flags: int) -> None:
         if self.libc.unshare(ctypes.c_int(flags)) != 0:
@@ -182,8 +187,8 @@ class LibcSyscalls:
             raise _err("umount", target)
 
     def pivot_root(self, new_root: str, put_old: str) -> None:
-        sys_pivot_root = 155  # x86_64
-        if self.libc.syscall(ctypes.c_long(sys_pivot_root), _b(new_root), _b(put_old)) != 0:
+        if self.libc.syscall(ctypes.c_long(self.nr["pivot_root"]), _b(new_root),
+                             _b(put_old)) != 0:
             raise _err("pivot_root", new_root)
 
     def sethostname(self, name: str) -> None:
@@ -292,25 +297,33 @@ class LibcSyscalls:
     def close(self, fd: int) -> None:
         os.close(fd)
 
-    def seccomp(self, prog: bytes) -> None:
-        """Install a BPF filter (an array of struct sock_filter, see runtime.process.seccomp).
+    def seccomp(self, prog: bytes, flags: int = 0) -> None:
+        """Install a BPF filter (an array of struct sock_filter, see runtime.process.seccomp)
+        with seccomp(2)'s SECCOMP_FILTER_FLAG_* `flags` (prctl when there are none).
         Needs no_new_privs or CAP_SYS_ADMIN; applies to this thread and everything it execs."""
         buf = ctypes.create_string_buffer(prog, len(prog))
         fprog = _SockFprog(len(prog) // 8, ctypes.cast(buf, ctypes.c_void_p))
-        if self.libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.addressof(fprog), 0,
-                           0) != 0:
-            raise _err(f"install seccomp filter ({len(prog) // 8} instructions)")
+        if flags:
+            rc = self.libc.syscall(ctypes.c_long(self.nr["seccomp"]),
+                                   ctypes.c_uint(SECCOMP_SET_MODE_FILTER), ctypes.c_uint(flags),
+                                   ctypes.c_void_p(ctypes.addressof(fprog)))
+        else:
+            rc = self.libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.addressof(fprog),
+                                 0, 0)
+        if rc != 0:
+            raise _err(f"install seccomp filter ({len(prog) // 8} instructions, "
+                       f"flags 0x{flags:x})")
 
     def idmapped_clone(self, path: str, userns_fd: int) -> int:
         """A detached copy of the mount tree at `path`, idmapped with the user namespace
         `userns_fd` (open_tree(OPEN_TREE_CLONE) + mount_setattr(MOUNT_ATTR_IDMAP))."""
-        fd = self.libc.syscall(ctypes.c_long(_NR["open_tree"]), ctypes.c_int(-100), _b(path),
+        fd = self.libc.syscall(ctypes.c_long(self.nr["open_tree"]), ctypes.c_int(-100), _b(path),
                                ctypes.c_uint(OPEN_TREE_CLONE | os.O_CLOEXEC | AT_RECURSIVE))
         if fd < 0:
             raise _err("open_tree", path)
         attr = ctypes.create_string_buffer(
             struct.pack("=QQQQ", MOUNT_ATTR_IDMAP, 0, 0, userns_fd), MOUNT_ATTR_SIZE_VER0)
-        if self.libc.syscall(ctypes.c_long(_NR["mount_setattr"]), ctypes.c_int(fd), b"",
+        if self.libc.syscall(ctypes.c_long(self.nr["mount_setattr"]), ctypes.c_int(fd), b"",
                              ctypes.c_uint(AT_EMPTY_PATH | AT_RECURSIVE), attr,
                              ctypes.c_size_t(MOUNT_ATTR_SIZE_VER0)) != 0:
             err = _err("idmapped mount (mount_setattr MOUNT_ATTR_IDMAP) of", path)
@@ -320,7 +333,7 @@ class LibcSyscalls:
 
     def move_mount(self, fd: int, target: str) -> None:
         """Attach a detached mount (from idmapped_clone) at `target` in our mount namespace."""
-        if self.libc.syscall(ctypes.c_long(_NR["move_mount"]), ctypes.c_int(fd), b"",
+        if self.libc.syscall(ctypes.c_long(self.nr["move_mount"]), ctypes.c_int(fd), b"",
                              ctypes.c_int(-100), _b(target),
                              ctypes.c_uint(MOVE_MOUNT_F_EMPTY_PATH)) != 0:
             raise _err("move_mount", target)
@@ -468,8 +481,8 @@ class RecordingSyscalls:
     def close(self, fd: int) -> None:
         self._rec("close", fd)
 
-    def seccomp(self, prog: bytes) -> None:
-        self._rec("seccomp", prog)
+    def seccomp(self, prog: bytes, flags: int = 0) -> None:
+        self._rec("seccomp", prog, flags)
 
     def idmapped_clone(self, path: str, userns_fd: int) -> int:
         self._rec("idmapped_clone", path, userns_fd)

@@ -171,8 +171,10 @@ class LayerStore:
         *,
         expected_diff_id: str | None = None,
         expected_digest: str | None = None,
+        max_bytes: int | None = None,
     ) -> Layer:
-        """Add a (possibly compressed) layer tar; verify digests when given; dedupe by diff_id."""
+        """Add a (possibly compressed) layer tar; verify digests when given; dedupe by diff_id.
+        `max_bytes`: refuse a layer larger than that once decompressed (a gzip bomb)."""
         if expected_diff_id:
             check_digest(expected_diff_id)
             if self.exists(expected_diff_id) and expected_digest is None:
@@ -181,9 +183,9 @@ class LayerStore:
         try:
             if isinstance(src, (str, os.PathLike)):
                 with open(src, "rb") as f:
-                    diff_id, digest, kind = self._spool(f, tmp / "layer.tar")
+                    diff_id, digest, kind = self._spool(f, tmp / "layer.tar", max_bytes)
             else:
-                diff_id, digest, kind = self._spool(src, tmp / "layer.tar")
+                diff_id, digest, kind = self._spool(src, tmp / "layer.tar", max_bytes)
             if expected_digest and digest != expected_digest:
                 raise InvalidArgument(
                     f"layer blob digest mismatch: expected {expected_digest}, got {digest}: "
@@ -249,14 +251,19 @@ class LayerStore:
             # another process added the same layer meanwhile: theirs is as good as ours
         return self.get(diff_id)
 
-    def _spool(self, raw: IO[bytes], out: Path) -> tuple[str, str, str]:
+    def _spool(self, raw: IO[bytes], out: Path, max_bytes: int | None = None) -> tuple[str, str, str]:
         """Copy the decompressed stream to `out`; return (diff_id, blob digest, compression)."""
         reader = _HashingReader(raw)
         kind = _detect(reader.peek(6))
         stream = _decompressor(kind, reader)
         tar_sha = hashlib.sha256()
+        written = 0
         with open(out, "wb") as f:
             while chunk := stream.read(_CHUNK):
+                written += len(chunk)
+                if max_bytes is not None and written > max_bytes:
+                    raise InvalidArgument(f"a layer holds more than {max_bytes} bytes once "
+                                          "decompressed: refused (the archive may be a bomb)")
                 tar_sha.update(chunk)
                 f.write(chunk)
         reader.drain()

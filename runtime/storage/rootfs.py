@@ -143,6 +143,11 @@ def _umount(target: str) -> None:
             raise StorageError(f"cannot unmount {target}: {os.strerror(err)}")
 
 
+def detach(target: str) -> None:
+    """Lazily unmount `target`; not mounted is no error."""
+    _umount(target)
+
+
 def cleanup(container_dir: str | os.PathLike[str]) -> None:
     """Unmount anything left at the rootfs in the host namespace, then remove it. Idempotent."""
     root = Path(container_dir) / ROOTFS

@@ -1,8 +1,12 @@
 """Named volumes: directories under the state root, as Docker's `local` driver.
 
     <root>/<name>/_data        the volume's content (what containers bind-mount)
-    <root>/<name>/volume.json  name, labels, created_at, driver
+    <root>/<name>/volume.json  name, labels, created_at, driver, options
     <root>/<name>/.lock        serialises the first-use copy from the image
+
+The local driver's bind form (`type: none, o: bind, device: /dir`) makes a volume whose
+content is that host directory: containers bind-mount it instead of _data (Docker mounts it
+over _data; the effect inside the container is the same, without a mount on the host).
 
 A volume appears atomically (built in a temp dir, renamed into place). Who uses a volume is
 the engine's knowledge: `remove` takes an `in_use` callback returning container names.
@@ -19,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from runtime.api import VolumeInfo
+from runtime.errors import InvalidArgument
 from runtime.paths import safe_name
 from runtime.storage import merged
 from runtime.storage.errors import Conflict, NotFound, StorageError
@@ -35,6 +40,7 @@ class Volume:
     labels: dict[str, str] = field(default_factory=dict)
     created_at: float = 0.0
     driver: str = "local"
+    options: dict[str, str] = field(default_factory=dict)  # the local driver's driver_opts
 
     @property
     def anonymous(self) -> bool:
@@ -43,10 +49,31 @@ class Volume:
     def info(self) -> VolumeInfo:
         return VolumeInfo(
             name=self.name,
-            spec=VolumeSpec(name=self.name, labels=dict(self.labels)),
+            spec=VolumeSpec(name=self.name, labels=dict(self.labels), driver_opts=dict(self.options)),
             mountpoint=self.mountpoint,
             created_at=self.created_at,
         )
+
+
+def bind_device(name: str, options: Mapping[str, str]) -> str | None:
+    """The host directory of a local volume in its bind form (`type: none`, `o: bind`,
+    `device: /abs/dir`), None without options; any other option is refused (the local
+    driver's tmpfs/nfs/block forms need a mount per volume, not supported)."""
+    if not options:
+        return None
+    extra = sorted(set(options) - {"type", "o", "device"})
+    flags = [f.strip() for f in options.get("o", "").split(",") if f.strip()]
+    if extra or options.get("type") != "none" or not {"bind", "rbind"} & set(flags) or \
+            set(flags) - {"bind", "rbind"}:
+        shown = ", ".join(f"{k}={v}" for k, v in sorted(options.items()))
+        raise InvalidArgument(
+            f"volume {name}: driver_opts {shown} are not supported: only the bind form "
+            "(type: none, o: bind, device: /absolute/dir)", subject=name)
+    device = options.get("device", "")
+    if not device.startswith("/"):
+        raise InvalidArgument(f"volume {name}: driver_opts device {device!r} must be an absolute path",
+                              subject=name)
+    return device
 
 
 class VolumeStore:
@@ -57,12 +84,16 @@ class VolumeStore:
     def _dir(self, name: str) -> Path:
         return self.root / safe_name(name, "volume name")
 
-    def create(self, name: str | None = None, labels: Mapping[str, str] | None = None) -> Volume:
+    def create(self, name: str | None = None, labels: Mapping[str, str] | None = None,
+               options: Mapping[str, str] | None = None) -> Volume:
         """Create a volume; an existing one of that name is returned as is (idempotent).
 
         `name=None` makes an anonymous volume with a random 64-hex name (as Docker).
+        `options`: the local driver's driver_opts (only the bind form, see bind_device).
         """
         labels = dict(labels or {})
+        options = dict(options or {})
+        bind_device(name or "", options)
         if name is None:
             name = secrets.token_hex(32)
             labels.setdefault(ANONYMOUS_LABEL, "")
@@ -74,7 +105,8 @@ class VolumeStore:
             (tmp / "_data").mkdir(parents=True)
             os.chmod(tmp, 0o701)
             os.chmod(tmp / "_data", 0o755)
-            meta = {"name": name, "labels": labels, "created_at": time.time(), "driver": "local"}
+            meta = {"name": name, "labels": labels, "created_at": time.time(), "driver": "local",
+                    "options": options}
             atomic_write_json(tmp / "volume.json", meta)
             try:
                 os.rename(tmp, final)
@@ -98,12 +130,14 @@ class VolumeStore:
                 "declare it under `volumes:` in the stack file",
                 subject=name,
             ) from None
+        options = dict(meta.get("options") or {})
         return Volume(
             name=meta["name"],
-            mountpoint=str(d / "_data"),
+            mountpoint=bind_device(name, options) or str(d / "_data"),
             labels=dict(meta.get("labels") or {}),
             created_at=float(meta.get("created_at", 0.0)),
             driver=meta.get("driver", "local"),
+            options=options,
         )
 
     def list(self, labels: Mapping[str, str | None] | None = None) -> builtins.list[Volume]:
@@ -176,7 +210,9 @@ class VolumeStore:
             st = os.lstat(top)
             if not os.path.isdir(top) or os.path.islink(top):
                 return False  # a file at the mount point: nothing to copy (Docker errors at mount)
-            staging = self._dir(name) / f".init-{secrets.token_hex(4)}"
+            # beside _data, or inside a bound device (a rename does not cross file systems)
+            under = self._dir(name) if not vol.options else Path(vol.mountpoint)
+            staging = under / f".init-{secrets.token_hex(4)}"
             staging.mkdir()
             try:
                 merged.copy_tree(stack, rel, str(staging))

@@ -11,8 +11,7 @@ import urllib.request
 from pathlib import Path
 
 from tests.e2e.conftest import REPO, Env
-
-URL = "http://127.0.0.1:8080/"
+from tests.ports import free_block
 
 
 def get(url: str, timeout: float = 60) -> str:
@@ -31,6 +30,11 @@ def get(url: str, timeout: float = 60) -> str:
 def test_lnmp_stack_serves_php_reading_mariadb(env: Env, tmp_path: Path) -> None:
     d = tmp_path / "lnmp"
     shutil.copytree(REPO / "examples" / "lnmp", d)
+    port = free_block(1, host="127.0.0.1")  # the example's 8080 may be taken on the host
+    env_file = d / ".env"
+    env_file.write_text(env_file.read_text().replace("LNMP_PORT=8080", f"LNMP_PORT={port}"))
+    assert f"LNMP_PORT={port}" in env_file.read_text()
+    URL = f"http://127.0.0.1:{port}/"
     t0 = time.time()
     env.composer("up", "-d", cwd=d, timeout=2400)
     first_up = time.time() - t0

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from tests.e2e.conftest import Env, read_until, write_stack
+from tests.ports import free_block
 
 CHAIN = """
 services:
@@ -195,13 +196,14 @@ services:
 
 def test_kill_9_of_the_daemon_then_ps_and_down_still_work(env: Env, tmp_path: Path) -> None:
     d = tmp_path / "crashd"
-    write_stack(d, """
+    port = free_block(1, host="127.0.0.1")
+    write_stack(d, f"""
 services:
   web:
     image: busybox
     init: true
     command: sh -c "mkdir -p /w && echo ok > /w/index.html && exec httpd -f -p 80 -h /w"
-    ports: ["127.0.0.1:18090:80"]
+    ports: ["127.0.0.1:{port}:80"]
   db:
     image: busybox
     init: true
@@ -217,7 +219,7 @@ services:
     assert all(r["State"] == "running" for r in rows)
     assert env.daemon_pid() != pid
     import urllib.request
-    assert urllib.request.urlopen("http://127.0.0.1:18090/", timeout=5).read() == b"ok\n"
+    assert urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5).read() == b"ok\n"
     env.composer("down", cwd=d)
     assert ps(env, d, "-a") == []
 

@@ -39,7 +39,8 @@ class Rig:
         return self.env.composer(*args, **kw)
 
     def ps(self, cwd: Path, *extra: str) -> list[dict[str, Any]]:
-        return self.env.ps(cwd, *extra)
+        """`ps --format json --no-trunc`: these tests match full container ids."""
+        return self.env.ps(cwd, "--no-trunc", *extra)
 
     def project_dir(self, text: str, name: str | None = None) -> Path:
         """A stack folder named uniquely (the project name gives bridge names: keep it ours)."""

@@ -12,6 +12,7 @@ from runtime.serde import from_dict, to_dict
 from runtime.types import (
     ContainerSpec,
     Healthcheck,
+    InjectedFile,
     Mount,
     NetworkAttachment,
     NetworkSpec,
@@ -163,12 +164,45 @@ def test_network_and_volume_specs(st: Stack) -> None:
         "outside", {"com.docker.compose.project": "proj", "com.docker.compose.volume": "ext"}, external=True)
 
 
-def test_secret_without_file_is_refused(tmp_path: Path) -> None:
-    (tmp_path / "compose.yaml").write_text(
-        "services: {a: {image: x, secrets: [s]}}\nsecrets: {s: {environment: TOKEN}}")
+def test_secrets_and_configs_become_binds_or_files_the_engine_makes(tmp_path: Path) -> None:
+    (tmp_path / "pw.txt").write_text("pw\n")
+    (tmp_path / "compose.yaml").write_text("""
+services:
+  a:
+    image: x
+    secrets: [plain, {source: owned, uid: "1000", gid: "1001", mode: 0400}, {source: env, target: tok}]
+    configs: [{source: inline, target: /etc/app.conf, mode: "0640"}, plain_cfg]
+secrets:
+  plain: {file: ./pw.txt}
+  owned: {file: ./pw.txt}
+  env: {environment: TOKEN}
+configs:
+  inline: {content: "debug=${DEBUG}"}
+  plain_cfg: {file: ./pw.txt}
+""")
+    st = load_stack(LoadOptions(environ={"TOKEN": "t0k", "DEBUG": "1"}, working_dir=str(tmp_path),
+                                project_name="p"))
+    spec = container_spec(st, "a", 1, labels={})
+    pw = str(tmp_path / "pw.txt")
+    # without uid/gid/mode a file is bound as it is (live, as Compose binds it)
+    assert Mount("bind", "/run/secrets/plain", pw, read_only=True, create_host_path=False) in spec.mounts
+    assert Mount("bind", "/plain_cfg", pw, read_only=True, create_host_path=False) in spec.mounts
+    assert spec.files == (
+        InjectedFile("/run/secrets/owned", source=pw, uid=1000, gid=1001, mode=0o400),
+        InjectedFile("/run/secrets/tok", content="dDBr", mode=0o444),  # base64 of t0k
+        InjectedFile("/etc/app.conf", content="ZGVidWc9MQ==", mode=0o640),  # debug=1
+    )
+    assert from_dict(ContainerSpec, to_dict(spec)) == spec
     st = load_stack(LoadOptions(environ={}, working_dir=str(tmp_path), project_name="p"))
-    with pytest.raises(SpecError, match='not supported: secret "s" without file'):
+    with pytest.raises(SpecError, match='environment variable TOKEN required by secret "env" is not set'):
         container_spec(st, "a", 1, labels={})
+
+
+def test_secret_uid_must_be_a_number(tmp_path: Path) -> None:
+    (tmp_path / "compose.yaml").write_text(
+        "services: {a: {image: x, secrets: [{source: s, uid: www}]}}\nsecrets: {s: {file: ./s}}")
+    with pytest.raises(SpecError, match="services.a.secrets\\[0\\].uid: expected a numeric uid"):
+        load_stack(LoadOptions(environ={}, working_dir=str(tmp_path), project_name="p"))
 
 
 def test_config_hash_stable_and_sensitive(st: Stack, tmp_path: Path) -> None:

@@ -88,10 +88,34 @@ class _Run:
     no_cache: bool
     progress: Progress
     global_args: dict[str, str]
+    pull: bool = False
+    # Compose's additional_contexts: name -> ("image", ref) or ("dir", BuildContext)
+    named: dict[str, tuple[str, Any]] = field(default_factory=dict)
     total: int = 0
     step: int = 0
     used_args: set[str] = field(default_factory=set)
     done: dict[int, BuildImage] = field(default_factory=dict)
+
+
+def _named(contexts: Mapping[str, str]) -> dict[str, tuple[str, Any]]:
+    out: dict[str, tuple[str, Any]] = {}
+    for name, value in contexts.items():
+        kind, _, target = value.partition(":")
+        if kind == "image" and target:
+            out[name] = ("image", target)
+        elif kind == "dir" and target:
+            out[name] = ("dir", BuildContext.open(Path(target)))
+        else:
+            raise BuildError(f"build context {name}={value!r}: use image:REF or dir:/path")
+    return out
+
+
+def _dir_context(run: _Run, state: _Stage, ref: str) -> BuildContext | None:
+    """The directory named context `ref` names (a stage of that name wins, as BuildKit)."""
+    if run.dockerfile.stage(ref) is not None and run.dockerfile.stage(ref).index < state.index:  # type: ignore[union-attr]
+        return None
+    entry = run.named.get(ref)
+    return entry[1] if entry is not None and entry[0] == "dir" else None
 
 
 class Builder:
@@ -104,10 +128,12 @@ class Builder:
         images: ImageSink,
         runner: RunStep | None,
         state_root: Path,
+        puller: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
         self.layers = layers
         self.images = images
         self.runner = runner
+        self.puller = puller  # `pull=True`: fetch a FROM image from its registry first
         self.dir = state_root / "build"
         self.cache = BuildCache(self.dir / "cache", layers)
 
@@ -123,35 +149,53 @@ class Builder:
         build_args: Mapping[str, str] | None = None,
         no_cache: bool = False,
         progress: Progress | None = None,
+        dockerfile_text: str | None = None,
+        labels: Mapping[str, str] | None = None,
+        pull: bool = False,
+        named_contexts: Mapping[str, str] | None = None,
     ) -> str:
-        """Build and store the image; returns its id. Raises BuildError."""
+        """Build and store the image; returns its id. Raises BuildError.
+        `dockerfile_text`: the Dockerfile itself (Compose's dockerfile_inline; the context's
+        .dockerignore applies); `labels` are added to the image's; `pull` fetches each FROM
+        image FROM its registry before using it (Docker's --pull). `named_contexts` (Compose's
+        additional_contexts): NAME -> "image:REF" (FROM NAME / COPY --from=NAME use that
+        image) or "dir:/abs/dir" (COPY --from=NAME copies from that directory)."""
         out: Progress = progress or (lambda _line: None)
         started = time.monotonic()
         ctx_dir = Path(context_dir)
-        df_path = Path(dockerfile_path) if dockerfile_path is not None else ctx_dir / "Dockerfile"
-        if not df_path.is_absolute() and not df_path.exists():
-            df_path = ctx_dir / df_path
-        try:
-            text = df_path.read_text()
-        except OSError as e:
-            raise BuildError(f"cannot read the Dockerfile: {e.strerror}", file=str(df_path)) from e
-        try:
-            shown = str(df_path.resolve().relative_to(ctx_dir.resolve()))
-        except ValueError:
-            shown = str(df_path)
+        if dockerfile_text is not None:
+            text, shown, df_for_ignore = dockerfile_text, "Dockerfile (inline)", None
+        else:
+            df_path = Path(dockerfile_path) if dockerfile_path is not None else ctx_dir / "Dockerfile"
+            if not df_path.is_absolute() and not df_path.exists():
+                df_path = ctx_dir / df_path
+            try:
+                text = df_path.read_text()
+            except OSError as e:
+                raise BuildError(f"cannot read the Dockerfile: {e.strerror}", file=str(df_path)) from e
+            try:
+                shown = str(df_path.resolve().relative_to(ctx_dir.resolve()))
+            except ValueError:
+                shown = str(df_path)
+            df_for_ignore = df_path
         dockerfile = p.parse(text, shown)
         for w in dockerfile.warnings:
             out(f"[warning] {w}")
         args = dict(build_args or {})
-        run = _Run(dockerfile, BuildContext.open(ctx_dir, df_path), args, no_cache, out,
-                   self._global_args(dockerfile, args))
+        if pull and self.puller is None:
+            raise BuildError("pull: this builder has no registry client")
+        run = _Run(dockerfile, BuildContext.open(ctx_dir, df_for_ignore), args, no_cache, out,
+                   self._global_args(dockerfile, args), pull, _named(named_contexts or {}))
         final = self._target(dockerfile, target)
         needed = self._needed(run, final)
         run.total = sum(1 + len(dockerfile.stages[i].instructions) for i in needed)
         for i in needed:
             run.done[i] = await self._stage(run, dockerfile.stages[i])
         tags = (tag,) if isinstance(tag, str) else tuple(tag)
-        image_id = self.images.put(run.done[final.index], tags=tags)
+        image = run.done[final.index]
+        if labels:
+            image = replace(image, config=replace(image.config, labels={**image.config.labels, **labels}))
+        image_id = self.images.put(image, tags=tags)
         unused = sorted(set(args) - run.used_args - set(PREDEFINED_ARGS))
         if unused:
             out(f"[warning] one or more build-args were not consumed: {', '.join(unused)}")
@@ -217,6 +261,12 @@ class Builder:
         dep = self._stage_ref(run.dockerfile, frm.image, before=st.index)
         if dep is not None:
             image = run.done[dep.index]
+        elif frm.image in run.named:
+            kind, value = run.named[frm.image]
+            if kind != "image":
+                raise BuildError(f"FROM {frm.image}: that build context is a directory, not an image",
+                                 file=run.dockerfile.filename, line=frm.line)
+            image = await self._base(value, run, frm.line)
         elif frm.image.lower() == "scratch":
             image = SCRATCH
         else:
@@ -230,6 +280,13 @@ class Builder:
         return state.image
 
     async def _base(self, ref: str, run: _Run, line: int) -> BuildImage:
+        if run.pull and self.puller is not None:
+            run.progress(f"Pulling {ref}")
+            try:
+                await self.puller(ref)
+            except Exception as e:  # noqa: BLE001 - any failure of the pull is the step's error
+                raise BuildError(f"pull of {ref} failed (pull: true): {e}", file=run.dockerfile.filename,
+                                 line=line) from e
         image = self.images.get(ref)
         if image is not None:
             return image
@@ -293,13 +350,14 @@ class Builder:
         sources = self._context_sources(run, inst)
         return {"context": run.context.digest(sources)}
 
-    def _context_sources(self, run: _Run, inst: p.Copy) -> list[str]:
+    def _context_sources(self, run: _Run, inst: p.Copy, context: BuildContext | None = None) -> list[str]:
+        ctx = context or run.context
         out: list[str] = []
         for src in inst.sources:
             if "://" in src or src.startswith("git@"):
                 raise BuildError(f"{inst.keyword} {src}: remote sources are not supported offline: "
                                  "download the file into the build context and COPY it")
-            found = run.context.expand_source(src)
+            found = ctx.expand_source(src)
             if not found:
                 raise BuildError(f"{inst.keyword}: {src!r} not found in the build context "
                                  "(or excluded by .dockerignore)")
@@ -312,6 +370,8 @@ class Builder:
             if dep.index not in run.done:
                 raise BuildError(f"COPY --from={state_index_ref}: stage is not built before this one")
             return run.done[dep.index]
+        if state_index_ref in run.named and run.named[state_index_ref][0] == "image":
+            return await self._base(run.named[state_index_ref][1], run, 0)
         image = self.images.get(state_index_ref)
         if image is None and bases.can_create(state_index_ref):
             image = await bases.ensure_base(state_index_ref, layers=self.layers, images=self.images,
@@ -324,7 +384,11 @@ class Builder:
     async def _file_step(self, run: _Run, state: _Stage, inst: Any,
                          inputs: dict[str, str], action: _Action) -> None:
         if isinstance(inst, p.Copy) and inst.from_ is not None:
-            inputs = {"from": state_digest(await self._source_image(run, state, inst.from_))}
+            ctx = _dir_context(run, state, inst.from_)
+            if ctx is not None:  # a directory named context: its files, as the build context's
+                inputs = {"context:" + inst.from_: ctx.digest(self._context_sources(run, inst, ctx))}
+            else:
+                inputs = {"from": state_digest(await self._source_image(run, state, inst.from_))}
         key = step_key(state.digest, _canonical_text(inst), inputs)
         if not run.no_cache:
             hit = self.cache.get(key)
@@ -383,11 +447,12 @@ class Builder:
             )
 
     async def _do_copy(self, run: _Run, state: _Stage, inst: p.Copy, upper: Path, tmp: Path) -> None:
-        await asyncio.to_thread(self._copy_sync, run, state, inst, upper, tmp,
-                                await self._source_image(run, state, inst.from_) if inst.from_ else None)
+        ctx = _dir_context(run, state, inst.from_) if inst.from_ else None
+        src_image = await self._source_image(run, state, inst.from_) if inst.from_ and ctx is None else None
+        await asyncio.to_thread(self._copy_sync, run, state, inst, upper, tmp, src_image, ctx)
 
     def _copy_sync(self, run: _Run, state: _Stage, inst: p.Copy, upper: Path, tmp: Path,
-                   src_image: BuildImage | None) -> None:
+                   src_image: BuildImage | None, context: BuildContext | None = None) -> None:
         view = self._view(state.image)
         writer = UpperWriter(upper, view)
         owner = resolve_chown(inst.chown, view) if inst.chown else None
@@ -402,8 +467,8 @@ class Builder:
         if src_image is not None:
             self._copy_from_image(writer, inst, src_image, dest_rel, dest_is_dir, owner, chmod)
             return
-        ctx = run.context
-        for src in self._context_sources(run, inst):
+        ctx = context or run.context
+        for src in self._context_sources(run, inst, ctx):
             host = ctx.root / src
             if isinstance(inst, p.Add) and is_archive(host):
                 extracted = extract_archive(host, tmp)
@@ -493,8 +558,10 @@ async def build(
     build_args: Mapping[str, str] | None = None,
     no_cache: bool = False,
     progress: Progress | None = None,
+    dockerfile_text: str | None = None,
+    labels: Mapping[str, str] | None = None,
 ) -> str:
     """One-shot form of Builder(...).build(...)."""
     return await Builder(layers=layers, images=images, runner=runner, state_root=state_root).build(
         context_dir, dockerfile_path, tag=tag, target=target, build_args=build_args,
-        no_cache=no_cache, progress=progress)
+        no_cache=no_cache, progress=progress, dockerfile_text=dockerfile_text, labels=labels)

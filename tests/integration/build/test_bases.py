@@ -90,3 +90,44 @@ async def test_debootstrap_bookworm_slim_then_reuse_tarball(big_tmp: Path) -> No
     assert any("from the cached rootfs" in line for line in lines)
     assert (layers2.path(img2.layers[0]) / "usr/bin/apt-get").is_file()
     assert reuse < took
+
+
+def test_the_cached_rootfs_round_trips_owners_modes_links_and_xattrs(tmp_path: Path) -> None:
+    """The debootstrap result is cached as a tarball and unpacked for the next image (our own
+    pack/extract, no `tar` shell-out): what a rootfs needs must survive."""
+    src = tmp_path / "src"
+    (src / "usr/bin").mkdir(parents=True)
+    ping = src / "usr/bin/ping"
+    ping.write_bytes(b"\x7fELF")
+    os.chown(ping, 0, 5)  # before the chmod: a chown clears the setuid bit
+    os.chmod(ping, 0o4755)
+    os.setxattr(ping, "security.capability", b"\x01\x00\x00\x02" + b"\x00" * 16)
+    (src / "usr/bin/sh").symlink_to("dash")
+    os.link(ping, src / "usr/bin/ping6")
+    os.mkdir(src / "tmp", 0o1777)
+    os.chmod(src / "tmp", 0o1777)
+    tarball = tmp_path / "cache.tar"
+    bases._pack(src, tarball)
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    bases._extract(tarball, dest)
+    got = dest / "usr/bin/ping"
+    st = got.stat()
+    assert (st.st_mode & 0o7777, st.st_uid, st.st_gid) == (0o4755, 0, 5)
+    assert os.getxattr(got, "security.capability") == os.getxattr(ping, "security.capability")
+    assert os.readlink(dest / "usr/bin/sh") == "dash"
+    assert os.stat(dest / "usr/bin/ping6").st_ino == st.st_ino
+    assert (dest / "tmp").stat().st_mode & 0o7777 == 0o1777
+    assert got.read_bytes() == b"\x7fELF"
+
+
+def test_umount_below_detaches_every_mount_deepest_first(tmp_path: Path) -> None:
+    root = tmp_path / "rootfs"
+    (root / "proc").mkdir(parents=True)
+    (root / "dev").mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "cmpt", str(root / "dev")], check=True)
+    (root / "dev/pts").mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "cmpt", str(root / "dev/pts")], check=True)
+    subprocess.run(["mount", "-t", "proc", "proc", str(root / "proc")], check=True)
+    bases._umount_below(root)
+    assert _no_mounts_below(root)

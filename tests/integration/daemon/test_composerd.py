@@ -75,6 +75,7 @@ def denv(monkeypatch: pytest.MonkeyPatch) -> Iterator[Env]:
     monkeypatch.setenv("COMPOSER_ROOT", str(e.paths.root))
     monkeypatch.setenv("COMPOSER_RUN", str(e.paths.run))
     monkeypatch.setenv("COMPOSERD_ENGINE", FAKE)
+    monkeypatch.setenv("COMPOSER_TEST_HOOKS", "1")  # the starter passes the engine hook on
     try:
         yield e
     finally:
@@ -112,7 +113,10 @@ def as_nobody(
     )
 
 
-async def test_connect_or_start_runs_a_detached_root_only_daemon(denv: Env) -> None:
+async def test_connect_or_start_runs_a_detached_root_only_daemon(
+        denv: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CMPTEST_SHELL_VARIABLE", "from-the-first-cli")  # must not reach composerd
+    monkeypatch.setenv("PYTHONSTARTUP", "/nonexistent")
     t0 = time.monotonic()
     client = await connect_or_start(denv.paths, timeout=10)
     started_in = time.monotonic() - t0
@@ -123,6 +127,10 @@ async def test_connect_or_start_runs_a_detached_root_only_daemon(denv: Env) -> N
         assert os.getsid(pid) == pid  # own session: a ^C in the CLI's terminal does not reach it
         ppid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
         assert ppid != os.getpid()  # not our child: it outlives the CLI
+        environ = dict(kv.split("=", 1) for kv in
+                       Path(f"/proc/{pid}/environ").read_text().split("\0") if "=" in kv)
+        assert "CMPTEST_SHELL_VARIABLE" not in environ and "PYTHONSTARTUP" not in environ
+        assert environ["COMPOSER_ROOT"] == str(denv.paths.root) and environ["PATH"]
         sock = denv.paths.socket
         assert stat.S_ISSOCK(sock.stat().st_mode)
         assert stat.S_IMODE(sock.stat().st_mode) == 0o600 and sock.stat().st_uid == 0
@@ -399,6 +407,7 @@ def test_access_group_members_use_the_socket_others_do_not(
     monkeypatch.setenv("COMPOSER_GROUP", name)
     os.chmod(denv.paths.root.parent, 0o755)  # the temp base, so nobody can reach run/
     env = {**denv.env(), "COMPOSER_GROUP": name}
+    del env["COMPOSERD_ENGINE"]  # the real engine: its set-up must not narrow the run dir again
     proc = subprocess.Popen([sys.executable, "-m", "runtime.daemon", "--foreground"], cwd=REPO,
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     denv.pids.add(proc.pid)

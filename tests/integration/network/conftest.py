@@ -18,6 +18,7 @@ import pytest
 
 from runtime.network import NetworkManager
 from runtime.network.firewall import delete_table
+from runtime.network.hostfw import remove_docker_user_rules
 from runtime.network.links import delete_link
 from runtime.network.names import bridge_name
 from runtime.paths import Paths
@@ -51,6 +52,15 @@ async def run_in(pid: int, *argv: str, timeout: float = 10.0, check: bool = Fals
         raise AssertionError(f"{argv} failed ({rc}): {err.decode()}")
     return rc, out.decode(), err.decode()
 
+
+# an "outside" server on port 8080 that answers each connection with the address it came from
+WHOAMI_SERVER = r"""
+import socket
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", 8080)); s.listen()
+while True:
+    c, addr = s.accept(); c.sendall(addr[0].encode()); c.close()
+"""
 
 PROBE = r"""
 import socket, sys
@@ -134,6 +144,7 @@ async def manager(paths: Paths) -> AsyncIterator[NetworkManager]:
         for name in st.networks:
             await delete_link(bridge_name(name))
         await delete_table(m.table)
+        await remove_docker_user_rules(m.table)
 
 
 @pytest.fixture

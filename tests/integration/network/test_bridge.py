@@ -13,7 +13,7 @@ from runtime.network import NetworkError, NetworkManager
 from runtime.network.links import link_exists
 from runtime.network.names import bridge_name, veth_name
 from runtime.types import NetworkAttachment, NetworkSpec
-from tests.integration.network.conftest import probe, run_in
+from tests.integration.network.conftest import WHOAMI_SERVER, probe, run_in
 
 CONNECT = "import socket, sys; socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=2); print('connected')"
 
@@ -232,13 +232,6 @@ async def test_ip_forward_handover(tmp_path) -> None:
     finally:
         sysctl.set_ip_forward(before)
 
-PEER = r"""
-import socket
-s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("0.0.0.0", 8080)); s.listen()
-while True:
-    c, addr = s.accept(); c.sendall(addr[0].encode()); c.close()
-"""
 WHOAMI = (
     "import socket, sys; c = socket.create_connection((sys.argv[1], 8080), timeout=3); "
     "print(c.recv(100).decode())"
@@ -261,7 +254,7 @@ async def test_outbound_traffic_is_masqueraded(manager, spawn_ns, netname) -> No
     try:
         await run_in(outside.pid, "ip", "addr", "add", "10.199.200.2/30", "dev", "eth0", check=True)
         await run_in(outside.pid, "ip", "link", "set", "eth0", "up", check=True)
-        server = await asyncio.create_subprocess_exec("nsenter", "-t", str(outside.pid), "-n", "python3", "-c", PEER)
+        server = await asyncio.create_subprocess_exec("nsenter", "-t", str(outside.pid), "-n", "python3", "-c", WHOAMI_SERVER)
         net = await manager.create(NetworkSpec(netname("out")))
         internal = await manager.create(NetworkSpec(netname("in"), internal=True))
         c, i = spawn_ns(), spawn_ns()

@@ -53,9 +53,10 @@ async def test_root_inside_is_mapped(env: Env) -> None:
 
 async def test_userns_with_seccomp_and_exec(env: Env) -> None:
     from runtime.process.config import ExecConfig
+    from runtime.process.security import make
 
     reachable(env.tmp)
-    cfg = env.config(["sleep", "30"], seccomp="default", **userns())
+    cfg = env.config(["sleep", "30"], security=make(seccomp_profile="default"), **userns())
     launched = await env.launch(cfg)
     status = Path(f"/proc/{launched.pid}/status").read_text()
     assert "Seccomp:\t2" in status
@@ -63,7 +64,7 @@ async def test_userns_with_seccomp_and_exec(env: Env) -> None:
     assert uid_line.split()[1] == "100000"  # the host sees the mapped root
     code, out, err = await env.launcher.exec_run(
         launched, ExecConfig(argv=("sh", "-c", "id -u; grep Seccomp: /proc/self/status; "
-                                   "touch /made-by-exec")), timeout=10)
+                                   "touch /made-by-exec"), security=cfg.security), timeout=10)
     assert code == 0, err
     assert out.decode().split()[:3] == ["0", "Seccomp:", "2"], out
     assert (Path(cfg.upperdir) / "made-by-exec").stat().st_uid == 100000

@@ -196,3 +196,63 @@ def test_cache_keys_are_stable() -> None:
     assert k == "70deb06027aecca68cfe3189d00f4f56ae7ecba53374e66e332e5c9bb61ffcc1"
     assert k != step_key(state_digest(img), "COPY a /b", {"context": "d2"})
     assert k != step_key(state_digest(img), "COPY a /c", {"context": "d1"})
+
+
+async def test_inline_dockerfile_labels_tags(env) -> None:  # type: ignore[no-untyped-def]
+    """Compose's dockerfile_inline is the Dockerfile (not ./Dockerfile of the context), its
+    build.labels join the image's, build.tags name it too."""
+    builder, layers, images, ctx = env
+    inline = "FROM base:1\nLABEL from.file=yes\nCOPY a.txt /inline.txt\n"
+    image_id = await builder.build(ctx, tag=["app:inline", "app:extra"], dockerfile_text=inline,
+                                   labels={"from.compose": "1", "from.file": "overridden"})
+    image = images.get("app:inline")
+    assert image is not None and images.get("app:extra") == image and images.get(image_id) == image
+    assert _files(layers, image)["/inline.txt"] == "a\n"  # not the context's Dockerfile
+    assert image.config.labels == {"from.file": "overridden", "from.compose": "1"}
+    with pytest.raises(BuildError, match="Dockerfile \\(inline\\)"):
+        await builder.build(ctx, tag="bad", dockerfile_text="FROM base:1\nRUNN x\n")
+
+
+async def test_pull_fetches_each_base_image_first(env, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    _, layers, images, ctx = env
+    pulled: list[str] = []
+
+    async def puller(ref: str) -> None:
+        pulled.append(ref)
+
+    builder = Builder(layers=layers, images=images, runner=None, state_root=tmp_path / "s2", puller=puller)
+    await builder.build(ctx, tag="p", dockerfile_text="FROM base:1 AS a\nFROM a\n")
+    assert pulled == []  # pull: false uses the store as it is
+    await builder.build(ctx, tag="p", dockerfile_text="FROM base:1 AS a\nFROM a\n", pull=True)
+    assert pulled == ["base:1"]  # the image FROM, never a stage
+
+    async def offline(ref: str) -> None:
+        raise OSError("connection refused")
+
+    builder = Builder(layers=layers, images=images, runner=None, state_root=tmp_path / "s3", puller=offline)
+    with pytest.raises(BuildError, match="pull of base:1 failed \\(pull: true\\): connection refused"):
+        await builder.build(ctx, tag="p", dockerfile_text="FROM base:1\n", pull=True)
+
+
+async def test_named_contexts_stand_for_images_and_directories(env, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Compose's additional_contexts: FROM NAME / COPY --from=NAME use the image or folder."""
+    builder, layers, images, ctx = env
+    other = tmp_path / "other-dir"
+    (other / "sub").mkdir(parents=True)
+    (other / "sub/file.txt").write_text("from the named dir\n")
+    inline = ("FROM base AS stage\nCOPY --from=assets sub/file.txt /copied.txt\n"
+              "COPY --from=img /etc/os-release /os-release\n")
+    await builder.build(ctx, tag="named", dockerfile_text=inline,
+                        named_contexts={"base": "image:base:1", "img": "image:base:1",
+                                        "assets": f"dir:{other}"})
+    files = _files(layers, images.get("named"))
+    assert files["/copied.txt"] == "from the named dir\n" and files["/os-release"] == "ID=fake\n"
+    # the folder's content is part of the cache key
+    (other / "sub/file.txt").write_text("changed\n")
+    await builder.build(ctx, tag="named", dockerfile_text=inline,
+                        named_contexts={"base": "image:base:1", "img": "image:base:1",
+                                        "assets": f"dir:{other}"})
+    assert _files(layers, images.get("named"))["/copied.txt"] == "changed\n"
+    with pytest.raises(BuildError, match="that build context is a directory"):
+        await builder.build(ctx, tag="x", dockerfile_text="FROM assets\n",
+                            named_contexts={"assets": f"dir:{other}"})

@@ -171,3 +171,44 @@ def test_import_rootfs_gzip(tmp_path: Path, store: ImageStore) -> None:
     (lower,) = store.lowerdirs("imported:v1")
     assert (Path(lower) / "bin/tool").read_bytes() == b"#!/bin/sh\n"
     assert os.stat(Path(lower) / "bin/tool").st_mode & 0o777 == 0o755
+
+
+def test_a_device_or_fifo_is_refused_at_once(tmp_path: Path, store: ImageStore) -> None:
+    """`image load /dev/zero` read forever in a daemon thread (issue 14)."""
+    import time
+
+    os.mkfifo(tmp_path / "fifo")
+    for path in ("/dev/zero", str(tmp_path / "fifo")):
+        started = time.monotonic()
+        with pytest.raises(InvalidArgument, match="not a regular file"):
+            load(store, path)
+        with pytest.raises(InvalidArgument, match="not a regular file"):
+            import_rootfs(store, path)
+        assert time.monotonic() - started < 1
+    # a layout directory whose blob is a device: refused too
+    layers, cfg = two_layer_image()
+    oci_layout(tmp_path / "oci", layers, cfg, "demo/app:1")
+    blobs = sorted((tmp_path / "oci/blobs/sha256").iterdir(), key=lambda p: p.stat().st_size)
+    blob = blobs[-1]  # the largest: a layer
+    blob.unlink()
+    blob.symlink_to("/dev/zero")
+    with pytest.raises(InvalidArgument, match="not a regular file"):
+        load(store, tmp_path / "oci")
+
+
+def test_what_is_read_is_capped(tmp_path: Path, store: ImageStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A small gzip that expands past the cap (a bomb) stops with one line naming the knob."""
+    layers, cfg = two_layer_image()
+    docker_archive(tmp_path / "img.tar", layers, cfg, ["demo/app:1"])
+    (tmp_path / "img.tar.gz").write_bytes(gzip.compress((tmp_path / "img.tar").read_bytes()))
+    monkeypatch.setenv("COMPOSER_MAX_IMAGE_ARCHIVE_BYTES", "4096")
+    with pytest.raises(InvalidArgument, match="more than 4096 bytes once decompressed.*"
+                                              "COMPOSER_MAX_IMAGE_ARCHIVE_BYTES"):
+        load(store, tmp_path / "img.tar.gz")
+    bomb = gzip.compress(b"\0" * (1 << 20))
+    (tmp_path / "bomb.tar.gz").write_bytes(bomb)
+    with pytest.raises(InvalidArgument, match="more than 4096 bytes"):
+        import_rootfs(store, tmp_path / "bomb.tar.gz")
+    monkeypatch.delenv("COMPOSER_MAX_IMAGE_ARCHIVE_BYTES")
+    (img,) = load(store, tmp_path / "img.tar.gz")  # within the default cap
+    assert img.info().tags == ("demo/app:1",)

@@ -3,7 +3,7 @@ import asyncio
 import pytest
 from dnslib import QTYPE, RCODE, DNSRecord
 
-from runtime.network.dns import Resolver, forward, upstreams_from_resolv_conf
+from runtime.network.dns import Resolver, forward
 
 
 def make() -> Resolver:
@@ -67,9 +67,15 @@ def test_garbage_is_dropped() -> None:
     assert asyncio.run(make().resolve(b"\x00\x01garbage", "front")) is None
 
 
-def test_resolv_conf_parsing() -> None:
-    text = "# x\nnameserver 1.1.1.1\nsearch a\nnameserver 10.0.0.1\n"
-    assert upstreams_from_resolv_conf(text) == ["1.1.1.1", "10.0.0.1"]
+def test_host_upstreams_are_asked_at_each_use_and_own_dns_wins() -> None:
+    current = ["10.0.0.1"]
+    r = Resolver(host_upstreams=lambda: list(current))
+    r.add("c1", "front", "10.200.0.2", ["web"], upstreams=["9.9.9.9"])
+    r.add("c2", "front", "10.200.0.3", ["cli"])
+    assert r.upstreams_for("front", "10.200.0.3") == ["10.0.0.1"]
+    current[:] = ["10.0.0.2"]  # the host's resolv.conf changed
+    assert r.upstreams_for("front", "10.200.0.3") == ["10.0.0.2"]
+    assert r.upstreams_for("front", "10.200.0.2") == ["9.9.9.9"]  # the container's dns:
 
 
 class _Upstream(asyncio.DatagramProtocol):

@@ -27,3 +27,22 @@ def test_render_nat_isolation_internal_and_dnat() -> None:
     assert text.count("ip daddr 127.0.0.1 udp dport 5353 dnat to 10.200.0.2:53") == 2
     # intra-bridge accept comes before the internal drop
     assert text.index('iifname "cmpbI" oifname "cmpbI" accept') < text.index('iifname "cmpbI" drop')
+
+
+def test_render_loopback_guard_and_hairpin() -> None:
+    text = render(
+        "composer",
+        [BridgeRule("cmpbA", "10.200.0.0/24", False), BridgeRule("cmpbI", "10.200.1.0/24", True)],
+        [],
+    )
+    lines = [line.strip() for line in text.splitlines()]
+    guard = lines[lines.index("chain loopback_guard {") + 1:]
+    guard = guard[: guard.index("}")]
+    # before conntrack and NAT, for every bridge of ours (internal ones too), nothing else
+    assert guard == [
+        "type filter hook prerouting priority raw; policy accept;",
+        'iifname "cmpbA" ip daddr 127.0.0.0/8 drop',
+        'iifname "cmpbI" ip daddr 127.0.0.0/8 drop',
+    ]
+    assert 'oifname "cmpbA" ip saddr 10.200.0.0/24 ct status dnat masquerade' in lines
+    assert not any("10.200.1.0/24" in line for line in lines)  # internal: no NAT at all

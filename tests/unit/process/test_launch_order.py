@@ -7,7 +7,8 @@ import os
 import pytest
 
 from runtime.process import init as seq
-from runtime.process.config import CAPS, DEFAULT_CAPS, LaunchConfig, MountPoint, cap_mask
+from runtime.process import security
+from runtime.process.config import CAPS, DEFAULT_CAPS, LaunchConfig, MountPoint, Security, cap_mask
 from runtime.process.syscalls import (
     CLONE_NEWCGROUP,
     CLONE_NEWIPC,
@@ -35,7 +36,7 @@ def make_cfg(**kw: object) -> LaunchConfig:
     base: dict[str, object] = dict(
         id="c1", argv=("sleep", "1"), state_dir="/state", mergeddir="/m",
         lowerdirs=("/l2", "/l1"), upperdir="/u", workdir="/w", hostname="web",
-        domainname="example", env=("A=1",), user="app", no_new_privs=True,
+        domainname="example", env=("A=1",), user="app", security=Security(no_new_privs=True),
         mounts=(MountPoint("bind", "/data/sub", "/host/sub"), MountPoint("bind", "/data", "/host/d",
                                                                           read_only=True),
                 MountPoint("tmpfs", "/run", options=("size=1m",))),
@@ -57,7 +58,7 @@ def fake() -> RecordingSyscalls:
 def run_all(cfg: LaunchConfig, sc: RecordingSyscalls) -> None:
     seq.enter_namespaces(cfg, sc)
     ident = seq.setup_container(cfg, sc)
-    seq.enter_identity(ident, sc)
+    security.apply(ident, sc)
     sc.chdir(cfg.cwd)
     env = seq.build_env(cfg.env, ident.user, cfg.hostname)
     seq.exec_command(list(cfg.argv), env, sc, keep_fds=(7,))
@@ -155,14 +156,16 @@ def test_capabilities_bounding_and_sets() -> None:
 
 def test_privileged_skips_masks_and_keeps_sys_rw() -> None:
     sc = fake()
-    run_all(make_cfg(privileged=True, capabilities=tuple(CAPS)), sc)
+    # a host (nested sandbox) whose bounding set lacks SYS_RESOURCE (24)
+    held = ((1 << 41) - 1) & ~(1 << 24)
+    sc.files["/proc/self/status"] = f"Name:\tinit\nCapBnd:\t{held:016x}\n"
+    run_all(make_cfg(privileged=True, security=Security(tuple(CAPS))), sc)
     with pytest.raises(ValueError):
         sc.index("mount", "/dev/null", "/proc/kcore")
     assert not sc.calls[sc.index("mount", "sysfs", "/m/sys")][4] & MS_RDONLY
-    # nothing this process holds is dropped (a cap the host never gave us cannot be kept)
-    from runtime.process.init import _bounding_set
-    held = _bounding_set()
-    assert not any(c[:2] == ("prctl", PR_CAPBSET_DROP) and held >> c[2] & 1 for c in sc.calls)
+    # everything held is kept; what the host never gave us cannot be, and is not asked for
+    assert [c[2] for c in sc.calls if c[:2] == ("prctl", PR_CAPBSET_DROP)] == [24]
+    assert sc.calls[sc.index("capset")] == ("capset", held, held, 0)
 
 
 def test_plain_directory_rootfs_is_a_bind() -> None:

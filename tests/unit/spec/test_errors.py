@@ -67,6 +67,8 @@ def test_unknown_keys(load: Loader, text: str, expected: str) -> None:
      'compose.yaml: services.web.volumes_from[0]: invalid volumes_from "a:rx"'),
     ("services: {web: {image: x, profiles: ['-x']}}",
      'compose.yaml: services.web.profiles[0]: invalid profile name "-x"'),
+    ("services: {web: {image: x}}\nvolumes: {v: {name: ../../etc}}",
+     'compose.yaml: volumes.v.name: invalid volume name "../../etc"'),
 ])
 def test_wrong_values(load: Loader, text: str, expected: str) -> None:
     with pytest.raises(SpecError) as err:
@@ -76,8 +78,7 @@ def test_wrong_values(load: Loader, text: str, expected: str) -> None:
 
 @pytest.mark.parametrize(("key", "value"), [
     ("blkio_config", "{weight: 10}"), ("gpus", "all"), ("runtime", "runc"),
-    ("pid", "host"), ("mac_address", "'02:42:ac:11:00:02'"), ("cgroup_parent", "x"),
-    ("storage_opt", "{}"), ("uts", "host"),
+    ("cgroup_parent", "x"), ("storage_opt", "{}"),
 ])
 def test_unsupported_service_keys_are_named(load: Loader, key: str, value: str) -> None:
     with pytest.raises(SpecError) as err:
@@ -87,7 +88,7 @@ def test_unsupported_service_keys_are_named(load: Loader, key: str, value: str) 
 
 @pytest.mark.parametrize(("text", "expected"), [
     ("models: {m: {model: ai/x}}\nservices: {}", "compose.yaml: models: not supported: models"),
-    ("services: {web: {image: x, ipc: host}}", 'services.web.ipc: not supported: ipc "host"'),
+    ("services: {web: {image: x, ipc: none}}", 'services.web.ipc: not supported: ipc "none"'),
     ("services: {web: {image: x, network_mode: 'ns:/x'}}", 'not supported: network_mode "ns:/x"'),
     ("services: {web: {image: x}}\nnetworks: {n: {driver: overlay}}",
      'compose.yaml: networks.n.driver: not supported: network driver "overlay"'),
@@ -95,8 +96,8 @@ def test_unsupported_service_keys_are_named(load: Loader, key: str, value: str) 
      'compose.yaml: volumes.v.driver: not supported: volume driver "nfs"'),
     ("services: {web: {image: x, deploy: {resources: {reservations: {devices: []}}}}}",
      "services.web.deploy.resources.reservations.devices: not supported: devices"),
-    ("services: {web: {image: x, networks: {n: {interface_name: eth9}}}}\nnetworks: {n: {}}",
-     "services.web.networks.n.interface_name: not supported: interface_name"),
+    ("services: {web: {image: x, networks: {n: {driver_opts: {a: b}}}}}\nnetworks: {n: {}}",
+     "services.web.networks.n.driver_opts: not supported: driver_opts on a service network"),
 ])
 def test_unsupported_values_are_named(load: Loader, text: str, expected: str) -> None:
     with pytest.raises(SpecError) as err:

@@ -54,10 +54,10 @@ services:
       start_period: 100ms
       start_interval: 2s
     deploy:
-      replicas: 2
+      replicas: 1
       resources:
-        limits: {cpus: "0.5", memory: 512m, pids: 100}
-        reservations: {cpus: 0.25, memory: 1.5GB}
+        limits: {cpus: "1.5", memory: 1g, pids: 200}
+        reservations: {cpus: 0.25, memory: 256m}
       restart_policy: {condition: on-failure, max_attempts: 3, delay: 5s}
     mem_limit: 1g
     memswap_limit: 2g
@@ -208,9 +208,9 @@ def test_healthchecks(full: object) -> None:
 
 def test_resources(full: object) -> None:
     web = full.services["web"]  # type: ignore[attr-defined]
-    assert web.deploy.replicas == 2 and web.replicas == 2
-    assert (web.deploy.limits.cpus, web.deploy.limits.memory, web.deploy.limits.pids) == (0.5, 512 << 20, 100)
-    assert web.deploy.reservations.memory == int(1.5 * (1 << 30))
+    assert web.deploy.replicas == 1 and web.replicas == 1
+    assert (web.deploy.limits.cpus, web.deploy.limits.memory, web.deploy.limits.pids) == (1.5, 1 << 30, 200)
+    assert web.deploy.reservations.memory == 256 << 20
     assert web.deploy.restart_policy.max_attempts == 3  # type: ignore[union-attr]
     assert (web.mem_limit, web.memswap_limit, web.mem_reservation) == (1 << 30, 2 << 30, 256 << 20)
     assert (web.cpus, web.cpu_shares, web.cpu_quota, web.cpu_period, web.cpuset, web.pids_limit) == (
@@ -281,3 +281,16 @@ def test_required_env_file_missing(load: Loader) -> None:
         load("services: {a: {image: x, env_file: nope.env}}")
     assert "compose.yaml: services.a.env_file: env file" in str(err.value)
     assert "nope.env\" not found" in str(err.value)
+
+
+def test_security_opt_seccomp_file_is_relative_to_the_project(load: Loader, project: Path) -> None:
+    st = load("""
+        services:
+          a:
+            image: x
+            security_opt: ["seccomp=profiles/p.json", "seccomp:./q.json", "seccomp=unconfined",
+                           "no-new-privileges:true", "apparmor=unconfined", "seccomp=/etc/p.json"]
+    """)
+    assert st.services["a"].security_opt == (
+        f"seccomp={project}/profiles/p.json", f"seccomp={project}/q.json", "seccomp=unconfined",
+        "no-new-privileges:true", "apparmor=unconfined", "seccomp=/etc/p.json")

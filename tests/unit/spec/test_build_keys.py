@@ -1,0 +1,136 @@
+"""`build:` from the stack file to the engine's BuildRequest: every key Compose defines either
+reaches the builder or is refused with the key named (issue 14: they were dropped)."""
+from __future__ import annotations
+
+import pytest
+
+from composer.convert import build_request
+from composer.errors import SpecError
+from runtime.api import BuildRequest
+
+from .conftest import Loader
+
+STACK = """
+services:
+  app:
+    image: app:1
+    build:
+      context: ./src
+      dockerfile_inline: |
+        FROM busybox AS base
+        ARG FROM_FILE=default
+        RUN echo $$FROM_FILE > /arg
+      target: base
+      args: [FROM_FILE=file, FROM_ENV, UNSET_ARG]
+      labels: {org.example.team: web}
+      tags: ["app:1", "registry.local/app:1"]
+      network: none
+      shm_size: 128m
+      extra_hosts: ["db.local:10.1.2.3", "cache.local=10.1.2.4"]
+      no_cache: true
+      pull: true
+"""
+
+
+def test_every_build_key_reaches_the_build_request(load: Loader, project) -> None:  # type: ignore[no-untyped-def]
+    stack = load(STACK, environ={"FROM_ENV": "from-environment"})
+    req = build_request(stack, "app", "app:1")
+    assert req == BuildRequest(
+        context=str(project / "src"), dockerfile="Dockerfile", tag="app:1", target="base",
+        # FROM_ENV takes its value from the environment; UNSET_ARG has none: the Dockerfile's
+        # default applies (Compose's resolveAndMergeBuildArgs)
+        build_args={"FROM_FILE": "file", "FROM_ENV": "from-environment"},
+        no_cache=True,
+        # `$$` is Compose's escape: the builder sees `$FROM_FILE`
+        dockerfile_inline="FROM busybox AS base\nARG FROM_FILE=default\nRUN echo $FROM_FILE > /arg\n",
+        tags=("registry.local/app:1",), labels={"org.example.team": "web"}, pull=True,
+        network="none", shm_size=128 << 20,
+        extra_hosts=(("db.local", "10.1.2.3"), ("cache.local", "10.1.2.4")),
+    )
+
+
+def test_dotenv_values_reach_build_args(load: Loader, write) -> None:  # type: ignore[no-untyped-def]
+    write(".env", "FROM_ENV=from-dotenv\n")
+    stack = load("services: {app: {build: {context: ., args: {FROM_ENV: null, KEPT: ''}}}}")
+    assert build_request(stack, "app", "t").build_args == {"FROM_ENV": "from-dotenv", "KEPT": ""}
+
+
+def test_git_context_is_refused_at_build_not_at_load(load: Loader) -> None:
+    stack = load("services: {app: {image: app, build: 'https://github.com/docker/compose.git#main'}}")
+    assert stack.services["app"].build.remote  # type: ignore[union-attr]
+    with pytest.raises(SpecError) as e:
+        build_request(stack, "app", "app")
+    assert str(e.value) == (
+        "compose.yaml: services.app.build.context: not supported yet: a git or URL build context "
+        "(https://github.com/docker/compose.git#main): clone it and set context to the local folder")
+
+
+@pytest.mark.parametrize("network", ["bridge", "mynet"])
+def test_build_network_other_than_default_host_none_is_refused(load: Loader, network: str) -> None:
+    with pytest.raises(SpecError, match=f'services.app.build.network: not supported: build network "{network}"'):
+        load(f"services: {{app: {{build: {{context: ., network: {network}}}}}}}")
+
+
+def test_build_keys_render_in_config(load: Loader) -> None:
+    from composer.spec.render import render_stack
+
+    out = render_stack(load(STACK, environ={"FROM_ENV": "x"}))["services"]["app"]["build"]
+    assert out["extra_hosts"] == ["db.local=10.1.2.3", "cache.local=10.1.2.4"]
+    assert (out["network"], out["shm_size"], out["pull"], out["no_cache"]) == ("none", 128 << 20, True, True)
+    assert out["tags"] == ["app:1", "registry.local/app:1"]
+
+
+def test_build_keys_without_effect_here_are_warned_about(load: Loader) -> None:
+    stack = load("""
+services:
+  app:
+    build:
+      context: .
+      cache_from: [type=registry,ref=x]
+      cache_to: [type=inline]
+      platforms: [linux/amd64, linux/arm64]
+      isolation: default
+      provenance: true
+      sbom: false
+      no_cache_filter: [deps]
+""")
+    text = "\n".join(stack.warnings)
+    for key in ("cache_from", "cache_to", "platforms", "isolation", "provenance", "sbom"):
+        assert f"compose.yaml: services.app.build.{key}: " in text, key
+    # no_cache_filter: the builder has one cache switch, so the whole build runs without it
+    assert build_request(stack, "app", "t").no_cache is True
+
+
+@pytest.mark.parametrize("key", ["secrets: [s]", "ssh: [default]",
+                                 "entitlements: [network.host]", "privileged: true"])
+def test_build_keys_refused_by_name(load: Loader, key: str) -> None:
+    name = key.split(":")[0]
+    with pytest.raises(SpecError, match=f"services.app.build.{name}: not supported: "):
+        load(f"services: {{app: {{build: {{context: ., {key}}}}}}}\nsecrets: {{s: {{file: ./s}}}}")
+
+
+def test_additional_contexts_name_services_images_and_folders(load: Loader, project) -> None:  # type: ignore[no-untyped-def]
+    from composer.convert import build_dependencies
+
+    stack = load("""
+services:
+  base: {build: {context: ., dockerfile_inline: "FROM busybox"}}
+  tagged: {image: reg/tagged:1, build: .}
+  app:
+    build:
+      context: .
+      additional_contexts:
+        base: service:base
+        tagged: service:tagged
+        alp: docker-image://alpine:3.19
+        assets: ./assets
+""")
+    req = build_request(stack, "app", "t")
+    assert req.named_contexts == {"base": f"image:{stack.name}-base", "tagged": "image:reg/tagged:1",
+                                  "alp": "image:alpine:3.19", "assets": f"dir:{project}/assets"}
+    assert build_dependencies(stack, "app") == ("base", "tagged")
+    with pytest.raises(SpecError, match="not supported yet: a git, URL or OCI layout context"):
+        load("services: {app: {build: {context: ., additional_contexts: {a: 'https://x/y.git'}}}}")
+    stack = load("services: {app: {build: {context: ., additional_contexts: {a: 'service:nope'}}}}")
+    with pytest.raises(SpecError, match='services.app.build.additional_contexts.a: .*no service "nope"'):
+        build_request(stack, "app", "t")
