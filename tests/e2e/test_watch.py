@@ -38,6 +38,17 @@ class Lines:
         assert text in self.seen, f"{text!r} not seen in:\n{self.seen}"
         return self.seen
 
+    def wait_count(self, text: str, n: int, timeout: float = 60) -> None:
+        """Until `text` was printed `n` times."""
+        deadline = time.time() + timeout
+        while self.seen.count(text) < n and time.time() < deadline:
+            try:
+                self.seen += self.q.get(timeout=0.1)
+            except queue.Empty:
+                if self.proc.poll() is not None and self.q.empty():
+                    break
+        assert self.seen.count(text) == n, f"{text!r} not seen {n} times in:\n{self.seen}"
+
 
 def exec_out(env: Env, d: Path, *argv: str) -> subprocess.CompletedProcess[str]:
     return env.composer("exec", "-T", "app", *argv, cwd=d, check=False)
@@ -203,10 +214,7 @@ def test_up_watch_shows_the_watch_lines_beside_the_logs(env: Env, tmp_path: Path
     (d / "config").mkdir()
     (d / "config" / "c").write_text("c")  # sync+restart: the logs go on after the restart
     lines.wait_for('⦿ service(s) ["app"] restarted')
-    deadline = time.time() + 30
-    while lines.seen.count("app-ready") < 2 and time.time() < deadline:
-        lines.wait_for("app-ready", timeout=1)
-    assert lines.seen.count("upw-app-1 | app-ready") == 2, lines.seen
+    lines.wait_count("upw-app-1 | app-ready", 2, timeout=30)  # once: a restart resumes the logs
     assert stop(proc, lines) == 130
     assert [r["State"] for r in env.ps(d, "-a")] == ["exited"]  # the attached up stops them
     env.composer("down", cwd=d)
