@@ -26,6 +26,7 @@ from runtime.types import (
     DeviceMapping,
     Healthcheck,
     InjectedFile,
+    LogConfig,
     Mount,
     NetworkAttachment,
     NetworkSpec,
@@ -93,6 +94,7 @@ def container_spec(stack: Stack, service_name: str, number: int, *, labels: dict
         pid_mode=_shared(stack, svc, "pid", svc.pid),
         uts_mode=svc.uts or "",
         cgroupns_mode=svc.cgroup or "",
+        logging=log_config(svc),
     )
 
 
@@ -131,6 +133,15 @@ def _shared(stack: Stack, svc: ServiceSpec, key: str, mode: str | None) -> str:
     if mode and mode.startswith("service:"):
         return f"container:{stack.container_name(mode.split(':', 1)[1], 1)}"
     return mode or ""
+
+
+def log_config(svc: ServiceSpec) -> LogConfig:
+    """`logging:` (validated by the spec) -> the runtime's LogConfig; defaults are the engine's."""
+    lg = svc.logging
+    if lg is None:
+        return LogConfig()
+    return LogConfig(lg.driver or "json-file", lg.max_size, lg.max_file,  # type: ignore[arg-type]
+                     lg.compress)
 
 
 def _networking(stack: Stack, svc: ServiceSpec) -> tuple[str, tuple[NetworkAttachment, ...]]:

@@ -8,7 +8,8 @@
 - `pre_stop`: exec'd in the container before `stop`, `down` or `restart` stops it; a
   failure fails that stop and the container keeps running (as in Compose).
 
-Every exec goes through the engine's exec path (`exec_run`), so a hook runs with the
+Every exec goes through the engine's streaming exec (`exec_attach`, the one `composer exec`
+uses: output arrives as it is written), so a hook runs with the
 container's own confinement (user unless the hook names one, capabilities, no_new_privs,
 seccomp, AppArmor, cgroup); `privileged: true` adds every capability, as
 `docker exec --privileged`. Output goes to a `HookOutput(source, line)` callback: the
@@ -59,21 +60,51 @@ async def exec_hooks(engine: EngineAPI, c: ContainerInfo, service: str, kind: st
                      hooks: Sequence[ServiceHook], output: HookOutput = no_output) -> None:
     """`post_start` / `pre_stop`: each hook exec'd in `c`, in order; the first failure
     raises HookFailed (the later hooks do not run, as in Compose)."""
-    source = f"{c.name} ->"
     for i, hook in enumerate(hooks):
         assert hook.command is not None  # the spec requires it for these hooks
+        where = f"service {service}: {kind}[{i}] hook in container {c.name}"
         try:
-            res = await engine.exec_run(
-                c.id, list(hook.command), user=hook.user, env=dict(hook.environment) or None,
-                workdir=hook.working_dir, privileged=hook.privileged)
+            code, last = await _exec_streamed(engine, c, hook, output)
         except EngineError as e:
-            raise HookFailed(f"service {service}: {kind}[{i}] hook in container {c.name}: {e}") from e
-        for text in (res.stdout, res.stderr):
-            for line in text.splitlines():
-                output(source, line)
-        if res.exit_code != 0:
-            raise _failure(f"service {service}: {kind}[{i}] hook in container {c.name}",
-                           res.exit_code, tail(res.stderr, res.stdout))
+            raise HookFailed(f"{where}: {e}") from e
+        if code is None:
+            raise HookFailed(f"{where}: the connection to it broke before it ended")
+        if code != 0:
+            raise _failure(where, code, last)
+
+
+async def _exec_streamed(engine: EngineAPI, c: ContainerInfo, hook: ServiceHook,
+                         output: HookOutput) -> tuple[int | None, str]:
+    """One hook on the engine's streaming exec (exec_attach, no stdin): each line goes to
+    `output` as the command writes it; returns its exit code (None: the stream broke
+    before its end) and the line for an error
+    (stderr's last before stdout's, as Compose)."""
+    assert hook.command is not None
+    source = f"{c.name} ->"
+    stream = await engine.exec_attach(
+        c.id, list(hook.command), user=hook.user, env=dict(hook.environment) or None,
+        workdir=hook.working_dir, stdin=False, privileged=hook.privileged)
+    pending = {"stdout": b"", "stderr": b""}
+    seen: dict[str, deque[str]] = {"stdout": deque(maxlen=1), "stderr": deque(maxlen=1)}
+
+    def emit(name: str, raw: bytes) -> None:
+        line = raw.decode(errors="replace").rstrip("\r")
+        output(source, line)
+        if line.strip():
+            seen[name].append(line)
+
+    try:
+        while (item := await stream.read()) is not None:
+            name, data = item
+            *lines, pending[name] = (pending.get(name, b"") + data).split(b"\n")
+            for raw in lines:
+                emit(name, raw)
+    finally:
+        await stream.close()
+    for name, rest in pending.items():
+        if rest:
+            emit(name, rest)
+    return stream.exit_code, tail(*("\n".join(seen[n]) for n in ("stderr", "stdout")))
 
 
 def hook_labels(project: str, service: str) -> dict[str, str]:

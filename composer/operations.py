@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from composer import labels as L
 from composer.convert import (
@@ -32,7 +33,7 @@ from composer.hooks import (
     run_pre_start,
 )
 from composer.project import Action, DesiredService, Plan, PlanError, plan_down, plan_up
-from composer.scheduler import DownResult, UpResult, run_down, run_up
+from composer.scheduler import DownResult, Outcome, UpResult, run_down, run_parallel, run_up
 from composer.spec import Stack
 from composer.spec.service import MAX_REPLICAS_ENV, max_replicas
 from runtime.api import ContainerInfo, EngineAPI
@@ -43,6 +44,9 @@ ANONYMOUS_VOLUME = "com.docker.volume.anonymous"  # the engine's label on anonym
 PULL_POLICIES = ("always", "missing", "never", "build")
 
 Progress = Callable[[str, str], None]  # (object, status), e.g. ("Container lnmp-db-1", "Started")
+# Called with each container `up` is about to start (or leaves running) -- before it starts,
+# so an attached `up` is attached before the first byte (composer.cli.attached).
+BeforeStart = Callable[[ContainerInfo], Awaitable[None]]
 
 
 class UpFailed(ComposerError):
@@ -87,6 +91,7 @@ class Project:
         self.build_output = build_output or (lambda service, line: None)
         # where hooks' output goes: (source, line); the attached `up` prints it, as Compose
         self.hook_output: HookOutput = no_output
+        self.before_start: BeforeStart | None = None
         self._graph: ServiceGraph | None = None
         self._image_ids: dict[str, str | None] = {}
         self.by_labels = False  # the stack was rebuilt from container labels (-p NAME, no file)
@@ -178,8 +183,7 @@ class Project:
         )
         for warning in plan.warnings:
             self.progress("Warning", warning)
-        for action in plan.orphan_actions:
-            await self._remove(action.container, opts.timeout)
+        await self._remove_all([a.container for a in plan.orphan_actions], opts.timeout)
         # --no-deps: the named services alone, nothing of their dependencies awaited
         graph = self.graph.graph.subgraph(selected).copy() if opts.no_deps else self.graph
         result = await run_up(
@@ -344,6 +348,8 @@ class Project:
         elif kind == "restart" and action.container is not None:
             await self._stop_for_restart(action)
         elif kind == "noop" and action.container is not None:
+            if self.before_start is not None:
+                await self.before_start(action.container)
             self.progress(f"Container {action.container.name}", "Running")
             return None
         elif kind != "start":
@@ -357,6 +363,8 @@ class Project:
         """Start a container and run its service's post_start hooks in it (as Compose: a
         failing hook fails the start, the container keeps running)."""
         service = c.labels.get(L.SERVICE, "")
+        if self.before_start is not None:  # the attached `up` attaches before each start
+            await self.before_start(c)
         self.progress(f"Container {c.name}", "Starting")
         try:
             info = await self.engine.start_container(c.id)
@@ -640,10 +648,11 @@ class Project:
                    quiet: bool = False) -> None:
         self.check_services(services)
         names = [n for n in (services or sorted(self.stack.services)) if self.stack.services[n].image]
-        for name in names:
+
+        async def one(name: str) -> None:
             ref = self.image_ref(name)
             if missing_only and await self._image_exists(ref):
-                continue
+                return
             if not quiet:
                 self.progress(f"Image {ref}", "Pulling")
             async for ev in self.engine.pull_image(ref):
@@ -655,6 +664,9 @@ class Project:
                     self.progress(f"  {ev.layer}", ev.status.capitalize())
             if not quiet:
                 self.progress(f"Image {ref}", "Pulled")
+
+        # every image at once, as Compose pulls; the first failure (in service order) is raised
+        _raise_first(await run_parallel(names, one))
 
     async def build(self, services: Sequence[str] = (), *, no_cache: bool = False) -> None:
         self.check_services(services)
@@ -700,13 +712,12 @@ class Project:
             by_service.setdefault(c.labels.get(L.SERVICE, ""), []).append(c)
 
         async def stop(name: str) -> None:
-            await _gather_all(self._remove(c, timeout, volumes=volumes, hooks=True)
-                              for c in by_service.get(name, []))
+            _raise_first(await run_parallel(
+                by_service.get(name, []),
+                lambda c: self._remove(c, timeout, volumes=volumes, hooks=True)))
 
         result = await run_down(self.graph, stop, services=set(self.stack.services) & set(by_service))
-        for action in plan.orphan_actions:
-            if action.container is not None:
-                await self._remove(action.container, timeout, volumes=volumes)
+        await self._remove_all([a.container for a in plan.orphan_actions], timeout, volumes=volumes)
         await remove_hook_containers(self.engine, self.name)  # left by an interrupted up
         # from the labels alone (-p NAME without a stack file): every network of the project
         keys = list(self.stack.networks) if self.by_labels else self.networks_used(self.stack.services)
@@ -737,6 +748,13 @@ class Project:
             raise ComposerError(str(next(iter(result.errors.values()))))
         return result
 
+    async def _remove_all(self, containers: Sequence[ContainerInfo | None], timeout: float | None,
+                          *, volumes: bool = False) -> None:
+        """Remove containers side by side (orphans: no order between them)."""
+        _raise_first(await run_parallel(
+            [c for c in containers if c is not None],
+            lambda c: self._remove(c, timeout, volumes=volumes)))
+
     async def _remove(self, c: ContainerInfo | None, timeout: float | None, *,
                       volumes: bool = False, quiet: bool = False, hooks: bool = False) -> None:
         """Stop (with the service's pre_stop hooks when `hooks`: `down`, not a recreate or a
@@ -765,7 +783,8 @@ class Project:
             by_service.setdefault(c.labels.get(L.SERVICE, ""), []).append(c)
 
         async def stop_one(name: str) -> None:
-            await _gather_all(self._stop(c, timeout) for c in by_service.get(name, []))
+            _raise_first(await run_parallel(by_service.get(name, []),
+                                            lambda c: self._stop(c, timeout)))
 
         result = await run_down(self.graph, stop_one, services=set(running) & set(self.stack.services))
         if not result.ok:  # a pre_stop hook failed: that container is still running
@@ -825,8 +844,11 @@ class Project:
                 if svc is not None and svc.pre_stop and c.state == "running":
                     await exec_hooks(self.engine, c, name, "pre_stop", svc.pre_stop, self.hook_output)
                 if c.state in ("running", "paused", "restarting"):
-                    await self.engine.stop_container(c.id, timeout)
-                info = await self.engine.start_container(c.id)
+                    # the engine's restart: in between it reads "restarting", so `logs -f`
+                    # and an attached `up` stay on it (a stop would end them)
+                    info = await self.engine.restart_container(c.id, timeout)
+                else:
+                    info = await self.engine.start_container(c.id)
                 if svc is not None and svc.post_start:
                     await exec_hooks(self.engine, info, name, "post_start", svc.post_start,
                                      self.hook_output)
@@ -841,15 +863,6 @@ class Project:
             raise UpFailed(str(next(iter(result.errors.values()))))
 
 
-async def _gather_all(aws: Iterable[Awaitable[None]]) -> None:
-    """Run all to the end (one failing does not cancel the others); then raise the first
-    error, if any."""
-    results = await asyncio.gather(*aws, return_exceptions=True)
-    for r in results:
-        if isinstance(r, BaseException):
-            raise r
-
-
 def _seconds(value: float | None) -> str:
     """10 -> "10s", 2.5 -> "2.5s" (as Go prints a duration of whole seconds)."""
     if value is None:
@@ -862,3 +875,10 @@ def _number(c: ContainerInfo) -> int:
         return int(c.labels.get(L.CONTAINER_NUMBER, "0"))
     except ValueError:
         return 0
+
+
+def _raise_first(outcomes: Sequence[Outcome[Any, Any]]) -> None:
+    """Raise the first error of `run_parallel`'s outcomes (they are in the items' order)."""
+    for o in outcomes:
+        if o.error is not None:
+            raise o.error

@@ -82,7 +82,7 @@ class ImageInfo:
 class LogLine:
     stream: Literal["stdout", "stderr"]
     time: float
-    data: str
+    data: str  # bytes that are not UTF-8 as lone surrogates: .encode("utf-8", "surrogateescape")
 
 
 @dataclass(frozen=True)
@@ -187,7 +187,8 @@ class EngineAPI(Protocol):
     async def pause_container(self, ref: str) -> None: ...
     async def unpause_container(self, ref: str) -> None: ...
     def logs(
-        self, ref: str, follow: bool = False, tail: int | None = None
+        self, ref: str, follow: bool = False, tail: int | None = None,
+        since: float | None = None, until: float | None = None,
     ) -> AsyncIterator[LogLine]: ...
     async def exec_run(
         self,
@@ -198,6 +199,18 @@ class EngineAPI(Protocol):
         workdir: str | None = None,
         privileged: bool = False,
     ) -> ExecResult: ...
+    async def exec_attach(
+        self,
+        ref: str,
+        argv: list[str],
+        user: str | None = None,
+        env: dict[str, str] | None = None,
+        workdir: str | None = None,
+        tty: bool = False,
+        stdin: bool = True,
+        detach: bool = False,
+        privileged: bool = False,
+    ) -> AttachStream: ...
     async def exec_prepare(
         self,
         ref: str,
@@ -207,7 +220,10 @@ class EngineAPI(Protocol):
         workdir: str | None = None,
         tty: bool = False,
     ) -> ExecTarget: ...
-    async def attach_container(self, ref: str, logs: bool = False) -> AttachStream: ...
+    async def restart_container(self, ref: str, timeout: float | None = None) -> ContainerInfo: ...
+    async def attach_container(
+        self, ref: str, logs: bool = False, follow: bool = False
+    ) -> AttachStream: ...
     async def put_archive(self, ref: str, path: str, data: AsyncIterable[bytes]) -> ArchiveResult: ...
     async def remove_paths(self, ref: str, paths: list[str]) -> ArchiveResult: ...
     async def top(self, ref: str) -> list[dict[str, str]]: ...

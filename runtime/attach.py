@@ -14,14 +14,18 @@ runtime.process.stdio (defined below), and the daemon relays them frame by frame
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import socket
 import struct
+from typing import NamedTuple
 
 # The wire format (the shim's side is runtime.process.stdio; its docstring has the table).
 SOCKET = "attach.sock"  # in the container's state dir
 HEADER = struct.Struct(">BxxxI")  # Docker's: kind, 3 zero bytes, size (big-endian u32)
 IN, OUT, ERR, CLOSE_IN, RESIZE, HELLO = 0, 1, 2, 3, 4, 5  # frame kinds
+READY = 6  # shim -> client: the HELLO was taken; every later output byte reaches the client
+EXIT = 7  # engine -> client: a run ended; payload JSON {"exit_code": n, "restarting": bool}
 STREAM_KIND = {"stdout": OUT, "stderr": ERR}
 STREAMS = {OUT: "stdout", ERR: "stderr"}
 CLIENT_KINDS = frozenset({IN, CLOSE_IN, RESIZE, HELLO})
@@ -29,10 +33,42 @@ BACKLOG = 64 * 1024  # output the shim keeps for a replay
 MAX_PENDING = 4 * 1024 * 1024  # output queued for a client that does not read, then dropped
 MAX_FRAME = 1024 * 1024  # a larger frame is a protocol error
 CHUNK = 64 * 1024  # input frame size: well under any message limit of a relay
+BATCH = 8  # input frames sent together (512 KiB, under the relay's 1 MiB message limit)
+READY_TIMEOUT = 10.0  # seconds a shim has to answer HELLO when asked for READY
 
 
 def frame(kind: int, data: bytes = b"") -> bytes:
     return HEADER.pack(kind, len(data)) + data
+
+
+class ExitInfo(NamedTuple):
+    """What an EXIT frame says: the run's exit code, whether a restart follows, and
+    `cancelled`: no run ended, a pending restart was called off (`stop` during a backoff)."""
+
+    code: int
+    restarting: bool = False
+    cancelled: bool = False
+
+
+def exit_payload(code: int, restarting: bool = False, cancelled: bool = False) -> bytes:
+    data: dict[str, object] = {"exit_code": code, "restarting": restarting}
+    if cancelled:
+        data["cancelled"] = True
+    return json.dumps(data).encode()
+
+
+def exit_frame(code: int, restarting: bool = False) -> bytes:
+    return frame(EXIT, exit_payload(code, restarting))
+
+
+def parse_exit(payload: bytes) -> ExitInfo:
+    """The EXIT frame's payload; a garbled one reads as code 255, no restart."""
+    try:
+        data = json.loads(payload)
+        return ExitInfo(int(data["exit_code"]), bool(data.get("restarting", False)),
+                        bool(data.get("cancelled", False)))
+    except (ValueError, KeyError, TypeError):
+        return ExitInfo(255)
 
 
 def split_frames(buf: bytearray) -> list[tuple[int, bytes]]:
@@ -50,7 +86,14 @@ def split_frames(buf: bytearray) -> list[tuple[int, bytes]]:
 
 
 class AttachStream:
-    """Frames in, frames out; subclasses move the bytes."""
+    """Frames in, frames out; subclasses move the bytes.
+
+    `read()` gives output until the end of a run: None when an EXIT frame comes (its code is
+    then `exit_code`) or when the stream has ended. A stream that follows a container across
+    its runs (the engine's follow mode) goes on with the next run after an EXIT."""
+
+    exit_code: int | None = None
+    restarting: bool = False
 
     async def _send(self, data: bytes) -> None:
         raise NotImplementedError
@@ -77,11 +120,19 @@ class AttachStream:
             kind, data = item
             if kind in STREAMS:
                 return STREAMS[kind], data
+            if kind == EXIT:
+                info = parse_exit(data)
+                if not info.cancelled:
+                    self.exit_code, self.restarting = info.code, info.restarting
+                    return None
         return None
 
     async def write(self, data: bytes) -> None:
-        for i in range(0, len(data), CHUNK):
-            await self._send(frame(IN, data[i:i + CHUNK]))
+        """Input for the container's stdin; returns once the bytes are on their way (the
+        transport took them), which is the backpressure of a bulk copy."""
+        frames = [frame(IN, data[i:i + CHUNK]) for i in range(0, len(data), CHUNK)]
+        for i in range(0, len(frames), BATCH):  # a few frames per message: fewer round trips
+            await self._send(b"".join(frames[i:i + BATCH]))
 
     async def close_stdin(self) -> None:
         await self._send(frame(CLOSE_IN))
@@ -112,9 +163,11 @@ class ShimAttach(AttachStream):
         self.broken = False  # our side can no longer write: the shim has gone
 
     @classmethod
-    async def open(cls, state_dir: str, logs: bool = False) -> ShimAttach:
+    async def open(cls, state_dir: str, logs: bool = False, ready: bool = False) -> ShimAttach:
         """Connect (through /proc/self/fd: the path may be longer than sun_path allows) and
-        say HELLO; `logs` replays the recent output first. OSError when nothing listens."""
+        say HELLO; `logs` replays the recent output first. With `ready`, return only once the
+        shim has answered READY: from then on no output can pass us by (the engine attaches
+        this way before the command runs). OSError when nothing listens or answers."""
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
         sock.setblocking(False)
         dfd = os.open(state_dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -127,6 +180,15 @@ class ShimAttach(AttachStream):
             os.close(dfd)
         stream = cls(sock)
         await stream._send(frame(HELLO, b"1" if logs else b"0"))
+        if ready:
+            try:
+                first = await asyncio.wait_for(stream._recv(), READY_TIMEOUT)
+            except BaseException:
+                sock.close()
+                raise
+            if first is None or first[0] != READY:
+                sock.close()
+                raise ConnectionError("the container's shim did not answer the attach")
         return stream
 
     async def _send(self, data: bytes) -> None:

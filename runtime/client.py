@@ -322,6 +322,11 @@ class Client:
         data = await self._call("POST", f"/containers/{_seg(ref)}/stop", params=params)
         return serde.from_dict(ContainerInfo, data)
 
+    async def restart_container(self, ref: str, timeout: float | None = None) -> ContainerInfo:
+        params = [("timeout", repr(float(timeout)))] if timeout is not None else None
+        data = await self._call("POST", f"/containers/{_seg(ref)}/restart", params=params)
+        return serde.from_dict(ContainerInfo, data)
+
     async def kill_container(self, ref: str, signal: str = "SIGKILL") -> None:
         await self._call("POST", f"/containers/{_seg(ref)}/kill", params=[("signal", signal)])
 
@@ -353,10 +358,15 @@ class Client:
     async def unpause_container(self, ref: str) -> None:
         await self._call("POST", f"/containers/{_seg(ref)}/unpause")
 
-    def logs(self, ref: str, follow: bool = False, tail: int | None = None) -> Stream[LogLine]:
+    def logs(self, ref: str, follow: bool = False, tail: int | None = None,
+             since: float | None = None, until: float | None = None) -> Stream[LogLine]:
         params = [("follow", str(int(follow)))]
         if tail is not None:
             params.append(("tail", str(tail)))
+        if since is not None:
+            params.append(("since", repr(float(since))))
+        if until is not None:
+            params.append(("until", repr(float(until))))
         return Stream(self, f"/containers/{_seg(ref)}/logs", params, LogLine)
 
     async def exec_run(
@@ -412,17 +422,45 @@ class Client:
         return serde.from_dict(
             ArchiveResult, await self._call("POST", f"/containers/{_seg(ref)}/remove-paths", body=body))
 
-    async def attach_container(self, ref: str, logs: bool = False) -> WsAttach:
+    async def attach_container(self, ref: str, logs: bool = False,
+                               follow: bool = False) -> WsAttach:
         path = f"/containers/{_seg(ref)}/attach"
-        params = [("logs", str(int(logs)))]
+        params = [("logs", str(int(logs))), ("follow", str(int(follow)))]
+        return await self._websocket(path, params)
+
+    async def exec_attach(
+        self,
+        ref: str,
+        argv: list[str],
+        user: str | None = None,
+        env: dict[str, str] | None = None,
+        workdir: str | None = None,
+        tty: bool = False,
+        stdin: bool = True,
+        detach: bool = False,
+        privileged: bool = False,
+    ) -> WsAttach:
+        req = rpc.ExecRequest(argv=tuple(argv), user=user, env=dict(env or {}), workdir=workdir,
+                              tty=tty, privileged=privileged, stdin=stdin, detach=detach)
+        params = [("request", rpc.encode(req).decode())]
+        return await self._websocket(f"/containers/{_seg(ref)}/exec-attach", params)
+
+    async def _websocket(self, path: str, params: list[tuple[str, str]]) -> WsAttach:
         try:
             ws = await self._session().ws_connect(
                 URL(BASE + path, encoded=True), params=params, max_msg_size=rpc.MAX_BODY)
         except aiohttp.WSServerHandshakeError as e:
             if e.status < 400:
                 raise DaemonUnavailable(f"composerd refused the attach: {e.message}") from None
-            # the error's body is not kept by aiohttp: ask again without the upgrade
-            raise await _error_of(await self._send("GET", path, params=params)) from None
+            raw = e.headers.get(rpc.ERROR_HEADER) if e.headers else None
+            try:
+                body = json.loads(raw) if raw else None
+            except ValueError:
+                body = None
+            if isinstance(body, dict):
+                raise rpc.error_from_body(e.status, body) from None
+            raise rpc.error_from_body(e.status, {"message": e.message or f"status {e.status}"}) \
+                from None
         except aiohttp.ClientConnectorError as e:
             raise self._connect_error(e) from None
         except (aiohttp.ClientError, ConnectionError) as e:

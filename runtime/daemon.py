@@ -34,7 +34,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 
 from runtime import access, rpc
 from runtime.api import BuildRequest, EngineAPI
-from runtime.attach import frame, split_frames
+from runtime.attach import AttachStream, frame, split_frames
 from runtime.errors import EngineError, InvalidArgument
 from runtime.paths import Paths
 from runtime.tasks import cancel_and_wait
@@ -89,7 +89,9 @@ async def _errors(
         if e.status >= 500:
             log.warning("%s %s: %s", request.method, request.path, e)
         body = json.dumps(rpc.error_body(e)).encode()
-        return web.Response(body=body, status=e.status, content_type="application/json")
+        # also in a header: a websocket client's failed handshake shows headers, not bodies
+        return web.Response(body=body, status=e.status, content_type="application/json",
+                            headers={rpc.ERROR_HEADER: body.decode()})
     except web.HTTPException as e:
         if e.status < 400:
             raise
@@ -195,6 +197,13 @@ async def stop_container(request: web.Request) -> web.Response:
     return _json(await _complete(request, _engine(request).stop_container(ref, timeout=timeout)))
 
 
+async def restart_container(request: web.Request) -> web.Response:
+    ref = _ref(request)
+    timeout = rpc.parse_float(_q(request, "timeout"), "timeout")
+    return _json(await _complete(request, _engine(request).restart_container(ref,
+                                                                             timeout=timeout)))
+
+
 async def kill_container(request: web.Request) -> web.Response:
     ref = _ref(request)
     sig = rpc.parse_signal(_q(request, "signal"))
@@ -228,9 +237,12 @@ async def container_logs(request: web.Request) -> web.StreamResponse:
     ref = _ref(request)
     follow = rpc.parse_bool(_q(request, "follow"), "follow")
     tail = rpc.parse_int(_q(request, "tail"), "tail")
+    since = rpc.parse_time(_q(request, "since"), "since")
+    until = rpc.parse_time(_q(request, "until"), "until")
     engine = _engine(request)
     await engine.inspect_container(ref)  # a missing container is a 404, not a broken stream
-    return await _stream(request, engine.logs(ref, follow=follow, tail=tail))
+    return await _stream(request, engine.logs(ref, follow=follow, tail=tail, since=since,
+                                              until=until))
 
 
 async def exec_run(request: web.Request) -> web.Response:
@@ -277,10 +289,33 @@ async def remove_paths(request: web.Request) -> web.Response:
 
 async def attach_container(request: web.Request) -> web.StreamResponse:
     """A websocket relaying attach frames (runtime.attach) both ways: binary messages of
-    whole frames. Errors (unknown or stopped container) come before the upgrade, as 4xx."""
+    whole frames. Errors (unknown or stopped container) come before the upgrade, as 4xx.
+    `follow=1`: the engine's follow mode (every run of the container, EXIT after each)."""
     ref = _ref(request)
     logs = rpc.parse_bool(_q(request, "logs"), "logs")
-    stream = await _engine(request).attach_container(ref, logs=bool(logs))
+    follow = rpc.parse_bool(_q(request, "follow"), "follow")
+    stream = await _engine(request).attach_container(ref, logs=bool(logs), follow=bool(follow))
+    return await _relay(request, stream)
+
+
+async def exec_attach(request: web.Request) -> web.StreamResponse:
+    """`exec` with its stdio on a websocket (runtime.exec_session): the command starts
+    before the upgrade, so an unknown or stopped container is a 4xx."""
+    ref = _ref(request)
+    raw = _q(request, "request")
+    if raw is None:
+        raise InvalidArgument("exec-attach needs a request query value (ExecRequest as JSON)")
+    req: rpc.ExecRequest = rpc.decode(rpc.ExecRequest, rpc.decode_json(raw.encode()))
+    if not req.argv:
+        raise InvalidArgument("invalid exec: argv is empty, give the command to run")
+    stream = await _engine(request).exec_attach(
+        ref, list(req.argv), user=req.user, env=dict(req.env) or None, workdir=req.workdir,
+        tty=req.tty, stdin=req.stdin, detach=req.detach, privileged=req.privileged)
+    return await _relay(request, stream)
+
+
+async def _relay(request: web.Request, stream: AttachStream) -> web.StreamResponse:
+    """Relay `stream` on a websocket until either side ends; the stream is closed after."""
     ws = web.WebSocketResponse(max_msg_size=rpc.MAX_BODY)
     try:
         await ws.prepare(request)
@@ -469,6 +504,7 @@ def create_app(engine: EngineAPI) -> web.Application:
     r.add_get("/containers/{ref}/json", inspect_container)
     r.add_post("/containers/{ref}/start", start_container)
     r.add_post("/containers/{ref}/stop", stop_container)
+    r.add_post("/containers/{ref}/restart", restart_container)
     r.add_post("/containers/{ref}/kill", kill_container)
     r.add_post("/containers/{ref}/wait", wait_container)
     r.add_delete("/containers/{ref}", remove_container)
@@ -478,6 +514,7 @@ def create_app(engine: EngineAPI) -> web.Application:
     r.add_post("/containers/{ref}/exec", exec_run)
     r.add_post("/containers/{ref}/exec-prepare", exec_prepare)
     r.add_get("/containers/{ref}/attach", attach_container)
+    r.add_get("/containers/{ref}/exec-attach", exec_attach)
     r.add_put("/containers/{ref}/archive", put_archive)
     r.add_post("/containers/{ref}/remove-paths", remove_paths)
     r.add_get("/containers/{ref}/top", top)

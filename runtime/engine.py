@@ -24,7 +24,7 @@ import signal
 import socket
 import tarfile
 import time
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -51,6 +51,8 @@ from runtime.cgroups.base import DEFAULT_ROOT
 from runtime.containers import ContainerRecord, ContainerTable, Resolved, RunState, now
 from runtime.errors import Conflict, EngineError, InvalidArgument, LaunchError, NotFound
 from runtime.events import EventBus
+from runtime.exec_session import ExecSession
+from runtime.follow import Follower
 from runtime.images import importer, registry
 from runtime.images.build import Builder
 from runtime.images.build_adapters import LauncherRun, StoreImages, StoreLayers
@@ -78,8 +80,8 @@ from runtime.process.config import (
     Security,
     effective_caps,
 )
-from runtime.process.launcher import ExitStatus, Launched, Launcher
-from runtime.process.logs import read_log
+from runtime.process.launcher import ExecProcess, ExitStatus, Launched, Launcher
+from runtime.process.logread import read_log
 from runtime.storage import rootfs, shm
 from runtime.storage.volumes import VolumeStore
 from runtime.supervisor import Supervisor, check_spec
@@ -132,6 +134,9 @@ class Engine:
         self._exits: dict[str, asyncio.Future[int]] = {}
         self._waiters: dict[str, asyncio.Task[None]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        self._detached: set[asyncio.Task[None]] = set()  # `exec -d` commands still running
+        self._followers: dict[str, list[Follower]] = {}  # attach in follow mode, by container
+        self._restarting: set[str] = set()  # inside restart_container: its stop is not an end
         self.apparmor_on = False  # the kernel has AppArmor: containers get a profile
         self._apparmor_load: asyncio.Task[None] | None = None  # composer-default, loading
 
@@ -157,6 +162,12 @@ class Engine:
     async def close(self) -> None:
         """Stop serving. Running containers keep running (their shims supervise them)."""
         waits = [self._apparmor_load] if self._apparmor_load is not None else []
+        for task in list(self._detached):  # `exec -d` reapers: their connections close
+            task.cancel()
+            waits.append(task)
+        for followers in self._followers.values():  # their streams end with the daemon
+            for f in followers:
+                f.end()
         for task in list(self._waiters.values()):
             task.cancel()
             waits.append(task)
@@ -378,6 +389,7 @@ class Engine:
             raise
         cg: Cgroup | None = None
         addresses: dict[str, str] = {}
+        attached: list[Follower] = []  # followers connected to this run's shim
 
         async def prepare(pid: int) -> None:
             nonlocal cg, addresses
@@ -392,6 +404,7 @@ class Engine:
             elif spec.network_mode == "none":
                 await self.networks.setup_loopback(pid)
             self._write_net_files(rec, addresses)
+            attached.extend(await self._attach_followers(rec))  # last: only go comes after
 
         async with contextlib.AsyncExitStack() as undo:
             undo.push_async_callback(self._release, rec)
@@ -400,6 +413,12 @@ class Engine:
             except LaunchError as e:
                 rec.update(state="exited" if rec.run.started_at else "created", exit_code=e.exit_code,
                            error=e.message)
+                for f in attached:  # they saw its error message; now its code
+                    f.run_ended(e.exit_code, False)
+                raise
+            except BaseException:
+                for f in attached:
+                    f.run_ended(125, False)
                 raise
             undo.callback(self.launcher.kill, launched, signal.SIGKILL)
             ports = ()
@@ -548,12 +567,17 @@ class Engine:
         fut = self._exits.get(rec.id)
         if fut is not None and not fut.done():
             fut.set_result(status.code)
-        if restart and rec.id in self.table.by_id:
+        restarting = rec.id in self._restarting
+        if restarting:  # restart_container stops it to start it again: not an end
+            rec.update(state="restarting")
+        elif restart and rec.id in self.table.by_id:
             decision = self.supervisor.on_exit(rec.id, status.code)
             if decision.restart:
+                restarting = True
                 rec.update(state="restarting", restart_count=decision.restart_count)
             elif rec.spec.auto_remove:
                 asyncio.get_running_loop().create_task(self.remove_container(rec.id, force=True))
+        self._followers_run_ended(rec, status.code, restarting=restarting)
 
     async def _release(self, rec: ContainerRecord) -> None:
         """Everything a started container holds on the host, except its state dir. Idempotent."""
@@ -573,8 +597,12 @@ class Engine:
     async def stop_container(self, ref: str, timeout: float | None = None) -> ContainerInfo:
         rec = self.table.get(ref)
         self.supervisor.user_stopped(rec.id)
-        if rec.run.state == "restarting":
-            rec.update(state="exited", stopped_by_user=True)
+        if rec.run.state == "restarting" and rec.id not in self._launched:
+            if rec.id in self._restarting:  # restart_container: it starts again right away
+                return rec.info()
+            rec.update(state="exited", stopped_by_user=True)  # its pending restart is off
+            for f in self._followers.get(rec.id, ()):
+                f.run_ended(rec.run.exit_code or 0, False, cancelled=True)
             return rec.info()
         launched = self._launched.get(rec.id)
         if launched is None:
@@ -591,6 +619,26 @@ class Engine:
             await self._wait_exit_for(rec, 30)
         self._emit(rec, "stop")
         return rec.info()
+
+    async def restart_container(self, ref: str, timeout: float | None = None) -> ContainerInfo:
+        """Stop (grace period `timeout`) and start again, as `docker restart`. In between the
+        container reads "restarting", not "exited": whoever follows it (`logs -f`, an
+        attached `up`) stays with it."""
+        rec = self.table.get(ref)
+        self._restarting.add(rec.id)
+        try:
+            await self.stop_container(rec.id, timeout)
+            try:
+                info = await self.start_container(rec.id)
+            except BaseException:
+                if rec.run.state == "restarting" and rec.id not in self._launched:
+                    rec.update(state="exited")  # it did not come back
+                    self._followers_run_ended(rec, rec.run.exit_code or 0, restarting=False)
+                raise
+        finally:
+            self._restarting.discard(rec.id)
+        self._emit(rec, "restart")
+        return info
 
     async def _kill_all(self, rec: ContainerRecord) -> None:
         launched = self._launched.get(rec.id)
@@ -664,6 +712,8 @@ class Engine:
                     with contextlib.suppress(EngineError):
                         self.volumes.remove(m.source, force=True, in_use=self._volume_users)
         self._locks.pop(rec.id, None)
+        for f in self._followers.pop(rec.id, []):
+            f.end()
         self._emit(rec, "destroy")
 
     def _is_anonymous(self, name: str) -> bool:
@@ -705,15 +755,24 @@ class Engine:
         self._emit(rec, "unpause")
 
     async def logs(
-        self, ref: str, follow: bool = False, tail: int | None = None
+        self, ref: str, follow: bool = False, tail: int | None = None,
+        since: float | None = None, until: float | None = None,
     ) -> AsyncIterator[LogLine]:
+        """The container's log (runtime.process.logread): the last `tail` entries (None: all)
+        with `since` <= time <= `until` (epoch seconds), then with `follow` new ones until it
+        stops for good -- a restart (policy or restart_container) is not an end -- or is
+        removed. Conflict for a container whose logging driver is `none`."""
         rec = self.table.get(ref)
+        if rec.spec.logging.driver == "none":
+            raise Conflict(f"container {rec.name} keeps no logs: its logging driver is none",
+                           subject=rec.name)
         path = str(rec.dir / "container.log")
 
         def stopped() -> bool:
             return rec.run.state not in RUNNING_STATES or rec.id not in self.table.by_id
 
-        async for e in read_log(path, tail=tail, follow=follow, stop=stopped):
+        async for e in read_log(path, tail=tail, follow=follow, stop=stopped, since=since,
+                                until=until):
             yield LogLine(e.stream, e.time, e.data)  # type: ignore[arg-type]
 
     async def _exec_config(self, ref: str, argv: list[str], user: str | None,
@@ -755,6 +814,47 @@ class Engine:
         code, out, err = await self.launcher.exec_run(launched, cfg, timeout)
         return ExecResult(code, out.decode(errors="replace"), err.decode(errors="replace"))
 
+    async def exec_attach(
+        self,
+        ref: str,
+        argv: list[str],
+        user: str | None = None,
+        env: dict[str, str] | None = None,
+        workdir: str | None = None,
+        tty: bool = False,
+        stdin: bool = True,
+        detach: bool = False,
+        privileged: bool = False,
+    ) -> ExecSession:
+        """Start `argv` in the running container and return its stdio as a stream
+        (runtime.exec_session): input from `write()` when `stdin`, output as it is written,
+        then its exit code. `detach`: it runs on its own (no stdio) and the stream ends at
+        once with code 0. A command that cannot start is a stream of its message and
+        126/127, as `docker exec` prints them. `privileged`: every capability for it."""
+        _, launched, cfg = await self._exec_config(ref, argv, user, env, workdir, tty,
+                                                   privileged=privileged)
+        if detach:
+            cfg = replace(cfg, detach=True)
+        try:
+            proc = await self.launcher.exec(launched, cfg, stdin=stdin and not detach)
+        except LaunchError as e:
+            return ExecSession.failed(e.exit_code, e.message)
+        if detach:
+            task = asyncio.get_running_loop().create_task(self._reap_exec(proc))
+            self._detached.add(task)
+            task.add_done_callback(self._detached.discard)
+            return ExecSession.finished(0)
+        return ExecSession(proc, tty=tty)
+
+    @staticmethod
+    async def _reap_exec(proc: ExecProcess) -> None:
+        """A detached exec: wait for its end (the fork server's helper reports it), then let
+        go of the connection."""
+        try:
+            await proc.wait()
+        finally:
+            proc.close()
+
     async def exec_prepare(
         self,
         ref: str,
@@ -770,10 +870,26 @@ class Engine:
         return ExecTarget(launched.pid, launched.start_time, serde.to_dict(cfg),
                           self.launcher.socket_path)
 
-    async def attach_container(self, ref: str, logs: bool = False) -> ShimAttach:
+    async def attach_container(self, ref: str, logs: bool = False,
+                               follow: bool = False) -> ShimAttach | Follower:
         """A live connection to the container's stdio through its shim (runtime.attach);
-        `logs` replays the recent output first. Conflict when it is not running."""
+        `logs` replays the recent output first. Conflict when it is not running.
+
+        `follow` (runtime.follow): any state but removed; a running container is joined
+        now (live, or with the replay if `logs`), and every later start is attached before
+        its command runs; an EXIT frame ends each run; the stream ends with the container's
+        removal (or when the caller closes it)."""
         rec = self.table.get(ref)
+        if follow:
+            async with self._lock(rec.id):  # start/exit are not half done meanwhile
+                follower = Follower(on_close=self._forget_follower(rec.id))
+                if self._launched.get(rec.id) is not None and rec.run.state in ("running", "paused"):
+                    try:
+                        follower.run_started(await ShimAttach.open(str(rec.dir), logs=logs))
+                    except OSError:
+                        pass  # its output ends right now: the exit comes as usual
+                self._followers.setdefault(rec.id, []).append(follower)
+                return follower
         if self._launched.get(rec.id) is None or rec.run.state not in ("running", "paused"):
             raise Conflict(f"container {rec.name} is not running: start it before attaching",
                            subject=rec.name)
@@ -832,6 +948,30 @@ class Engine:
 
         result = await asyncio.to_thread(work)
         return ArchiveResult(result.written, tuple(result.errors))
+
+    def _forget_follower(self, cid: str) -> Callable[[Follower], None]:
+        def forget(f: Follower) -> None:
+            with contextlib.suppress(ValueError):
+                self._followers.get(cid, []).remove(f)
+        return forget
+
+    async def _attach_followers(self, rec: ContainerRecord) -> list[Follower]:
+        """While the init waits for "go": connect every follower to the new shim and wait
+        for its READY, so the first byte the command writes reaches them."""
+        done = []
+        for f in list(self._followers.get(rec.id, ())):
+            try:
+                shim = await ShimAttach.open(str(rec.dir), ready=True)
+            except (OSError, TimeoutError) as e:
+                log.warning("container %s: a follower could not attach: %s", rec.name, e)
+                continue
+            f.run_started(shim)
+            done.append(f)
+        return done
+
+    def _followers_run_ended(self, rec: ContainerRecord, code: int, *, restarting: bool) -> None:
+        for f in self._followers.get(rec.id, ()):
+            f.run_ended(code, restarting)
 
     def _cgroup_procs(self, rec: ContainerRecord) -> tuple[str, ...]:
         try:

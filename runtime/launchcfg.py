@@ -22,6 +22,7 @@ from runtime.process.config import (
     Security,
     effective_caps,
 )
+from runtime.process.logs import rotation
 from runtime.process.rootfs import MOUNT_DATA_MAX
 from runtime.process.seccomp import DEFAULT_PROFILE
 from runtime.process.userns import IdMap, default_maps
@@ -306,6 +307,8 @@ def launch_config(
     own_uts = "uts" in namespaces  # with the host's, never set its name
     argv, mounts, init = with_init(spec, res.argv, mounts)
     namespaces, uid_map, gid_map = user_namespace(spec, namespaces)
+    log_size, log_files, log_compress = rotation(
+        spec.logging.driver, spec.logging.max_size, spec.logging.max_file, spec.logging.compress)
     return LaunchConfig(
         id=rec.id,
         argv=argv,
@@ -337,4 +340,8 @@ def launch_config(
         init=init,
         tty=spec.tty,
         stdin_open=spec.stdin_open,
+        log_driver="none" if spec.logging.driver == "none" else "json-file",
+        log_max_size=log_size,
+        log_max_files=log_files,
+        log_compress=log_compress,
     )

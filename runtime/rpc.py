@@ -10,15 +10,19 @@ streams are chunked JSON lines, one object per line, `{"error": {...}}` ends a b
     GET    /containers/{ref}/json               -> ContainerInfo
     POST   /containers/{ref}/start              -> ContainerInfo
     POST   /containers/{ref}/stop?timeout=s     -> ContainerInfo
+    POST   /containers/{ref}/restart?timeout=s  -> ContainerInfo (stop, then start)
     POST   /containers/{ref}/kill?signal=SIG    -> 204
     POST   /containers/{ref}/wait               -> {"exit_code": n}
     DELETE /containers/{ref}?force=1&v=1        -> 204
     POST   /containers/{ref}/pause | /unpause   -> 204
-    GET    /containers/{ref}/logs?follow=1&tail=n -> stream of LogLine
+    GET    /containers/{ref}/logs?follow=1&tail=n&since=t&until=t -> stream of LogLine
+    GET    /containers/{ref}/attach?logs=0|1&follow=0|1 -> websocket of attach frames
     POST   /containers/{ref}/exec  ExecRequest  -> ExecResult
     POST   /containers/{ref}/exec-prepare ExecRequest -> ExecTarget (for exec -it)
     PUT    /containers/{ref}/archive?path=DIR  tar stream -> ArchiveResult (Docker's route)
     POST   /containers/{ref}/remove-paths RemovePathsRequest -> ArchiveResult
+    GET    /containers/{ref}/exec-attach?request=ExecRequest(JSON) -> websocket of attach
+                                                  frames: the command's stdio, then EXIT
     GET    /containers/{ref}/top                -> [{column: value}]
     GET    /containers/{ref}/stats              -> Stats
     POST   /networks/create        NetworkSpec  -> 201 NetworkInfo
@@ -61,12 +65,14 @@ T = TypeVar("T")
 API_VERSION = "1"
 MAX_BODY = 1024 * 1024  # bytes; larger request bodies get 413
 STREAM_CONTENT_TYPE = "application/x-ndjson"
+ERROR_HEADER = "X-Composer-Error"  # an error's JSON body, repeated (json.dumps: ASCII only)
 TOO_LARGE = f"request body too large: the limit is {MAX_BODY // 1024} KiB"
 
 
 @dataclass(frozen=True)
 class ExecRequest:
-    """Body of POST /containers/{ref}/exec."""
+    """Body of POST /containers/{ref}/exec (and exec-prepare); the `request` query value
+    (JSON) of GET /containers/{ref}/exec-attach, where `stdin` and `detach` count."""
 
     argv: tuple[str, ...]
     user: str | None = None
@@ -74,6 +80,8 @@ class ExecRequest:
     workdir: str | None = None
     tty: bool = False
     privileged: bool = False  # every capability for this command (docker exec --privileged)
+    stdin: bool = True
+    detach: bool = False
 
 
 @dataclass(frozen=True)
@@ -261,6 +269,20 @@ def parse_bool(value: str | None, what: str) -> bool:
     if v in ("", "0", "false", "no", "off"):
         return False
     raise InvalidArgument(f"invalid query parameter {what}={value!r}: use 1 or 0")
+
+
+def parse_time(value: str | None, what: str) -> float | None:
+    """A point in time as epoch seconds (logs since/until)."""
+    if value is None or value == "":
+        return None
+    try:
+        f = float(value)
+    except ValueError:
+        raise InvalidArgument(
+            f"invalid query parameter {what}={value!r}: expected epoch seconds") from None
+    if not (0 <= f < 1e11):
+        raise InvalidArgument(f"invalid query parameter {what}={value!r}: out of range")
+    return f
 
 
 def parse_float(value: str | None, what: str) -> float | None:

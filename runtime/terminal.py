@@ -17,7 +17,9 @@ def raw_terminal(fd: int, on_resize: Callable[[], None]) -> Iterator[None]:
     Needs a running event loop."""
     loop = asyncio.get_running_loop()
     saved = termios.tcgetattr(fd)
-    tty.setraw(fd)
+    # TCSANOW, not setraw's default TCSAFLUSH: what the user typed before we got here is
+    # kept and goes to the container (as the docker CLI's raw mode), not thrown away
+    tty.setraw(fd, termios.TCSANOW)
     try:
         on_resize()
         loop.add_signal_handler(signal.SIGWINCH, on_resize)

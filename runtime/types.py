@@ -107,6 +107,19 @@ class Healthcheck:
 
 
 @dataclass(frozen=True)
+class LogConfig:
+    """Where a container's output is kept (Docker's `logging:`). "json-file": Docker's format,
+    rotated; "local": the same file with Docker's `local` defaults (20 MiB x 5, compressed);
+    "none": not kept (attach still sees it). None: the driver's default -- for json-file our
+    cap, DEFAULT_MAX_SIZE x DEFAULT_MAX_FILE of runtime/process/logs.py."""
+
+    driver: Literal["json-file", "local", "none"] = "json-file"
+    max_size: int | None = None  # bytes per file
+    max_file: int | None = None  # files kept, the one being written included
+    compress: bool | None = None  # gzip the rotated files
+
+
+@dataclass(frozen=True)
 class ContainerSpec:
     name: str
     image: str
@@ -154,6 +167,7 @@ class ContainerSpec:
     uts_mode: str = ""  # "" | "host"
     cgroupns_mode: str = ""  # "" | "private" | "host"
     auto_remove: bool = False
+    logging: LogConfig = field(default_factory=LogConfig)
 
 
 @dataclass(frozen=True)

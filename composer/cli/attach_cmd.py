@@ -20,6 +20,7 @@ from typing import Any
 
 from composer import labels as L
 from composer.cli.common import run, with_project
+from composer.cli.stdio import copy_input, copy_output, stdin_fd
 from composer.errors import ComposerError
 from composer.operations import Project
 from runtime.terminal import raw_terminal
@@ -103,21 +104,13 @@ class _Detacher:
         return buf, False
 
 
-async def _copy_file(fd: int, stream: Any, close_stdin: bool) -> None:
-    loop = asyncio.get_running_loop()
-    while data := await loop.run_in_executor(None, os.read, fd, 65536):
-        await stream.write(data)
-    if close_stdin:
-        await stream.close_stdin()
-
-
 async def relay(engine: Any, ref: str, stream: Any, *, tty: bool, stdin: bool,
                 close_stdin: bool, sig_proxy: bool = True,
                 detach_keys: bytes = b"\x10\x11") -> bool:
     """Copy the terminal to the container and its output back until the output ends (the
     container exited: False) or the detach keys were typed (True)."""
     loop = asyncio.get_running_loop()
-    in_fd = sys.stdin.fileno() if stdin and sys.stdin is not None else -1
+    in_fd = stdin_fd() if stdin else -1
     raw = in_fd >= 0 and tty and os.isatty(in_fd)
     detached = asyncio.Event()
     detacher = _Detacher(detach_keys if raw else b"")
@@ -132,23 +125,11 @@ async def relay(engine: Any, ref: str, stream: Any, *, tty: bool, stdin: bool,
         size = shutil.get_terminal_size()
         spawn(stream.resize(size.lines, size.columns))
 
-    def from_stdin() -> None:
-        try:
-            data = os.read(in_fd, 65536)
-        except BlockingIOError:
-            return
-        except OSError:
-            data = b""
-        if not data:
-            loop.remove_reader(in_fd)
-            if close_stdin:
-                spawn(stream.close_stdin())
-            return
+    def keys(data: bytes) -> bytes:
         data, hit = detacher.feed(data)
-        if data:
-            spawn(stream.write(data))
         if hit:
             detached.set()
+        return data
 
     def proxy(sig: signal.Signals) -> None:
         spawn(engine.kill_container(ref, sig.name))
@@ -162,34 +143,24 @@ async def relay(engine: Any, ref: str, stream: Any, *, tty: bool, stdin: bool,
             loop.add_signal_handler(sig, proxy, sig)
             proxied.append(sig)
     if in_fd >= 0:
-        try:
-            loop.add_reader(in_fd, from_stdin)
-        except PermissionError:  # a regular file or /dev/null: epoll refuses them
-            in_fd_file, in_fd = in_fd, -1
-            spawn(_copy_file(in_fd_file, stream, close_stdin))
-
-    async def output() -> None:
-        out, err = sys.stdout.buffer, sys.stderr.buffer
-        while (item := await stream.read()) is not None:
-            name, data = item
-            f = out if name == "stdout" else err
-            f.write(data)
-            f.flush()
-
-    out_task = asyncio.ensure_future(output())
+        feeder = asyncio.ensure_future(copy_input(in_fd, stream, close=close_stdin, filter=keys))
+    else:  # we have no stdin at all: the container's ends now (if that is ours to say)
+        feeder = asyncio.ensure_future(stream.close_stdin()) if close_stdin and stdin else None
+    out_task = asyncio.ensure_future(copy_output(stream))
     detach_task = asyncio.ensure_future(detached.wait())
     try:
         await asyncio.wait({out_task, detach_task}, return_when=asyncio.FIRST_COMPLETED)
         if pending:
             await asyncio.wait(set(pending), timeout=1.0)
+        if out_task.done() and not out_task.cancelled() and out_task.exception() is not None:
+            raise out_task.exception()  # type: ignore[misc]
         return detached.is_set()
     finally:
-        out_task.cancel()
-        detach_task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await out_task
-        if in_fd >= 0:
-            loop.remove_reader(in_fd)
+        for task in (out_task, detach_task, feeder):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
         for sig in proxied:
             loop.remove_signal_handler(sig)
         cleanup.close()  # the terminal as it was

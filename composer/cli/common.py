@@ -6,6 +6,7 @@ import asyncio
 import os
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -57,7 +58,11 @@ async def stack_by_name(client: Any, name: str) -> Stack:
 
 
 async def with_project(args: argparse.Namespace,
-                       fn: Callable[[Project], Awaitable[T]], *, lock: bool = True) -> T:
+                       fn: Callable[[Project], Awaitable[T]], *, lock: bool = True,
+                       live: bool | None = None) -> T:
+    """Run `fn` on the stack; `lock`: holding the project lock throughout (a verb that holds
+    it only for a part takes `project_lock` itself); `live`: the live progress display on a
+    terminal (default: with the lock)."""
     name = project_by_name(args)
     stack: Stack | None = None
     if name is None:
@@ -79,7 +84,7 @@ async def with_project(args: argparse.Namespace,
         if stack is None:
             assert name is not None
             stack = await stack_by_name(client, name)
-        progress = make_progress() if lock else PlainProgress()
+        progress = make_progress() if (lock if live is None else live) else PlainProgress()
         project = Project(stack, client, progress, build_output=_build_line)
         project.by_labels = name is not None
         verb = getattr(args, "verb", None)
@@ -96,6 +101,14 @@ async def with_project(args: argparse.Namespace,
             progress.close()
     finally:
         await client.close()
+
+
+def project_lock(project: Project) -> AbstractAsyncContextManager[None]:
+    """The project lock (one composer acting on a project at a time), saying once that we
+    wait when another holds it."""
+    client: Any = project.engine  # a runtime.client.Client: the lock is the CLI's, not the API's
+    return client.lock(  # type: ignore[no-any-return]
+        project.name, on_wait=lambda m: print(m, file=sys.stderr))
 
 
 def _build_line(service: str, line: str) -> None:

@@ -6,6 +6,7 @@ import asyncio
 import secrets
 import sys
 from dataclasses import replace
+from typing import Any
 
 from composer import labels as L
 from composer.cli.common import run, with_project
@@ -61,6 +62,29 @@ def _env(items: list[str]) -> dict[str, str]:
     return out
 
 
+async def _drain_failed_start(stream: Any) -> bool:
+    """Show what a container that could not start said (`exec: "x": executable file not
+    found`); True if it said anything."""
+    from composer.cli.stdio import write_output
+
+    said = False
+    try:
+        while (item := await asyncio.wait_for(stream.read(), 5)) is not None:
+            write_output(*item)
+            said = True
+    except TimeoutError:
+        pass
+    return said
+
+
+def _wants_tty(args: argparse.Namespace) -> bool:
+    """A pty as `docker compose exec`: unless -T, when both our stdin and stdout are a
+    terminal (`exec app ls > out.txt` gets none), or when -t asks for one."""
+    if args.no_tty or args.detach:
+        return False
+    return bool(args.tty) or (_stdin_is_a_tty() and sys.stdout.isatty())
+
+
 def exec_cmd(args: argparse.Namespace) -> int:
     if not args.command:
         raise ComposerError("exec: give a command to run, e.g. `composer exec web sh`")
@@ -70,19 +94,20 @@ def exec_cmd(args: argparse.Namespace) -> int:
               if c.labels.get(L.CONTAINER_NUMBER) == str(args.index)]
         if not cs:
             raise ComposerError(f"service {args.service!r} is not running (container #{args.index})")
-        if not args.no_tty and not args.detach and (args.tty or _stdin_is_a_tty()):
+        if _wants_tty(args):
             from runtime.interactive import exec_interactive
 
             target = await project.engine.exec_prepare(
                 cs[0].id, list(args.command), user=args.user, env=_env(args.env),
                 workdir=args.workdir, tty=True)
             return await exec_interactive(target)
-        res = await project.engine.exec_run(cs[0].id, list(args.command), user=args.user,
-                                            env=_env(args.env), workdir=args.workdir)
-        if not args.detach:
-            sys.stdout.write(res.stdout)
-            sys.stderr.write(res.stderr)
-        return res.exit_code
+        from composer.cli.stdio import session, stdin_fd
+
+        in_fd = stdin_fd() if args.interactive else -1
+        stream = await project.engine.exec_attach(
+            cs[0].id, list(args.command), user=args.user, env=_env(args.env),
+            workdir=args.workdir, stdin=in_fd >= 0, detach=args.detach)
+        return await session(stream, in_fd if not args.detach else -1)
 
     return run(with_project(args, go, lock=False))
 
@@ -116,27 +141,39 @@ def run_cmd(args: argparse.Namespace) -> int:
         # when ours is one (-T turns it off); -d keeps the service's own settings.
         if not args.detach:
             changes["stdin_open"] = True
-            changes["tty"] = not args.no_tty and (args.tty or _stdin_is_a_tty())
+            changes["tty"] = not args.no_tty and (args.tty or (_stdin_is_a_tty()
+                                                                and sys.stdout.isatty()))
         spec = replace(spec, **changes)  # type: ignore[arg-type]
         info = await project.engine.create_container(spec)
-        info = await project.engine.start_container(info.id)
-        hooks = _post_start(project, args.service, info)
+        hooks: asyncio.Future[None] | None = None
         if args.detach:
+            info = await project.engine.start_container(info.id)
+            hooks = _post_start(project, args.service, info)
             print(info.name)
             await _hooks_done(hooks, 0)
             return 0
         from composer.cli.attach_cmd import relay
-        from runtime.errors import Conflict
+        from runtime.errors import LaunchError
 
+        # attached before it starts (follow mode): not a byte of its output can be missed
+        stream = await project.engine.attach_container(info.id, follow=True)
         try:
-            stream = await project.engine.attach_container(info.id, logs=True)
-        except Conflict:  # it has exited already: all of its output is in the log
-            async for line in project.engine.logs(info.id):
-                (sys.stdout if line.stream == "stdout" else sys.stderr).write(line.data)
-        else:
-            await relay(project.engine, info.id, stream, tty=spec.tty, stdin=True,
-                        close_stdin=True, detach_keys=b"")
-        code = await project.engine.wait_container(info.id)
+            try:
+                started = await project.engine.start_container(info.id)
+            except LaunchError as e:  # its message came through the stream (or did not)
+                shown = await _drain_failed_start(stream)
+                if not shown:
+                    print(f"error: {e.message}", file=sys.stderr)
+                code = e.exit_code
+            else:
+                hooks = _post_start(project, args.service, started)
+                await relay(project.engine, info.id, stream, tty=spec.tty, stdin=True,
+                            close_stdin=True, detach_keys=b"")
+                # None: the stream broke, ask the engine
+                code = stream.exit_code if stream.exit_code is not None else \
+                    await project.engine.wait_container(info.id)
+        finally:
+            await stream.close()
         try:
             await _hooks_done(hooks, code)
         finally:

@@ -3,18 +3,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import signal
 import sys
 from typing import Any
 
-from composer import labels as L
-from composer.cli.common import add_services_arg, run, with_project
+from composer.cli.attached import AttachedUp, add_attach_args, attach_targets, attached
+from composer.cli.common import add_services_arg, project_lock, run, with_project
+from composer.cli.logprint import LogPrinter, short_name
 from composer.errors import ComposerError
+from composer.hooks import HookOutput
 from composer.operations import PULL_POLICIES, Project, UpOptions
-from runtime.errors import NotFound
-
-COLOURS = ("36", "33", "32", "35", "34", "96", "93", "92", "95", "94")
+from runtime.tasks import cancel_and_wait
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -48,6 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("-w", "--watch", action="store_true",
                    help="watch the develop.watch paths and sync, restart or rebuild services "
                         "as files change (see `composer watch`)")
+    add_attach_args(p)
     p.set_defaults(func=up)
 
     d = sub.add_parser("down", help="stop and remove containers and networks")
@@ -116,147 +115,82 @@ def up(args: argparse.Namespace) -> int:
         renew_anon_volumes=args.renew_anon_volumes, pull=args.pull, quiet_pull=args.quiet_pull,
         wait_timeout=args.wait_timeout,
     )
+    with_logs = attached(args)
 
     async def go(project: Project) -> int:
         if args.exit_code_from:
             project.check_services([args.exit_code_from])
-        if not args.detach:
-            project.hook_output = hook_line  # as Compose: hooks' output in the attached up
         rules = None
         if args.watch:
             from composer.cli.watch_cmd import err
             from composer.watch.session import rules_of
 
             rules = rules_of(project, args.services, err)  # before anything starts
-        await project.up(opts)
-        if args.detach or opts.no_start:
+        if not with_logs:
+            async with project_lock(project):
+                await project.up(opts)
             return 0
+        printer = LogPrinter(colour=sys.stdout.isatty() and not args.no_color,
+                             prefix=not args.no_log_prefix, timestamps=args.timestamps)
+        session = AttachedUp(
+            project, attach_targets(project, args), printer, services=args.services,
+            timeout=args.timeout, abort_on_exit=args.abort_on_container_exit,
+            abort_on_failure=getattr(args, "abort_on_container_failure", False),
+            exit_code_from=args.exit_code_from, watching=rules is not None)
+        project.before_start = session.attach  # attached before each start
+        project.hook_output = hook_printer(printer, project.name)  # as Compose: `app-1 -> | `
+        session.install_signals()
+        try:
+            # the lock covers the convergence only: `down` from another terminal must not
+            # wait for this log session to end
+            async with project_lock(project):
+                session.converging = asyncio.ensure_future(project.up(opts))
+                try:
+                    await session.converging
+                except asyncio.CancelledError:
+                    if not session.interrupted:
+                        raise  # not our Ctrl-C: pass it on
+        except BaseException:
+            await session.close()
+            raise
         close = getattr(project.progress, "close", None)
         if close is not None:
             close()  # the live display ends where the logs begin
         if rules is None:
-            return await attach(project, args)
-        return await attach_watching(project, args, rules)
+            return await session.run()
+        return await attach_watching(project, session, rules)
 
-    return run(with_project(args, go))
+    return run(with_project(args, go, lock=False, live=True))
 
 
-async def attach_watching(project: Project, args: argparse.Namespace, rules: list[Any]) -> int:
+async def attach_watching(project: Project, session: AttachedUp, rules: list[Any]) -> int:
     """`up --watch`: the attached logs, and the watch session beside them (its lines marked
-    `⦿`, as Compose marks them); Ctrl-C ends both. This process holds the project lock."""
+    `⦿`, as Compose marks them); Ctrl-C ends both. The logs keep following what the watch
+    changes through the attached session itself: a rebuild's new container is attached
+    before it starts (Project.before_start), a sync+restart's restart stays on the same
+    follow-mode stream. Each batch takes the project lock, as `composer watch` does."""
     from composer.cli.watch_cmd import err
     from composer.watch.session import WatchSession
 
     def log(line: str) -> None:
         print(f"⦿ {line}", flush=True)
 
-    session = asyncio.ensure_future(WatchSession(project, rules, log, err).run())
+    watch = asyncio.ensure_future(
+        WatchSession(project, rules, log, err, lock=lambda: project_lock(project)).run())
     try:
-        return await attach(project, args, watching=True)
+        return await session.run()
     finally:
-        session.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await session
+        await cancel_and_wait(watch)
 
 
-def hook_line(source: str, line: str) -> None:
-    """A line a hook printed, as the attached `docker compose up` shows it: `web-1 -> | ...`."""
-    sys.stdout.write(f"{source} | {line}\n")
-    sys.stdout.flush()
-
-
-async def attach(project: Project, args: argparse.Namespace, *, watching: bool = False) -> int:
-    """Interleaved, prefixed logs until every container stopped; Ctrl-C stops in order.
-    `watching` (up --watch): until Ctrl-C, also following the containers that start later
-    (recreated by a rebuild, restarted by a sync+restart), as Compose's monitor does."""
-    services = set(args.services) if args.services else set()
-    selected = project.graph.select(services) if services else set()
-    containers = [c for c in await project.containers(all=False)
-                  if not services or c.labels.get(L.SERVICE) in selected]
-    tty = sys.stdout.isatty()
-    width = max((len(c.name) for c in containers), default=0)
-    exit_codes: dict[str, int] = {}
-    first_exit: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-    printed: dict[str, int] = {}  # container id -> log entries shown (a restart resumes there)
-
-    async def follow(i: int, c) -> None:  # type: ignore[no-untyped-def]
-        prefix = f"{c.name:<{width}} | "
-        if tty:
-            prefix = f"\033[{COLOURS[i % len(COLOURS)]}m{prefix}\033[0m"
-        skip = printed.get(c.id, 0)
-        async for line in project.engine.logs(c.id, follow=True):
-            if skip:
-                skip -= 1
-                continue
-            printed[c.id] = printed.get(c.id, 0) + 1
-            sys.stdout.write(prefix + line.data if line.data.endswith("\n") else prefix + line.data + "\n")
-            sys.stdout.flush()
-        try:
-            code = await project.engine.wait_container(c.id)
-        except NotFound:  # replaced (a rebuild under --watch)
-            return
-        exit_codes[c.labels.get(L.SERVICE, c.name)] = code
-        print(f"{c.name} exited with code {code}", flush=True)
-        failure_only = getattr(args, "abort_on_container_failure", False)
-        if not first_exit.done() and (code != 0 or not failure_only):
-            first_exit.set_result(c.labels.get(L.SERVICE, ""))
-
-    loop = asyncio.get_running_loop()
-    stop_requested = asyncio.Event()
-    with contextlib.suppress(NotImplementedError):
-        loop.add_signal_handler(signal.SIGINT, stop_requested.set)
-        loop.add_signal_handler(signal.SIGTERM, stop_requested.set)
-    follows = {c.id: asyncio.create_task(follow(i, c)) for i, c in enumerate(containers)}
-    all_done = asyncio.gather(*follows.values(), return_exceptions=True)
-    waiters: list[asyncio.Future[Any]] = [asyncio.ensure_future(stop_requested.wait())]
-    if watching:
-        waiters.append(asyncio.ensure_future(
-            _follow_started(project, services and selected, follows, follow)))
-    else:
-        waiters.append(all_done)
-    aborting = args.abort_on_container_exit or getattr(args, "abort_on_container_failure", False)
-    if aborting:
-        waiters.append(first_exit)
-    await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-    if aborting and first_exit.done() and not stop_requested.is_set():
-        print("Aborting on container exit...", file=sys.stderr, flush=True)
-        await project.stop(args.services or (), timeout=args.timeout)
-    elif stop_requested.is_set():
-        print("Gracefully stopping... (press Ctrl+C again to force)", file=sys.stderr, flush=True)
-        loop.remove_signal_handler(signal.SIGINT)
-        await project.stop(args.services or (), timeout=args.timeout)
-    with contextlib.suppress(BaseException):
-        await asyncio.wait_for(asyncio.gather(*follows.values(), return_exceptions=True), 30)
-    for w in waiters:
-        if isinstance(w, asyncio.Future) and not w.done():
-            w.cancel()
-    if args.exit_code_from:
-        return exit_codes.get(args.exit_code_from, 0)
-    if aborting and first_exit.done():
-        return exit_codes.get(first_exit.result(), 0)
-    return 130 if stop_requested.is_set() else 0
-
-
-async def _follow_started(project: Project, services: set[str], follows: dict[str, Any],
-                          follow: Any) -> None:
-    """Follow each container of the project that starts from now on (a new one from its
-    first line, a restarted one where its logs stopped)."""
-    async for ev in project.engine.events():
-        a = ev.attributes
-        if (ev.type != "container" or ev.action != "start" or a.get(L.PROJECT) != project.name
-                or a.get(L.ONEOFF) == "True" or L.HOOK in a
-                or (services and a.get(L.SERVICE) not in services)):
-            continue
-        old = follows.get(ev.id)
-        if old is not None:
-            with contextlib.suppress(BaseException):
-                await asyncio.wait_for(asyncio.shield(old), 5)  # the stop's end of its logs
-        try:
-            c = await project.engine.inspect_container(ev.id)
-        except NotFound:
-            continue
-        follows[ev.id] = asyncio.create_task(follow(len(follows), c))
-
+def hook_printer(printer: LogPrinter, project: str) -> HookOutput:
+    """Lines a hook printed, through the attached session's printer as `docker compose up`
+    shows them: `app-1 -> | ...` (a pre_start hook's: `app pre_start[0] -> | ...`)."""
+    def output(source: str, line: str) -> None:
+        key = "hook:" + source
+        printer.register(key, short_name(source, project))
+        printer.output(key, "stdout", line.encode() + b"\n")
+    return output
 
 def down(args: argparse.Namespace) -> int:
     async def go(project: Project) -> int:

@@ -131,7 +131,8 @@ KEYS: tuple[Key, ...] = (
     _ok("services.*.label_file", f"{T_KEYS}::test_env_file_raw_format_and_label_file"),
     _ok("services.*.labels", f"{T_KEYS}::test_env_file_raw_format_and_label_file"),
     _ign("services.*.annotations", "kept, not used", _svc("    annotations: {a: b}")),
-    _ign("services.*.attach", "kept, not used", _svc("    attach: false")),
+    _ok("services.*.attach", "tests/unit/cli/test_streams_cli.py::test_which_services_an_attached_up_shows",
+        "false: an attached up leaves its output out unless named with --attach"),
     _ok("services.*.working_dir", f"{T_SVC}::test_scalars_and_booleans"),
     _ok("services.*.user", f"{T_SVC}::test_scalars_and_booleans"),
     _ok("services.*.group_add", f"{T_SVC}::test_scalars_and_booleans"),
@@ -156,7 +157,9 @@ KEYS: tuple[Key, ...] = (
         "start order; an alias other than the service name is warned about"),
     _ign("services.*.external_links", "not resolved", _svc("    external_links: [other]")),
     _ign("services.*.platform", "images run on this host's platform", _svc("    platform: linux/arm64")),
-    _ign("services.*.logging", "the runtime's own log files are used", _svc("    logging: {driver: syslog}")),
+    _ok("services.*.logging", f"{T_SVC}::test_kernel_and_host_settings",
+        "json-file (rotated: 5 x 20 MB unless max-size/max-file say otherwise), local, none; "
+        "max-size, max-file, compress; other drivers are refused (their output would be lost)"),
     # -- resources --
     *(_ok(f"services.*.{k}", f"{T_SVC}::test_resources") for k in (
         "cpus", "cpu_shares", "cpu_quota", "cpu_period", "cpuset", "mem_limit", "memswap_limit",

@@ -24,8 +24,6 @@ SERVICE_UNSUPPORTED = {
 # Accepted and kept, but without effect on this single-host runtime: a warning names them.
 SERVICE_WARN = {
     "platform": "platform is ignored (images run on this host's platform)",
-    "logging": "logging is kept but only the runtime's own log files are used",
-    "attach": "attach is kept but not used",
     "annotations": "annotations are kept but not used",
     "external_links": "external_links are kept but not resolved",
 }

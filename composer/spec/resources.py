@@ -1,6 +1,7 @@
 """deploy (replicas, resources, restart_policy), ulimits, build and logging."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -297,13 +298,31 @@ def parse_extra_hosts(v: Any, w: Where) -> tuple[tuple[str, str], ...]:
     return tuple(out)
 
 
+LOG_DRIVERS = ("json-file", "local", "none")
+LOG_OPTIONS = ("max-size", "max-file", "compress")
+# json-file options that only add attributes to each entry, which nothing here reads: kept
+# in `config`, ignored with a warning
+LOG_ATTR_OPTIONS = ("labels", "labels-regex", "env", "env-regex", "tag")
+_DECIMAL = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgtp]?)i?b?\s*$", re.IGNORECASE)
+_DECIMAL_UNITS = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12, "p": 10**15}
+
+
 @dataclass(frozen=True)
 class Logging:
+    """`logging:` -- where a service's output is kept. composer's shim writes Docker's
+    json-file format and rotates it: `json-file` and `local` (same options, `local`'s
+    defaults) map onto it, `none` keeps nothing (attach and `up` still show the output).
+    Other drivers (syslog, journald, fluentd, ...) are refused: their output would be lost.
+    Sizes are decimal (`10m` = 10,000,000 bytes) as Docker's `max-size`."""
+
     driver: str | None = None
     options: dict[str, str | None] = field(default_factory=dict)
+    max_size: int | None = None  # bytes
+    max_file: int | None = None
+    compress: bool | None = None
 
     @classmethod
-    def parse(cls, raw: Any, w: Where) -> Logging:
+    def parse(cls, raw: Any, w: Where, warnings: list[str] | None = None) -> Logging:
         raw = as_map(raw, w)
         check_keys(raw, w, ("driver", "options"))
         options: dict[str, str | None] = {}
@@ -313,4 +332,52 @@ class Logging:
                     w.key("options").key(k).fail("expected a string or number, got boolean")
                 options[k] = scalar_text(v, w.key("options").key(k), allow_null=True)
         driver = as_str(raw["driver"], w.key("driver")) if "driver" in raw else None
-        return cls(driver, options)
+        if driver is not None and driver not in LOG_DRIVERS:
+            w.key("driver").fail(
+                f"logging driver {driver!r} is not supported: composer keeps the output in "
+                "json-file logs; use json-file (the default), local or none")
+        where = w.key("options")
+        allowed = () if driver == "none" else LOG_OPTIONS + (
+            LOG_ATTR_OPTIONS if driver in (None, "json-file") else ())
+        for k in options:
+            if k not in allowed:
+                known = ", ".join(allowed) or "none"
+                where.key(k).fail(f"unknown option {k!r} for logging driver "
+                                  f"{driver or 'json-file'} (known: {known})")
+            if k in LOG_ATTR_OPTIONS and warnings is not None:
+                warnings.append(f"{w.file}: {where.key(k).path}: only adds attributes to log "
+                                "entries, which composer does not show: ignored")
+        max_size = max_file = None
+        compress = None
+        if options.get("max-size") is not None:
+            max_size = _decimal_size(options["max-size"], where.key("max-size"))
+            if max_size <= 0:
+                where.key("max-size").fail("max-size must be a positive number")
+        if options.get("max-file") is not None:
+            text = str(options["max-file"]).strip()
+            if not text.lstrip("-").isdigit():
+                where.key("max-file").fail(f"max-file {text!r} is not a whole number")
+            max_file = int(text)
+            if max_file < 1:
+                where.key("max-file").fail("max-file cannot be less than 1")
+        if options.get("compress") is not None:
+            text = str(options["compress"]).strip().lower()
+            if text not in _BOOL_TEXT:
+                where.key("compress").fail(f"compress {options['compress']!r} is not true or false")
+            compress = _BOOL_TEXT[text]
+            if compress and driver in (None, "json-file") and (
+                    max_size is None or (max_file or 1) < 2):
+                where.key("compress").fail(
+                    "compress cannot be true when max-file is less than 2 or max-size is not set")
+        return cls(driver, options, max_size, max_file, compress)
+
+
+_BOOL_TEXT = {"1": True, "t": True, "true": True, "0": False, "f": False, "false": False}
+
+
+def _decimal_size(text: str | None, w: Where) -> int:
+    """Docker's units.FromHumanSize: `10m` = 10 MB (decimal), `1.5g`, `500kb`, `1024`."""
+    m = _DECIMAL.match(text or "")
+    if not m:
+        w.fail(f'invalid size "{text}" (use e.g. "10m", "1g", "500k")')
+    return int(float(m.group(1)) * _DECIMAL_UNITS[m.group(2).lower()])

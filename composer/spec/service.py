@@ -469,7 +469,7 @@ _PARSERS: dict[str, Parser] = {
     "stop_grace_period": lambda v, w, c: parse_duration(v, w), "read_only": _bool,
     "privileged": _bool, "tty": _bool, "stdin_open": _bool, "restart": _restart,
     "profiles": _profiles, "container_name": _container_name, "pull_policy": _pull_policy,
-    "platform": _str, "logging": lambda v, w, c: Logging.parse(v, w), "ipc": _ipc,
+    "platform": _str, "logging": lambda v, w, c: Logging.parse(v, w, c.warnings), "ipc": _ipc,
     "pid": _pid, "uts": _uts, "cgroup": _cgroup, "mac_address": lambda v, w, c: parse_mac(v, w),
     "attach": _attach, "secrets": lambda v, w, c: FileRef.parse_all(v, w),
     "configs": lambda v, w, c: FileRef.parse_all(v, w),

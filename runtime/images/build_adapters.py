@@ -26,7 +26,7 @@ from runtime.images.store import ImageStore
 from runtime.network.links import loopback_up
 from runtime.process.config import DEFAULT_NAMESPACES, LaunchConfig
 from runtime.process.launcher import Launcher
-from runtime.process.logs import read_log
+from runtime.process.logread import read_log
 from runtime.storage.layers import LayerStore
 from runtime.tasks import settle
 

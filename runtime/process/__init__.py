@@ -14,7 +14,7 @@ from runtime.process.config import (
     effective_caps,
 )
 from runtime.process.launcher import ExecProcess, ExitStatus, Launched, Launcher
-from runtime.process.logs import LogEntry, read_log
+from runtime.process.logread import LogEntry, read_log
 
 __all__ = [
     "DEFAULT_CAPS",

@@ -133,6 +133,10 @@ class LaunchConfig:
     tty: bool = False
     stdin_open: bool = False
     log_path: str = ""  # "" = <state_dir>/container.log
+    log_driver: str = "json-file"  # "none": the output is not kept (attach still gets it)
+    log_max_size: int = 0  # bytes per file before rotating; 0 = never
+    log_max_files: int = 1  # files kept, the current one included (runtime.process.logs)
+    log_compress: bool = False  # gzip rotated files
 
     @property
     def log_file(self) -> str:

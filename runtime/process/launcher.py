@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import fcntl
 import json
 import os
 import signal
@@ -75,13 +76,17 @@ def read_exit(state_dir: str) -> ExitStatus | None:
 
 
 class ExecProcess:
-    """A command running in a container. Output fds are non-blocking; `tty` merges into stdout."""
+    """A command running in a container. Output fds are non-blocking; `tty` merges into stdout.
+    `stdin_fd` (non-blocking) is the write end of its stdin pipe when asked for, else -1 (with
+    a tty the pty master, `stdout_fd`, is its input too)."""
 
-    def __init__(self, pid: int, sock: socket.socket, stdout_fd: int, stderr_fd: int) -> None:
+    def __init__(self, pid: int, sock: socket.socket, stdout_fd: int, stderr_fd: int,
+                 stdin_fd: int = -1) -> None:
         self.pid = pid
         self._sock = sock
         self.stdout_fd = stdout_fd
         self.stderr_fd = stderr_fd
+        self.stdin_fd = stdin_fd
         self._code: int | None = None
 
     async def read_output(self) -> tuple[bytes, bytes]:
@@ -92,11 +97,16 @@ class ExecProcess:
             self._close_fds()
 
     def _close_fds(self) -> None:
-        for fd in (self.stdout_fd, self.stderr_fd):
+        for fd in (self.stdout_fd, self.stderr_fd, self.stdin_fd):
             if fd >= 0:
                 with contextlib.suppress(OSError):
                     os.close(fd)
-        self.stdout_fd = self.stderr_fd = -1
+        self.stdout_fd = self.stderr_fd = self.stdin_fd = -1
+
+    @property
+    def exit_code(self) -> int | None:
+        """The code once `wait()` returned it, else None."""
+        return self._code
 
     async def wait(self) -> int:
         if self._code is None:
@@ -264,8 +274,10 @@ class Launcher:
             os.close(fd)
 
     # -- exec -----------------------------------------------------------------------------
-    async def exec(self, target: Launched | int, cfg: ExecConfig) -> ExecProcess:
-        """Start `cfg.argv` in the running container; LaunchError (126/127) if exec fails."""
+    async def exec(self, target: Launched | int, cfg: ExecConfig,
+                   stdin: bool = False) -> ExecProcess:
+        """Start `cfg.argv` in the running container; LaunchError (126/127) if exec fails.
+        `stdin`: give it a pipe for its input (else /dev/null; a tty reads the pty)."""
         pid = target.pid if isinstance(target, Launched) else target
         null = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
         mine: list[int] = []
@@ -275,9 +287,15 @@ class Launcher:
             master, slave = os.openpty()
             theirs, mine = [slave, slave, slave], [master, -1]
         else:
-            out_r, out_w = os.pipe()
-            err_r, err_w = os.pipe()
+            out_r, out_w = os.pipe2(os.O_CLOEXEC)
+            err_r, err_w = os.pipe2(os.O_CLOEXEC)
             theirs, mine = [null, out_w, err_w], [out_r, err_r]
+            if stdin:
+                in_r, in_w = os.pipe2(os.O_CLOEXEC)
+                theirs[0] = in_r
+                mine.append(in_w)
+            for fd in mine:
+                _grow_pipe(fd)
         sock = await self._connect()
         try:
             req = {"op": "exec", "target_pid": pid, "config": serde.to_dict(cfg)}
@@ -299,8 +317,8 @@ class Launcher:
         for fd in mine:
             if fd >= 0:
                 os.set_blocking(fd, False)
-        out_fd, err_fd = (mine + [-1, -1])[:2]
-        return ExecProcess(int(msg["pid"]), sock, out_fd, err_fd)
+        out_fd, err_fd, in_fd = (mine + [-1, -1, -1])[:3]
+        return ExecProcess(int(msg["pid"]), sock, out_fd, err_fd, in_fd)
 
     async def exec_run(self, target: Launched | int, cfg: ExecConfig,
                        timeout: float | None = None) -> tuple[int, bytes, bytes]:
@@ -321,6 +339,20 @@ class Launcher:
             proc.close()
             raise
         return code, out, err
+
+
+PIPE_SIZE = 1024 * 1024  # bytes in flight per exec pipe: fewer wake-ups on a bulk copy
+
+
+def _grow_pipe(fd: int) -> None:
+    """A larger pipe buffer (F_SETPIPE_SZ): fewer wake-ups per MiB of a bulk copy such as
+    `exec -T db mysql < dump.sql`. Capped by /proc/sys/fs/pipe-max-size; a refusal keeps
+    the default 64 KiB."""
+    with contextlib.suppress(OSError):
+        fcntl.fcntl(fd, F_SETPIPE_SZ, PIPE_SIZE)
+
+
+F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 
 
 def _close_all(fds: list[int]) -> None:

@@ -69,7 +69,8 @@ def run_shim(cfg: LaunchConfig, conn: socket.socket, sc: Syscalls) -> int:
     reset_signals()
     os.setsid()  # its own session: a daemon's ^C or death does not reach containers
     os.makedirs(cfg.state_dir, exist_ok=True)
-    log_fd = os.open(cfg.log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
+    writer = JsonLogWriter(None if cfg.log_driver == "none" else cfg.log_file,
+                           cfg.log_max_size, cfg.log_max_files, cfg.log_compress)
     devnull = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
     readers: dict[int, str] = {}
     keep_in = -1
@@ -131,8 +132,8 @@ def run_shim(cfg: LaunchConfig, conn: socket.socket, sc: Syscalls) -> int:
         os.close(fd)
     for i in range(3):
         os.dup2(devnull, i)
-    StdioPump(readers, JsonLogWriter(log_fd), stdin_fd=keep_in, tty=cfg.tty,
-              listener=listener).run()
+    StdioPump(readers, writer, stdin_fd=keep_in, tty=cfg.tty, listener=listener).run()
+    writer.close()  # waits for a compression still running: the state dir may go next
     with contextlib.suppress(OSError):
         os.unlink(os.path.join(cfg.state_dir, SOCKET))
     _, status = os.waitpid(pid, 0)

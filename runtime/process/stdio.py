@@ -8,7 +8,8 @@ size (big-endian u32)`, then `size` bytes:
 
     shim -> client   OUT (1) stdout bytes (all of a tty's output), ERR (2) stderr bytes
     client -> shim   HELLO (5) first, payload b"1" to replay the recent output (up to
-                     BACKLOG bytes) before the live stream, b"0" for live only;
+                     BACKLOG bytes) before the live stream, b"0" for live only; the shim
+                     answers READY (6) before the replay: every byte after it is sent;
                      IN (0) bytes for stdin, CLOSE_IN (3) end of stdin (a tty gets ^D),
                      RESIZE (4) payload ">HH" rows, cols for the tty
 
@@ -38,6 +39,7 @@ from runtime.attach import (
     IN,
     MAX_FRAME,
     MAX_PENDING,
+    READY,
     RESIZE,
     SOCKET,
     STREAM_KIND,
@@ -68,6 +70,7 @@ def listen(state_dir: str) -> socket.socket:
 class _Client:
     sock: socket.socket
     ready: bool = False  # HELLO received
+    paused: bool = False  # not read while the container's stdin is backed up
     inbuf: bytearray = field(default_factory=bytearray)
     outbuf: bytearray = field(default_factory=bytearray)
 
@@ -217,7 +220,7 @@ class StdioPump:
         if len(c.outbuf) > MAX_PENDING:  # it does not read: let it go rather than stall
             self._drop(fd)
             return
-        self.poller.modify(fd, select.POLLIN | select.POLLOUT)
+        self.poller.modify(fd, self._mask(c))
 
     # -- clients
     def _accept(self) -> None:
@@ -249,8 +252,11 @@ class StdioPump:
                 return
             del c.outbuf[:n]
             if not c.outbuf:
-                self.poller.modify(fd, select.POLLIN)
+                self.poller.modify(fd, self._mask(c))
         if not ev & (select.POLLIN | select.POLLHUP | select.POLLERR):
+            return
+        if len(self.pending_in) >= MAX_PENDING and not ev & (select.POLLHUP | select.POLLERR):
+            self._pause(fd, c)  # the container reads slower than input comes: hold the client
             return
         try:
             data = c.sock.recv(65536)
@@ -278,8 +284,8 @@ class StdioPump:
     def _handle(self, fd: int, c: _Client, kind: int, payload: bytes) -> None:
         if kind == HELLO and not c.ready:
             c.ready = True
-            if payload == b"1" and self.backlog:
-                self._send(fd, c, b"".join(frame(k, d) for k, d in self.backlog))
+            replay = b"".join(frame(k, d) for k, d in self.backlog) if payload == b"1" else b""
+            self._send(fd, c, frame(READY) + replay)
         elif kind == IN:
             self._write_stdin(payload)
         elif kind == CLOSE_IN:
@@ -294,12 +300,31 @@ class StdioPump:
     def _write_stdin(self, data: bytes) -> None:
         if self.stdin_fd < 0 or not data or self.close_in:
             return
-        self.pending_in += data
-        if len(self.pending_in) > MAX_PENDING:  # the container does not read its stdin
-            del self.pending_in[:len(self.pending_in) - MAX_PENDING]
+        self.pending_in += data  # bounded: clients are paused past MAX_PENDING
         self._flush_stdin()
 
+    def _pause(self, fd: int, c: _Client) -> None:
+        """Stop reading `c` until the container took its input: the client's writes then
+        block (backpressure all the way to `composer run < dump.sql`), nothing is dropped."""
+        c.paused = True
+        self.poller.modify(fd, self._mask(c))
+
+    def _resume(self) -> None:
+        for fd, c in self.clients.items():
+            if c.paused:
+                c.paused = False
+                self.poller.modify(fd, self._mask(c))
+
+    @staticmethod
+    def _mask(c: _Client) -> int:
+        return (0 if c.paused else select.POLLIN) | (select.POLLOUT if c.outbuf else 0)
+
     def _flush_stdin(self) -> None:
+        self._flush_stdin_fd()
+        if len(self.pending_in) < MAX_PENDING // 2:
+            self._resume()
+
+    def _flush_stdin_fd(self) -> None:
         fd = self.stdin_fd
         if fd < 0:
             self.pending_in.clear()

@@ -7,6 +7,7 @@ test. The snapshot is taken *before* the forced clean-up, which only then remove
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -149,3 +150,18 @@ def write_stack(dirpath: Path, text: str, name: str = "compose.yaml") -> Path:
     f = dirpath / name
     f.write_text(text)
     return f
+
+
+@contextlib.contextmanager
+def taken_down(env: Env, d: Path) -> Iterator[list[subprocess.Popen[str]]]:
+    """The stack in `d` is taken down when the block ends, also when the test fails; CLI
+    processes the test appends to the yielded list (attached `up`, `logs -f`) are killed."""
+    procs: list[subprocess.Popen[str]] = []
+    try:
+        yield procs
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait(30)
+        env.composer("down", "-t", "0", cwd=d, check=False, timeout=300)

@@ -214,7 +214,7 @@ def test_up_watch_shows_the_watch_lines_beside_the_logs(env: Env, tmp_path: Path
     (d / "config").mkdir()
     (d / "config" / "c").write_text("c")  # sync+restart: the logs go on after the restart
     lines.wait_for('⦿ service(s) ["app"] restarted')
-    lines.wait_count("upw-app-1 | app-ready", 2, timeout=30)  # once: a restart resumes the logs
+    lines.wait_count("app-1  | app-ready", 2, timeout=30)  # once: a restart resumes the logs
     assert stop(proc, lines) == 130
     assert [r["State"] for r in env.ps(d, "-a")] == ["exited"]  # the attached up stops them
     env.composer("down", cwd=d)

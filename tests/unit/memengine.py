@@ -20,10 +20,28 @@ from runtime.api import (
     PullEvent,
     VolumeInfo,
 )
+from runtime.attach import ERR, EXIT, OUT, AttachStream, exit_payload
 from runtime.errors import Conflict, NotFound
 from runtime.types import ContainerSpec, NetworkSpec, VolumeSpec
 
 ANONYMOUS = "com.docker.volume.anonymous"
+
+
+class ScriptedStream(AttachStream):
+    """An exec's stream of frames fixed in advance (empty output frames are left out)."""
+
+    def __init__(self, frames: list[tuple[int, bytes]]) -> None:
+        self.frames = [(k, p) for k, p in frames if p or k == EXIT]
+        self.closed = False
+
+    async def _send(self, data: bytes) -> None:
+        pass
+
+    async def _recv(self) -> tuple[int, bytes] | None:
+        return self.frames.pop(0) if self.frames else None
+
+    async def close(self) -> None:
+        self.closed = True
 
 
 class MemEngine:
@@ -164,6 +182,11 @@ class MemEngine:
         self.log.append(("stop", self.containers[ref].name))
         return self.containers[ref]
 
+    async def restart_container(self, ref: str, timeout: float | None = None) -> ContainerInfo:
+        """The engine's restart: a stop then a start, as one call."""
+        await self.stop_container(ref, timeout)
+        return await self.start_container(ref)
+
     async def remove_container(self, ref: str, force: bool = False, volumes: bool = False) -> None:
         info = self.containers.pop(ref)
         self.log.append(("remove", info.name))
@@ -189,6 +212,16 @@ class MemEngine:
         self.execs.append((c.name, list(argv), user, dict(env or {}), workdir, privileged))
         self.log.append(("exec", f"{c.name}:{argv[-1]}"))
         return self.exec_results.get(argv[-1], ExecResult(0))
+
+    async def exec_attach(self, ref: str, argv: list[str], user: str | None = None,
+                          env: dict[str, str] | None = None, workdir: str | None = None,
+                          tty: bool = False, stdin: bool = True, detach: bool = False,
+                          privileged: bool = False) -> AttachStream:
+        """The hooks' exec: exec_run's scripted result, as the frames a real stream carries."""
+        res = await self.exec_run(ref, argv, user=user, env=env, workdir=workdir,
+                                  privileged=privileged)
+        return ScriptedStream([(OUT, res.stdout.encode()), (ERR, res.stderr.encode()),
+                               (EXIT, exit_payload(res.exit_code))])
 
     async def put_archive(self, ref: str, path: str, data: AsyncIterator[bytes]) -> ArchiveResult:
         import io

@@ -110,3 +110,82 @@ async def test_output_of_a_container_that_exits_at_once_is_never_lost(engine: En
         assert got == b"read abc\n", f"run {i}: {got!r}"
         assert await engine.wait_container(name) == 3
         await engine.remove_container(name, force=True)
+
+
+async def _frames_until_exit(stream: AttachStream, timeout: float = 20) -> tuple[bytes, bytes, int]:
+    out, err = b"", b""
+
+    async def go() -> None:
+        nonlocal out, err
+        while (item := await stream.read()) is not None:
+            if item[0] == "stdout":
+                out += item[1]
+            else:
+                err += item[1]
+
+    await asyncio.wait_for(go(), timeout)
+    assert stream.exit_code is not None
+    return out, err, stream.exit_code
+
+
+async def test_follow_attaches_before_the_start_and_across_restarts(engine: Engine) -> None:
+    """A one-shot that prints 200 KiB and exits at once: all of it, then its code; after
+    restart_container the same stream carries the next run."""
+    cmd = ("sh", "-c", "seq 1 30000; echo to-stderr >&2; exit 3")
+    await engine.create_container(ContainerSpec(name="shot", image="busybox", command=cmd))
+    stream = await engine.attach_container("shot", follow=True)  # created, not running
+    await engine.start_container("shot")
+    out, err, code = await _frames_until_exit(stream)
+    assert out == "".join(f"{i}\n" for i in range(1, 30001)).encode()  # > 64 KiB, all of it
+    assert (err, code, stream.restarting) == (b"to-stderr\n", 3, False)
+    await engine.start_container("shot")  # started again: the same follower sees it
+    out, _, code = await _frames_until_exit(stream)
+    assert out.endswith(b"30000\n") and code == 3
+    await stream.close()
+    await engine.remove_container("shot", force=True)
+
+
+async def test_follow_joins_a_running_container_live_and_sees_restarts(engine: Engine) -> None:
+    cmd = ("sh", "-c", "echo boot; while true; do echo tick; sleep 0.1; done")
+    await engine.create_container(ContainerSpec(name="tick", image="busybox", command=cmd,
+                                                stop_grace_period=1))
+    await engine.start_container("tick")
+    await asyncio.sleep(0.5)
+    stream = await engine.attach_container("tick", follow=True)
+    seen = await read_until(stream, b"tick\n")
+    assert b"boot" not in seen["stdout"]  # live only: what it wrote before is not replayed
+    restart = asyncio.ensure_future(engine.restart_container("tick", timeout=1))
+    while await asyncio.wait_for(stream.read(), 20) is not None:
+        pass  # the rest of the first run, up to its EXIT
+    assert stream.restarting is True  # restart_container: another run follows
+    assert (await engine.inspect_container("tick")).state in ("restarting", "running")
+    await restart
+    assert b"boot\n" in (await read_until(stream, b"boot\n"))["stdout"]  # the next run
+    await engine.remove_container("tick", force=True)
+    while await asyncio.wait_for(stream.read(), 20) is not None:
+        pass  # what it wrote before it was killed, up to the EXIT
+    assert stream.restarting is False
+    assert await asyncio.wait_for(stream.read(), 20) is None  # removed: the stream's end
+    await stream.close()
+
+
+async def test_exec_session_streams_stdin_output_and_code(engine: Engine) -> None:
+    await engine.create_container(ContainerSpec(name="ex", image="busybox",
+                                                command=("sleep", "600")))
+    await engine.start_container("ex")
+    s = await engine.exec_attach("ex", ["sh", "-c", "wc -c; echo err >&2; exit 5"])
+    data = bytes(range(256)) * 8192  # 2 MiB, more than any pipe holds
+    await s.write(data)
+    await s.close_stdin()
+    out, err, code = await _frames_until_exit(s)
+    assert (out.strip(), err, code) == (str(len(data)).encode(), b"err\n", 5)
+    await s.close()
+    s = await engine.exec_attach("ex", ["nosuch"])
+    out, err, code = await _frames_until_exit(s)
+    assert code == 127 and b"nosuch" in err
+    await s.close()
+    s = await engine.exec_attach("ex", ["sleep", "600"])
+    await s.close()  # the caller left: the command does not outlive the session
+    top = await engine.top("ex")
+    assert [r["CMD"] for r in top].count("sleep 600") == 1, top  # only the container's own
+    await engine.remove_container("ex", force=True)

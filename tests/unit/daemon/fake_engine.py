@@ -33,7 +33,17 @@ from runtime.api import (
     Stats,
     VolumeInfo,
 )
-from runtime.attach import CLOSE_IN, ERR, IN, OUT, RESIZE, AttachStream, split_frames
+from runtime.attach import (
+    CLOSE_IN,
+    ERR,
+    EXIT,
+    IN,
+    OUT,
+    RESIZE,
+    AttachStream,
+    exit_payload,
+    split_frames,
+)
 from runtime.errors import Conflict, InvalidArgument, NotFound
 from runtime.events import EventBus
 from runtime.paths import Paths
@@ -80,6 +90,27 @@ class FakeAttach(AttachStream):
 
     async def close(self) -> None:
         self.closed = True
+
+
+class FakeCat(AttachStream):
+    """A `cat` exec: input comes back as output; the end of stdin ends it with code 0."""
+
+    def __init__(self) -> None:
+        self.out: asyncio.Queue[tuple[int, bytes] | None] = asyncio.Queue()
+
+    async def _send(self, data: bytes) -> None:
+        for kind, payload in split_frames(bytearray(data)):
+            if kind == IN:
+                self.out.put_nowait((OUT, payload))
+            elif kind == CLOSE_IN:
+                self.out.put_nowait((EXIT, exit_payload(0)))
+                self.out.put_nowait(None)
+
+    async def _recv(self) -> tuple[int, bytes] | None:
+        return await self.out.get()
+
+    async def close(self) -> None:
+        pass
 
 
 class FakeEngine:
@@ -273,13 +304,15 @@ class FakeEngine:
         await self._set(box, state="running")
 
     async def logs(
-        self, ref: str, follow: bool = False, tail: int | None = None
+        self, ref: str, follow: bool = False, tail: int | None = None,
+        since: float | None = None, until: float | None = None,
     ) -> AsyncIterator[LogLine]:
         box = self._box(ref)
         start = 0 if tail is None else max(0, len(box.logs) - tail)
         sent = start
         for line in box.logs[start:]:
-            yield line
+            if (since is None or line.time >= since) and (until is None or line.time <= until):
+                yield line
         sent = len(box.logs)
         while follow:
             async with box.changed:
@@ -317,9 +350,17 @@ class FakeEngine:
         gone = [p for p in paths if box.files.pop(p, None) is not None]
         return ArchiveResult(len(gone), tuple(f"{p}: no such file" for p in paths if p not in gone))
 
-    async def attach_container(self, ref: str, logs: bool = False) -> FakeAttach:
+    async def restart_container(self, ref: str, timeout: float | None = None) -> ContainerInfo:
         box = self._box(ref)
-        if box.info.state != "running":
+        await self.stop_container(box.info.id, timeout)
+        info = await self.start_container(box.info.id)
+        self._emit("restart", info)
+        return info
+
+    async def attach_container(self, ref: str, logs: bool = False,
+                               follow: bool = False) -> FakeAttach:
+        box = self._box(ref)
+        if box.info.state != "running" and not follow:
             raise Conflict(
                 f"container {box.info.name} is not running: start it before attaching",
                 subject=box.info.name,
@@ -330,6 +371,35 @@ class FakeEngine:
                 stream.out.put_nowait((OUT if line.stream == "stdout" else ERR,
                                        line.data.encode()))
         self.attached.append(stream)
+        return stream
+
+    async def exec_attach(
+        self,
+        ref: str,
+        argv: list[str],
+        user: str | None = None,
+        env: dict[str, str] | None = None,
+        workdir: str | None = None,
+        tty: bool = False,
+        stdin: bool = True,
+        detach: bool = False,
+        privileged: bool = False,
+    ) -> AttachStream:
+        """`cat` echoes its input until the end of stdin; anything else runs as exec_run
+        and streams its result."""
+        if argv and argv[0] == "cat":
+            self._box(ref)
+            self.exec_calls.append((ref, list(argv)))
+            return FakeCat()
+        res = await self.exec_run(ref, argv, user=user, env=env, workdir=workdir,
+                                  privileged=privileged)
+        stream = FakeAttach()
+        if res.stdout:
+            stream.out.put_nowait((OUT, res.stdout.encode()))
+        if res.stderr:
+            stream.out.put_nowait((ERR, res.stderr.encode()))
+        stream.out.put_nowait((EXIT, exit_payload(res.exit_code)))
+        stream.out.put_nowait(None)
         return stream
 
     async def exec_prepare(

@@ -86,3 +86,39 @@ async def test_a_client_may_not_send_output_frames(
         assert msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
         assert ws.close_code == aiohttp.WSCloseCode.UNSUPPORTED_DATA
     await let_go(engine)
+
+
+async def test_exec_attach_streams_stdin_and_ends_with_the_code(
+        client: Client, engine: FakeEngine) -> None:
+    cid = await started(engine)
+    stream = await client.exec_attach(cid, ["cat"])
+    data = bytes(range(256)) * 4096  # 1 MiB: several frames and messages
+    await stream.write(data)
+    await stream.close_stdin()
+    got = b""
+    while (item := await asyncio.wait_for(stream.read(), 5)) is not None:
+        assert item[0] == "stdout"
+        got += item[1]
+    assert got == data and stream.exit_code == 0
+    await stream.close()
+    stream = await client.exec_attach(cid, ["false"])  # a result with a code and no output
+    assert await asyncio.wait_for(stream.read(), 5) is None and stream.exit_code == 1
+    await stream.close()
+
+
+async def test_exec_attach_errors_keep_their_class_and_message(
+        client: Client, engine: FakeEngine) -> None:
+    with pytest.raises(NotFound, match="no such container: nosuch"):
+        await client.exec_attach("nosuch", ["true"])
+    info = await engine.create_container(ContainerSpec("idle-1", "busybox:latest"))
+    with pytest.raises(Conflict, match="idle-1 is not running"):
+        await client.exec_attach(info.id, ["true"])
+
+
+async def test_restart_and_follow_reach_the_engine(client: Client, engine: FakeEngine) -> None:
+    cid = await started(engine)
+    info = await client.restart_container(cid, timeout=1)
+    assert info.state == "running"
+    idle = await engine.create_container(ContainerSpec("idle-1", "busybox:latest"))
+    stream = await client.attach_container(idle.id, follow=True)  # not running: follow is fine
+    await stream.close()

@@ -113,7 +113,8 @@ async def test_error_mid_stream_is_raised_with_its_class(
     await engine.add_log(cid, "before\n")
 
     async def broken(
-        ref: str, follow: bool = False, tail: int | None = None
+        ref: str, follow: bool = False, tail: int | None = None,
+        since: float | None = None, until: float | None = None,
     ) -> AsyncIterator[LogLine]:
         yield LogLine("stdout", 1.0, "before\n")
         raise Conflict("container web-1 was removed while streaming", subject="web-1")
@@ -167,7 +168,8 @@ async def test_generator_failing_at_once_gets_a_status(client: Client, engine: F
     cid = await started(engine)
 
     async def gone(
-        ref: str, follow: bool = False, tail: int | None = None
+        ref: str, follow: bool = False, tail: int | None = None,
+        since: float | None = None, until: float | None = None,
     ) -> AsyncIterator[LogLine]:
         raise Conflict(f"container {ref} is being removed")
         yield  # pragma: no cover

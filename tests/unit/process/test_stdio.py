@@ -28,8 +28,8 @@ class Box:
         err_r, self.err_w = os.pipe()
         self.in_r, in_w = os.pipe()
         self.log = state / "container.log"
-        self.log_fd = os.open(self.log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        self.pump = StdioPump({out_r: "stdout", err_r: "stderr"}, JsonLogWriter(self.log_fd),
+        self.writer = JsonLogWriter(str(self.log))
+        self.pump = StdioPump({out_r: "stdout", err_r: "stderr"}, self.writer,
                               stdin_fd=in_w, listener=listen(str(state)))
         self.thread = threading.Thread(target=self.pump.run, daemon=True)
         self.thread.start()
@@ -42,7 +42,7 @@ class Box:
             os.close(fd)
         self.thread.join(10)
         assert not self.thread.is_alive()
-        os.close(self.log_fd)
+        self.writer.close()
         os.close(self.in_r)
 
 
@@ -146,3 +146,25 @@ def test_detach_keys() -> None:
     assert d.feed(b"ls\x10") == (b"ls", False)
     assert d.feed(b"\x11rest") == (b"", True)
     assert _Detacher(b"").feed(b"\x10\x11") == (b"\x10\x11", False)  # no keys: no detach
+
+
+async def test_a_big_stdin_is_held_back_not_dropped(box: Box) -> None:
+    """Past MAX_PENDING waiting, the shim stops reading the client: its writes block and the
+    container gets every byte (it used to keep only the last 4 MiB)."""
+    stream = await ShimAttach.open(str(box.state), ready=True)  # READY came back
+    data = os.urandom(12 * 1024 * 1024)
+    got = bytearray()
+
+    def drain() -> None:
+        while chunk := os.read(box.in_r, 1 << 20):
+            got.extend(chunk)
+            if len(got) < 4 * 1024 * 1024:
+                import time
+                time.sleep(0.001)  # a slow reader at first: the client must wait
+
+    reader = asyncio.get_running_loop().run_in_executor(None, drain)
+    await stream.write(data)
+    await stream.close_stdin()
+    await asyncio.wait_for(reader, 30)
+    assert bytes(got) == data
+    await stream.close()

@@ -230,6 +230,7 @@ def test_kernel_and_host_settings(full: object) -> None:
     assert (s["web"].dns, s["web"].dns_search, s["web"].dns_opt) == (("8.8.8.8",), ("example.com",), ("use-vc",))
     assert s["cache"].dns == ("1.1.1.1", "8.8.4.4")
     assert s["web"].logging.options == {"max-size": "10m"}  # type: ignore[union-attr]
+    assert s["web"].logging.max_size == 10_000_000  # type: ignore[union-attr]  # decimal
     assert s["web"].security_opt == ("no-new-privileges:true",)
 
 
@@ -254,7 +255,7 @@ def test_secrets_configs_and_top_level(full: object, project: Path) -> None:
 def test_warnings_for_harmless_keys(full: object) -> None:
     text = "\n".join(full.warnings)  # type: ignore[attr-defined]
     assert "services.web.platform: platform is ignored" in text
-    assert "services.web.logging" in text
+    assert "services.web.logging" not in text  # kept and used: json-file with max-size
 
 
 def test_warnings_for_ignored_settings(load: Loader) -> None:

@@ -1,0 +1,117 @@
+"""Our stdin into a container and its output onto our stdout/stderr, as bytes, as they come:
+what `exec`, `run` and `attach` share (runtime.attach streams).
+
+    code = await session(stream, stdin_fd=0)     # exec: input until EOF, output until EXIT
+
+Input is read in chunks and written one after the other (`stream.write` returns when the
+daemon took them), so a 100 MB `exec -T db mysql < dump.sql` arrives whole and in order, and
+a container that reads slowly slows us down instead of piling the file up in memory. A pipe
+or terminal is watched with the event loop; a regular file (or /dev/null), which epoll
+refuses, is read in a worker thread -- such a read never waits for a user.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import sys
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+READ_SIZE = 256 * 1024
+
+
+def _wake(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
+
+
+async def read_chunks(fd: int) -> AsyncIterator[bytes]:
+    """What arrives on `fd` until EOF (or an error reading it)."""
+    loop = asyncio.get_running_loop()
+    pollable = True
+    try:
+        loop.add_reader(fd, lambda: None)
+        loop.remove_reader(fd)
+    except (PermissionError, OSError, ValueError):
+        pollable = False
+    while True:
+        if pollable:
+            ready: asyncio.Future[None] = loop.create_future()
+            loop.add_reader(fd, _wake, ready)
+            try:
+                await ready
+            finally:
+                loop.remove_reader(fd)
+            try:
+                data = os.read(fd, READ_SIZE)
+            except BlockingIOError:
+                continue
+            except OSError:
+                return
+        else:
+            try:
+                data = await asyncio.to_thread(os.read, fd, READ_SIZE)
+            except OSError:
+                return
+        if not data:
+            return
+        yield data
+
+
+async def copy_input(fd: int, stream: Any, *, close: bool,
+                     filter: Callable[[bytes], bytes] | None = None) -> None:
+    """`fd` into the stream until EOF; then end the container's stdin if `close`."""
+    async for data in read_chunks(fd):
+        if filter is not None:
+            data = filter(data)
+        if data:
+            await stream.write(data)
+    if close:
+        await stream.close_stdin()
+
+
+def write_output(name: str, data: bytes) -> None:
+    """Container stdout to ours, its stderr to ours; flushed: live, not when we exit."""
+    f = sys.stdout.buffer if name == "stdout" else sys.stderr.buffer
+    try:
+        f.write(data)
+        f.flush()
+    except BrokenPipeError:  # `composer exec ... | head -1`: the reader has gone
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), f.fileno())
+        raise
+
+
+async def copy_output(stream: Any) -> None:
+    """Output until the end of the run (an EXIT frame) or of the stream."""
+    while (item := await stream.read()) is not None:
+        write_output(*item)
+
+
+def stdin_fd() -> int:
+    """fd 0 when we have a stdin at all (a CLI started with it closed has none): -1 else."""
+    if sys.stdin is None:
+        return -1
+    try:
+        os.fstat(0)
+    except OSError:
+        return -1
+    return 0
+
+
+async def session(stream: Any, in_fd: int) -> int:
+    """exec without a tty: input from `in_fd` (-1: none, stdin closed at once) while the
+    output goes to ours; returns the command's exit code."""
+    feeder = asyncio.ensure_future(
+        copy_input(in_fd, stream, close=True) if in_fd >= 0 else stream.close_stdin())
+    try:
+        await copy_output(stream)
+    except BrokenPipeError:  # our reader left (`| head -1`): as a shell pipeline would
+        return 141
+    finally:
+        feeder.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await feeder
+        await stream.close()
+    return stream.exit_code if stream.exit_code is not None else 255
