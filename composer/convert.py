@@ -179,7 +179,7 @@ def _mounts(stack: Stack, svc: ServiceSpec) -> tuple[Mount, ...]:
             raise SpecError("an image mount needs the image as source (is a variable unset?)",
                             file=_file_of(stack), path=f"services.{svc.name}.volumes[{i}].source",
                             service=svc.name)
-    return tuple(_mount(stack, m) for m in (*svc.volumes, *svc.tmpfs))
+    return tuple(mount_of(stack, m) for m in (*svc.volumes, *svc.tmpfs))
 
 
 def _files(stack: Stack, svc: ServiceSpec) -> tuple[tuple[Mount, ...], tuple[InjectedFile, ...]]:
@@ -226,7 +226,8 @@ def _b64(text: str) -> str:
     return base64.b64encode(text.encode()).decode()
 
 
-def _mount(stack: Stack, m: VolumeMount) -> Mount:
+def mount_of(stack: Stack, m: VolumeMount) -> Mount:
+    """A `volumes:` entry as the engine mounts it."""
     if m.type == "bind":
         return Mount(
             "bind", m.target, m.source or "", read_only=m.read_only,

@@ -8,7 +8,7 @@ prints: progress goes to a `Progress` callback the CLI provides.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -32,7 +32,15 @@ from composer.hooks import (
     remove_hook_containers,
     run_pre_start,
 )
-from composer.project import Action, DesiredService, Plan, PlanError, plan_down, plan_up
+from composer.project import (
+    ORPHAN_WARNING,
+    Action,
+    DesiredService,
+    Plan,
+    PlanError,
+    plan_down,
+    plan_up,
+)
 from composer.scheduler import DownResult, Outcome, UpResult, run_down, run_parallel, run_up
 from composer.spec import Stack
 from composer.spec.service import MAX_REPLICAS_ENV, max_replicas
@@ -76,6 +84,7 @@ class UpOptions:
     pull: str | None = None  # always|missing|never|build over each service's pull_policy
     quiet_pull: bool = False
     wait_timeout: float | None = None  # --wait-timeout: the whole up, dependencies included
+    ignore_orphans: bool = False  # COMPOSE_IGNORE_ORPHANS: no orphan warning
 
 
 def _noop(obj: str, status: str) -> None:
@@ -95,6 +104,7 @@ class Project:
         self._graph: ServiceGraph | None = None
         self._image_ids: dict[str, str | None] = {}
         self.by_labels = False  # the stack was rebuilt from container labels (-p NAME, no file)
+        self.parallelism = 8  # containers started/stopped at a time (--parallel)
 
     @property
     def name(self) -> str:
@@ -182,7 +192,8 @@ class Project:
             known=self.stack.all_services().keys(),  # not selected / profile off: not orphans
         )
         for warning in plan.warnings:
-            self.progress("Warning", warning)
+            if not (opts.ignore_orphans and warning.startswith(ORPHAN_WARNING)):
+                self.progress("Warning", warning)
         await self._remove_all([a.container for a in plan.orphan_actions], opts.timeout)
         # --no-deps: the named services alone, nothing of their dependencies awaited
         graph = self.graph.graph.subgraph(selected).copy() if opts.no_deps else self.graph
@@ -190,7 +201,7 @@ class Project:
             graph,
             start=lambda name: self._apply(plan, name, opts),
             wait_condition=lambda dep, cond: self._wait_condition(dep, cond, opts, deadline),
-            services=selected,
+            services=selected, parallelism=self.parallelism,
         )
         for warning in result.warnings:
             self.progress("Warning", warning)
@@ -668,7 +679,13 @@ class Project:
         # every image at once, as Compose pulls; the first failure (in service order) is raised
         _raise_first(await run_parallel(names, one))
 
-    async def build(self, services: Sequence[str] = (), *, no_cache: bool = False) -> None:
+    async def build(self, services: Sequence[str] = (), *, no_cache: bool = False,
+                    build_args: Mapping[str, str | None] | None = None, pull: bool = False,
+                    quiet: bool = False) -> None:
+        """Build the services' images; `build_args` (--build-arg) and `pull` (--pull) over
+        their `build:` (composer.buildplan); `quiet`: no output."""
+        from composer.buildplan import with_overrides
+
         self.check_services(services)
         names = [n for n in (services or sorted(self.stack.services)) if self.stack.services[n].build]
         order: list[str] = []  # a service whose image another's build uses is built first
@@ -688,18 +705,83 @@ class Project:
             b = self.stack.services[name].build
             assert b is not None
             ref = self.image_ref(name)
-            req = build_request(self.stack, name, ref, no_cache=no_cache)
-            self.progress(f"Image {ref}", "Building")
+            req = with_overrides(build_request(self.stack, name, ref, no_cache=no_cache),
+                                 self.stack, name, build_args or {}, pull)
+            if not quiet:
+                self.progress(f"Image {ref}", "Building")
             async for step in self.engine.build_image(req):
                 if step.error:
                     raise ComposerError(f"service {name}: build failed: {step.error}")
-                if step.line:
+                if step.line and not quiet:
                     self.build_output(name, step.line)
-            self.progress(f"Image {ref}", "Built")
+            if not quiet:
+                self.progress(f"Image {ref}", "Built")
+
+    async def pull_images(self, services: Sequence[str] = (), *, policy: str | None = None,
+                          quiet: bool = False, ignore_failures: bool = False,
+                          ignore_buildable: bool = False) -> None:
+        """The `pull` verb, as docker compose: each service's `pull_policy` (or `policy`)
+        decides (never/build: skipped; missing: only when absent); a service that can be
+        built is skipped with `ignore_buildable`, and its failed pull only warns; another
+        failure ends it unless `ignore_failures`."""
+        self.check_services(services)
+        names = list(services) or sorted(self.stack.services)
+        must_build: list[str] = []
+        seen: set[str] = set()
+        for name in names:
+            svc = self.stack.services[name]
+            ref = self.image_ref(name)
+            label = f"Image {ref}"
+            how = policy or svc.pull_policy or "always"
+            if not svc.image:
+                continue  # nothing to pull: an image made by build:
+            if how in ("never", "build"):
+                if not quiet:
+                    self.progress(label, "Skipped")
+                continue
+            if how in ("missing", "if_not_present") and await self._image_exists(ref):
+                if not quiet:
+                    self.progress(label, "Skipped - Image is already present locally")
+                continue
+            if svc.build is not None and ignore_buildable:
+                if not quiet:
+                    self.progress(label, "Skipped - Image can be built")
+                continue
+            if ref in seen:
+                continue
+            seen.add(ref)
+            try:
+                await self.pull([name], quiet=quiet)
+            except ComposerError as e:
+                if svc.build is not None:
+                    must_build.append(name)
+                    self.progress("Warning", str(e))
+                    continue
+                if not ignore_failures:
+                    raise
+                self.progress("Warning", str(e))
+        if must_build:
+            self.progress("Warning", "some service image(s) must be built from source by "
+                                     f"running: composer build {' '.join(must_build)}")
+
+    async def remove_images(self, which: str) -> None:
+        """`down --rmi`: `all` the images of the services, `local` only those without an
+        `image:` of their own (the project-service images `build` made)."""
+        refs = dict.fromkeys(self.image_ref(n) for n in sorted(self.stack.services)
+                             if which == "all" or not self.stack.services[n].image)
+        for ref in refs:
+            try:
+                await self.engine.remove_image(ref)
+            except NotFound:
+                continue
+            except Conflict as e:
+                self.progress("Warning", f"image {ref} was kept: {e}")
+                continue
+            self.progress(f"Image {ref}", "Removed")
 
     # -- down and friends ------------------------------------------------------------------
     async def down(self, *, remove_orphans: bool = False, volumes: bool = False,
-                   timeout: float | None = None) -> DownResult:
+                   timeout: float | None = None, rmi: str | None = None) -> DownResult:
         existing = await self.containers(oneoff=None)
         # containers of services disabled by their profiles stay, and are not orphans (as
         # docker compose: `--profile NAME down` removes them)
@@ -716,7 +798,8 @@ class Project:
                 by_service.get(name, []),
                 lambda c: self._remove(c, timeout, volumes=volumes, hooks=True)))
 
-        result = await run_down(self.graph, stop, services=set(self.stack.services) & set(by_service))
+        result = await run_down(self.graph, stop, services=set(self.stack.services) & set(by_service),
+                                parallelism=self.parallelism)
         await self._remove_all([a.container for a in plan.orphan_actions], timeout, volumes=volumes)
         await remove_hook_containers(self.engine, self.name)  # left by an interrupted up
         # from the labels alone (-p NAME without a stack file): every network of the project
@@ -746,6 +829,8 @@ class Project:
                     pass
         if not result.ok:  # e.g. a pre_stop hook failed: that container is still running
             raise ComposerError(str(next(iter(result.errors.values()))))
+        if rmi is not None:
+            await self.remove_images(rmi)
         return result
 
     async def _remove_all(self, containers: Sequence[ContainerInfo | None], timeout: float | None,
@@ -786,7 +871,8 @@ class Project:
             _raise_first(await run_parallel(by_service.get(name, []),
                                             lambda c: self._stop(c, timeout)))
 
-        result = await run_down(self.graph, stop_one, services=set(running) & set(self.stack.services))
+        result = await run_down(self.graph, stop_one, services=set(running) & set(self.stack.services),
+                                parallelism=self.parallelism)
         if not result.ok:  # a pre_stop hook failed: that container is still running
             raise ComposerError(str(next(iter(result.errors.values()))))
 
@@ -858,7 +944,8 @@ class Project:
             if dep in targets:
                 await self._wait_condition(dep, condition, UpOptions())
 
-        result = await run_up(graph, restart_one, ready, services=targets)
+        result = await run_up(graph, restart_one, ready, services=targets,
+                              parallelism=self.parallelism)
         if not result.ok:
             raise UpFailed(str(next(iter(result.errors.values()))))
 

@@ -237,10 +237,13 @@ def _plan_service(
     return plan
 
 
+ORPHAN_WARNING = "found orphan containers"
+
+
 def _orphan_warning(orphans: Sequence[_Found]) -> str:
     names = ", ".join(f.info.name for f in orphans)
     return (
-        f"found orphan containers ({names}) for this project: if you removed or renamed "
+        f"{ORPHAN_WARNING} ({names}) for this project: if you removed or renamed "
         "a service in the stack file, run with --remove-orphans to clean them up"
     )
 

@@ -104,8 +104,8 @@ class ExecResult:
 
 @dataclass(frozen=True)
 class ArchiveResult:
-    """What `put_archive` / `remove_paths` did: entries written (or paths removed), and one
-    line per entry that failed (the others were done)."""
+    """What `remove_paths` did: paths removed, and one line per path that failed (the
+    others were done)."""
 
     written: int = 0
     errors: tuple[str, ...] = ()
@@ -118,6 +118,10 @@ class Stats:
     memory_limit: int = 0
     cpu_usage_ns: int = 0
     pids: int = 0
+    io_read_bytes: int = 0  # block I/O of its processes
+    io_write_bytes: int = 0
+    net_rx_bytes: int = 0  # its network namespace's interfaces but lo (0 with host network)
+    net_tx_bytes: int = 0
 
 
 @dataclass(frozen=True)
@@ -158,6 +162,33 @@ class PullEvent:
     total: int | None = None
     image_id: str = ""
     error: str = ""
+
+
+@dataclass(frozen=True)
+class PathStat:
+    """A path in a container, as `cp` sees it (Docker's PathStat): the last component is
+    not followed; `link_target` is a symlink's content."""
+
+    name: str
+    size: int
+    mode: int  # st_mode
+    mtime: float
+    link_target: str = ""
+
+    @property
+    def is_dir(self) -> bool:
+        return (self.mode & 0o170000) == 0o040000
+
+
+@dataclass(frozen=True)
+class CommitRequest:
+    """`commit`: the container's writable layer as a new image layer over its image."""
+
+    tag: str = ""  # REPOSITORY[:TAG]; "" leaves the image untagged
+    comment: str = ""  # -m
+    author: str = ""  # -a
+    changes: tuple[str, ...] = ()  # -c: Dockerfile instructions applied to the config
+    pause: bool = True
 
 
 @dataclass(frozen=True)
@@ -219,14 +250,29 @@ class EngineAPI(Protocol):
         env: dict[str, str] | None = None,
         workdir: str | None = None,
         tty: bool = False,
+        privileged: bool = False,
     ) -> ExecTarget: ...
     async def restart_container(self, ref: str, timeout: float | None = None) -> ContainerInfo: ...
     async def attach_container(
         self, ref: str, logs: bool = False, follow: bool = False
     ) -> AttachStream: ...
-    async def put_archive(self, ref: str, path: str, data: AsyncIterable[bytes]) -> ArchiveResult: ...
     async def remove_paths(self, ref: str, paths: list[str]) -> ArchiveResult: ...
     async def top(self, ref: str) -> list[dict[str, str]]: ...
+    # a container's files (cp, export, commit)
+    async def stat_path(self, ref: str, path: str) -> PathStat: ...
+    async def get_archive(
+        self, ref: str, path: str, follow_link: bool = False
+    ) -> tuple[PathStat, AsyncIterator[bytes]]: ...
+    async def put_archive(
+        self,
+        ref: str,
+        path: str,
+        data: AsyncIterable[bytes],
+        copy_uid_gid: bool = False,
+        no_overwrite_dir_non_dir: bool = True,
+    ) -> None: ...
+    def export_container(self, ref: str) -> AsyncIterator[bytes]: ...
+    async def commit_container(self, ref: str, req: CommitRequest) -> ImageInfo: ...
     async def stats(self, ref: str) -> Stats: ...
     # networks
     async def create_network(self, spec: NetworkSpec) -> NetworkInfo: ...
@@ -245,4 +291,6 @@ class EngineAPI(Protocol):
     def build_image(self, req: BuildRequest) -> AsyncIterator[BuildProgress]: ...
     def pull_image(self, ref: str) -> AsyncIterator[PullEvent]: ...
     # events
-    def events(self) -> AsyncIterator[Event]: ...
+    def events(
+        self, since: float | None = None, until: float | None = None
+    ) -> AsyncIterator[Event]: ...

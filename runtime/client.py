@@ -35,6 +35,7 @@ from runtime.api import (
     ArchiveResult,
     BuildProgress,
     BuildRequest,
+    CommitRequest,
     ContainerInfo,
     Event,
     ExecResult,
@@ -42,6 +43,7 @@ from runtime.api import (
     ImageInfo,
     LogLine,
     NetworkInfo,
+    PathStat,
     PullEvent,
     Stats,
     VolumeInfo,
@@ -157,6 +159,53 @@ class Stream(AsyncIterator[T], Generic[T]):
         self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self.aclose()
+
+
+class ByteStream(AsyncIterator[bytes]):
+    """A binary response (a tar) as chunks; opened on first use (or `open()`)."""
+
+    def __init__(self, client: Client, path: str, params: list[tuple[str, str]]) -> None:
+        self._client = client
+        self._path = path
+        self._params = params
+        self._resp: aiohttp.ClientResponse | None = None
+        self._done = False
+
+    async def open(self) -> aiohttp.ClientResponse:
+        if self._resp is None:
+            if self._done:
+                raise DaemonUnavailable("the stream is closed")
+            resp = await self._client._send("GET", self._path, params=self._params)
+            if resp.status >= 400:
+                self._done = True
+                raise await _error_of(resp)
+            self._resp = resp
+        return self._resp
+
+    def __aiter__(self) -> ByteStream:
+        return self
+
+    async def __anext__(self) -> bytes:
+        if self._done:
+            raise StopAsyncIteration
+        resp = await self.open()
+        try:
+            chunk = await resp.content.readany()
+        except aiohttp.ClientError as e:
+            await self.aclose()
+            raise DaemonUnavailable(
+                f"the transfer from composerd broke off ({e or type(e).__name__}): see "
+                "composerd's log") from None
+        if not chunk:
+            await self.aclose()
+            raise StopAsyncIteration
+        return chunk
+
+    async def aclose(self) -> None:
+        self._done = True
+        if self._resp is not None:
+            self._resp.close()
+            self._resp = None
 
 
 def _status_of_kind(kind: Any) -> int:
@@ -392,30 +441,13 @@ class Client:
         env: dict[str, str] | None = None,
         workdir: str | None = None,
         tty: bool = False,
+        privileged: bool = False,
     ) -> ExecTarget:
         body = rpc.ExecRequest(argv=tuple(argv), user=user, env=dict(env or {}), workdir=workdir,
-                               tty=tty)
+                               tty=tty, privileged=privileged)
         return serde.from_dict(
             ExecTarget, await self._call("POST", f"/containers/{_seg(ref)}/exec-prepare", body=body)
         )
-
-    async def put_archive(self, ref: str, path: str, data: AsyncIterable[bytes]) -> ArchiveResult:
-        """Stream a tar archive into the container under `path` (Docker's PUT .../archive)."""
-        url = URL(BASE + f"/containers/{_seg(ref)}/archive", encoded=True)
-        try:
-            resp = await self._session().request(
-                "PUT", url, params=[("path", path)], data=data,
-                headers={"Content-Type": "application/x-tar"})
-        except aiohttp.ClientConnectorError as e:
-            raise self._connect_error(e) from None
-        except (aiohttp.ClientError, ConnectionError) as e:
-            raise DaemonUnavailable(f"lost the connection to composerd: {e or type(e).__name__}") from None
-        try:
-            if resp.status >= 400:
-                raise await _error_of(resp)
-            return serde.from_dict(ArchiveResult, await resp.json())
-        finally:
-            resp.release()
 
     async def remove_paths(self, ref: str, paths: list[str]) -> ArchiveResult:
         body = rpc.RemovePathsRequest(tuple(paths))
@@ -441,7 +473,7 @@ class Client:
         privileged: bool = False,
     ) -> WsAttach:
         req = rpc.ExecRequest(argv=tuple(argv), user=user, env=dict(env or {}), workdir=workdir,
-                              tty=tty, privileged=privileged, stdin=stdin, detach=detach)
+                              tty=tty, stdin=stdin, detach=detach, privileged=privileged)
         params = [("request", rpc.encode(req).decode())]
         return await self._websocket(f"/containers/{_seg(ref)}/exec-attach", params)
 
@@ -472,6 +504,62 @@ class Client:
 
     async def stats(self, ref: str) -> Stats:
         return serde.from_dict(Stats, await self._call("GET", f"/containers/{_seg(ref)}/stats"))
+
+    # ------------------------------------------------------------ a container's files
+
+    async def stat_path(self, ref: str, path: str) -> PathStat:
+        data = await self._call("GET", f"/containers/{_seg(ref)}/archive/stat",
+                                params=[("path", path)])
+        return serde.from_dict(PathStat, data)
+
+    async def get_archive(
+        self, ref: str, path: str, follow_link: bool = False
+    ) -> tuple[PathStat, AsyncIterator[bytes]]:
+        stream = ByteStream(self, f"/containers/{_seg(ref)}/archive",
+                            [("path", path), ("follow", str(int(follow_link)))])
+        resp = await stream.open()
+        try:
+            st = serde.from_dict(PathStat, json.loads(resp.headers[rpc.PATH_STAT_HEADER]))
+        except (KeyError, ValueError, TypeError):
+            await stream.aclose()
+            raise DaemonUnavailable("composerd sent an archive without its path's stat") from None
+        return st, stream
+
+    async def put_archive(
+        self,
+        ref: str,
+        path: str,
+        data: AsyncIterable[bytes],
+        copy_uid_gid: bool = False,
+        no_overwrite_dir_non_dir: bool = True,
+    ) -> None:
+        url = URL(BASE + f"/containers/{_seg(ref)}/archive", encoded=True)
+        params = [("path", path), ("copy_uid_gid", str(int(copy_uid_gid))),
+                  ("no_overwrite_dir_non_dir", str(int(no_overwrite_dir_non_dir)))]
+
+        async def body() -> AsyncIterator[bytes]:
+            async for chunk in data:
+                yield chunk
+
+        try:
+            resp = await self._session().request(
+                "PUT", url, params=params, data=body(),
+                headers={"Content-Type": rpc.TAR_CONTENT_TYPE})
+        except aiohttp.ClientConnectorError as e:
+            raise self._connect_error(e) from None
+        except (aiohttp.ClientError, ConnectionError) as e:
+            raise DaemonUnavailable(
+                f"lost the connection to composerd: {e or type(e).__name__}") from None
+        if resp.status >= 400:
+            raise await _error_of(resp)
+        resp.release()
+
+    def export_container(self, ref: str) -> ByteStream:
+        return ByteStream(self, f"/containers/{_seg(ref)}/export", [])
+
+    async def commit_container(self, ref: str, req: CommitRequest) -> ImageInfo:
+        data = await self._call("POST", f"/containers/{_seg(ref)}/commit", body=req)
+        return serde.from_dict(ImageInfo, data)
 
     # ------------------------------------------------------------ networks, volumes, images
 
@@ -525,10 +613,13 @@ class Client:
 
     # ------------------------------------------------------------ events
 
-    def events(self) -> Stream[Event]:
-        """Engine events from now on. `await stream.open()` (or `async with`) to be sure the
+    def events(self, since: float | None = None, until: float | None = None) -> Stream[Event]:
+        """Engine events from now on (with `since`/`until`: the daemon's recent ones first,
+        ending at `until`). `await stream.open()` (or `async with`) to be sure the
         subscription is live before acting, so no event is missed."""
-        return Stream(self, "/events", [], Event)
+        params = [(k, repr(float(v))) for k, v in (("since", since), ("until", until))
+                  if v is not None]
+        return Stream(self, "/events", params, Event)
 
     # ------------------------------------------------------------ project lock
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from runtime import serde
-from runtime.api import ContainerInfo, State
+from runtime.api import ContainerInfo, Health, State
 from runtime.errors import Conflict, NotFound
 from runtime.types import ContainerSpec, Healthcheck, Mount, PortBinding
 
@@ -68,7 +68,7 @@ class ContainerRecord:
     created_at: float
     dir: Path
     run: RunState = field(default_factory=RunState)
-    health: str = ""
+    health: Health = ""
 
     @property
     def name(self) -> str:

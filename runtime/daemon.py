@@ -33,7 +33,7 @@ from typing import Any, TypeVar
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from runtime import access, rpc
-from runtime.api import BuildRequest, EngineAPI
+from runtime.api import BuildRequest, CommitRequest, EngineAPI
 from runtime.attach import AttachStream, frame, split_frames
 from runtime.errors import EngineError, InvalidArgument
 from runtime.paths import Paths
@@ -264,19 +264,9 @@ async def exec_prepare(request: web.Request) -> web.Response:
         raise InvalidArgument("invalid exec: argv is empty, give the command to run")
     target = await _engine(request).exec_prepare(
         ref, list(req.argv), user=req.user, env=dict(req.env) or None, workdir=req.workdir,
-        tty=req.tty,
+        tty=req.tty, privileged=req.privileged,
     )
     return _json(target)
-
-
-async def put_archive(request: web.Request) -> web.Response:
-    """The request body is a tar stream, read as it arrives (no size limit: it is not held)."""
-    ref = _ref(request)
-    path = _q(request, "path") or "/"
-    if not path.startswith("/"):
-        raise InvalidArgument(f"invalid path {path!r}: give an absolute path in the container")
-    result = await _engine(request).put_archive(ref, path, request.content.iter_chunked(1 << 16))
-    return _json(result)
 
 
 async def remove_paths(request: web.Request) -> web.Response:
@@ -352,6 +342,85 @@ async def top(request: web.Request) -> web.Response:
 
 async def stats(request: web.Request) -> web.Response:
     return _json(await _engine(request).stats(_ref(request)))
+
+
+async def stat_path(request: web.Request) -> web.Response:
+    path = rpc.container_path(_q(request, "path"))
+    return _json(await _engine(request).stat_path(_ref(request), path))
+
+
+async def _send_tar(request: web.Request, chunks: AsyncIterator[bytes],
+                    headers: dict[str, str]) -> web.StreamResponse:
+    """Stream tar bytes; an error after the headers went out cuts the response short (the
+    client sees a broken transfer, the log says why)."""
+    resp = web.StreamResponse(headers={"Content-Type": rpc.TAR_CONTENT_TYPE, **headers})
+    resp.enable_chunked_encoding()
+    try:
+        await resp.prepare(request)
+        async for chunk in chunks:
+            await resp.write(chunk)
+        await resp.write_eof()
+    except ConnectionError:
+        pass  # the client went away
+    except Exception:
+        log.exception("%s %s failed while streaming", request.method, request.path)
+        if request.transport is not None:
+            request.transport.close()  # no terminating chunk: the client knows it broke
+    finally:
+        aclose = getattr(chunks, "aclose", None)
+        if aclose is not None:
+            with contextlib.suppress(Exception):
+                await aclose()
+    return resp
+
+
+async def get_archive(request: web.Request) -> web.StreamResponse:
+    path = rpc.container_path(_q(request, "path"))
+    follow = rpc.parse_bool(_q(request, "follow"), "follow")
+    st, chunks = await _engine(request).get_archive(_ref(request), path, follow_link=follow)
+    return await _send_tar(request, chunks, {rpc.PATH_STAT_HEADER: rpc.encode(st).decode()})
+
+
+async def put_archive(request: web.Request) -> web.Response:
+    path = rpc.container_path(_q(request, "path"))
+    copy_ids = rpc.parse_bool(_q(request, "copy_uid_gid"), "copy_uid_gid")
+    raw = _q(request, "no_overwrite_dir_non_dir")
+    strict = True if raw is None else rpc.parse_bool(raw, "no_overwrite_dir_non_dir")
+    try:
+        await _engine(request).put_archive(
+            _ref(request), path, request.content.iter_chunked(1 << 16), copy_uid_gid=copy_ids,
+            no_overwrite_dir_non_dir=strict)
+    except EngineError:
+        # read what the client still sends, so that it gets to read our answer
+        while await request.content.readany():
+            pass
+        raise
+    return web.Response(status=204)
+
+
+async def export_container(request: web.Request) -> web.StreamResponse:
+    engine = _engine(request)
+    ref = _ref(request)
+    await engine.inspect_container(ref)  # a missing container is a 404, not a broken stream
+    chunks = aiter(engine.export_container(ref))
+    first = await anext(chunks, b"")  # errors (refused, not found) before the headers
+
+    async def all_chunks() -> AsyncIterator[bytes]:
+        if first:
+            yield first
+        async for chunk in chunks:
+            yield chunk
+        aclose = getattr(chunks, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+    return await _send_tar(request, all_chunks(), {})
+
+
+async def commit_container(request: web.Request) -> web.Response:
+    req: CommitRequest = await _body(request, CommitRequest)
+    return _json(await _complete(request, _engine(request).commit_container(_ref(request), req)),
+                 201)
 
 
 async def create_network(request: web.Request) -> web.Response:
@@ -435,7 +504,11 @@ async def pull_image(request: web.Request) -> web.StreamResponse:
 
 
 async def events(request: web.Request) -> web.StreamResponse:
-    return await _stream(request, _engine(request).events())
+    since = rpc.parse_time(_q(request, "since"), "since")
+    until = rpc.parse_time(_q(request, "until"), "until")
+    if since is None and until is None:
+        return await _stream(request, _engine(request).events())
+    return await _stream(request, _engine(request).events(since=since, until=until))
 
 
 _END: Any = object()
@@ -515,10 +588,14 @@ def create_app(engine: EngineAPI) -> web.Application:
     r.add_post("/containers/{ref}/exec-prepare", exec_prepare)
     r.add_get("/containers/{ref}/attach", attach_container)
     r.add_get("/containers/{ref}/exec-attach", exec_attach)
-    r.add_put("/containers/{ref}/archive", put_archive)
     r.add_post("/containers/{ref}/remove-paths", remove_paths)
     r.add_get("/containers/{ref}/top", top)
     r.add_get("/containers/{ref}/stats", stats)
+    r.add_get("/containers/{ref}/archive/stat", stat_path)
+    r.add_get("/containers/{ref}/archive", get_archive)
+    r.add_put("/containers/{ref}/archive", put_archive)
+    r.add_get("/containers/{ref}/export", export_container)
+    r.add_post("/containers/{ref}/commit", commit_container)
     r.add_post("/networks/create", create_network)
     r.add_get("/networks", list_networks)
     r.add_delete("/networks/{name}", remove_network)

@@ -16,31 +16,32 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import io
 import logging
 import os
 import shutil
 import signal
 import socket
-import tarfile
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Coroutine
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from runtime import containerfs, hostdevices, injected, resolve, serde
+from runtime import engine_files, hostdevices, injected, resolve, serde
 from runtime.api import (
     ArchiveResult,
     BuildProgress,
     BuildRequest,
+    CommitRequest,
     ContainerInfo,
     Event,
     ExecResult,
     ExecTarget,
+    Health,
     ImageInfo,
     LogLine,
     NetworkInfo,
+    PathStat,
     PullEvent,
     Stats,
     VolumeInfo,
@@ -50,7 +51,7 @@ from runtime.cgroups import Cgroup, CgroupNotFound, open_manager
 from runtime.cgroups.base import DEFAULT_ROOT
 from runtime.containers import ContainerRecord, ContainerTable, Resolved, RunState, now
 from runtime.errors import Conflict, EngineError, InvalidArgument, LaunchError, NotFound
-from runtime.events import EventBus
+from runtime.events import EventBus, events_between
 from runtime.exec_session import ExecSession
 from runtime.follow import Follower
 from runtime.images import importer, registry
@@ -86,9 +87,10 @@ from runtime.storage import rootfs, shm
 from runtime.storage.volumes import VolumeStore
 from runtime.supervisor import Supervisor, check_spec
 from runtime.tasks import cancel_and_wait, settle
-from runtime.types import ContainerSpec, Mount, NetworkSpec, VolumeSpec
+from runtime.types import ContainerSpec, Mount, NetworkSpec, PortBinding, VolumeSpec
 
 log = logging.getLogger(__name__)
+Q = TypeVar("Q")  # what a streamed operation yields (_drain)
 _apparmor_warned = False  # "apparmor not enabled" is said once per process
 
 RUNNING_STATES = ("running", "paused", "restarting")
@@ -111,7 +113,7 @@ class Engine:
         self,
         paths: Paths,
         *,
-        cgroup_root: str = DEFAULT_ROOT,
+        cgroup_root: str | Path = DEFAULT_ROOT,
         cgroup_parent: str | None = None,
         network: NetworkManager | None = None,
     ) -> None:
@@ -214,18 +216,16 @@ class Engine:
                 f"container {rec.name}: AppArmor profile {sec.apparmor!r} is not loaded: load it "
                 "with apparmor_parser -r, or change security_opt apparmor=", subject=rec.name)
 
+    @staticmethod
+    def _exec_security(sec: Security, privileged: bool) -> Security:
+        """An exec's confinement: the container's (as its init's), with every capability
+        for `exec --privileged`."""
+        return replace(sec, capabilities=effective_caps((), (), True)) if privileged else sec
+
     async def _security(self, rec: ContainerRecord) -> Security:
         """The one confinement of every process of `rec`: its init, execs and health checks."""
         sec = container_security(rec, self.apparmor_on)
         await self._ensure_apparmor(rec, sec)
-        return sec
-
-    async def _exec_security(self, rec: ContainerRecord, privileged: bool) -> Security:
-        """An exec's confinement: the container's; `privileged` (a `docker exec --privileged`,
-        a privileged hook) widens only the capabilities."""
-        sec = await self._security(rec)
-        if privileged and not rec.spec.privileged:
-            sec = replace(sec, capabilities=effective_caps(rec.spec.cap_add, rec.spec.cap_drop, True))
         return sec
 
     async def _adopt_all(self) -> None:
@@ -265,7 +265,7 @@ class Engine:
         attributes = {"name": rec.name, "image": rec.spec.image, **rec.spec.labels, **attrs}
         self.bus.publish(Event(time.time(), "container", action, rec.id, rec.name, attributes))
 
-    def _on_health(self, cid: str, status: str) -> None:
+    def _on_health(self, cid: str, status: Health) -> None:
         rec = self.table.by_id.get(cid)
         if rec is not None:
             rec.health = status
@@ -421,7 +421,7 @@ class Engine:
                     f.run_ended(125, False)
                 raise
             undo.callback(self.launcher.kill, launched, signal.SIGKILL)
-            ports = ()
+            ports: tuple[PortBinding, ...] = ()
             if spec.ports and addresses:
                 first_ip = next(iter(addresses.values()))
                 ports = tuple(await self.networks.publish(rec.id, first_ip, spec.ports))
@@ -777,11 +777,11 @@ class Engine:
 
     async def _exec_config(self, ref: str, argv: list[str], user: str | None,
                            env: dict[str, str] | None, workdir: str | None,
-                           tty: bool = False,
-                           privileged: bool = False) -> tuple[ContainerRecord, Launched, ExecConfig]:
-        """The exec's settings: the container's user, env, confinement and cgroup, with the
-        call's overrides; `privileged` gives this command every capability (as `docker exec
-        --privileged`: seccomp, AppArmor and no_new_privs stay the container's)."""
+                           tty: bool = False, privileged: bool = False,
+                           ) -> tuple[ContainerRecord, Launched, ExecConfig]:
+        """The exec's settings from the container's; `privileged` (exec --privileged) gives
+        this process every capability, as Docker (seccomp, AppArmor, mounts stay the
+        container's)."""
         rec = self.table.get(ref)
         launched = self._launched.get(rec.id)
         if launched is None or rec.run.state != "running":
@@ -794,7 +794,7 @@ class Engine:
             user=user if user is not None else rec.resolved.user,
             group_add=rec.spec.group_add,
             tty=tty,
-            security=await self._exec_security(rec, privileged),
+            security=self._exec_security(await self._security(rec), privileged),
             cgroup_procs=self._cgroup_procs(rec),
         )
         return rec, launched, cfg
@@ -806,8 +806,8 @@ class Engine:
         user: str | None = None,
         env: dict[str, str] | None = None,
         workdir: str | None = None,
-        privileged: bool = False,
         timeout: float | None = None,
+        privileged: bool = False,
     ) -> ExecResult:
         _, launched, cfg = await self._exec_config(ref, argv, user, env, workdir,
                                                    privileged=privileged)
@@ -830,9 +830,9 @@ class Engine:
         (runtime.exec_session): input from `write()` when `stdin`, output as it is written,
         then its exit code. `detach`: it runs on its own (no stdio) and the stream ends at
         once with code 0. A command that cannot start is a stream of its message and
-        126/127, as `docker exec` prints them. `privileged`: every capability for it."""
+        126/127, as `docker exec` prints them."""
         _, launched, cfg = await self._exec_config(ref, argv, user, env, workdir, tty,
-                                                   privileged=privileged)
+                                                   privileged)
         if detach:
             cfg = replace(cfg, detach=True)
         try:
@@ -863,10 +863,12 @@ class Engine:
         env: dict[str, str] | None = None,
         workdir: str | None = None,
         tty: bool = False,
+        privileged: bool = False,
     ) -> ExecTarget:
         """For `exec -it`: the caller runs the exec through the fork server itself, so the pty
         is its own terminal's peer and no bytes of the session pass through the daemon."""
-        _, launched, cfg = await self._exec_config(ref, argv, user, env, workdir, tty)
+        _, launched, cfg = await self._exec_config(ref, argv, user, env, workdir, tty,
+                                                   privileged)
         return ExecTarget(launched.pid, launched.start_time, serde.to_dict(cfg),
                           self.launcher.socket_path)
 
@@ -899,55 +901,30 @@ class Engine:
             raise Conflict(f"cannot attach to container {rec.name}: {e.strerror or e}",
                            subject=rec.name) from None
 
-    # -- containers: files in, from the host -------------------------------------------------
-    def _running_root(self, ref: str) -> tuple[ContainerRecord, Launched]:
-        rec = self.table.get(ref)
-        launched = self._launched.get(rec.id)
-        if launched is None or rec.run.state not in ("running", "paused"):
-            raise Conflict(f"container {rec.name} is not running: start it before copying into it",
-                           subject=rec.name)
-        return rec, launched
+    # -- containers: files (runtime.engine_files) -----------------------------------------
+    async def stat_path(self, ref: str, path: str) -> PathStat:
+        return await engine_files.stat_path(self, ref, path)
 
-    async def put_archive(self, ref: str, path: str, data: AsyncIterable[bytes]) -> ArchiveResult:
-        """Extract the tar stream `data` under `path` in the running container, inside its
-        root and mounts whatever symlinks say (runtime.containerfs); read as it arrives."""
-        _, launched = self._running_root(ref)
-        loop = asyncio.get_running_loop()
-        chunks: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=8)
-        reader = io.BufferedReader(_QueueReader(chunks, loop), 1 << 16)
+    async def get_archive(
+        self, ref: str, path: str, follow_link: bool = False
+    ) -> tuple[PathStat, AsyncIterator[bytes]]:
+        return await engine_files.get_archive(self, ref, path, follow_link)
 
-        def work() -> containerfs.CopyResult:
-            with containerfs.ContainerRoot(launched.pid, launched.start_time) as root:
-                return containerfs.extract(root, path, reader)
-
-        task = asyncio.ensure_future(asyncio.to_thread(work))
-        try:
-            async for chunk in data:
-                if chunk and not await _put_unless_done(chunks, chunk, task):
-                    break
-            await _put_unless_done(chunks, None, task)
-            result = await task
-        except tarfile.TarError as e:
-            raise InvalidArgument(f"invalid archive: {e}") from None
-        finally:
-            if not task.done():  # the sender went away: let the reader see the end
-                with contextlib.suppress(asyncio.QueueFull):
-                    chunks.put_nowait(None)
-                with contextlib.suppress(BaseException):
-                    await task
-        return ArchiveResult(result.written, tuple(result.errors))
+    async def put_archive(
+        self, ref: str, path: str, data: AsyncIterable[bytes], copy_uid_gid: bool = False,
+        no_overwrite_dir_non_dir: bool = True,
+    ) -> None:
+        await engine_files.put_archive(self, ref, path, data, copy_uid_gid,
+                                       no_overwrite_dir_non_dir)
 
     async def remove_paths(self, ref: str, paths: list[str]) -> ArchiveResult:
-        """Remove each path (directories with what they hold) in the running container,
-        resolved inside its root (runtime.containerfs); a missing path is no error."""
-        _, launched = self._running_root(ref)
+        return await engine_files.remove_paths(self, ref, paths)
 
-        def work() -> containerfs.CopyResult:
-            with containerfs.ContainerRoot(launched.pid, launched.start_time) as root:
-                return containerfs.remove(root, paths)
+    def export_container(self, ref: str) -> AsyncIterator[bytes]:
+        return engine_files.export_container(self, ref)
 
-        result = await asyncio.to_thread(work)
-        return ArchiveResult(result.written, tuple(result.errors))
+    async def commit_container(self, ref: str, req: CommitRequest) -> ImageInfo:
+        return await engine_files.commit_container(self, ref, req)
 
     def _forget_follower(self, cid: str) -> Callable[[Follower], None]:
         def forget(f: Follower) -> None:
@@ -1004,7 +981,12 @@ class Engine:
             s = self.cgroups.open(rec.id).stats()
         except CgroupNotFound:
             return Stats()
-        return Stats(s.memory_usage, s.memory_peak, s.memory_limit, s.cpu_usage_ns, s.pids)
+        rx = tx = 0
+        launched = self._launched.get(rec.id)
+        if launched is not None and rec.spec.network_mode != "host":
+            rx, tx = _net_bytes(launched.pid)
+        return Stats(s.memory_usage, s.memory_peak, s.memory_limit, s.cpu_usage_ns, s.pids,
+                     s.io_read_bytes, s.io_write_bytes, rx, tx)
 
     # -- networks -------------------------------------------------------------------------
     async def create_network(self, spec: NetworkSpec) -> NetworkInfo:
@@ -1098,7 +1080,8 @@ class Engine:
         async for item in self._drain(work(), queue):
             yield item
 
-    async def _drain(self, work, queue):  # type: ignore[no-untyped-def]
+    async def _drain(self, work: Coroutine[Any, Any, None],
+                     queue: asyncio.Queue[Q | None]) -> AsyncIterator[Q]:
         """Run `work` and yield what it puts on `queue` until it puts None."""
         task = asyncio.get_running_loop().create_task(work)
         try:
@@ -1145,48 +1128,25 @@ class Engine:
             yield item
 
     # -- events ---------------------------------------------------------------------------
-    async def events(self) -> AsyncIterator[Event]:
-        sub = self.bus.subscribe()
-        try:
-            async for ev in sub:
-                yield ev
-        finally:
-            sub.close()
+    def events(self, since: float | None = None,
+               until: float | None = None) -> AsyncIterator[Event]:
+        return events_between(self.bus, since, until)
+
+
+def _net_bytes(pid: int) -> tuple[int, int]:
+    """(received, sent) bytes of the interfaces (but lo) of `pid`'s network namespace."""
+    rx = tx = 0
+    try:
+        lines = Path(f"/proc/{pid}/net/dev").read_text().splitlines()[2:]
+    except OSError:
+        return 0, 0
+    for line in lines:
+        name, _, counters = line.partition(":")
+        fields = counters.split()
+        if name.strip() != "lo" and len(fields) >= 9:
+            rx += int(fields[0])
+            tx += int(fields[8])
+    return rx, tx
 
 
 __all__ = ["Engine", "RunState"]
-
-
-class _QueueReader(io.RawIOBase):
-    """A blocking file over chunks an event loop puts on a queue (None: the end): lets a
-    worker thread read a stream that arrives on the loop, with the queue's bound as the
-    backpressure, and no polling."""
-
-    def __init__(self, chunks: asyncio.Queue[bytes | None], loop: asyncio.AbstractEventLoop) -> None:
-        self.chunks, self.loop, self.buf, self.eof = chunks, loop, b"", False
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, b: bytearray | memoryview) -> int:  # type: ignore[override]
-        while not self.buf and not self.eof:
-            chunk = asyncio.run_coroutine_threadsafe(self.chunks.get(), self.loop).result()
-            if chunk is None:
-                self.eof = True
-            else:
-                self.buf = chunk
-        n = min(len(b), len(self.buf))
-        b[:n] = self.buf[:n]
-        self.buf = self.buf[n:]
-        return n
-
-
-async def _put_unless_done(chunks: asyncio.Queue[bytes | None], item: bytes | None,
-                           worker: asyncio.Future[Any]) -> bool:
-    """Queue `item` for the worker; False when the worker ended first (it stopped reading)."""
-    put: asyncio.Future[Any] = asyncio.ensure_future(chunks.put(item))
-    done, _ = await asyncio.wait({put, worker}, return_when=asyncio.FIRST_COMPLETED)
-    if put in done:
-        return True
-    put.cancel()
-    return False

@@ -9,12 +9,17 @@ slowing the engine down or growing memory without bound. A subscription is regis
     sub = bus.subscribe()          # registered now
     bus.publish(event)
     async for ev in sub: ...       # or: async with bus.subscribe() as sub: ...
+
+The last HISTORY events are kept, as Docker keeps a buffer for `events --since/--until`:
+`events_between(bus, since, until)` replays those, then follows live ones until `until`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
+import time
 from collections.abc import AsyncIterator
 from types import TracebackType
 
@@ -23,6 +28,7 @@ from runtime.api import Event
 log = logging.getLogger(__name__)
 
 DEFAULT_QUEUE_SIZE = 1024
+HISTORY = 1024  # events kept for --since / --until (Docker keeps 256)
 
 _END = object()  # sentinel put in a queue to end its iterator
 
@@ -93,6 +99,7 @@ class EventBus:
         self._subs: list[Subscription] = []
         self._queue_size = queue_size
         self._closed = False
+        self.history: collections.deque[Event] = collections.deque(maxlen=HISTORY)
 
     def subscribe(self, maxsize: int | None = None) -> Subscription:
         sub = Subscription(self, maxsize or self._queue_size)
@@ -103,6 +110,7 @@ class EventBus:
         return sub
 
     def publish(self, event: Event) -> None:
+        self.history.append(event)
         for sub in list(self._subs):
             if not sub._offer(event):
                 self._remove(sub)
@@ -124,3 +132,27 @@ class EventBus:
     def _remove(self, sub: Subscription) -> None:
         if sub in self._subs:
             self._subs.remove(sub)
+
+
+async def events_between(bus: EventBus, since: float | None = None,
+                         until: float | None = None) -> AsyncIterator[Event]:
+    """Events from `since` (the kept ones first, when `since` or `until` is given), then live
+    ones; the stream ends at `until` (at once when it is past)."""
+    sub = bus.subscribe()  # registered before the snapshot: nothing falls in between
+    try:
+        if since is not None or until is not None:
+            for ev in list(bus.history):
+                if (since is None or ev.time >= since) and (until is None or ev.time <= until):
+                    yield ev
+        while True:
+            left = None if until is None else until - time.time()
+            if left is not None and left <= 0:
+                return
+            try:
+                ev = await asyncio.wait_for(anext(sub), left)
+            except (TimeoutError, StopAsyncIteration):
+                return
+            if since is None or ev.time >= since:
+                yield ev
+    finally:
+        sub.close()

@@ -25,6 +25,13 @@ streams are chunked JSON lines, one object per line, `{"error": {...}}` ends a b
                                                   frames: the command's stdio, then EXIT
     GET    /containers/{ref}/top                -> [{column: value}]
     GET    /containers/{ref}/stats              -> Stats
+    GET    /containers/{ref}/archive/stat?path=p -> PathStat
+    GET    /containers/{ref}/archive?path=p&follow=1 -> application/x-tar (PathStat in the
+                                                   X-Composer-Path-Stat header, JSON)
+    PUT    /containers/{ref}/archive?path=dir&copy_uid_gid=1&no_overwrite_dir_non_dir=1
+                                   tar body     -> 204
+    GET    /containers/{ref}/export             -> application/x-tar
+    POST   /containers/{ref}/commit CommitRequest -> 201 ImageInfo
     POST   /networks/create        NetworkSpec  -> 201 NetworkInfo
     GET    /networks?label=k=v                  -> [NetworkInfo]
     DELETE /networks/{name}                     -> 204
@@ -38,7 +45,7 @@ streams are chunked JSON lines, one object per line, `{"error": {...}}` ends a b
     POST   /images/load            LoadRequest  -> [ImageInfo]
     POST   /images/build           BuildRequest -> stream of BuildProgress
     POST   /images/pull            PullRequest  -> stream of PullEvent
-    GET    /events                              -> stream of Event
+    GET    /events?since=t&until=t              -> stream of Event (t: epoch seconds)
 
 Errors: status = the EngineError subclass's `.status`, body
 `{"message": str, "kind": class name, "subject": str | null[, "exit_code": int]}`.
@@ -65,6 +72,8 @@ T = TypeVar("T")
 API_VERSION = "1"
 MAX_BODY = 1024 * 1024  # bytes; larger request bodies get 413
 STREAM_CONTENT_TYPE = "application/x-ndjson"
+TAR_CONTENT_TYPE = "application/x-tar"
+PATH_STAT_HEADER = "X-Composer-Path-Stat"
 ERROR_HEADER = "X-Composer-Error"  # an error's JSON body, repeated (json.dumps: ASCII only)
 TOO_LARGE = f"request body too large: the limit is {MAX_BODY // 1024} KiB"
 
@@ -79,7 +88,7 @@ class ExecRequest:
     env: dict[str, str] = field(default_factory=dict)
     workdir: str | None = None
     tty: bool = False
-    privileged: bool = False  # every capability for this command (docker exec --privileged)
+    privileged: bool = False  # exec --privileged: every capability for this process
     stdin: bool = True
     detach: bool = False
 
@@ -251,6 +260,15 @@ def image_ref(ref: str) -> str:
             f"invalid image reference {ref!r}: use name[:tag] or name@digest", subject=ref
         )
     return ref
+
+
+def container_path(path: str | None) -> str:
+    """A path inside a container (relative ones are from its root): no NUL, not empty."""
+    if not path or "\x00" in path:
+        raise InvalidArgument("give the path inside the container (path=...)")
+    if len(path) > 4096:
+        raise InvalidArgument("the path is longer than 4096 bytes")
+    return path
 
 
 def host_path(path: str, what: str) -> str:

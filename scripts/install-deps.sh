@@ -4,6 +4,7 @@
 # Debian's python3 is "externally managed", so never into the system interpreter):
 #   $COMPOSER_VENV (default /opt/composer)   the venv, with composer installed editable from here
 #   /usr/local/bin/composer, composerd        links into it, so both are on every root PATH
+#   /usr/share/bash-completion/completions/composer   bash completion (services, verbs, flags)
 #   COMPOSER_TEST_PEERS=1                      also what CI's native tiers need: the peer engines
 #                                              the tests run beside (docker.io), gcc + libc6-dev
 set -euo pipefail
@@ -48,4 +49,8 @@ fi
 "$VENV/bin/python" -m pip install -q --no-warn-script-location -e '.[test]'
 mkdir -p "$BIN"
 for cmd in composer composerd; do ln -sfn "$VENV/bin/$cmd" "$BIN/$cmd"; done
+# bash completion, loaded on demand by bash-completion (zsh: see docs/cli.md)
+COMPLETIONS=${COMPOSER_COMPLETIONS:-/usr/share/bash-completion/completions}
+mkdir -p "$COMPLETIONS"
+"$VENV/bin/composer" completion bash > "$COMPLETIONS/composer"
 echo "composer installed in $VENV; $(command -v composer) -> $(readlink "$BIN/composer")"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The test suite, run by composer's own interpreter (scripts/install-deps.sh makes it).
-# Without arguments: every native tier (unit, integration, e2e, reliability); needs root for
+# Without arguments: every native tier (unit, integration, e2e, reliability, security); needs root for
 # all but unit. With arguments they go to pytest as they are, e.g. the host tier inside the
 # Debian VM: `bash scripts/test.sh -m host tests/host` (see scripts/host-tests.sh).
 set -euo pipefail

@@ -24,7 +24,7 @@ EXIT_BROKEN_PIPE = 128 + 13  # SIGPIPE
 
 VERB_MODULES: tuple[str, ...] = (
     "config_cmd", "up_cmd", "ps_cmd", "lifecycle_cmd", "logs_cmd", "exec_cmd", "attach_cmd",
-    "image_cmd", "watch_cmd",
+    "image_cmd", "watch_cmd", "files_cmd", "project_cmd", "completion_cmd",
 )
 
 
@@ -45,10 +45,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--env-file", dest="env_files", action="append", default=None)
     p.add_argument("--profile", dest="profiles", action="append", default=None)
     p.add_argument("--debug", action="store_true", help="show tracebacks")
+    p.add_argument("--parallel", default=None, metavar="N",
+                   help="containers started or stopped at a time (-1: unlimited; default 8; "
+                        "also COMPOSE_PARALLEL_LIMIT)")
+    p.add_argument("--ansi", choices=("never", "always", "auto"), default=None,
+                   help="colours and the live display: never, always, or auto (on a terminal; "
+                        "also COMPOSE_ANSI)")
+    p.add_argument("--progress", choices=("auto", "tty", "plain", "quiet", "json"),
+                   default=None, help="how progress is shown (also COMPOSE_PROGRESS; "
+                                      "COMPOSE_STATUS_STDOUT=1 writes it to stdout)")
+    p.add_argument("-v", "--version", action="store_true", help="show composer's version")
     sub = p.add_subparsers(dest="verb", metavar="COMMAND")
     for name in VERB_MODULES:
         module = importlib.import_module(f"composer.cli.{name}")
         module.register(sub)
+    from composer.cli.helptext import fill
+
+    fill(p)
     return p
 
 
@@ -62,10 +75,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.version:
+        from composer.cli.project_cmd import version_text
+
+        print(version_text())
+        return 0
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
     try:
+        from composer.cli.output import configure
+
+        configure(args.ansi, args.progress)
         code: int = args.func(args)
         sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
         return code

@@ -142,6 +142,7 @@ async def relay(engine: Any, ref: str, stream: Any, *, tty: bool, stdin: bool,
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, proxy, sig)
             proxied.append(sig)
+    feeder: asyncio.Future[None] | None
     if in_fd >= 0:
         feeder = asyncio.ensure_future(copy_input(in_fd, stream, close=close_stdin, filter=keys))
     else:  # we have no stdin at all: the container's ends now (if that is ours to say)

@@ -8,13 +8,17 @@ import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from composer.cli.config_cmd import load_from_args
+from composer.cli.output import status_stream
 from composer.cli.progress import PlainProgress, make_progress
-from composer.errors import NoStackFile
+from composer.errors import ComposerError, NoStackFile
 from composer.operations import Project
 from composer.spec import Stack
+
+if TYPE_CHECKING:
+    from runtime.client import Client
 
 T = TypeVar("T")
 
@@ -23,7 +27,8 @@ T = TypeVar("T")
 # is read, so they work from any folder. `up`, `run`, `build`, `pull`, `config` need one.
 BY_NAME_VERBS = frozenset({
     "ps", "logs", "down", "stop", "start", "restart", "kill", "rm", "pause", "unpause",
-    "top", "port", "images", "events", "exec", "attach", "stats",
+    "top", "port", "images", "events", "exec", "attach", "stats", "cp", "export", "commit",
+    "wait", "volumes",
 })
 
 
@@ -31,7 +36,7 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
     return asyncio.run(coro)
 
 
-async def engine() -> Any:
+async def engine() -> Client:
     """A client of composerd, started in the background if none runs."""
     from runtime.client import connect_or_start
 
@@ -84,9 +89,10 @@ async def with_project(args: argparse.Namespace,
         if stack is None:
             assert name is not None
             stack = await stack_by_name(client, name)
-        progress = make_progress() if (lock if live is None else live) else PlainProgress()
+        progress = make_progress() if (lock if live is None else live) else PlainProgress(status_stream())
         project = Project(stack, client, progress, build_output=_build_line)
         project.by_labels = name is not None
+        project.parallelism = parallel_limit(args)
         verb = getattr(args, "verb", None)
         if verb in BY_NAME_VERBS and not (project.by_labels and verb in ("ps", "down")):
             # an unknown service is an error naming it, not a silent no-op (as Compose; from
@@ -121,6 +127,43 @@ def targeted_services(args: argparse.Namespace) -> list[str]:
     many, one = getattr(args, "services", None), getattr(args, "service", None)
     names = [n for n in many if isinstance(n, str)] if isinstance(many, list) else []
     return names + [one] if isinstance(one, str) else names
+
+
+UNLIMITED = 1 << 16  # --parallel -1: as many as there are
+
+
+def parallel_limit(args: argparse.Namespace) -> int:
+    """--parallel N, else COMPOSE_PARALLEL_LIMIT, else 8; -1 is unlimited, as Compose."""
+    value = getattr(args, "parallel", None)
+    what = "--parallel"
+    if value is None and os.environ.get("COMPOSE_PARALLEL_LIMIT", "").strip():
+        value, what = os.environ["COMPOSE_PARALLEL_LIMIT"].strip(), "COMPOSE_PARALLEL_LIMIT"
+    if value is None:
+        return 8
+    try:
+        n = int(value)
+    except ValueError:
+        n = 0
+    if n == -1:
+        return UNLIMITED
+    if n < 1:
+        raise ComposerError(f"{what}={value}: use a number of at least 1, or -1 for unlimited")
+    return n
+
+
+def orphan_options(args: argparse.Namespace) -> tuple[bool, bool]:
+    """(remove, ignore) orphans: --remove-orphans or COMPOSE_REMOVE_ORPHANS, and
+    COMPOSE_IGNORE_ORPHANS (no warning about them), which can't go with --remove-orphans."""
+    def truthy(name: str) -> bool:
+        return os.environ.get(name, "").strip().lower() in ("1", "t", "true")
+
+    ignore = truthy("COMPOSE_IGNORE_ORPHANS")
+    if ignore and getattr(args, "remove_orphans", False):
+        raise ComposerError("COMPOSE_IGNORE_ORPHANS and --remove-orphans can't be combined "
+                            "(unset one)")
+    remove = bool(getattr(args, "remove_orphans", False)) or (
+        truthy("COMPOSE_REMOVE_ORPHANS") and not ignore)
+    return remove, ignore
 
 
 def add_services_arg(p: argparse.ArgumentParser) -> None:

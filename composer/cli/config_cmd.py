@@ -8,10 +8,14 @@ from typing import Any
 
 import yaml
 
-from composer.errors import SpecError
+from composer.cli.psformat import tabwrite
+from composer.convert import config_hash
+from composer.errors import ComposerError, SpecError
 from composer.graph import build_graph
 from composer.spec import LoadOptions, Stack, load_stack
+from composer.spec.load import stack_files
 from composer.spec.render import render_stack
+from composer.spec.variables import variables_of
 
 
 def register(subparsers: Any) -> None:
@@ -22,7 +26,20 @@ def register(subparsers: Any) -> None:
     p.add_argument("--services", action="store_true", help="print the service names")
     p.add_argument("--volumes", action="store_true", help="print the volume names")
     p.add_argument("--profiles", dest="list_profiles", action="store_true", help="print the profile names")
-    p.add_argument("--format", choices=("yaml", "json"), default="yaml")
+    p.add_argument("--images", action="store_true", help="print each service's image")
+    p.add_argument("--networks", action="store_true", help="print the network names")
+    p.add_argument("--hash", metavar="'*'|SERVICE,...",
+                   help="print SERVICE HASH for these services (* every one): the config hash "
+                        "on their containers, which decides whether up recreates them")
+    p.add_argument("--variables", action="store_true",
+                   help="print the variables the stack files use, with their defaults")
+    p.add_argument("--environment", action="store_true",
+                   help="print the interpolation environment (KEY=VALUE)")
+    p.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
+    p.add_argument("--no-interpolate", action="store_true",
+                   help="not supported yet: refused with a message")
+    p.add_argument("--format", choices=("yaml", "json"), default="yaml",
+                   help="yaml (default) or json")
     p.add_argument("--no-interpolate-escape", dest="escape", action="store_false",
                    help="print $ as is (the output then no longer loads to the same values)")
     p.set_defaults(func=run)
@@ -36,10 +53,32 @@ def load_from_args(args: argparse.Namespace) -> Stack:
         project_directory=args.project_directory,
         env_files=tuple(args.env_files or ()),
         profiles=tuple(args.profiles or ()),
+        stdin=stdin_stack(args),
     ))
 
 
+_STDIN: list[str] = []  # standard input, read once: a verb may load the stack twice
+
+
+def stdin_stack(args: argparse.Namespace) -> str | None:
+    """The text of `-f -`, read from standard input the first time it is asked for."""
+    if "-" not in (args.files or ()):
+        return None
+    if not _STDIN:
+        if sys.stdin is None or sys.stdin.isatty():
+            raise ComposerError("-f -: pipe the stack file into composer (standard input is "
+                                "a terminal or closed)")
+        _STDIN.append(sys.stdin.read())
+    return _STDIN[0]
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.no_interpolate:
+        raise ComposerError("config --no-interpolate is not supported yet: composer parses "
+                            "values as it interpolates them (use --no-interpolate-escape to "
+                            "see literal $)")
+    if args.variables:  # from the files as written: a required variable may be unset
+        return _write(args, _variables(args))
     stack = load_from_args(args)
     for warning in stack.warnings:
         print(f"warning: {warning}", file=sys.stderr)
@@ -49,19 +88,56 @@ def run(args: argparse.Namespace) -> int:
         stack = select_services(stack, args.service_names)
     if args.quiet:
         return 0
-    if args.services:
-        _lines(stack.services)
-    elif args.volumes:
-        _lines(stack.volumes)
-    elif args.list_profiles:
-        _lines(stack.all_profiles())
+    return _write(args, _render(stack, args))
+
+
+def _write(args: argparse.Namespace, text: str) -> int:
+    if args.output:
+        try:
+            with open(args.output, "w") as f:
+                f.write(text)
+        except OSError as e:
+            raise ComposerError(f"config -o {args.output}: {e.strerror}") from None
     else:
-        data = render_stack(stack, escape=args.escape)
-        if args.format == "json":
-            print(json.dumps(data, indent=2))
-        else:
-            sys.stdout.write(yaml.safe_dump(data, sort_keys=False, default_flow_style=False, width=1000))
+        sys.stdout.write(text)
     return 0
+
+
+def _render(stack: Stack, args: argparse.Namespace) -> str:
+    if args.services:
+        return _lines(stack.services)
+    if args.volumes:
+        return _lines(stack.volumes)
+    if args.list_profiles:
+        return _lines(stack.all_profiles())
+    if args.images:
+        return _lines(s.image or f"{stack.name}-{n}" for n, s in sorted(stack.services.items()))
+    if args.networks:
+        return _lines(stack.networks)
+    if args.hash is not None:
+        names = sorted(stack.services) if args.hash.strip() == "*" else \
+            [n.strip() for n in args.hash.split(",") if n.strip()]
+        unknown = [n for n in names if n not in stack.services]
+        if unknown:
+            raise ComposerError(f"config --hash: no such service: {', '.join(unknown)}")
+        return _lines(f"{n} {config_hash(stack.services[n])}" for n in names)
+    if args.environment:
+        return _lines(f"{k}={v}" for k, v in sorted(stack.environment.items()))
+    data = render_stack(stack, escape=args.escape)
+    if args.format == "json":
+        return json.dumps(data, indent=2) + "\n"
+    return yaml.safe_dump(data, sort_keys=False, default_flow_style=False, width=1000)
+
+
+def _variables(args: argparse.Namespace) -> str:
+    found = variables_of((str(f) for f in stack_files(LoadOptions(
+        files=tuple(args.files or ()), project_directory=args.project_directory,
+        stdin=stdin_stack(args)))), stdin=stdin_stack(args))
+    if args.format == "json":
+        return json.dumps([v.__dict__ for v in found], indent=2) + "\n"
+    rows = ["NAME\tREQUIRED\tDEFAULT VALUE\tALTERNATE VALUE"] + [
+        f"{v.name}\t{str(v.required).lower()}\t{v.default}\t{v.alternate}" for v in found]
+    return _lines(tabwrite(rows))
 
 
 def select_services(stack: Stack, names: list[str]) -> Stack:
@@ -78,6 +154,5 @@ def select_services(stack: Stack, names: list[str]) -> Stack:
     return stack.with_only_services(build_graph(stack).select(names))
 
 
-def _lines(names: Any) -> None:
-    for name in names:
-        print(name)
+def _lines(names: Any) -> str:
+    return "".join(f"{name}\n" for name in names)

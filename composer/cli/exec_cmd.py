@@ -10,6 +10,7 @@ from typing import Any
 
 from composer import labels as L
 from composer.cli.common import run, with_project
+from composer.cli.runflags import add_run_flags, apply_run_flags
 from composer.convert import container_spec
 from composer.errors import ComposerError
 from composer.operations import Project, UpOptions
@@ -18,33 +19,57 @@ from runtime.api import ContainerInfo
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("exec", help="run a command in a running service container")
-    p.add_argument("-d", "--detach", action="store_true")
-    p.add_argument("-i", "--interactive", action="store_true", default=True)
-    p.add_argument("-t", "--tty", action="store_true")
-    p.add_argument("-T", "--no-TTY", dest="no_tty", action="store_true")
-    p.add_argument("-u", "--user")
-    p.add_argument("-w", "--workdir")
-    p.add_argument("-e", "--env", action="append", default=[])
-    p.add_argument("--index", type=int, default=1)
-    p.add_argument("service")
-    p.add_argument("command", nargs=argparse.REMAINDER)
+    p.add_argument("-d", "--detach", action="store_true", help="run it in the background")
+    p.add_argument("-i", "--interactive", action="store_true", default=True,
+                   help="keep stdin open (the default)")
+    p.add_argument("-t", "--tty", action="store_true", help="a pseudo-terminal (default when "
+                                                            "stdin is one)")
+    p.add_argument("-T", "--no-TTY", "--no-tty", dest="no_tty", action="store_true",
+                   help="no pseudo-terminal, even when stdin is one")
+    p.add_argument("-u", "--user", help="run as this user (name, uid or uid:gid)")
+    p.add_argument("-w", "--workdir", help="the working directory in the container")
+    p.add_argument("-e", "--env", action="append", default=[], metavar="KEY[=VALUE]",
+                   help="set a variable (KEY alone: from this environment); repeatable")
+    p.add_argument("--index", type=_index, default=1, metavar="N",
+                   help="which replica of the service (1, 2, ...; default 1)")
+    p.add_argument("--privileged", action="store_true",
+                   help="give the command every capability (the container's own stay)")
+    p.add_argument("service", help="the service to run it in")
+    p.add_argument("command", nargs=argparse.REMAINDER, help="the command and its arguments")
     p.set_defaults(func=exec_cmd)
 
     r = sub.add_parser("run", help="run a one-off command in a new service container")
-    r.add_argument("-d", "--detach", action="store_true")
-    r.add_argument("--rm", action="store_true")
-    r.add_argument("--no-deps", action="store_true")
-    r.add_argument("--name")
-    r.add_argument("-u", "--user")
-    r.add_argument("-w", "--workdir")
-    r.add_argument("-e", "--env", action="append", default=[])
-    r.add_argument("--entrypoint")
-    r.add_argument("-T", "--no-TTY", dest="no_tty", action="store_true")
-    r.add_argument("-i", "--interactive", action="store_true")
-    r.add_argument("-t", "--tty", action="store_true")
-    r.add_argument("service")
-    r.add_argument("command", nargs=argparse.REMAINDER)
+    r.add_argument("-d", "--detach", action="store_true",
+                   help="run it in the background and print its name")
+    r.add_argument("--rm", action="store_true", help="remove the container when it exits")
+    r.add_argument("--no-deps", action="store_true", help="don't start the services it "
+                                                          "depends on")
+    r.add_argument("--name", help="the container's name (default PROJECT-SERVICE-run-ID)")
+    r.add_argument("-u", "--user", help="run as this user (name, uid or uid:gid)")
+    r.add_argument("-w", "--workdir", help="the working directory in the container")
+    r.add_argument("-e", "--env", action="append", default=[], metavar="KEY[=VALUE]",
+                   help="set a variable (KEY alone: from this environment); repeatable")
+    r.add_argument("--entrypoint", help="override the image's entrypoint")
+    r.add_argument("-T", "--no-TTY", "--no-tty", dest="no_tty", action="store_true",
+                   help="no pseudo-terminal, even when stdin is one")
+    r.add_argument("-i", "--interactive", action="store_true",
+                   help="keep stdin open (the default)")
+    r.add_argument("-t", "--tty", action="store_true", help="a pseudo-terminal (default when "
+                                                            "stdin is one)")
+    add_run_flags(r)
+    r.add_argument("service", help="the service to run")
+    r.add_argument("command", nargs=argparse.REMAINDER, help="the command and its arguments")
     r.set_defaults(func=run_cmd)
+
+
+def _index(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"invalid index {text!r}: replicas count from 1")
+    return n
 
 
 def _stdin_is_a_tty() -> bool:
@@ -99,14 +124,15 @@ def exec_cmd(args: argparse.Namespace) -> int:
 
             target = await project.engine.exec_prepare(
                 cs[0].id, list(args.command), user=args.user, env=_env(args.env),
-                workdir=args.workdir, tty=True)
+                workdir=args.workdir, tty=True, privileged=args.privileged)
             return await exec_interactive(target)
         from composer.cli.stdio import session, stdin_fd
 
         in_fd = stdin_fd() if args.interactive else -1
         stream = await project.engine.exec_attach(
             cs[0].id, list(args.command), user=args.user, env=_env(args.env),
-            workdir=args.workdir, stdin=in_fd >= 0, detach=args.detach)
+            workdir=args.workdir, stdin=in_fd >= 0, detach=args.detach,
+            privileged=args.privileged)
         return await session(stream, in_fd if not args.detach else -1)
 
     return run(with_project(args, go, lock=False))
@@ -116,16 +142,20 @@ def run_cmd(args: argparse.Namespace) -> int:
     async def go(project: Project) -> int:
         if args.service not in project.stack.services:
             raise ComposerError(f"no such service: {args.service}")
+        # a bad flag fails before anything is changed
+        apply_run_flags(project.stack, container_spec(project.stack, args.service, 1, labels={}),
+                        args)
         deps = project.graph.select([args.service]) - {args.service}
         if deps and not args.no_deps:
             await project.up(UpOptions(services=sorted(deps)))
-        await project.ensure_images([args.service])
+        await project.ensure_images([args.service], build=args.build, pull=args.pull)
         await project.ensure_networks([args.service])
         await project.ensure_volumes()
-        labels = project.container_labels(args.service, 1, oneoff=True)
+        labels = project.container_labels(args.service, 1, oneoff=True)  # with the image id
         spec = container_spec(project.stack, args.service, 1, labels=labels)
+        spec = apply_run_flags(project.stack, spec, args)
         name = args.name or f"{project.name}-{args.service}-run-{secrets.token_hex(6)}"
-        changes: dict[str, object] = {"name": name, "ports": (), "restart": "no"}
+        changes: dict[str, object] = {"name": name, "restart": "no"}
         if args.command:
             changes["command"] = tuple(args.command)
         if args.entrypoint is not None:

@@ -2,20 +2,48 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, TypeVar
 
 from composer.cli.common import add_services_arg, engine, run, with_project
 from composer.operations import Project
+
+if TYPE_CHECKING:
+    from runtime.client import Client
+
+T = TypeVar("T")
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     b = sub.add_parser("build", help="build the stack's images")
     add_services_arg(b)
-    b.add_argument("--no-cache", action="store_true")
+    b.add_argument("--no-cache", action="store_true", help="build without the build cache")
+    b.add_argument("--build-arg", action="append", default=[], metavar="KEY[=VALUE]",
+                   help="a build argument over the services' args (KEY alone: its value from "
+                        "the environment); repeatable")
+    b.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
+    b.add_argument("--pull", action="store_true",
+                   help="pull the newest version of each FROM image first")
+    b.add_argument("--with-dependencies", action="store_true",
+                   help="also build the services they depend on (transitively)")
+    b.add_argument("--print", dest="print_bake", action="store_true",
+                   help="print the equivalent bake file (JSON) and build nothing")
     b.set_defaults(func=build)
 
     pl = sub.add_parser("pull", help="pull the stack's images from their registries")
     add_services_arg(pl)
+    pl.add_argument("--policy", choices=("missing", "always"), default=None,
+                    help="over each service's pull_policy: missing (only absent images) or "
+                         "always")
+    pl.add_argument("-q", "--quiet", action="store_true", help="pull without progress lines")
+    pl.add_argument("--ignore-pull-failures", action="store_true",
+                    help="warn about images that can't be pulled and go on")
+    pl.add_argument("--include-deps", action="store_true",
+                    help="also pull the services the named ones depend on")
+    pl.add_argument("--ignore-buildable", action="store_true",
+                    help="skip the services that can be built (they have build:)")
     pl.set_defaults(func=pull)
 
     img = sub.add_parser("image", help="manage images")
@@ -37,22 +65,51 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def build(args: argparse.Namespace) -> int:
+    from composer.buildplan import bake_config, parse_build_args
+
+    cli_args = parse_build_args(args.build_arg)
+    if args.print_bake:
+        from composer.cli.config_cmd import load_from_args
+
+        stack = load_from_args(args).with_services_enabled(args.services)
+        project = Project(stack, None)  # type: ignore[arg-type]  # no engine: nothing runs
+        names = _with_deps(project, args.services, args.with_dependencies)
+        print(json.dumps(bake_config(stack, names, project.image_ref, cli_args, pull=args.pull,
+                                     no_cache=args.no_cache), indent=2))
+        return 0
+
     async def go(project: Project) -> int:
-        await project.build(args.services, no_cache=args.no_cache)
+        names = _with_deps(project, args.services, args.with_dependencies)
+        await project.build(names, no_cache=args.no_cache, build_args=cli_args, pull=args.pull,
+                            quiet=args.quiet)
         return 0
 
     return run(with_project(args, go))
+
+
+def _with_deps(project: Project, services: list[str], deps: bool) -> list[str]:
+    """The named services (all when none), and with `deps` what they depend on, in
+    dependency order."""
+    project.check_services(services)
+    if not services:
+        return sorted(project.stack.services)
+    if not deps:
+        return list(services)
+    return project.selected(services)
 
 
 def pull(args: argparse.Namespace) -> int:
     async def go(project: Project) -> int:
-        await project.pull(args.services)
+        names = _with_deps(project, args.services, args.include_deps)
+        await project.pull_images(names, policy=args.policy, quiet=args.quiet,
+                                  ignore_failures=args.ignore_pull_failures,
+                                  ignore_buildable=args.ignore_buildable)
         return 0
 
     return run(with_project(args, go))
 
 
-async def _client_do(fn):  # type: ignore[no-untyped-def]
+async def _client_do(fn: Callable[[Client], Awaitable[T]]) -> T:
     client = await engine()
     try:
         return await fn(client)

@@ -2,9 +2,14 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+from collections.abc import Awaitable, Callable
 
+from composer import labels as L
 from composer.cli.common import add_services_arg, run, with_project
-from composer.operations import Project
+from composer.cli.up_cmd import _seconds
+from composer.errors import ComposerError
+from composer.operations import Project, UpOptions
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -22,6 +27,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         if name == "restart":
             p.add_argument("--no-deps", action="store_true",
                            help="don't restart the services depending on them with restart: true")
+        if name in ("start", "restart"):
+            p.add_argument("--wait", action="store_true",
+                           help="return once the services are running, or healthy when they "
+                                "have a health check (as up --wait)")
+            p.add_argument("--wait-timeout", type=_seconds, default=None, metavar="SECONDS",
+                           help="with --wait: fail when they are not running/healthy after "
+                                "SECONDS")
         p.set_defaults(func=fn)
     k = sub.add_parser("kill", help="send a signal to containers")
     add_services_arg(k)
@@ -35,8 +47,25 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     rm.set_defaults(func=rm_cmd)
 
 
+def _then_wait(args: argparse.Namespace, act: Callable[[Project], Awaitable[None]]) -> int:
+    """Act, then with --wait return once the services are running/healthy (as `up --wait`)."""
+    if args.wait_timeout is not None and not args.wait:
+        raise ComposerError("--wait-timeout needs --wait")
+
+    async def go(p: Project) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + args.wait_timeout if args.wait_timeout else None
+        await act(p)
+        if args.wait:
+            have = {c.labels.get(L.SERVICE) for c in await p.containers(args.services)}
+            names = [n for n in p.selected(args.services, no_deps=True) if n in have]
+            await p.wait_ready(names, UpOptions(wait_timeout=args.wait_timeout), deadline)
+
+    return run(with_project(args, go)) or 0
+
+
 def start(args: argparse.Namespace) -> int:
-    return run(with_project(args, lambda p: p.start(args.services))) or 0
+    return _then_wait(args, lambda p: p.start(args.services))
 
 
 def stop(args: argparse.Namespace) -> int:
@@ -46,8 +75,8 @@ def stop(args: argparse.Namespace) -> int:
 def restart(args: argparse.Namespace) -> int:
     """As docker compose: each container restarted in dependency order, and with it the
     services that depend on it with `restart: true` (unless --no-deps)."""
-    return run(with_project(args, lambda p: p.restart(args.services, timeout=args.timeout,
-                                                          no_deps=args.no_deps))) or 0
+    return _then_wait(args, lambda p: p.restart(args.services, timeout=args.timeout,
+                                                no_deps=args.no_deps))
 
 
 def _each(args: argparse.Namespace, verb: str, status: str, running_only: bool = True) -> int:

@@ -12,6 +12,7 @@ from typing import Any
 from composer import labels as L
 from composer.cli.common import add_services_arg, run, with_project
 from composer.cli.logprint import LogPrinter, short_name, stamp
+from composer.cli.output import colours
 from composer.cli.timespec import parse_time
 from composer.errors import ComposerError
 from composer.operations import Project
@@ -33,7 +34,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.set_defaults(func=logs)
     e = sub.add_parser("events", help="container events of the stack, as they happen")
     add_services_arg(e)
-    e.add_argument("--json", action="store_true")
+    e.add_argument("--json", action="store_true", help="one JSON object per line")
+    e.add_argument("--since", metavar="TIME",
+                   help="also the recent events from TIME (10m, 2024-01-02T15:04:05Z, Unix "
+                        "seconds); composerd keeps its last 1024")
+    e.add_argument("--until", metavar="TIME", help="stop at TIME (at once when it is past)")
     e.set_defaults(func=events)
 
 
@@ -55,7 +60,7 @@ def logs(args: argparse.Namespace) -> int:
     tail = _tail(args.tail)
     since = parse_time(args.since, "--since") if args.since else None
     until = parse_time(args.until, "--until") if args.until else None
-    printer = LogPrinter(colour=sys.stdout.isatty() and not args.no_color,
+    printer = LogPrinter(colour=colours(sys.stdout) and not args.no_color,
                          prefix=not args.no_log_prefix, timestamps=args.timestamps)
 
     async def go(project: Project) -> int:
@@ -158,8 +163,17 @@ class _Logs:
 
 
 def events(args: argparse.Namespace) -> int:
+    from composer.cli.timespec import parse_time
+
+    since = parse_time(args.since, "--since") if args.since else None
+    until = parse_time(args.until, "--until") if args.until else None
+    if since is not None and until is not None and until < since:
+        raise ComposerError("--until is before --since: swap them")
+
     async def go(project: Project) -> int:
-        async for ev in project.engine.events():
+        stream = project.engine.events(since=since, until=until) \
+            if since is not None or until is not None else project.engine.events()
+        async for ev in stream:
             if ev.attributes.get(L.PROJECT) != project.name:
                 continue
             service = ev.attributes.get(L.SERVICE, "")

@@ -34,11 +34,11 @@ class PlainProgress:
 class LiveProgress:
     """One line per container/network/volume with a spinner until its status is final."""
 
-    def __init__(self, stream: TextIO | None = None) -> None:
+    def __init__(self, stream: TextIO | None = None, force: bool = False) -> None:
         from rich.console import Console
         from rich.live import Live
 
-        self.console = Console(file=stream or sys.stderr)
+        self.console = Console(file=stream or sys.stderr, force_terminal=force or None)
         self.rows: dict[str, tuple[str, float, float | None]] = {}
         self.live = Live(self._render(), console=self.console, refresh_per_second=10,
                          transient=False)
@@ -73,8 +73,50 @@ class LiveProgress:
             self.live.stop()
 
 
-def make_progress(stream: TextIO | None = None) -> PlainProgress | LiveProgress:
-    s = stream or sys.stderr
-    if getattr(s, "isatty", lambda: False)():
-        return LiveProgress(s)
+class QuietProgress:
+    """--progress quiet: nothing but warnings (on stderr)."""
+
+    def __call__(self, obj: str, status: str) -> None:
+        if obj == "Warning":
+            print(f"WARN[0000] {status}", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        pass
+
+
+class JsonProgress:
+    """--progress json: one object per line, as docker compose's json writer
+    (`{"id":"Container x-web-1","text":"Started"}`); a warning is a `tail` message."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self.stream = stream or sys.stderr
+
+    def __call__(self, obj: str, status: str) -> None:
+        import json
+
+        msg = {"tail": True, "text": status} if obj == "Warning" else {"id": obj, "text": status}
+        print(json.dumps(msg, separators=(",", ":")), file=self.stream, flush=True)
+
+    def close(self) -> None:
+        pass
+
+
+Progress = PlainProgress | LiveProgress | QuietProgress | JsonProgress
+
+
+def make_progress(stream: TextIO | None = None) -> Progress:
+    """What --progress / COMPOSE_PROGRESS ask for (composer.cli.output); auto: the live
+    display on a terminal that may get ANSI, plain lines otherwise."""
+    from composer.cli.output import SETTINGS, colours, status_stream
+
+    s = stream or status_stream()
+    mode = SETTINGS.progress
+    if mode == "quiet":
+        return QuietProgress()
+    if mode == "json":
+        return JsonProgress(s)
+    if mode == "plain":
+        return PlainProgress(s)
+    if mode == "tty" or (getattr(s, "isatty", lambda: False)() and colours(s)):
+        return LiveProgress(s, force=mode == "tty")
     return PlainProgress(s)

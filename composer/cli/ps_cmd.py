@@ -4,14 +4,25 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import re
 import sys
 import time
+from collections.abc import Sequence
 
 from composer import labels as L
 from composer.cli.common import add_services_arg, engine, run, with_project
-from composer.cli.psformat import STATES, FormatError, render, summary
+from composer.cli.psformat import (
+    STATES,
+    FormatError,
+    go_json,
+    human_duration,
+    render,
+    summary,
+    tabwrite,
+)
 from composer.errors import ComposerError
 from composer.operations import Project
+from runtime.api import ContainerInfo, Stats
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -36,8 +47,14 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.set_defaults(func=ps)
 
     ls = sub.add_parser("ls", help="list running projects")
-    ls.add_argument("-a", "--all", action="store_true")
-    ls.add_argument("--format", choices=("table", "json"), default="table")
+    ls.add_argument("-a", "--all", action="store_true", help="also projects with only stopped "
+                                                             "containers")
+    ls.add_argument("--format", choices=("table", "json"), default="table",
+                    help="table (default) or json")
+    ls.add_argument("-q", "--quiet", action="store_true", help="only the project names")
+    ls.add_argument("--filter", action="append", default=[], metavar="name=REGEX",
+                    help="only projects whose name matches (a regular expression, as docker "
+                         "compose); repeatable")
     ls.set_defaults(func=ls_projects)
 
     port = sub.add_parser("port", help="the host address of a published port")
@@ -51,13 +68,23 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     add_services_arg(top)
     top.set_defaults(func=top_cmd)
 
-    st = sub.add_parser("stats", help="memory, cpu and pids of each container")
+    st = sub.add_parser("stats", help="a live stream of each container's resource usage")
     add_services_arg(st)
-    st.add_argument("--no-stream", action="store_true")
+    st.add_argument("--no-stream", action="store_true",
+                    help="print one sample and exit instead of refreshing every second")
+    st.add_argument("-a", "--all", action="store_true",
+                    help="all containers (default: the running ones)")
+    st.add_argument("--format", default=None,
+                    help='table (default), json, or a template: "{{.Name}} {{.CPUPerc}}", '
+                         '"table {{.Name}}\t{{.MemUsage}}"')
+    st.add_argument("--no-trunc", action="store_true", help="don't shorten container ids")
     st.set_defaults(func=stats_cmd)
 
     images = sub.add_parser("images", help="images used by the stack's containers")
     add_services_arg(images)
+    images.add_argument("-q", "--quiet", action="store_true", help="only the image ids")
+    images.add_argument("--format", choices=("table", "json"), default="table",
+                        help="table (default) or json")
     images.set_defaults(func=images_cmd)
 
 
@@ -118,13 +145,31 @@ def ps(args: argparse.Namespace) -> int:
     return run(with_project(args, go, lock=False))
 
 
-def _table(rows: list[tuple[str, ...]]) -> None:
+def _table(rows: Sequence[tuple[str, ...]]) -> None:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
         print("   ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip())
 
 
+def _name_filters(items: list[str]) -> list[re.Pattern[str]]:
+    """`--filter name=REGEX` (docker compose: an exact name or a regular expression)."""
+    out = []
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ComposerError(f"invalid --filter {item!r}: use name=REGEX")
+        if key != "name":
+            raise ComposerError(f"invalid filter {key!r} (supported: name)")
+        try:
+            out.append(re.compile(value))
+        except re.error as e:
+            raise ComposerError(f"invalid --filter {item!r}: {e}") from None
+    return out
+
+
 def ls_projects(args: argparse.Namespace) -> int:
+    filters = _name_filters(args.filter)
+
     async def go() -> int:
         client = await engine()
         try:
@@ -141,6 +186,14 @@ def ls_projects(args: argparse.Namespace) -> int:
             key = "running" if c.state == "running" else "exited"
             p[key] = int(p[key]) + 1  # type: ignore[call-overload]
         items = [p for p in projects.values() if args.all or int(p["running"]) > 0]  # type: ignore[call-overload]
+        if filters:
+            items = [p for p in items
+                     if any(f.pattern == p["Name"] or f.search(str(p["Name"])) for f in filters)]
+        items.sort(key=lambda p: str(p["Name"]))
+        if args.quiet:
+            for p in items:
+                print(p["Name"])
+            return 0
         for p in items:
             st = [f"running({p['running']})"] if p["running"] else []
             if p["exited"]:
@@ -190,25 +243,37 @@ def _mib(n: int) -> str:
 
 
 def stats_cmd(args: argparse.Namespace) -> int:
-    async def go(project: Project) -> int:
-        prev: dict[str, tuple[float, int]] = {}
+    """As `docker compose stats`: Docker's columns and words; CPU % over the last interval
+    (--no-stream: two samples half a second apart)."""
+    from composer.cli import statsformat
+
+    async def sample(project: Project, cs: list[ContainerInfo]) -> dict[str, tuple[float, Stats]]:
         loop = asyncio.get_running_loop()
+        got = await asyncio.gather(*(project.engine.stats(c.id) for c in cs))
+        now = loop.time()
+        return {c.id: (now, s) for c, s in zip(cs, got, strict=True)}
+
+    async def go(project: Project) -> int:
+        tty = sys.stdout.isatty() and not args.no_stream
+        prev: dict[str, tuple[float, Stats]] = {}
+        host_mem = statsformat.host_memory()
         while True:
-            cs = await project.containers(args.services, all=False)
-            rows = [("NAME", "CPU %", "MEM USAGE / LIMIT", "PIDS")]
-            for c in cs:
-                s = await project.engine.stats(c.id)
-                t = loop.time()
-                cpu = 0.0
-                if c.id in prev:
-                    pt, pu = prev[c.id]
-                    cpu = 100.0 * (s.cpu_usage_ns - pu) / 1e9 / max(t - pt, 1e-6)
-                prev[c.id] = (t, s.cpu_usage_ns)
-                limit = _mib(s.memory_limit) if s.memory_limit else "unlimited"
-                rows.append((c.name, f"{cpu:.2f}%", f"{_mib(s.memory_usage)} / {limit}", str(s.pids)))
-            if sys.stdout.isatty() and not args.no_stream:
-                print("\033[2J\033[H", end="")
-            _table(rows)
+            cs = await project.containers(args.services, all=args.all)
+            if not prev:
+                prev = await sample(project, cs)
+                await asyncio.sleep(0.5)
+            now = await sample(project, cs)
+            rows = [statsformat.row(c, now[c.id], prev.get(c.id), host_mem,
+                                    trunc=not args.no_trunc) for c in cs]
+            prev = now
+            if tty:
+                sys.stdout.write("\033[2J\033[H")
+            try:
+                render(rows, [c.labels for c in cs], args.format, sys.stdout.write,
+                       default=statsformat.DEFAULT_TABLE, headers=statsformat.HEADERS)
+            except FormatError as e:
+                raise ComposerError(str(e)) from None
+            sys.stdout.flush()
             if args.no_stream:
                 return 0
             await asyncio.sleep(1)
@@ -217,15 +282,60 @@ def stats_cmd(args: argparse.Namespace) -> int:
 
 
 def images_cmd(args: argparse.Namespace) -> int:
+    """As `docker compose images`: one row per container (CONTAINER REPOSITORY TAG PLATFORM
+    IMAGE ID SIZE CREATED); -q the distinct ids; --format json a list of objects."""
+    from composer.cli.statsformat import human_size
+    from runtime.images.config import host_arch
+    from runtime.images.reference import Reference
+
     async def go(project: Project) -> int:
-        rows = [("CONTAINER", "IMAGE", "IMAGE ID", "SIZE")]
-        for c in await project.containers(args.services):
+        rows: list[dict[str, object]] = []
+        for c in sorted(await project.containers(args.services), key=lambda c: c.name):
             try:
-                img = await project.engine.inspect_image(c.image)
-                rows.append((c.name, c.image, img.id.split(":")[-1][:12], _mib(img.size)))
+                img = await project.engine.inspect_image(c.image_id or c.image)
+            except Exception:  # removed since: the container still says which one it was
+                img = None
+            try:
+                ref = Reference.parse(c.image)
+                repo, tag = ref.familiar_name, ref.tag or ""
             except Exception:
-                rows.append((c.name, c.image, "-", "-"))
-        _table(rows)
+                repo, tag = "", ""
+            rows.append({"ID": img.id if img else c.image_id, "ContainerName": c.name,
+                         "Repository": repo, "Tag": tag, "Platform": f"linux/{host_arch()}",
+                         "Size": img.size if img else 0,
+                         "Created": _rfc3339(img.created_at) if img and img.created_at else None})
+        if args.quiet:
+            for iid in dict.fromkeys(str(r["ID"]).split(":")[-1] for r in rows if r["ID"]):
+                print(iid)
+        elif args.format == "json":
+            print(go_json([{k: v for k, v in r.items() if v is not None} for r in rows]))
+        else:
+            now = time.time()
+            lines = ["CONTAINER\tREPOSITORY\tTAG\tPLATFORM\tIMAGE ID\tSIZE\tCREATED"]
+            for r in rows:
+                created = r["Created"]
+                ago = (human_duration(now - _epoch(str(created))) + " ago") if created else "N/A"
+                lines.append("\t".join((
+                    str(r["ContainerName"]), str(r["Repository"]) or "<none>",
+                    str(r["Tag"]) or "<none>", str(r["Platform"]),
+                    str(r["ID"]).split(":")[-1][:12], human_size(int(r["Size"])),  # type: ignore[call-overload]
+                    ago)))
+            for line in tabwrite(lines):
+                print(line)
         return 0
 
     return run(with_project(args, go, lock=False))
+
+
+def _rfc3339(t: float) -> str:
+    """How Go's encoding/json writes a time.Time in UTC (RFC 3339, nanoseconds trimmed)."""
+    import datetime as dt
+
+    text = dt.datetime.fromtimestamp(t, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f").rstrip("0")
+    return text.rstrip(".") + "Z"
+
+
+def _epoch(text: str) -> float:
+    import datetime as dt
+
+    return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()

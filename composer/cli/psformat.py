@@ -243,13 +243,13 @@ def _value(row: Mapping[str, Any], labels: Mapping[str, str], expr: str) -> str:
 
 
 def _render_line(template: str, row: Mapping[str, Any], labels: Mapping[str, str],
-                 header: bool) -> str:
+                 header: bool, headers: Mapping[str, str] = HEADERS) -> str:
     def sub(m: re.Match[str]) -> str:
         expr = m.group(1)
         if header:
             f = _FIELD.match(expr)
             if f:
-                return HEADERS.get(f.group(1), f.group(1).upper())
+                return headers.get(f.group(1), f.group(1).upper())
             if _LABEL.match(expr):
                 return "LABEL"
             return ""
@@ -271,15 +271,19 @@ def tabwrite(lines: Sequence[str], minwidth: int = 10, padding: int = 3) -> list
 
 
 def render(rows: Sequence[Mapping[str, Any]], labels: Sequence[Mapping[str, str]],
-           fmt: str | None, write: Callable[[str], object]) -> None:
-    """Print rows as `docker compose ps --format FMT` does (None/"table": the default table)."""
-    fmt = DEFAULT_TABLE if fmt in (None, "", "table") else fmt
+           fmt: str | None, write: Callable[[str], object], *, default: str = DEFAULT_TABLE,
+           headers: Mapping[str, str] = HEADERS) -> None:
+    """Print rows as `docker compose ps --format FMT` does (None/"table": the `default`
+    table); `headers` name the columns of a `table` format (other verbs: volumes, stats)."""
+    fmt = default if fmt in (None, "", "table") else fmt
     if fmt == "json":
         fmt = "{{json .}}"
     fmt = fmt.replace("\\t", "\t").replace("\\n", "\n")
     if fmt.startswith("table"):
         template = fmt[len("table"):].strip(" ")
-        lines = [_render_line(template, rows[0] if rows else summary_keys(), {}, header=True)]
+        empty = dict.fromkeys(headers, "")
+        lines = [_render_line(template, rows[0] if rows else empty, {}, header=True,
+                              headers=headers)]
         lines += [_render_line(template, r, lab, header=False) for r, lab in zip(rows, labels, strict=True)]
         for line in tabwrite("\n".join(lines).split("\n")):
             write(line + "\n")

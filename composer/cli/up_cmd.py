@@ -7,8 +7,9 @@ import sys
 from typing import Any
 
 from composer.cli.attached import AttachedUp, add_attach_args, attach_targets, attached
-from composer.cli.common import add_services_arg, project_lock, run, with_project
+from composer.cli.common import add_services_arg, orphan_options, project_lock, run, with_project
 from composer.cli.logprint import LogPrinter, short_name
+from composer.cli.output import colours
 from composer.errors import ComposerError
 from composer.hooks import HookOutput
 from composer.operations import PULL_POLICIES, Project, UpOptions
@@ -53,6 +54,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     d.add_argument("-v", "--volumes", action="store_true", help="also remove named volumes")
     d.add_argument("--remove-orphans", action="store_true")
     d.add_argument("-t", "--timeout", type=float, default=None)
+    d.add_argument("--rmi", choices=("local", "all"), default=None,
+                   help="also remove images: local (those without an image: of their own, "
+                        "made by build) or all (every service's)")
     d.set_defaults(func=down)
 
 
@@ -98,18 +102,23 @@ def check_up_flags(args: argparse.Namespace) -> None:
         raise ComposerError("--wait-timeout needs --wait")
     if args.build and args.no_build:
         raise ComposerError("--build and --no-build can't be combined (pick one)")
+    check_recreate_flags(args)
+
+
+def check_recreate_flags(args: argparse.Namespace) -> None:
     for flag, other in (("renew_anon_volumes", "--renew-anon-volumes"),
                         ("force_recreate", "--force-recreate"),
                         ("always_recreate_deps", "--always-recreate-deps")):
-        if getattr(args, flag) and args.no_recreate:
+        if getattr(args, flag, False) and args.no_recreate:
             raise ComposerError(f"{other} and --no-recreate can't be combined (pick one)")
 
 
 def up(args: argparse.Namespace) -> int:
     check_up_flags(args)
+    remove_orphans, ignore_orphans = orphan_options(args)
     opts = UpOptions(
         services=args.services, force_recreate=args.force_recreate, no_recreate=args.no_recreate,
-        remove_orphans=args.remove_orphans, scale=_scale(args.scale), build=args.build,
+        remove_orphans=remove_orphans, ignore_orphans=ignore_orphans, scale=_scale(args.scale), build=args.build,
         no_build=args.no_build, no_start=args.no_start, wait=args.wait, timeout=args.timeout,
         no_deps=args.no_deps, always_recreate_deps=args.always_recreate_deps,
         renew_anon_volumes=args.renew_anon_volumes, pull=args.pull, quiet_pull=args.quiet_pull,
@@ -130,7 +139,7 @@ def up(args: argparse.Namespace) -> int:
             async with project_lock(project):
                 await project.up(opts)
             return 0
-        printer = LogPrinter(colour=sys.stdout.isatty() and not args.no_color,
+        printer = LogPrinter(colour=colours(sys.stdout) and not args.no_color,
                              prefix=not args.no_log_prefix, timestamps=args.timestamps)
         session = AttachedUp(
             project, attach_targets(project, args), printer, services=args.services,
@@ -194,8 +203,8 @@ def hook_printer(printer: LogPrinter, project: str) -> HookOutput:
 
 def down(args: argparse.Namespace) -> int:
     async def go(project: Project) -> int:
-        await project.down(remove_orphans=args.remove_orphans, volumes=args.volumes,
-                           timeout=args.timeout)
+        await project.down(remove_orphans=orphan_options(args)[0], volumes=args.volumes,
+                           timeout=args.timeout, rmi=args.rmi)
         return 0
 
     return run(with_project(args, go))

@@ -47,7 +47,7 @@ class Interpolator:
                 out.append("$")
                 i = j + 2
             elif nxt == "{":
-                end = _closing_brace(text, j + 2)
+                end = closing_brace(text, j + 2)
                 if end < 0:
                     self._invalid(text, w)
                 out.append(self._braced(text[j + 2:end], text, w))
@@ -101,7 +101,7 @@ class Interpolator:
         w.fail(f'invalid interpolation format in "{text}" (write $$ for a literal $)')
 
 
-def _closing_brace(text: str, start: int) -> int:
+def closing_brace(text: str, start: int) -> int:
     """Index of the `}` closing a `${` whose body starts at `start`; -1 if none."""
     depth, i, n = 1, start, len(text)
     while i < n:

@@ -18,7 +18,9 @@ SERVICE_UNSUPPORTED = {
     "mem_swappiness": "mem_swappiness", "models": "models",
     "oom_score_adj": "oom_score_adj", "provider": "provider services",
     "pull_refresh_after": "pull_refresh_after", "runtime": "runtime (composer is the runtime)",
-    "storage_opt": "storage_opt", "use_api_socket": "use_api_socket",
+    "storage_opt": "storage_opt (no per-container rootfs size quota yet: it needs xfs or ext4 "
+                   "project quotas under the state root)",
+    "use_api_socket": "use_api_socket",
 }
 
 # Accepted and kept, but without effect on this single-host runtime: a warning names them.

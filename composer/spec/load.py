@@ -7,6 +7,7 @@ merge files -> typed model -> cross-references (networks, volumes, secrets) -> p
 """
 from __future__ import annotations
 
+import contextvars
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -27,7 +28,7 @@ from composer.spec.stack import Stack, service_enabled
 from composer.spec.toplevel import FileObject, NetworkConfig, VolumeConfig
 from composer.spec.validate import check_references, model_warnings
 from composer.spec.where import Where, as_map, check_keys, extensions
-from composer.spec.yamlio import read_yaml_tagged, take_merge_tags
+from composer.spec.yamlio import parse_yaml_tagged, read_yaml_tagged, take_merge_tags
 
 # compose-go's cli.DefaultFileNames / DefaultOverrideFileNames, in its order of preference:
 # the first stack file found is used with the first override file found, of either family
@@ -48,13 +49,26 @@ class LoadOptions:
     environ: Mapping[str, str] | None = None  # None: os.environ
     working_dir: str | None = None  # None: os.getcwd()
     read_env_files: bool = True  # read services' env_file into environment
+    stdin: str | None = None  # the text of `-f -` (the CLI reads standard input once)
 
 
 def load_stack(opts: LoadOptions) -> Stack:
     environ = dict(os.environ if opts.environ is None else opts.environ)
     cwd = Path(opts.working_dir or os.getcwd()).resolve()
-    files, found_warnings = _find_files(opts, environ, cwd)
-    project_dir = Path(opts.project_directory).resolve() if opts.project_directory else files[0].parent
+    files, found_warnings = _find_files(opts, _with_dotenv_file_var(opts, environ, cwd), cwd)
+    if files[0] == STDIN and not opts.project_directory:
+        project_dir = cwd  # as Compose: a stack on stdin belongs to the working folder
+    else:
+        project_dir = Path(opts.project_directory).resolve() if opts.project_directory else files[0].parent
+    token = _STDIN_TEXT.set(opts.stdin)
+    try:
+        return _load(opts, environ, cwd, files, found_warnings, project_dir)
+    finally:
+        _STDIN_TEXT.reset(token)
+
+
+def _load(opts: LoadOptions, environ: dict[str, str], cwd: Path, files: list[Path],
+          found_warnings: list[str], project_dir: Path) -> Stack:
     env = _environment(opts, environ, project_dir, cwd)
     interp = Interpolator(env)
     ctx = ParseContext(str(project_dir), env, read_env_files=False)
@@ -75,6 +89,30 @@ def load_stack(opts: LoadOptions) -> Stack:
     return stack
 
 
+STDIN = Path("-")  # the stack file `-f -`: its text is LoadOptions.stdin
+_STDIN_TEXT: contextvars.ContextVar[str | None] = contextvars.ContextVar("stdin", default=None)
+
+
+def stack_files(opts: LoadOptions) -> list[Path]:
+    """The stack files `load_stack(opts)` would read first (-f, COMPOSE_FILE, the default
+    names with their override), without loading them (`config --variables`)."""
+    environ = dict(os.environ if opts.environ is None else opts.environ)
+    cwd = Path(opts.working_dir or os.getcwd()).resolve()
+    return _find_files(opts, _with_dotenv_file_var(opts, environ, cwd), cwd)[0]
+
+
+def _with_dotenv_file_var(opts: LoadOptions, environ: dict[str, str],
+                          cwd: Path) -> dict[str, str]:
+    """As Compose, COMPOSE_FILE (and COMPOSE_PATH_SEPARATOR) may come from the env files of
+    the working folder (`.env`, or --env-file / COMPOSE_ENV_FILES) when not set outside."""
+    if opts.files or "COMPOSE_FILE" in environ:
+        return environ
+    base = Path(opts.project_directory).resolve() if opts.project_directory else cwd
+    env = _environment(opts, environ, base, cwd)
+    return {**environ, **{k: env[k] for k in ("COMPOSE_FILE", "COMPOSE_PATH_SEPARATOR")
+                          if k in env}}
+
+
 def _find_files(opts: LoadOptions, environ: Mapping[str, str], cwd: Path) -> tuple[list[Path], list[str]]:
     """The stack files, and Compose's warnings when several default names exist."""
     base = Path(opts.project_directory) if opts.project_directory else cwd
@@ -83,9 +121,14 @@ def _find_files(opts: LoadOptions, environ: Mapping[str, str], cwd: Path) -> tup
         sep = environ.get("COMPOSE_PATH_SEPARATOR", os.pathsep)
         names = [n for n in environ["COMPOSE_FILE"].split(sep) if n]
     if names:
-        out = [(cwd / n).resolve() if not os.path.isabs(n) else Path(n) for n in names]
+        if names.count("-") > 1:
+            raise SpecError("-f - (the stack on standard input) can be given only once")
+        if "-" in names and opts.stdin is None:
+            raise SpecError("-f -: no standard input was read")
+        out = [STDIN if n == "-" else (cwd / n).resolve() if not os.path.isabs(n) else Path(n)
+               for n in names]
         for p, n in zip(out, names, strict=True):
-            if not p.is_file():
+            if p != STDIN and not p.is_file():
                 raise SpecError("file not found (check -f / COMPOSE_FILE)", file=n)
         return out, []
     for folder in (base.resolve(), *base.resolve().parents):
@@ -112,16 +155,27 @@ def _several(kind: str, found: list[Path]) -> list[str]:
 def _environment(opts: LoadOptions, environ: dict[str, str], project_dir: Path, cwd: Path) -> dict[str, str]:
     """Variables for interpolation: env files first, the process environment wins."""
     env: dict[str, str] = {}
-    if opts.env_files:
-        for name in opts.env_files:
+    names, flag = list(opts.env_files), "--env-file"
+    if not names and environ.get("COMPOSE_ENV_FILES"):
+        names = [n.strip() for n in environ["COMPOSE_ENV_FILES"].split(",") if n.strip()]
+        flag = "COMPOSE_ENV_FILES"
+    if names:
+        for name in names:
             path = Path(name) if os.path.isabs(name) else cwd / name
             if not path.is_file():
-                raise SpecError("env file not found (check --env-file)", file=name)
+                raise SpecError(f"env file not found (check {flag})", file=name)
             env.update(read_env_file(path, {**env, **environ}, label=name))
+    elif _truthy(environ.get("COMPOSE_DISABLE_ENV_FILE", "")):
+        pass  # as Compose: no .env at all
     elif (project_dir / ".env").is_file():
         env.update(read_env_file(project_dir / ".env", environ, label=".env"))
     env.update(environ)
     return env
+
+
+def _truthy(value: str) -> bool:
+    """Go's strconv.ParseBool as Compose reads its boolean variables."""
+    return value.strip().lower() in ("1", "t", "true")
 
 
 def _display(path: Path, cwd: Path, project_dir: Path) -> str:
@@ -234,7 +288,10 @@ def _load_include(
 
 
 def _read_top(path: Path, display: str, resets: list[tuple[str, ...]] | None = None) -> dict[str, Any]:
-    doc, paths = take_merge_tags(read_yaml_tagged(path, display))
+    text = _STDIN_TEXT.get()
+    tagged = parse_yaml_tagged(text, display) if path == STDIN and text is not None else \
+        read_yaml_tagged(path, display)
+    doc, paths = take_merge_tags(tagged)
     if resets is not None:
         resets.extend(paths)
     if doc is None:

@@ -8,7 +8,8 @@ A batch is handled as Compose's handleWatchBatch: `rebuild` first (build, then t
 is recreated), then the syncs, then `restart`s, then each `sync+exec` command once per
 container. A sync deletes in the container what is gone on the host, then copies what is
 there (files, symlinks, directories with what they hold) as one tar stream per container
-through the engine's `put_archive`, which writes inside the container's root and mounts.
+through the engine's `put_archive` (the one `composer cp` uses: runtime.containerfs), which
+writes inside the container's root and mounts.
 An error is reported and watching goes on, as in Compose.
 """
 from __future__ import annotations
@@ -192,18 +193,23 @@ class WatchSession:
             return
         copies, deletes = await asyncio.to_thread(_expand, matches)
         for c in containers:
-            if deletes:
-                res = await self.project.engine.remove_paths(c.id, deletes)
-                for line in res.errors:
-                    self.err(f"error: sync to {c.name}: {line}")
-            if copies:
-                spool = await asyncio.to_thread(_tar, copies)
-                try:
-                    res = await self.project.engine.put_archive(c.id, "/", _chunks(spool))
-                finally:
-                    spool.close()
-                for line in res.errors:
-                    self.err(f"error: sync to {c.name}: {line}")
+            try:
+                if deletes:
+                    res = await self.project.engine.remove_paths(c.id, deletes)
+                    for line in res.errors:
+                        self.err(f"error: sync to {c.name}: {line}")
+                if copies:
+                    spool = await asyncio.to_thread(_tar, copies)
+                    try:
+                        # the host is the truth: a directory there replaces a file here and
+                        # the reverse; owners as on the host
+                        await self.project.engine.put_archive(
+                            c.id, "/", _chunks(spool), copy_uid_gid=True,
+                            no_overwrite_dir_non_dir=False)
+                    finally:
+                        spool.close()
+            except EngineError as e:
+                self.err(f"error: sync to {c.name}: {e}")
 
     async def run_exec(self, service: str, rule: Rule) -> None:
         hook = rule.spec.exec

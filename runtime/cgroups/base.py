@@ -34,6 +34,8 @@ class CgroupStats:
     memory_limit: int = 0  # bytes; 0 = unlimited
     cpu_usage_ns: int = 0  # total CPU time of every task, user + system
     pids: int = 0  # tasks (threads included) counted by the pids controller
+    io_read_bytes: int = 0  # block I/O of its tasks, every device
+    io_write_bytes: int = 0
 
 
 @dataclass(frozen=True)

@@ -89,12 +89,15 @@ class DirCgroup:
     # stats ------------------------------------------------------------------------------
     def stats(self) -> CgroupStats:
         used, peak, limit = memory.usage(self._t)
+        read, written = io.usage(self._t)
         return CgroupStats(
             memory_usage=used,
             memory_peak=peak,
             memory_limit=limit,
             cpu_usage_ns=cpu.usage_ns(self._t),
             pids=pids.current(self._t),
+            io_read_bytes=read,
+            io_write_bytes=written,
         )
 
     def oom_killed(self) -> bool:

@@ -42,3 +42,33 @@ def apply(t: Target, res: Resources) -> None:
         limit="blkio_weight",
         value=w,
     )
+
+
+def usage(t: Target) -> tuple[int, int]:
+    """(bytes read, bytes written) by the cgroup's tasks, over every device (Docker's BLOCK
+    I/O): v1 blkio.throttle.io_service_bytes(_recursive), v2 io.stat rbytes/wbytes."""
+    ctrl = "blkio" if t.version == "v1" else "io"
+    if not t.has_controller(ctrl):
+        return 0, 0
+    read = written = 0
+    if t.version == "v1":
+        for name in ("blkio.throttle.io_service_bytes_recursive", "blkio.throttle.io_service_bytes"):
+            if t.has(ctrl, name):
+                for line in t.read(ctrl, name).splitlines():
+                    parts = line.split()  # "8:0 Read 4096"
+                    if len(parts) == 3 and parts[2].isdigit():
+                        if parts[1] == "Read":
+                            read += int(parts[2])
+                        elif parts[1] == "Write":
+                            written += int(parts[2])
+                break
+        return read, written
+    if t.has(ctrl, "io.stat"):
+        for line in t.read(ctrl, "io.stat").splitlines():  # "8:0 rbytes=1 wbytes=2 ..."
+            for item in line.split()[1:]:
+                key, _, value = item.partition("=")
+                if key == "rbytes" and value.isdigit():
+                    read += int(value)
+                elif key == "wbytes" and value.isdigit():
+                    written += int(value)
+    return read, written

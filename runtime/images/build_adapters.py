@@ -15,7 +15,7 @@ import os
 import secrets
 import shutil
 from collections.abc import Sequence
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 
 from runtime.errors import InvalidArgument, LaunchError, NotFound
@@ -135,8 +135,9 @@ class LauncherRun:
             hostname="buildkitsandbox",
             etc_files=etc,
             namespaces=tuple(n for n in DEFAULT_NAMESPACES if own_net or n != "net"),
-            **({"shm_size": self.shm_size} if self.shm_size else {}),
         )
+        if self.shm_size:
+            cfg = replace(cfg, shm_size=self.shm_size)
         tail: list[str] = []
         try:
             try:

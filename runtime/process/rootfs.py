@@ -64,16 +64,21 @@ def secure_join(root: str, path: str, sc: Syscalls) -> str:
 MOUNT_DATA_MAX = os.sysconf("SC_PAGESIZE") - 1  # mount(2) copies one page of options
 
 
-def _short_overlay_options(cfg: LaunchConfig) -> str:
-    """Too many layers for one page of options: use the short `l/<n>` links that
-    runtime.storage.rootfs.prepare makes beside upper/ and work/, relative to that dir."""
+def _short_overlay_options(cfg: LaunchConfig) -> str | None:
+    """The overlay options with the short `l/<n>` links that runtime.storage.rootfs.prepare
+    makes beside upper/ and work/, relative to that dir (None when they are not there).
+
+    Used for every container, not only when the full paths pass one page: overlayfs shows
+    the option strings as they were given, so /proc/self/mountinfo inside the container
+    shows `lowerdir=l/0:l/1,upperdir=upper,workdir=work` and not the state root's layout
+    (Docker shows its full /var/lib/docker/overlay2 paths; docs/security.md)."""
     base = os.path.dirname(cfg.upperdir.rstrip("/"))
     links = os.path.join(base, "l")
     short = [f"l/{i}" for i in range(len(cfg.lowerdirs))]
-    if not all(os.path.realpath(os.path.join(base, s)) == os.path.realpath(d)
-               for s, d in zip(short, cfg.lowerdirs, strict=True)) or not os.path.isdir(links):
-        raise OSError(7, f"too many image layers ({len(cfg.lowerdirs)}) for one overlay mount: "
-                         "squash the image")
+    if not os.path.isdir(links) or not all(
+            os.path.realpath(os.path.join(base, s)) == os.path.realpath(d)
+            for s, d in zip(short, cfg.lowerdirs, strict=True)):
+        return None
     os.chdir(base)  # overlay resolves relative paths against the mounting process's cwd
     return f"lowerdir={':'.join(short)},upperdir={os.path.basename(cfg.upperdir.rstrip('/'))}," \
            f"workdir={os.path.basename(cfg.workdir.rstrip('/'))}"
@@ -83,9 +88,11 @@ def mount_rootfs(cfg: LaunchConfig, sc: Syscalls) -> None:
     """Overlay of lowerdirs + upperdir at mergeddir, or a bind of a plain directory rootfs."""
     root = cfg.mergeddir
     if cfg.upperdir:
-        opts = f"lowerdir={':'.join(cfg.lowerdirs)},upperdir={cfg.upperdir},workdir={cfg.workdir}"
+        opts = _short_overlay_options(cfg) or \
+            f"lowerdir={':'.join(cfg.lowerdirs)},upperdir={cfg.upperdir},workdir={cfg.workdir}"
         if len(opts) >= MOUNT_DATA_MAX:
-            opts = _short_overlay_options(cfg)
+            raise OSError(7, f"too many image layers ({len(cfg.lowerdirs)}) for one overlay "
+                             "mount: squash the image")
         sc.mount("overlay", root, "overlay", 0, opts)
     elif len(cfg.lowerdirs) == 1:
         sc.mount(cfg.lowerdirs[0], root, None, MS_BIND | MS_REC)

@@ -20,11 +20,12 @@ import time
 import traceback
 from collections.abc import Callable
 
+from runtime.attach import SOCKET
 from runtime.process import userns
 from runtime.process.config import LaunchConfig
 from runtime.process.init import _fail, exit_code_of, run_init
 from runtime.process.logs import JsonLogWriter
-from runtime.process.stdio import SOCKET, StdioPump, listen
+from runtime.process.stdio import StdioPump, listen
 from runtime.process.syscalls import (
     CLONE_NEWPID,
     CLONE_NEWUSER,

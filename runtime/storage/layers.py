@@ -28,7 +28,7 @@ from typing import IO, cast
 from runtime.storage.errors import InvalidArgument, NotFound, StorageError
 from runtime.storage.fsutil import atomic_write_json, read_json, remove_tree
 from runtime.storage.tarextract import extract_tar
-from runtime.storage.tarpack import pack_dir
+from runtime.storage.tarpack import Skip, pack_dir
 
 DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
 _CHUNK = 1 << 20
@@ -204,15 +204,16 @@ class LayerStore:
         finally:
             remove_tree(tmp)
 
-    def add_dir(self, path: str | os.PathLike[str]) -> Layer:
-        """Make a layer of a ready directory (e.g. a build step's overlay upper dir)."""
+    def add_dir(self, path: str | os.PathLike[str], skip: Skip | None = None) -> Layer:
+        """Make a layer of a ready directory (e.g. a build step's overlay upper dir), without
+        the entries `skip` names."""
         if not os.path.isdir(path):
             raise NotFound(f"cannot make a layer of {path}: not a directory")
         tmp = self._tmpdir()
         try:
             with open(tmp / "layer.tar", "wb") as f:
                 hashing = _HashingWriter(f)
-                pack_dir(os.fspath(path), hashing)  # type: ignore[arg-type]
+                pack_dir(os.fspath(path), hashing, skip)  # type: ignore[arg-type]
             diff_id = "sha256:" + hashing.sha.hexdigest()
             return self._commit(tmp, diff_id, diff_id, "none")
         finally:

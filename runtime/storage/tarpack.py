@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import stat
 import tarfile
+from collections.abc import Callable
 from typing import BinaryIO
 
 from runtime.storage import whiteout
@@ -42,20 +43,27 @@ def _info(name: str, st: os.stat_result) -> tarfile.TarInfo:
     return ti
 
 
-def pack_dir(src: str, out: BinaryIO) -> None:
-    """Write `src`'s content (not `src` itself) as a PAX tar to `out`."""
+Skip = Callable[[str, os.stat_result, str], bool]  # (relative name, lstat, path) -> leave out
+
+
+def pack_dir(src: str, out: BinaryIO, skip: Skip | None = None) -> None:
+    """Write `src`'s content (not `src` itself) as a PAX tar to `out`, without the entries
+    `skip` names."""
     seen: dict[tuple[int, int], str] = {}
     with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tf:
-        _pack(tf, src, "", seen)
+        _pack(tf, src, "", seen, skip)
 
 
-def _pack(tf: tarfile.TarFile, root: str, rel: str, seen: dict[tuple[int, int], str]) -> None:
+def _pack(tf: tarfile.TarFile, root: str, rel: str, seen: dict[tuple[int, int], str],
+          skip: Skip | None = None) -> None:
     base = os.path.join(root, rel) if rel else root
     for name in sorted(os.listdir(base)):
         arc = f"{rel}/{name}" if rel else name
         path = os.path.join(base, name)
         st = os.lstat(path)
         mode = st.st_mode
+        if skip is not None and skip(arc, st, path):
+            continue
         if whiteout.is_whiteout_stat(st):
             ti = _info(f"{rel}/{whiteout.WH_PREFIX}{name}" if rel else whiteout.WH_PREFIX + name, st)
             ti.mode = 0o644
@@ -70,7 +78,7 @@ def _pack(tf: tarfile.TarFile, root: str, rel: str, seen: dict[tuple[int, int], 
                 opq = _info(f"{arc}/{whiteout.WH_OPAQUE}", st)
                 opq.mode = 0o644
                 tf.addfile(opq)
-            _pack(tf, root, arc, seen)
+            _pack(tf, root, arc, seen, skip)
         elif stat.S_ISREG(mode):
             key = (st.st_dev, st.st_ino)
             if st.st_nlink > 1 and key in seen:
@@ -80,7 +88,8 @@ def _pack(tf: tarfile.TarFile, root: str, rel: str, seen: dict[tuple[int, int], 
                 continue
             seen[key] = arc
             ti.size = st.st_size
-            with open(path, "rb") as f:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            with open(fd, "rb") as f:
                 tf.addfile(ti, f)
         elif stat.S_ISLNK(mode):
             ti.type = tarfile.SYMTYPE

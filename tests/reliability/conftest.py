@@ -16,6 +16,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ from tests import leaks as snapshots
 from tests.e2e.conftest import REPO, Env, _force_clean, _stop_daemon, write_stack
 from tests.leaks import Scope
 
-__all__ = ["Rig", "write_stack"]
+__all__ = ["Rig", "open_rig", "write_stack"]
 
 
 @dataclass
@@ -81,9 +82,11 @@ def _unmount_under(base: Path) -> None:
         subprocess.run(["umount", "-l", t], capture_output=True)
 
 
-@pytest.fixture
-def rig() -> Iterator[Rig]:
-    base = Path(tempfile.mkdtemp(prefix="cmprel"))
+@contextmanager
+def open_rig(prefix: str = "cmprel") -> Iterator[Rig]:
+    """A private composerd world (roots, cgroup parent) checked for leaks when it closes: the
+    body of the `rig` fixture, also used module-wide by tests/security."""
+    base = Path(tempfile.mkdtemp(prefix=prefix))
     cg_parent = f"composer-rel-{os.getpid()}-{base.name[-6:]}"
     environ = dict(os.environ)
     environ.update({
@@ -107,3 +110,9 @@ def rig() -> Iterator[Rig]:
         _unmount_under(base)
         shutil.rmtree(base, ignore_errors=True)
         assert not leaks, f"the test left things behind: {leaks}"
+
+
+@pytest.fixture
+def rig() -> Iterator[Rig]:
+    with open_rig() as r:
+        yield r

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import replace
 
 from runtime.api import (
@@ -54,15 +54,16 @@ class MemEngine:
         self.images = images
         self.pulled: list[str] = []
         self.built: list[str] = []
+        self.requests: list[BuildRequest] = []
         self.log: list[tuple[str, str]] = []  # (verb, container name)
         self.pull_fails = False
         self.exit_on_start: dict[str, int] = {}  # service -> exit code: a one-shot
         self.health: dict[str, str] = {}  # service -> health status its containers report
-        # hooks: every exec (container name, argv, user, env, workdir, privileged); a test sets
+        # every exec: its container's name, argv, user, env, workdir, privileged; a test sets
         # exec_results[argv[-1]] for another outcome. A pre_start hook's container "runs" its
         # command: it exits with hook_exit[command[-1]] (default 0) after printing
         # hook_output[command[-1]].
-        self.execs: list[tuple[str, list[str], str | None, dict[str, str], str | None, bool]] = []
+        self.execs: list[dict[str, object]] = []
         self.exec_results: dict[str, ExecResult] = {}
         self.hook_exit: dict[str, int] = {}
         self.hook_output: dict[str, str] = {}
@@ -96,7 +97,23 @@ class MemEngine:
             self.images[ref] = f"sha256:pulled-{len(self.pulled)}"
         yield PullEvent("pulled", image_id="x")
 
+    async def remove_image(self, ref: str, force: bool = False) -> list[str]:
+        if self.images is not None and ref not in self.images and (
+                ref in self.images.values() or ref.startswith("sha256:built-")):  # by id
+            for tag in [k for k, v in self.images.items() if v == ref]:
+                del self.images[tag]
+            self.log.append(("rmi", ref))
+            return [ref]
+        if self.images is None or ref not in self.images:
+            raise NotFound(f"no such image: {ref}")
+        if any(c.image == ref for c in self.containers.values()):
+            raise Conflict(f"image {ref} is used by a container")
+        del self.images[ref]
+        self.log.append(("rmi", ref))
+        return [ref]
+
     async def build_image(self, req: BuildRequest) -> AsyncIterator[BuildProgress]:
+        self.requests.append(req)
         self.built.append(req.tag)
         if self.images is not None:
             self.images[req.tag] = f"sha256:built-{len(self.built)}"
@@ -209,7 +226,8 @@ class MemEngine:
         c = self.containers[ref]
         if c.state != "running":
             raise Conflict(f"container {c.name} is not running")
-        self.execs.append((c.name, list(argv), user, dict(env or {}), workdir, privileged))
+        self.execs.append({"name": c.name, "argv": list(argv), "user": user, "env": dict(env or {}),
+                           "workdir": workdir, "privileged": privileged})
         self.log.append(("exec", f"{c.name}:{argv[-1]}"))
         return self.exec_results.get(argv[-1], ExecResult(0))
 
@@ -223,7 +241,9 @@ class MemEngine:
         return ScriptedStream([(OUT, res.stdout.encode()), (ERR, res.stderr.encode()),
                                (EXIT, exit_payload(res.exit_code))])
 
-    async def put_archive(self, ref: str, path: str, data: AsyncIterator[bytes]) -> ArchiveResult:
+    async def put_archive(self, ref: str, path: str, data: AsyncIterable[bytes],
+                          copy_uid_gid: bool = False,
+                          no_overwrite_dir_non_dir: bool = True) -> None:
         import io
         import tarfile
 
@@ -235,15 +255,10 @@ class MemEngine:
                 self.files[m.name] = f.read() if f else (m.linkname if m.issym() else None)
                 names.append(m.name)
         self.log.append(("put", f"{self.containers[ref].name}:{','.join(names)}"))
-        return ArchiveResult(len(names))
 
     async def remove_paths(self, ref: str, paths: list[str]) -> ArchiveResult:
         self.log.append(("rm", f"{self.containers[ref].name}:{','.join(paths)}"))
         return ArchiveResult(len(paths))
-
-    async def remove_image(self, ref: str, force: bool = False) -> list[str]:
-        self.log.append(("rmi", ref))
-        return [ref]
 
     def running(self) -> list[str]:
         from composer import labels as L

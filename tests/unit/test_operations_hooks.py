@@ -204,8 +204,10 @@ def test_post_start_hooks_are_execd_after_the_start_with_their_settings(tmp_path
         ("create", "p-app-1"), ("start", "p-app-1"),
         ("exec", "p-app-1:/data"), ("exec", "p-app-1:second"),
     ]
-    assert engine.execs[0] == ("p-app-1", ["chown", "-R", "1000", "/data"], "root", {"X": "1"}, "/data", True)
-    assert engine.execs[1] == ("p-app-1", ["echo", "second"], None, {}, None, False)
+    assert engine.execs[0] == {"name": "p-app-1", "argv": ["chown", "-R", "1000", "/data"], "user": "root",
+                               "env": {"X": "1"}, "workdir": "/data", "privileged": True}
+    assert engine.execs[1] == {"name": "p-app-1", "argv": ["echo", "second"], "user": None, "env": {},
+                               "workdir": None, "privileged": False}
     assert out == [("p-app-1 ->", "hello"), ("p-app-1 ->", "warn")]
 
 

@@ -163,7 +163,7 @@ def test_a_batch_syncs_then_restarts_then_execs_in_each_running_container(tmp_pa
     assert [e for e in engine.log[mark:] if e[0] != "exec"] == [
         ("rm", "p-app-1:/app/gone"), ("put", "p-app-1:app/a.txt,hooks/h"),
         ("stop", "p-app-1"), ("start", "p-app-1")]
-    assert engine.execs[-1][1:3] == (["reload"], "root")
+    assert (engine.execs[-1]["argv"], engine.execs[-1]["user"]) == (["reload"], "root")
     assert engine.files["app/a.txt"] == b"A"
     assert out == ['Syncing service "app" after 3 changes were detected', 'service(s) ["app"] restarted']
 

@@ -45,7 +45,7 @@ from runtime.attach import (
     split_frames,
 )
 from runtime.errors import Conflict, InvalidArgument, NotFound
-from runtime.events import EventBus
+from runtime.events import EventBus, events_between
 from runtime.paths import Paths
 from runtime.supervisor import Backoff, RestartDecision, Supervisor
 from runtime.types import ContainerSpec, NetworkSpec, VolumeSpec
@@ -328,7 +328,9 @@ class FakeEngine:
             if box.info.state not in ("running", "paused", "restarting"):
                 return
 
-    async def put_archive(self, ref: str, path: str, data: AsyncIterable[bytes]) -> ArchiveResult:
+    async def put_archive(self, ref: str, path: str, data: AsyncIterable[bytes],
+                          copy_uid_gid: bool = False,
+                          no_overwrite_dir_non_dir: bool = True) -> None:
         import io
         import posixpath
         import tarfile
@@ -337,13 +339,10 @@ class FakeEngine:
         if box.info.state != "running":
             raise Conflict(f"container {box.info.name} is not running", subject=box.info.name)
         raw = b"".join([chunk async for chunk in data])
-        written = 0
         with tarfile.open(fileobj=io.BytesIO(raw), mode="r|") as tar:
             for m in tar:
                 f = tar.extractfile(m) if m.isreg() else None
                 box.files[posixpath.join(path, m.name)] = f.read() if f else b""
-                written += 1
-        return ArchiveResult(written)
 
     async def remove_paths(self, ref: str, paths: list[str]) -> ArchiveResult:
         box = self._box(ref)
@@ -410,6 +409,7 @@ class FakeEngine:
         env: dict[str, str] | None = None,
         workdir: str | None = None,
         tty: bool = False,
+        privileged: bool = False,
     ) -> ExecTarget:
         box = self._box(ref)
         if box.info.state != "running":
@@ -417,7 +417,7 @@ class FakeEngine:
                 f"container {box.info.name} is not running: start it first", subject=box.info.name
             )
         cfg = {"argv": list(argv), "user": user or "", "cwd": workdir or "/", "tty": tty,
-               "env": [f"{k}={v}" for k, v in (env or {}).items()]}
+               "privileged": privileged, "env": [f"{k}={v}" for k, v in (env or {}).items()]}
         return ExecTarget(pid=box.info.pid or 1, start_time=0, config=cfg, forkserver="/fake.sock")
 
     async def exec_run(
@@ -547,5 +547,8 @@ class FakeEngine:
         img = await self.import_image("registry:" + ref, ref)
         yield PullEvent("pulled", image_id=img.id)
 
-    def events(self) -> AsyncIterator[Event]:
-        return self.bus.subscribe()
+    def events(self, since: float | None = None,
+               until: float | None = None) -> AsyncIterator[Event]:
+        if since is None and until is None:
+            return self.bus.subscribe()
+        return events_between(self.bus, since, until)

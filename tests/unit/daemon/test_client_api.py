@@ -163,13 +163,13 @@ async def test_put_archive_streams_a_tar_and_remove_paths_names_what_failed(
         for i in range(0, len(raw), 4096):  # streamed in pieces, not one body
             yield raw[i:i + 4096]
 
-    res = await client.put_archive(info.id, "/", chunks())
-    assert res.written == 2 and res.errors == ()
+    await client.put_archive(info.id, "/", chunks())
     assert engine.containers[info.id].files["/app/a.txt"] == b"A" * 70000
+    assert engine.containers[info.id].files["/app/b.txt"] == b"b"
     res = await client.remove_paths(info.id, ["/app/b.txt", "/nope"])
     assert res.written == 1 and res.errors == ("/nope: no such file",)
-    with pytest.raises(InvalidArgument, match="absolute path"):
-        await client.put_archive(info.id, "rel", chunks())
+    with pytest.raises(InvalidArgument, match="absolute paths"):
+        await client.remove_paths(info.id, ["rel"])
 
 
 async def test_remove_running_needs_force(client: Client, engine: FakeEngine) -> None:
@@ -281,3 +281,14 @@ async def test_pull_streams_progress(client: Client) -> None:
     with pytest.raises(InvalidArgument, match="invalid image reference"):
         async with client.pull_image("../../etc"):
             pass
+
+
+async def test_events_since_and_until_through_the_daemon(client: Client, engine: FakeEngine) -> None:
+    import time
+
+    t0 = time.time()
+    await engine.create_container(ContainerSpec("ev-1", "busybox:latest"))
+    t1 = time.time()
+    got = [e async for e in client.events(since=t0 - 1, until=t1 + 0.2)]
+    assert [(e.action, e.name) for e in got] == [("create", "ev-1")]
+    assert [e async for e in client.events(since=t1 + 100, until=t1 + 0.1)] == []

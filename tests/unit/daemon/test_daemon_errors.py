@@ -145,6 +145,8 @@ async def test_traversal_names_via_client_are_invalid_argument(client: Client) -
         ("POST", "/containers/x/stop?timeout=-1", 400, "must be >= 0"),
         ("POST", "/containers/x/kill?signal=SIGNOPE", 400, "invalid signal 'SIGNOPE'"),
         ("GET", "/containers/x/logs?tail=-3", 400, "must be >= 0"),
+        ("GET", "/events?since=yesterday", 400, "expected epoch seconds"),
+        ("GET", "/events?until=1e300", 400, "out of range"),
         ("GET", "/nope", 404, "no such endpoint: GET /nope"),
         ("GET", "/containers/create", 405, "method GET not allowed on /containers/create"),
         ("PUT", "/containers/create", 405, "method PUT not allowed"),

@@ -76,3 +76,46 @@ async def test_async_with_unsubscribes() -> None:
         assert (await sub.__anext__()).id == "id7"
         assert bus.subscribers == 1
     assert bus.subscribers == 0
+
+
+async def test_since_replays_the_kept_events_then_follows_live_ones() -> None:
+    import time
+
+    from runtime.events import events_between
+
+    bus = EventBus()
+    for i in (1, 2, 3):
+        bus.publish(ev(i))
+    stream = events_between(bus, since=2.0)
+    first = [e.id for e in [await stream.__anext__(), await stream.__anext__()]]
+    assert first == ["id2", "id3"]  # id1 is before --since
+    bus.publish(Event(time.time(), "container", "die", "live", "c"))
+    assert (await asyncio.wait_for(stream.__anext__(), 1)).id == "live"
+    await stream.aclose()
+    assert bus.subscribers == 0
+
+
+async def test_until_in_the_past_ends_after_the_kept_events_and_a_future_one_ends_then() -> None:
+    import time
+
+    from runtime.events import events_between
+
+    bus = EventBus()
+    for i in (1, 2, 3):
+        bus.publish(ev(i))
+    got = [e.id async for e in events_between(bus, since=1.0, until=2.0)]
+    assert got == ["id1", "id2"]
+    t0 = time.monotonic()
+    got = [e.id async for e in events_between(bus, until=time.time() + 0.3)]
+    assert got == ["id1", "id2", "id3"]
+    assert 0.2 < time.monotonic() - t0 < 2
+    assert bus.subscribers == 0
+
+
+def test_the_bus_keeps_only_the_last_history_events() -> None:
+    from runtime.events import HISTORY
+
+    bus = EventBus()
+    for i in range(HISTORY + 5):
+        bus.publish(ev(i))
+    assert len(bus.history) == HISTORY and bus.history[0].id == "id5"

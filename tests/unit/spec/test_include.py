@@ -17,7 +17,7 @@ from composer.spec.render import render_stack
 from .conftest import Loader
 
 Write = Callable[[str, str], Path]
-SCHEMA = Path(__file__).resolve().parents[4] / "shared" / "compose-spec" / "compose-spec.json"
+SCHEMA = Path(__file__).resolve().parent / "data" / "compose-spec.json"  # vendored (tests/unit/spec/data)
 
 
 def _validator() -> jsonschema.Draft202012Validator:

@@ -22,7 +22,7 @@ from composer.spec.yamlio import parse_yaml
 
 from .test_service import FULL
 
-SCHEMA = Path(__file__).resolve().parents[4] / "shared" / "compose-spec" / "compose-spec.json"
+SCHEMA = Path(__file__).resolve().parent / "data" / "compose-spec.json"  # vendored (tests/unit/spec/data)
 # COMPOSER_HYPOTHESIS_EXAMPLES=5000 for a deeper run; the unit suite stays fast.
 EXAMPLES = int(os.environ.get("COMPOSER_HYPOTHESIS_EXAMPLES", "250"))
 SETTINGS = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))

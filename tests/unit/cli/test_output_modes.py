@@ -1,0 +1,77 @@
+"""--progress / COMPOSE_PROGRESS, --ansi / COMPOSE_ANSI and COMPOSE_STATUS_STDOUT through the
+CLI on an in-memory engine: what up's progress looks like in each mode."""
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from composer.cli import common, main, output
+from tests.unit.memengine import MemEngine
+
+
+@pytest.fixture
+def folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    mem = MemEngine()
+
+    async def connect() -> MemEngine:
+        return mem
+
+    monkeypatch.setattr(common, "engine", connect)
+    for name in ("COMPOSE_PROGRESS", "COMPOSE_ANSI", "COMPOSE_STATUS_STDOUT"):
+        monkeypatch.delenv(name, raising=False)
+    (tmp_path / "compose.yaml").write_text("services:\n  web: {image: x}\n")
+    return tmp_path
+
+
+def up(folder: Path, *flags: str) -> int:
+    return main(["--project-directory", str(folder), "-p", "p", *flags, "up", "-d"])
+
+
+def test_json_progress_is_compose_json_writer(folder: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    assert up(folder, "--progress", "json") == 0
+    msgs = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    assert {"id": "Container p-web-1", "text": "Started"} in msgs
+    assert all(set(m) <= {"id", "text", "tail"} for m in msgs)
+
+
+def test_quiet_plain_and_status_stdout(folder: Path, capsys: pytest.CaptureFixture[str],
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COMPOSE_PROGRESS", "quiet")
+    assert up(folder) == 0
+    assert capsys.readouterr() == ("", "")
+    assert up(folder, "--progress", "plain") == 0  # the flag over the variable
+    assert " Container p-web-1  Running" in capsys.readouterr().err
+    monkeypatch.setenv("COMPOSE_STATUS_STDOUT", "1")
+    assert up(folder, "--progress", "plain") == 0
+    out, err = capsys.readouterr()
+    assert " Container p-web-1  Running" in out and err == ""
+
+
+@pytest.mark.parametrize(("env", "flags", "message"), [
+    ({}, ["--ansi", "never", "--progress", "tty"], "--progress tty needs ANSI"),
+    ({"COMPOSE_PROGRESS": "loud"}, [], "COMPOSE_PROGRESS='loud'"),
+    ({"COMPOSE_ANSI": "sometimes"}, [], "COMPOSE_ANSI='sometimes'"),
+])
+def test_bad_combinations_are_one_line(folder: Path, capsys: pytest.CaptureFixture[str],
+                                       monkeypatch: pytest.MonkeyPatch, env: dict[str, str],
+                                       flags: list[str], message: str) -> None:
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    assert up(folder, *flags) == 1
+    assert message in capsys.readouterr().err
+
+
+def test_ansi_decides_colours(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    for env, tty, pipe in (("auto", True, False), ("always", True, True), ("never", False, False)):
+        monkeypatch.setenv("COMPOSE_ANSI", env)
+        output.configure(None, None)
+        assert (output.colours(Tty()), output.colours(io.StringIO())) == (tty, pipe)
+    output.configure("auto", "auto")
