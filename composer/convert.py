@@ -15,6 +15,7 @@ import posixpath
 from dataclasses import replace
 
 from composer.errors import SpecError
+from composer.spec.hooks import ServiceHook
 from composer.spec.mounts import VolumeMount
 from composer.spec.render import render_service
 from composer.spec.service import ServiceSpec
@@ -97,6 +98,33 @@ def container_spec(stack: Stack, service_name: str, number: int, *, labels: dict
     )
 
 
+def hook_container_spec(stack: Stack, service_name: str, target: ContainerSpec,
+                        mounts: tuple[Mount, ...], hook: ServiceHook, index: int, *,
+                        labels: dict[str, str]) -> ContainerSpec:
+    """The container of a `pre_start` hook, as Compose makes it: the hook's image (else the
+    service's), command (over the image's entrypoint), user, working_dir and privileged,
+    the service's environment with the hook's over it, the mounts of the service's container
+    (`mounts`: its volumes and binds, Docker's VolumesFrom) and its networks (no aliases: the
+    service's name keeps resolving to the service's own containers)."""
+    svc = stack.services[service_name]
+    return ContainerSpec(
+        name=f"{target.name}-pre_start-{index}",
+        image=hook.image or target.image,
+        command=hook.command,
+        env={**svc.environment, **hook.environment},
+        working_dir=hook.working_dir,
+        user=hook.user,
+        labels=labels,
+        mounts=tuple(m for m in mounts if m.type != "tmpfs"),
+        privileged=hook.privileged,
+        network_mode=target.network_mode,
+        networks=tuple(replace(n, aliases=(), ipv4_address=None) for n in target.networks),
+        dns=target.dns,
+        dns_search=target.dns_search,
+        dns_opt=target.dns_opt,
+        extra_hosts=target.extra_hosts,
+        restart="no",
+    )
 def _shared(stack: Stack, svc: ServiceSpec, key: str, mode: str | None) -> str:
     """`service:NAME` names the service's first container (as network_mode does)."""
     if mode and mode.endswith(":"):

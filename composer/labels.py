@@ -23,6 +23,9 @@ IMAGE = "com.docker.compose.image"  # the image id (digest) the container was cr
 VERSION = "com.docker.compose.version"
 NETWORK = "com.docker.compose.network"  # on networks: the network's key in the stack file
 VOLUME = "com.docker.compose.volume"  # on volumes: the volume's key in the stack file
+# on the short-lived container of a `pre_start` hook (value "pre_start"), as Compose marks
+# it: not a container of the service (not planned, listed, nor counted as a replica)
+HOOK = "com.docker.compose.hook"
 
 COMPOSER_VERSION = "0.1.0"
 
@@ -129,10 +132,11 @@ class ContainerLabels:
 
     @classmethod
     def parse(cls, labels: Mapping[str, str]) -> ContainerLabels | None:
-        """None when the container was not made by a compose tool (no project/service)."""
+        """None when the container was not made by a compose tool (no project/service), or
+        is the container of a pre_start hook."""
         project = labels.get(PROJECT)
         service = labels.get(SERVICE)
-        if not project or not service:
+        if not project or not service or HOOK in labels:
             return None
         try:
             number = int(labels.get(CONTAINER_NUMBER, "0"))

@@ -18,11 +18,20 @@ from composer.convert import (
     build_request,
     config_hash,
     container_spec,
+    hook_container_spec,
     network_spec,
     volume_spec,
 )
 from composer.errors import ComposerError
 from composer.graph import ServiceGraph, build_graph
+from composer.hooks import (
+    HookOutput,
+    exec_hooks,
+    hook_labels,
+    no_output,
+    remove_hook_containers,
+    run_pre_start,
+)
 from composer.project import (
     ORPHAN_WARNING,
     Action,
@@ -89,6 +98,8 @@ class Project:
         self.engine = engine
         self.progress = progress
         self.build_output = build_output or (lambda service, line: None)
+        # where hooks' output goes: (source, line); the attached `up` prints it, as Compose
+        self.hook_output: HookOutput = no_output
         self.before_start: BeforeStart | None = None
         self._graph: ServiceGraph | None = None
         self._image_ids: dict[str, str | None] = {}
@@ -107,11 +118,16 @@ class Project:
 
     # -- queries --------------------------------------------------------------------------
     async def containers(
-        self, services: Collection[str] = (), *, all: bool = True, oneoff: bool | None = False
+        self, services: Collection[str] = (), *, all: bool = True, oneoff: bool | None = False,
+        hooks: bool = False,
     ) -> list[ContainerInfo]:
+        """The project's containers of `services` (all when empty), by service and number;
+        the containers of pre_start hooks only with `hooks=True` (and then only them)."""
         found = await self.engine.list_containers(all=all, labels={L.PROJECT: self.name})
         out = []
         for c in found:
+            if (L.HOOK in c.labels) != hooks:
+                continue
             if oneoff is not None and (c.labels.get(L.ONEOFF, "False") == "True") != oneoff:
                 continue
             if services and c.labels.get(L.SERVICE) not in services:
@@ -160,6 +176,7 @@ class Project:
                 raise PlanError(f"--scale {name}={count}: use a number of 0 or more")
         await self.ensure_images(selected, build=opts.build, no_build=opts.no_build,
                                  pull=opts.pull, quiet_pull=opts.quiet_pull)
+        await self.ensure_hook_images(selected, pull=opts.pull, quiet=opts.quiet_pull)
         await self.ensure_networks(selected)
         await self.ensure_volumes()
         for name in order:
@@ -279,8 +296,41 @@ class Project:
             # replaced, and start again at their own turn (their `restart` action)
             for action in plan.restart_dependents(name):
                 await self._stop_for_restart(action)
+        # with pre_start hooks, as Compose: every container is created first, then the hooks
+        # run (when no replica is running yet), then the containers start
+        defer = bool(self.stack.services[name].pre_start) and not opts.no_start
+        to_start = []
         for action in service_plan.actions:
-            await self._act(action, opts)
+            c = await self._act(action, opts, defer_start=defer)
+            if c is not None:
+                to_start.append(c)
+        if to_start:
+            await self._start_service(name, to_start)
+
+    async def _start_service(self, name: str, to_start: list[ContainerInfo]) -> None:
+        """Start `to_start` (containers of `name` that are not running), running the
+        service's pre_start hooks first when none of its containers runs (as Compose: the
+        first `up`, a recreate, `start` after `stop`; not when scaling up a running service)."""
+        if self.stack.services[name].pre_start:
+            ids = {c.id for c in to_start}
+            running = [c for c in await self.containers([name], all=False) if c.id not in ids]
+            if not running:
+                await self.pre_start(name, min(to_start, key=_number))
+        for c in to_start:
+            await self._start(c)
+
+    async def pre_start(self, name: str, target: ContainerInfo) -> None:
+        """The service's pre_start hooks, in order, each in its own container sharing
+        `target`'s volumes and networks; a failure raises and `target` stays created."""
+        svc = self.stack.services[name]
+        await remove_hook_containers(self.engine, self.name, name)
+        specs = [
+            hook_container_spec(self.stack, name, target.spec, target.mounts, hook, i,
+                                labels=hook_labels(self.name, name))
+            for i, hook in enumerate(svc.pre_start)
+        ]
+        self.progress(f"Container {target.name}", "Pre-start hooks")
+        await run_pre_start(self.engine, name, specs, self.hook_output)
 
     async def _stop_for_restart(self, action: Action) -> None:
         if action.container is None:
@@ -291,32 +341,67 @@ class Project:
             await self.engine.stop_container(c.id)
             self.progress(f"Container {c.name}", "Stopped")
 
-    async def _act(self, action: Action, opts: UpOptions) -> None:
+    async def _act(self, action: Action, opts: UpOptions, *,
+                   defer_start: bool = False) -> ContainerInfo | None:
+        """Carry out one action; with `defer_start`, the container it would start is returned
+        instead (created or stopped), for the caller to start after the pre_start hooks."""
         kind = action.kind
+        started = None if opts.no_start else action.container
         if kind == "remove" and action.container is not None:
             await self._remove(action.container, opts.timeout)
-        elif kind == "create":
-            await self._create_and_start(action.service, action.number, opts)
+            return None
+        if kind == "create":
+            info = await self._create(action.service, action.number)
+            started = None if opts.no_start else info
         elif kind == "recreate" and action.container is not None:
-            await self._recreate(action.container, action.service, action.number, opts)
+            info = await self._recreate(action.container, action.service, action.number, opts)
+            started = None if opts.no_start else info
         elif kind == "restart" and action.container is not None:
             await self._stop_for_restart(action)
-            if not opts.no_start:
-                await self._start(action.container)
-        elif kind == "start" and action.container is not None:
-            if not opts.no_start:
-                await self._start(action.container)
         elif kind == "noop" and action.container is not None:
             if self.before_start is not None:
                 await self.before_start(action.container)
             self.progress(f"Container {action.container.name}", "Running")
+            return None
+        elif kind != "start":
+            return None
+        if started is None or defer_start:
+            return started
+        await self._start(started)
+        return None
 
-    async def _start(self, c: ContainerInfo) -> None:
-        if self.before_start is not None:
+    async def _start(self, c: ContainerInfo) -> ContainerInfo:
+        """Start a container and run its service's post_start hooks in it (as Compose: a
+        failing hook fails the start, the container keeps running)."""
+        service = c.labels.get(L.SERVICE, "")
+        if self.before_start is not None:  # the attached `up` attaches before each start
             await self.before_start(c)
         self.progress(f"Container {c.name}", "Starting")
-        await self.engine.start_container(c.id)
+        try:
+            info = await self.engine.start_container(c.id)
+        except Exception as e:
+            raise ComposerError(f"service {service}: {e}") from e
+        svc = self.stack.services.get(service)
+        if svc is not None and svc.post_start:
+            await exec_hooks(self.engine, info, service, "post_start", svc.post_start,
+                             self.hook_output)
         self.progress(f"Container {c.name}", "Started")
+        return info
+
+    async def _stop(self, c: ContainerInfo, timeout: float | None = None, *,
+                    quiet: bool = False) -> None:
+        """Stop a running container, its service's pre_stop hooks first (as Compose: a failing
+        hook fails the stop and the container keeps running)."""
+        label = f"Container {c.name}"
+        if not quiet:
+            self.progress(label, "Stopping")
+        service = c.labels.get(L.SERVICE, "")
+        svc = self.stack.services.get(service)
+        if svc is not None and svc.pre_stop and c.state == "running":
+            await exec_hooks(self.engine, c, service, "pre_stop", svc.pre_stop, self.hook_output)
+        await self.engine.stop_container(c.id, timeout)
+        if not quiet:
+            self.progress(label, "Stopped")
 
     def container_labels(self, service: str, number: int, *, oneoff: bool = False) -> dict[str, str]:
         svc = self.stack.services[service]
@@ -327,7 +412,8 @@ class Project:
             image_id=self._image_ids.get(service) or "",
         )
 
-    async def _recreate(self, old: ContainerInfo, service: str, number: int, opts: UpOptions) -> None:
+    async def _recreate(self, old: ContainerInfo, service: str, number: int,
+                        opts: UpOptions) -> ContainerInfo:
         """Replace a container, keeping its number and (unless -V) its anonymous volumes, as
         Compose does; anonymous volumes the new one does not take over are removed."""
         label = f"Container {old.name}"
@@ -346,8 +432,7 @@ class Project:
                     pass
         info = await self.engine.create_container(spec)
         self.progress(label, "Recreated")
-        if not opts.no_start:
-            await self._start_new(info, service)
+        return info
 
     async def _anonymous_volumes(self, c: ContainerInfo) -> list[Mount]:
         names = {m.source for m in c.mounts if m.type == "volume" and m.source}
@@ -382,24 +467,11 @@ class Project:
                 taken.add(key)
         return replace(spec, mounts=tuple(mounts)), {by_target[k].source for k in taken}
 
-    async def _create_and_start(self, service: str, number: int, opts: UpOptions) -> ContainerInfo:
+    async def _create(self, service: str, number: int) -> ContainerInfo:
         spec = container_spec(self.stack, service, number, labels=self.container_labels(service, number))
         self.progress(f"Container {spec.name}", "Creating")
         info = await self.engine.create_container(spec)
         self.progress(f"Container {spec.name}", "Created")
-        if opts.no_start:
-            return info
-        return await self._start_new(info, service)
-
-    async def _start_new(self, info: ContainerInfo, service: str) -> ContainerInfo:
-        if self.before_start is not None:
-            await self.before_start(info)
-        self.progress(f"Container {info.name}", "Starting")
-        try:
-            info = await self.engine.start_container(info.id)
-        except Exception as e:
-            raise ComposerError(f"service {service}: {e}") from e
-        self.progress(f"Container {info.name}", "Started")
         return info
 
     async def _wait_condition(self, service: str, condition: str, opts: UpOptions,
@@ -558,6 +630,24 @@ class Project:
                                     "`composer image load FILE`)")
         self.progress(f"Image {ref}", "Pulled")
 
+    async def ensure_hook_images(self, services: Collection[str], *, pull: str | None = None,
+                                 quiet: bool = False) -> None:
+        """The images pre_start hooks name (`image:`), pulled when missing (or always with
+        `--pull always`), as Compose pulls them with the services' images."""
+        refs = sorted({h.image for n in services for h in self.stack.services[n].pre_start
+                       if h.image and h.image != self.image_ref(n)})
+        for ref in refs:
+            if pull == "never" or (pull != "always" and await self._image_exists(ref)):
+                continue
+            if not quiet:
+                self.progress(f"Image {ref}", "Pulling")
+            async for ev in self.engine.pull_image(ref):
+                if ev.error:
+                    raise ComposerError(f"pre_start hook image {ref}: {ev.error} (load it with "
+                                        "`composer image load FILE`)")
+            if not quiet:
+                self.progress(f"Image {ref}", "Pulled")
+
     async def _image_exists(self, ref: str) -> bool:
         try:
             await self.engine.inspect_image(ref)
@@ -704,12 +794,14 @@ class Project:
             by_service.setdefault(c.labels.get(L.SERVICE, ""), []).append(c)
 
         async def stop(name: str) -> None:
-            await asyncio.gather(*(self._remove(c, timeout, volumes=volumes)
-                                   for c in by_service.get(name, [])))
+            _raise_first(await run_parallel(
+                by_service.get(name, []),
+                lambda c: self._remove(c, timeout, volumes=volumes, hooks=True)))
 
         result = await run_down(self.graph, stop, services=set(self.stack.services) & set(by_service),
                                 parallelism=self.parallelism)
         await self._remove_all([a.container for a in plan.orphan_actions], timeout, volumes=volumes)
+        await remove_hook_containers(self.engine, self.name)  # left by an interrupted up
         # from the labels alone (-p NAME without a stack file): every network of the project
         keys = list(self.stack.networks) if self.by_labels else self.networks_used(self.stack.services)
         if self.by_labels and not existing and not keys and not (volumes and self.stack.volumes):
@@ -735,6 +827,8 @@ class Project:
                     self.progress(f"Volume {name}", "Removed")
                 except NotFound:
                     pass
+        if not result.ok:  # e.g. a pre_stop hook failed: that container is still running
+            raise ComposerError(str(next(iter(result.errors.values()))))
         if rmi is not None:
             await self.remove_images(rmi)
         return result
@@ -747,16 +841,21 @@ class Project:
             lambda c: self._remove(c, timeout, volumes=volumes)))
 
     async def _remove(self, c: ContainerInfo | None, timeout: float | None, *,
-                      volumes: bool = False, quiet: bool = False) -> None:
+                      volumes: bool = False, quiet: bool = False, hooks: bool = False) -> None:
+        """Stop (with the service's pre_stop hooks when `hooks`: `down`, not a recreate or a
+        scale-down, as Compose) and remove a container."""
         if c is None:
             return
         label = f"Container {c.name}"
         if c.state in ("running", "paused", "restarting"):
-            if not quiet:
-                self.progress(label, "Stopping")
-            await self.engine.stop_container(c.id, timeout)
-            if not quiet:
-                self.progress(label, "Stopped")
+            if hooks and c.labels.get(L.ONEOFF) != "True":
+                await self._stop(c, timeout, quiet=quiet)
+            else:
+                if not quiet:
+                    self.progress(label, "Stopping")
+                await self.engine.stop_container(c.id, timeout)
+                if not quiet:
+                    self.progress(label, "Stopped")
         await self.engine.remove_container(c.id, force=True, volumes=volumes)
         if not quiet:
             self.progress(label, "Removed")
@@ -769,24 +868,25 @@ class Project:
             by_service.setdefault(c.labels.get(L.SERVICE, ""), []).append(c)
 
         async def stop_one(name: str) -> None:
-            for c in by_service.get(name, []):
-                self.progress(f"Container {c.name}", "Stopping")
-                await self.engine.stop_container(c.id, timeout)
-                self.progress(f"Container {c.name}", "Stopped")
+            _raise_first(await run_parallel(by_service.get(name, []),
+                                            lambda c: self._stop(c, timeout)))
 
-        await run_down(self.graph, stop_one, services=set(running) & set(self.stack.services),
-                       parallelism=self.parallelism)
+        result = await run_down(self.graph, stop_one, services=set(running) & set(self.stack.services),
+                                parallelism=self.parallelism)
+        if not result.ok:  # a pre_stop hook failed: that container is still running
+            raise ComposerError(str(next(iter(result.errors.values()))))
 
     async def start(self, services: Sequence[str] = ()) -> None:
+        """Start the stopped containers in dependency order; a service none of whose
+        containers runs gets its pre_start hooks first, each container its post_start ones."""
         self.check_services(services)
         cs = await self.containers(services)
         order = [s for gen in self.graph.generations() for s in gen]
         for name in order:
-            for c in cs:
-                if c.labels.get(L.SERVICE) == name and c.state not in ("running", "paused"):
-                    self.progress(f"Container {c.name}", "Starting")
-                    await self.engine.start_container(c.id)
-                    self.progress(f"Container {c.name}", "Started")
+            todo = [c for c in cs if c.labels.get(L.SERVICE) == name
+                    and c.state not in ("running", "paused")]
+            if todo:
+                await self._start_service(name, todo)
 
     def restart_set(self, services: Sequence[str], *, no_deps: bool = False) -> set[str]:
         """What `restart SERVICES` restarts: the named services (all when none is named) and,
@@ -826,12 +926,18 @@ class Project:
             for c in by_service.get(name, []):
                 label = f"Container {c.name}"
                 self.progress(label, "Restarting")
+                svc = self.stack.services.get(name)
+                if svc is not None and svc.pre_stop and c.state == "running":
+                    await exec_hooks(self.engine, c, name, "pre_stop", svc.pre_stop, self.hook_output)
                 if c.state in ("running", "paused", "restarting"):
                     # the engine's restart: in between it reads "restarting", so `logs -f`
                     # and an attached `up` stay on it (a stop would end them)
-                    await self.engine.restart_container(c.id, timeout)
+                    info = await self.engine.restart_container(c.id, timeout)
                 else:
-                    await self.engine.start_container(c.id)
+                    info = await self.engine.start_container(c.id)
+                if svc is not None and svc.post_start:
+                    await exec_hooks(self.engine, info, name, "post_start", svc.post_start,
+                                     self.hook_output)
                 self.progress(label, "Started")
 
         async def ready(dep: str, condition: str) -> None:

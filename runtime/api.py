@@ -103,6 +103,15 @@ class ExecResult:
 
 
 @dataclass(frozen=True)
+class ArchiveResult:
+    """What `remove_paths` did: paths removed, and one line per path that failed (the
+    others were done)."""
+
+    written: int = 0
+    errors: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Stats:
     memory_usage: int = 0
     memory_peak: int = 0
@@ -247,6 +256,7 @@ class EngineAPI(Protocol):
     async def attach_container(
         self, ref: str, logs: bool = False, follow: bool = False
     ) -> AttachStream: ...
+    async def remove_paths(self, ref: str, paths: list[str]) -> ArchiveResult: ...
     async def top(self, ref: str) -> list[dict[str, str]]: ...
     # a container's files (cp, export, commit)
     async def stat_path(self, ref: str, path: str) -> PathStat: ...

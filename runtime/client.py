@@ -32,6 +32,7 @@ from yarl import URL
 import runtime
 from runtime import access, rpc, serde
 from runtime.api import (
+    ArchiveResult,
     BuildProgress,
     BuildRequest,
     CommitRequest,
@@ -447,6 +448,11 @@ class Client:
         return serde.from_dict(
             ExecTarget, await self._call("POST", f"/containers/{_seg(ref)}/exec-prepare", body=body)
         )
+
+    async def remove_paths(self, ref: str, paths: list[str]) -> ArchiveResult:
+        body = rpc.RemovePathsRequest(tuple(paths))
+        return serde.from_dict(
+            ArchiveResult, await self._call("POST", f"/containers/{_seg(ref)}/remove-paths", body=body))
 
     async def attach_container(self, ref: str, logs: bool = False,
                                follow: bool = False) -> WsAttach:

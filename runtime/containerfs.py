@@ -1,6 +1,7 @@
 """Files inside a container's root, reached from the daemon without ever leaving that root.
 
-`composer cp` and `composer export` read and write a container's files from the host. A
+`composer cp`, `composer export` and `composer watch`'s syncs (put_archive, remove_paths)
+read and write a container's files from the host, all through this one module. A
 container's root is a directory fd (`Root`):
 
     running   `/proc/<pid>/root` of its init: its own mount namespace (the overlay, volumes,
@@ -9,9 +10,14 @@ container's root is a directory fd (`Root`):
               namespace of one short-lived thread (`stopped_view`): nothing of it is visible
               on the host, and it is unmounted before the thread ends
 
-Every path given by the user is resolved with openat2(2) `RESOLVE_IN_ROOT`: `..` and
-absolute symlinks stay inside the root as in a chroot, and magic links (/proc/self/...) are
-refused, so no path or symlink of the container can lead to a host file. Below a resolved
+Every path given by the user is resolved with openat2(2) `RESOLVE_IN_ROOT |
+RESOLVE_NO_MAGICLINKS`: `..` and absolute symlinks stay inside the root as in a chroot, and
+magic links (/proc/<pid>/root, /proc/self/fd/N) are refused, so no path or symlink of the
+container can lead to a host file. The last component of what is written is never followed:
+an existing entry is replaced (a symlink there too, not written through); a regular file is
+written under a temporary name and renamed over it, so it appears complete. A mount point
+(a single-file bind, a volume) is never unlinked: from outside the container's mount
+namespace that would detach it; a regular file there is rewritten in place. Below a resolved
 start, walks and extraction go one component at a time relative to a directory fd with
 O_NOFOLLOW; a parent an archive entry names is resolved again with RESOLVE_IN_ROOT.
 
@@ -28,6 +34,7 @@ import ctypes.util
 import errno
 import os
 import posixpath
+import secrets
 import stat
 import tarfile
 from collections.abc import Callable
@@ -129,7 +136,8 @@ class Root:
         if not follow:
             flags |= os.O_NOFOLLOW
         try:
-            return openat2(self.fd, rel, flags, RESOLVE_IN_ROOT, create_mode)
+            return openat2(self.fd, rel, flags, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
+                           create_mode)
         except OSError as e:
             raise self.error(e, path) from None
 
@@ -423,10 +431,18 @@ class _Extractor:
                 raise Conflict(f"cannot overwrite non-directory {self.where(rel)} with a "
                                f"directory", subject=rel)
             if not (is_dir and m.isdir()):
+                if mount_point(pfd, base):
+                    # unlinking it from outside its mount namespace would detach the mount
+                    # (and rmtree would empty the host's directory): rewrite a file in place
+                    if not (m.isreg() and stat.S_ISREG(st.st_mode)):
+                        raise Conflict(f"cannot replace {self.where(rel)}: it is a mount point "
+                                       "(a volume or bind mount)", subject=rel)
+                    self._rewrite(tf, m, pfd, base)
+                    return
                 if is_dir:
                     import shutil
                     shutil.rmtree(base, dir_fd=pfd)
-                else:
+                elif not m.isreg():  # a regular file is renamed over it, below
                     os.unlink(base, dir_fd=pfd)
         mtime_ns = int(m.mtime * 1_000_000_000)
         ids = self.owner(m.uid, m.gid)
@@ -435,21 +451,21 @@ class _Extractor:
                 os.mkdir(base, 0o700, dir_fd=pfd)
             self.dirs[rel] = _Meta(*(ids or (-1, -1)), m.mode & 0o7777, mtime_ns)
         elif m.isreg():
-            src = tf.extractfile(m)
-            assert src is not None
-            fd = os.open(base, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+            # written under a temporary name, then renamed over the target: the container's
+            # processes see the old file or the new one complete (watch), never a part
+            tmp = f".{base[:200]}.composer-{secrets.token_hex(4)}"
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
                          0o600, dir_fd=pfd)
             try:
-                while chunk := src.read(_CHUNK):
-                    view = memoryview(chunk)
-                    while view:
-                        view = view[os.write(fd, view):]
-                if ids is not None:
-                    os.fchown(fd, *ids)
-                os.fchmod(fd, m.mode & 0o7777)
-                os.utime(fd, ns=(mtime_ns, mtime_ns))
-            finally:
-                os.close(fd)
+                try:
+                    self._fill(tf, m, fd)
+                finally:
+                    os.close(fd)
+                os.rename(tmp, base, src_dir_fd=pfd, dst_dir_fd=pfd)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp, dir_fd=pfd)
+                raise
         elif m.islnk():
             target = self.rename(clean_name(m.linkname, "hardlink target"))
             tfd, tbase = self.parent(target)
@@ -469,6 +485,30 @@ class _Extractor:
             if ids is not None:
                 os.chown(base, *ids, dir_fd=pfd, follow_symlinks=False)
             os.utime(base, ns=(mtime_ns, mtime_ns), dir_fd=pfd, follow_symlinks=False)
+
+    def _fill(self, tf: tarfile.TarFile, m: tarfile.TarInfo, fd: int) -> None:
+        """The content, owner, mode and mtime of the regular file entry `m` into `fd`."""
+        src = tf.extractfile(m)
+        assert src is not None
+        while chunk := src.read(_CHUNK):
+            view = memoryview(chunk)
+            while view:
+                view = view[os.write(fd, view):]
+        ids = self.owner(m.uid, m.gid)
+        if ids is not None:
+            os.fchown(fd, *ids)
+        os.fchmod(fd, m.mode & 0o7777)
+        mtime_ns = int(m.mtime * 1_000_000_000)
+        os.utime(fd, ns=(mtime_ns, mtime_ns))
+
+    def _rewrite(self, tf: tarfile.TarFile, m: tarfile.TarInfo, pfd: int, base: str) -> None:
+        """A regular file that is a mount point (a single-file bind or volume) is rewritten
+        in place: unlinking or renaming over it fails with EBUSY."""
+        fd = os.open(base, os.O_WRONLY | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=pfd)
+        try:
+            self._fill(tf, m, fd)
+        finally:
+            os.close(fd)
 
     def finish(self) -> None:
         """Directory metadata last, deepest first (creating children changes the mtime)."""
@@ -502,6 +542,55 @@ def extract_tar(root: Root, dest: str, src: BinaryIO, owner: Owner, *,
     except tarfile.TarError as e:
         raise InvalidArgument(f"the archive is not a valid tar stream ({e})") from None
     ex.finish()
+
+
+def mount_point(dfd: int, name: str) -> bool:
+    """True when `name` in the directory `dfd` is the root of another mount (a bind-mounted
+    file, a volume): opening it without crossing a mount fails with EXDEV."""
+    try:
+        os.close(openat2(dfd, name, os.O_PATH | os.O_NOFOLLOW, RESOLVE_BENEATH | RESOLVE_NO_XDEV))
+    except OSError as e:
+        return e.errno == errno.EXDEV
+    return False
+
+
+def remove_paths(root: Root, paths: list[str]) -> tuple[int, list[str]]:
+    """Remove each path (a directory with everything in it) in `root`, the parent resolved
+    inside it and the last component never followed (a symlink goes, not its target); a
+    missing path is no error. (paths removed, one line per path that failed)."""
+    import shutil
+
+    removed, errors = 0, []
+    for path in paths:
+        parent, base = split_path(path)
+        if base in (".", "/"):
+            errors.append(f"{path}: the container's root or a directory's content is not removed")
+            continue
+        try:
+            pfd = root.open(parent, os.O_RDONLY | os.O_DIRECTORY)
+        except (NotFound, InvalidArgument):
+            continue  # its directory is gone (or is no directory): so is the path
+        except EngineError as e:
+            errors.append(str(e))
+            continue
+        try:
+            st = os.stat(base, dir_fd=pfd, follow_symlinks=False)
+            if mount_point(pfd, base):
+                errors.append(f"{root.name + ':' if root.name else ''}{path}: a mount point "
+                              "(a volume or bind mount) is not removed")
+                continue
+            if stat.S_ISDIR(st.st_mode):
+                shutil.rmtree(base, dir_fd=pfd)  # fd-based: never follows a symlink below
+            else:
+                os.unlink(base, dir_fd=pfd)
+            removed += 1
+        except FileNotFoundError:
+            pass
+        except OSError as e:
+            errors.append(str(root.error(e, path)))
+        finally:
+            os.close(pfd)
+    return removed, errors
 
 
 def rebase(old: str, new: str) -> Callable[[str], str]:

@@ -269,6 +269,14 @@ async def exec_prepare(request: web.Request) -> web.Response:
     return _json(target)
 
 
+async def remove_paths(request: web.Request) -> web.Response:
+    ref = _ref(request)
+    req: rpc.RemovePathsRequest = await _body(request, rpc.RemovePathsRequest)
+    if any(not p.startswith("/") for p in req.paths):
+        raise InvalidArgument("invalid path: give absolute paths in the container")
+    return _json(await _engine(request).remove_paths(ref, list(req.paths)))
+
+
 async def attach_container(request: web.Request) -> web.StreamResponse:
     """A websocket relaying attach frames (runtime.attach) both ways: binary messages of
     whole frames. Errors (unknown or stopped container) come before the upgrade, as 4xx.
@@ -580,6 +588,7 @@ def create_app(engine: EngineAPI) -> web.Application:
     r.add_post("/containers/{ref}/exec-prepare", exec_prepare)
     r.add_get("/containers/{ref}/attach", attach_container)
     r.add_get("/containers/{ref}/exec-attach", exec_attach)
+    r.add_post("/containers/{ref}/remove-paths", remove_paths)
     r.add_get("/containers/{ref}/top", top)
     r.add_get("/containers/{ref}/stats", stats)
     r.add_get("/containers/{ref}/archive/stat", stat_path)

@@ -29,6 +29,7 @@ from typing import Any, TypeVar
 
 from runtime import engine_files, hostdevices, injected, resolve, serde
 from runtime.api import (
+    ArchiveResult,
     BuildProgress,
     BuildRequest,
     CommitRequest,
@@ -942,6 +943,9 @@ class Engine:
     ) -> None:
         await engine_files.put_archive(self, ref, path, data, copy_uid_gid,
                                        no_overwrite_dir_non_dir)
+
+    async def remove_paths(self, ref: str, paths: list[str]) -> ArchiveResult:
+        return await engine_files.remove_paths(self, ref, paths)
 
     def export_container(self, ref: str) -> AsyncIterator[bytes]:
         return engine_files.export_container(self, ref)

@@ -1,4 +1,5 @@
-"""The engine's file verbs on one container: stat, get/put archive (`cp`), export, commit.
+"""The engine's file verbs on one container: stat, get/put archive (`cp`, `watch`'s syncs),
+remove paths (`watch`), export, commit.
 
 Each runs its file work on a fresh thread (runtime.threadpipe) against the container's root
 (runtime.containerfs): `/proc/<pid>/root` while it runs, else its overlay mounted in that
@@ -16,7 +17,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 
 from runtime import containerfs as cfs
-from runtime.api import CommitRequest, Event, ImageInfo, PathStat
+from runtime.api import ArchiveResult, CommitRequest, Event, ImageInfo, PathStat
 from runtime.commit import commit_config, runtime_made
 from runtime.containers import ContainerRecord
 from runtime.errors import Conflict, InvalidArgument
@@ -198,6 +199,17 @@ async def put_archive(engine: Engine, ref: str, path: str, data: AsyncIterable[b
             on_root()
 
         await consume(data, read, name=f"extract-{rec.id[:12]}")
+
+
+async def remove_paths(engine: Engine, ref: str, paths: list[str]) -> ArchiveResult:
+    """Remove each path (directories with what they hold) in the container, resolved inside
+    its root (`composer watch` deletes what is gone on the host); a missing path is no
+    error, one that fails is reported and the others are still removed."""
+    rec = engine.table.get(ref)
+    async with _steady(engine, rec):
+        fn = await _on_root(engine, rec, lambda root: cfs.remove_paths(root, paths))
+        removed, errors = await run_thread(fn)
+    return ArchiveResult(removed, tuple(errors))
 
 
 async def commit_container(engine: Engine, ref: str, req: CommitRequest) -> ImageInfo:

@@ -19,6 +19,8 @@ streams are chunked JSON lines, one object per line, `{"error": {...}}` ends a b
     GET    /containers/{ref}/attach?logs=0|1&follow=0|1 -> websocket of attach frames
     POST   /containers/{ref}/exec  ExecRequest  -> ExecResult
     POST   /containers/{ref}/exec-prepare ExecRequest -> ExecTarget (for exec -it)
+    PUT    /containers/{ref}/archive?path=DIR  tar stream -> ArchiveResult (Docker's route)
+    POST   /containers/{ref}/remove-paths RemovePathsRequest -> ArchiveResult
     GET    /containers/{ref}/exec-attach?request=ExecRequest(JSON) -> websocket of attach
                                                   frames: the command's stdio, then EXIT
     GET    /containers/{ref}/top                -> [{column: value}]
@@ -89,6 +91,13 @@ class ExecRequest:
     privileged: bool = False  # exec --privileged: every capability for this process
     stdin: bool = True
     detach: bool = False
+
+
+@dataclass(frozen=True)
+class RemovePathsRequest:
+    """Body of POST /containers/{ref}/remove-paths: absolute paths in the container."""
+
+    paths: tuple[str, ...]
 
 
 @dataclass(frozen=True)

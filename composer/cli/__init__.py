@@ -24,7 +24,7 @@ EXIT_BROKEN_PIPE = 128 + 13  # SIGPIPE
 
 VERB_MODULES: tuple[str, ...] = (
     "config_cmd", "up_cmd", "ps_cmd", "lifecycle_cmd", "logs_cmd", "exec_cmd", "attach_cmd",
-    "image_cmd", "files_cmd", "project_cmd", "completion_cmd",
+    "image_cmd", "watch_cmd", "files_cmd", "project_cmd", "completion_cmd",
 )
 
 

@@ -85,7 +85,7 @@ class AttachedUp:
     def __init__(self, project: Project, targets: Collection[str], printer: LogPrinter, *,
                  services: Collection[str], timeout: float | None,
                  abort_on_exit: bool = False, abort_on_failure: bool = False,
-                 exit_code_from: str | None = None) -> None:
+                 exit_code_from: str | None = None, watching: bool = False) -> None:
         self.project = project
         self.targets = set(targets)
         self.printer = printer
@@ -95,6 +95,9 @@ class AttachedUp:
         self.abort_on_exit = abort_on_exit or (bool(exit_code_from) and not abort_on_failure)
         self.abort_on_failure = abort_on_failure
         self.exit_code_from = exit_code_from
+        # up --watch: the session lasts until Ctrl-C (or an abort), not until every container
+        # stopped: a rebuild replaces containers, which are attached as they start
+        self.watching = watching
         self.streams: dict[str, AttachStream] = {}
         self.live: dict[str, bool] = {}  # container -> may still write (not ended for good)
         self.pumps: list[asyncio.Task[None]] = []
@@ -174,6 +177,8 @@ class AttachedUp:
 
     # -- the session
     def done(self) -> bool:
+        if self.watching and not (self.interrupted or self.aborted):
+            return False
         return not any(self.live.values())
 
     async def run(self) -> int:

@@ -14,6 +14,7 @@ from composer.cli.runflags import add_run_flags, apply_run_flags
 from composer.convert import container_spec
 from composer.errors import ComposerError
 from composer.operations import Project, UpOptions
+from runtime.api import ContainerInfo
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -174,9 +175,12 @@ def run_cmd(args: argparse.Namespace) -> int:
                                                                 and sys.stdout.isatty()))
         spec = replace(spec, **changes)  # type: ignore[arg-type]
         info = await project.engine.create_container(spec)
+        hooks: asyncio.Future[None] | None = None
         if args.detach:
-            await project.engine.start_container(info.id)
+            info = await project.engine.start_container(info.id)
+            hooks = _post_start(project, args.service, info)
             print(info.name)
+            await _hooks_done(hooks, 0)
             return 0
         from composer.cli.attach_cmd import relay
         from runtime.errors import LaunchError
@@ -185,13 +189,14 @@ def run_cmd(args: argparse.Namespace) -> int:
         stream = await project.engine.attach_container(info.id, follow=True)
         try:
             try:
-                await project.engine.start_container(info.id)
+                started = await project.engine.start_container(info.id)
             except LaunchError as e:  # its message came through the stream (or did not)
                 shown = await _drain_failed_start(stream)
                 if not shown:
                     print(f"error: {e.message}", file=sys.stderr)
                 code = e.exit_code
             else:
+                hooks = _post_start(project, args.service, started)
                 await relay(project.engine, info.id, stream, tty=spec.tty, stdin=True,
                             close_stdin=True, detach_keys=b"")
                 # None: the stream broke, ask the engine
@@ -199,8 +204,33 @@ def run_cmd(args: argparse.Namespace) -> int:
                     await project.engine.wait_container(info.id)
         finally:
             await stream.close()
-        if args.rm:
-            await project.engine.remove_container(info.id, force=True, volumes=True)
+        try:
+            await _hooks_done(hooks, code)
+        finally:
+            if args.rm:
+                await project.engine.remove_container(info.id, force=True, volumes=True)
         return code
 
     return run(with_project(args, go, lock=False))
+
+
+def _post_start(project: Project, service: str, info: ContainerInfo) -> asyncio.Future[None] | None:
+    """As docker compose run: the service's post_start hooks, exec'd beside the attached
+    session once the container started."""
+    from composer.hooks import exec_hooks
+
+    hooks = project.stack.services[service].post_start
+    if not hooks:
+        return None
+    return asyncio.ensure_future(exec_hooks(project.engine, info, service, "post_start", hooks))
+
+
+async def _hooks_done(hooks: asyncio.Future[None] | None, code: int) -> None:
+    """A hook's failure is the run's error when the command itself succeeded (as Compose)."""
+    if hooks is None:
+        return
+    try:
+        await hooks
+    except ComposerError:
+        if code == 0:
+            raise

@@ -4,13 +4,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from typing import Any
 
 from composer.cli.attached import AttachedUp, add_attach_args, attach_targets, attached
 from composer.cli.common import add_services_arg, orphan_options, project_lock, run, with_project
-from composer.cli.logprint import LogPrinter
+from composer.cli.logprint import LogPrinter, short_name
 from composer.cli.output import colours
 from composer.errors import ComposerError
+from composer.hooks import HookOutput
 from composer.operations import PULL_POLICIES, Project, UpOptions
+from runtime.tasks import cancel_and_wait
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -41,6 +44,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--quiet-pull", action="store_true", help="pull without progress lines")
     p.add_argument("--wait-timeout", type=_seconds, default=None, metavar="SECONDS",
                    help="with --wait: fail when the stack is not running/healthy after SECONDS")
+    p.add_argument("-w", "--watch", action="store_true",
+                   help="watch the develop.watch paths and sync, restart or rebuild services "
+                        "as files change (see `composer watch`)")
     add_attach_args(p)
     p.set_defaults(func=up)
 
@@ -85,6 +91,10 @@ def check_up_flags(args: argparse.Namespace) -> None:
         if args.abort_on_container_exit:
             raise ComposerError("--wait can't be combined with --abort-on-container-exit")
         args.detach = True
+    if args.watch and args.detach:
+        raise ComposerError(f"{'--wait' if args.wait else '--detach'} can't be combined with --watch")
+    if args.watch and args.no_build:
+        raise ComposerError("--no-build and --watch are incompatible")
     if args.detach and (args.abort_on_container_exit or args.abort_on_container_failure):
         raise ComposerError("--detach can't be combined with --abort-on-container-exit or "
                             "--abort-on-container-failure")
@@ -119,6 +129,12 @@ def up(args: argparse.Namespace) -> int:
     async def go(project: Project) -> int:
         if args.exit_code_from:
             project.check_services([args.exit_code_from])
+        rules = None
+        if args.watch:
+            from composer.cli.watch_cmd import err
+            from composer.watch.session import rules_of
+
+            rules = rules_of(project, args.services, err)  # before anything starts
         if not with_logs:
             async with project_lock(project):
                 await project.up(opts)
@@ -129,8 +145,9 @@ def up(args: argparse.Namespace) -> int:
             project, attach_targets(project, args), printer, services=args.services,
             timeout=args.timeout, abort_on_exit=args.abort_on_container_exit,
             abort_on_failure=getattr(args, "abort_on_container_failure", False),
-            exit_code_from=args.exit_code_from)
+            exit_code_from=args.exit_code_from, watching=rules is not None)
         project.before_start = session.attach  # attached before each start
+        project.hook_output = hook_printer(printer, project.name)  # as Compose: `app-1 -> | `
         session.install_signals()
         try:
             # the lock covers the convergence only: `down` from another terminal must not
@@ -148,10 +165,41 @@ def up(args: argparse.Namespace) -> int:
         close = getattr(project.progress, "close", None)
         if close is not None:
             close()  # the live display ends where the logs begin
-        return await session.run()
+        if rules is None:
+            return await session.run()
+        return await attach_watching(project, session, rules)
 
     return run(with_project(args, go, lock=False, live=True))
 
+
+async def attach_watching(project: Project, session: AttachedUp, rules: list[Any]) -> int:
+    """`up --watch`: the attached logs, and the watch session beside them (its lines marked
+    `⦿`, as Compose marks them); Ctrl-C ends both. The logs keep following what the watch
+    changes through the attached session itself: a rebuild's new container is attached
+    before it starts (Project.before_start), a sync+restart's restart stays on the same
+    follow-mode stream. Each batch takes the project lock, as `composer watch` does."""
+    from composer.cli.watch_cmd import err
+    from composer.watch.session import WatchSession
+
+    def log(line: str) -> None:
+        print(f"⦿ {line}", flush=True)
+
+    watch = asyncio.ensure_future(
+        WatchSession(project, rules, log, err, lock=lambda: project_lock(project)).run())
+    try:
+        return await session.run()
+    finally:
+        await cancel_and_wait(watch)
+
+
+def hook_printer(printer: LogPrinter, project: str) -> HookOutput:
+    """Lines a hook printed, through the attached session's printer as `docker compose up`
+    shows them: `app-1 -> | ...` (a pre_start hook's: `app pre_start[0] -> | ...`)."""
+    def output(source: str, line: str) -> None:
+        key = "hook:" + source
+        printer.register(key, short_name(source, project))
+        printer.output(key, "stdout", line.encode() + b"\n")
+    return output
 
 def down(args: argparse.Namespace) -> int:
     async def go(project: Project) -> int:

@@ -39,6 +39,7 @@ T_LOAD = "tests/unit/spec/test_load.py"
 T_CONV = "tests/unit/test_convert.py"
 T_CAT = "tests/unit/spec/test_key_catalog.py"
 T_DEV = "tests/unit/spec/test_devices.py"
+T_HOOKS = "tests/unit/spec/test_hooks_develop.py"
 
 
 def _svc(body: str, extra: str = "") -> str:
@@ -57,8 +58,6 @@ def _ign(path: str, note: str, example: str) -> Key:
 def _no(path: str, note: str, example: str) -> Key:
     return Key(path, REFUSED, note, example=example)
 
-
-PENDING = "not yet: lifecycle hooks are being added"
 
 KEYS: tuple[Key, ...] = (
     # -- top level --
@@ -189,10 +188,16 @@ KEYS: tuple[Key, ...] = (
         ("isolation", "default", "isolation (Windows)"), ("credential_spec", "{file: x}", "credential_spec (Windows)"),
         ("gpus", "all", "gpus (give the device nodes with devices:)"),
         ("use_api_socket", "true", "use_api_socket"), ("pull_refresh_after", "1h", "pull_refresh_after"),
-        ("provider", "{type: model}", "provider services"), ("models", "[m]", "models"),
-        ("develop", "{watch: []}", "develop (watch: not yet)"),
-        ("pre_start", "[{command: x}]", PENDING), ("post_start", "[{command: x}]", PENDING),
-        ("pre_stop", "[{command: x}]", PENDING))),
+        ("provider", "{type: model}", "provider services"), ("models", "[m]", "models"))),
+    # -- lifecycle hooks, watch --
+    _ok("services.*.pre_start", f"{T_HOOKS}::test_hook_syntaxes",
+        "command, user, privileged, working_dir, environment, image; run in a container of their own"),
+    *(_ok(f"services.*.{k}", f"{T_HOOKS}::test_hook_syntaxes",
+          "command, user, privileged, working_dir, environment; exec'd in the container")
+      for k in ("post_start", "pre_stop")),
+    _ok("services.*.develop", f"{T_HOOKS}::test_develop_watch_syntaxes",
+        "watch: path, action (sync, rebuild, restart, sync+restart, sync+exec), target, ignore, "
+        "include, exec, initial_sync"),
     # -- kernel, security, namespaces --
     _ok("services.*.sysctls", f"{T_SVC}::test_kernel_and_host_settings"),
     _ok("services.*.cap_add", f"{T_SVC}::test_kernel_and_host_settings"),

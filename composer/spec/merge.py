@@ -7,6 +7,7 @@ have the right shapes. Rules (as the Compose spec's merge section):
 - `ports`, `expose`, `dns`, `dns_search`, `tmpfs`, `cap_add`, `device_cgroup_rules` ...
   concatenate without duplicates; `volumes` and `devices` merge by container path;
   `secrets`/`configs` by source;
+- `pre_start`, `post_start`, `pre_stop` and `develop.watch` are appended;
 - `command`, `entrypoint`, `healthcheck.test` and any other sequence are replaced.
 """
 from __future__ import annotations
@@ -22,6 +23,7 @@ _UNION = (
     "security_opt", "group_add", "links", "external_links", "volumes_from", "profiles",
     "env_file", "label_file", "extra_hosts", "device_cgroup_rules",
 )
+_CONCAT = ("pre_start", "post_start", "pre_stop")  # appended, as compose-go's default for sequences
 
 
 def merge_stacks(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
@@ -51,6 +53,10 @@ def merge_service(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
             out[key] = value
         elif key in _UNION:
             out[key] = _union(_as_list(old), _as_list(value))
+        elif key in _CONCAT:
+            out[key] = _as_list(old) + _as_list(value)
+        elif key == "develop" and isinstance(old, dict) and isinstance(value, dict):
+            out[key] = _merge_develop(old, value)
         elif key == "volumes":
             out[key] = _by_key(old, value, _volume_target)
         elif key == "devices":
@@ -63,6 +69,16 @@ def merge_service(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
             out[key] = _merge_maps(old, value)
         else:
             out[key] = value
+    return out
+
+
+def _merge_develop(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """`develop.watch` rules of both files, the later appended (compose-go appends sequences)."""
+    out = _merge_maps(old, {k: v for k, v in new.items() if k != "watch"})
+    if isinstance(old.get("watch"), list) and isinstance(new.get("watch"), list):
+        out["watch"] = old["watch"] + copy.deepcopy(new["watch"])
+    elif "watch" in new:
+        out["watch"] = copy.deepcopy(new["watch"])
     return out
 
 
@@ -179,6 +195,12 @@ def rebase_paths(svc: dict[str, Any], from_dir: str) -> dict[str, Any]:
         ]
     if isinstance(out.get("volumes"), list):
         out["volumes"] = [_rebase_volume(v, from_dir) for v in out["volumes"]]
+    develop = out.get("develop")
+    if isinstance(develop, dict) and isinstance(develop.get("watch"), list):
+        out["develop"] = {**develop, "watch": [
+            {**r, "path": resolve_path(r["path"], from_dir)}
+            if isinstance(r, dict) and isinstance(r.get("path"), str) else r
+            for r in develop["watch"]]}
     label_file = out.get("label_file")
     if isinstance(label_file, str):
         out["label_file"] = resolve_path(label_file, from_dir)

@@ -96,6 +96,12 @@ def render_service(s: ServiceSpec) -> dict[str, Any]:
         out["deploy"] = deploy
     if s.logging is not None:
         out["logging"] = {k: v for k, v in (("driver", s.logging.driver), ("options", s.logging.options)) if v}
+    for key in ("pre_start", "post_start", "pre_stop"):
+        hooks = getattr(s, key)
+        if hooks:
+            out[key] = [h.render() for h in hooks]
+    if s.develop is not None and s.develop.watch:
+        out["develop"] = s.develop.render()
     for key in ("secrets", "configs"):
         refs = getattr(s, key)
         if refs:

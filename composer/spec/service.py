@@ -14,6 +14,7 @@ from typing import Any
 
 from composer.spec.devices import DeviceSpec, parse_cgroup_rules
 from composer.spec.dotenv import read_env_file, read_raw_env_file
+from composer.spec.hooks import Develop, ServiceHook
 from composer.spec.keys import SERVICE_KEYS, SERVICE_UNSUPPORTED, SERVICE_WARN
 from composer.spec.mounts import VolumeMount, parse_tmpfs_entry, resolve_path
 from composer.spec.parts import (
@@ -139,6 +140,10 @@ class ServiceSpec:
     attach: bool = True
     secrets: tuple[FileRef, ...] = ()
     configs: tuple[FileRef, ...] = ()
+    pre_start: tuple[ServiceHook, ...] = ()
+    post_start: tuple[ServiceHook, ...] = ()
+    pre_stop: tuple[ServiceHook, ...] = ()
+    develop: Develop | None = None
     extensions: dict[str, Any] = field(default_factory=dict)  # x-* keys, kept for `config`
 
     @property
@@ -468,8 +473,12 @@ _PARSERS: dict[str, Parser] = {
     "pid": _pid, "uts": _uts, "cgroup": _cgroup, "mac_address": lambda v, w, c: parse_mac(v, w),
     "attach": _attach, "secrets": lambda v, w, c: FileRef.parse_all(v, w),
     "configs": lambda v, w, c: FileRef.parse_all(v, w),
+    "pre_start": lambda v, w, c: ServiceHook.parse_all(v, w, c.environ, pre_start=True),
+    "post_start": lambda v, w, c: ServiceHook.parse_all(v, w, c.environ),
+    "pre_stop": lambda v, w, c: ServiceHook.parse_all(v, w, c.environ),
+    "develop": lambda v, w, c: Develop.parse(v, w, c.base_dir, c.environ, c.warnings),
 }
-_NULL_OK = frozenset({"command", "entrypoint", "deploy"})
+_NULL_OK = frozenset({"command", "entrypoint", "deploy", "develop"})
 
 
 def _unique_any(v: Any, w: Where) -> list[Any]:

@@ -5,23 +5,43 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import replace
 
 from runtime.api import (
+    ArchiveResult,
     BuildProgress,
     BuildRequest,
     ContainerInfo,
     ExecResult,
     ImageInfo,
+    LogLine,
     NetworkInfo,
     PullEvent,
     VolumeInfo,
 )
+from runtime.attach import ERR, EXIT, OUT, AttachStream, exit_payload
 from runtime.errors import Conflict, NotFound
 from runtime.types import ContainerSpec, NetworkSpec, VolumeSpec
 
 ANONYMOUS = "com.docker.volume.anonymous"
+
+
+class ScriptedStream(AttachStream):
+    """An exec's stream of frames fixed in advance (empty output frames are left out)."""
+
+    def __init__(self, frames: list[tuple[int, bytes]]) -> None:
+        self.frames = [(k, p) for k, p in frames if p or k == EXIT]
+        self.closed = False
+
+    async def _send(self, data: bytes) -> None:
+        pass
+
+    async def _recv(self) -> tuple[int, bytes] | None:
+        return self.frames.pop(0) if self.frames else None
+
+    async def close(self) -> None:
+        self.closed = True
 
 
 class MemEngine:
@@ -36,10 +56,18 @@ class MemEngine:
         self.built: list[str] = []
         self.requests: list[BuildRequest] = []
         self.log: list[tuple[str, str]] = []  # (verb, container name)
-        self.execs: list[dict[str, object]] = []  # exec_run's arguments
         self.pull_fails = False
         self.exit_on_start: dict[str, int] = {}  # service -> exit code: a one-shot
         self.health: dict[str, str] = {}  # service -> health status its containers report
+        # every exec: its container's name, argv, user, env, workdir, privileged; a test sets
+        # exec_results[argv[-1]] for another outcome. A pre_start hook's container "runs" its
+        # command: it exits with hook_exit[command[-1]] (default 0) after printing
+        # hook_output[command[-1]].
+        self.execs: list[dict[str, object]] = []
+        self.exec_results: dict[str, ExecResult] = {}
+        self.hook_exit: dict[str, int] = {}
+        self.hook_output: dict[str, str] = {}
+        self.files: dict[str, bytes | str | None] = {}  # what put_archive wrote (tar names)
         self._ids = itertools.count(1)
         self._clock = itertools.count(1)
 
@@ -55,6 +83,8 @@ class MemEngine:
         if self.images is None:
             return ImageInfo(id="sha256:" + "0" * 64, tags=(ref,))
         if ref not in self.images:
+            if ref in self.images.values() or ref.startswith("sha256:built-"):  # by id
+                return ImageInfo(id=ref, tags=tuple(k for k, v in self.images.items() if v == ref))
             raise NotFound(f"no such image: {ref}")
         return ImageInfo(id=self.images[ref], tags=(ref,))
 
@@ -68,6 +98,12 @@ class MemEngine:
         yield PullEvent("pulled", image_id="x")
 
     async def remove_image(self, ref: str, force: bool = False) -> list[str]:
+        if self.images is not None and ref not in self.images and (
+                ref in self.images.values() or ref.startswith("sha256:built-")):  # by id
+            for tag in [k for k, v in self.images.items() if v == ref]:
+                del self.images[tag]
+            self.log.append(("rmi", ref))
+            return [ref]
         if self.images is None or ref not in self.images:
             raise NotFound(f"no such image: {ref}")
         if any(c.image == ref for c in self.containers.values()):
@@ -139,28 +175,15 @@ class MemEngine:
         self.log.append(("create", spec.name))
         return info
 
-    async def exec_run(self, ref: str, argv: list[str], user: str | None = None,
-                       env: dict[str, str] | None = None, workdir: str | None = None,
-                       privileged: bool = False) -> ExecResult:
-        c = self.containers[ref]
-        if c.state != "running":
-            raise Conflict(f"container {c.name} is not running")
-        self.execs.append({"name": c.name, "argv": argv, "user": user, "env": env,
-                           "workdir": workdir, "privileged": privileged})
-        return ExecResult(0, "ran\n", "")
-
-    async def exec_attach(self, ref: str, argv: list[str], user: str | None = None,
-                          env: dict[str, str] | None = None, workdir: str | None = None,
-                          tty: bool = False, stdin: bool = True, detach: bool = False,
-                          privileged: bool = False) -> object:
-        from runtime.exec_session import ExecSession
-
-        await self.exec_run(ref, argv, user, env, workdir, privileged)
-        return ExecSession.finished(0)
-
     async def start_container(self, ref: str) -> ContainerInfo:
         from composer import labels as L
 
+        if L.HOOK in self.containers[ref].labels:  # a pre_start hook: runs to its end at once
+            cmd = self.containers[ref].spec.command or ("",)
+            self.containers[ref] = replace(self.containers[ref], state="exited",
+                                           exit_code=self.hook_exit.get(cmd[-1], 0))
+            self.log.append(("hook", cmd[-1]))
+            return self.containers[ref]
         service = self.containers[ref].labels.get(L.SERVICE, "")
         self.containers[ref] = replace(self.containers[ref], state="running",
                                        started_at=next(self._clock),
@@ -188,6 +211,54 @@ class MemEngine:
             for m in info.mounts:
                 if m.type == "volume" and ANONYMOUS in self.volumes.get(m.source, {}):
                     del self.volumes[m.source]
+
+    async def wait_container(self, ref: str) -> int:
+        return self.containers[ref].exit_code or 0
+
+    async def logs(self, ref: str, follow: bool = False, tail: int | None = None) -> AsyncIterator[LogLine]:
+        cmd = self.containers[ref].spec.command or ("",)
+        for line in self.hook_output.get(cmd[-1], "").splitlines(keepends=True):
+            yield LogLine("stdout", 0.0, line)
+
+    async def exec_run(self, ref: str, argv: list[str], user: str | None = None,
+                       env: dict[str, str] | None = None, workdir: str | None = None,
+                       privileged: bool = False) -> ExecResult:
+        c = self.containers[ref]
+        if c.state != "running":
+            raise Conflict(f"container {c.name} is not running")
+        self.execs.append({"name": c.name, "argv": list(argv), "user": user, "env": dict(env or {}),
+                           "workdir": workdir, "privileged": privileged})
+        self.log.append(("exec", f"{c.name}:{argv[-1]}"))
+        return self.exec_results.get(argv[-1], ExecResult(0))
+
+    async def exec_attach(self, ref: str, argv: list[str], user: str | None = None,
+                          env: dict[str, str] | None = None, workdir: str | None = None,
+                          tty: bool = False, stdin: bool = True, detach: bool = False,
+                          privileged: bool = False) -> AttachStream:
+        """The hooks' exec: exec_run's scripted result, as the frames a real stream carries."""
+        res = await self.exec_run(ref, argv, user=user, env=env, workdir=workdir,
+                                  privileged=privileged)
+        return ScriptedStream([(OUT, res.stdout.encode()), (ERR, res.stderr.encode()),
+                               (EXIT, exit_payload(res.exit_code))])
+
+    async def put_archive(self, ref: str, path: str, data: AsyncIterable[bytes],
+                          copy_uid_gid: bool = False,
+                          no_overwrite_dir_non_dir: bool = True) -> None:
+        import io
+        import tarfile
+
+        raw = b"".join([chunk async for chunk in data])
+        names = []
+        with tarfile.open(fileobj=io.BytesIO(raw), mode="r|") as tar:
+            for m in tar:
+                f = tar.extractfile(m) if m.isreg() else None
+                self.files[m.name] = f.read() if f else (m.linkname if m.issym() else None)
+                names.append(m.name)
+        self.log.append(("put", f"{self.containers[ref].name}:{','.join(names)}"))
+
+    async def remove_paths(self, ref: str, paths: list[str]) -> ArchiveResult:
+        self.log.append(("rm", f"{self.containers[ref].name}:{','.join(paths)}"))
+        return ArchiveResult(len(paths))
 
     def running(self) -> list[str]:
         from composer import labels as L

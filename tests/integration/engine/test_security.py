@@ -90,6 +90,21 @@ async def test_exec_keeps_capabilities_and_seccomp_of_the_service(engine: Engine
     assert int(init["CapEff"], 16) & (1 << 12) and not int(init["CapEff"], 16) & 1, init
 
 
+async def test_a_privileged_exec_widens_only_the_capabilities(engine: Engine) -> None:
+    """`privileged` on one exec (a hook's, `exec --privileged`): every capability, while
+    seccomp and no_new_privs stay the container's; the next plain exec is back to the
+    container's set."""
+    pid = await start(engine, "privexec", suid=False, cap_drop=("CHOWN",),
+                      security_opt=("no-new-privileges:true",))
+    init = fields(Path(f"/proc/{pid}/status").read_text())
+    wide = fields((await engine.exec_run("privexec", ["sh", "-c", REPORT], privileged=True)).stdout)
+    assert int(wide["CapEff"], 16) & 1 and int(wide["CapEff"], 16) & (1 << 21), wide  # CHOWN, SYS_ADMIN
+    assert wide["CapBnd"] == wide["CapEff"], wide
+    assert (wide["Seccomp"], wide["NoNewPrivs"]) == (init["Seccomp"], init["NoNewPrivs"]) == ("2", "1")
+    plain = fields((await engine.exec_run("privexec", ["sh", "-c", REPORT])).stdout)
+    assert plain["CapEff"] == init["CapEff"], (plain, init)
+
+
 async def test_a_custom_seccomp_profile_file(engine: Engine, tmp_path: Path) -> None:
     profile = tmp_path / "no-mkdir.json"
     profile.write_text(json.dumps({

@@ -15,10 +15,11 @@ import itertools
 import signal as signals
 import struct
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field, replace
 
 from runtime.api import (
+    ArchiveResult,
     BuildProgress,
     BuildRequest,
     ContainerInfo,
@@ -59,6 +60,7 @@ class _Box:
     info: ContainerInfo
     logs: list[LogLine] = field(default_factory=list)
     changed: asyncio.Condition = field(default_factory=asyncio.Condition)
+    files: dict[str, bytes] = field(default_factory=dict)  # what put_archive wrote: path -> data
 
 
 def _matches(labels: dict[str, str], want: dict[str, str] | None) -> bool:
@@ -326,6 +328,27 @@ class FakeEngine:
             if box.info.state not in ("running", "paused", "restarting"):
                 return
 
+    async def put_archive(self, ref: str, path: str, data: AsyncIterable[bytes],
+                          copy_uid_gid: bool = False,
+                          no_overwrite_dir_non_dir: bool = True) -> None:
+        import io
+        import posixpath
+        import tarfile
+
+        box = self._box(ref)
+        if box.info.state != "running":
+            raise Conflict(f"container {box.info.name} is not running", subject=box.info.name)
+        raw = b"".join([chunk async for chunk in data])
+        with tarfile.open(fileobj=io.BytesIO(raw), mode="r|") as tar:
+            for m in tar:
+                f = tar.extractfile(m) if m.isreg() else None
+                box.files[posixpath.join(path, m.name)] = f.read() if f else b""
+
+    async def remove_paths(self, ref: str, paths: list[str]) -> ArchiveResult:
+        box = self._box(ref)
+        gone = [p for p in paths if box.files.pop(p, None) is not None]
+        return ArchiveResult(len(gone), tuple(f"{p}: no such file" for p in paths if p not in gone))
+
     async def restart_container(self, ref: str, timeout: float | None = None) -> ContainerInfo:
         box = self._box(ref)
         await self.stop_container(box.info.id, timeout)
@@ -367,7 +390,8 @@ class FakeEngine:
             self._box(ref)
             self.exec_calls.append((ref, list(argv)))
             return FakeCat()
-        res = await self.exec_run(ref, argv, user=user, env=env, workdir=workdir)
+        res = await self.exec_run(ref, argv, user=user, env=env, workdir=workdir,
+                                  privileged=privileged)
         stream = FakeAttach()
         if res.stdout:
             stream.out.put_nowait((OUT, res.stdout.encode()))
@@ -420,7 +444,7 @@ class FakeEngine:
             return ExecResult(
                 0,
                 "".join(f"{k}={v}\n" for k, v in (env or {}).items())
-                + f"USER={user}\nPWD={workdir}\n",
+                + f"USER={user}\nPWD={workdir}\n" + ("PRIVILEGED=1\n" if privileged else ""),
             )
         if argv[0] == "false":
             return ExecResult(1)

@@ -137,9 +137,39 @@ async def test_exec_run_passes_user_env_workdir(client: Client, engine: FakeEngi
     assert await client.exec_run(info.id, ["echo", "a", "b"]) == ExecResult(0, "a b\n")
     res = await client.exec_run(info.id, ["env"], user="www-data", env={"X": "y"}, workdir="/srv")
     assert res.stdout == "X=y\nUSER=www-data\nPWD=/srv\n"
+    res = await client.exec_run(info.id, ["env"], privileged=True)  # a hook's privileged: true
+    assert res.stdout.endswith("PRIVILEGED=1\n")
     assert (await client.exec_run(info.id, ["false"])).exit_code == 1
     with pytest.raises(InvalidArgument, match="command not found"):
         await client.exec_run(info.id, ["nope"])
+
+
+async def test_put_archive_streams_a_tar_and_remove_paths_names_what_failed(
+        client: Client, engine: FakeEngine) -> None:
+    import io
+    import tarfile
+
+    info = await client.create_container(full_spec())
+    await client.start_container(info.id)
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, data in (("app/a.txt", b"A" * 70000), ("app/b.txt", b"b")):
+            ti = tarfile.TarInfo(name)
+            ti.size = len(data)
+            tar.addfile(ti, io.BytesIO(data))
+    raw = buf.getvalue()
+
+    async def chunks():  # type: ignore[no-untyped-def]
+        for i in range(0, len(raw), 4096):  # streamed in pieces, not one body
+            yield raw[i:i + 4096]
+
+    await client.put_archive(info.id, "/", chunks())
+    assert engine.containers[info.id].files["/app/a.txt"] == b"A" * 70000
+    assert engine.containers[info.id].files["/app/b.txt"] == b"b"
+    res = await client.remove_paths(info.id, ["/app/b.txt", "/nope"])
+    assert res.written == 1 and res.errors == ("/nope: no such file",)
+    with pytest.raises(InvalidArgument, match="absolute paths"):
+        await client.remove_paths(info.id, ["rel"])
 
 
 async def test_remove_running_needs_force(client: Client, engine: FakeEngine) -> None:

@@ -111,6 +111,34 @@ def test_a_hostile_tar_stays_inside_the_root(root: cfs.Root, tmp_path: Path) -> 
     assert not Path("/nowhere").exists()
 
 
+def test_extract_replaces_a_symlink_and_leaves_no_temporary_file(root: cfs.Root,
+                                                                  tmp_path: Path) -> None:
+    r = tmp_path / "root" / "data"
+    os.symlink("/etc/passwd", r / "link")
+    before = (r / "a.txt").stat().st_ino
+    extract(root, "/data", [("link", b"replaced", ""), ("a.txt", b"new", "")],
+            no_overwrite_dir_non_dir=False)
+    assert not (r / "link").is_symlink() and (r / "link").read_text() == "replaced"
+    assert (tmp_path / "root" / "etc" / "passwd").read_text().startswith("root:x")  # untouched
+    assert (r / "a.txt").read_text() == "new" and (r / "a.txt").stat().st_ino != before  # renamed
+    assert sorted(os.listdir(r)) == ["a.txt", "link", "sub", "up"]  # no .a.txt.composer-*
+
+
+def test_remove_paths_goes_through_links_never_out_and_reports_failures(
+        root: cfs.Root, tmp_path: Path) -> None:
+    r = tmp_path / "root"
+    removed, errors = cfs.remove_paths(root, [
+        "/abs/passwd",  # /abs -> /etc: the root's /etc/passwd, not the host's
+        "/data/sub",  # a directory with what it holds
+        "/data/up",  # a symlink: the link goes, not what it points to
+        "/data/missing", "/nodir/x",  # gone already: no error
+        "/", "/data/."])  # never the root or a directory's content
+    assert removed == 3 and len(errors) == 2, errors
+    assert not (r / "etc" / "passwd").exists() and Path("/etc/passwd").exists()
+    assert not (r / "data" / "sub").exists() and not (r / "data" / "up").is_symlink()
+    assert (r / "etc").is_dir() and (tmp_path / "outside").read_text() == "host secret"
+
+
 def test_extract_into_a_missing_directory_is_not_found(root: cfs.Root) -> None:
     with pytest.raises(NotFound, match="/nodir"):
         extract(root, "/nodir", [("x", b"x", "")])

@@ -77,8 +77,7 @@ def test_wrong_values(load: Loader, text: str, expected: str) -> None:
 
 
 @pytest.mark.parametrize(("key", "value"), [
-    ("develop", "{watch: []}"), ("blkio_config", "{weight: 10}"),
-    ("pre_start", "[]"), ("post_start", "[]"), ("gpus", "all"), ("runtime", "runc"),
+    ("blkio_config", "{weight: 10}"), ("gpus", "all"), ("runtime", "runc"),
     ("cgroup_parent", "x"), ("storage_opt", "{}"),
 ])
 def test_unsupported_service_keys_are_named(load: Loader, key: str, value: str) -> None:
