@@ -360,7 +360,8 @@ def _between(path: str, old_ino: int, new_ino: int,
     was compressed (another inode) or rotations came faster than we read, they are found
     by time: from the newest file that begins at or before the last entry passed on -- then
     they may repeat entries (True)."""
-    files = [r for r in open_rotated(path) if r.ino != new_ino]
+    opened = open_rotated(path)
+    files = [r for r in opened if r.ino != new_ino]
     try:
         again = False
         for i, r in enumerate(files):
@@ -379,7 +380,7 @@ def _between(path: str, old_ino: int, new_ino: int,
             out.extend(r.lines())
         return out, again
     finally:
-        close_all(files)
+        close_all(opened)  # also the current file, if it was listed
 
 
 def _ino(name: str) -> int:

@@ -181,7 +181,8 @@ class VolumeStore:
         remove_tree(doomed)
 
     def is_empty(self, name: str) -> bool:
-        return not any(os.scandir(self.get(name).mountpoint))
+        with os.scandir(self.get(name).mountpoint) as entries:
+            return not any(entries)
 
     def init_from_image(
         self,

@@ -127,8 +127,7 @@ def test_expand_walks_new_directories_through_the_rule_and_deletes_what_is_gone(
     copies, deletes = S._expand([sync.match(str(src / "new")), sync.match(str(src / "gone"))])  # type: ignore[list-item]
     assert [c for _, c in copies] == ["/app/src/new", "/app/src/new/a.js", "/app/src/new/link"]
     assert deletes == ["/app/src/gone"]
-    spool = S._tar(copies)
-    with tarfile.open(fileobj=io.BytesIO(spool.read())) as tar:
+    with S._tar(copies) as spool, tarfile.open(fileobj=io.BytesIO(spool.read())) as tar:
         members = {m.name: m for m in tar.getmembers()}
     assert members["app/src/new"].isdir() and members["app/src/new/link"].linkname == "a.js"
     st = os.stat(src / "new" / "a.js")

@@ -26,6 +26,8 @@ def test_a_process_that_catches_or_blocks_the_signal_can_receive_it() -> None:
     finally:
         p.kill()
         p.wait()
+        assert p.stdout is not None
+        p.stdout.close()
 
 
 def test_a_gone_process_is_sent_to_anyway() -> None:

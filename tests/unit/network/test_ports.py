@@ -87,9 +87,13 @@ LOOP = "127.0.0.1"
 
 def _occupy(port: int, kind: int = socket.SOCK_STREAM) -> socket.socket:
     s = socket.socket(socket.AF_INET, kind)
-    s.bind((LOOP, port))
-    if kind == socket.SOCK_STREAM:
-        s.listen(1)
+    try:
+        s.bind((LOOP, port))
+        if kind == socket.SOCK_STREAM:
+            s.listen(1)
+    except OSError:
+        s.close()
+        raise
     return s
 
 
