@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Generic, Literal, TypeVar
+from typing import Generic, Literal, Protocol, TypeVar, Union
 
 import networkx as nx
 
@@ -44,7 +44,16 @@ StartFn = Callable[[str], Awaitable[None]]
 StopFn = Callable[[str], Awaitable[None]]
 WaitConditionFn = Callable[[str, str], Awaitable[None]]
 
-GraphLike = Any  # nx.DiGraph, or an object keeping one in `.graph` (composer.graph.ServiceGraph)
+
+
+class HasGraph(Protocol):
+    """What keeps a dependency graph in `.graph` (composer.graph.ServiceGraph)."""
+
+    @property
+    def graph(self) -> nx.DiGraph: ...
+
+
+GraphLike = Union[nx.DiGraph, HasGraph]  # noqa: UP007 - an alias evaluated at run time
 
 T = TypeVar("T")
 R = TypeVar("R")

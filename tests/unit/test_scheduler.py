@@ -433,11 +433,11 @@ async def test_accepts_wrapper_with_dependency_objects_on_edges() -> None:
         ("db", SERVICE_HEALTHY, True, True),
     ]
     rec = Recorder()
-    result = await up(Wrapper(g), rec)  # type: ignore[arg-type]
+    result = await up(Wrapper(g), rec)
     assert result.ok and rec.calls[-1] == "web"
     assert ("db", SERVICE_HEALTHY) in rec.waits
     with pytest.raises(SchedulerError, match="not a dependency graph"):
-        await up(object(), rec)  # type: ignore[arg-type]
+        await up(object(), rec)
 
 
 @st.composite
