@@ -55,6 +55,10 @@ ExecHandler = Callable[[str, list[str]], "ExecResult | Awaitable[ExecResult]"]
 _pids = itertools.count(1000)
 
 
+RUNNING_STATES = ("running", "paused", "restarting")  # as runtime.engine: `ps` lists them
+STOPPED_CODE = 128 + signals.SIGTERM  # a stop ends the process by its signal, as a real one
+
+
 @dataclass
 class _Box:
     info: ContainerInfo
@@ -235,11 +239,12 @@ class FakeEngine:
         if self.supervisor is not None:
             self.supervisor.user_stopped(box.info.id)
         if box.info.state in ("running", "paused"):
-            await self._set(box, state="exited", pid=0, exit_code=0, finished_at=time.time())
-            self._emit("die", box.info, exitCode="0")
+            code = STOPPED_CODE
+            await self._set(box, state="exited", pid=0, exit_code=code, finished_at=time.time())
+            self._emit("die", box.info, exitCode=str(code))
             self._emit("stop", box.info)
             if self.supervisor is not None:
-                self.supervisor.on_exit(box.info.id, 0)
+                self.supervisor.on_exit(box.info.id, code)
         elif box.info.state == "restarting":
             await self._set(box, state="exited")
         return box.info
@@ -288,7 +293,7 @@ class FakeEngine:
         return [
             b.info
             for b in self.containers.values()
-            if (all or b.info.state == "running") and _matches(b.info.labels, labels)
+            if (all or b.info.state in RUNNING_STATES) and _matches(b.info.labels, labels)
         ]
 
     async def pause_container(self, ref: str) -> None:
@@ -469,7 +474,7 @@ class FakeEngine:
 
     async def create_network(self, spec: NetworkSpec) -> NetworkInfo:
         if spec.name in self.networks:
-            raise Conflict(f"network {spec.name} already exists", subject=spec.name)
+            return self.networks[spec.name]  # `up` creates its networks every time
         info = NetworkInfo(spec.name, spec, bridge="cmpfake0", subnet=spec.subnet or "10.99.0.0/24")
         self.networks[spec.name] = info
         return info
@@ -477,6 +482,12 @@ class FakeEngine:
     async def remove_network(self, name: str) -> None:
         if name not in self.networks:
             raise NotFound(f"no such network: {name}", subject=name)
+        users = [b.info.name for b in self.containers.values()
+                 if b.info.state in RUNNING_STATES
+                 and any(a.network == name for a in b.info.spec.networks)]
+        if users:
+            raise Conflict(f"network {name} is in use by container(s) {', '.join(users)}",
+                           subject=name)
         del self.networks[name]
 
     async def list_networks(self, labels: dict[str, str] | None = None) -> list[NetworkInfo]:
@@ -493,7 +504,14 @@ class FakeEngine:
 
     async def remove_volume(self, name: str, force: bool = False) -> None:
         if name not in self.volumes:
+            if force:
+                return
             raise NotFound(f"no such volume: {name}", subject=name)
+        users = [b.info.name for b in self.containers.values()
+                 if any(m.type == "volume" and m.source == name for m in b.info.spec.mounts)]
+        if users:  # even with force, as Docker
+            raise Conflict(f"volume {name} is in use by container(s) {', '.join(users)}",
+                           subject=name)
         del self.volumes[name]
 
     async def list_volumes(self, labels: dict[str, str] | None = None) -> list[VolumeInfo]:
