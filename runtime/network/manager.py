@@ -128,7 +128,7 @@ class NetworkManager:
                 return _info(existing, problems)
             failure: BaseException | None = None
             # host-wide: another engine choosing a subnet now must see our bridge's route
-            with hostlock.held():
+            async with hostlock.held_async():
                 host = await links.host_net_info()
                 with self.store.transaction() as st:
                     rec = self._plan_network(spec, st, host)

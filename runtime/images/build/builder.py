@@ -317,7 +317,10 @@ class Builder:
             elif isinstance(expanded, p.Run):
                 await self._file_step(run, state, expanded, self._run_inputs(state), self._do_run)
             elif isinstance(expanded, p.Copy):
-                await self._file_step(run, state, expanded, self._copy_inputs(run, expanded), self._do_copy)
+                # hashing the context reads every file COPY names: off the event loop, which
+                # also answers the stack's DNS
+                inputs = await asyncio.to_thread(self._copy_inputs, run, expanded)
+                await self._file_step(run, state, expanded, inputs, self._do_copy)
             elif isinstance(expanded, p.Workdir):
                 await self._workdir(run, state, expanded)
             else:  # pragma: no cover - parser and builder out of step
@@ -386,7 +389,8 @@ class Builder:
         if isinstance(inst, p.Copy) and inst.from_ is not None:
             ctx = _dir_context(run, state, inst.from_)
             if ctx is not None:  # a directory named context: its files, as the build context's
-                inputs = {"context:" + inst.from_: ctx.digest(self._context_sources(run, inst, ctx))}
+                inputs = {"context:" + inst.from_: await asyncio.to_thread(
+                    ctx.digest, self._context_sources(run, inst, ctx))}
             else:
                 inputs = {"from": state_digest(await self._source_image(run, state, inst.from_))}
         key = step_key(state.digest, _canonical_text(inst), inputs)

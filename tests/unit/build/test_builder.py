@@ -256,3 +256,44 @@ async def test_named_contexts_stand_for_images_and_directories(env, tmp_path: Pa
     with pytest.raises(BuildError, match="that build context is a directory"):
         await builder.build(ctx, tag="x", dockerfile_text="FROM assets\n",
                             named_contexts={"assets": f"dir:{other}"})
+
+
+async def test_hashing_a_big_context_leaves_the_event_loop_free(tmp_path: Path) -> None:
+    """composerd's loop also answers the stack's DNS: a `COPY .` of a big context is hashed
+    in a thread. Measured on a cache hit, where hashing is nearly all the build does."""
+    import asyncio
+    import time
+
+    layers = DirLayerSink(tmp_path / "layers")
+    images = DictImageSink()
+    (tmp_path / "base").mkdir()
+    images.put(BuildImage(layers=(layers.add_dir(tmp_path / "base"),), config=ImageConfig()),
+               tags=("base:1",))
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    with open(ctx / "big.bin", "wb") as f:
+        f.truncate(384 << 20)  # sparse: hashing it reads 384 MiB of zeros all the same
+    (ctx / "Dockerfile").write_text("FROM base:1\nCOPY big.bin /big.bin\n")
+    builder = Builder(layers=layers, images=images, runner=None, state_root=tmp_path / "state")
+    await builder.build(ctx, tag="big:1", progress=lambda _: None)
+
+    lags: list[float] = []
+    done = False
+
+    async def ticker() -> None:
+        while not done:
+            t = time.monotonic()
+            await asyncio.sleep(0.005)
+            lags.append(time.monotonic() - t - 0.005)
+
+    tick = asyncio.create_task(ticker())
+    t0 = time.monotonic()
+    lines: list[str] = []
+    await builder.build(ctx, tag="big:1", progress=lines.append)
+    elapsed = time.monotonic() - t0
+    done = True
+    await tick
+    assert any("Using cache" in line for line in lines)
+    # hashed on the loop, one tick waits about as long as the whole build
+    worst = max(lags, default=elapsed)  # not one tick ran: the loop was blocked throughout
+    assert worst < 0.5 * elapsed, (worst, elapsed)
