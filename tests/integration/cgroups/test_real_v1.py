@@ -115,7 +115,9 @@ def test_cpus_half_holds_a_busy_loop_near_half_a_cpu(manager, spawn) -> None:
     time.sleep(2.0)
     used = (cg.stats().cpu_usage_ns - start_ns) / 1e9 / (time.monotonic() - start)
     print(f"cpus=0.5 busy loop used {used:.1%} of one cpu")
-    assert 0.35 <= used <= 0.65, used
+    # the quota is the ceiling; the floor is loose: CI runs the VM tier beside this one on
+    # 2 cores, where a busy loop may get less than half a cpu without any quota
+    assert 0.2 <= used <= 0.65, used
     cg.kill_all()
 
 
