@@ -833,8 +833,8 @@ class Engine:
         user: str | None = None,
         env: dict[str, str] | None = None,
         workdir: str | None = None,
-        timeout: float | None = None,
         privileged: bool = False,
+        timeout: float | None = None,  # ours, beyond EngineAPI: the command is killed after
     ) -> ExecResult:
         _, launched, cfg = await self._exec_config(ref, argv, user, env, workdir,
                                                    privileged=privileged)

@@ -11,9 +11,12 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import inspect
+import io
 import itertools
+import posixpath
 import signal as signals
 import struct
+import tarfile
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field, replace
@@ -22,6 +25,7 @@ from runtime.api import (
     ArchiveResult,
     BuildProgress,
     BuildRequest,
+    CommitRequest,
     ContainerInfo,
     Event,
     ExecResult,
@@ -29,6 +33,7 @@ from runtime.api import (
     ImageInfo,
     LogLine,
     NetworkInfo,
+    PathStat,
     PullEvent,
     Stats,
     VolumeInfo,
@@ -333,13 +338,31 @@ class FakeEngine:
             if box.info.state not in ("running", "paused", "restarting"):
                 return
 
+    async def stat_path(self, ref: str, path: str) -> PathStat:
+        """A file put_archive wrote (files only: directories are not modelled)."""
+        box = self._box(ref)
+        if path not in box.files:
+            raise NotFound(f"no such file in {box.info.name}: {path}", subject=path)
+        return PathStat(posixpath.basename(path), len(box.files[path]), 0o100644, time.time())
+
+    async def get_archive(self, ref: str, path: str,
+                          follow_link: bool = False) -> tuple[PathStat, AsyncIterator[bytes]]:
+        st = await self.stat_path(ref, path)
+        data = self._box(ref).files[path]
+
+        async def chunks() -> AsyncIterator[bytes]:
+            buf = io.BytesIO()
+            with tarfile.open(fileobj=buf, mode="w") as tar:
+                ti = tarfile.TarInfo(st.name)
+                ti.size = len(data)
+                tar.addfile(ti, io.BytesIO(data))
+            yield buf.getvalue()
+
+        return st, chunks()
+
     async def put_archive(self, ref: str, path: str, data: AsyncIterable[bytes],
                           copy_uid_gid: bool = False,
                           no_overwrite_dir_non_dir: bool = True) -> None:
-        import io
-        import posixpath
-        import tarfile
-
         box = self._box(ref)
         if box.info.state != "running":
             raise Conflict(f"container {box.info.name} is not running", subject=box.info.name)
@@ -471,6 +494,24 @@ class FakeEngine:
         return Stats(memory_usage=1024, memory_limit=2048, cpu_usage_ns=5, pids=1)
 
     # ------------------------------------------------------------ networks, volumes, images
+
+    async def export_container(self, ref: str) -> AsyncIterator[bytes]:
+        """A tar of what put_archive wrote (the image's files are not modelled)."""
+        box = self._box(ref)
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tar:
+            for path, data in sorted(box.files.items()):
+                ti = tarfile.TarInfo(path.lstrip("/"))
+                ti.size = len(data)
+                tar.addfile(ti, io.BytesIO(data))
+        yield buf.getvalue()
+
+    async def commit_container(self, ref: str, req: CommitRequest) -> ImageInfo:
+        """A new image named `req.tag` (the container's files are not modelled)."""
+        box = self._box(ref)
+        iid = "sha256:" + hashlib.sha256(f"{box.info.id}{time.time_ns()}".encode()).hexdigest()
+        self.images[iid] = ImageInfo(iid, (req.tag,) if req.tag else (), 42, time.time())
+        return self.images[iid]
 
     async def create_network(self, spec: NetworkSpec) -> NetworkInfo:
         if spec.name in self.networks:
