@@ -114,6 +114,7 @@ Q = TypeVar("Q")  # what a streamed operation yields (_drain)
 _apparmor_warned = False  # "apparmor not enabled" is said once per process
 
 RUNNING_STATES = ("running", "paused", "restarting")
+REMOVE_ATTEMPTS = 5  # kill-and-wait rounds against concurrent starts before remove gives up
 
 
 def _signum(name: str | int) -> int:
@@ -383,6 +384,8 @@ class Engine:
     async def start_container(self, ref: str) -> ContainerInfo:
         rec = self.table.get(ref)
         async with self._lock(rec.id):
+            if rec.id not in self.table.by_id:
+                raise NotFound(f"no such container: {ref} (it was removed)", subject=ref)
             if rec.run.state in ("running", "paused") and rec.id in self._launched:
                 return rec.info()
             await self._start(rec)
@@ -714,15 +717,33 @@ class Engine:
 
     async def remove_container(self, ref: str, force: bool = False, volumes: bool = False) -> None:
         rec = self.table.get(ref)
-        if rec.run.state in RUNNING_STATES and rec.id in self._launched:
-            if not force:
-                raise Conflict(
-                    f"container {rec.name} is running: stop it first or remove it with force",
-                    subject=rec.name,
-                )
-            self.supervisor.user_stopped(rec.id)
-            await self._kill_all(rec)
-            await self._wait_exit_for(rec, 30)
+        killed: Launched | None = None
+        for _ in range(REMOVE_ATTEMPTS):
+            launched = self._launched.get(rec.id)
+            if rec.run.state in RUNNING_STATES and launched is not None and launched is not killed:
+                if not force:
+                    raise Conflict(
+                        f"container {rec.name} is running: stop it first or remove it with force",
+                        subject=rec.name,
+                    )
+                self.supervisor.user_stopped(rec.id)
+                await self._kill_all(rec)
+                await self._wait_exit_for(rec, 30)  # its exit is recorded under the lock
+                killed = launched
+            # under the container's lock: a start in flight finishes first (then the loop
+            # kills what it started), and no start begins while the container goes
+            async with self._lock(rec.id):
+                now = self._launched.get(rec.id)
+                if rec.run.state in RUNNING_STATES and now is not None and now is not killed:
+                    continue  # started again meanwhile: kill that run too
+                if rec.id not in self.table.by_id:
+                    return  # a concurrent remove did it
+                await self._remove_locked(rec, volumes)
+            self._locks.pop(rec.id, None)  # whoever still waits on it finds the record gone
+            return
+        raise EngineError(f"container {rec.name} could not be removed: it keeps being started")
+
+    async def _remove_locked(self, rec: ContainerRecord, volumes: bool) -> None:
         self.supervisor.forget(rec.id)
         waiter = self._waiters.pop(rec.id, None)
         if waiter is not None:
@@ -738,7 +759,6 @@ class Engine:
                 if m.type == "volume" and m.source and self._is_anonymous(m.source):
                     with contextlib.suppress(EngineError):
                         self.volumes.remove(m.source, force=True, in_use=self._volume_users)
-        self._locks.pop(rec.id, None)
         for f in self._followers.pop(rec.id, []):
             f.end()
         self._emit(rec, "destroy")

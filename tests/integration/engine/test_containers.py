@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import time
 
@@ -107,6 +108,25 @@ async def test_remove_leaves_no_directory_cgroup_or_process(engine: Engine) -> N
     assert not any(d.exists() for d in cg_dirs)
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
+
+
+async def test_a_remove_racing_a_start_leaves_nothing(engine: Engine) -> None:
+    """`rm -f` while a start is still launching (two terminals, or `down` during `up`):
+    the remove waits for the start, then kills what it started; nothing is left (the
+    fixture checks cgroups, mounts and processes) and the name is free again."""
+    for i in range(5):
+        name = f"race-{i}"
+        info = await engine.create_container(ContainerSpec(name=name, image="busybox",
+                                                           command=("sleep", "600")))
+        start = asyncio.create_task(engine.start_container(info.id))
+        await asyncio.sleep(0.002 * i)  # from before the launch to its middle
+        await engine.remove_container(info.id, force=True)
+        with contextlib.suppress(NotFound):
+            await start  # either it ran first (and was killed) or it found the record gone
+        with pytest.raises(NotFound):
+            await engine.inspect_container(info.id)
+        assert not engine.paths.container_dir(info.id).exists()
+        assert await engine.list_containers(all=True) == []
 
 
 async def test_named_volume_is_initialised_from_the_image_and_outlives_the_container(engine: Engine) -> None:
