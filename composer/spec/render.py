@@ -140,7 +140,9 @@ def _build(s: ServiceSpec) -> dict[str, Any]:
     return out
 
 
-def _port(p: PortSpec) -> dict[str, Any]:
+def _port(p: PortSpec) -> dict[str, Any] | str:
+    if p.as_written is not None:
+        return p.as_written
     out: dict[str, Any] = {"mode": p.mode, "target": p.target}
     if p.published is not None:
         out["published"] = p.published_text  # a string, "8000-8010" for a host range

@@ -350,7 +350,8 @@ def _pull_policy(v: Any, w: Where, _c: ParseContext) -> str:
 
 def _container_name(v: Any, w: Where, _c: ParseContext) -> str:
     text = as_str(v, w)
-    if text and not CONTAINER_NAME.match(text):
+    # `${NAME}` stays only under config --no-interpolate: checked once substituted
+    if text and not CONTAINER_NAME.match(text) and not text.startswith("${"):
         w.fail(f'invalid container name "{text}" (letters, digits, "_.-"; at least 2 characters)')
     return text
 
