@@ -35,9 +35,10 @@ if [ "${COMPOSER_TEST_PEERS:-0}" = 1 ] && ! { command -v dockerd && command -v c
     fi
 fi
 # CI's native tiers also compile tests/integration/process/sysprobe.c (raw syscalls from a
-# busybox container, for the seccomp tests): a C compiler and the static libc.
+# busybox container, for the seccomp tests): a C compiler and the static libc; and load the
+# zsh completion in a real zsh (tests/unit/cli/test_completion.py, marker zsh).
 if [ "${COMPOSER_TEST_PEERS:-0}" = 1 ]; then
-    apt-get install -y -qq --no-install-recommends gcc libc6-dev >/dev/null
+    apt-get install -y -qq --no-install-recommends gcc libc6-dev zsh >/dev/null
 fi
 # A venv made by another python (e.g. after a distribution upgrade) is rebuilt, not patched.
 want=$(python3 -c 'import sys; print(sys.version_info[:2])')
