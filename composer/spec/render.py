@@ -136,6 +136,9 @@ def _build(s: ServiceSpec) -> dict[str, Any]:
         out["extra_hosts"] = [f"{h}={ip}" for h, ip in b.extra_hosts]
     if b.additional_contexts:
         out["additional_contexts"] = dict(b.additional_contexts)
+    if b.secrets:
+        out["secrets"] = [{k: v for k, v in (("source", r.source), ("target", r.target))
+                           if v is not None} for r in b.secrets]
     out.update(b.extra)
     return out
 
