@@ -22,7 +22,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from composer.errors import ComposerError
+from composer.errors import DryRunDone
 from composer.labels import ONEOFF
 from runtime.api import (
     ArchiveResult,
@@ -51,13 +51,6 @@ EMPTY_TAR = b"\0" * 1024  # a tar archive with no member: its two zero end block
 FAKE_IMAGE_ID = "sha256:" + "0" * 64
 
 Announce = Callable[[str, str], None]  # (object, status), as the progress display takes
-
-
-class DryRunDone(ComposerError):
-    """A dry run reached a step it cannot pretend (an interactive exec on the caller's
-    terminal): it has said what it would do, and the command ends there, successfully."""
-
-    exit_code = 0
 
 
 @dataclass(frozen=True)

@@ -86,7 +86,7 @@ def _main(argv: Sequence[str] | None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
-    from composer.dryrun import DryRunDone
+    from composer.errors import DryRunDone
 
     try:
         from composer.cli.output import configure

@@ -141,6 +141,9 @@ def test_attached_up_ends_after_the_plan(tmp_path: Path, mem: MemEngine,
     (["scale", "web=2"], ["Container p-web-2  Started"]),
     (["pull"], ["Image webimg  Pulled"]),
     (["exec", "-T", "web", "ls", "/"], ["Container p-web-1  Executing ls /"]),
+    # on a terminal (-t): shown, then the command ends there, successfully
+    (["exec", "-t", "web", "sh"], ["Container p-web-1  Executing sh"]),
+    (["commit", "web", "snap:1"], ["Container p-web-1  Committing to snap:1"]),
     (["run", "--rm", "-T", "web", "echo", "hi"], ["Running echo hi", "Removing"]),
     (["cp", "compose.yaml", "web:/tmp/"], ["Container p-web-1  Copied"]),
 ])
