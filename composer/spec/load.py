@@ -72,7 +72,7 @@ def _load(opts: LoadOptions, environ: dict[str, str], cwd: Path, files: list[Pat
           found_warnings: list[str], project_dir: Path) -> Stack:
     env = _environment(opts, environ, project_dir, cwd)
     interp = Interpolator(env, keep=not opts.interpolate)
-    ctx = ParseContext(str(project_dir), env, read_env_files=False)
+    ctx = ParseContext(str(project_dir), env, read_env_files=False, interpolated=opts.interpolate)
     site = _Site(project_dir, env, (), cwd, project_dir, opts.interpolate)
     merged: dict[str, Any] = {}
     origins: dict[tuple[str, str], str] = {}
@@ -274,7 +274,8 @@ def _load_include(
         from_files.update(read_env_file(env_path, site.env, label=site.display(env_path)))
     env = {**from_files, **site.env}  # the including project's variables win (as compose-go)
     interp = Interpolator(env, keep=not site.interpolate)
-    sub_ctx = ParseContext(str(project_dir), env, read_env_files=False)
+    sub_ctx = ParseContext(str(project_dir), env, read_env_files=False,
+                           interpolated=site.interpolate)
     sub_site = _Site(project_dir, env, chain, site.cwd, site.root, site.interpolate)
     merged: dict[str, Any] = {}
     origins: dict[tuple[str, str], str] = {}

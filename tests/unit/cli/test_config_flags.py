@@ -109,3 +109,16 @@ def test_no_interpolate_names_a_value_it_cannot_normalise(
     err = capsys.readouterr().err
     assert "services.web.cpus" in err and "without --no-interpolate" in err
     assert err.count("\n") == 1
+
+
+@pytest.mark.parametrize(("entry", "message"), [
+    ('ports: ["$${P}:80"]', 'invalid port "${P}:80"'),
+    ('volumes: ["$${D}/x:/x"]', 'invalid volume source "${D}/x"'),
+    ('container_name: "$${N}"', 'invalid container name "${N}"'),
+])
+def test_a_literal_variable_is_kept_as_written_only_without_interpolation(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], entry: str, message: str) -> None:
+    # `$${P}` is a literal `${P}` once interpolated: no port, path or name, as before
+    (tmp_path / "compose.yaml").write_text(f"services:\n  a:\n    image: x\n    {entry}\n")
+    assert main(["--project-directory", str(tmp_path), "config"]) == 1
+    assert message in capsys.readouterr().err
