@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from composer.cli.config_cmd import load_from_args
 from composer.cli.output import status_stream
-from composer.cli.progress import PlainProgress, make_progress
+from composer.cli.progress import PlainProgress, line_progress, make_progress
 from composer.errors import ComposerError, NoStackFile
 from composer.operations import Project
 from composer.spec import Stack
@@ -46,7 +46,7 @@ async def engine() -> Client:
         from composer.dryrun import connect
 
         dry = await connect()
-        dry.announce = PlainProgress(status_stream())
+        dry.announce = line_progress()
         return dry  # type: ignore[return-value]  # the same API as the client's
     from runtime.client import connect_or_start
 

@@ -135,3 +135,16 @@ def make_progress(stream: TextIO | None = None) -> Progress:
     if mode == "tty" or (getattr(s, "isatty", lambda: False)() and colours(s)):
         return LiveProgress(s, force=mode == "tty")
     return PlainProgress(s)
+
+
+def line_progress(stream: TextIO | None = None) -> Progress:
+    """make_progress without the live display: for lines outside a verb's own progress
+    (what a dry run would do in `image rm`, `commit`, ...), in the --progress mode asked for."""
+    from composer.cli.output import SETTINGS, status_stream
+
+    s = stream or status_stream()
+    if SETTINGS.progress == "quiet":
+        return QuietProgress()
+    if SETTINGS.progress == "json":
+        return JsonProgress(s)
+    return PlainProgress(s)

@@ -201,3 +201,15 @@ def test_no_daemon_reads_as_nothing_and_starts_none() -> None:
         assert (await eng.inspect_image("busybox")).tags == ("busybox",)
 
     asyncio.run(go())
+
+
+def test_json_progress_marks_each_object(tmp_path: Path, mem: MemEngine,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    assert main(["--project-directory", str(tmp_path), "-p", "p", "--progress", "json",
+                 "--dry-run", "up", "-d"]) == 0
+    msgs = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    assert {"id": "Container p-web-1", "text": "Started", "dry_run": True} in msgs
+    assert all(m.get("dry_run") is True for m in msgs)
+    assert mem.containers == {}
