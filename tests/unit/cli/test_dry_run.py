@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +71,16 @@ def test_every_engine_call_is_classified_and_pretended() -> None:
     assert READS <= API
     missing = sorted(n for n in API if not callable(getattr(DryRunEngine, n, None)))
     assert missing == []
+
+
+@pytest.fixture(autouse=True)
+def _no_dry_run_after() -> Iterator[None]:
+    """--dry-run is a setting of the process (composer.cli.output.SETTINGS): the tests after
+    these must not inherit it."""
+    from composer.cli import output
+
+    yield
+    output.SETTINGS.dry_run = False
 
 
 @pytest.fixture
