@@ -13,6 +13,7 @@ import json
 import os
 import posixpath
 from dataclasses import replace
+from pathlib import Path
 
 from composer.errors import SpecError
 from composer.spec.hooks import ServiceHook
@@ -314,7 +315,41 @@ def build_request(stack: Stack, service_name: str, tag: str, *, no_cache: bool =
         tags=tuple(t for t in b.tags if t != tag), labels=dict(b.labels), pull=b.pull,
         network=b.network or "default", shm_size=b.shm_size, extra_hosts=b.extra_hosts,
         named_contexts=_named_contexts(stack, service_name),
+        secrets=_build_secrets(stack, service_name),
     )
+
+
+def _build_secrets(stack: Stack, service_name: str) -> dict[str, str]:
+    """build.secrets as the builder takes them: the id the Dockerfile names (`target`, else
+    the secret's key) -> the content, read here from its file, variable or inline text."""
+    b = stack.services[service_name].build
+    assert b is not None
+    out: dict[str, str] = {}
+    for i, ref in enumerate(b.secrets):
+        obj = stack.secrets[ref.source]
+        where = f"services.{service_name}.build.secrets[{i}]"
+        if obj.external:
+            raise SpecError(f'not supported: external secret "{ref.source}" for a build (give it '
+                            "a file, environment or content)", file=_file_of(stack), path=where,
+                            service=service_name)
+        if obj.environment is not None:
+            if obj.environment not in stack.environment:
+                raise SpecError(f"environment variable {obj.environment} required by build secret "
+                                f'"{ref.source}" is not set (set it, or put it in .env)',
+                                file=_file_of(stack), path=where, service=service_name)
+            content = stack.environment[obj.environment]
+        elif obj.content is not None:
+            content = obj.content
+        else:
+            assert obj.file is not None
+            try:
+                content = Path(obj.file).read_bytes().decode("utf-8", "surrogateescape")
+            except OSError as e:
+                raise SpecError(f'build secret "{ref.source}": cannot read {obj.file}: '
+                                f"{e.strerror}", file=_file_of(stack), path=where,
+                                service=service_name) from None
+        out[ref.target or ref.source] = content
+    return out
 
 
 def build_dependencies(stack: Stack, service_name: str) -> tuple[str, ...]:

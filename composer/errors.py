@@ -41,3 +41,10 @@ class NoStackFile(SpecError):
 
 class GraphError(SpecError):
     """Dependency cycle, or a dependency on a missing or disabled service."""
+
+
+class DryRunDone(ComposerError):
+    """A dry run reached a step it cannot pretend (an interactive exec on the caller's
+    terminal): it has said what it would do, and the command ends there, successfully."""
+
+    exit_code = 0

@@ -200,7 +200,10 @@ class Project:
         result = await run_up(
             graph,
             start=lambda name: self._apply(plan, name, opts),
-            wait_condition=lambda dep, cond: self._wait_condition(dep, cond, opts, deadline),
+            # `create` (no_start) waits for nothing, as Compose's create: a dependency that
+            # is only created will never be healthy or complete
+            wait_condition=(_no_wait if opts.no_start else
+                            lambda dep, cond: self._wait_condition(dep, cond, opts, deadline)),
             services=selected, parallelism=self.parallelism,
         )
         for warning in result.warnings:
@@ -948,6 +951,10 @@ class Project:
                               parallelism=self.parallelism)
         if not result.ok:
             raise UpFailed(str(next(iter(result.errors.values()))))
+
+
+async def _no_wait(service: str, condition: str) -> None:
+    return None
 
 
 def _seconds(value: float | None) -> str:

@@ -141,6 +141,9 @@ class BuildRequest:
     extra_hosts: tuple[tuple[str, str], ...] = ()  # RUN steps: more /etc/hosts lines
     # Compose's additional_contexts: NAME -> "image:REF" or "dir:/abs/dir" (FROM / COPY --from)
     named_contexts: dict[str, str] = field(default_factory=dict)
+    # Compose's build.secrets: id -> content, for RUN --mount=type=secret (never in a layer,
+    # nor in the cache key: a changed secret does not rebuild, as with BuildKit)
+    secrets: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

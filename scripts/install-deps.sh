@@ -5,6 +5,7 @@
 #   $COMPOSER_VENV (default /opt/composer)   the venv, with composer installed editable from here
 #   /usr/local/bin/composer, composerd        links into it, so both are on every root PATH
 #   /usr/share/bash-completion/completions/composer   bash completion (services, verbs, flags)
+#   /usr/share/zsh/vendor-completions/_composer        the same for zsh (when zsh is installed)
 #   COMPOSER_TEST_PEERS=1                      also what CI's native tiers need: the peer engines
 #                                              the tests run beside (docker.io), gcc + libc6-dev
 set -euo pipefail
@@ -35,9 +36,10 @@ if [ "${COMPOSER_TEST_PEERS:-0}" = 1 ] && ! { command -v dockerd && command -v c
     fi
 fi
 # CI's native tiers also compile tests/integration/process/sysprobe.c (raw syscalls from a
-# busybox container, for the seccomp tests): a C compiler and the static libc.
+# busybox container, for the seccomp tests): a C compiler and the static libc; and load the
+# zsh completion in a real zsh (tests/unit/cli/test_completion.py, marker zsh).
 if [ "${COMPOSER_TEST_PEERS:-0}" = 1 ]; then
-    apt-get install -y -qq --no-install-recommends gcc libc6-dev >/dev/null
+    apt-get install -y -qq --no-install-recommends gcc libc6-dev zsh >/dev/null
 fi
 # A venv made by another python (e.g. after a distribution upgrade) is rebuilt, not patched.
 want=$(python3 -c 'import sys; print(sys.version_info[:2])')
@@ -49,8 +51,13 @@ fi
 "$VENV/bin/python" -m pip install -q --no-warn-script-location -e '.[test]'
 mkdir -p "$BIN"
 for cmd in composer composerd; do ln -sfn "$VENV/bin/$cmd" "$BIN/$cmd"; done
-# bash completion, loaded on demand by bash-completion (zsh: see docs/cli.md)
+# bash completion, loaded on demand by bash-completion; zsh's, autoloaded by compinit from
+# Debian's vendor-completions folder (on zsh's default $fpath) when zsh is installed
 COMPLETIONS=${COMPOSER_COMPLETIONS:-/usr/share/bash-completion/completions}
 mkdir -p "$COMPLETIONS"
 "$VENV/bin/composer" completion bash > "$COMPLETIONS/composer"
+ZSH_COMPLETIONS=${COMPOSER_ZSH_COMPLETIONS:-/usr/share/zsh/vendor-completions}
+if [ -d "$ZSH_COMPLETIONS" ]; then
+    "$VENV/bin/composer" completion zsh > "$ZSH_COMPLETIONS/_composer"
+fi
 echo "composer installed in $VENV; $(command -v composer) -> $(readlink "$BIN/composer")"

@@ -54,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--progress", choices=("auto", "tty", "plain", "quiet", "json"),
                    default=None, help="how progress is shown (also COMPOSE_PROGRESS; "
                                       "COMPOSE_STATUS_STDOUT=1 writes it to stdout)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="show what the command would change (containers, networks, volumes, "
+                        "images, files) without changing anything")
     p.add_argument("-v", "--version", action="store_true", help="show composer's version")
     sub = p.add_subparsers(dest="verb", metavar="COMMAND")
     for name in VERB_MODULES:
@@ -83,15 +86,20 @@ def _main(argv: Sequence[str] | None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
+    from composer.errors import DryRunDone
+
     try:
         from composer.cli.output import configure
 
-        configure(args.ansi, args.progress)
+        configure(args.ansi, args.progress, args.dry_run)
         code: int = args.func(args)
         sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
         return code
     except KeyboardInterrupt:
         return 130
+    except DryRunDone:
+        sys.stdout.flush()
+        return 0
     except BrokenPipeError:
         raise
     except Exception as exc:  # one clear line unless --debug

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from composer.cli.config_cmd import load_from_args
 from composer.cli.output import status_stream
-from composer.cli.progress import PlainProgress, make_progress
+from composer.cli.progress import PlainProgress, line_progress, make_progress
 from composer.errors import ComposerError, NoStackFile
 from composer.operations import Project
 from composer.spec import Stack
@@ -37,7 +37,17 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
 
 
 async def engine() -> Client:
-    """A client of composerd, started in the background if none runs."""
+    """A client of composerd, started in the background if none runs; under --dry-run the
+    dry-run engine over it (composer.dryrun), which starts nothing: every verb's changes go
+    through this one place, so every verb is a dry run without knowing it."""
+    from composer.cli.output import SETTINGS
+
+    if SETTINGS.dry_run:
+        from composer.dryrun import connect
+
+        dry = await connect()
+        dry.announce = line_progress()
+        return dry  # type: ignore[return-value]  # the same API as the client's
     from runtime.client import connect_or_start
 
     return await connect_or_start()
@@ -90,6 +100,8 @@ async def with_project(args: argparse.Namespace,
             assert name is not None
             stack = await stack_by_name(client, name)
         progress = make_progress() if (lock if live is None else live) else PlainProgress(status_stream())
+        if getattr(client, "dry_run", False):
+            client.announce = progress  # type: ignore[attr-defined]
         project = Project(stack, client, progress, build_output=_build_line)
         project.by_labels = name is not None
         project.parallelism = parallel_limit(args)

@@ -37,7 +37,7 @@ def register(subparsers: Any) -> None:
                    help="print the interpolation environment (KEY=VALUE)")
     p.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
     p.add_argument("--no-interpolate", action="store_true",
-                   help="not supported yet: refused with a message")
+                   help="print ${VAR} as written: normalise without substituting variables")
     p.add_argument("--format", choices=("yaml", "json"), default="yaml",
                    help="yaml (default) or json")
     p.add_argument("--no-interpolate-escape", dest="escape", action="store_false",
@@ -45,9 +45,10 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=run)
 
 
-def load_from_args(args: argparse.Namespace) -> Stack:
+def load_from_args(args: argparse.Namespace, *, interpolate: bool = True) -> Stack:
     """The stack selected by the global options (-f, -p, --project-directory, ...)."""
     return load_stack(LoadOptions(
+        interpolate=interpolate,
         files=tuple(args.files or ()),
         project_name=args.project_name,
         project_directory=args.project_directory,
@@ -73,13 +74,20 @@ def stdin_stack(args: argparse.Namespace) -> str | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.no_interpolate:
-        raise ComposerError("config --no-interpolate is not supported yet: composer parses "
-                            "values as it interpolates them (use --no-interpolate-escape to "
-                            "see literal $)")
     if args.variables:  # from the files as written: a required variable may be unset
         return _write(args, _variables(args))
-    stack = load_from_args(args)
+    if args.no_interpolate:
+        args.escape = False  # `$$` and `${VAR}` are printed as written
+    try:
+        stack = load_from_args(args, interpolate=not args.no_interpolate)
+    except SpecError as e:
+        if args.no_interpolate and "$" in str(e):
+            # a number, size, duration or port written as a variable can't be normalised
+            # unsubstituted (Compose's typed model can't either, for most of them)
+            raise SpecError(f"{e} (config --no-interpolate: this value is normalised, so its "
+                            "variables must be substituted; run config without "
+                            "--no-interpolate)") from None
+        raise
     for warning in stack.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     # a dependency cycle or a depends_on of an undefined service fails here as at `up`

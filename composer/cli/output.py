@@ -21,12 +21,13 @@ class Output:
     ansi: str = "auto"
     progress: str = "auto"
     status_stdout: bool = False
+    dry_run: bool = False  # --dry-run: the engine pretends every change (composer.dryrun)
 
 
 SETTINGS = Output()
 
 
-def configure(ansi: str | None, progress: str | None) -> None:
+def configure(ansi: str | None, progress: str | None, dry_run: bool = False) -> None:
     """From the flags, else the variables; a bad variable value is an error naming it."""
     env = os.environ
     a = ansi or env.get("COMPOSE_ANSI") or "auto"
@@ -37,7 +38,7 @@ def configure(ansi: str | None, progress: str | None) -> None:
         raise ComposerError(f"COMPOSE_PROGRESS={p!r}: use one of {', '.join(PROGRESS)}")
     if a == "never" and p == "tty":
         raise ComposerError("--progress tty needs ANSI output: drop --ansi never / COMPOSE_ANSI")
-    SETTINGS.ansi, SETTINGS.progress = a, p
+    SETTINGS.ansi, SETTINGS.progress, SETTINGS.dry_run = a, p, dry_run
     SETTINGS.status_stdout = env.get("COMPOSE_STATUS_STDOUT", "").strip().lower() in (
         "1", "t", "true")
 

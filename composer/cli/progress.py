@@ -17,15 +17,24 @@ DONE = {"Started", "Running", "Healthy", "Stopped", "Removed", "Created", "Built
         "Resource is still in use"}
 
 
+def _prefix() -> str:
+    """`DRY-RUN MODE - ` before every object under --dry-run, as docker compose marks them."""
+    from composer.cli.output import SETTINGS
+    from composer.dryrun import PREFIX
+
+    return PREFIX if SETTINGS.dry_run else ""
+
+
 class PlainProgress:
     def __init__(self, stream: TextIO | None = None) -> None:
         self.stream = stream or sys.stderr
+        self.prefix = _prefix()
 
     def __call__(self, obj: str, status: str) -> None:
         if obj == "Warning":
             print(f"WARN[0000] {status}", file=self.stream, flush=True)
             return
-        print(f" {obj}  {status}", file=self.stream, flush=True)
+        print(f"{self.prefix} {obj}  {status}", file=self.stream, flush=True)
 
     def close(self) -> None:
         pass
@@ -40,6 +49,7 @@ class LiveProgress:
 
         self.console = Console(file=stream or sys.stderr, force_terminal=force or None)
         self.rows: dict[str, tuple[str, float, float | None]] = {}
+        self.prefix = _prefix()
         self.live = Live(self._render(), console=self.console, refresh_per_second=10,
                          transient=False)
         self.live.start()
@@ -61,6 +71,7 @@ class LiveProgress:
         if obj == "Warning":
             self.console.print(f"[yellow]WARN[/] {status}")
             return
+        obj = self.prefix + obj
         prev = self.rows.get(obj)
         started = prev[1] if prev else time.monotonic()
         self.rows[obj] = (status, started, time.monotonic() if status in DONE else None)
@@ -90,11 +101,15 @@ class JsonProgress:
 
     def __init__(self, stream: TextIO | None = None) -> None:
         self.stream = stream or sys.stderr
+        self.dry_run = bool(_prefix())
 
     def __call__(self, obj: str, status: str) -> None:
         import json
 
-        msg = {"tail": True, "text": status} if obj == "Warning" else {"id": obj, "text": status}
+        msg: dict[str, object] = (
+            {"tail": True, "text": status} if obj == "Warning" else {"id": obj, "text": status})
+        if self.dry_run:
+            msg["dry_run"] = True
         print(json.dumps(msg, separators=(",", ":")), file=self.stream, flush=True)
 
     def close(self) -> None:
@@ -119,4 +134,17 @@ def make_progress(stream: TextIO | None = None) -> Progress:
         return PlainProgress(s)
     if mode == "tty" or (getattr(s, "isatty", lambda: False)() and colours(s)):
         return LiveProgress(s, force=mode == "tty")
+    return PlainProgress(s)
+
+
+def line_progress(stream: TextIO | None = None) -> Progress:
+    """make_progress without the live display: for lines outside a verb's own progress
+    (what a dry run would do in `image rm`, `commit`, ...), in the --progress mode asked for."""
+    from composer.cli.output import SETTINGS, status_stream
+
+    s = stream or status_stream()
+    if SETTINGS.progress == "quiet":
+        return QuietProgress()
+    if SETTINGS.progress == "json":
+        return JsonProgress(s)
     return PlainProgress(s)

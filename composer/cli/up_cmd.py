@@ -124,7 +124,10 @@ def up(args: argparse.Namespace) -> int:
         renew_anon_volumes=args.renew_anon_volumes, pull=args.pull, quiet_pull=args.quiet_pull,
         wait_timeout=args.wait_timeout,
     )
-    with_logs = attached(args)
+    from composer.cli.output import SETTINGS
+
+    # a dry run converges (pretending) and ends there: there are no logs to follow (as Compose)
+    with_logs = attached(args) and not SETTINGS.dry_run
 
     async def go(project: Project) -> int:
         if args.exit_code_from:
@@ -138,6 +141,9 @@ def up(args: argparse.Namespace) -> int:
         if not with_logs:
             async with project_lock(project):
                 await project.up(opts)
+            if SETTINGS.dry_run and attached(args):
+                print("end of 'composer up' output, interactive run is not supported in "
+                      "dry-run mode")
             return 0
         printer = LogPrinter(colour=colours(sys.stdout) and not args.no_color,
                              prefix=not args.no_log_prefix, timestamps=args.timestamps)

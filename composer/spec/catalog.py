@@ -112,9 +112,10 @@ KEYS: tuple[Key, ...] = (
                          ("platforms", "[linux/arm64]", "built for this host's platform"),
                          ("isolation", "default", "Windows"),
                          ("provenance", "true", "no attestations"), ("sbom", "true", "no attestations"))),
-    _no("services.*.build.secrets", "build secrets (RUN --mount=type=secret is not in the builder yet)",
-        _svc("    build: {context: ., secrets: [b]}", "secrets: {b: {file: ./f}}")),
-    _no("services.*.build.ssh", "build ssh (RUN --mount=type=ssh is not in the builder yet)",
+    _ok("services.*.build.secrets", f"{T_BUILD}::test_build_secrets_reach_the_build_request",
+        "for RUN --mount=type=secret,id=TARGET (file, environment or content; uid/gid/mode "
+        "are the Dockerfile's: refused here)"),
+    _no("services.*.build.ssh", "build ssh (RUN --mount=type=ssh agent forwarding is not in the builder yet)",
         _svc("    build: {context: ., ssh: [default]}")),
     _ok("services.*.build.additional_contexts", f"{T_BUILD}::test_additional_contexts_name_services_images_and_folders",
         "service:NAME (built first), docker-image://REF, a directory; for FROM and COPY --from"),

@@ -18,13 +18,19 @@ _OPERATORS = (":-", ":?", ":+", "-", "?", "+")
 
 
 class Interpolator:
-    def __init__(self, env: Mapping[str, str]) -> None:
+    """`keep`: leave every value as written (`config --no-interpolate`, compose-go's
+    SkipInterpolation): `${VAR}` and `$$` stay, nothing is looked up or checked."""
+
+    def __init__(self, env: Mapping[str, str], *, keep: bool = False) -> None:
         self.env = env
+        self.keep = keep
         self.warnings: list[str] = []
         self.used: set[str] = set()
 
     def tree(self, value: Any, w: Where) -> Any:
         """Interpolate every string value of a YAML tree (keys are kept as they are)."""
+        if self.keep:
+            return value
         if isinstance(value, str):
             return self.text(value, w) if "$" in value else value
         if isinstance(value, dict):

@@ -50,6 +50,7 @@ class LoadOptions:
     working_dir: str | None = None  # None: os.getcwd()
     read_env_files: bool = True  # read services' env_file into environment
     stdin: str | None = None  # the text of `-f -` (the CLI reads standard input once)
+    interpolate: bool = True  # False: `${VAR}` left as written (config --no-interpolate)
 
 
 def load_stack(opts: LoadOptions) -> Stack:
@@ -70,9 +71,9 @@ def load_stack(opts: LoadOptions) -> Stack:
 def _load(opts: LoadOptions, environ: dict[str, str], cwd: Path, files: list[Path],
           found_warnings: list[str], project_dir: Path) -> Stack:
     env = _environment(opts, environ, project_dir, cwd)
-    interp = Interpolator(env)
-    ctx = ParseContext(str(project_dir), env, read_env_files=False)
-    site = _Site(project_dir, env, (), cwd, project_dir)
+    interp = Interpolator(env, keep=not opts.interpolate)
+    ctx = ParseContext(str(project_dir), env, read_env_files=False, interpolated=opts.interpolate)
+    site = _Site(project_dir, env, (), cwd, project_dir, opts.interpolate)
     merged: dict[str, Any] = {}
     origins: dict[tuple[str, str], str] = {}
     for path in files:
@@ -197,6 +198,7 @@ class _Site:
     chain: tuple[Path, ...]  # the files including it, outermost first (cycle detection)
     cwd: Path  # for display names
     root: Path  # the main project directory, for display names
+    interpolate: bool = True  # False: values kept as written (config --no-interpolate)
 
     def display(self, path: Path) -> str:
         return _display(path, self.cwd, self.root)
@@ -271,9 +273,10 @@ def _load_include(
         env_path = project_dir / ".env"
         from_files.update(read_env_file(env_path, site.env, label=site.display(env_path)))
     env = {**from_files, **site.env}  # the including project's variables win (as compose-go)
-    interp = Interpolator(env)
-    sub_ctx = ParseContext(str(project_dir), env, read_env_files=False)
-    sub_site = _Site(project_dir, env, chain, site.cwd, site.root)
+    interp = Interpolator(env, keep=not site.interpolate)
+    sub_ctx = ParseContext(str(project_dir), env, read_env_files=False,
+                           interpolated=site.interpolate)
+    sub_site = _Site(project_dir, env, chain, site.cwd, site.root, site.interpolate)
     merged: dict[str, Any] = {}
     origins: dict[tuple[str, str], str] = {}
     for file in files:

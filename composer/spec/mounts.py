@@ -237,11 +237,16 @@ def _is_mode(text: str) -> bool:
 
 
 def is_host_path(source: str) -> bool:
-    return source.startswith((".", "/", "~"))
+    # `${DIR}/x` is left as written only by `config --no-interpolate`: shown as the bind
+    # path it usually is once substituted
+    return source.startswith((".", "/", "~", "${"))
 
 
 def resolve_path(path: str, base_dir: str) -> str:
-    """`~` expanded, relative paths against `base_dir`, normalised."""
+    """`~` expanded, relative paths against `base_dir`, normalised; one that starts with a
+    variable left unsubstituted (`config --no-interpolate`) stays as written."""
+    if path.startswith("${"):
+        return path
     if path.startswith("~"):
         path = os.path.expanduser(path)
     return posixpath.normpath(posixpath.join(base_dir, path))

@@ -29,6 +29,9 @@ class PortSpec:
     name: str | None = None
     app_protocol: str | None = None
     published_end: int | None = None  # a host range published..published_end (first free port)
+    # `config --no-interpolate` only: a short entry holding a variable, kept as written (its
+    # numbers are unknown until substituted; Compose prints it as written too)
+    as_written: str | None = None
 
     @property
     def published_text(self) -> str | None:
@@ -79,6 +82,8 @@ class PortSpec:
 
     @classmethod
     def _parse_short(cls, text: str, w: Where) -> list[PortSpec]:
+        if "${" in text:  # only unsubstituted (config --no-interpolate) can it hold one
+            return [cls(target=0, as_written=text)]
         body, _, proto = text.partition("/")
         protocol = _protocol(proto or "tcp", w)
         host_ip = ""

@@ -136,11 +136,16 @@ def _build(s: ServiceSpec) -> dict[str, Any]:
         out["extra_hosts"] = [f"{h}={ip}" for h, ip in b.extra_hosts]
     if b.additional_contexts:
         out["additional_contexts"] = dict(b.additional_contexts)
+    if b.secrets:
+        out["secrets"] = [{k: v for k, v in (("source", r.source), ("target", r.target))
+                           if v is not None} for r in b.secrets]
     out.update(b.extra)
     return out
 
 
-def _port(p: PortSpec) -> dict[str, Any]:
+def _port(p: PortSpec) -> dict[str, Any] | str:
+    if p.as_written is not None:
+        return p.as_written
     out: dict[str, Any] = {"mode": p.mode, "target": p.target}
     if p.published is not None:
         out["published"] = p.published_text  # a string, "8000-8010" for a host range

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from composer.spec.mounts import resolve_path
+from composer.spec.parts import FileRef
 from composer.spec.units import parse_bytes, parse_duration
 from composer.spec.where import (
     Where,
@@ -140,11 +141,10 @@ class Ulimit:
 BUILD_KEYS = (
     "context", "dockerfile", "dockerfile_inline", "args", "target", "labels", "cache_from",
     "cache_to", "no_cache", "pull", "network", "shm_size", "extra_hosts", "tags", "platforms",
-    "isolation", "provenance", "sbom", "no_cache_filter", "additional_contexts",
+    "isolation", "provenance", "sbom", "no_cache_filter", "additional_contexts", "secrets",
 )
 BUILD_UNSUPPORTED = {
-    "secrets": "build secrets (the builder has no RUN --mount=type=secret yet)",
-    "ssh": "build ssh (the builder has no RUN --mount=type=ssh yet)",
+    "ssh": "build ssh (the builder has no RUN --mount=type=ssh agent forwarding yet)",
     "entitlements": "build entitlements (BuildKit's network.host / security.insecure)",
     "privileged": "privileged builds", "ulimits": "build ulimits",
 }
@@ -176,6 +176,9 @@ class BuildSpec:
     extra_hosts: tuple[tuple[str, str], ...] = ()
     # NAME -> "service:SVC", "docker-image://REF", or an absolute directory
     additional_contexts: dict[str, str] = field(default_factory=dict)
+    # top-level secrets for RUN --mount=type=secret: `source`, and `target` = the id the
+    # Dockerfile names (default: the source)
+    secrets: tuple[FileRef, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)  # other accepted keys, as written
 
     @property
@@ -231,8 +234,26 @@ class BuildSpec:
             extra_hosts=parse_extra_hosts(raw["extra_hosts"], w.key("extra_hosts")) if "extra_hosts" in raw else (),
             additional_contexts=_named_contexts(raw.get("additional_contexts", {}), w.key("additional_contexts"),
                                                 base_dir),
+            secrets=_build_secrets(raw.get("secrets", []), w.key("secrets")),
             extra=extra,
         )
+
+
+def _build_secrets(raw: Any, w: Where) -> tuple[FileRef, ...]:
+    """build.secrets: the owner and mode of a build secret are the Dockerfile's
+    (RUN --mount=type=secret,uid=,gid=,mode=), so here they would do nothing: an error."""
+    refs = FileRef.parse_all(raw, w)
+    for i, ref in enumerate(refs):
+        for key in ("uid", "gid", "mode"):
+            if getattr(ref, key) is not None:
+                w.idx(i).key(key).fail(
+                    f"not supported: {key} of a build secret (set it where the Dockerfile "
+                    f"mounts it: RUN --mount=type=secret,id={ref.target or ref.source},{key}=...)")
+        if ref.target is not None and (not ref.target or "/" in ref.target):
+            w.idx(i).key("target").fail(
+                f'invalid build secret target "{ref.target}": it is the id the Dockerfile '
+                "names (RUN --mount=type=secret,id=ID), not a path")
+    return refs
 
 
 def _check_build_extras(raw: dict[str, Any], w: Where) -> None:

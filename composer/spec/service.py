@@ -64,6 +64,9 @@ class ParseContext:
     # (section, name) -> the file a resource came from when `include:` imported it, so
     # that errors and warnings about it name that file rather than the including one
     origins: dict[tuple[str, str], str] = field(default_factory=dict)
+    # False under `config --no-interpolate`: a value may still hold `${VAR}`, printed as
+    # written where it can't be normalised (a short port, a bind source, container_name)
+    interpolated: bool = True
 
 
 @dataclass(frozen=True)
@@ -317,16 +320,29 @@ def _env_map(v: Any, w: Where, _c: ParseContext) -> dict[str, str | None]:
     return list_or_dict(v, w)
 
 
-def _ports(v: Any, w: Where, _c: ParseContext) -> tuple[PortSpec, ...]:
+def _ports(v: Any, w: Where, c: ParseContext) -> tuple[PortSpec, ...]:
     items = as_list(v, w)
     unique_items(items, w)
-    return tuple(p for i, item in enumerate(items) for p in PortSpec.parse(item, w.idx(i)))
+    out = []
+    for i, item in enumerate(items):
+        for p in PortSpec.parse(item, w.idx(i)):
+            if p.as_written is not None and c.interpolated:  # a literal `$${` left a `${`
+                w.idx(i).fail(f'invalid port "{p.as_written}" (use '
+                              "[HOST_IP:][HOST_PORT:]CONTAINER_PORT[/PROTOCOL])")
+            out.append(p)
+    return tuple(out)
 
 
 def _volumes(v: Any, w: Where, c: ParseContext) -> tuple[VolumeMount, ...]:
     items = as_list(v, w)
     unique_items(items, w)
-    return tuple(VolumeMount.parse(item, w.idx(i), c.base_dir) for i, item in enumerate(items))
+    out = []
+    for i, item in enumerate(items):
+        m = VolumeMount.parse(item, w.idx(i), c.base_dir)
+        if c.interpolated and m.type == "bind" and (m.source or "").startswith("${"):
+            w.idx(i).fail(f'invalid volume source "{m.source}": not a path nor a volume name')
+        out.append(m)
+    return tuple(out)
 
 
 def _tmpfs(v: Any, w: Where, c: ParseContext) -> tuple[VolumeMount, ...]:
@@ -348,9 +364,10 @@ def _pull_policy(v: Any, w: Where, _c: ParseContext) -> str:
     return text
 
 
-def _container_name(v: Any, w: Where, _c: ParseContext) -> str:
+def _container_name(v: Any, w: Where, c: ParseContext) -> str:
     text = as_str(v, w)
-    if text and not CONTAINER_NAME.match(text):
+    # `${NAME}` stays only under config --no-interpolate: checked once substituted
+    if text and not CONTAINER_NAME.match(text) and (c.interpolated or not text.startswith("${")):
         w.fail(f'invalid container name "{text}" (letters, digits, "_.-"; at least 2 characters)')
     return text
 

@@ -97,3 +97,7 @@ def check_references(
                     w.key(f"{kind}s").idx(i).fail(
                         f'undefined {kind} "{ref.source}" (declare it under the top-level {kind}s:)'
                     )
+        for i, ref in enumerate(svc.build.secrets if svc.build else ()):
+            if ref.source not in secrets:
+                w.key("build").key("secrets").idx(i).fail(
+                    f'undefined secret "{ref.source}" (declare it under the top-level secrets:)')

@@ -12,19 +12,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import secrets
 import shutil
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import fields, replace
 from pathlib import Path
+from secrets import token_hex
 
 from runtime.errors import InvalidArgument, LaunchError, NotFound
+from runtime.images.build.errors import BuildError
 from runtime.images.build.interfaces import BuildImage, Progress, RunResult
 from runtime.images.build.interfaces import ImageConfig as BuildConfig
+from runtime.images.build.parser import SecretMount
 from runtime.images.config import ImageConfig
 from runtime.images.store import ImageStore
 from runtime.network.links import loopback_up
-from runtime.process.config import DEFAULT_NAMESPACES, LaunchConfig
+from runtime.process.config import DEFAULT_NAMESPACES, LaunchConfig, MountPoint
 from runtime.process.launcher import Launcher
 from runtime.process.logread import read_log
 from runtime.storage.layers import LayerStore
@@ -82,18 +84,66 @@ class StoreImages:
 BUILD_NETWORKS = ("default", "host", "none")
 
 
+def _drop_mountpoint(upper: Path, target: str) -> None:
+    """A secret's mountpoint is made in the overlay's upper dir (an empty file, and the
+    folders to it when the image lacks them): remove it, and each folder left empty up the
+    chain, so the secret leaves no trace in the layer (as BuildKit). A file the command
+    itself wrote there (not empty) stays."""
+    path = upper / target.lstrip("/")
+    with contextlib.suppress(OSError):
+        if path.is_file() and not path.is_symlink() and path.stat().st_size == 0:
+            path.unlink()
+    parent = path.parent
+    while parent != upper and upper in parent.parents:
+        try:
+            parent.rmdir()  # only when empty
+        except OSError:
+            break
+        parent = parent.parent
+
+
 class LauncherRun:
     """RUN in a container of our own runtime; its writes land in the step's upper dir.
     Compose's `build.network`, `build.shm_size` and `build.extra_hosts` shape every RUN."""
 
     def __init__(self, launcher: Launcher, *, network: str = "default", shm_size: int | None = None,
-                 extra_hosts: Sequence[tuple[str, str]] = ()) -> None:
+                 extra_hosts: Sequence[tuple[str, str]] = (),
+                 secrets: Mapping[str, str] | None = None) -> None:
         if network not in BUILD_NETWORKS:
             raise InvalidArgument(f"build network {network!r} is not supported: use default, host or none")
         self.launcher = launcher
         self.network = network
         self.shm_size = shm_size
         self.extra_hosts = tuple(extra_hosts)
+        self.secrets = dict(secrets or {})  # build secret id -> content (Compose build.secrets)
+
+    def _secret_mounts(self, wanted: Sequence[SecretMount], scratch: Path) -> list[MountPoint]:
+        """Each wanted secret as a file of its own mode and owner in the step's scratch dir
+        (outside the layer), bind-mounted read-only at its target; a missing optional one is
+        left out, a missing required one ends the build."""
+        mounts = []
+        folder = scratch / "secrets"
+        for n, m in enumerate(wanted):
+            content = self.secrets.get(m.id)
+            if content is None:
+                if m.required:
+                    raise BuildError(f"RUN --mount=type=secret,id={m.id}: the secret is required "
+                                     "but the build was given none of that id (list it in the "
+                                     "service's build.secrets)")
+                continue
+            folder.mkdir(mode=0o700, exist_ok=True)
+            path = folder / str(n)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+            try:
+                os.write(fd, content.encode("utf-8", "surrogateescape"))
+                os.fchown(fd, m.uid, m.gid)
+                os.fchmod(fd, m.mode)
+            finally:
+                os.close(fd)
+            mounts.append(MountPoint("bind", m.target, str(path), read_only=True))
+        if mounts:
+            os.chmod(folder, 0o755)  # a non-root RUN user reads its secret through it
+        return mounts
 
     async def run(
         self,
@@ -105,9 +155,21 @@ class LauncherRun:
         cwd: str,
         user: str,
         on_output: Progress,
+        secrets: Sequence[SecretMount] = (),
     ) -> RunResult:
-        scratch = Path(upper).parent / f"run-{secrets.token_hex(4)}"
+        scratch = Path(upper).parent / f"run-{token_hex(4)}"
         scratch.mkdir(parents=True)
+        try:
+            return await self._run(scratch, lowerdirs, upper, argv, env, cwd, user, on_output,
+                                   secrets)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+            with contextlib.suppress(FileNotFoundError):
+                os.rmdir(scratch)
+
+    async def _run(self, scratch: Path, lowerdirs: Sequence[str], upper: str,
+                   argv: Sequence[str], env: Sequence[str], cwd: str, user: str,
+                   on_output: Progress, wanted: Sequence[SecretMount]) -> RunResult:
         (scratch / "work").mkdir()
         (scratch / "merged").mkdir()
         etc = {}
@@ -122,7 +184,7 @@ class LauncherRun:
             etc["/etc/hosts"] = str(scratch / "hosts")
         own_net = self.network == "none"
         cfg = LaunchConfig(
-            id=f"build-{secrets.token_hex(6)}",
+            id=f"build-{token_hex(6)}",
             argv=tuple(argv),
             state_dir=str(scratch),
             mergeddir=str(scratch / "merged"),
@@ -138,6 +200,9 @@ class LauncherRun:
         )
         if self.shm_size:
             cfg = replace(cfg, shm_size=self.shm_size)
+        secret_mounts = self._secret_mounts(wanted, scratch)
+        if secret_mounts:
+            cfg = replace(cfg, mounts=(*cfg.mounts, *secret_mounts))
         tail: list[str] = []
         try:
             try:
@@ -167,6 +232,5 @@ class LauncherRun:
                 await settle(asyncio.wait_for(reader, 5))
             return RunResult(status.code, "\n".join(tail))
         finally:
-            shutil.rmtree(scratch, ignore_errors=True)
-            with contextlib.suppress(FileNotFoundError):
-                os.rmdir(scratch)
+            for m in secret_mounts:
+                _drop_mountpoint(Path(upper), m.target)

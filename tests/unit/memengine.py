@@ -17,6 +17,7 @@ from runtime.api import (
     ImageInfo,
     LogLine,
     NetworkInfo,
+    PathStat,
     PullEvent,
     VolumeInfo,
 )
@@ -259,6 +260,13 @@ class MemEngine:
     async def remove_paths(self, ref: str, paths: list[str]) -> ArchiveResult:
         self.log.append(("rm", f"{self.containers[ref].name}:{','.join(paths)}"))
         return ArchiveResult(len(paths))
+
+    async def stat_path(self, ref: str, path: str) -> PathStat:
+        """Every path of a container is a directory (enough for `cp`'s destination)."""
+        if ref not in self.containers:
+            raise NotFound(f"no such container: {ref}")
+        return PathStat(name=path.rstrip("/").rsplit("/", 1)[-1] or "/", size=0,
+                        mode=0o040755, mtime=0.0)
 
     def running(self) -> list[str]:
         from composer import labels as L

@@ -248,3 +248,25 @@ def test_networks_and_volumes_created_are_reported_once(tmp_path: Path) -> None:
     run(project(tmp_path, text, engine, events).up(UpOptions()))
     assert not [e for e in events if e[0].startswith(("Network", "Volume"))]
     assert events == [("Container p-a-1", "Running")]
+
+
+def test_create_waits_for_no_dependency_condition(tmp_path: Path) -> None:
+    """`create` (no_start), as Compose's create: a dependency that is only created never
+    gets healthy or completes, so its condition is not awaited (it used to fail at once,
+    or wait out the health timeout)."""
+    engine = MemEngine()
+    stack = """
+services:
+  db: {image: x, healthcheck: {test: ["CMD", "true"]}}
+  init: {image: x}
+  web:
+    image: x
+    depends_on:
+      db: {condition: service_healthy}
+      init: {condition: service_completed_successfully}
+"""
+    events: list[tuple[str, str]] = []
+    run(project(tmp_path, stack, engine, events).up(UpOptions(no_start=True)))
+    assert sorted((c.name, c.state) for c in engine.containers.values()) == [
+        ("p-db-1", "created"), ("p-init-1", "created"), ("p-web-1", "created")]
+    assert not any(status == "Waiting" for _, status in events)

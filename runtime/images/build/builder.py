@@ -436,10 +436,11 @@ class Builder:
             del tail[:-OUTPUT_TAIL_LINES]
             run.progress(line)
 
+        extra: dict[str, Any] = {"secrets": inst.secrets} if inst.secrets else {}
         result = await self.runner.run(
             lowerdirs=[str(self.layers.path(layer)) for layer in state.image.layers],
             upper=str(upper), argv=list(argv), env=[f"{k}={v}" for k, v in env.items()],
-            cwd=cfg.working_dir or "/", user=cfg.user, on_output=on_output,
+            cwd=cfg.working_dir or "/", user=cfg.user, on_output=on_output, **extra,
         )
         if result.exit_code != 0:
             out_tail = "\n".join((result.output.splitlines() or tail)[-OUTPUT_TAIL_LINES:])

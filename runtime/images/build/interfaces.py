@@ -17,9 +17,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from runtime.types import Healthcheck
+
+if TYPE_CHECKING:
+    from runtime.images.build.parser import SecretMount
 
 Progress = Callable[[str], None]
 
@@ -114,12 +117,14 @@ class RunStep(Protocol):
         cwd: str,
         user: str,
         on_output: Progress,
+        secrets: Sequence[SecretMount] = (),
     ) -> RunResult:
         """Run `argv` (already including the image's SHELL for the shell form) as `user`
         ("" = root; "name", "uid", "name:group", "uid:gid" resolved in the image) in `cwd`
         with exactly `env` ("K=v"), on a root filesystem made of `lowerdirs` (bottom first)
         with every change written into the empty directory `upper` in overlay format.
         Stream output lines to `on_output` as they come. Network: the host's (like
-        `docker build` default). Must leave no mount, process or cgroup behind, also when
-        the command fails or the coroutine is cancelled."""
+        `docker build` default). `secrets`: the build secrets mounted read-only for this
+        command only (RUN --mount=type=secret), never left in `upper`. Must leave no mount,
+        process or cgroup behind, also when the command fails or the coroutine is cancelled."""
         ...

@@ -9,6 +9,7 @@ left to the shell.
 from __future__ import annotations
 
 import json
+import posixpath
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -63,6 +64,21 @@ class From(Instruction):
 class Run(Instruction):
     command: tuple[str, ...]
     shell_form: bool
+    secrets: tuple[SecretMount, ...] = ()  # RUN --mount=type=secret,...
+
+
+@dataclass(frozen=True)
+class SecretMount:
+    """`RUN --mount=type=secret,id=ID[,target=PATH][,required=BOOL][,mode=][,uid=][,gid=]`:
+    the build secret ID as a read-only file at `target` (default /run/secrets/ID) for this
+    RUN only; it is not part of the layer. A missing secret is skipped unless `required`."""
+
+    id: str
+    target: str
+    required: bool = False
+    mode: int = 0o400
+    uid: int = 0
+    gid: int = 0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -397,11 +413,58 @@ class _Parser:
         return From(**base, image=words[0], name=name, platform=platform)
 
     def _i_run(self, base: dict[str, Any], rest: str) -> Run:
-        _, rest = self._flags(base["line"], "RUN", rest, ())
+        secrets: list[SecretMount] = []
+        while rest.startswith("--"):  # --mount may repeat: not through _flags' dict
+            m = _FLAG.match(rest)
+            if not m or m[1].lower() != "mount":
+                flag = m[1] if m else rest.split()[0]
+                raise self.error(base["line"], f'RUN: unknown or unsupported flag "--{flag}" '
+                                               "(known: --mount=type=secret)")
+            secrets.append(self._secret_mount(base["line"], m[2] or ""))
+            rest = rest[m.end():]
+        rest = rest.strip()
         if not rest:
             raise self.error(base["line"], "RUN requires at least one argument")
         cmd, shell = self._command(rest)
-        return Run(**base, command=cmd, shell_form=shell)
+        return Run(**base, command=cmd, shell_form=shell, secrets=tuple(secrets))
+
+    def _secret_mount(self, line: int, value: str) -> SecretMount:
+        fields: dict[str, str] = {}
+        for part in value.split(","):
+            key, eq, val = part.partition("=")
+            key = key.strip().lower()
+            if not key:
+                continue
+            fields[{"dst": "target", "destination": "target", "source": "id"}.get(key, key)] = (
+                val if eq else "true")
+        kind = fields.pop("type", "bind")
+        if kind != "secret":
+            raise self.error(line, f"RUN --mount=type={kind} is not supported (only "
+                                   "type=secret: build secrets)")
+        unknown = sorted(set(fields) - {"id", "target", "required", "mode", "uid", "gid"})
+        if unknown:
+            raise self.error(line, f"RUN --mount=type=secret: unknown option {unknown[0]!r} "
+                                   "(known: id, target, required, mode, uid, gid)")
+        target = fields.get("target", "")
+        sid = fields.get("id") or (posixpath.basename(target.rstrip("/")) if target else "")
+        if not sid:
+            raise self.error(line, "RUN --mount=type=secret needs id=NAME (or a target)")
+        if target and not target.startswith("/"):
+            raise self.error(line, f"RUN --mount=type=secret: target {target!r} must be an "
+                                   "absolute path")
+        required = fields.get("required", "false").lower()
+        if required not in ("true", "false", "1", "0"):
+            raise self.error(line, f"RUN --mount=type=secret: required={required!r}: use "
+                                   "true or false")
+        try:
+            mode = int(fields.get("mode", "0400"), 8)
+            uid, gid = int(fields.get("uid", "0")), int(fields.get("gid", "0"))
+        except ValueError:
+            raise self.error(line, "RUN --mount=type=secret: mode is octal, uid and gid are "
+                                   "numbers") from None
+        return SecretMount(id=sid, target=target or f"/run/secrets/{sid}",
+                           required=required in ("true", "1"), mode=mode & 0o7777, uid=uid,
+                           gid=gid)
 
     def _i_cmd(self, base: dict[str, Any], rest: str) -> Cmd:
         cmd, shell = self._command(rest)

@@ -80,3 +80,39 @@ async def test_named_contexts_through_the_engine(engine: Engine, tmp_path: Path)
         named_contexts={"base": "image:proj-base", "assets": f"dir:{tmp_path / 'assets'}"}))
     out = await _read(engine, "proj-app", "n1", "/base", "/a.txt")
     assert out.splitlines() == ["base", "asset"]
+
+
+SECRETS_DOCKERFILE = """\
+FROM busybox
+RUN --mount=type=secret,id=token cat /run/secrets/token > /seen-token
+RUN --mount=type=secret,id=env,target=/etc/app/key,mode=0440,uid=1000 \\
+    --mount=type=secret,id=absent \\
+    stat -c '%a %u' /etc/app/key > /key-mode; cat /etc/app/key > /seen-key; \\
+    ls /run/secrets/absent 2>/dev/null || echo skipped > /absent
+"""
+
+
+async def test_build_secrets_reach_run_and_leave_no_trace(engine: Engine, tmp_path: Path) -> None:
+    """Compose's build.secrets: RUN --mount=type=secret sees each as a read-only file (its
+    target, mode and owner) for that command only; the layers keep neither the content nor
+    the mountpoints; an optional missing one is left out, a required one ends the build."""
+    req = BuildRequest(context=str(tmp_path), dockerfile_inline=SECRETS_DOCKERFILE,
+                       tag="secrets:1", no_cache=True,
+                       secrets={"token": "s3cr3t\n", "env": "from-env\n"})
+    await _build(engine, req)
+    out = await _read(engine, "secrets:1", "s1", "/seen-token", "/key-mode", "/seen-key",
+                      "/absent", "/run/secrets/token", "/etc/app/key")
+    assert out.splitlines() == ["s3cr3t", "440 1000", "from-env", "skipped",
+                                "missing /run/secrets/token", "missing /etc/app/key"]
+    image = engine.images.get("secrets:1")
+    for layer in image.layers:  # the files only ever existed in the RUN's own mount
+        root = Path(engine.images.layers.get(layer).path)
+        assert not (root / "run" / "secrets").exists() and not (root / "etc" / "app").exists()
+        for f in root.rglob("*"):
+            if f.is_file() and not f.is_symlink() and f.stat().st_size < 4096:
+                assert b"s3cr3t" not in f.read_bytes() or f.name == "seen-token", f
+
+    required = BuildRequest(context=str(tmp_path), tag="secrets:2", dockerfile_inline=(
+        "FROM busybox\nRUN --mount=type=secret,id=missing,required=true true\n"))
+    errors = [s.error async for s in engine.build_image(required) if s.error]
+    assert errors and "id=missing: the secret is required" in errors[0]

@@ -133,7 +133,11 @@ def test_maintainer_is_a_label() -> None:
         ("FROM busybox\nENV LONELY\n", "Dockerfile:2: ENV LONELY needs a value"),
         ("FROM a b\n", "Dockerfile:1: FROM requires either one or three arguments"),
         ("FROM a AS x\nFROM b AS x\n", "Dockerfile:2: duplicate stage name 'x'"),
-        ("FROM busybox\nRUN --mount=type=cache,target=/x true\n", 'Dockerfile:2: RUN: unknown or unsupported flag "--mount"'),
+        ("FROM busybox\nRUN --mount=type=cache,target=/x true\n", "Dockerfile:2: RUN --mount=type=cache is not supported (only type=secret"),
+        ("FROM busybox\nRUN --network=none true\n", 'Dockerfile:2: RUN: unknown or unsupported flag "--network"'),
+        ("FROM busybox\nRUN --mount=type=secret,env=X true\n", "Dockerfile:2: RUN --mount=type=secret: unknown option 'env'"),
+        ("FROM busybox\nRUN --mount=type=secret true\n", "Dockerfile:2: RUN --mount=type=secret needs id=NAME"),
+        ("FROM busybox\nRUN --mount=type=secret,id=a,target=rel true\n", "Dockerfile:2: RUN --mount=type=secret: target 'rel' must be"),
         ("FROM busybox\nCOPY --frm=a b c\n", 'Dockerfile:2: COPY: unknown or unsupported flag "--frm"'),
         ("FROM busybox\nSHELL /bin/bash -c\n", "Dockerfile:2: SHELL requires the JSON form"),
         ("FROM busybox\nHEALTHCHECK --interval=5 CMD true\n", "Dockerfile:2: HEALTHCHECK --interval: invalid duration"),
@@ -166,3 +170,14 @@ def test_parse_duration() -> None:
     for bad in ("", "5", "s", "1x"):
         with pytest.raises(ValueError):
             p.parse_duration(bad)
+
+
+def test_run_secret_mounts() -> None:
+    run = one("RUN --mount=type=secret,id=tok --mount=type=secret,source=k,dst=/etc/k,"
+              "required,mode=0440,uid=5,gid=6 --mount=type=secret,target=/x/named cat /etc/k")
+    assert isinstance(run, p.Run) and run.command == ("cat /etc/k",) and run.shell_form
+    assert run.secrets == (
+        p.SecretMount(id="tok", target="/run/secrets/tok"),
+        p.SecretMount(id="k", target="/etc/k", required=True, mode=0o440, uid=5, gid=6),
+        p.SecretMount(id="named", target="/x/named"),  # the id defaults to the target's name
+    )

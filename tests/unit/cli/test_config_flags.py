@@ -1,5 +1,5 @@
-"""`config --images/--networks/--hash/--environment/--variables/-o`, and the refused
---no-interpolate, through the CLI (no engine needed)."""
+"""`config --images/--networks/--hash/--environment/--variables/-o/--no-interpolate`,
+through the CLI (no engine needed)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -57,8 +57,68 @@ def test_variables_need_no_value_and_o_writes_a_file(
     assert '"name": "NEED"' in target.read_text()
 
 
-def test_no_interpolate_is_refused_with_one_line(
-        folder: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["--project-directory", str(folder), "config", "--no-interpolate"]) == 1
+# as the corpus's stack files write them: an image tag, a required variable, an escaped `$$`,
+# a port (Compose's e2e TestLocalComposeConfig), a bind source and a container name
+RAW = """
+services:
+  web:
+    image: "nginx:${TAG:-latest}"
+    container_name: ${NAME}
+    command: ["sh", "-c", "echo $$HOME"]
+    environment:
+      URL: http://${HOST}:${PORT:-80}/
+      NEED: ${NEED:?set it}
+    ports: ["${PORT:-8080}:80", "9000:9000"]
+    volumes: ["${DATA}/site:/usr/share/nginx/html:ro", "logs:/var/log"]
+volumes:
+  logs: {}
+x-note: ${NOTE}
+"""
+
+
+def test_no_interpolate_keeps_variables_as_written(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    import yaml
+
+    (tmp_path / "compose.yaml").write_text(RAW)
+    monkeypatch.delenv("NEED", raising=False)  # required, yet not substituted: no error
+    monkeypatch.setenv("TAG", "1.25")  # set, yet not substituted
+    model = yaml.safe_load(out(capsys, tmp_path, "--no-interpolate"))
+    web = model["services"]["web"]
+    assert web["image"] == "nginx:${TAG:-latest}"
+    assert web["container_name"] == "${NAME}"
+    assert web["command"] == ["sh", "-c", "echo $$HOME"]  # the escape as written, not `$$$$`
+    assert web["environment"] == {"URL": "http://${HOST}:${PORT:-80}/", "NEED": "${NEED:?set it}"}
+    assert web["ports"][0] == "${PORT:-8080}:80"
+    assert web["ports"][1]["target"] == 9000  # still normalised
+    assert web["volumes"][0]["source"] == "${DATA}/site"
+    assert web["volumes"][0]["read_only"] is True
+    assert web["volumes"][1]["source"] == "logs"
+    assert model["volumes"]["logs"]["name"] == "p_logs"
+    assert model["x-note"] == "${NOTE}"
+    # without the flag the same file is substituted (and NEED is required)
+    assert main(["--project-directory", str(tmp_path), "config"]) == 1
+    assert "required variable NEED" in capsys.readouterr().err
+
+
+def test_no_interpolate_names_a_value_it_cannot_normalise(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "compose.yaml").write_text(
+        "services:\n  web: {image: x, cpus: '${CPUS}'}\n")
+    assert main(["--project-directory", str(tmp_path), "config", "--no-interpolate"]) == 1
     err = capsys.readouterr().err
-    assert "--no-interpolate is not supported yet" in err and err.count("\n") == 1
+    assert "services.web.cpus" in err and "without --no-interpolate" in err
+    assert err.count("\n") == 1
+
+
+@pytest.mark.parametrize(("entry", "message"), [
+    ('ports: ["$${P}:80"]', 'invalid port "${P}:80"'),
+    ('volumes: ["$${D}/x:/x"]', 'invalid volume source "${D}/x"'),
+    ('container_name: "$${N}"', 'invalid container name "${N}"'),
+])
+def test_a_literal_variable_is_kept_as_written_only_without_interpolation(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], entry: str, message: str) -> None:
+    # `$${P}` is a literal `${P}` once interpolated: no port, path or name, as before
+    (tmp_path / "compose.yaml").write_text(f"services:\n  a:\n    image: x\n    {entry}\n")
+    assert main(["--project-directory", str(tmp_path), "config"]) == 1
+    assert message in capsys.readouterr().err

@@ -101,7 +101,7 @@ services:
     assert build_request(stack, "app", "t").no_cache is True
 
 
-@pytest.mark.parametrize("key", ["secrets: [s]", "ssh: [default]",
+@pytest.mark.parametrize("key", ["ssh: [default]",
                                  "entitlements: [network.host]", "privileged: true"])
 def test_build_keys_refused_by_name(load: Loader, key: str) -> None:
     name = key.split(":")[0]
@@ -134,3 +134,53 @@ services:
     stack = load("services: {app: {build: {context: ., additional_contexts: {a: 'service:nope'}}}}")
     with pytest.raises(SpecError, match='services.app.build.additional_contexts.a: .*no service "nope"'):
         build_request(stack, "app", "t")
+
+
+# the corpus's TestBuildSecrets: a file, and two from the environment, one under another id
+SECRETS = """
+services:
+  app:
+    build:
+      context: .
+      secrets:
+        - mysecret
+        - dotenvsecret
+        - source: envsecret
+          target: build_secret
+secrets:
+  mysecret: {file: ./secret.txt}
+  envsecret: {environment: SOME_SECRET}
+  dotenvsecret: {environment: ANOTHER_SECRET}
+"""
+
+
+def test_build_secrets_reach_the_build_request(load: Loader, write) -> None:  # type: ignore[no-untyped-def]
+    import yaml
+
+    from composer.spec.render import render_stack
+
+    write("secret.txt", "from-file\n")
+    write(".env", "ANOTHER_SECRET=from-dotenv\n")
+    stack = load(SECRETS, environ={"SOME_SECRET": "from-env"})
+    req = build_request(stack, "app", "t")
+    # keyed by the id RUN --mount=type=secret,id=... names: the target, else the source
+    assert req.secrets == {"mysecret": "from-file\n", "dotenvsecret": "from-dotenv",
+                           "build_secret": "from-env"}
+    shown = yaml.safe_load(yaml.safe_dump(render_stack(stack)))["services"]["app"]["build"]
+    assert shown["secrets"] == [{"source": "mysecret"}, {"source": "dotenvsecret"},
+                                {"source": "envsecret", "target": "build_secret"}]
+    # an unset variable is one line naming it, when the build needs it
+    stack = load(SECRETS, environ={})
+    with pytest.raises(SpecError, match="SOME_SECRET required by build secret"):
+        build_request(stack, "app", "t")
+
+
+@pytest.mark.parametrize(("entry", "message"), [
+    ("[nope]", 'services.app.build.secrets\\[0\\]: undefined secret "nope"'),
+    ("[{source: s, mode: 0400}]", r"build.secrets\[0\].mode: not supported: mode of a build secret"),
+    ("[{source: s, target: /run/secrets/x}]", "invalid build secret target"),
+])
+def test_build_secret_errors_name_the_entry(load: Loader, entry: str, message: str) -> None:
+    with pytest.raises(SpecError, match=message):
+        load(f"services: {{app: {{build: {{context: ., secrets: {entry}}}}}}}\n"
+             "secrets: {s: {file: ./s}}")
