@@ -25,11 +25,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Generic, Literal, TypeVar
-
-import networkx as nx
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 from composer.errors import ComposerError
+
+if TYPE_CHECKING:  # imported where a graph is walked: `ps` and friends never pay for it
+    import networkx as nx
 
 SERVICE_STARTED = "service_started"
 SERVICE_HEALTHY = "service_healthy"
@@ -103,6 +104,8 @@ def dependencies(graph: GraphLike, service: str) -> tuple[Dependency, ...]:
 
 def as_digraph(graph: GraphLike) -> nx.DiGraph:
     """The networkx DiGraph itself, or the one a wrapper keeps in `.graph` (ServiceGraph)."""
+    import networkx as nx
+
     if isinstance(graph, nx.DiGraph):
         return graph
     inner = getattr(graph, "graph", None)
@@ -150,6 +153,8 @@ def _emit(events: EventHook | None, service: str, status: Status, message: str =
 
 
 def _targets(graph: nx.DiGraph, services: Collection[str] | None) -> list[str]:
+    import networkx as nx
+
     """The services of this run in a stable topological order (dependencies first)."""
     names = set(graph.nodes) if services is None else set(services)
     unknown = sorted(names - set(graph.nodes))

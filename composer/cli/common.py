@@ -43,6 +43,24 @@ async def engine() -> Client:
     return await connect_or_start()
 
 
+async def quick_engine() -> Any:
+    """For a verb that only reads (ps, port, logs without -f): the stdlib client
+    (runtime.quickclient, no aiohttp to import) when composerd answers, else `engine()`,
+    which starts it."""
+    from runtime.calls import DaemonUnavailable
+    from runtime.paths import Paths
+    from runtime.quickclient import QuickClient
+
+    quick = QuickClient(Paths.from_env().socket)
+    try:
+        if await quick.ping():
+            return quick
+    except DaemonUnavailable:
+        pass
+    await quick.close()
+    return await engine()
+
+
 def project_by_name(args: argparse.Namespace) -> str | None:
     """The project name when this verb works from labels alone (-p NAME without -f), else None."""
     if getattr(args, "verb", None) not in BY_NAME_VERBS or not args.project_name or args.files:
@@ -64,10 +82,11 @@ async def stack_by_name(client: Any, name: str) -> Stack:
 
 async def with_project(args: argparse.Namespace,
                        fn: Callable[[Project], Awaitable[T]], *, lock: bool = True,
-                       live: bool | None = None) -> T:
+                       live: bool | None = None, read_only: bool = False) -> T:
     """Run `fn` on the stack; `lock`: holding the project lock throughout (a verb that holds
     it only for a part takes `project_lock` itself); `live`: the live progress display on a
-    terminal (default: with the lock)."""
+    terminal (default: with the lock); `read_only`: `fn` only lists, inspects and reads
+    logs without follow, which `quick_engine()` serves without aiohttp."""
     name = project_by_name(args)
     stack: Stack | None = None
     if name is None:
@@ -84,7 +103,7 @@ async def with_project(args: argparse.Namespace,
         else:
             for w in stack.warnings:
                 print(f"WARN[0000] {w}", file=sys.stderr)
-    client = await engine()
+    client = await (quick_engine() if read_only and not lock else engine())
     try:
         if stack is None:
             assert name is not None
