@@ -10,7 +10,6 @@ from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from composer.cli.config_cmd import load_from_args
 from composer.cli.output import status_stream
 from composer.cli.progress import PlainProgress, make_progress
 from composer.errors import ComposerError, NoStackFile
@@ -43,10 +42,15 @@ async def engine() -> Client:
     return await connect_or_start()
 
 
+_ENGINE = engine
+
+
 async def quick_engine() -> Any:
     """For a verb that only reads (ps, port, logs without -f): the stdlib client
     (runtime.quickclient, no aiohttp to import) when composerd answers, else `engine()`,
-    which starts it."""
+    which starts it. An `engine` replaced by a test (an in-memory engine) serves every verb."""
+    if engine is not _ENGINE:
+        return await engine()
     from runtime.calls import DaemonUnavailable
     from runtime.paths import Paths
     from runtime.quickclient import QuickClient
@@ -91,6 +95,8 @@ async def with_project(args: argparse.Namespace,
     stack: Stack | None = None
     if name is None:
         try:
+            from composer.cli.stackargs import load_from_args
+
             stack = load_from_args(args).with_services_enabled(targeted_services(args))
         except NoStackFile:
             # as Compose: no file, but COMPOSE_PROJECT_NAME names the project
