@@ -124,21 +124,27 @@ class QuickClient(PlainCalls):
         return self._logs(*logs_route(ref, False, tail, since, until))
 
     async def _logs(self, path: str, params: Params) -> AsyncIterator[LogLine]:
-        resp = self._request("GET", path, params, None)
-        if resp.status >= 400:
-            raise self._error(resp)
-        while True:
-            try:
-                line = resp.readline()
-            except (OSError, http.client.HTTPException) as e:
-                raise DaemonUnavailable(f"lost the connection to composerd: {e}") from None
-            if not line:
-                return
-            if not line.strip():
-                continue
-            data = json.loads(line)
-            if isinstance(data, dict) and set(data) == {"error"}:
-                err = data["error"]
-                status = status_of_kind(err.get("kind")) if isinstance(err, dict) else 500
-                raise rpc.error_from_body(status, err)
-            yield serde.from_dict(LogLine, data)
+        # a connection of its own: several containers' logs may be read at once (one task
+        # each), and a stream left half read must not spoil the shared connection
+        own = QuickClient(self.socket_path)
+        try:
+            resp = own._request("GET", path, params, None)
+            if resp.status >= 400:
+                raise own._error(resp)
+            while True:
+                try:
+                    line = resp.readline()
+                except (OSError, http.client.HTTPException) as e:
+                    raise DaemonUnavailable(f"lost the connection to composerd: {e}") from None
+                if not line:
+                    return
+                if not line.strip():
+                    continue
+                data = json.loads(line)
+                if isinstance(data, dict) and set(data) == {"error"}:
+                    err = data["error"]
+                    status = status_of_kind(err.get("kind")) if isinstance(err, dict) else 500
+                    raise rpc.error_from_body(status, err)
+                yield serde.from_dict(LogLine, data)
+        finally:
+            await own.close()

@@ -173,3 +173,22 @@ async def test_read_only_verbs_run_without_aiohttp(engine: FakeEngine, socket_pa
     assert "runtime.quickclient" in modules
     want = {"ps": "demo-web-1", "port": "127.0.0.1:8080", "logs": "hello"}[argv[0]]
     assert want in out
+
+
+async def test_two_log_streams_read_in_turn(engine: FakeEngine, socket_path: Path) -> None:
+    ids = []
+    for name in ("web-1", "db-1"):
+        info = await engine.create_container(ContainerSpec(name, "busybox:latest"))
+        for i in range(3):
+            await engine.add_log(info.id, f"{name} {i}\n")
+        ids.append(info.id)
+
+    async def go(q: QuickClient) -> list[str]:
+        a, b = q.logs(ids[0]), q.logs(ids[1])
+        got = []
+        for _ in range(3):  # as two tasks would when each awaits in between
+            got += [(await a.__anext__()).data, (await b.__anext__()).data]
+        return got
+
+    assert await quick(socket_path, go) == [f"{n} {i}\n" for i in range(3)
+                                            for n in ("web-1", "db-1")]
