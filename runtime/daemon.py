@@ -304,35 +304,52 @@ async def exec_attach(request: web.Request) -> web.StreamResponse:
     return await _relay(request, stream)
 
 
+CLIENT_LINGER = 10.0  # s a websocket client has to close after the end of its stream
+
+
 async def _relay(request: web.Request, stream: AttachStream) -> web.StreamResponse:
-    """Relay `stream` on a websocket until either side ends; the stream is closed after."""
-    ws = web.WebSocketResponse(max_msg_size=rpc.MAX_BODY)
+    """Relay `stream` on a websocket until either side ends; the stream is closed after.
+
+    One task reads the websocket, and it is the one that closes it: aiohttp's close() from
+    another task while a receive() waits drops the transport without waiting for the
+    client's CLOSE, so a client write racing the end (CLOSE_IN) failed and the client's loop
+    dropped the EXIT frame it had not read yet. Closed from the reader, close() sends CLOSE
+    and reads (discarding late input) until the client answers, at most CLIENT_LINGER."""
+    ws = web.WebSocketResponse(max_msg_size=rpc.MAX_BODY, timeout=CLIENT_LINGER)
+    recv: asyncio.Future[Any] | None = None
+    out: asyncio.Future[None] | None = None
     try:
         await ws.prepare(request)
 
         async def output() -> None:
             while (item := await stream.recv_frame()) is not None:
                 await ws.send_bytes(frame(*item))
-            await ws.close()  # the container's output ended: so does the client's stream
 
         out = asyncio.ensure_future(output())
-        async for msg in ws:
+        while True:
+            recv = recv or asyncio.ensure_future(ws.receive())
+            await asyncio.wait({recv, out}, return_when=asyncio.FIRST_COMPLETED)
+            if not recv.done():
+                break  # the container's output ended: so does the client's stream
+            msg, recv = recv.result(), None
             if msg.type != WSMsgType.BINARY:
-                break
+                break  # the client closed (aiohttp answered its CLOSE) or broke the stream
             try:
                 for kind, payload in split_frames(bytearray(msg.data)):
                     await stream.send_frame(kind, payload)
             except ValueError as e:
                 await ws.close(code=WSCloseCode.UNSUPPORTED_DATA, message=str(e).encode())
                 break
-            if out.done():
-                break
-        out.cancel()  # the client left (or broke the protocol): stop relaying
-        with contextlib.suppress(asyncio.CancelledError, ConnectionError):
-            await out
     finally:
-        await stream.close()
-        await ws.close()
+        # aiohttp cancels this handler when the connection goes (the client closed), and
+        # cancel_and_wait passes that cancellation on: the stream is closed whatever happens
+        try:
+            for task in (recv, out):  # no receive() may be pending when close() runs
+                if task is not None:
+                    await cancel_and_wait(task)
+        finally:
+            await stream.close()
+            await ws.close()
     return ws
 
 

@@ -8,14 +8,14 @@
 #   bash scripts/host-tests.sh --here [ARGS]   this working tree as it is (uncommitted changes
 #                                              included), install only (no LNMP), then pytest ARGS
 #                                              (default: -m host tests/host)
-# env: TESTVM (path of testvm.sh), HOST_TESTS_TIMEOUT (seconds, default 2700).
+# env: TESTVM (path of testvm.sh), HOST_TESTS_TIMEOUT (seconds, default 3300).
 # Needs root, qemu-system-x86, qemu-utils, debootstrap, e2fsprogs (.ci/run installs them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd -P)
 TESTVM=${TESTVM:-$repo/../shared/testvm.sh}
 [ -x "$TESTVM" ] || [ -f "$TESTVM" ] || { echo "host-tests.sh: no $TESTVM (set TESTVM)" >&2; exit 2; }
-timeout=${HOST_TESTS_TIMEOUT:-2700}
+timeout=${HOST_TESTS_TIMEOUT:-3300}
 
 if [ "${1:-}" = --here ]; then
     shift

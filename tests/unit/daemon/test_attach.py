@@ -7,7 +7,8 @@ import asyncio
 import aiohttp
 import pytest
 
-from runtime.attach import HELLO, frame
+from runtime import daemon, rpc
+from runtime.attach import CLOSE_IN, EXIT, HELLO, frame, split_frames
 from runtime.client import Client
 from runtime.errors import Conflict, NotFound
 from runtime.types import ContainerSpec
@@ -122,3 +123,48 @@ async def test_restart_and_follow_reach_the_engine(client: Client, engine: FakeE
     idle = await engine.create_container(ContainerSpec("idle-1", "busybox:latest"))
     stream = await client.attach_container(idle.id, follow=True)  # not running: follow is fine
     await stream.close()
+
+
+async def exit_frame_then(ws: aiohttp.ClientWebSocketResponse) -> None:
+    """Read binary messages until one carries the EXIT frame."""
+    buf = bytearray()
+    while True:
+        msg = await asyncio.wait_for(ws.receive(), 5)
+        assert msg.type == aiohttp.WSMsgType.BINARY, msg
+        buf += msg.data
+        if any(kind == EXIT for kind, _ in split_frames(buf)):
+            return
+
+
+async def test_a_late_client_write_does_not_lose_the_end(
+        raw: aiohttp.ClientSession, engine: FakeEngine) -> None:
+    """A server dropping the connection right after EXIT made a client's racing write
+    (CLOSE_IN) fail and its loop drop the frames it had not read (`exec -T` exited 255,
+    1 run in ~40): the server sends CLOSE and waits for the client's answer."""
+    cid = await started(engine)
+    req = rpc.encode(rpc.ExecRequest(argv=("false",))).decode()
+    async with raw.ws_connect(f"/containers/{cid}/exec-attach", params={"request": req},
+                              autoclose=False) as ws:
+        await exit_frame_then(ws)
+        await asyncio.sleep(0.2)  # the server has sent its CLOSE by now
+        await ws.send_bytes(frame(CLOSE_IN))  # a late write still lands: the socket is open
+        msg = await asyncio.wait_for(ws.receive(), 5)
+        assert msg.type == aiohttp.WSMsgType.CLOSE
+        await asyncio.sleep(0.2)
+        assert not ws.closed and ws._conn is not None  # type: ignore[attr-defined]
+        await ws.close()
+        assert ws.close_code == aiohttp.WSCloseCode.OK
+
+
+async def test_a_client_that_never_answers_is_closed_on(
+        raw: aiohttp.ClientSession, engine: FakeEngine,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(daemon, "CLIENT_LINGER", 0.2)
+    cid = await started(engine)
+    req = rpc.encode(rpc.ExecRequest(argv=("false",))).decode()
+    async with raw.ws_connect(f"/containers/{cid}/exec-attach", params={"request": req},
+                              autoclose=False) as ws:
+        await exit_frame_then(ws)
+        assert (await asyncio.wait_for(ws.receive(), 5)).type == aiohttp.WSMsgType.CLOSE
+        msg = await asyncio.wait_for(ws.receive(), 5)  # then the connection goes
+        assert msg.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR)
