@@ -111,6 +111,18 @@ class ComposerCli:
                              f"{p.stderr.decode(errors='replace').strip()[-400:]}")
         return dt
 
+    def bare(self, *argv: str, timeout: float = 60) -> float:
+        """`composer ARGV` with no stack options (`--help`, `version`); wall time in ms."""
+        t = time.perf_counter()
+        p = subprocess.run([sys.executable, "-m", "composer.cli", *argv], env=self.env,
+                           cwd=REPO, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.PIPE, timeout=timeout)
+        dt = (time.perf_counter() - t) * 1000
+        if p.returncode != 0:
+            raise BenchError(f"composer {' '.join(argv)} exited {p.returncode}: "
+                             f"{p.stderr.decode(errors='replace').strip()[-400:]}")
+        return dt
+
     def daemon_pid(self) -> int | None:
         try:
             return int((self.run_dir / "composerd.pid").read_text().strip())

@@ -8,6 +8,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shutil
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -295,6 +297,60 @@ def load(ctx: Context) -> list[Row]:
     return [check(Row("load+validate+graph, 200-service stack", "ms", s, target="< 200 ms"), 200)]
 
 
+# ---------------------------------------------------------------- (8) what the user types
+
+
+CLI_VERBS: tuple[tuple[str, tuple[str, ...], float | None], ...] = (
+    # (row, argv after `-f FILE -p NAME`, target p50 in ms from issue 15)
+    ("composer ps, 10 containers", ("ps",), 100),
+    ("composer port", ("port", "s0", "80"), 100),
+    ("composer logs (no follow)", ("logs", "s1"), 100),
+    ("composer exec -T svc true", ("exec", "-T", "s1", "true"), 100),
+    ("composer run --rm svc true (bridge)", ("run", "--rm", "s1", "true"), 150),
+)
+
+
+def cli(ctx: Context) -> list[Row]:
+    """The CLI as a user feels it: a new `python -m composer.cli` process per command,
+    composerd already running, a 10-service project up; runs interleaved so that the load
+    of the host hits every row alike. `python -c pass` is the floor every row pays."""
+    runs = ctx.runs(9, 3)
+    file = stacks.write(ctx.workdir / "stacks", "cli", stacks.with_port(stacks.independent(10)))
+    project = f"cmpbench{str(time.time_ns())[-6:]}cli"
+    bare = {"python3 -c pass (interpreter start)": (("-c", "pass"), None),
+            "composer --help": (("--help",), 60.0), "composer version": (("version",), 60.0)}
+    samples = {name: Sample() for name in [*bare, *(v[0] for v in CLI_VERBS)]}
+    ours = ComposerCli(ctx.workdir / "cli-verbs")
+    try:
+        ours(file, project, "up", "-d")  # starts composerd: not counted
+        ours(file, project, "ps")
+        for _ in range(runs):
+            for name, (argv, _) in bare.items():
+                if argv[0] == "-c":
+                    samples[name].values.append(peers.timed([sys.executable, *argv]))
+                else:
+                    samples[name].values.append(ours.bare(*argv))
+            for name, argv, _ in CLI_VERBS:
+                samples[name].values.append(ours(file, project, *argv))
+        ctx.log("(cli) " + ", ".join(f"{n.removeprefix('composer ')} {_p50(s)}"
+                                     for n, s in samples.items()))
+    except (BenchError, peers.PeerError, OSError, subprocess.TimeoutExpired) as e:
+        ctx.log(f"(cli) composer failed: {e}")
+        for s in samples.values():
+            if not s.values:
+                s.note = f"failed: {e}"
+    finally:
+        ctx.cleanup += [f"composer cli verbs: leftover {x}" for x in ours.close()]
+    targets = {**{n: t for n, (_, t) in bare.items()}, **{n: t for n, _, t in CLI_VERBS}}
+    rows = []
+    for name, s in samples.items():
+        target = targets[name]
+        row = Row(name, "ms", s, target=f"<= {target:g} ms" if target else "")
+        rows.append(check(row, target) if target else row)
+    return rows
+
+
 SCENARIOS: dict[str, Callable[[Context], list[Row]]] = {
     "launch": launch, "stacks": stacks_and_memory, "network": network, "load": load,
+    "cli": cli,
 }

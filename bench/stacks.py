@@ -14,6 +14,11 @@ def independent(n: int) -> str:
     return "\n".join(lines) + "\n"
 
 
+def with_port(text: str, service: str = "s0") -> str:
+    """`text` with `service` publishing port 80 on an ephemeral loopback port (for `port`)."""
+    return text.replace(f"  {service}:\n", f"  {service}:\n    ports: [\"127.0.0.1::80\"]\n", 1)
+
+
 def chain(n: int = 3) -> str:
     """`n` services, each depending on the previous one being healthy (checks every 100 ms)."""
     lines = ["services:"]

@@ -428,7 +428,8 @@ async def _chunks(*items: Any) -> AsyncIterator[Any]:
 async def connect() -> DryRunEngine:
     """A dry-run engine over the daemon when one answers, else over nothing (a dry run
     starts no daemon: everything reads as absent)."""
-    from runtime.client import Client, DaemonUnavailable, PermissionDenied
+    from runtime.calls import DaemonUnavailable, PermissionDenied
+    from runtime.client import Client
     from runtime.paths import Paths
 
     client = Client(Paths.from_env().socket)

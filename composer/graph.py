@@ -11,12 +11,14 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
-
-import networkx as nx
+from typing import TYPE_CHECKING
 
 from composer.errors import GraphError
 from composer.spec.parts import DependsOn
 from composer.spec.stack import Stack
+
+if TYPE_CHECKING:  # networkx costs ~80 ms to import: only a verb that orders services pays it
+    import networkx as nx
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,8 @@ class ServiceGraph:
 
     def generations(self) -> list[list[str]]:
         """Start order: each list can start in parallel once the previous ones are up."""
+        import networkx as nx
+
         return [sorted(g) for g in nx.topological_generations(self.graph.reverse(copy=False))]
 
     def teardown_generations(self) -> list[list[str]]:
@@ -55,6 +59,8 @@ class ServiceGraph:
 
     def select(self, names: Iterable[str]) -> set[str]:
         """The given services plus everything they need, transitively."""
+        import networkx as nx
+
         out: set[str] = set()
         for name in names:
             if name not in self.graph:
@@ -65,6 +71,8 @@ class ServiceGraph:
 
 
 def build_graph(stack: Stack) -> ServiceGraph:
+    import networkx as nx
+
     graph: nx.DiGraph = nx.DiGraph()
     graph.add_nodes_from(stack.services)
     by_container = {s.container_name: n for n, s in stack.all_services().items() if s.container_name}
@@ -129,6 +137,8 @@ def _add_edge(graph: nx.DiGraph, name: str, dep: Dependency) -> None:
 
 
 def _check_cycles(graph: nx.DiGraph, file: str | None) -> None:
+    import networkx as nx
+
     if nx.is_directed_acyclic_graph(graph):  # O(V+E); find_cycle is slow on big acyclic graphs
         return
     try:

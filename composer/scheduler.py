@@ -25,11 +25,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Generic, Literal, Protocol, TypeVar, Union
-
-import networkx as nx
+from typing import TYPE_CHECKING, Generic, Literal, Protocol, TypeVar, Union
 
 from composer.errors import ComposerError
+
+if TYPE_CHECKING:  # imported where a graph is walked: `ps` and friends never pay for it
+    import networkx as nx
 
 SERVICE_STARTED = "service_started"
 SERVICE_HEALTHY = "service_healthy"
@@ -53,7 +54,7 @@ class HasGraph(Protocol):
     def graph(self) -> nx.DiGraph: ...
 
 
-GraphLike = Union[nx.DiGraph, HasGraph]  # noqa: UP007 - an alias evaluated at run time
+GraphLike = Union["nx.DiGraph", HasGraph]  # noqa: UP007 - networkx is imported lazily
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -112,6 +113,8 @@ def dependencies(graph: GraphLike, service: str) -> tuple[Dependency, ...]:
 
 def as_digraph(graph: GraphLike) -> nx.DiGraph:
     """The networkx DiGraph itself, or the one a wrapper keeps in `.graph` (ServiceGraph)."""
+    import networkx as nx
+
     if isinstance(graph, nx.DiGraph):
         return graph
     inner = getattr(graph, "graph", None)
@@ -159,6 +162,8 @@ def _emit(events: EventHook | None, service: str, status: Status, message: str =
 
 
 def _targets(graph: nx.DiGraph, services: Collection[str] | None) -> list[str]:
+    import networkx as nx
+
     """The services of this run in a stable topological order (dependencies first)."""
     names = set(graph.nodes) if services is None else set(services)
     unknown = sorted(names - set(graph.nodes))

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import fcntl
 import json
 import os
@@ -49,6 +48,16 @@ from runtime.api import (
     VolumeInfo,
 )
 from runtime.attach import AttachStream, split_frames
+from runtime.calls import (  # noqa: F401  (DaemonUnavailable, PermissionDenied: re-exported)
+    DaemonUnavailable,
+    PermissionDenied,
+    PlainCalls,
+    connect_error,
+    logs_route,
+    needs_root,
+    seg,
+    status_of_kind,
+)
 from runtime.errors import Conflict, EngineError, InvalidArgument
 from runtime.paths import Paths, safe_name
 from runtime.types import ContainerSpec, NetworkSpec, VolumeSpec
@@ -56,27 +65,10 @@ from runtime.types import ContainerSpec, NetworkSpec, VolumeSpec
 T = TypeVar("T")
 
 BASE = "http://composerd"
-def needs_root() -> str:
-    return (
-        "permission denied: run composer with sudo, or have an admin add you to the "
-        f"{access.group_name()} group (membership is root-equivalent, see docs/security.md)"
-    )
-
-
 NEEDS_ROOT_TO_START = (
     "composerd is not running and only root can start it: "
     "`sudo systemctl start composerd` or `sudo composerd --background`"
 )
-
-
-class DaemonUnavailable(EngineError, ConnectionError):
-    """Nothing answers on the socket, or the connection broke."""
-
-    status = 503
-
-
-class PermissionDenied(EngineError, PermissionError):
-    status = 403
 
 
 class Stream(AsyncIterator[T], Generic[T]):
@@ -142,7 +134,7 @@ class Stream(AsyncIterator[T], Generic[T]):
             await self.aclose()
             self._lines.clear()
             err = data["error"]
-            status = _status_of_kind(err.get("kind")) if isinstance(err, dict) else 500
+            status = status_of_kind(err.get("kind")) if isinstance(err, dict) else 500
             raise rpc.error_from_body(status, err)
         return serde.from_dict(self._cls, data)
 
@@ -208,13 +200,6 @@ class ByteStream(AsyncIterator[bytes]):
             self._resp = None
 
 
-def _status_of_kind(kind: Any) -> int:
-    for name, cls in rpc._subclasses(EngineError).items():
-        if name == kind:
-            return cls.status
-    return 500
-
-
 async def _error_of(resp: aiohttp.ClientResponse) -> EngineError:
     try:
         raw = await resp.read()
@@ -224,10 +209,6 @@ async def _error_of(resp: aiohttp.ClientResponse) -> EngineError:
     finally:
         resp.release()
     return rpc.error_from_body(resp.status, body)
-
-
-def _seg(value: str) -> str:
-    return quote(value, safe="")
 
 
 class WsAttach(AttachStream):
@@ -256,7 +237,7 @@ class WsAttach(AttachStream):
         await self.ws.close()
 
 
-class Client:
+class Client(PlainCalls):
     """EngineAPI over HTTP on composerd's unix socket. Use as `async with Client() as c:`."""
 
     def __init__(self, socket_path: str | Path | None = None) -> None:
@@ -287,17 +268,6 @@ class Client:
     ) -> None:
         await self.close()
 
-    def _connect_error(self, e: aiohttp.ClientConnectorError | OSError) -> EngineError:
-        os_error = getattr(e, "os_error", e)
-        code = getattr(os_error, "errno", None)
-        if code in (errno.EACCES, errno.EPERM):
-            return PermissionDenied(needs_root(), subject=str(self.socket_path))
-        return DaemonUnavailable(
-            f"composerd is not running on {self.socket_path}: start it with `composerd` "
-            "(or `systemctl start composerd`)",
-            subject=str(self.socket_path),
-        )
-
     async def _send(
         self,
         method: str,
@@ -313,7 +283,7 @@ class Client:
                 method, url, params=params, data=body, headers=headers
             )
         except aiohttp.ClientConnectorError as e:
-            raise self._connect_error(e) from None
+            raise connect_error(e, self.socket_path) from None
         except (aiohttp.ClientError, ConnectionError) as e:
             raise DaemonUnavailable(
                 f"lost the connection to composerd: {e or type(e).__name__}"
@@ -349,12 +319,6 @@ class Client:
 
     # ------------------------------------------------------------ daemon
 
-    async def ping(self) -> bool:
-        return bool(await self._call("GET", "/_ping") == "OK")
-
-    async def version(self) -> dict[str, Any]:
-        return await self._call("GET", "/version")  # type: ignore[no-any-return]
-
     # ------------------------------------------------------------ containers
 
     async def create_container(self, spec: ContainerSpec) -> ContainerInfo:
@@ -363,60 +327,40 @@ class Client:
         )
 
     async def start_container(self, ref: str) -> ContainerInfo:
-        data = await self._call("POST", f"/containers/{_seg(ref)}/start")
+        data = await self._call("POST", f"/containers/{seg(ref)}/start")
         return serde.from_dict(ContainerInfo, data)
 
     async def stop_container(self, ref: str, timeout: float | None = None) -> ContainerInfo:
         params = [("timeout", repr(float(timeout)))] if timeout is not None else None
-        data = await self._call("POST", f"/containers/{_seg(ref)}/stop", params=params)
+        data = await self._call("POST", f"/containers/{seg(ref)}/stop", params=params)
         return serde.from_dict(ContainerInfo, data)
 
     async def restart_container(self, ref: str, timeout: float | None = None) -> ContainerInfo:
         params = [("timeout", repr(float(timeout)))] if timeout is not None else None
-        data = await self._call("POST", f"/containers/{_seg(ref)}/restart", params=params)
+        data = await self._call("POST", f"/containers/{seg(ref)}/restart", params=params)
         return serde.from_dict(ContainerInfo, data)
 
     async def kill_container(self, ref: str, signal: str = "SIGKILL") -> None:
-        await self._call("POST", f"/containers/{_seg(ref)}/kill", params=[("signal", signal)])
+        await self._call("POST", f"/containers/{seg(ref)}/kill", params=[("signal", signal)])
 
     async def wait_container(self, ref: str) -> int:
-        data = await self._call("POST", f"/containers/{_seg(ref)}/wait")
+        data = await self._call("POST", f"/containers/{seg(ref)}/wait")
         return int(data["exit_code"])
 
     async def remove_container(self, ref: str, force: bool = False, volumes: bool = False) -> None:
         params = [("force", str(int(force))), ("v", str(int(volumes)))]
-        await self._call("DELETE", f"/containers/{_seg(ref)}", params=params)
-
-    async def inspect_container(self, ref: str) -> ContainerInfo:
-        return serde.from_dict(
-            ContainerInfo, await self._call("GET", f"/containers/{_seg(ref)}/json")
-        )
-
-    async def list_containers(
-        self, all: bool = False, labels: dict[str, str] | None = None
-    ) -> list[ContainerInfo]:
-        params = [("all", str(int(all))), *rpc.format_labels(labels)]
-        return [
-            serde.from_dict(ContainerInfo, d)
-            for d in await self._call("GET", "/containers", params=params)
-        ]
+        await self._call("DELETE", f"/containers/{seg(ref)}", params=params)
 
     async def pause_container(self, ref: str) -> None:
-        await self._call("POST", f"/containers/{_seg(ref)}/pause")
+        await self._call("POST", f"/containers/{seg(ref)}/pause")
 
     async def unpause_container(self, ref: str) -> None:
-        await self._call("POST", f"/containers/{_seg(ref)}/unpause")
+        await self._call("POST", f"/containers/{seg(ref)}/unpause")
 
     def logs(self, ref: str, follow: bool = False, tail: int | None = None,
              since: float | None = None, until: float | None = None) -> Stream[LogLine]:
-        params = [("follow", str(int(follow)))]
-        if tail is not None:
-            params.append(("tail", str(tail)))
-        if since is not None:
-            params.append(("since", repr(float(since))))
-        if until is not None:
-            params.append(("until", repr(float(until))))
-        return Stream(self, f"/containers/{_seg(ref)}/logs", params, LogLine)
+        path, params = logs_route(ref, follow, tail, since, until)
+        return Stream(self, path, params, LogLine)
 
     async def exec_run(
         self,
@@ -430,7 +374,7 @@ class Client:
         body = rpc.ExecRequest(argv=tuple(argv), user=user, env=dict(env or {}), workdir=workdir,
                                privileged=privileged)
         return serde.from_dict(
-            ExecResult, await self._call("POST", f"/containers/{_seg(ref)}/exec", body=body)
+            ExecResult, await self._call("POST", f"/containers/{seg(ref)}/exec", body=body)
         )
 
     async def exec_prepare(
@@ -446,17 +390,17 @@ class Client:
         body = rpc.ExecRequest(argv=tuple(argv), user=user, env=dict(env or {}), workdir=workdir,
                                tty=tty, privileged=privileged)
         return serde.from_dict(
-            ExecTarget, await self._call("POST", f"/containers/{_seg(ref)}/exec-prepare", body=body)
+            ExecTarget, await self._call("POST", f"/containers/{seg(ref)}/exec-prepare", body=body)
         )
 
     async def remove_paths(self, ref: str, paths: list[str]) -> ArchiveResult:
         body = rpc.RemovePathsRequest(tuple(paths))
         return serde.from_dict(
-            ArchiveResult, await self._call("POST", f"/containers/{_seg(ref)}/remove-paths", body=body))
+            ArchiveResult, await self._call("POST", f"/containers/{seg(ref)}/remove-paths", body=body))
 
     async def attach_container(self, ref: str, logs: bool = False,
                                follow: bool = False) -> WsAttach:
-        path = f"/containers/{_seg(ref)}/attach"
+        path = f"/containers/{seg(ref)}/attach"
         params = [("logs", str(int(logs))), ("follow", str(int(follow)))]
         return await self._websocket(path, params)
 
@@ -475,7 +419,7 @@ class Client:
         req = rpc.ExecRequest(argv=tuple(argv), user=user, env=dict(env or {}), workdir=workdir,
                               tty=tty, stdin=stdin, detach=detach, privileged=privileged)
         params = [("request", rpc.encode(req).decode())]
-        return await self._websocket(f"/containers/{_seg(ref)}/exec-attach", params)
+        return await self._websocket(f"/containers/{seg(ref)}/exec-attach", params)
 
     async def _websocket(self, path: str, params: list[tuple[str, str]]) -> WsAttach:
         try:
@@ -494,28 +438,28 @@ class Client:
             raise rpc.error_from_body(e.status, {"message": e.message or f"status {e.status}"}) \
                 from None
         except aiohttp.ClientConnectorError as e:
-            raise self._connect_error(e) from None
+            raise connect_error(e, self.socket_path) from None
         except (aiohttp.ClientError, ConnectionError) as e:
             raise DaemonUnavailable(f"lost the connection to composerd: {e}") from None
         return WsAttach(ws)
 
     async def top(self, ref: str) -> list[dict[str, str]]:
-        return await self._call("GET", f"/containers/{_seg(ref)}/top")  # type: ignore[no-any-return]
+        return await self._call("GET", f"/containers/{seg(ref)}/top")  # type: ignore[no-any-return]
 
     async def stats(self, ref: str) -> Stats:
-        return serde.from_dict(Stats, await self._call("GET", f"/containers/{_seg(ref)}/stats"))
+        return serde.from_dict(Stats, await self._call("GET", f"/containers/{seg(ref)}/stats"))
 
     # ------------------------------------------------------------ a container's files
 
     async def stat_path(self, ref: str, path: str) -> PathStat:
-        data = await self._call("GET", f"/containers/{_seg(ref)}/archive/stat",
+        data = await self._call("GET", f"/containers/{seg(ref)}/archive/stat",
                                 params=[("path", path)])
         return serde.from_dict(PathStat, data)
 
     async def get_archive(
         self, ref: str, path: str, follow_link: bool = False
     ) -> tuple[PathStat, AsyncIterator[bytes]]:
-        stream = ByteStream(self, f"/containers/{_seg(ref)}/archive",
+        stream = ByteStream(self, f"/containers/{seg(ref)}/archive",
                             [("path", path), ("follow", str(int(follow_link)))])
         resp = await stream.open()
         try:
@@ -533,7 +477,7 @@ class Client:
         copy_uid_gid: bool = False,
         no_overwrite_dir_non_dir: bool = True,
     ) -> None:
-        url = URL(BASE + f"/containers/{_seg(ref)}/archive", encoded=True)
+        url = URL(BASE + f"/containers/{seg(ref)}/archive", encoded=True)
         params = [("path", path), ("copy_uid_gid", str(int(copy_uid_gid))),
                   ("no_overwrite_dir_non_dir", str(int(no_overwrite_dir_non_dir)))]
 
@@ -546,7 +490,7 @@ class Client:
                 "PUT", url, params=params, data=body(),
                 headers={"Content-Type": rpc.TAR_CONTENT_TYPE})
         except aiohttp.ClientConnectorError as e:
-            raise self._connect_error(e) from None
+            raise connect_error(e, self.socket_path) from None
         except (aiohttp.ClientError, ConnectionError) as e:
             raise DaemonUnavailable(
                 f"lost the connection to composerd: {e or type(e).__name__}") from None
@@ -555,10 +499,10 @@ class Client:
         resp.release()
 
     def export_container(self, ref: str) -> ByteStream:
-        return ByteStream(self, f"/containers/{_seg(ref)}/export", [])
+        return ByteStream(self, f"/containers/{seg(ref)}/export", [])
 
     async def commit_container(self, ref: str, req: CommitRequest) -> ImageInfo:
-        data = await self._call("POST", f"/containers/{_seg(ref)}/commit", body=req)
+        data = await self._call("POST", f"/containers/{seg(ref)}/commit", body=req)
         return serde.from_dict(ImageInfo, data)
 
     # ------------------------------------------------------------ networks, volumes, images
@@ -567,24 +511,13 @@ class Client:
         return serde.from_dict(NetworkInfo, await self._call("POST", "/networks/create", body=spec))
 
     async def remove_network(self, name: str) -> None:
-        await self._call("DELETE", f"/networks/{_seg(name)}")
-
-    async def list_networks(self, labels: dict[str, str] | None = None) -> list[NetworkInfo]:
-        data = await self._call("GET", "/networks", params=rpc.format_labels(labels))
-        return [serde.from_dict(NetworkInfo, d) for d in data]
+        await self._call("DELETE", f"/networks/{seg(name)}")
 
     async def create_volume(self, spec: VolumeSpec) -> VolumeInfo:
         return serde.from_dict(VolumeInfo, await self._call("POST", "/volumes/create", body=spec))
 
     async def remove_volume(self, name: str, force: bool = False) -> None:
-        await self._call("DELETE", f"/volumes/{_seg(name)}", params=[("force", str(int(force)))])
-
-    async def list_volumes(self, labels: dict[str, str] | None = None) -> list[VolumeInfo]:
-        data = await self._call("GET", "/volumes", params=rpc.format_labels(labels))
-        return [serde.from_dict(VolumeInfo, d) for d in data]
-
-    async def list_images(self) -> list[ImageInfo]:
-        return [serde.from_dict(ImageInfo, d) for d in await self._call("GET", "/images")]
+        await self._call("DELETE", f"/volumes/{seg(name)}", params=[("force", str(int(force)))])
 
     async def inspect_image(self, ref: str) -> ImageInfo:
         data = await self._call("GET", f"/images/{quote(ref, safe='/:@')}/json")

@@ -17,15 +17,56 @@ import importlib
 import os
 import sys
 from collections.abc import Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 
 EXIT_ERROR = 1
 EXIT_BROKEN_PIPE = 128 + 13  # SIGPIPE
 
-VERB_MODULES: tuple[str, ...] = (
-    "config_cmd", "up_cmd", "ps_cmd", "lifecycle_cmd", "logs_cmd", "exec_cmd", "attach_cmd",
-    "image_cmd", "watch_cmd", "files_cmd", "project_cmd", "completion_cmd",
-)
+# Every verb, in the order `composer --help` lists them: the module that registers its parser
+# and runs it, and its one-line help. The dispatcher imports a verb's module only when that
+# verb is parsed (`composer --help` and `composer version` import none of the heavy ones:
+# aiohttp, networkx, yaml, the spec loader); a unit test keeps this table equal to what the
+# modules register.
+VERBS: dict[str, tuple[str, str]] = {
+    "config": ("config_cmd", "validate and print the stack in canonical form"),
+    "up": ("up_cmd", "create and start the stack's containers"),
+    "down": ("up_cmd", "stop and remove containers and networks"),
+    "ps": ("ps_cmd", "list the stack's containers"),
+    "ls": ("ps_cmd", "list running projects"),
+    "port": ("ps_cmd", "the host address of a published port"),
+    "top": ("ps_cmd", "the processes of each container"),
+    "stats": ("ps_cmd", "a live stream of each container's resource usage"),
+    "images": ("ps_cmd", "images used by the stack's containers"),
+    "start": ("lifecycle_cmd", "start existing containers"),
+    "stop": ("lifecycle_cmd", "stop running containers (dependents first)"),
+    "restart": ("lifecycle_cmd", "restart containers"),
+    "pause": ("lifecycle_cmd", "freeze containers"),
+    "unpause": ("lifecycle_cmd", "thaw containers"),
+    "kill": ("lifecycle_cmd", "send a signal to containers"),
+    "rm": ("lifecycle_cmd", "remove stopped containers"),
+    "logs": ("logs_cmd", "output of the stack's containers"),
+    "events": ("logs_cmd", "container events of the stack, as they happen"),
+    "exec": ("exec_cmd", "run a command in a running service container"),
+    "run": ("exec_cmd", "run a one-off command in a new service container"),
+    "attach": ("attach_cmd", "attach the terminal to a running service container"),
+    "build": ("image_cmd", "build the stack's images"),
+    "pull": ("image_cmd", "pull the stack's images from their registries"),
+    "image": ("image_cmd", "manage images"),
+    "watch": ("watch_cmd", "watch the develop.watch paths and sync, restart or rebuild "
+                           "services when files change"),
+    "cp": ("files_cmd", "copy files/folders between a service container and the local "
+                        "filesystem"),
+    "export": ("files_cmd", "export a service container's filesystem as a tar archive"),
+    "commit": ("files_cmd", "create a new image from a service container's changes"),
+    "create": ("project_cmd", "create the containers of the stack without starting them"),
+    "scale": ("project_cmd", "set the number of containers of services"),
+    "wait": ("project_cmd", "block until the containers of the services stop; exit with the "
+                            "code of the first one that stops"),
+    "volumes": ("project_cmd", "list the stack's volumes"),
+    "version": ("version_cmd", "show composer's version"),
+    "completion": ("completion_cmd", "print a shell completion script (bash or zsh)"),
+}
+VERB_MODULES: tuple[str, ...] = tuple(dict.fromkeys(module for module, _ in VERBS.values()))
 
 
 class Parser(argparse.ArgumentParser):
@@ -36,7 +77,52 @@ class Parser(argparse.ArgumentParser):
         self.exit(EXIT_ERROR, f"{self.prog}: error: {message}\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+class LazyVerbs(argparse._SubParsersAction):  # type: ignore[type-arg]
+    """The verbs' subparsers, each a placeholder (its module's name) until argparse reaches
+    that verb: then the module is imported and registers the real parser in its place, so
+    `composer VERB --help` shows every flag of VERB while `composer --help` imports none."""
+
+    def add_placeholder(self, name: str, module: str, help: str) -> None:  # noqa: A002
+        self._name_parser_map[name] = module
+        self._choices_actions.append(self._ChoicesPseudoAction(name, (), help))
+
+    def add_parser(self, name: str, **kwargs: Any) -> argparse.ArgumentParser:
+        placeholder = isinstance(self._name_parser_map.get(name), str)
+        if placeholder:
+            del self._name_parser_map[name]
+        parser: argparse.ArgumentParser = super().add_parser(name, **kwargs)
+        if placeholder:  # keep the verb's place in the help listing
+            new = self._choices_actions.pop()
+            at = next(i for i, a in enumerate(self._choices_actions) if a.dest == name)
+            self._choices_actions[at] = new
+        return parser
+
+    def load(self, module: str) -> None:
+        """Import a verb module and let it register the parsers of its verbs."""
+        from composer.cli.helptext import fill
+
+        before = {n for n, p in self._name_parser_map.items() if not isinstance(p, str)}
+        importlib.import_module(f"composer.cli.{module}").register(self)
+        for name, parser in self._name_parser_map.items():
+            if name not in before and not isinstance(parser, str):
+                fill(parser, name)
+
+    def load_all(self) -> None:
+        for module in dict.fromkeys(p for p in self._name_parser_map.values()
+                                    if isinstance(p, str)):
+            self.load(module)
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        placeholder = self._name_parser_map.get(values[0])
+        if isinstance(placeholder, str):
+            self.load(placeholder)
+        super().__call__(parser, namespace, values, option_string)
+
+
+def build_parser(*, lazy: bool = False) -> argparse.ArgumentParser:
+    """The whole command line; `lazy`: verb parsers are loaded only when argparse reaches
+    their verb (what `main` uses), else all of them now (completion, tests)."""
     p = Parser(prog="composer", description="Compose-compatible stacks on our own runtime")
     p.add_argument("-f", "--file", action="append", dest="files", default=None,
                    help="stack file (repeat to merge); default compose.yaml and friends")
@@ -58,13 +144,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="show what the command would change (containers, networks, volumes, "
                         "images, files) without changing anything")
     p.add_argument("-v", "--version", action="store_true", help="show composer's version")
-    sub = p.add_subparsers(dest="verb", metavar="COMMAND")
-    for name in VERB_MODULES:
-        module = importlib.import_module(f"composer.cli.{name}")
-        module.register(sub)
+    sub = p.add_subparsers(dest="verb", metavar="COMMAND", action=LazyVerbs)
+    assert isinstance(sub, LazyVerbs)
+    for name, (module, text) in VERBS.items():
+        sub.add_placeholder(name, module, text)
     from composer.cli.helptext import fill
 
     fill(p)
+    if not lazy:
+        sub.load_all()
     return p
 
 
@@ -76,10 +164,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(argv: Sequence[str] | None) -> int:
-    parser = build_parser()
+    parser = build_parser(lazy=True)
     args = parser.parse_args(argv)
     if args.version:
-        from composer.cli.project_cmd import version_text
+        from composer.cli.version_cmd import version_text
 
         print(version_text())
         return 0

@@ -10,7 +10,6 @@ from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from composer.cli.config_cmd import load_from_args
 from composer.cli.output import status_stream
 from composer.cli.progress import PlainProgress, line_progress, make_progress
 from composer.errors import ComposerError, NoStackFile
@@ -53,6 +52,29 @@ async def engine() -> Client:
     return await connect_or_start()
 
 
+_ENGINE = engine
+
+
+async def quick_engine() -> Any:
+    """For a verb that only reads (ps, port, logs without -f): the stdlib client
+    (runtime.quickclient, no aiohttp to import) when composerd answers, else `engine()`,
+    which starts it. An `engine` replaced by a test (an in-memory engine) serves every verb."""
+    if engine is not _ENGINE:
+        return await engine()
+    from runtime.calls import DaemonUnavailable
+    from runtime.paths import Paths
+    from runtime.quickclient import QuickClient
+
+    quick = QuickClient(Paths.from_env().socket)
+    try:
+        if await quick.ping():
+            return quick
+    except DaemonUnavailable:
+        pass
+    await quick.close()
+    return await engine()
+
+
 def project_by_name(args: argparse.Namespace) -> str | None:
     """The project name when this verb works from labels alone (-p NAME without -f), else None."""
     if getattr(args, "verb", None) not in BY_NAME_VERBS or not args.project_name or args.files:
@@ -74,14 +96,17 @@ async def stack_by_name(client: Any, name: str) -> Stack:
 
 async def with_project(args: argparse.Namespace,
                        fn: Callable[[Project], Awaitable[T]], *, lock: bool = True,
-                       live: bool | None = None) -> T:
+                       live: bool | None = None, read_only: bool = False) -> T:
     """Run `fn` on the stack; `lock`: holding the project lock throughout (a verb that holds
     it only for a part takes `project_lock` itself); `live`: the live progress display on a
-    terminal (default: with the lock)."""
+    terminal (default: with the lock); `read_only`: `fn` only lists, inspects and reads
+    logs without follow, which `quick_engine()` serves without aiohttp."""
     name = project_by_name(args)
     stack: Stack | None = None
     if name is None:
         try:
+            from composer.cli.stackargs import load_from_args
+
             stack = load_from_args(args).with_services_enabled(targeted_services(args))
         except NoStackFile:
             # as Compose: no file, but COMPOSE_PROJECT_NAME names the project
@@ -94,14 +119,14 @@ async def with_project(args: argparse.Namespace,
         else:
             for w in stack.warnings:
                 print(f"WARN[0000] {w}", file=sys.stderr)
-    client = await engine()
+    client = await (quick_engine() if read_only and not lock else engine())
     try:
         if stack is None:
             assert name is not None
             stack = await stack_by_name(client, name)
         progress = make_progress() if (lock if live is None else live) else PlainProgress(status_stream())
         if getattr(client, "dry_run", False):
-            client.announce = progress  # type: ignore[attr-defined]
+            client.announce = progress  # type: ignore[union-attr]
         project = Project(stack, client, progress, build_output=_build_line)
         project.by_labels = name is not None
         project.parallelism = parallel_limit(args)

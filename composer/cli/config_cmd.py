@@ -9,10 +9,11 @@ from typing import Any
 import yaml
 
 from composer.cli.psformat import tabwrite
+from composer.cli.stackargs import load_from_args, stdin_stack
 from composer.convert import config_hash
 from composer.errors import ComposerError, SpecError
 from composer.graph import build_graph
-from composer.spec import LoadOptions, Stack, load_stack
+from composer.spec import LoadOptions, Stack
 from composer.spec.load import stack_files
 from composer.spec.render import render_stack
 from composer.spec.variables import variables_of
@@ -43,34 +44,6 @@ def register(subparsers: Any) -> None:
     p.add_argument("--no-interpolate-escape", dest="escape", action="store_false",
                    help="print $ as is (the output then no longer loads to the same values)")
     p.set_defaults(func=run)
-
-
-def load_from_args(args: argparse.Namespace, *, interpolate: bool = True) -> Stack:
-    """The stack selected by the global options (-f, -p, --project-directory, ...)."""
-    return load_stack(LoadOptions(
-        interpolate=interpolate,
-        files=tuple(args.files or ()),
-        project_name=args.project_name,
-        project_directory=args.project_directory,
-        env_files=tuple(args.env_files or ()),
-        profiles=tuple(args.profiles or ()),
-        stdin=stdin_stack(args),
-    ))
-
-
-_STDIN: list[str] = []  # standard input, read once: a verb may load the stack twice
-
-
-def stdin_stack(args: argparse.Namespace) -> str | None:
-    """The text of `-f -`, read from standard input the first time it is asked for."""
-    if "-" not in (args.files or ()):
-        return None
-    if not _STDIN:
-        if sys.stdin is None or sys.stdin.isatty():
-            raise ComposerError("-f -: pipe the stack file into composer (standard input is "
-                                "a terminal or closed)")
-        _STDIN.append(sys.stdin.read())
-    return _STDIN[0]
 
 
 def run(args: argparse.Namespace) -> int:

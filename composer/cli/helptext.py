@@ -53,7 +53,8 @@ def fill(parser: argparse.ArgumentParser, verb: str = "") -> None:
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
             for name, sub in action.choices.items():
-                fill(sub, f"{verb} {name}".strip())
+                if isinstance(sub, argparse.ArgumentParser):  # not a verb still to load
+                    fill(sub, f"{verb} {name}".strip())
             continue
         if action.help or action.dest == "help":
             continue

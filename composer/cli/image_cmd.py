@@ -69,7 +69,7 @@ def build(args: argparse.Namespace) -> int:
 
     cli_args = parse_build_args(args.build_arg)
     if args.print_bake:
-        from composer.cli.config_cmd import load_from_args
+        from composer.cli.stackargs import load_from_args
 
         stack = load_from_args(args).with_services_enabled(args.services)
         project = Project(stack, None)  # type: ignore[arg-type]  # no engine: nothing runs

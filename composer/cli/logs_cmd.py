@@ -88,7 +88,7 @@ def logs(args: argparse.Namespace) -> int:
             printer.flush()
         return 0
 
-    return run(with_project(args, go, lock=False))
+    return run(with_project(args, go, lock=False, read_only=not args.follow))
 
 
 class _Logs:

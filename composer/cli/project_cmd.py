@@ -1,4 +1,4 @@
-"""`composer create`, `scale`, `wait`, `volumes` and `version`."""
+"""`composer create`, `scale`, `wait` and `volumes` (`version` is version_cmd)."""
 from __future__ import annotations
 
 import argparse
@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, cast
 
 from composer import labels as L
 from composer.cli.common import add_services_arg, orphan_options, run, with_project
-from composer.cli.psformat import FormatError, go_json, render
+from composer.cli.psformat import FormatError, render
 from composer.cli.up_cmd import _scale, check_recreate_flags
 from composer.errors import ComposerError
 from composer.operations import PULL_POLICIES, Project, UpOptions
@@ -63,12 +63,6 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     v.add_argument("--format", default=None,
                    help='table (default), json, or a template: "{{.Name}} {{.Mountpoint}}"')
     v.set_defaults(func=volumes)
-
-    ver = sub.add_parser("version", help="show composer's version")
-    ver.add_argument("-f", "--format", choices=("pretty", "json"), default="pretty",
-                     help="pretty (default) or json")
-    ver.add_argument("--short", action="store_true", help="only the version number")
-    ver.set_defaults(func=version)
 
 
 def create(args: argparse.Namespace) -> int:
@@ -187,19 +181,3 @@ def volumes(args: argparse.Namespace) -> int:
         return 0
 
     return run(with_project(args, go, lock=False))
-
-
-def version_text(fmt: str = "pretty", short: bool = False) -> str:
-    from composer.labels import COMPOSER_VERSION
-
-    if short:
-        return COMPOSER_VERSION
-    if fmt == "json":
-        return go_json({"version": f"v{COMPOSER_VERSION}"})
-    return f"composer version v{COMPOSER_VERSION}"
-
-
-def version(args: argparse.Namespace) -> int:
-    print(version_text(args.format, args.short))
-    return 0
-

@@ -142,7 +142,7 @@ def ps(args: argparse.Namespace) -> int:
                 raise ComposerError(str(e)) from None
         return 0
 
-    return run(with_project(args, go, lock=False))
+    return run(with_project(args, go, lock=False, read_only=True))
 
 
 def _table(rows: Sequence[tuple[str, ...]]) -> None:
@@ -222,7 +222,7 @@ def port_cmd(args: argparse.Namespace) -> int:
         raise ComposerError(
             f"no port {args.private_port}/{args.protocol} published for service {args.service}")
 
-    return run(with_project(args, go, lock=False))
+    return run(with_project(args, go, lock=False, read_only=True))
 
 
 def top_cmd(args: argparse.Namespace) -> int:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from composer.cli import common, config_cmd, main
+from composer.cli import common, main, stackargs
 from tests.unit.memengine import MemEngine
 
 
@@ -19,7 +19,7 @@ def engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> MemEngine:
         return mem
 
     monkeypatch.setattr(common, "engine", connect)
-    monkeypatch.setattr(config_cmd, "_STDIN", [])
+    monkeypatch.setattr(stackargs, "_STDIN", [])
     monkeypatch.chdir(tmp_path)
     return mem
 
@@ -45,7 +45,7 @@ def test_errors_name_stdin_and_need_a_pipe(tmp_path: Path, engine: MemEngine,
     feed(monkeypatch, "services: [\n")
     assert main(["-f", "-", "config"]) == 1
     assert capsys.readouterr().err.startswith("error: -: line 2 column 1: invalid YAML")
-    monkeypatch.setattr(config_cmd, "_STDIN", [])
+    monkeypatch.setattr(stackargs, "_STDIN", [])
 
     class Terminal(io.StringIO):
         def isatty(self) -> bool:

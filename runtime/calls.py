@@ -1,0 +1,114 @@
+"""The plain request/response calls of the Engine API, shared by both clients of composerd.
+
+`runtime.client.Client` (aiohttp) speaks every route: streams, websockets, uploads.
+`runtime.quickclient.QuickClient` (stdlib http.client) speaks only these plain calls and
+logs without follow, for the CLI's read-only verbs (`ps`, `port`, `logs`), which so start
+without importing aiohttp. Both build their requests here, from the routes of runtime.rpc's
+table, and differ only in `_call` (the transport); the errors they raise are the same.
+"""
+from __future__ import annotations
+
+import errno
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from runtime import access, rpc, serde
+from runtime.api import ContainerInfo, ImageInfo, NetworkInfo, VolumeInfo
+from runtime.errors import EngineError
+
+Params = list[tuple[str, str]]
+
+
+def needs_root() -> str:
+    return (
+        "permission denied: run composer with sudo, or have an admin add you to the "
+        f"{access.group_name()} group (membership is root-equivalent, see docs/security.md)"
+    )
+
+
+class DaemonUnavailable(EngineError, ConnectionError):
+    """Nothing answers on the socket, or the connection broke."""
+
+    status = 503
+
+
+class PermissionDenied(EngineError, PermissionError):
+    status = 403
+
+
+def connect_error(e: BaseException, socket_path: Path) -> EngineError:
+    """What a failed connect to the socket means to the user: no daemon, or no permission."""
+    os_error = getattr(e, "os_error", e)
+    code = getattr(os_error, "errno", None)
+    if code in (errno.EACCES, errno.EPERM):
+        return PermissionDenied(needs_root(), subject=str(socket_path))
+    return DaemonUnavailable(
+        f"composerd is not running on {socket_path}: start it with `composerd` "
+        "(or `systemctl start composerd`)",
+        subject=str(socket_path),
+    )
+
+
+def status_of_kind(kind: Any) -> int:
+    for name, cls in rpc._subclasses(EngineError).items():
+        if name == kind:
+            return cls.status
+    return 500
+
+
+def seg(value: str) -> str:
+    """One path segment of a route (a container name or id), quoted."""
+    return quote(value, safe="")
+
+
+def logs_route(ref: str, follow: bool = False, tail: int | None = None,
+               since: float | None = None, until: float | None = None) -> tuple[str, Params]:
+    """GET /containers/{ref}/logs: the path and query of a logs request."""
+    params = [("follow", str(int(follow)))]
+    if tail is not None:
+        params.append(("tail", str(tail)))
+    if since is not None:
+        params.append(("since", repr(float(since))))
+    if until is not None:
+        params.append(("until", repr(float(until))))
+    return f"/containers/{seg(ref)}/logs", params
+
+
+class PlainCalls:
+    """The calls that are one request and one JSON answer; `_call` is the transport."""
+
+    async def _call(self, method: str, path: str, *, params: Params | None = None,
+                    body: Any = None) -> Any:
+        raise NotImplementedError
+
+    async def ping(self) -> bool:
+        return bool(await self._call("GET", "/_ping") == "OK")
+
+    async def version(self) -> dict[str, Any]:
+        return await self._call("GET", "/version")  # type: ignore[no-any-return]
+
+    async def inspect_container(self, ref: str) -> ContainerInfo:
+        return serde.from_dict(
+            ContainerInfo, await self._call("GET", f"/containers/{seg(ref)}/json")
+        )
+
+    async def list_containers(
+        self, all: bool = False, labels: dict[str, str] | None = None
+    ) -> list[ContainerInfo]:
+        params = [("all", str(int(all))), *rpc.format_labels(labels)]
+        return [
+            serde.from_dict(ContainerInfo, d)
+            for d in await self._call("GET", "/containers", params=params)
+        ]
+
+    async def list_networks(self, labels: dict[str, str] | None = None) -> list[NetworkInfo]:
+        data = await self._call("GET", "/networks", params=rpc.format_labels(labels))
+        return [serde.from_dict(NetworkInfo, d) for d in data]
+
+    async def list_volumes(self, labels: dict[str, str] | None = None) -> list[VolumeInfo]:
+        data = await self._call("GET", "/volumes", params=rpc.format_labels(labels))
+        return [serde.from_dict(VolumeInfo, d) for d in data]
+
+    async def list_images(self) -> list[ImageInfo]:
+        return [serde.from_dict(ImageInfo, d) for d in await self._call("GET", "/images")]

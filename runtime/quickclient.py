@@ -1,0 +1,150 @@
+"""A client of composerd on the standard library alone, for the CLI's read-only verbs.
+
+`ps`, `port` and `logs` (without follow) are one or a few plain requests: http.client over
+the unix socket answers them in a millisecond, where importing aiohttp alone costs ~130 ms.
+The calls, routes and error decoding are runtime.calls' (shared with runtime.client.Client);
+this module adds only the transport. It blocks while a request is under way, which is what
+a one-shot CLI command wants; anything streaming, uploading or attaching is Client's.
+"""
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+from runtime import rpc, serde
+from runtime.api import LogLine
+from runtime.calls import (
+    DaemonUnavailable,
+    Params,
+    PlainCalls,
+    connect_error,
+    logs_route,
+    status_of_kind,
+)
+from runtime.errors import EngineError, InvalidArgument
+
+CONNECT_TIMEOUT = 10.0  # seconds, as Client's sock_connect
+
+
+class UnixConnection(http.client.HTTPConnection):
+    """HTTP/1.1 over a unix socket (the host name is only what goes in the Host header)."""
+
+    def __init__(self, socket_path: Path) -> None:
+        super().__init__("composerd", timeout=CONNECT_TIMEOUT)
+        self.socket_path = socket_path
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.settimeout(CONNECT_TIMEOUT)
+            sock.connect(str(self.socket_path))
+            sock.settimeout(None)  # a long answer (logs) may take its time, as with Client
+        except OSError:
+            sock.close()
+            raise
+        self.sock = sock
+
+
+class QuickClient(PlainCalls):
+    def __init__(self, socket_path: Path) -> None:
+        self.socket_path = socket_path
+        self._conn: UnixConnection | None = None
+        self._resp: http.client.HTTPResponse | None = None  # the last answer, maybe unread
+
+    async def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def _request(self, method: str, path: str, params: Params | None,
+                 body: bytes | None) -> http.client.HTTPResponse:
+        url = f"{path}?{urlencode(params)}" if params else path
+        headers = {"Content-Type": "application/json"} if body is not None else {}
+        if self._conn is not None and self._resp is not None and not self._resp.isclosed():
+            self._conn.close()  # a log stream left half read: its connection can't be reused
+            self._conn = None
+        if self._conn is None:
+            self._conn = UnixConnection(self.socket_path)
+            try:
+                self._conn.connect()
+            except OSError as e:
+                self._conn = None
+                raise connect_error(e, self.socket_path) from None
+        try:
+            self._conn.request(method, url, body=body, headers=headers)
+            self._resp = self._conn.getresponse()
+            return self._resp
+        except (OSError, http.client.HTTPException) as e:
+            self._conn.close()
+            self._conn = None
+            raise DaemonUnavailable(
+                f"lost the connection to composerd: {e or type(e).__name__}") from None
+
+    def _read(self, resp: http.client.HTTPResponse) -> bytes:
+        try:
+            return resp.read()
+        except (OSError, http.client.HTTPException) as e:
+            raise DaemonUnavailable(f"lost the connection to composerd: {e}") from None
+
+    def _error(self, resp: http.client.HTTPResponse) -> EngineError:
+        try:
+            raw = self._read(resp)
+            body = json.loads(raw) if raw else {}
+        except (ValueError, EngineError):
+            body = {}
+        return rpc.error_from_body(resp.status, body)
+
+    async def _call(self, method: str, path: str, *, params: Params | None = None,
+                    body: Any = None) -> Any:
+        raw_body = rpc.encode(body) if body is not None else None
+        if raw_body is not None and len(raw_body) > rpc.MAX_BODY:
+            err = InvalidArgument(rpc.TOO_LARGE)
+            err.status = 413
+            raise err
+        resp = self._request(method, path, params, raw_body)
+        if resp.status >= 400:
+            raise self._error(resp)
+        raw = self._read(resp)
+        if resp.status == 204 or not raw:
+            return None
+        if resp.headers.get_content_type() == "application/json":
+            return json.loads(raw)
+        return raw.decode()
+
+    def logs(self, ref: str, follow: bool = False, tail: int | None = None,
+             since: float | None = None, until: float | None = None) -> AsyncIterator[LogLine]:
+        """The log lines there are now (follow is runtime.client.Client's: it streams)."""
+        if follow:
+            raise InvalidArgument("QuickClient.logs: follow needs runtime.client.Client")
+        return self._logs(*logs_route(ref, False, tail, since, until))
+
+    async def _logs(self, path: str, params: Params) -> AsyncIterator[LogLine]:
+        # a connection of its own: several containers' logs may be read at once (one task
+        # each), and a stream left half read must not spoil the shared connection
+        own = QuickClient(self.socket_path)
+        try:
+            resp = own._request("GET", path, params, None)
+            if resp.status >= 400:
+                raise own._error(resp)
+            while True:
+                try:
+                    line = resp.readline()
+                except (OSError, http.client.HTTPException) as e:
+                    raise DaemonUnavailable(f"lost the connection to composerd: {e}") from None
+                if not line:
+                    return
+                if not line.strip():
+                    continue
+                data = json.loads(line)
+                if isinstance(data, dict) and set(data) == {"error"}:
+                    err = data["error"]
+                    status = status_of_kind(err.get("kind")) if isinstance(err, dict) else 500
+                    raise rpc.error_from_body(status, err)
+                yield serde.from_dict(LogLine, data)
+        finally:
+            await own.close()
