@@ -22,7 +22,6 @@ healthy / unhealthy and each change is published as `health_status: <status>`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -273,12 +272,14 @@ class Supervisor:
                 self._cancel(task)
 
     async def close(self) -> None:
-        tasks = [t for st in self._watched.values() for t in st.tasks]
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        pending = {t for st in self._watched.values() for t in st.tasks}
+        while pending:  # a task may swallow one cancel (e.g. in a library's wait): cancel again
+            for task in pending:
+                task.cancel()
+            done, pending = await asyncio.wait(pending, timeout=1.0)
+            for task in done:
+                if not task.cancelled():
+                    task.exception()  # retrieved: how a watcher ended at shutdown is no news
         self._watched.clear()
 
     # ------------------------------------------------------------ internals
@@ -338,7 +339,10 @@ class Supervisor:
     async def _probe(self, cid: str, argv: list[str], timeout: float) -> HealthResult:
         start = self._wall()
         try:
-            res = await asyncio.wait_for(self._engine.exec_run(cid, argv), timeout)
+            # not wait_for: on 3.11 it returns the result of a probe that ended just as the
+            # loop was cancelled, swallowing the cancellation (close() then waited forever)
+            async with asyncio.timeout(timeout):
+                res = await self._engine.exec_run(cid, argv)
             code, out = res.exit_code, res.stdout + res.stderr
         except TimeoutError:
             code, out = -1, f"health check exceeded timeout ({timeout:g}s)"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 
 import pytest
@@ -385,3 +386,27 @@ def test_check_spec() -> None:
         check_spec(ContainerSpec("a", "b", healthcheck=Healthcheck(("CMD",))))
     with pytest.raises(InvalidArgument, match="invalid healthcheck interval 0"):
         check_spec(ContainerSpec("a", "b", healthcheck=Healthcheck(("CMD", "x"), interval=0)))
+
+
+async def test_close_ends_a_watcher_that_swallowed_a_cancellation(sup_engine: FakeEngine) -> None:
+    """On 3.11 `wait_for` returns the result of a probe that ends just as its task is
+    cancelled: the health loop went on, and close() (composerd's shutdown, every test's
+    teardown) waited for it forever (1 unit run in ~5 hung)."""
+    cid = await run(sup_engine, hc=hc(("CMD", "check")))
+    sup = sup_engine.supervisor
+    assert sup is not None
+    swallowed = asyncio.Event()
+
+    async def stubborn() -> None:
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            swallowed.set()  # as wait_for does when its inner future is already done
+        await asyncio.sleep(3600)
+
+    sup._spawn(sup._watched[cid], stubborn())  # noqa: SLF001
+    await asyncio.sleep(0)
+    t0 = time.monotonic()
+    closing = asyncio.create_task(sup.close())
+    await asyncio.wait({closing}, timeout=10)
+    assert closing.done() and time.monotonic() - t0 < 5 and swallowed.is_set()
