@@ -27,10 +27,10 @@ fi
 
 # A fresh clone, as a user gets it; the VM shares its folder (at least two levels deep).
 work=$(mktemp -d /var/tmp/composer-host.XXXXXX)
-trap 'rm -rf "$work"' EXIT
+trap 'rm -rf "$work"' EXIT  # not `exec` below: the clone would be left behind
 git clone -q --no-local "$repo" "$work/composer"
 echo "host-tests: fresh clone of $(git rev-parse --short HEAD) in $work/composer"
-exec bash "$TESTVM" run -t "$timeout" "$work/composer" -- bash -c '
+bash "$TESTVM" run -t "$timeout" "$work/composer" -- bash -c '
     set -e
     trap "rc=\$?; [ \$rc = 0 ] || { echo \"=== composerd.log (exit \$rc)\"; tail -n 60 /run/composer/composerd.log; } 2>/dev/null" EXIT
     start=$(date +%s)
