@@ -32,7 +32,7 @@ def ext4_mount(base: Path, *, project_quota: bool, size_mb: int = 160) -> Iterat
     img, mnt = base / "fs.img", base / "root"
     with open(img, "wb") as f:
         f.truncate(size_mb << 20)
-    features = ["-O", "quota,project"] if project_quota else []
+    features = ["-I", "256", "-O", "quota,project"] if project_quota else []
     subprocess.run(["mkfs.ext4", "-q", "-F", *features, str(img)], check=True, capture_output=True)
     mnt.mkdir()
     opts = "loop,prjquota" if project_quota else "loop"

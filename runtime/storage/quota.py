@@ -42,6 +42,7 @@ FS_XFLAG_PROJINHERIT = 0x00000200
 
 # <linux/quota.h>
 PRJQUOTA = 2
+SUBCMDSHIFT = 8
 Q_GETQUOTA = 0x800007
 Q_SETQUOTA = 0x800008
 QIF_BLIMITS = 1
@@ -154,7 +155,8 @@ def set_project(path: str | os.PathLike[str], projid: int, inherit: bool = True)
 def _quotactl(path: str | os.PathLike[str], cmd: int, projid: int, dq: _Dqblk) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        rc = _libc.syscall(ctypes.c_long(SYS_QUOTACTL_FD), ctypes.c_int(fd), ctypes.c_uint(cmd),
+        qcmd = (cmd << SUBCMDSHIFT) | PRJQUOTA  # QCMD(cmd, PRJQUOTA)
+        rc = _libc.syscall(ctypes.c_long(SYS_QUOTACTL_FD), ctypes.c_int(fd), ctypes.c_uint(qcmd),
                            ctypes.c_int(projid), ctypes.byref(dq))
         if rc != 0:
             err = ctypes.get_errno()
@@ -172,7 +174,12 @@ class Usage:
 def get_limit(path: str | os.PathLike[str], projid: int) -> Usage:
     """The hard limit and usage of project `projid` on the filesystem of `path`."""
     dq = _Dqblk()
-    _quotactl(path, Q_GETQUOTA, projid, dq)
+    try:
+        _quotactl(path, Q_GETQUOTA, projid, dq)
+    except OSError as e:
+        if e.errno != errno.ENOENT:  # xfs: no quota record for that id yet
+            raise
+        return Usage(0, 0)
     return Usage(dq.bhardlimit * QUOTA_BLOCK, dq.curspace)
 
 

@@ -7,10 +7,12 @@ CONFIG_XFS_QUOTA); the enforcement itself is tested on Debian's kernel in
 tests/host/storage/test_quota.py."""
 from __future__ import annotations
 
+import errno
 import os
 
 import pytest
 
+from runtime.storage import quota
 from runtime.storage.quota import QuotaUnsupported
 from runtime.types import ContainerSpec
 from tests.quotafs import attached_images, engine_on_ext4
@@ -37,3 +39,21 @@ async def test_size_is_refused_on_a_state_root_without_project_quotas() -> None:
         assert "ran" in "".join([line.data async for line in eng.logs("q1")])
     assert not img.exists() and str(img) not in attached_images()
     assert not os.path.ismount(root)
+
+
+async def test_the_quota_syscalls_are_well_formed_on_a_filesystem_without_quotas() -> None:
+    """quotactl_fd answers ESRCH (quotas off), not EINVAL (a malformed command or id); the
+    fsxattr ioctls read a directory's project and refuse a project id where ext4 has no
+    project feature."""
+    async with engine_on_ext4(project_quota=False) as (eng, _img):
+        d = eng.paths.containers
+        with pytest.raises(OSError) as err:
+            quota.get_limit(d, quota.FIRST_ID)
+        assert err.value.errno == errno.ESRCH
+        with pytest.raises(OSError) as err:
+            quota.set_limit(d, quota.FIRST_ID, 10 << 20)
+        assert err.value.errno == errno.ESRCH
+        assert quota.get_project(d) == (0, False)
+        with pytest.raises(OSError) as err:
+            quota.set_project(d, quota.FIRST_ID)
+        assert err.value.errno == errno.EOPNOTSUPP
