@@ -4,10 +4,6 @@ xfs quota). The state root is a loop-mounted ext4 image made with `-O quota,proj
 mounted with prjquota; it, its mount and its loop device are gone afterwards."""
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
-
 from runtime.storage import quota
 from runtime.types import ContainerSpec
 from tests.loopdev import loop_devices
@@ -23,12 +19,7 @@ df -k / | tail -n 1
 """
 
 
-@pytest.fixture
-def loops(loop_devices: None) -> Iterator[None]:
-    yield
-
-
-async def test_size_limits_the_writable_layer_and_goes_with_the_container(loops: None) -> None:
+async def test_size_limits_the_writable_layer_and_goes_with_the_container(loop_devices: None) -> None:
     async with engine_on_ext4(project_quota=True) as (eng, img):
         info = await eng.create_container(ContainerSpec(
             name="q1", image="busybox", command=("sh", "-c", SCRIPT), storage_size=10 << 20))

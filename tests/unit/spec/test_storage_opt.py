@@ -77,3 +77,23 @@ def test_refusal_names_the_key_the_path_and_the_fix(monkeypatch: pytest.MonkeyPa
         "ext4 (-O quota,project) mounted with prjquota; /srv/tmp/c is on tmpfs at /srv/tmp "
         "without it")
     assert err.value.status == 400  # the user's request, not a broken store
+
+
+def test_config_shows_the_size_and_it_loads_back(load: Loader) -> None:
+    import yaml
+
+    from composer.spec.render import render_stack
+
+    out = render_stack(load("services: {web: {image: x, storage_opt: {size: 10m}}}"))
+    assert out["services"]["web"]["storage_opt"] == {"size": str(10 << 20)}
+    again = load(yaml.safe_dump(out))
+    assert again.services["web"].storage_opt == 10 << 20
+    assert "storage_opt" not in render_stack(load("services: {web: {image: x}}"))["services"]["web"]
+
+
+def test_a_changed_size_changes_the_config_hash(load: Loader) -> None:
+    from composer.convert import config_hash
+
+    hashes = {config_hash(load(f"services: {{web: {{image: x{extra}}}}}").services["web"])
+              for extra in ("", ", storage_opt: {size: 10m}", ", storage_opt: {size: 20m}")}
+    assert len(hashes) == 3  # `up` recreates the container with the new limit
