@@ -222,10 +222,10 @@ def limit_dir(state_root: Path, container_dir: Path, directory: Path, size: int,
     hard limit of `size` bytes; the id is recorded in `container_dir`. Returns the id."""
     directory.mkdir(parents=True, exist_ok=True)
     require(directory, what)
-    projid = _allocate(state_root, str(directory))
     try:
+        projid = _allocate(state_root, str(directory))
         set_project(directory, projid)
-        for child in directory.iterdir():  # a restart: upper/work exist already
+        for child in directory.iterdir():  # made before the id was set: give them it too
             if child.is_dir() and not child.is_symlink():
                 set_project(child, projid)
         set_limit(directory, projid, size)

@@ -57,3 +57,20 @@ async def test_the_quota_syscalls_are_well_formed_on_a_filesystem_without_quotas
         with pytest.raises(OSError) as err:
             quota.set_project(d, quota.FIRST_ID)
         assert err.value.errno == errno.EOPNOTSUPP
+
+
+async def test_a_filesystem_that_looks_right_but_cannot_limit_is_one_line(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past the mount-option check (faked here), a kernel that refuses the quota calls still
+    gives the user one line, and the create leaves no container behind."""
+    async with engine_on_ext4(project_quota=False) as (eng, _img):
+        monkeypatch.setattr(quota, "require", lambda path, what: quota.filesystem_of(path))
+        with pytest.raises(QuotaUnsupported) as err:
+            await eng.create_container(ContainerSpec(name="q1", image="busybox",
+                                                     command=("true",), storage_size=10 << 20))
+        text = str(err.value)
+        assert text.startswith("container q1: storage_opt.size: project quotas are not usable on "
+                               f"{eng.paths.containers}/"), text
+        assert "\n" not in text
+        assert await eng.list_containers(all=True) == []
+        assert os.listdir(eng.paths.containers) == []
