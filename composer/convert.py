@@ -63,6 +63,7 @@ def container_spec(stack: Stack, service_name: str, number: int, *, labels: dict
         files=files,
         read_only=svc.read_only,
         shm_size=svc.shm_size,
+        storage_size=svc.storage_opt,
         resources=resources(svc),
         ulimits=tuple(Ulimit(u.name, u.soft, u.hard) for u in svc.ulimits),
         sysctls=dict(svc.sysctls),

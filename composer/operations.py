@@ -45,7 +45,7 @@ from composer.scheduler import DownResult, Outcome, UpResult, run_down, run_para
 from composer.spec import Stack
 from composer.spec.service import MAX_REPLICAS_ENV, max_replicas
 from runtime.api import ContainerInfo, EngineAPI
-from runtime.errors import Conflict, NotFound
+from runtime.errors import Conflict, InvalidArgument, NotFound
 from runtime.types import ContainerSpec, Mount
 
 ANONYMOUS_VOLUME = "com.docker.volume.anonymous"  # the engine's label on anonymous volumes
@@ -433,7 +433,7 @@ class Project:
                     await self.engine.remove_volume(m.source, force=True)
                 except (NotFound, Conflict):
                     pass
-        info = await self.engine.create_container(spec)
+        info = await self._engine_create(service, spec)
         self.progress(label, "Recreated")
         return info
 
@@ -473,9 +473,17 @@ class Project:
     async def _create(self, service: str, number: int) -> ContainerInfo:
         spec = container_spec(self.stack, service, number, labels=self.container_labels(service, number))
         self.progress(f"Container {spec.name}", "Creating")
-        info = await self.engine.create_container(spec)
+        info = await self._engine_create(service, spec)
         self.progress(f"Container {spec.name}", "Created")
         return info
+
+    async def _engine_create(self, service: str, spec: ContainerSpec) -> ContainerInfo:
+        """The engine's create. A request it refuses (a key this host cannot honour, such as
+        storage_opt.size without project quotas) names the service, as a failed start does."""
+        try:
+            return await self.engine.create_container(spec)
+        except InvalidArgument as e:
+            raise ComposerError(f"service {service}: {e}") from e
 
     async def _wait_condition(self, service: str, condition: str, opts: UpOptions,
                               deadline: float | None = None, *, waiting: bool = False) -> None:

@@ -83,7 +83,7 @@ from runtime.process.config import (
 )
 from runtime.process.launcher import ExecProcess, ExitStatus, Launched, Launcher
 from runtime.process.logread import read_log
-from runtime.storage import rootfs, shm
+from runtime.storage import quota, rootfs, shm
 from runtime.storage.volumes import VolumeStore
 from runtime.supervisor import Supervisor, check_spec
 from runtime.tasks import cancel_and_wait, settle
@@ -253,6 +253,7 @@ class Engine:
         records = self.table.load_all()
         for d in self.table.leftover_dirs():  # half created or half removed by a dead engine
             log.info("removing %s: a container directory without a record", d)
+            await asyncio.to_thread(quota.release, d, d / rootfs.ROOTFS)
             await asyncio.to_thread(rootfs.cleanup, d)
             await asyncio.to_thread(shutil.rmtree, d, True)
         for rec in records:
@@ -340,15 +341,22 @@ class Engine:
         # a custom seccomp profile is read (and checked) once, as Docker's client does
         resolved = replace(resolved, seccomp_profile=await asyncio.to_thread(
             read_seccomp_profile, spec))
+        size_key = f"container {spec.name}: storage_opt.size"
+        if spec.storage_size:
+            await asyncio.to_thread(quota.require, self.paths.containers, size_key)
         d = self.paths.container_dir(cid)
         d.mkdir(parents=True)
         rec = ContainerRecord(cid, spec, resolved, now(), d)
         try:
+            if spec.storage_size:  # before start makes upper/work: they inherit the project
+                await asyncio.to_thread(quota.limit_dir, self.paths.root, d, d / rootfs.ROOTFS,
+                                        spec.storage_size, size_key)
             self._ensure_volumes(rec)
             rec.save_config()
             rec.update()
             self.table.add(rec)
         except BaseException:
+            quota.release(d, d / rootfs.ROOTFS)
             shutil.rmtree(d, ignore_errors=True)
             raise
         self._emit(rec, "create")
@@ -752,6 +760,7 @@ class Engine:
         self.table.discard(rec.id)
         self._launched.pop(rec.id, None)
         self._exits.pop(rec.id, None)
+        await asyncio.to_thread(quota.release, rec.dir, rec.dir / rootfs.ROOTFS)
         await asyncio.to_thread(rootfs.cleanup, rec.dir)
         await asyncio.to_thread(shutil.rmtree, rec.dir, True)
         if volumes:

@@ -136,6 +136,9 @@ class ContainerSpec:
     files: tuple[InjectedFile, ...] = ()  # secrets/configs made for it (see InjectedFile)
     read_only: bool = False
     shm_size: int | None = None  # bytes, default 64 MiB
+    # Docker's StorageOpt size: a hard limit (bytes) on the writable layer; needs project
+    # quotas on the state root's filesystem (runtime/storage/quota.py). None: no limit.
+    storage_size: int | None = None
     resources: Resources = field(default_factory=Resources)
     ulimits: tuple[Ulimit, ...] = ()
     sysctls: dict[str, str] = field(default_factory=dict)

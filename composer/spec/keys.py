@@ -18,8 +18,6 @@ SERVICE_UNSUPPORTED = {
     "mem_swappiness": "mem_swappiness", "models": "models",
     "oom_score_adj": "oom_score_adj", "provider": "provider services",
     "pull_refresh_after": "pull_refresh_after", "runtime": "runtime (composer is the runtime)",
-    "storage_opt": "storage_opt (no per-container rootfs size quota yet: it needs xfs or ext4 "
-                   "project quotas under the state root)",
     "use_api_socket": "use_api_socket",
 }
 
@@ -41,7 +39,7 @@ SERVICE_KEYS = (
     "oom_kill_disable", "pid", "pids_limit", "platform", "ports", "post_start", "pre_start",
     "pre_stop", "privileged", "profiles",
     "pull_policy", "read_only", "restart", "scale", "secrets", "security_opt", "shm_size",
-    "stdin_open", "stop_grace_period", "stop_signal", "sysctls", "tmpfs", "tty", "ulimits",
+    "stdin_open", "storage_opt", "stop_grace_period", "stop_signal", "sysctls", "tmpfs", "tty", "ulimits",
     "user", "userns_mode", "uts", "volumes", "volumes_from", "working_dir",
 )
 

@@ -43,6 +43,8 @@ def render_service(s: ServiceSpec) -> dict[str, Any]:
         value = getattr(s, key)
         if value is not None:
             out[key] = value
+    if s.storage_opt is not None:  # a map of strings, as Compose writes it
+        out["storage_opt"] = {"size": str(s.storage_opt)}
     for key in ("read_only", "privileged", "tty", "stdin_open", "oom_kill_disable"):
         if getattr(s, key):
             out[key] = True

@@ -125,6 +125,7 @@ class ServiceSpec:
     stop_signal: str | None = None
     stop_grace_period: float | None = None  # seconds
     shm_size: int | None = None
+    storage_opt: int | None = None  # storage_opt.size: bytes of the writable layer
     read_only: bool = False
     privileged: bool = False
     tty: bool = False
@@ -287,6 +288,21 @@ def _bytes(v: Any, w: Where, _c: ParseContext) -> int:
     if isinstance(v, (int, float)) and not isinstance(v, bool) and v < 0:
         return -1 if v == -1 else w.fail("must not be negative (use -1 for unlimited)")
     return parse_bytes(v, w)
+
+
+def _storage_opt(v: Any, w: Where, _c: ParseContext) -> int | None:
+    """`storage_opt: {size: 10G}`: the only option of overlay2 that applies here."""
+    if not isinstance(v, dict):
+        w.fail(f'expected a mapping like {{size: "10G"}}, got {type_name(v)}')
+    for k in v:
+        if k != "size":
+            w.key(k).fail(f'unsupported storage option "{k}" (only size is supported)')
+    if "size" not in v:
+        return None
+    size = parse_bytes(v["size"], w.key("size"))
+    if size <= 0:
+        w.key("size").fail("must be a positive size like \"10G\"")
+    return size
 
 
 def _bytes_no_float(v: Any, w: Where, c: ParseContext) -> int:
@@ -472,6 +488,7 @@ _PARSERS: dict[str, Parser] = {
     "network_mode": _network_mode, "healthcheck": _healthcheck,
     "deploy": lambda v, w, c: Deploy.parse(v, w), "scale": _scale,
     "mem_limit": _bytes, "memswap_limit": _bytes, "mem_reservation": _bytes_no_float, "shm_size": _bytes,
+    "storage_opt": _storage_opt,
     "cpus": _cpus, "cpu_shares": _int, "cpu_quota": _int, "cpu_period": _int, "cpuset": _str,
     "pids_limit": _int, "oom_kill_disable": _bool, "ulimits": lambda v, w, c: Ulimit.parse_all(v, w),
     "sysctls": _string_map, "cap_add": _unique_strs, "cap_drop": _unique_strs,

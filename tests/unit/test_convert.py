@@ -58,6 +58,7 @@ services:
     restart: on-failure:2
     read_only: true
     shm_size: 128m
+    storage_opt: {size: 10m}
     secrets: [pw]
   side:
     image: busybox
@@ -124,6 +125,7 @@ def test_web_container(st: Stack, tmp_path: Path) -> None:
     assert (spec.user, spec.working_dir, spec.hostname, spec.init) == ("1000", "/srv", "h", True)
     assert (spec.stop_signal, spec.stop_grace_period, spec.restart) == ("SIGINT", 3.0, "on-failure:2")
     assert (spec.read_only, spec.shm_size, spec.cap_add) == (True, 128 << 20, ("NET_ADMIN",))
+    assert spec.storage_size == 10 << 20
     assert (spec.extra_hosts, spec.dns) == ((("a", "1.2.3.4"),), ("9.9.9.9",))
     assert from_dict(ContainerSpec, to_dict(spec)) == spec  # survives the daemon socket
 

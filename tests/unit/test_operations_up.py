@@ -270,3 +270,29 @@ services:
     assert sorted((c.name, c.state) for c in engine.containers.values()) == [
         ("p-db-1", "created"), ("p-init-1", "created"), ("p-web-1", "created")]
     assert not any(status == "Waiting" for _, status in events)
+
+
+class _NoQuotaEngine(MemEngine):
+    """The engine on a state root without project quotas: what it says to storage_size."""
+
+    async def create_container(self, spec):  # type: ignore[no-untyped-def]
+        if spec.storage_size:
+            from runtime.storage.quota import QuotaUnsupported
+            raise QuotaUnsupported(
+                f"container {spec.name}: storage_opt.size needs the state root on xfs mounted with "
+                "pquota or ext4 (-O quota,project) mounted with prjquota; /var/lib/composer/"
+                "containers is on ext4 at / without it")
+        return await super().create_container(spec)
+
+
+def test_a_size_the_host_cannot_give_fails_up_naming_the_service(tmp_path: Path) -> None:
+    engine = _NoQuotaEngine({"webimg": "sha256:w1"})
+    text = "services:\n  web: {image: webimg, storage_opt: {size: 10m}}\n"
+    with pytest.raises(ComposerError) as err:
+        run(project(tmp_path, text, engine).up(UpOptions()))
+    assert str(err.value).startswith(
+        "service web: container p-web-1: storage_opt.size needs the state root on xfs mounted "
+        "with pquota or ext4 (-O quota,project) mounted with prjquota; ")
+    assert engine.containers == {}
+    run(project(tmp_path, "services:\n  web: {image: webimg}\n", engine).up(UpOptions()))
+    assert [c.name for c in engine.containers.values()] == ["p-web-1"]

@@ -78,7 +78,7 @@ def test_wrong_values(load: Loader, text: str, expected: str) -> None:
 
 @pytest.mark.parametrize(("key", "value"), [
     ("blkio_config", "{weight: 10}"), ("gpus", "all"), ("runtime", "runc"),
-    ("cgroup_parent", "x"), ("storage_opt", "{}"),
+    ("cgroup_parent", "x"),
 ])
 def test_unsupported_service_keys_are_named(load: Loader, key: str, value: str) -> None:
     with pytest.raises(SpecError) as err:

@@ -1,0 +1,54 @@
+"""`storage_size` (Compose's storage_opt.size) enforced by an ext4 project quota, on Debian's
+kernel (this tier's VM: the development machine's kernel has no quota format for ext4 and no
+xfs quota). The state root is a loop-mounted ext4 image made with `-O quota,project` and
+mounted with prjquota; it, its mount and its loop device are gone afterwards."""
+from __future__ import annotations
+
+from runtime.storage import quota
+from runtime.types import ContainerSpec
+from tests.loopdev import loop_devices
+from tests.quotafs import attached_images, engine_on_ext4
+
+__all__ = ["loop_devices"]
+
+SCRIPT = """
+dd if=/dev/zero of=/small bs=1M count=5 2>/dev/null && sync && echo small-ok
+dd if=/dev/zero of=/big bs=1M count=20 2>&1; echo big-exit=$?
+rm -f /big; sync
+df -k / | tail -n 1
+"""
+
+
+async def test_size_limits_the_writable_layer_and_goes_with_the_container(loop_devices: None) -> None:
+    async with engine_on_ext4(project_quota=True) as (eng, img):
+        info = await eng.create_container(ContainerSpec(
+            name="q1", image="busybox", command=("sh", "-c", SCRIPT), storage_size=10 << 20))
+        cdir = eng.paths.container_dir(info.id)
+        projid = int((cdir / quota.PROJID_FILE).read_text())
+        assert projid >= quota.FIRST_ID
+        assert quota.get_project(cdir / "rootfs") == (projid, True)
+        assert quota.get_limit(eng.paths.root, projid).limit == 10 << 20
+        other = await eng.create_container(ContainerSpec(
+            name="q2", image="busybox", command=("true",), storage_size=1 << 30))
+        other_id = int((eng.paths.container_dir(other.id) / quota.PROJID_FILE).read_text())
+        assert other_id != projid  # each container its own project
+
+        await eng.start_container("q1")
+        assert await eng.wait_container("q1") == 0
+        out = "".join([line.data async for line in eng.logs("q1")])
+        print(out)  # the df line is documented in docs/storage-and-images.md
+        assert "small-ok" in out, out
+        assert "Disk quota exceeded" in out and "big-exit=1" in out, out
+        assert quota.get_project(cdir / "rootfs" / "upper") == (projid, True)  # inherited
+        used = quota.get_limit(eng.paths.root, projid).used
+        assert 5 << 20 <= used < 10 << 20, used
+        # overlay's statfs asks the upper dir, and ext4 answers with the project's limit
+        df = out.strip().splitlines()[-1].split()
+        assert int(df[1]) == 10 << 10, df  # 1K-blocks: the limit, not the image's size
+
+        await eng.remove_container("q1")
+        assert quota.get_limit(eng.paths.root, projid) == quota.Usage(0, 0)
+        assert not cdir.exists()
+        await eng.remove_container("q2")
+        assert quota.get_limit(eng.paths.root, other_id) == quota.Usage(0, 0)
+    assert not img.exists() and str(img) not in attached_images()
