@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import posixpath
+import stat
 from dataclasses import replace
 from pathlib import Path
 
@@ -316,7 +317,40 @@ def build_request(stack: Stack, service_name: str, tag: str, *, no_cache: bool =
         network=b.network or "default", shm_size=b.shm_size, extra_hosts=b.extra_hosts,
         named_contexts=_named_contexts(stack, service_name),
         secrets=_build_secrets(stack, service_name),
+        ssh=_build_ssh(stack, service_name),
     )
+
+
+def _build_ssh(stack: Stack, service_name: str) -> dict[str, str]:
+    """build.ssh as the builder takes them: id -> an ssh agent's socket. No path means this
+    process's $SSH_AUTH_SOCK (as `docker compose build`). BuildKit's CLI also takes key files
+    and serves them from an agent of its own; composer forwards agents only, so a key file is
+    one line saying how to put it in an agent."""
+    b = stack.services[service_name].build
+    assert b is not None
+    out: dict[str, str] = {}
+    for sid, path in b.ssh:
+        where = f"services.{service_name}.build.ssh"
+        if path is None:
+            sock = os.environ.get("SSH_AUTH_SOCK", "")
+            if not sock:
+                raise SpecError(f'ssh agent "{sid}": SSH_AUTH_SOCK is not set (start one: '
+                                "eval $(ssh-agent) && ssh-add)", file=_file_of(stack),
+                                path=where, service=service_name)
+            path = sock
+        first = path.split(",")[0]
+        try:
+            st = os.stat(first)
+        except OSError as e:
+            raise SpecError(f'ssh agent "{sid}": cannot use {first}: {e.strerror}',
+                            file=_file_of(stack), path=where, service=service_name) from None
+        if "," in path or not stat.S_ISSOCK(st.st_mode):
+            raise SpecError(f'ssh agent "{sid}": {first} is not an agent socket; key files are not '
+                            f"supported: add the key to an agent (eval $(ssh-agent) && ssh-add "
+                            f"{first}) and give {sid} without a path (or {sid}=$SSH_AUTH_SOCK)",
+                            file=_file_of(stack), path=where, service=service_name)
+        out[sid] = path
+    return out
 
 
 def _build_secrets(stack: Stack, service_name: str) -> dict[str, str]:

@@ -142,9 +142,9 @@ BUILD_KEYS = (
     "context", "dockerfile", "dockerfile_inline", "args", "target", "labels", "cache_from",
     "cache_to", "no_cache", "pull", "network", "shm_size", "extra_hosts", "tags", "platforms",
     "isolation", "provenance", "sbom", "no_cache_filter", "additional_contexts", "secrets",
+    "ssh",
 )
 BUILD_UNSUPPORTED = {
-    "ssh": "build ssh (the builder has no RUN --mount=type=ssh agent forwarding yet)",
     "entitlements": "build entitlements (BuildKit's network.host / security.insecure)",
     "privileged": "privileged builds", "ulimits": "build ulimits",
 }
@@ -179,6 +179,10 @@ class BuildSpec:
     # top-level secrets for RUN --mount=type=secret: `source`, and `target` = the id the
     # Dockerfile names (default: the source)
     secrets: tuple[FileRef, ...] = ()
+    # ssh agents for RUN --mount=type=ssh,id=ID: (ID, absolute path of the agent's socket or
+    # key file(s), comma-separated; None = the CLI's $SSH_AUTH_SOCK). Not read at load time
+    # (Compose's config accepts a missing key file too): checked when the build starts.
+    ssh: tuple[tuple[str, str | None], ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)  # other accepted keys, as written
 
     @property
@@ -235,6 +239,7 @@ class BuildSpec:
             additional_contexts=_named_contexts(raw.get("additional_contexts", {}), w.key("additional_contexts"),
                                                 base_dir),
             secrets=_build_secrets(raw.get("secrets", []), w.key("secrets")),
+            ssh=_build_ssh(raw.get("ssh", []), w.key("ssh"), base_dir),
             extra=extra,
         )
 
@@ -254,6 +259,19 @@ def _build_secrets(raw: Any, w: Where) -> tuple[FileRef, ...]:
                 f'invalid build secret target "{ref.target}": it is the id the Dockerfile '
                 "names (RUN --mount=type=secret,id=ID), not a path")
     return refs
+
+
+def _build_ssh(raw: Any, w: Where, base_dir: str) -> tuple[tuple[str, str | None], ...]:
+    """build.ssh: `[default, ID=PATH]` or `{ID: PATH}`; a relative PATH is the stack
+    file's folder's (as the build context)."""
+    out = []
+    for sid, path in list_or_dict(raw, w).items():
+        if not sid:
+            w.fail(f'invalid ssh entry "={path}": name the agent (ID=PATH, or default)')
+        if path is not None:
+            path = ",".join(resolve_path(p, base_dir) for p in path.split(",") if p)
+        out.append((sid, path or None))
+    return tuple(out)
 
 
 def _check_build_extras(raw: dict[str, Any], w: Where) -> None:
