@@ -143,7 +143,8 @@ def log_config(svc: ServiceSpec) -> LogConfig:
     if lg is None:
         return LogConfig()
     return LogConfig(lg.driver or "json-file", lg.max_size, lg.max_file,  # type: ignore[arg-type]
-                     lg.compress)
+                     lg.compress, fluentd_address=lg.fluentd_address, tag=lg.tag,
+                     fluentd_async=lg.fluentd_async, fluentd_sub_second=lg.fluentd_sub_second)
 
 
 def _networking(stack: Stack, svc: ServiceSpec) -> tuple[str, tuple[NetworkAttachment, ...]]:

@@ -161,7 +161,9 @@ KEYS: tuple[Key, ...] = (
     _ign("services.*.platform", "images run on this host's platform", _svc("    platform: linux/arm64")),
     _ok("services.*.logging", f"{T_SVC}::test_kernel_and_host_settings",
         "json-file (rotated: 5 x 20 MB unless max-size/max-file say otherwise), local, none; "
-        "max-size, max-file, compress; other drivers are refused (their output would be lost)"),
+        "max-size, max-file, compress; fluentd (fluentd-address, tag, fluentd-async, "
+        "fluentd-sub-second-precision; a local cache keeps `logs` working: "
+        "tests/unit/test_fluentd.py); other drivers are refused (their output would be lost)"),
     # -- resources --
     *(_ok(f"services.*.{k}", f"{T_SVC}::test_resources") for k in (
         "cpus", "cpu_shares", "cpu_quota", "cpu_period", "cpuset", "mem_limit", "memswap_limit",
