@@ -13,6 +13,7 @@ import json
 import os
 import posixpath
 import stat
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 
@@ -294,7 +295,8 @@ def healthcheck(svc: ServiceSpec) -> Healthcheck | None:
     )
 
 
-def build_request(stack: Stack, service_name: str, tag: str, *, no_cache: bool = False) -> BuildRequest:
+def build_request(stack: Stack, service_name: str, tag: str, *, no_cache: bool = False,
+                  ssh_agents: Mapping[str, str] | None = None) -> BuildRequest:
     """What the engine's builder needs for a service's `build:`. An arg without a value takes
     it from the environment (.env, then the process), else the Dockerfile's default applies
     (as Compose's resolveAndMergeBuildArgs)."""
@@ -318,20 +320,21 @@ def build_request(stack: Stack, service_name: str, tag: str, *, no_cache: bool =
         network=b.network or "default", shm_size=b.shm_size, extra_hosts=b.extra_hosts,
         named_contexts=_named_contexts(stack, service_name),
         secrets=_build_secrets(stack, service_name),
-        ssh=_build_ssh(stack, service_name),
+        ssh=_build_ssh(stack, service_name, ssh_agents or {}),
     )
 
 
-def _build_ssh(stack: Stack, service_name: str) -> dict[str, str]:
-    """build.ssh as the builder takes them: id -> an ssh agent's socket. No path means this
-    process's $SSH_AUTH_SOCK (as `docker compose build`). BuildKit's CLI also takes key files
-    and serves them from an agent of its own; composer forwards agents only, so a key file is
-    one line saying how to put it in an agent."""
+def ssh_sources(stack: Stack, service_name: str) -> tuple[dict[str, str], dict[str, tuple[str, ...]]]:
+    """build.ssh split as BuildKit's CLI reads it: (id -> an agent's socket, id -> key files).
+    No path means this process's $SSH_AUTH_SOCK (as `docker compose build`); a path that is a
+    socket is an agent; otherwise the paths are private keys, served from an agent that
+    composer.sshkeys starts for the build."""
     b = stack.services[service_name].build
     assert b is not None
-    out: dict[str, str] = {}
+    sockets: dict[str, str] = {}
+    keys: dict[str, tuple[str, ...]] = {}
+    where = f"services.{service_name}.build.ssh"
     for sid, path in b.ssh:
-        where = f"services.{service_name}.build.ssh"
         if path is None:
             sock = os.environ.get("SSH_AUTH_SOCK", "")
             if not sock:
@@ -339,19 +342,35 @@ def _build_ssh(stack: Stack, service_name: str) -> dict[str, str]:
                                 "eval $(ssh-agent) && ssh-add)", file=_file_of(stack),
                                 path=where, service=service_name)
             path = sock
-        first = path.split(",")[0]
-        try:
-            st = os.stat(first)
-        except OSError as e:
-            raise SpecError(f'ssh agent "{sid}": cannot use {first}: {e.strerror}',
-                            file=_file_of(stack), path=where, service=service_name) from None
-        if "," in path or not stat.S_ISSOCK(st.st_mode):
-            raise SpecError(f'ssh agent "{sid}": {first} is not an agent socket; key files are not '
-                            f"supported: add the key to an agent (eval $(ssh-agent) && ssh-add "
-                            f"{first}) and give {sid} without a path (or {sid}=$SSH_AUTH_SOCK)",
-                            file=_file_of(stack), path=where, service=service_name)
-        out[sid] = path
-    return out
+        paths = tuple(path.split(","))
+        modes = []
+        for one in paths:
+            try:
+                modes.append(os.stat(one).st_mode)
+            except OSError as e:
+                raise SpecError(f'ssh agent "{sid}": cannot use {one}: {e.strerror}',
+                                file=_file_of(stack), path=where, service=service_name) from None
+        if len(paths) == 1 and stat.S_ISSOCK(modes[0]):
+            sockets[sid] = paths[0]
+        elif all(stat.S_ISREG(m) for m in modes):
+            keys[sid] = paths
+        else:
+            raise SpecError(f'ssh agent "{sid}": {path} is neither one agent socket nor key '
+                            "files", file=_file_of(stack), path=where, service=service_name)
+    return sockets, keys
+
+
+def _build_ssh(stack: Stack, service_name: str, key_agents: Mapping[str, str]) -> dict[str, str]:
+    """build.ssh as the builder takes them: id -> an agent's socket; an id given as key files
+    takes the socket of the agent started for them (`key_agents`, composer.sshkeys)."""
+    sockets, keys = ssh_sources(stack, service_name)
+    for sid in keys:
+        if sid not in key_agents:
+            raise SpecError(f'ssh agent "{sid}": key files need an agent started for the build '
+                            "(composer.sshkeys.key_agents)", file=_file_of(stack),
+                            path=f"services.{service_name}.build.ssh", service=service_name)
+        sockets[sid] = key_agents[sid]
+    return sockets
 
 
 def _build_secrets(stack: Stack, service_name: str) -> dict[str, str]:

@@ -116,8 +116,8 @@ KEYS: tuple[Key, ...] = (
         "for RUN --mount=type=secret,id=TARGET (file, environment or content; uid/gid/mode "
         "are the Dockerfile's: refused here)"),
     _ok("services.*.build.ssh", f"{T_BUILD}::test_build_ssh_reaches_the_build_request",
-        "for RUN --mount=type=ssh,id=ID: default = $SSH_AUTH_SOCK, ID=SOCKET; a key file is "
-        "refused at build (ssh-add it to an agent)"),
+        "for RUN --mount=type=ssh,id=ID: default = $SSH_AUTH_SOCK, ID=SOCKET, or ID=KEY[,KEY] "
+        "served by an ssh-agent started for the build"),
     _ok("services.*.build.additional_contexts", f"{T_BUILD}::test_additional_contexts_name_services_images_and_folders",
         "service:NAME (built first), docker-image://REF, a directory; for FROM and COPY --from"),
     _no("services.*.build.entitlements", "BuildKit entitlements",

@@ -1,6 +1,7 @@
 """Compose's build.ssh through the CLI and a real composerd: `ssh: [default]` forwards the
 CLI's $SSH_AUTH_SOCK into RUN --mount=type=ssh (bytes reach the "agent", a socket server of
-this test), and a key file is refused with the fix in one line."""
+this test), and a file ssh-add cannot load as a key is one line with its reason (a real
+key: tests/unit/test_sshkeys.py)."""
 from __future__ import annotations
 
 import socket
@@ -61,4 +62,5 @@ def test_build_ssh_default_is_the_cli_agent(env: Env, tmp_path: Path) -> None:
     res = env.composer("build", cwd=d, check=False)
     assert res.returncode != 0
     assert 'services.app.build.ssh: ssh agent "key":' in res.stderr
-    assert "key files are not supported" in res.stderr and len(res.stderr.strip().splitlines()) == 1
+    assert "ssh-add" in res.stderr and "are too open" in res.stderr  # 0644: ssh-add's rule
+    assert len(res.stderr.strip().splitlines()) == 1, res.stderr

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from composer.convert import build_request
+from composer.convert import build_request, ssh_sources
 from composer.errors import SpecError
 from runtime.api import BuildRequest
 
@@ -125,9 +125,13 @@ def test_build_ssh_reaches_the_build_request(load: Loader, project, monkeypatch,
         shown = yaml.safe_load(yaml.safe_dump(render_stack(stack)))["services"]["app"]["build"]
         assert shown["ssh"] == ["default", f"sock={agent}", f"key={project}/id_rsa"]
         monkeypatch.setenv("SSH_AUTH_SOCK", str(agent))
-        with pytest.raises(SpecError, match=r'services.app.build.ssh: ssh agent "key": .*/id_rsa '
-                                            "is not an agent socket; key files are not supported"):
+        assert ssh_sources(stack, "app") == ({"default": str(agent), "sock": str(agent)},
+                                             {"key": (f"{project}/id_rsa",)})
+        # key files are served by an agent composer.sshkeys starts (tests/unit/test_sshkeys.py)
+        with pytest.raises(SpecError, match='services.app.build.ssh: ssh agent "key": key files '
+                                            "need an agent started for the build"):
             build_request(stack, "app", "t")
+        assert build_request(stack, "app", "t", ssh_agents={"key": "/run/a.sock"}).ssh["key"] == "/run/a.sock"
         stack = load(text.replace(", 'key=./id_rsa'", ""))
         assert build_request(stack, "app", "t").ssh == {"default": str(agent), "sock": str(agent)}
         monkeypatch.delenv("SSH_AUTH_SOCK")
