@@ -194,10 +194,14 @@ class LauncherRun:
                                    secrets, ssh_mounts)
         finally:
             for relay in relays:
-                await relay.close()
-            shutil.rmtree(scratch, ignore_errors=True)
-            with contextlib.suppress(FileNotFoundError):
-                os.rmdir(scratch)
+                relay.stop()
+            try:
+                for relay in relays:
+                    await relay.close()
+            finally:
+                shutil.rmtree(scratch, ignore_errors=True)
+                with contextlib.suppress(FileNotFoundError):
+                    os.rmdir(scratch)
 
     async def _run(self, scratch: Path, lowerdirs: Sequence[str], upper: str,
                    argv: Sequence[str], env: Sequence[str], cwd: str, user: str,

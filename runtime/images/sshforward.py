@@ -15,7 +15,7 @@ import os
 import socket
 from pathlib import Path
 
-from runtime.tasks import cancel_and_wait
+from runtime.tasks import settle
 
 CHUNK = 64 << 10
 
@@ -41,15 +41,23 @@ class AgentRelay:
             sock.close()
             raise
 
-    async def close(self) -> None:
+    def stop(self) -> None:
+        """Stop listening, cut every relayed connection, remove the socket (synchronous: a
+        caller being cancelled still leaves nothing open)."""
         if self._server is not None:
             self._server.close()
-        for task in list(self._pipes):
-            await cancel_and_wait(task)
-        if self._server is not None:
-            await self._server.wait_closed()
+        for task in self._pipes:
+            task.cancel()
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
+
+    async def close(self) -> None:
+        """stop(), then wait until the relayed connections have ended."""
+        self.stop()
+        for task in list(self._pipes):
+            await settle(task)
+        if self._server is not None:
+            await self._server.wait_closed()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
