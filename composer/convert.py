@@ -12,6 +12,8 @@ import hashlib
 import json
 import os
 import posixpath
+import stat
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 
@@ -143,7 +145,8 @@ def log_config(svc: ServiceSpec) -> LogConfig:
     if lg is None:
         return LogConfig()
     return LogConfig(lg.driver or "json-file", lg.max_size, lg.max_file,  # type: ignore[arg-type]
-                     lg.compress)
+                     lg.compress, fluentd_address=lg.fluentd_address, tag=lg.tag,
+                     fluentd_async=lg.fluentd_async, fluentd_sub_second=lg.fluentd_sub_second)
 
 
 def _networking(stack: Stack, svc: ServiceSpec) -> tuple[str, tuple[NetworkAttachment, ...]]:
@@ -293,7 +296,8 @@ def healthcheck(svc: ServiceSpec) -> Healthcheck | None:
     )
 
 
-def build_request(stack: Stack, service_name: str, tag: str, *, no_cache: bool = False) -> BuildRequest:
+def build_request(stack: Stack, service_name: str, tag: str, *, no_cache: bool = False,
+                  ssh_agents: Mapping[str, str] | None = None) -> BuildRequest:
     """What the engine's builder needs for a service's `build:`. An arg without a value takes
     it from the environment (.env, then the process), else the Dockerfile's default applies
     (as Compose's resolveAndMergeBuildArgs)."""
@@ -317,7 +321,57 @@ def build_request(stack: Stack, service_name: str, tag: str, *, no_cache: bool =
         network=b.network or "default", shm_size=b.shm_size, extra_hosts=b.extra_hosts,
         named_contexts=_named_contexts(stack, service_name),
         secrets=_build_secrets(stack, service_name),
+        ssh=_build_ssh(stack, service_name, ssh_agents or {}),
     )
+
+
+def ssh_sources(stack: Stack, service_name: str) -> tuple[dict[str, str], dict[str, tuple[str, ...]]]:
+    """build.ssh split as BuildKit's CLI reads it: (id -> an agent's socket, id -> key files).
+    No path means this process's $SSH_AUTH_SOCK (as `docker compose build`); a path that is a
+    socket is an agent; otherwise the paths are private keys, served from an agent that
+    composer.sshkeys starts for the build."""
+    b = stack.services[service_name].build
+    assert b is not None
+    sockets: dict[str, str] = {}
+    keys: dict[str, tuple[str, ...]] = {}
+    where = f"services.{service_name}.build.ssh"
+    for sid, path in b.ssh:
+        if path is None:
+            sock = os.environ.get("SSH_AUTH_SOCK", "")
+            if not sock:
+                raise SpecError(f'ssh agent "{sid}": SSH_AUTH_SOCK is not set (start one: '
+                                "eval $(ssh-agent) && ssh-add)", file=_file_of(stack),
+                                path=where, service=service_name)
+            path = sock
+        paths = tuple(path.split(","))
+        modes = []
+        for one in paths:
+            try:
+                modes.append(os.stat(one).st_mode)
+            except OSError as e:
+                raise SpecError(f'ssh agent "{sid}": cannot use {one}: {e.strerror}',
+                                file=_file_of(stack), path=where, service=service_name) from None
+        if len(paths) == 1 and stat.S_ISSOCK(modes[0]):
+            sockets[sid] = paths[0]
+        elif all(stat.S_ISREG(m) for m in modes):
+            keys[sid] = paths
+        else:
+            raise SpecError(f'ssh agent "{sid}": {path} is neither one agent socket nor key '
+                            "files", file=_file_of(stack), path=where, service=service_name)
+    return sockets, keys
+
+
+def _build_ssh(stack: Stack, service_name: str, key_agents: Mapping[str, str]) -> dict[str, str]:
+    """build.ssh as the builder takes them: id -> an agent's socket; an id given as key files
+    takes the socket of the agent started for them (`key_agents`, composer.sshkeys)."""
+    sockets, keys = ssh_sources(stack, service_name)
+    for sid in keys:
+        if sid not in key_agents:
+            raise SpecError(f'ssh agent "{sid}": key files need an agent started for the build '
+                            "(composer.sshkeys.key_agents)", file=_file_of(stack),
+                            path=f"services.{service_name}.build.ssh", service=service_name)
+        sockets[sid] = key_agents[sid]
+    return sockets
 
 
 def _build_secrets(stack: Stack, service_name: str) -> dict[str, str]:

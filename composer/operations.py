@@ -696,6 +696,7 @@ class Project:
         """Build the services' images; `build_args` (--build-arg) and `pull` (--pull) over
         their `build:` (composer.buildplan); `quiet`: no output."""
         from composer.buildplan import with_overrides
+        from composer.sshkeys import key_agents
 
         self.check_services(services)
         names = [n for n in (services or sorted(self.stack.services)) if self.stack.services[n].build]
@@ -716,15 +717,17 @@ class Project:
             b = self.stack.services[name].build
             assert b is not None
             ref = self.image_ref(name)
-            req = with_overrides(build_request(self.stack, name, ref, no_cache=no_cache),
-                                 self.stack, name, build_args or {}, pull)
-            if not quiet:
-                self.progress(f"Image {ref}", "Building")
-            async for step in self.engine.build_image(req):
-                if step.error:
-                    raise ComposerError(f"service {name}: build failed: {step.error}")
-                if step.line and not quiet:
-                    self.build_output(name, step.line)
+            async with key_agents(self.stack, name) as agents:  # build.ssh key files
+                req = with_overrides(build_request(self.stack, name, ref, no_cache=no_cache,
+                                                   ssh_agents=agents),
+                                     self.stack, name, build_args or {}, pull)
+                if not quiet:
+                    self.progress(f"Image {ref}", "Building")
+                async for step in self.engine.build_image(req):
+                    if step.error:
+                        raise ComposerError(f"service {name}: build failed: {step.error}")
+                    if step.line and not quiet:
+                        self.build_output(name, step.line)
             if not quiet:
                 self.progress(f"Image {ref}", "Built")
 

@@ -144,6 +144,9 @@ class BuildRequest:
     # Compose's build.secrets: id -> content, for RUN --mount=type=secret (never in a layer,
     # nor in the cache key: a changed secret does not rebuild, as with BuildKit)
     secrets: dict[str, str] = field(default_factory=dict)
+    # Compose's build.ssh: id -> the path of an ssh agent's socket on this host, for RUN
+    # --mount=type=ssh (relayed into that RUN only; not in the cache key, as with BuildKit)
+    ssh: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -1151,7 +1151,7 @@ class Engine:
         """Build from a Dockerfile; yields output lines, then the image id (or the error)."""
         queue: asyncio.Queue[BuildProgress | None] = asyncio.Queue()
         runner = LauncherRun(self.launcher, network=req.network, shm_size=req.shm_size,
-                             extra_hosts=req.extra_hosts, secrets=req.secrets)
+                             extra_hosts=req.extra_hosts, secrets=req.secrets, ssh=req.ssh)
 
         async def pull(ref: str) -> None:
             await registry.pull(self.images, ref)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 
@@ -22,6 +23,7 @@ from runtime.process.config import (
     Security,
     effective_caps,
 )
+from runtime.process.fluentd import LogForward, parse_address
 from runtime.process.logs import rotation
 from runtime.process.rootfs import MOUNT_DATA_MAX
 from runtime.process.seccomp import DEFAULT_PROFILE
@@ -287,6 +289,24 @@ def user_namespace(spec: ContainerSpec, namespaces: tuple[str, ...]
     return ("user", *namespaces), uid_map, gid_map
 
 
+_TAG_FIELD = re.compile(r"\{\{\s*\.(\w+)\s*\}\}")
+
+
+def log_forward(rec: ContainerRecord) -> LogForward:
+    """The fluentd driver's endpoint and Docker's record fields; the tag's template filled
+    in (default: the container's short id, as Docker)."""
+    lg = rec.spec.logging
+    if lg.driver != "fluentd":
+        return LogForward()
+    image_id = rec.resolved.image_id.removeprefix("sha256:")
+    values = {"ID": rec.id[:12], "FullID": rec.id, "Name": rec.spec.name,
+              "ImageName": rec.spec.image, "ImageID": image_id[:12], "ImageFullID": image_id}
+    tag = _TAG_FIELD.sub(lambda m: values.get(m[1], m[0]), lg.tag or "{{.ID}}")
+    return LogForward(address=lg.fluentd_address or parse_address(""), tag=tag,
+                      container_id=rec.id, container_name="/" + rec.spec.name,
+                      async_connect=lg.fluentd_async, sub_second=lg.fluentd_sub_second)
+
+
 def launch_config(
     rec: ContainerRecord,
     lay: RootfsLayout,
@@ -344,4 +364,5 @@ def launch_config(
         log_max_size=log_size,
         log_max_files=log_files,
         log_compress=log_compress,
+        log_forward=log_forward(rec),
     )

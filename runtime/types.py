@@ -110,13 +110,20 @@ class Healthcheck:
 class LogConfig:
     """Where a container's output is kept (Docker's `logging:`). "json-file": Docker's format,
     rotated; "local": the same file with Docker's `local` defaults (20 MiB x 5, compressed);
-    "none": not kept (attach still sees it). None: the driver's default -- for json-file our
+    "none": not kept (attach still sees it); "fluentd": json-file as a cache plus a Forward
+    endpoint (below). None: the driver's default -- for json-file our
     cap, DEFAULT_MAX_SIZE x DEFAULT_MAX_FILE of runtime/process/logs.py."""
 
-    driver: Literal["json-file", "local", "none"] = "json-file"
+    driver: Literal["json-file", "local", "none", "fluentd"] = "json-file"
     max_size: int | None = None  # bytes per file
     max_file: int | None = None  # files kept, the one being written included
     compress: bool | None = None  # gzip the rotated files
+    # fluentd: each line also goes to this Forward endpoint (runtime.process.fluentd), the
+    # file above staying as Docker's dual-logging cache (local's defaults)
+    fluentd_address: str = ""  # "tcp://host:port" / "unix:///path"
+    tag: str = ""  # Docker's template ({{.ID}} {{.FullID}} {{.Name}} {{.ImageName}} ...)
+    fluentd_async: bool = False
+    fluentd_sub_second: bool = False
 
 
 @dataclass(frozen=True)

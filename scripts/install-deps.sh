@@ -18,7 +18,8 @@ apt-get update -qq
 apt-get install -y -qq --no-install-recommends \
     python3 python3-venv \
     busybox-static nftables iptables iproute2 debootstrap procps psmisc util-linux \
-    ca-certificates curl docker-registry skopeo tini >/dev/null
+    ca-certificates curl docker-registry skopeo tini openssh-client >/dev/null
+# openssh-client: ssh-agent/ssh-add serve build.ssh key files (composer/sshkeys.py)
 # COMPOSER_TEST_PEERS=1 (CI: .ci/run): also docker.io (dockerd 20.10, containerd), which
 # tests/integration/network/netns/scenario_docker.py starts beside composer's networks. Not for a
 # user's install. The package would start the daemons at once (default data root, docker0, a

@@ -115,8 +115,9 @@ KEYS: tuple[Key, ...] = (
     _ok("services.*.build.secrets", f"{T_BUILD}::test_build_secrets_reach_the_build_request",
         "for RUN --mount=type=secret,id=TARGET (file, environment or content; uid/gid/mode "
         "are the Dockerfile's: refused here)"),
-    _no("services.*.build.ssh", "build ssh (RUN --mount=type=ssh agent forwarding is not in the builder yet)",
-        _svc("    build: {context: ., ssh: [default]}")),
+    _ok("services.*.build.ssh", f"{T_BUILD}::test_build_ssh_reaches_the_build_request",
+        "for RUN --mount=type=ssh,id=ID: default = $SSH_AUTH_SOCK, ID=SOCKET, or ID=KEY[,KEY] "
+        "served by an ssh-agent started for the build"),
     _ok("services.*.build.additional_contexts", f"{T_BUILD}::test_additional_contexts_name_services_images_and_folders",
         "service:NAME (built first), docker-image://REF, a directory; for FROM and COPY --from"),
     _no("services.*.build.entitlements", "BuildKit entitlements",
@@ -160,7 +161,9 @@ KEYS: tuple[Key, ...] = (
     _ign("services.*.platform", "images run on this host's platform", _svc("    platform: linux/arm64")),
     _ok("services.*.logging", f"{T_SVC}::test_kernel_and_host_settings",
         "json-file (rotated: 5 x 20 MB unless max-size/max-file say otherwise), local, none; "
-        "max-size, max-file, compress; other drivers are refused (their output would be lost)"),
+        "max-size, max-file, compress; fluentd (fluentd-address, tag, fluentd-async, "
+        "fluentd-sub-second-precision; a local cache keeps `logs` working: "
+        "tests/unit/test_fluentd.py); other drivers are refused (their output would be lost)"),
     # -- resources --
     *(_ok(f"services.*.{k}", f"{T_SVC}::test_resources") for k in (
         "cpus", "cpu_shares", "cpu_quota", "cpu_period", "cpuset", "mem_limit", "memswap_limit",

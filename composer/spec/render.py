@@ -141,6 +141,8 @@ def _build(s: ServiceSpec) -> dict[str, Any]:
     if b.secrets:
         out["secrets"] = [{k: v for k, v in (("source", r.source), ("target", r.target))
                            if v is not None} for r in b.secrets]
+    if b.ssh:
+        out["ssh"] = [sid if path is None else f"{sid}={path}" for sid, path in b.ssh]
     out.update(b.extra)
     return out
 

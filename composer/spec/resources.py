@@ -22,6 +22,7 @@ from composer.spec.where import (
     str_or_list,
     unique_items,
 )
+from runtime.process.fluentd import TAG_FIELDS, parse_address
 
 BUILD_NETWORKS = ("default", "host", "none")  # what BuildKit (and our builder) offers RUN
 SWARM_ONLY = ("endpoint_mode", "labels", "placement", "update_config", "rollback_config")
@@ -142,9 +143,9 @@ BUILD_KEYS = (
     "context", "dockerfile", "dockerfile_inline", "args", "target", "labels", "cache_from",
     "cache_to", "no_cache", "pull", "network", "shm_size", "extra_hosts", "tags", "platforms",
     "isolation", "provenance", "sbom", "no_cache_filter", "additional_contexts", "secrets",
+    "ssh",
 )
 BUILD_UNSUPPORTED = {
-    "ssh": "build ssh (the builder has no RUN --mount=type=ssh agent forwarding yet)",
     "entitlements": "build entitlements (BuildKit's network.host / security.insecure)",
     "privileged": "privileged builds", "ulimits": "build ulimits",
 }
@@ -179,6 +180,10 @@ class BuildSpec:
     # top-level secrets for RUN --mount=type=secret: `source`, and `target` = the id the
     # Dockerfile names (default: the source)
     secrets: tuple[FileRef, ...] = ()
+    # ssh agents for RUN --mount=type=ssh,id=ID: (ID, absolute path of the agent's socket or
+    # key file(s), comma-separated; None = the CLI's $SSH_AUTH_SOCK). Not read at load time
+    # (Compose's config accepts a missing key file too): checked when the build starts.
+    ssh: tuple[tuple[str, str | None], ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)  # other accepted keys, as written
 
     @property
@@ -235,6 +240,7 @@ class BuildSpec:
             additional_contexts=_named_contexts(raw.get("additional_contexts", {}), w.key("additional_contexts"),
                                                 base_dir),
             secrets=_build_secrets(raw.get("secrets", []), w.key("secrets")),
+            ssh=_build_ssh(raw.get("ssh", []), w.key("ssh"), base_dir),
             extra=extra,
         )
 
@@ -254,6 +260,19 @@ def _build_secrets(raw: Any, w: Where) -> tuple[FileRef, ...]:
                 f'invalid build secret target "{ref.target}": it is the id the Dockerfile '
                 "names (RUN --mount=type=secret,id=ID), not a path")
     return refs
+
+
+def _build_ssh(raw: Any, w: Where, base_dir: str) -> tuple[tuple[str, str | None], ...]:
+    """build.ssh: `[default, ID=PATH]` or `{ID: PATH}`; a relative PATH is the stack
+    file's folder's (as the build context)."""
+    out = []
+    for sid, path in list_or_dict(raw, w).items():
+        if not sid:
+            w.fail(f'invalid ssh entry "={path}": name the agent (ID=PATH, or default)')
+        if path is not None:
+            path = ",".join(resolve_path(p, base_dir) for p in path.split(",") if p)
+        out.append((sid, path or None))
+    return tuple(out)
 
 
 def _check_build_extras(raw: dict[str, Any], w: Where) -> None:
@@ -319,8 +338,12 @@ def parse_extra_hosts(v: Any, w: Where) -> tuple[tuple[str, str], ...]:
     return tuple(out)
 
 
-LOG_DRIVERS = ("json-file", "local", "none")
+LOG_DRIVERS = ("json-file", "local", "none", "fluentd")
 LOG_OPTIONS = ("max-size", "max-file", "compress")
+# Docker's fluentd driver: the ones composer carries out (runtime.process.fluentd); others
+# (labels, env, fluentd-buffer-limit, fluentd-retry-wait, ...) are refused as unknown
+FLUENTD_OPTIONS = ("fluentd-address", "tag", "fluentd-async", "fluentd-async-connect",
+                   "fluentd-sub-second-precision")
 # json-file options that only add attributes to each entry, which nothing here reads: kept
 # in `config`, ignored with a warning
 LOG_ATTR_OPTIONS = ("labels", "labels-regex", "env", "env-regex", "tag")
@@ -333,7 +356,9 @@ class Logging:
     """`logging:` -- where a service's output is kept. composer's shim writes Docker's
     json-file format and rotates it: `json-file` and `local` (same options, `local`'s
     defaults) map onto it, `none` keeps nothing (attach and `up` still show the output).
-    Other drivers (syslog, journald, fluentd, ...) are refused: their output would be lost.
+    `fluentd` sends each line to a Forward endpoint as Docker's driver does, and keeps the
+    json-file log as Docker's dual-logging cache (so `logs` works). Other drivers (syslog,
+    journald, gelf, ...) are refused: their output would be lost.
     Sizes are decimal (`10m` = 10,000,000 bytes) as Docker's `max-size`."""
 
     driver: str | None = None
@@ -341,6 +366,10 @@ class Logging:
     max_size: int | None = None  # bytes
     max_file: int | None = None
     compress: bool | None = None
+    fluentd_address: str = ""  # tcp://host:port or unix:///path
+    tag: str = ""
+    fluentd_async: bool = False
+    fluentd_sub_second: bool = False
 
     @classmethod
     def parse(cls, raw: Any, w: Where, warnings: list[str] | None = None) -> Logging:
@@ -356,8 +385,10 @@ class Logging:
         if driver is not None and driver not in LOG_DRIVERS:
             w.key("driver").fail(
                 f"logging driver {driver!r} is not supported: composer keeps the output in "
-                "json-file logs; use json-file (the default), local or none")
+                "json-file logs; use json-file (the default), local, none or fluentd")
         where = w.key("options")
+        if driver == "fluentd":
+            return cls._fluentd(options, where)
         allowed = () if driver == "none" else LOG_OPTIONS + (
             LOG_ATTR_OPTIONS if driver in (None, "json-file") else ())
         for k in options:
@@ -391,6 +422,32 @@ class Logging:
                 where.key("compress").fail(
                     "compress cannot be true when max-file is less than 2 or max-size is not set")
         return cls(driver, options, max_size, max_file, compress)
+
+
+    @classmethod
+    def _fluentd(cls, options: dict[str, str | None], where: Where) -> Logging:
+        for k in options:
+            if k not in FLUENTD_OPTIONS:
+                where.key(k).fail(f"unknown option {k!r} for logging driver fluentd "
+                                  f"(known: {', '.join(FLUENTD_OPTIONS)})")
+        try:
+            address = parse_address(options.get("fluentd-address") or "")
+        except ValueError as e:
+            where.key("fluentd-address").fail(str(e))
+        tag = options.get("tag") or ""
+        for name in re.findall(r"\{\{\s*\.(\w+)\s*\}\}", tag):
+            if name not in TAG_FIELDS:
+                where.key("tag").fail(f"unknown tag field {{{{.{name}}}}} (known: "
+                                      + ", ".join(f"{{{{.{f}}}}}" for f in TAG_FIELDS) + ")")
+        flags = {}
+        for k in ("fluentd-async", "fluentd-async-connect", "fluentd-sub-second-precision"):
+            text = str(options.get(k) or "false").strip().lower()
+            if text not in _BOOL_TEXT:
+                where.key(k).fail(f"{k} {options[k]!r} is not true or false")
+            flags[k] = _BOOL_TEXT[text]
+        return cls("fluentd", options, fluentd_address=address, tag=tag,
+                   fluentd_async=flags["fluentd-async"] or flags["fluentd-async-connect"],
+                   fluentd_sub_second=flags["fluentd-sub-second-precision"])
 
 
 _BOOL_TEXT = {"1": True, "t": True, "true": True, "0": False, "f": False, "false": False}

@@ -22,8 +22,9 @@ from runtime.errors import InvalidArgument, LaunchError, NotFound
 from runtime.images.build.errors import BuildError
 from runtime.images.build.interfaces import BuildImage, Progress, RunResult
 from runtime.images.build.interfaces import ImageConfig as BuildConfig
-from runtime.images.build.parser import SecretMount
+from runtime.images.build.parser import SecretMount, SshMount
 from runtime.images.config import ImageConfig
+from runtime.images.sshforward import AgentRelay
 from runtime.images.store import ImageStore
 from runtime.network.links import loopback_up
 from runtime.process.config import DEFAULT_NAMESPACES, LaunchConfig, MountPoint
@@ -85,7 +86,7 @@ BUILD_NETWORKS = ("default", "host", "none")
 
 
 def _drop_mountpoint(upper: Path, target: str) -> None:
-    """A secret's mountpoint is made in the overlay's upper dir (an empty file, and the
+    """A secret's (or ssh agent's) mountpoint is made in the overlay's upper dir (an empty file, and the
     folders to it when the image lacks them): remove it, and each folder left empty up the
     chain, so the secret leaves no trace in the layer (as BuildKit). A file the command
     itself wrote there (not empty) stays."""
@@ -108,7 +109,8 @@ class LauncherRun:
 
     def __init__(self, launcher: Launcher, *, network: str = "default", shm_size: int | None = None,
                  extra_hosts: Sequence[tuple[str, str]] = (),
-                 secrets: Mapping[str, str] | None = None) -> None:
+                 secrets: Mapping[str, str] | None = None,
+                 ssh: Mapping[str, str] | None = None) -> None:
         if network not in BUILD_NETWORKS:
             raise InvalidArgument(f"build network {network!r} is not supported: use default, host or none")
         self.launcher = launcher
@@ -116,6 +118,7 @@ class LauncherRun:
         self.shm_size = shm_size
         self.extra_hosts = tuple(extra_hosts)
         self.secrets = dict(secrets or {})  # build secret id -> content (Compose build.secrets)
+        self.ssh = dict(ssh or {})  # ssh agent id -> the agent's socket (Compose build.ssh)
 
     def _secret_mounts(self, wanted: Sequence[SecretMount], scratch: Path) -> list[MountPoint]:
         """Each wanted secret as a file of its own mode and owner in the step's scratch dir
@@ -145,6 +148,28 @@ class LauncherRun:
             os.chmod(folder, 0o755)  # a non-root RUN user reads its secret through it
         return mounts
 
+    async def _ssh_relays(self, wanted: Sequence[SshMount], scratch: Path,
+                          relays: list[AgentRelay]) -> list[MountPoint]:
+        """Each wanted agent as a relay socket of the mount's mode and owner in the step's
+        scratch dir, bind-mounted at its target; a missing optional one is left out, a
+        missing required one ends the build. Started relays are appended to `relays`."""
+        mounts = []
+        for n, m in enumerate(wanted):
+            agent = self.ssh.get(m.id)
+            if agent is None:
+                if m.required:
+                    raise BuildError(f"RUN --mount=type=ssh,id={m.id}: the ssh agent is required "
+                                     "but the build was given none of that id (list it in the "
+                                     "service's build.ssh)")
+                continue
+            folder = scratch / "ssh"
+            folder.mkdir(mode=0o755, exist_ok=True)
+            relay = AgentRelay(folder / str(n), agent, mode=m.mode, uid=m.uid, gid=m.gid)
+            await relay.start()
+            relays.append(relay)
+            mounts.append(MountPoint("bind", m.target, str(relay.path)))
+        return mounts
+
     async def run(
         self,
         *,
@@ -156,20 +181,32 @@ class LauncherRun:
         user: str,
         on_output: Progress,
         secrets: Sequence[SecretMount] = (),
+        ssh: Sequence[SshMount] = (),
     ) -> RunResult:
         scratch = Path(upper).parent / f"run-{token_hex(4)}"
         scratch.mkdir(parents=True)
+        relays: list[AgentRelay] = []
         try:
+            ssh_mounts = await self._ssh_relays(ssh, scratch, relays)
+            if ssh_mounts and not any(e.startswith("SSH_AUTH_SOCK=") for e in env):
+                env = [*env, f"SSH_AUTH_SOCK={ssh_mounts[0].target}"]  # as BuildKit's llb
             return await self._run(scratch, lowerdirs, upper, argv, env, cwd, user, on_output,
-                                   secrets)
+                                   secrets, ssh_mounts)
         finally:
-            shutil.rmtree(scratch, ignore_errors=True)
-            with contextlib.suppress(FileNotFoundError):
-                os.rmdir(scratch)
+            for relay in relays:
+                relay.stop()
+            try:
+                for relay in relays:
+                    await relay.close()
+            finally:
+                shutil.rmtree(scratch, ignore_errors=True)
+                with contextlib.suppress(FileNotFoundError):
+                    os.rmdir(scratch)
 
     async def _run(self, scratch: Path, lowerdirs: Sequence[str], upper: str,
                    argv: Sequence[str], env: Sequence[str], cwd: str, user: str,
-                   on_output: Progress, wanted: Sequence[SecretMount]) -> RunResult:
+                   on_output: Progress, wanted: Sequence[SecretMount],
+                   ssh_mounts: Sequence[MountPoint] = ()) -> RunResult:
         (scratch / "work").mkdir()
         (scratch / "merged").mkdir()
         etc = {}
@@ -200,7 +237,7 @@ class LauncherRun:
         )
         if self.shm_size:
             cfg = replace(cfg, shm_size=self.shm_size)
-        secret_mounts = self._secret_mounts(wanted, scratch)
+        secret_mounts = [*self._secret_mounts(wanted, scratch), *ssh_mounts]
         if secret_mounts:
             cfg = replace(cfg, mounts=(*cfg.mounts, *secret_mounts))
         tail: list[str] = []

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from runtime.errors import InvalidArgument
+from runtime.process.fluentd import LogForward
 from runtime.process.userns import IdMap, check_maps
 from runtime.types import Ulimit
 
@@ -137,6 +138,7 @@ class LaunchConfig:
     log_max_size: int = 0  # bytes per file before rotating; 0 = never
     log_max_files: int = 1  # files kept, the current one included (runtime.process.logs)
     log_compress: bool = False  # gzip rotated files
+    log_forward: LogForward = LogForward()  # the fluentd driver (address ""): also sent there
 
     @property
     def log_file(self) -> str:

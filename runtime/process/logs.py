@@ -30,6 +30,8 @@ import shutil
 import time
 from datetime import UTC, datetime
 
+from runtime.process.fluentd import FluentdSender
+
 _encode_str = json.encoder.encode_basestring  # the C encoder; returns the quoted string
 _encode_ascii = json.encoder.encode_basestring_ascii
 MAX_LINE = 16 * 1024  # Docker splits longer lines into 16 KiB pieces
@@ -63,7 +65,7 @@ def rotation(driver: str, max_size: int | None, max_file: int | None,
     rotate: an unbounded log is what the cap exists for). local: Docker's local defaults."""
     if driver == "none":
         return 0, 1, False
-    if driver == "local":
+    if driver in ("local", "fluentd"):  # fluentd: Docker's dual-logging cache, local's defaults
         return (max_size or LOCAL_MAX_SIZE, max_file or LOCAL_MAX_FILE,
                 True if compress is None else compress)
     if max_size is None and max_file is None:
@@ -99,8 +101,9 @@ class JsonLogWriter:
     (None: the `none` driver, nothing is kept). `max_size` 0: the file is never rotated."""
 
     def __init__(self, path: str | None, max_size: int = 0, max_files: int = 1,
-                 compress: bool = False) -> None:
+                 compress: bool = False, forward: FluentdSender | None = None) -> None:
         self.path = path
+        self.forward = forward  # the fluentd driver: every line also goes there
         self.max_size = max_size
         self.max_files = max(1, max_files)
         self.compress = compress and self.max_files > 1
@@ -137,6 +140,8 @@ class JsonLogWriter:
             self.partial[stream] = b""
 
     def _write(self, stream: str, pieces: list[bytes]) -> None:
+        if self.forward is not None:
+            self.forward.send(stream, pieces)
         if self.fd < 0:
             return
         ts = self._stamp()
@@ -204,6 +209,8 @@ class JsonLogWriter:
     def close(self) -> None:
         for stream in self.partial:
             self.flush(stream)
+        if self.forward is not None:
+            self.forward.close()
         self._wait_compressor()
         if self.fd >= 0:
             os.close(self.fd)

@@ -21,8 +21,10 @@ import traceback
 from collections.abc import Callable
 
 from runtime.attach import SOCKET
+from runtime.errors import LaunchError
 from runtime.process import userns
 from runtime.process.config import LaunchConfig
+from runtime.process.fluentd import FluentdSender
 from runtime.process.init import _fail, exit_code_of, run_init
 from runtime.process.logs import JsonLogWriter
 from runtime.process.stdio import StdioPump, listen
@@ -70,8 +72,20 @@ def run_shim(cfg: LaunchConfig, conn: socket.socket, sc: Syscalls) -> int:
     reset_signals()
     os.setsid()  # its own session: a daemon's ^C or death does not reach containers
     os.makedirs(cfg.state_dir, exist_ok=True)
+    forward = None
+    if cfg.log_forward.address:  # the fluentd driver: as Docker, no endpoint, no start
+        forward = FluentdSender(cfg.log_forward)
+        try:
+            forward.connect()
+        except OSError as e:
+            if not cfg.log_forward.async_connect:
+                _fail(SeqChannel(conn), LaunchError(
+                    f"failed to initialize logging driver: fluentd: cannot connect to "
+                    f"{cfg.log_forward.address}: {e.strerror or e} (start it first, or set "
+                    "the logging option fluentd-async: \"true\")"))
+                return 0
     writer = JsonLogWriter(None if cfg.log_driver == "none" else cfg.log_file,
-                           cfg.log_max_size, cfg.log_max_files, cfg.log_compress)
+                           cfg.log_max_size, cfg.log_max_files, cfg.log_compress, forward)
     devnull = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
     readers: dict[int, str] = {}
     keep_in = -1

@@ -31,7 +31,7 @@ SCHEMA = Path(__file__).resolve().parent / "spec" / "data" / "compose-spec.json"
 # the corpus is other projects' files: read from ../shared (CI has it), never copied in; a
 # checkout without it deselects these tests by their marker and says so (tests/conftest.py)
 pytestmark = pytest.mark.corpus
-ACCEPT_FLOOR = 212  # of 230 schema-valid files (187 before issue 14, 193 before hooks and watch, 210 before build secrets, less the fluentd file refused since logging drivers are checked); the rest are REFUSED below
+ACCEPT_FLOOR = 214  # of 230 schema-valid files (187 before issue 14, 193 before hooks and watch, 210 before build secrets, less the fluentd file refused since logging drivers are checked, 212 before build ssh, 213 before the fluentd driver); the rest are REFUSED below
 
 # Every schema-valid file we refuse, and the words its one-line error must carry. A file
 # that starts loading (or fails for another reason) fails the test: move it, raise the floor.
@@ -49,19 +49,13 @@ DOCKER_PRODUCTS = {  # features of Docker's products, not of the Compose model o
     "awesome-compose/wasmedge-kafka-mysql/compose.yml": "not supported: runtime",
     "awesome-compose/wasmedge-mysql-nginx/compose.yml": "not supported: runtime",
 }
-BUILDER_NOT_YET = {  # RUN --mount=type=ssh (an ssh agent forwarded into RUN): not in our builder yet
-    "docker-compose-e2e/fixtures/build-test/ssh/compose.yaml": "build ssh",
-}
 INPUT_MISSING = {  # Compose refuses these too: the e2e tests make the file / set the variable
     "docker-compose-e2e/fixtures/env_file/compose.yaml": 'env file "/doesnotexist/.env" not found',
     f"{E2E}TestEnvPriorityComposeEnvFile/compose.yaml": ".env.override\" not found",
     f"{E2E}TestRawEnvFile/compose.yaml": ".env.raw\" not found",
     f"{E2E}TestUpImageID/compose.yaml": "required variable ID is missing a value",
 }
-LOG_DRIVERS = {  # output shipped elsewhere by dockerd: we keep json-file logs only (issue 12)
-    f"{E2E}TestLoggingDriver/compose.yaml": "logging driver 'fluentd' is not supported",
-}
-REFUSED = {**DOCKER_PRODUCTS, **BUILDER_NOT_YET, **INPUT_MISSING, **LOG_DRIVERS}
+REFUSED = {**DOCKER_PRODUCTS, **INPUT_MISSING}
 
 
 def _rows() -> list[dict[str, str]]:

@@ -437,6 +437,8 @@ class Builder:
             run.progress(line)
 
         extra: dict[str, Any] = {"secrets": inst.secrets} if inst.secrets else {}
+        if inst.ssh:
+            extra["ssh"] = inst.ssh
         result = await self.runner.run(
             lowerdirs=[str(self.layers.path(layer)) for layer in state.image.layers],
             upper=str(upper), argv=list(argv), env=[f"{k}={v}" for k, v in env.items()],

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 from runtime.types import Healthcheck
 
 if TYPE_CHECKING:
-    from runtime.images.build.parser import SecretMount
+    from runtime.images.build.parser import SecretMount, SshMount
 
 Progress = Callable[[str], None]
 
@@ -118,6 +118,7 @@ class RunStep(Protocol):
         user: str,
         on_output: Progress,
         secrets: Sequence[SecretMount] = (),
+        ssh: Sequence[SshMount] = (),
     ) -> RunResult:
         """Run `argv` (already including the image's SHELL for the shell form) as `user`
         ("" = root; "name", "uid", "name:group", "uid:gid" resolved in the image) in `cwd`
@@ -125,6 +126,8 @@ class RunStep(Protocol):
         with every change written into the empty directory `upper` in overlay format.
         Stream output lines to `on_output` as they come. Network: the host's (like
         `docker build` default). `secrets`: the build secrets mounted read-only for this
-        command only (RUN --mount=type=secret), never left in `upper`. Must leave no mount,
+        command only (RUN --mount=type=secret), never left in `upper`. `ssh`: the build's
+        ssh agents as sockets for this command only (RUN --mount=type=ssh), never left in
+        `upper` either. Must leave no mount,
         process or cgroup behind, also when the command fails or the coroutine is cancelled."""
         ...

@@ -65,6 +65,7 @@ class Run(Instruction):
     command: tuple[str, ...]
     shell_form: bool
     secrets: tuple[SecretMount, ...] = ()  # RUN --mount=type=secret,...
+    ssh: tuple[SshMount, ...] = ()  # RUN --mount=type=ssh,...
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,22 @@ class SecretMount:
     target: str
     required: bool = False
     mode: int = 0o400
+    uid: int = 0
+    gid: int = 0
+
+
+@dataclass(frozen=True)
+class SshMount:
+    """`RUN --mount=type=ssh[,id=ID][,target=PATH][,required=BOOL][,mode=][,uid=][,gid=]`:
+    the build's ssh agent ID (default "default") as a socket at `target` (default
+    /run/buildkit/ssh_agent.N, N counting the RUN's ssh mounts from 0) for this RUN only; the
+    first one is also $SSH_AUTH_SOCK unless the RUN's environment sets it. A missing agent is
+    skipped unless `required` (as BuildKit)."""
+
+    id: str
+    target: str
+    required: bool = False
+    mode: int = 0o600
     uid: int = 0
     gid: int = 0
 
@@ -414,21 +431,26 @@ class _Parser:
 
     def _i_run(self, base: dict[str, Any], rest: str) -> Run:
         secrets: list[SecretMount] = []
+        ssh: list[SshMount] = []
         while rest.startswith("--"):  # --mount may repeat: not through _flags' dict
             m = _FLAG.match(rest)
             if not m or m[1].lower() != "mount":
                 flag = m[1] if m else rest.split()[0]
                 raise self.error(base["line"], f'RUN: unknown or unsupported flag "--{flag}" '
-                                               "(known: --mount=type=secret)")
-            secrets.append(self._secret_mount(base["line"], m[2] or ""))
+                                               "(known: --mount=type=secret, --mount=type=ssh)")
+            mount = self._run_mount(base["line"], m[2] or "", len(ssh))
+            if isinstance(mount, SshMount):
+                ssh.append(mount)
+            else:
+                secrets.append(mount)
             rest = rest[m.end():]
         rest = rest.strip()
         if not rest:
             raise self.error(base["line"], "RUN requires at least one argument")
         cmd, shell = self._command(rest)
-        return Run(**base, command=cmd, shell_form=shell, secrets=tuple(secrets))
+        return Run(**base, command=cmd, shell_form=shell, secrets=tuple(secrets), ssh=tuple(ssh))
 
-    def _secret_mount(self, line: int, value: str) -> SecretMount:
+    def _run_mount(self, line: int, value: str, ssh_index: int) -> SecretMount | SshMount:
         fields: dict[str, str] = {}
         for part in value.split(","):
             key, eq, val = part.partition("=")
@@ -438,30 +460,33 @@ class _Parser:
             fields[{"dst": "target", "destination": "target", "source": "id"}.get(key, key)] = (
                 val if eq else "true")
         kind = fields.pop("type", "bind")
-        if kind != "secret":
+        if kind not in ("secret", "ssh"):
             raise self.error(line, f"RUN --mount=type={kind} is not supported (only "
-                                   "type=secret: build secrets)")
+                                   "type=secret: build secrets, type=ssh: an ssh agent)")
+        what = f"RUN --mount=type={kind}"
         unknown = sorted(set(fields) - {"id", "target", "required", "mode", "uid", "gid"})
         if unknown:
-            raise self.error(line, f"RUN --mount=type=secret: unknown option {unknown[0]!r} "
+            raise self.error(line, f"{what}: unknown option {unknown[0]!r} "
                                    "(known: id, target, required, mode, uid, gid)")
         target = fields.get("target", "")
+        if target and not target.startswith("/"):
+            raise self.error(line, f"{what}: target {target!r} must be an absolute path")
+        required = fields.get("required", "false").lower()
+        if required not in ("true", "false", "1", "0"):
+            raise self.error(line, f"{what}: required={required!r}: use true or false")
+        try:
+            mode = int(fields.get("mode", "0600" if kind == "ssh" else "0400"), 8)
+            uid, gid = int(fields.get("uid", "0")), int(fields.get("gid", "0"))
+        except ValueError:
+            raise self.error(line, f"{what}: mode is octal, uid and gid are numbers") from None
+        if kind == "ssh":
+            return SshMount(id=fields.get("id") or "default",
+                            target=target or f"/run/buildkit/ssh_agent.{ssh_index}",
+                            required=required in ("true", "1"), mode=mode & 0o7777, uid=uid,
+                            gid=gid)
         sid = fields.get("id") or (posixpath.basename(target.rstrip("/")) if target else "")
         if not sid:
             raise self.error(line, "RUN --mount=type=secret needs id=NAME (or a target)")
-        if target and not target.startswith("/"):
-            raise self.error(line, f"RUN --mount=type=secret: target {target!r} must be an "
-                                   "absolute path")
-        required = fields.get("required", "false").lower()
-        if required not in ("true", "false", "1", "0"):
-            raise self.error(line, f"RUN --mount=type=secret: required={required!r}: use "
-                                   "true or false")
-        try:
-            mode = int(fields.get("mode", "0400"), 8)
-            uid, gid = int(fields.get("uid", "0")), int(fields.get("gid", "0"))
-        except ValueError:
-            raise self.error(line, "RUN --mount=type=secret: mode is octal, uid and gid are "
-                                   "numbers") from None
         return SecretMount(id=sid, target=target or f"/run/secrets/{sid}",
                            required=required in ("true", "1"), mode=mode & 0o7777, uid=uid,
                            gid=gid)

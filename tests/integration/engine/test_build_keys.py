@@ -2,6 +2,7 @@
 /etc/hosts), the inline Dockerfile, the target stage, build args, labels and extra tags."""
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from runtime.api import BuildRequest
@@ -116,3 +117,55 @@ async def test_build_secrets_reach_run_and_leave_no_trace(engine: Engine, tmp_pa
         "FROM busybox\nRUN --mount=type=secret,id=missing,required=true true\n"))
     errors = [s.error async for s in engine.build_image(required) if s.error]
     assert errors and "id=missing: the secret is required" in errors[0]
+
+
+SSH_DOCKERFILE = """\
+FROM busybox
+RUN --mount=type=ssh \\
+    --mount=type=ssh,id=log,target=/dev/log,mode=0660,uid=1000,gid=1001 \\
+    --mount=type=ssh,id=absent \\
+    echo "$SSH_AUTH_SOCK" > /sock-env; \\
+    stat -c '%F %a %u:%g' /run/buildkit/ssh_agent.0 /dev/log > /sock-stat; \\
+    ls /run/buildkit/ssh_agent.2 2>/dev/null || echo skipped > /absent; \\
+    logger -t build hello-through-the-relay
+RUN echo "${SSH_AUTH_SOCK:-unset}" > /later-env
+"""
+
+
+async def test_build_ssh_agent_reaches_run_only(engine: Engine, tmp_path: Path) -> None:
+    """Compose's build.ssh: RUN --mount=type=ssh sees the agent as a socket (its target,
+    mode and owner) relayed to the agent's own socket, and $SSH_AUTH_SOCK names the first
+    one; the next RUN has neither and no layer keeps the socket or its mountpoint. The
+    "agent" is a socket server of the test; busybox's `logger` (glibc's syslog() falls back
+    to a stream socket) is the client that proves bytes get through."""
+    received: list[bytes] = []
+    got = asyncio.Event()
+
+    async def agent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        received.append(await reader.read(4096))
+        got.set()
+        writer.close()
+
+    server = await asyncio.start_unix_server(agent, str(tmp_path / "agent.sock"))
+    try:
+        req = BuildRequest(context=str(tmp_path), dockerfile_inline=SSH_DOCKERFILE, tag="ssh:1",
+                           no_cache=True, ssh={"default": str(tmp_path / "agent.sock"),
+                                               "log": str(tmp_path / "agent.sock")})
+        await _build(engine, req)
+        await asyncio.wait_for(got.wait(), 10)
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert b"hello-through-the-relay" in b"".join(received)
+    out = await _read(engine, "ssh:1", "k1", "/sock-env", "/sock-stat", "/absent", "/later-env")
+    assert out.splitlines() == ["/run/buildkit/ssh_agent.0", "socket 600 0:0",
+                                "socket 660 1000:1001", "skipped", "unset"]
+    for layer in engine.images.get("ssh:1").layers:  # the socket lived in the RUN's mount only
+        root = Path(engine.images.layers.get(layer).path)
+        assert not (root / "run" / "buildkit").exists() and not (root / "dev" / "log").exists()
+        assert not [f for f in root.rglob("*") if f.is_socket()]
+
+    required = BuildRequest(context=str(tmp_path), tag="ssh:2", dockerfile_inline=(
+        "FROM busybox\nRUN --mount=type=ssh,id=missing,required=true true\n"))
+    errors = [s.error async for s in engine.build_image(required) if s.error]
+    assert errors and "id=missing: the ssh agent is required" in errors[0]

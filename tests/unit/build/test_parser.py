@@ -134,6 +134,9 @@ def test_maintainer_is_a_label() -> None:
         ("FROM a b\n", "Dockerfile:1: FROM requires either one or three arguments"),
         ("FROM a AS x\nFROM b AS x\n", "Dockerfile:2: duplicate stage name 'x'"),
         ("FROM busybox\nRUN --mount=type=cache,target=/x true\n", "Dockerfile:2: RUN --mount=type=cache is not supported (only type=secret"),
+        ("FROM busybox\nRUN --mount=type=ssh,target=rel true\n", "Dockerfile:2: RUN --mount=type=ssh: target 'rel' must be"),
+        ("FROM busybox\nRUN --mount=type=ssh,src=x true\n", "Dockerfile:2: RUN --mount=type=ssh: unknown option 'src'"),
+        ("FROM busybox\nRUN --mount=type=ssh,mode=rw true\n", "Dockerfile:2: RUN --mount=type=ssh: mode is octal"),
         ("FROM busybox\nRUN --network=none true\n", 'Dockerfile:2: RUN: unknown or unsupported flag "--network"'),
         ("FROM busybox\nRUN --mount=type=secret,env=X true\n", "Dockerfile:2: RUN --mount=type=secret: unknown option 'env'"),
         ("FROM busybox\nRUN --mount=type=secret true\n", "Dockerfile:2: RUN --mount=type=secret needs id=NAME"),
@@ -181,3 +184,18 @@ def test_run_secret_mounts() -> None:
         p.SecretMount(id="k", target="/etc/k", required=True, mode=0o440, uid=5, gid=6),
         p.SecretMount(id="named", target="/x/named"),  # the id defaults to the target's name
     )
+
+
+def test_run_ssh_mounts_default_as_buildkit() -> None:
+    run = one("RUN --mount=type=ssh --mount=type=secret,id=s --mount=type=ssh,id=git,"
+              "target=/agent,required=true,mode=0660,uid=1000,gid=1001 ssh-add -l")
+    assert isinstance(run, p.Run) and run.command == ("ssh-add -l",)
+    assert run.ssh == (
+        # id "default", target /run/buildkit/ssh_agent.N counting this RUN's ssh mounts
+        p.SshMount(id="default", target="/run/buildkit/ssh_agent.0"),
+        p.SshMount(id="git", target="/agent", required=True, mode=0o660, uid=1000, gid=1001),
+    )
+    assert run.secrets == (p.SecretMount(id="s", target="/run/secrets/s"),)
+    second = one("RUN --mount=type=ssh,id=a --mount=type=ssh,id=b true")
+    assert isinstance(second, p.Run)
+    assert [m.target for m in second.ssh] == ["/run/buildkit/ssh_agent.0", "/run/buildkit/ssh_agent.1"]

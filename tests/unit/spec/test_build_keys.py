@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from composer.convert import build_request
+from composer.convert import build_request, ssh_sources
 from composer.errors import SpecError
 from runtime.api import BuildRequest
 
@@ -101,12 +101,45 @@ services:
     assert build_request(stack, "app", "t").no_cache is True
 
 
-@pytest.mark.parametrize("key", ["ssh: [default]",
-                                 "entitlements: [network.host]", "privileged: true"])
+@pytest.mark.parametrize("key", ["entitlements: [network.host]", "privileged: true"])
 def test_build_keys_refused_by_name(load: Loader, key: str) -> None:
     name = key.split(":")[0]
     with pytest.raises(SpecError, match=f"services.app.build.{name}: not supported: "):
         load(f"services: {{app: {{build: {{context: ., {key}}}}}}}\nsecrets: {{s: {{file: ./s}}}}")
+
+
+def test_build_ssh_reaches_the_build_request(load: Loader, project, monkeypatch, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import socket
+
+    import yaml
+
+    from composer.spec.render import render_stack
+
+    agent = tmp_path / "agent.sock"
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.bind(str(agent))
+        (project / "id_rsa").write_text("not read at load time\n")
+        text = (f"services: {{app: {{build: {{context: ., ssh: [default, 'sock={agent}', "
+                "'key=./id_rsa']}}}\n")
+        stack = load(text)  # the key file is not read when loading (as Compose's config)
+        shown = yaml.safe_load(yaml.safe_dump(render_stack(stack)))["services"]["app"]["build"]
+        assert shown["ssh"] == ["default", f"sock={agent}", f"key={project}/id_rsa"]
+        monkeypatch.setenv("SSH_AUTH_SOCK", str(agent))
+        assert ssh_sources(stack, "app") == ({"default": str(agent), "sock": str(agent)},
+                                             {"key": (f"{project}/id_rsa",)})
+        # key files are served by an agent composer.sshkeys starts (tests/unit/test_sshkeys.py)
+        with pytest.raises(SpecError, match='services.app.build.ssh: ssh agent "key": key files '
+                                            "need an agent started for the build"):
+            build_request(stack, "app", "t")
+        assert build_request(stack, "app", "t", ssh_agents={"key": "/run/a.sock"}).ssh["key"] == "/run/a.sock"
+        stack = load(text.replace(", 'key=./id_rsa'", ""))
+        assert build_request(stack, "app", "t").ssh == {"default": str(agent), "sock": str(agent)}
+        monkeypatch.delenv("SSH_AUTH_SOCK")
+        with pytest.raises(SpecError, match='ssh agent "default": SSH_AUTH_SOCK is not set'):
+            build_request(stack, "app", "t")
+        stack = load("services: {app: {build: {context: ., ssh: {gone: /nonexistent.sock}}}}")
+        with pytest.raises(SpecError, match="cannot use /nonexistent.sock: No such file"):
+            build_request(stack, "app", "t")
 
 
 def test_additional_contexts_name_services_images_and_folders(load: Loader, project) -> None:  # type: ignore[no-untyped-def]

@@ -1,0 +1,212 @@
+"""Docker's `fluentd` logging driver, on our side of the log pipe: the shim sends each output
+line to a Fluentd (or Fluent Bit) Forward-protocol endpoint, in "Message mode":
+
+    [tag, time, {"container_id": <64 hex>, "container_name": "/<name>",
+                 "source": "stdout"|"stderr", "log": <line without its newline>}]
+
+msgpack-encoded over TCP or a unix socket. `time` is whole seconds, or with
+`fluentd-sub-second-precision` Forward's EventTime (ext type 0: seconds, nanoseconds, both
+big-endian uint32). A piece of a line longer than 16 KiB (split as in json-file) carries
+"partial_message": "true", as Docker's.
+
+The json-file log is still written (Docker's dual logging keeps a local cache for non-local
+drivers), so `logs` works. As Docker: without `fluentd-async` the container does not start
+when the endpoint cannot be reached; with it, lines wait in a bounded buffer (BUFFER_LIMIT,
+oldest dropped first) while the shim reconnects, at most once per RETRY_WAIT. A send that
+fails drops the connection; its lines stay buffered for the next attempt.
+
+msgpack is written here (str, int, map, array, ext: ~40 lines) rather than by the `msgpack`
+package: the shim is a small process forked per container, and these five types are all the
+Forward protocol's Message mode needs.
+"""
+from __future__ import annotations
+
+import socket
+import struct
+import time
+from collections import deque
+from dataclasses import dataclass
+
+DEFAULT_ADDRESS = "localhost:24224"
+DEFAULT_PORT = 24224
+BUFFER_LIMIT = 8 << 20  # bytes of encoded messages kept while the endpoint is away
+RETRY_WAIT = 1.0  # seconds between connection attempts (Docker's fluentd-retry-wait default)
+# the fields of Docker's tag template composer fills in (runtime.launchcfg.log_forward)
+TAG_FIELDS = ("ID", "FullID", "Name", "ImageName", "ImageID", "ImageFullID")
+SEND_TIMEOUT = 5.0  # a stalled endpoint blocks the container's output at most this long a send
+
+
+@dataclass(frozen=True)
+class LogForward:
+    """Where the shim also sends the output ("" address: nowhere). Filled by the engine."""
+
+    address: str = ""  # "tcp://host:port" or "unix:///path" (normalised by parse_address)
+    tag: str = ""
+    container_id: str = ""
+    container_name: str = ""
+    async_connect: bool = False
+    sub_second: bool = False
+
+
+def parse_address(text: str) -> str:
+    """Docker's forms -- `host`, `host:port`, `tcp://host:port`, `unix:///path` -- as
+    `tcp://host:port` or `unix:///path`; ValueError with the reason for anything else."""
+    text = text.strip() or DEFAULT_ADDRESS
+    if text.startswith("unix://"):
+        if not text[len("unix://"):].startswith("/"):
+            raise ValueError("a unix socket address needs an absolute path (unix:///path)")
+        return text
+    if "://" in text:
+        scheme, _, text = text.partition("://")
+        if scheme != "tcp":
+            raise ValueError(f"unsupported scheme {scheme!r} (use tcp:// or unix://)")
+    if text.startswith("["):  # [v6]:port
+        host, _, port = text[1:].partition("]")
+        port = port.removeprefix(":") or str(DEFAULT_PORT)
+    elif text.count(":") == 1:
+        host, port = text.split(":")
+    elif ":" not in text:
+        host, port = text, str(DEFAULT_PORT)
+    else:
+        raise ValueError(f"invalid address {text!r} (write an IPv6 address as [addr]:port)")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"invalid address {text!r} (use host:port)")
+    return f"tcp://{host}:{port}"
+
+
+# -- msgpack (https://github.com/msgpack/msgpack/blob/master/spec.md) ----------------------
+
+def pack(value: object) -> bytes:
+    out = bytearray()
+    _pack(value, out)
+    return bytes(out)
+
+
+def _pack(value: object, out: bytearray) -> None:
+    if isinstance(value, str):
+        data = value.encode("utf-8", "replace")
+        n = len(data)
+        if n < 32:
+            out.append(0xA0 | n)
+        elif n < 0x100:
+            out += b"\xd9" + struct.pack(">B", n)
+        elif n < 0x10000:
+            out += b"\xda" + struct.pack(">H", n)
+        else:
+            out += b"\xdb" + struct.pack(">I", n)
+        out += data
+    elif isinstance(value, bool):  # before int: bool is an int
+        out.append(0xC3 if value else 0xC2)
+    elif isinstance(value, int):
+        if not 0 <= value < 1 << 32:
+            raise ValueError(f"only unsigned 32-bit integers are packed here: {value}")
+        out += bytes([value]) if value < 0x80 else b"\xce" + struct.pack(">I", value)
+    elif isinstance(value, (list, tuple)):
+        _header(len(value), 0x90, b"\xdc", b"\xdd", out)
+        for item in value:
+            _pack(item, out)
+    elif isinstance(value, dict):
+        _header(len(value), 0x80, b"\xde", b"\xdf", out)
+        for k, v in value.items():
+            _pack(k, out)
+            _pack(v, out)
+    elif isinstance(value, EventTime):
+        out += b"\xd7\x00" + struct.pack(">II", value.seconds, value.nanoseconds)  # fixext 8
+    else:
+        raise TypeError(f"cannot pack {type(value).__name__}")
+
+
+def _header(n: int, fix: int, b16: bytes, b32: bytes, out: bytearray) -> None:
+    if n < 16:
+        out.append(fix | n)
+    elif n < 0x10000:
+        out += b16 + struct.pack(">H", n)
+    else:
+        out += b32 + struct.pack(">I", n)
+
+
+@dataclass(frozen=True)
+class EventTime:
+    """Forward protocol's EventTime: msgpack ext type 0, 8 bytes."""
+
+    seconds: int
+    nanoseconds: int
+
+
+# -- the sender ---------------------------------------------------------------------------
+
+class FluentdSender:
+    """Synchronous (the shim is single-threaded): `send` encodes and tries to deliver."""
+
+    def __init__(self, fwd: LogForward) -> None:
+        self.fwd = fwd
+        self.sock: socket.socket | None = None
+        self.pending: deque[bytes] = deque()
+        self.pending_bytes = 0
+        self.next_try = 0.0
+
+    def connect(self) -> None:
+        """Connect now; OSError when the endpoint is not there."""
+        addr = self.fwd.address
+        if addr.startswith("unix://"):
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+            target: object = addr[len("unix://"):]
+        else:
+            host, _, port = addr[len("tcp://"):].rpartition(":")
+            info = socket.getaddrinfo(host, int(port), type=socket.SOCK_STREAM)[0]
+            sock = socket.socket(info[0], socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+            target = info[4]
+        sock.settimeout(SEND_TIMEOUT)
+        try:
+            sock.connect(target)  # type: ignore[arg-type]
+        except OSError:
+            sock.close()
+            raise
+        self.sock = sock
+
+    def send(self, stream: str, pieces: list[bytes]) -> None:
+        ns = time.time_ns()
+        when: object = EventTime(*divmod(ns, 1_000_000_000)) if self.fwd.sub_second else ns // 1_000_000_000
+        for piece in pieces:
+            record = {"container_id": self.fwd.container_id, "container_name": self.fwd.container_name,
+                      "source": stream, "log": piece.rstrip(b"\n").decode("utf-8", "replace")}
+            if not piece.endswith(b"\n"):
+                record["partial_message"] = "true"
+            self._queue(pack([self.fwd.tag, when, record]))
+        self.flush()
+
+    def _queue(self, msg: bytes) -> None:
+        self.pending.append(msg)
+        self.pending_bytes += len(msg)
+        while self.pending_bytes > BUFFER_LIMIT and self.pending:
+            self.pending_bytes -= len(self.pending.popleft())
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        if self.sock is None:
+            now = time.monotonic()
+            if now < self.next_try:
+                return
+            self.next_try = now + RETRY_WAIT
+            try:
+                self.connect()
+            except OSError:
+                return
+        assert self.sock is not None
+        data = b"".join(self.pending)
+        try:
+            self.sock.sendall(data)
+        except OSError:
+            self.sock.close()
+            self.sock = None
+            return
+        self.pending.clear()
+        self.pending_bytes = 0
+
+    def close(self) -> None:
+        self.next_try = 0.0
+        self.flush()  # a last attempt for what is still buffered
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
