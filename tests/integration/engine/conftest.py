@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -25,12 +26,15 @@ async def engine() -> AsyncIterator[Engine]:
         yield eng
     finally:
         scope.learn()
-        for c in await eng.list_containers(all=True):  # the test's own clean-up, by the API
-            await eng.remove_container(c.id, force=True, volumes=True)
-        for n in await eng.list_networks():
-            await eng.networks.remove(n.name)
-        await eng.close()
-        leaks = take(scope).leaks_since(before)  # before any forced clean-up
-        eng.cgroups.remove_parent()
-        shutil.rmtree(base, ignore_errors=True)
+        try:
+            for c in await eng.list_containers(all=True):  # the test's own clean-up, by the API
+                await eng.remove_container(c.id, force=True, volumes=True)
+            for n in await eng.list_networks():
+                await eng.networks.remove(n.name)
+            await eng.close()
+            leaks = take(scope).leaks_since(before)  # before any forced clean-up
+        finally:  # also when the clean-up itself failed: no cgroup parent or dir is left
+            with contextlib.suppress(Exception):
+                eng.cgroups.remove_parent()
+            shutil.rmtree(base, ignore_errors=True)
         assert not leaks, f"left behind: {leaks}"
