@@ -1,5 +1,6 @@
-"""An engine whose state root is a loop-mounted ext4 image: with project quotas
-(`mkfs.ext4 -O quota,project`, mounted with prjquota) or without. The image, its mount and
+"""An engine whose state root is a loop-mounted ext4 image -- with project quotas
+(`mkfs.ext4 -O quota,project`, mounted with prjquota) or without -- or an xfs one mounted
+with pquota. The image, its mount and
 its loop device are gone afterwards, also when the test failed."""
 from __future__ import annotations
 
@@ -27,15 +28,24 @@ def attached_images() -> str:
 
 
 @contextlib.contextmanager
-def ext4_mount(base: Path, *, project_quota: bool, size_mb: int = 160) -> Iterator[Path]:
-    """`base`/fs.img made and mounted at `base`/root; unmounted, detached and deleted after."""
+def ext4_mount(base: Path, *, project_quota: bool, size_mb: int = 160,
+               fstype: str = "ext4") -> Iterator[Path]:
+    """`base`/fs.img made and mounted at `base`/root; unmounted, detached and deleted after.
+    xfs (always with project quotas: pquota) needs at least 300 MiB."""
     img, mnt = base / "fs.img", base / "root"
+    if fstype == "xfs":
+        size_mb = max(size_mb, 320)
     with open(img, "wb") as f:
         f.truncate(size_mb << 20)
-    features = ["-I", "256", "-O", "quota,project"] if project_quota else []
-    subprocess.run(["mkfs.ext4", "-q", "-F", *features, str(img)], check=True, capture_output=True)
+    if fstype == "xfs":
+        mkfs = ["mkfs.xfs", "-q", "-f", str(img)]
+        opts = "loop,pquota"
+    else:
+        features = ["-I", "256", "-O", "quota,project"] if project_quota else []
+        mkfs = ["mkfs.ext4", "-q", "-F", *features, str(img)]
+        opts = "loop,prjquota" if project_quota else "loop"
+    subprocess.run(mkfs, check=True, capture_output=True)
     mnt.mkdir()
-    opts = "loop,prjquota" if project_quota else "loop"
     try:
         r = subprocess.run(["mount", "-o", opts, str(img), str(mnt)], capture_output=True, text=True)
         assert r.returncode == 0, f"mount -o {opts} failed: {r.stderr.strip()}"
@@ -49,13 +59,14 @@ def ext4_mount(base: Path, *, project_quota: bool, size_mb: int = 160) -> Iterat
 
 
 @contextlib.asynccontextmanager
-async def engine_on_ext4(*, project_quota: bool) -> AsyncIterator[tuple[Engine, Path]]:
+async def engine_on_ext4(*, project_quota: bool,
+                         fstype: str = "ext4") -> AsyncIterator[tuple[Engine, Path]]:
     """An engine with its state root on the image; yields (engine, image path). Afterwards
     its containers are removed through the API, the leak check holds, the image is gone."""
     base = Path(tempfile.mkdtemp(prefix="cmpquota"))
     parent = f"composer-it-{os.getpid()}-{base.name[-6:]}"
     try:
-        with ext4_mount(base, project_quota=project_quota):
+        with ext4_mount(base, project_quota=project_quota, fstype=fstype):
             scope = Scope.for_base(base, parent)
             before = take(scope)
             eng = await Engine.open(Paths(base / "root", base / "run"), cgroup_parent=parent)
