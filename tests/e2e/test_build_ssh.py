@@ -5,10 +5,10 @@ key: tests/unit/test_sshkeys.py)."""
 from __future__ import annotations
 
 import socket
-import threading
 from pathlib import Path
 
 from tests.e2e.conftest import Env, write_stack
+from tests.recorder import record_one
 
 STACK = """
 services:
@@ -28,24 +28,11 @@ services:
 def test_build_ssh_default_is_the_cli_agent(env: Env, tmp_path: Path) -> None:
     d = tmp_path / "bssh"
     write_stack(d, STACK)
-    received: list[bytes] = []
     server = socket.socket(socket.AF_UNIX)
     server.bind(str(tmp_path / "agent.sock"))
     server.listen()
     server.settimeout(60)
-
-    def serve() -> None:
-        try:
-            conn, _ = server.accept()
-        except OSError:
-            return
-        with conn:
-            conn.settimeout(10)
-            while data := conn.recv(4096):
-                received.append(data)
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
+    thread, received = record_one(server, timeout=10)
     env.environ["SSH_AUTH_SOCK"] = str(tmp_path / "agent.sock")
     try:
         env.composer("build", cwd=d)

@@ -4,10 +4,10 @@ the service's container name and the tag asked for, and `logs` still shows the o
 from __future__ import annotations
 
 import socket
-import threading
 from pathlib import Path
 
 from tests.e2e.conftest import Env, write_stack
+from tests.recorder import record_one
 from tests.unit.test_fluentd import unpack_all
 
 STACK = """
@@ -29,20 +29,7 @@ def test_fluentd_driver_from_a_stack_file(env: Env, tmp_path: Path) -> None:
     server.listen()
     server.settimeout(60)
     port = server.getsockname()[1]
-    received: list[bytes] = []
-
-    def serve() -> None:
-        try:
-            conn, _ = server.accept()
-        except OSError:
-            return
-        with conn:
-            conn.settimeout(30)
-            while data := conn.recv(65536):
-                received.append(data)
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
+    thread, received = record_one(server, timeout=30)
     d = tmp_path / "fl"
     write_stack(d, STACK.replace("PORT", str(port)))
     try:
