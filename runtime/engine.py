@@ -11,6 +11,9 @@ It joins the stores and drivers; each step of a container's life is one method h
     remove   cgroup, network, rootfs dirs, state dir (and anonymous volumes with volumes=True)
 
 A failed start rolls back what it made (AsyncExitStack), so nothing is left half-made.
+What the engine holds in memory per container (process, exit future, waiter, followers,
+lock) is one `runtime.live.Live`, and every lifecycle method goes through its lock (the
+table in runtime/live.py; docs/architecture.md, "The engine").
 """
 from __future__ import annotations
 
@@ -47,7 +50,7 @@ from runtime.api import (
     VolumeInfo,
 )
 from runtime.attach import ShimAttach
-from runtime.cgroups import Cgroup, CgroupNotFound, open_manager
+from runtime.cgroups import Cgroup, CgroupManager, CgroupNotFound, open_manager
 from runtime.cgroups.base import DEFAULT_ROOT
 from runtime.containers import ContainerRecord, ContainerTable, Resolved, RunState, now
 from runtime.errors import Conflict, EngineError, InvalidArgument, LaunchError, NotFound
@@ -69,6 +72,7 @@ from runtime.launchcfg import (
     user_namespace,
     volume_subpath,
 )
+from runtime.live import Live
 from runtime.network.files import hosts_file
 from runtime.network.manager import NetworkManager
 from runtime.network.names import container_ifnames
@@ -110,6 +114,19 @@ async def _until_signal_deliverable(pid: int, sig: int, limit: float) -> None:
     deadline = time.monotonic() + limit
     while not signal_deliverable(pid, sig) and time.monotonic() < deadline:
         await asyncio.sleep(0.01)
+
+
+async def _wait_exit_for(exited: asyncio.Future[int] | None, timeout: float) -> bool:
+    """Whether the run whose exit future this is ended within `timeout` seconds."""
+    if exited is None:
+        return True
+    try:
+        await asyncio.wait_for(asyncio.shield(exited), timeout)
+        return True
+    except TimeoutError:
+        return False
+
+
 Q = TypeVar("Q")  # what a streamed operation yields (_drain)
 _apparmor_warned = False  # "apparmor not enabled" is said once per process
 
@@ -137,7 +154,13 @@ class Engine:
         cgroup_root: str | Path = DEFAULT_ROOT,
         cgroup_parent: str | None = None,
         network: NetworkManager | None = None,
+        launcher: Launcher | None = None,
+        cgroups: CgroupManager | None = None,
+        images: ImageStore | None = None,
+        volumes: VolumeStore | None = None,
     ) -> None:
+        """The real stores, drivers and launcher by default; tests pass their own (unit
+        tests drive the lifecycle with fakes, without root)."""
         self.paths = paths
         for d in (paths.root, paths.containers):
             d.mkdir(parents=True, exist_ok=True)
@@ -145,21 +168,16 @@ class Engine:
             paths.run.mkdir(mode=0o700, parents=True)  # for the access group (runtime.access)
             os.chmod(paths.run, 0o700)
         self.table = ContainerTable(paths.containers)
-        self.images = ImageStore(paths)
-        self.volumes = VolumeStore(paths.volumes)
+        self.images = images or ImageStore(paths)
+        self.volumes = volumes or VolumeStore(paths.volumes)
         self.networks = network or NetworkManager(paths)
         parent = cgroup_parent or os.environ.get("COMPOSER_CGROUP_PARENT", "composer")
-        self.cgroups = open_manager(cgroup_root, parent)
-        self.launcher = Launcher(str(paths.run / "forkserver.sock"))
+        self.cgroups = cgroups or open_manager(cgroup_root, parent)
+        self.launcher = launcher or Launcher(str(paths.run / "forkserver.sock"))
         self.bus = EventBus()
         self.supervisor = Supervisor(self, self.bus, on_health=self._on_health)
-        self._launched: dict[str, Launched] = {}
-        self._exits: dict[str, asyncio.Future[int]] = {}
-        self._waiters: dict[str, asyncio.Task[None]] = {}
-        self._locks: dict[str, asyncio.Lock] = {}
+        self._live: dict[str, Live] = {}  # per container (runtime.live): run, exit, lock
         self._detached: set[asyncio.Task[None]] = set()  # `exec -d` commands still running
-        self._followers: dict[str, list[Follower]] = {}  # attach in follow mode, by container
-        self._restarting: set[str] = set()  # inside restart_container: its stop is not an end
         self.apparmor_on = False  # the kernel has AppArmor: containers get a profile
         self._apparmor_load: asyncio.Task[None] | None = None  # composer-default, loading
 
@@ -188,12 +206,12 @@ class Engine:
         for task in list(self._detached):  # `exec -d` reapers: their connections close
             task.cancel()
             waits.append(task)
-        for followers in self._followers.values():  # their streams end with the daemon
-            for f in followers:
+        for live in self._live.values():
+            for f in live.followers:  # their streams end with the daemon
                 f.end()
-        for task in list(self._waiters.values()):
-            task.cancel()
-            waits.append(task)
+            if live.waiter is not None:
+                live.waiter.cancel()
+                waits.append(live.waiter)
         for aw in waits:  # every step runs, also while our own task is being cancelled
             with contextlib.suppress(asyncio.CancelledError):
                 await settle(aw)
@@ -257,6 +275,7 @@ class Engine:
             await asyncio.to_thread(rootfs.cleanup, d)
             await asyncio.to_thread(shutil.rmtree, d, True)
         for rec in records:
+            live = self._live[rec.id] = Live()
             if rec.run.state not in RUNNING_STATES:
                 if rec.run.state == "created" and (rec.dir / "process.json").exists() or \
                         self._cgroup_exists(rec.id):
@@ -267,11 +286,12 @@ class Engine:
             with contextlib.suppress(NotFound):
                 launched = self.launcher.adopt(str(rec.dir))
             if launched is not None:
-                self._track(rec, launched)
+                async with live.lock:
+                    self._track(rec, live, launched)
                 self.supervisor.watch(self._supervised_info(rec))
             else:  # it ended while no engine was watching
                 status = self.launcher.exit_status(str(rec.dir)) or ExitStatus(255, None, now())
-                await self._finish(rec, status, restart=False)
+                await self._finish(rec, live, status, restart=False)
 
     def _cgroup_exists(self, cid: str) -> bool:
         try:
@@ -280,8 +300,17 @@ class Engine:
         except CgroupNotFound:
             return False
 
-    def _lock(self, cid: str) -> asyncio.Lock:
-        return self._locks.setdefault(cid, asyncio.Lock())
+    def _live_of(self, rec: ContainerRecord) -> Live:
+        """The container's in-memory record (runtime.live); NotFound once it was removed."""
+        live = self._live.get(rec.id)
+        if live is None or live.removed:
+            raise NotFound(f"no such container: {rec.name} (it was removed)", subject=rec.name)
+        return live
+
+    def _launched_of(self, cid: str) -> Launched | None:
+        """The container's running process, None when it runs none (or is gone)."""
+        live = self._live.get(cid)
+        return live.launched if live is not None else None
 
     def _emit(self, rec: ContainerRecord, action: str, **attrs: str) -> None:
         attributes = {"name": rec.name, "image": rec.spec.image, **rec.spec.labels, **attrs}
@@ -355,6 +384,7 @@ class Engine:
             rec.save_config()
             rec.update()
             self.table.add(rec)
+            self._live[cid] = Live()
         except BaseException:
             quota.release(d, d / rootfs.ROOTFS)
             shutil.rmtree(d, ignore_errors=True)
@@ -391,15 +421,16 @@ class Engine:
     # -- containers: start --------------------------------------------------------------
     async def start_container(self, ref: str) -> ContainerInfo:
         rec = self.table.get(ref)
-        async with self._lock(rec.id):
-            if rec.id not in self.table.by_id:
+        live = self._live_of(rec)
+        async with live.lock:
+            if live.removed:  # while this start waited for the lock
                 raise NotFound(f"no such container: {ref} (it was removed)", subject=ref)
-            if rec.run.state in ("running", "paused") and rec.id in self._launched:
+            if rec.run.state in ("running", "paused") and live.launched is not None:
                 return rec.info()
-            await self._start(rec)
+            await self._start(rec, live)
         return rec.info()
 
-    async def _start(self, rec: ContainerRecord) -> None:
+    async def _start(self, rec: ContainerRecord, live: Live) -> None:
         spec = rec.spec
         join_pid = self._join_target(spec)
         device_nodes, device_rules = hostdevices.resolve(spec)  # now: numbers can change
@@ -435,7 +466,7 @@ class Engine:
             elif spec.network_mode == "none":
                 await self.networks.setup_loopback(pid)
             self._write_net_files(rec, addresses)
-            attached.extend(await self._attach_followers(rec))  # last: only go comes after
+            attached.extend(await self._attach_followers(rec, live))  # last: only go comes after
 
         async with contextlib.AsyncExitStack() as undo:
             undo.push_async_callback(self._release, rec)
@@ -464,7 +495,7 @@ class Engine:
             ports=ports, addresses=addresses,
         )
         rec.health = "starting" if self._health_enabled(rec) else ""
-        self._track(rec, launched)
+        self._track(rec, live, launched)
         self.supervisor.watch(self._supervised_info(rec))
         self._emit(rec, "start")
 
@@ -480,12 +511,13 @@ class Engine:
         if not spec.network_mode.startswith("container:"):
             return None
         target = self.table.get(spec.network_mode.split(":", 1)[1])
-        if target.run.state != "running" or target.id not in self._launched:
+        launched = self._launched_of(target.id)
+        if target.run.state != "running" or launched is None:
             raise Conflict(
                 f"container {spec.name}: cannot join the network of {target.name}: it is not running",
                 subject=spec.name,
             )
-        return self._launched[target.id].pid
+        return launched.pid
 
     def _shared_ipc_pid(self, rec: ContainerRecord) -> tuple[dict[str, int], str]:
         """(init pid per joined namespace, host dir for /dev/shm) for ipc_mode / pid_mode.
@@ -497,7 +529,8 @@ class Engine:
             if not mode.startswith("container:"):
                 continue
             target = self.table.get(mode.split(":", 1)[1])
-            if target.run.state != "running" or target.id not in self._launched:
+            launched = self._launched_of(target.id)
+            if target.run.state != "running" or launched is None:
                 raise Conflict(f"container {spec.name}: cannot join the {kind} namespace of "
                                f"{target.name}: it is not running", subject=spec.name)
             if kind == "ipc":
@@ -506,7 +539,7 @@ class Engine:
                                    f"{target.name}: it is not shareable (give it ipc: shareable)",
                                    subject=spec.name)
                 shm_source = "/dev/shm" if target.spec.ipc_mode == "host" else shm.path(target.dir)
-            pids[kind] = self._launched[target.id].pid
+            pids[kind] = launched.pid
         if spec.ipc_mode == "host":
             shm_source = "/dev/shm"
         elif spec.ipc_mode == "shareable":
@@ -539,8 +572,8 @@ class Engine:
         files = {"/etc/hostname": str(d / "hostname"), "/etc/hosts": str(d / "hosts"),
                  "/etc/resolv.conf": str(d / "resolv.conf")}
         if join_pid is not None:  # share the target's files, as Docker
-            target = next(r for r in self.table.all() if self._launched.get(r.id) and
-                          self._launched[r.id].pid == join_pid)
+            target = next(r for r in self.table.all()
+                          if (run := self._launched_of(r.id)) is not None and run.pid == join_pid)
             files["/etc/hosts"] = str(target.dir / "hosts")
             files["/etc/resolv.conf"] = str(target.dir / "resolv.conf")
         elif rec.spec.network_mode == "host":
@@ -568,47 +601,46 @@ class Engine:
         (rec.dir / "resolv.conf").write_text(self.networks.resolv_conf(
             rec.id, spec.dns, spec.dns_search, spec.dns_opt, host_mode=host_mode))
 
-    def _track(self, rec: ContainerRecord, launched: Launched) -> None:
-        self._launched[rec.id] = launched
-        fut = self._exits.get(rec.id)
-        if fut is None or fut.done():
-            self._exits[rec.id] = asyncio.get_running_loop().create_future()
-        self._waiters[rec.id] = asyncio.get_running_loop().create_task(self._wait_exit(rec, launched))
+    def _track(self, rec: ContainerRecord, live: Live, launched: Launched) -> None:
+        """A run began (or was adopted): a task waits for its exit (the caller holds the lock)."""
+        live.new_run(launched)
+        live.waiter = asyncio.get_running_loop().create_task(self._wait_exit(rec, live, launched))
 
-    async def _wait_exit(self, rec: ContainerRecord, launched: Launched) -> None:
+    async def _wait_exit(self, rec: ContainerRecord, live: Live, launched: Launched) -> None:
         status = await self.launcher.wait(launched)
-        async with self._lock(rec.id):
-            await self._finish(rec, status, restart=True)
+        await self._finish(rec, live, status, restart=True, run=launched)
 
-    async def _finish(self, rec: ContainerRecord, status: ExitStatus, *, restart: bool) -> None:
-        """The container's process has ended: record it, release what it held."""
-        oom = False
-        with contextlib.suppress(CgroupNotFound, OSError):
-            cg = self.cgroups.open(rec.id)
-            oom = cg.oom_killed()
-        await self._release(rec)
-        self._launched.pop(rec.id, None)
-        self._waiters.pop(rec.id, None)
-        rec.update(state="exited", pid=0, shim_pid=0, exit_code=status.code, oom_killed=oom,
-                   finished_at=status.finished_at, ports=(), addresses={})
-        rec.health = ""
-        if oom:
-            self._emit(rec, "oom")
-        self._emit(rec, "die", exitCode=str(status.code))
-        fut = self._exits.get(rec.id)
-        if fut is not None and not fut.done():
-            fut.set_result(status.code)
-        restarting = rec.id in self._restarting
-        if restarting:  # restart_container stops it to start it again: not an end
-            rec.update(state="restarting")
-        elif restart and rec.id in self.table.by_id:
-            decision = self.supervisor.on_exit(rec.id, status.code)
-            if decision.restart:
-                restarting = True
-                rec.update(state="restarting", restart_count=decision.restart_count)
-            elif rec.spec.auto_remove:
-                asyncio.get_running_loop().create_task(self.remove_container(rec.id, force=True))
-        self._followers_run_ended(rec, status.code, restarting=restarting)
+    async def _finish(self, rec: ContainerRecord, live: Live, status: ExitStatus, *,
+                      restart: bool, run: Launched | None = None) -> None:
+        """The container's process has ended: record it, release what it held, ask the
+        restart policy. Under the lock: a stop, kill or remove sees the run whole or ended."""
+        async with live.lock:
+            if live.removed or (run is not None and live.launched is not run):
+                return  # removed meanwhile (remove released it all), or not this run
+            oom = False
+            with contextlib.suppress(CgroupNotFound, OSError):
+                cg = self.cgroups.open(rec.id)
+                oom = cg.oom_killed()
+            await self._release(rec)
+            rec.update(state="exited", pid=0, shim_pid=0, exit_code=status.code, oom_killed=oom,
+                       finished_at=status.finished_at, ports=(), addresses={})
+            rec.health = ""
+            live.end_run(status.code)
+            if oom:
+                self._emit(rec, "oom")
+            self._emit(rec, "die", exitCode=str(status.code))
+            restarting = live.restarts > 0
+            if restarting:  # restart_container stops it to start it again: not an end
+                rec.update(state="restarting")
+            elif restart:
+                decision = self.supervisor.on_exit(rec.id, status.code)
+                if decision.restart:
+                    restarting = True
+                    rec.update(state="restarting", restart_count=decision.restart_count)
+                elif rec.spec.auto_remove:
+                    asyncio.get_running_loop().create_task(
+                        self.remove_container(rec.id, force=True))
+            self._followers_run_ended(live, status.code, restarting=restarting)
 
     async def _release(self, rec: ContainerRecord) -> None:
         """Everything a started container holds on the host, except its state dir. Idempotent."""
@@ -627,34 +659,41 @@ class Engine:
     # -- containers: stop, kill, wait, remove --------------------------------------------
     async def stop_container(self, ref: str, timeout: float | None = None) -> ContainerInfo:
         rec = self.table.get(ref)
-        self.supervisor.user_stopped(rec.id)
-        if rec.run.state == "restarting" and rec.id not in self._launched:
-            if rec.id in self._restarting:  # restart_container: it starts again right away
+        live = self._live_of(rec)
+        async with live.lock:  # read the run and signal it; the waits below are without it
+            self.supervisor.user_stopped(rec.id)
+            launched, exited = live.launched, live.exited
+            if rec.run.state == "restarting" and launched is None:
+                if live.restarts:  # restart_container: it starts again right away
+                    return rec.info()
+                rec.update(state="exited", stopped_by_user=True)  # its pending restart is off
+                for f in live.followers:
+                    f.run_ended(rec.run.exit_code or 0, False, cancelled=True)
                 return rec.info()
-            rec.update(state="exited", stopped_by_user=True)  # its pending restart is off
-            for f in self._followers.get(rec.id, ()):
-                f.run_ended(rec.run.exit_code or 0, False, cancelled=True)
-            return rec.info()
-        launched = self._launched.get(rec.id)
-        if launched is None:
-            return rec.info()
-        rec.update(stopped_by_user=True)
-        grace = rec.spec.stop_grace_period if timeout is None else timeout
-        with contextlib.suppress(EngineError, OSError):
-            cg = self.cgroups.open(rec.id)
-            if rec.run.state == "paused":
-                cg.thaw()
-        sig = _signum(rec.resolved.stop_signal)
+            if launched is None:
+                return rec.info()
+            rec.update(stopped_by_user=True)
+            grace = rec.spec.stop_grace_period if timeout is None else timeout
+            with contextlib.suppress(EngineError, OSError):
+                cg = self.cgroups.open(rec.id)
+                if rec.run.state == "paused":
+                    cg.thaw()
+            sig = _signum(rec.resolved.stop_signal)
         # pid 1 of a pid namespace drops a signal it neither handles nor blocks: one sent
         # while its init (tini, a shell) is still starting is lost, and the stop would wait
         # out the whole grace period. Give the init a moment to be ready for it (taken
-        # out of the grace period, which still bounds the whole stop).
+        # out of the grace period, which still bounds the whole stop). The lock is free
+        # meanwhile: a kill (Docker: at once, also during a stop) and the exit's _finish
+        # are not held up; the signal goes to this run only (Launcher.kill checks its
+        # start time).
         t0 = time.monotonic()
         await _until_signal_deliverable(launched.pid, sig, min(grace, SIGNAL_READY_WAIT))
         self.launcher.kill(launched, sig)
-        if not await self._wait_exit_for(rec, max(0.0, grace - (time.monotonic() - t0))):
-            await self._kill_all(rec)
-            await self._wait_exit_for(rec, 30)
+        if not await _wait_exit_for(exited, max(0.0, grace - (time.monotonic() - t0))):
+            async with live.lock:
+                if live.launched is launched:
+                    await self._kill_all(rec, launched)
+            await _wait_exit_for(exited, 30)
         self._emit(rec, "stop")
         return rec.info()
 
@@ -663,61 +702,61 @@ class Engine:
         container reads "restarting", not "exited": whoever follows it (`logs -f`, an
         attached `up`) stays with it."""
         rec = self.table.get(ref)
-        self._restarting.add(rec.id)
+        live = self._live_of(rec)
+        live.restarts += 1
         try:
             await self.stop_container(rec.id, timeout)
             try:
                 info = await self.start_container(rec.id)
             except BaseException:
-                if rec.run.state == "restarting" and rec.id not in self._launched:
-                    rec.update(state="exited")  # it did not come back
-                    self._followers_run_ended(rec, rec.run.exit_code or 0, restarting=False)
+                async with live.lock:
+                    if rec.run.state == "restarting" and live.launched is None \
+                            and not live.removed:
+                        rec.update(state="exited")  # it did not come back
+                        self._followers_run_ended(live, rec.run.exit_code or 0,
+                                                  restarting=False)
                 raise
         finally:
-            self._restarting.discard(rec.id)
+            live.restarts -= 1
         self._emit(rec, "restart")
         return info
 
-    async def _kill_all(self, rec: ContainerRecord) -> None:
-        launched = self._launched.get(rec.id)
+    async def _kill_all(self, rec: ContainerRecord, launched: Launched | None) -> None:
+        """SIGKILL to the run's init and every process of the container's cgroup."""
         if launched is not None:
             self.launcher.kill(launched, signal.SIGKILL)
         with contextlib.suppress(CgroupNotFound, OSError, EngineError):
             cg = self.cgroups.open(rec.id)
             await asyncio.to_thread(cg.kill_all)
 
-    async def _wait_exit_for(self, rec: ContainerRecord, timeout: float) -> bool:
-        fut = self._exits.get(rec.id)
-        if fut is None or rec.id not in self._launched:
-            return True
-        try:
-            await asyncio.wait_for(asyncio.shield(fut), timeout)
-            return True
-        except TimeoutError:
-            return False
-
     async def kill_container(self, ref: str, signal: str = "SIGKILL") -> None:
         rec = self.table.get(ref)
         sig = _signum(signal)
-        launched = self._launched.get(rec.id)
-        if launched is None:
-            raise Conflict(f"container {rec.name} is not running", subject=rec.name)
-        self.supervisor.user_stopped(rec.id)
-        rec.update(stopped_by_user=True)
-        if sig == 9:
-            await self._kill_all(rec)
-        else:
-            self.launcher.kill(launched, sig)
+        live = self._live_of(rec)
+        async with live.lock:  # a stop in its grace period does not hold it
+            if live.removed:
+                raise NotFound(f"no such container: {ref} (it was removed)", subject=ref)
+            launched = live.launched
+            if launched is None:
+                raise Conflict(f"container {rec.name} is not running", subject=rec.name)
+            self.supervisor.user_stopped(rec.id)
+            rec.update(stopped_by_user=True)
+            if sig == 9:
+                await self._kill_all(rec, launched)
+            else:
+                self.launcher.kill(launched, sig)
         self._emit(rec, "kill", signal=str(sig))
 
     async def wait_container(self, ref: str) -> int:
         rec = self.table.get(ref)
         while rec.run.state in RUNNING_STATES:
-            fut = self._exits.get(rec.id)
-            if fut is None:
+            live = self._live.get(rec.id)
+            if live is None or live.removed:
+                break
+            if live.exited is None:
                 await asyncio.sleep(0.05)
                 continue
-            await asyncio.shield(fut)
+            await asyncio.shield(live.exited)
             if rec.run.state != "restarting":
                 break
             await asyncio.sleep(0.05)
@@ -725,9 +764,10 @@ class Engine:
 
     async def remove_container(self, ref: str, force: bool = False, volumes: bool = False) -> None:
         rec = self.table.get(ref)
+        live = self._live_of(rec)
         killed: Launched | None = None
         for _ in range(REMOVE_ATTEMPTS):
-            launched = self._launched.get(rec.id)
+            launched = live.launched
             if rec.run.state in RUNNING_STATES and launched is not None and launched is not killed:
                 if not force:
                     raise Conflict(
@@ -735,31 +775,33 @@ class Engine:
                         subject=rec.name,
                     )
                 self.supervisor.user_stopped(rec.id)
-                await self._kill_all(rec)
-                await self._wait_exit_for(rec, 30)  # its exit is recorded under the lock
+                exited = live.exited
+                async with live.lock:
+                    if live.launched is launched:
+                        await self._kill_all(rec, launched)
+                await _wait_exit_for(exited, 30)  # its exit is recorded under the lock
                 killed = launched
             # under the container's lock: a start in flight finishes first (then the loop
             # kills what it started), and no start begins while the container goes
-            async with self._lock(rec.id):
-                now = self._launched.get(rec.id)
+            async with live.lock:
+                if live.removed:
+                    return  # a concurrent remove did it
+                now = live.launched
                 if rec.run.state in RUNNING_STATES and now is not None and now is not killed:
                     continue  # started again meanwhile: kill that run too
-                if rec.id not in self.table.by_id:
-                    return  # a concurrent remove did it
-                await self._remove_locked(rec, volumes)
-            self._locks.pop(rec.id, None)  # whoever still waits on it finds the record gone
+                await self._remove_locked(rec, live, volumes)
             return
         raise EngineError(f"container {rec.name} could not be removed: it keeps being started")
 
-    async def _remove_locked(self, rec: ContainerRecord, volumes: bool) -> None:
+    async def _remove_locked(self, rec: ContainerRecord, live: Live, volumes: bool) -> None:
+        live.removed = True  # whoever holds it or waits for its lock finds it gone
+        self._live.pop(rec.id, None)
         self.supervisor.forget(rec.id)
-        waiter = self._waiters.pop(rec.id, None)
-        if waiter is not None:
-            waiter.cancel()
+        if live.waiter is not None:
+            live.waiter.cancel()
         await self._release(rec)
         self.table.discard(rec.id)
-        self._launched.pop(rec.id, None)
-        self._exits.pop(rec.id, None)
+        live.end_run(rec.run.exit_code or 0)
         await asyncio.to_thread(quota.release, rec.dir, rec.dir / rootfs.ROOTFS)
         await asyncio.to_thread(rootfs.cleanup, rec.dir)
         await asyncio.to_thread(shutil.rmtree, rec.dir, True)
@@ -768,8 +810,9 @@ class Engine:
                 if m.type == "volume" and m.source and self._is_anonymous(m.source):
                     with contextlib.suppress(EngineError):
                         self.volumes.remove(m.source, force=True, in_use=self._volume_users)
-        for f in self._followers.pop(rec.id, []):
+        for f in live.followers:
             f.end()
+        live.followers.clear()
         self._emit(rec, "destroy")
 
     def _is_anonymous(self, name: str) -> bool:
@@ -796,18 +839,22 @@ class Engine:
 
     async def pause_container(self, ref: str) -> None:
         rec = self.table.get(ref)
-        if rec.run.state != "running":
-            raise Conflict(f"container {rec.name} is not running", subject=rec.name)
-        self.cgroups.open(rec.id).freeze()
-        rec.update(state="paused")
+        live = self._live_of(rec)
+        async with live.lock:  # not while a start, an exit or a removal is half done
+            if rec.run.state != "running" or live.launched is None:
+                raise Conflict(f"container {rec.name} is not running", subject=rec.name)
+            await asyncio.to_thread(self.cgroups.open(rec.id).freeze)
+            rec.update(state="paused")
         self._emit(rec, "pause")
 
     async def unpause_container(self, ref: str) -> None:
         rec = self.table.get(ref)
-        if rec.run.state != "paused":
-            raise Conflict(f"container {rec.name} is not paused", subject=rec.name)
-        self.cgroups.open(rec.id).thaw()
-        rec.update(state="running")
+        live = self._live_of(rec)
+        async with live.lock:
+            if rec.run.state != "paused" or live.launched is None:
+                raise Conflict(f"container {rec.name} is not paused", subject=rec.name)
+            await asyncio.to_thread(self.cgroups.open(rec.id).thaw)
+            rec.update(state="running")
         self._emit(rec, "unpause")
 
     async def logs(
@@ -839,7 +886,7 @@ class Engine:
         this process every capability, as Docker (seccomp, AppArmor, mounts stay the
         container's)."""
         rec = self.table.get(ref)
-        launched = self._launched.get(rec.id)
+        launched = self._launched_of(rec.id)
         if launched is None or rec.run.state != "running":
             raise Conflict(f"container {rec.name} is not running", subject=rec.name)
         base = resolve.env_list_to_dict(rec.resolved.env)
@@ -939,16 +986,19 @@ class Engine:
         removal (or when the caller closes it)."""
         rec = self.table.get(ref)
         if follow:
-            async with self._lock(rec.id):  # start/exit are not half done meanwhile
-                follower = Follower(on_close=self._forget_follower(rec.id))
-                if self._launched.get(rec.id) is not None and rec.run.state in ("running", "paused"):
+            live = self._live_of(rec)
+            async with live.lock:  # start/exit are not half done meanwhile
+                if live.removed:
+                    raise NotFound(f"no such container: {ref} (it was removed)", subject=ref)
+                follower = Follower(on_close=self._forget_follower(live))
+                if live.launched is not None and rec.run.state in ("running", "paused"):
                     try:
                         follower.run_started(await ShimAttach.open(str(rec.dir), logs=logs))
                     except OSError:
                         pass  # its output ends right now: the exit comes as usual
-                self._followers.setdefault(rec.id, []).append(follower)
+                live.followers.append(follower)
                 return follower
-        if self._launched.get(rec.id) is None or rec.run.state not in ("running", "paused"):
+        if self._launched_of(rec.id) is None or rec.run.state not in ("running", "paused"):
             raise Conflict(f"container {rec.name} is not running: start it before attaching",
                            subject=rec.name)
         try:
@@ -982,17 +1032,18 @@ class Engine:
     async def commit_container(self, ref: str, req: CommitRequest) -> ImageInfo:
         return await engine_files.commit_container(self, ref, req)
 
-    def _forget_follower(self, cid: str) -> Callable[[Follower], None]:
+    @staticmethod
+    def _forget_follower(live: Live) -> Callable[[Follower], None]:
         def forget(f: Follower) -> None:
             with contextlib.suppress(ValueError):
-                self._followers.get(cid, []).remove(f)
+                live.followers.remove(f)
         return forget
 
-    async def _attach_followers(self, rec: ContainerRecord) -> list[Follower]:
+    async def _attach_followers(self, rec: ContainerRecord, live: Live) -> list[Follower]:
         """While the init waits for "go": connect every follower to the new shim and wait
         for its READY, so the first byte the command writes reaches them."""
         done = []
-        for f in list(self._followers.get(rec.id, ())):
+        for f in list(live.followers):
             try:
                 shim = await ShimAttach.open(str(rec.dir), ready=True)
             except (OSError, TimeoutError) as e:
@@ -1002,8 +1053,9 @@ class Engine:
             done.append(f)
         return done
 
-    def _followers_run_ended(self, rec: ContainerRecord, code: int, *, restarting: bool) -> None:
-        for f in self._followers.get(rec.id, ()):
+    @staticmethod
+    def _followers_run_ended(live: Live, code: int, *, restarting: bool) -> None:
+        for f in live.followers:
             f.run_ended(code, restarting)
 
     def _cgroup_procs(self, rec: ContainerRecord) -> tuple[str, ...]:
@@ -1038,7 +1090,7 @@ class Engine:
         except CgroupNotFound:
             return Stats()
         rx = tx = 0
-        launched = self._launched.get(rec.id)
+        launched = self._launched_of(rec.id)
         if launched is not None and rec.spec.network_mode != "host":
             rx, tx = _net_bytes(launched.pid)
         return Stats(s.memory_usage, s.memory_peak, s.memory_limit, s.cpu_usage_ns, s.pids,

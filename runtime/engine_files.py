@@ -44,14 +44,14 @@ def _maps(rec: ContainerRecord) -> tuple[tuple[IdMap, ...], tuple[IdMap, ...]]:
 
 
 def _running(engine: Engine, rec: ContainerRecord) -> bool:
-    return rec.run.state in RUNNING and rec.id in engine._launched
+    return rec.run.state in RUNNING and engine._launched_of(rec.id) is not None
 
 
 async def _on_root(engine: Engine, rec: ContainerRecord, work: Callable[[cfs.Root], T], *,
                    mounts: bool = True) -> Callable[[], T]:
     """A function that runs `work` on the container's root (call it on a fresh thread)."""
-    if _running(engine, rec):
-        launched = engine._launched[rec.id]
+    launched = engine._launched_of(rec.id) if rec.run.state in RUNNING else None
+    if launched is not None:
         uid_map, gid_map = _maps(rec)
 
         def on_running() -> T:
@@ -83,7 +83,7 @@ async def _steady(engine: Engine, rec: ContainerRecord) -> AsyncIterator[None]:
     if _running(engine, rec):
         yield
         return
-    async with engine._lock(rec.id):
+    async with engine._live_of(rec).lock:
         yield
 
 
@@ -124,7 +124,7 @@ async def _archive(engine: Engine, rec: ContainerRecord, path: str, *, follow_li
     stat_ready: asyncio.Future[PathStat] = loop.create_future()
     lock: asyncio.Lock | None = None
     if not _running(engine, rec):
-        lock = engine._lock(rec.id)
+        lock = engine._live_of(rec).lock
         await lock.acquire()
 
     def release() -> None:
@@ -225,9 +225,9 @@ async def commit_container(engine: Engine, ref: str, req: CommitRequest) -> Imag
     base = engine.images.get(rec.resolved.image_id)
     cfg = commit_config(base.config, rec.spec, rec.resolved.env, rec.resolved.hostname, req)
     upper = rec.dir / "rootfs" / "upper"
-    async with engine._lock(rec.id):
+    async with engine._live_of(rec).lock:
         frozen = False
-        if rec.run.state == "running" and rec.id in engine._launched:
+        if rec.run.state == "running" and engine._launched_of(rec.id) is not None:
             cg = engine.cgroups.open(rec.id)
             await asyncio.to_thread(cg.freeze)
             frozen = True
