@@ -1,0 +1,265 @@
+"""The engine's per-container record and its lock (runtime.live), driven without root: the
+launcher, cgroups and network are fakes (tests/unit/engine/fakes.py) whose launch, release
+and process end wait on the test, so each race is placed, not hoped for.
+
+What must hold (and fails if the locking breaks):
+- a kill during a stop's grace period kills at once (stop does not hold the lock while it
+  waits), and the exit it causes is recorded while the stop still waits;
+- a stop that comes while an exit is being recorded sees it ended and signals nothing;
+- a remove waits for a start in flight and kills what it started; a start that waited
+  behind a remove finds the container gone and launches nothing;
+- the restart policy restarts after an exit, and a stop during its backoff ends it;
+- an engine that opens again adopts a container still running and records one that ended.
+"""
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from runtime.engine import Engine
+from runtime.errors import NotFound
+from runtime.images.config import ImageConfig
+from runtime.images.store import ImageStore
+from runtime.paths import Paths
+from runtime.types import ContainerSpec
+from tests.unit.engine.fakes import FakeCgroups, FakeLauncher, FakeNetwork
+
+QUICK = 2.0  # seconds: far below every grace period below, far above a loaded machine's lag
+
+
+async def until(cond: Callable[[], bool], timeout: float = 3.0) -> None:
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while not cond():
+        assert loop.time() < end, "condition not met in time"
+        await asyncio.sleep(0.005)
+
+
+@dataclass
+class Env:
+    paths: Paths
+    launcher: FakeLauncher
+    cgroups: FakeCgroups
+    network: FakeNetwork
+    images: ImageStore
+
+    async def open(self) -> Engine:
+        return await Engine.open(self.paths, launcher=self.launcher, cgroups=self.cgroups,
+                                 network=self.network, images=self.images)
+
+
+@pytest.fixture
+async def env(tmp_path: Path) -> Env:
+    paths = Paths(tmp_path / "root", tmp_path / "run")
+    images = ImageStore(paths)
+    images.put(ImageConfig(cmd=("sleep", "600")), [], ["fake:1"])
+    launcher = FakeLauncher()
+    return Env(paths, launcher, FakeCgroups(launcher), FakeNetwork(), images)
+
+
+@pytest.fixture
+async def engine(env: Env) -> AsyncIterator[Engine]:
+    eng = await env.open()
+    try:
+        yield eng
+    finally:
+        await eng.close()
+
+
+async def make(engine: Engine, name: str, **kw: object) -> str:
+    spec = ContainerSpec(name=name, image="fake:1", network_mode="none", **kw)  # type: ignore[arg-type]
+    return (await engine.create_container(spec)).id
+
+
+async def test_a_kill_during_a_stops_grace_period_kills_at_once(engine: Engine, env: Env) -> None:
+    env.launcher.ignore = {signal.SIGTERM}
+    cid = await make(engine, "stubborn", stop_grace_period=60.0)
+    await engine.start_container(cid)
+    run = env.launcher.runs_of(cid)[0]
+    stop = asyncio.create_task(engine.stop_container(cid))
+    await until(lambda: signal.SIGTERM in run.signals)
+
+    await asyncio.wait_for(engine.kill_container(cid), QUICK)  # not after the 60 s grace
+    info = await asyncio.wait_for(stop, QUICK)
+    assert run.ended and info.state == "exited" and info.exit_code == 137
+    assert cid not in env.cgroups.groups  # the exit released the cgroup
+
+
+async def test_the_exit_a_stop_causes_is_recorded_while_the_stop_waits(
+        engine: Engine, env: Env) -> None:
+    env.launcher.exit_delay = 0.1  # the process handles SIGTERM and ends a moment later
+    cid = await make(engine, "polite", stop_grace_period=60.0)
+    await engine.start_container(cid)
+    info = await asyncio.wait_for(engine.stop_container(cid), QUICK)
+    assert info.state == "exited" and info.exit_code == 143
+    assert env.launcher.runs_of(cid)[0].signals == [signal.SIGTERM]  # no SIGKILL was needed
+    assert env.cgroups.kills == [cid]  # only the release's own sweep of the cgroup
+
+
+async def test_a_stop_while_the_exit_is_recorded_sees_it_ended(engine: Engine, env: Env) -> None:
+    cid = await make(engine, "ending")
+    await engine.start_container(cid)
+    run = env.launcher.runs_of(cid)[0]
+    env.network.detach_gate = asyncio.Event()
+    run.end(3)
+    await env.network.detaching.wait()  # _finish is releasing the network, under the lock
+
+    stop = asyncio.create_task(engine.stop_container(cid))
+    await asyncio.sleep(0.05)
+    assert not stop.done()  # it waits for the exit to be recorded
+    env.network.detach_gate.set()
+    info = await asyncio.wait_for(stop, QUICK)
+    assert info.state == "exited" and info.exit_code == 3
+    assert run.signals == []  # nothing was sent to the process that had ended
+
+
+async def test_a_remove_racing_a_start_waits_for_it_and_kills_what_it_started(
+        engine: Engine, env: Env) -> None:
+    cid = await make(engine, "race")
+    env.launcher.gate = asyncio.Event()
+    start = asyncio.create_task(engine.start_container(cid))
+    await env.launcher.launching.wait()  # the start is launching, under the lock
+    remove = asyncio.create_task(engine.remove_container(cid, force=True))
+    await asyncio.sleep(0.05)
+    assert not remove.done()  # it waits for the start
+    env.launcher.gate.set()
+    await asyncio.wait_for(remove, QUICK)
+    try:
+        await start
+    except NotFound:
+        pass
+    runs = env.launcher.runs_of(cid)
+    assert runs and all(r.ended for r in runs)  # what the start launched was killed
+    assert env.cgroups.groups == {}
+    assert not env.paths.container_dir(cid).exists()
+    with pytest.raises(NotFound):
+        await engine.inspect_container(cid)
+
+
+async def test_a_start_that_waited_behind_a_remove_finds_the_container_gone(
+        engine: Engine, env: Env) -> None:
+    cid = await make(engine, "going")
+    env.network.detach_gate = asyncio.Event()
+    remove = asyncio.create_task(engine.remove_container(cid))
+    await env.network.detaching.wait()  # the removal is under way, under the lock
+    start = asyncio.create_task(engine.start_container(cid))
+    await asyncio.sleep(0.05)
+    env.network.detach_gate.set()
+    await asyncio.wait_for(remove, QUICK)
+    with pytest.raises(NotFound, match="removed"):
+        await asyncio.wait_for(start, QUICK)
+    assert env.launcher.runs == []  # nothing was launched for a removed container
+    assert env.cgroups.groups == {}
+
+
+async def test_a_start_queued_behind_a_remove_finds_the_container_gone(
+        engine: Engine, env: Env) -> None:
+    """The start found the container, then waited for its lock while a remove that came
+    first took it away: it must not launch into a removed container."""
+    cid = await make(engine, "queued")
+    live = engine._live[cid]
+    await live.lock.acquire()  # any holder (a copy out of the stopped container, say)
+    remove = asyncio.create_task(engine.remove_container(cid))
+    await asyncio.sleep(0.01)
+    start = asyncio.create_task(engine.start_container(cid))
+    await asyncio.sleep(0.01)
+    live.lock.release()
+    await asyncio.wait_for(remove, QUICK)
+    with pytest.raises(NotFound, match="removed"):
+        await asyncio.wait_for(start, QUICK)
+    assert env.launcher.runs == [] and env.cgroups.groups == {}
+
+
+async def test_a_kill_waits_for_a_start_in_flight_and_kills_that_run(
+        engine: Engine, env: Env) -> None:
+    cid = await make(engine, "early")
+    env.launcher.gate = asyncio.Event()
+    start = asyncio.create_task(engine.start_container(cid))
+    await env.launcher.launching.wait()
+    kill = asyncio.create_task(engine.kill_container(cid))
+    await asyncio.sleep(0.05)
+    env.launcher.gate.set()
+    await asyncio.wait_for(start, QUICK)
+    await asyncio.wait_for(kill, QUICK)
+    assert await asyncio.wait_for(engine.wait_container(cid), QUICK) == 137
+    assert env.launcher.runs_of(cid)[0].ended
+
+
+async def test_the_restart_policy_restarts_after_an_exit_and_a_stop_ends_it(
+        engine: Engine, env: Env) -> None:
+    cid = await make(engine, "flaky", restart="on-failure")
+    await engine.start_container(cid)
+    env.launcher.runs_of(cid)[0].end(1)
+    await until(lambda: len(env.launcher.runs_of(cid)) == 2)  # after the 100 ms backoff
+    await until(lambda: engine.table.get(cid).run.state == "running")
+    info = await engine.inspect_container(cid)
+    assert info.restart_count == 1 and info.exit_code is None
+
+    info = await asyncio.wait_for(engine.stop_container(cid), QUICK)
+    assert info.state == "exited" and info.exit_code == 143
+    await asyncio.sleep(0.3)  # longer than the next backoff
+    assert len(env.launcher.runs_of(cid)) == 2  # a user stop is not restarted
+
+
+async def test_a_stop_during_the_restart_backoff_cancels_the_restart(
+        engine: Engine, env: Env) -> None:
+    cid = await make(engine, "always", restart="always")
+    await engine.start_container(cid)
+    env.launcher.runs_of(cid)[0].end(0)
+    await until(lambda: engine.table.get(cid).run.state == "restarting")
+    info = await asyncio.wait_for(engine.stop_container(cid), QUICK)
+    assert info.state == "exited"
+    await asyncio.sleep(0.3)
+    assert len(env.launcher.runs_of(cid)) == 1
+    assert engine.table.get(cid).run.state == "exited"
+
+
+async def test_restart_stops_and_starts_again(engine: Engine, env: Env) -> None:
+    cid = await make(engine, "again")
+    await engine.start_container(cid)
+    first = env.launcher.runs_of(cid)[0]
+    info = await asyncio.wait_for(engine.restart_container(cid), QUICK)
+    assert first.ended and first.signals == [signal.SIGTERM]
+    assert info.state == "running" and len(env.launcher.runs_of(cid)) == 2
+    # the new run is tracked: a kill ends it, its exit is recorded
+    await engine.kill_container(cid)
+    assert await asyncio.wait_for(engine.wait_container(cid), QUICK) == 137
+
+
+async def test_pause_and_unpause_freeze_the_running_container(engine: Engine, env: Env) -> None:
+    cid = await make(engine, "frozen")
+    await engine.start_container(cid)
+    await engine.pause_container(cid)
+    assert env.cgroups.groups[cid].frozen and engine.table.get(cid).run.state == "paused"
+    await engine.unpause_container(cid)
+    assert not env.cgroups.groups[cid].frozen and engine.table.get(cid).run.state == "running"
+
+
+async def test_an_engine_that_opens_again_adopts_what_runs_and_records_what_ended(
+        env: Env) -> None:
+    first = await env.open()
+    alive = await make(first, "alive")
+    gone = await make(first, "gone")
+    await first.start_container(alive)
+    await first.start_container(gone)
+    await first.close()  # containers outlive the engine (their shims supervise them)
+    env.launcher.runs_of(gone)[0].end(4)  # ... and one ends while no engine watches
+
+    second = await env.open()
+    try:
+        assert (await second.inspect_container(alive)).state == "running"
+        ended = await second.inspect_container(gone)
+        assert ended.state == "exited" and ended.exit_code == 4
+        assert gone not in env.cgroups.groups  # what it held was released at adoption
+        info = await asyncio.wait_for(second.stop_container(alive), QUICK)
+        assert info.state == "exited" and info.exit_code == 143  # the adopted run's exit
+        await second.remove_container(alive)
+        await second.remove_container(gone)
+        assert env.cgroups.groups == {}
+    finally:
+        await second.close()
