@@ -78,6 +78,23 @@ async def test_stop_sends_the_stop_signal_then_sigkill_after_the_grace_period(en
     assert info.exit_code == 143
 
 
+async def test_a_kill_during_a_stops_grace_period_kills_at_once(engine: Engine) -> None:
+    """As Docker: `kill` while `stop` waits out its grace period does not wait for it; the
+    stop ends with the kill's exit."""
+    await engine.create_container(ContainerSpec(
+        name="deaf", image="busybox", command=("sh", "-c", "trap '' TERM; while :; do sleep 1; done"),
+        stop_grace_period=60.0))
+    await engine.start_container("deaf")
+    stop = asyncio.create_task(engine.stop_container("deaf"))
+    await asyncio.sleep(0.5)  # the stop signal was sent (and ignored); the grace runs
+    assert not stop.done()
+    t = time.monotonic()
+    await asyncio.wait_for(engine.kill_container("deaf"), 5)
+    info = await asyncio.wait_for(stop, 10)
+    assert time.monotonic() - t < 10
+    assert info.state == "exited" and info.exit_code == 137
+
+
 async def test_exec_sees_the_same_pid_namespace_and_files(engine: Engine) -> None:
     await engine.create_container(ContainerSpec(
         name="ex", image="busybox", command=("sh", "-c", "echo secret > /tmp/f; exec sleep 600"),
