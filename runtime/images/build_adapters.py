@@ -5,8 +5,9 @@
     LauncherRun   RunStep    a throw-away build container from runtime.process: overlay of the
                              step's layers with the step's upper dir, host network (as
                              `docker build`; `network="none"`: its own, with only lo; RUN
-                             --network overrides it per command), default capabilities
-                             (RUN --security=insecure: as a privileged container, when the
+                             --network overrides it per command), default capabilities and
+                             seccomp profile (RUN --security=insecure: as a privileged
+                             container, neither of them, when the
                              build holds the security.insecure entitlement), output
                              streamed from its log
 """
@@ -29,8 +30,15 @@ from runtime.images.build.parser import SecretMount, SshMount
 from runtime.images.config import ImageConfig
 from runtime.images.sshforward import AgentRelay
 from runtime.images.store import ImageStore
+from runtime.launchcfg import with_seccomp
 from runtime.network.links import loopback_up
-from runtime.process.config import DEFAULT_NAMESPACES, LaunchConfig, MountPoint, privileged_security
+from runtime.process.config import (
+    DEFAULT_NAMESPACES,
+    LaunchConfig,
+    MountPoint,
+    Security,
+    privileged_security,
+)
 from runtime.process.launcher import Launcher
 from runtime.process.logread import read_log
 from runtime.storage.layers import LayerStore
@@ -254,6 +262,8 @@ class LauncherRun:
             hostname="buildkitsandbox",
             etc_files=etc,
             namespaces=tuple(n for n in DEFAULT_NAMESPACES if own_net or n != "net"),
+            # BuildKit's sandbox: Docker's default capabilities and seccomp profile
+            security=with_seccomp(Security()),
         )
         if self.shm_size:
             cfg = replace(cfg, shm_size=self.shm_size)

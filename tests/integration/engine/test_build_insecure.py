@@ -1,7 +1,7 @@
 """BuildKit's entitlements on the real engine: with security.insecure (Compose's
 build.privileged) a RUN --security=insecure step runs as a privileged container (every
-capability, /sys writable, mount(2) allowed) while a plain RUN of the same build keeps the
-default capabilities; without the entitlement the build stops before any step runs, with
+capability, no seccomp filter, /sys writable, mount(2) allowed) while a plain RUN of the
+same build keeps the default capabilities and seccomp filter; without the entitlement the build stops before any step runs, with
 one line naming the fix. RUN --network=none/host pick the step's network."""
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from tests.integration.engine.test_build_keys import _build, _read
 
 PROBE = """\
 grep CapEff /proc/self/status | cut -f2 > /{name}-caps; \\
+    grep Seccomp: /proc/self/status | cut -f2 > /{name}-seccomp; \\
     grep ' /sys ' /proc/mounts | cut -d' ' -f4 | cut -d, -f1 > /{name}-sys; \\
     mkdir -p /probe; if mount -t tmpfs probe /probe 2>/dev/null; then umount /probe; \\
     echo mounted; \\
@@ -52,11 +53,11 @@ async def test_insecure_run_is_privileged_only_with_the_entitlement(engine: Engi
                        entitlements=("security.insecure", "network.host"))
     await _build(engine, req)
     out = (await _read(engine, "insecure:yes", "probe", *(
-        f"/{name}-{what}" for name in ("insecure", "sandbox") for what in ("caps", "sys", "mount")),
+        f"/{name}-{what}" for name in ("insecure", "sandbox") for what in ("caps", "seccomp", "sys", "mount")),
         "/nets-none", "/nets-host")).splitlines()
-    caps, sys_mode, mounted = out[0:3]
-    assert (caps, sys_mode, mounted) == (_mask(tuple(CAPS)), "rw", "mounted")
-    caps, sys_mode, mounted = out[3:6]
-    assert (caps, sys_mode, mounted) == (_mask(DEFAULT_CAPS), "ro", "refused")
-    assert out[6] == "lo"  # RUN --network=none: its own namespace, only lo
-    assert "lo" in out[7:] and len(out[7:]) > 1  # RUN --network=host: the host's interfaces
+    # insecure: every capability, no seccomp filter, /sys writable, mount(2) works
+    assert out[0:4] == [_mask(tuple(CAPS)), "0", "rw", "mounted"]
+    # sandbox (the default): Docker's default capabilities and seccomp filter (mode 2)
+    assert out[4:8] == [_mask(DEFAULT_CAPS), "2", "ro", "refused"]
+    assert out[8] == "lo"  # RUN --network=none: its own namespace, only lo
+    assert "lo" in out[9:] and len(out[9:]) > 1  # RUN --network=host: the host's interfaces
