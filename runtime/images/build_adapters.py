@@ -26,7 +26,7 @@ from runtime.errors import InvalidArgument, LaunchError, NotFound
 from runtime.images.build.errors import BuildError
 from runtime.images.build.interfaces import BuildImage, Progress, RunResult
 from runtime.images.build.interfaces import ImageConfig as BuildConfig
-from runtime.images.build.parser import SecretMount, SshMount
+from runtime.images.build.parser import RUN_MODES, SecretMount, SshMount
 from runtime.images.config import ImageConfig
 from runtime.images.sshforward import AgentRelay
 from runtime.images.store import ImageStore
@@ -206,7 +206,7 @@ class LauncherRun:
         if security == "insecure" and "security.insecure" not in self.entitlements:
             raise BuildError("RUN --security=insecure: this build was not granted the "
                              "security.insecure entitlement (build.privileged: true)")
-        if network not in BUILD_NETWORKS or security not in ("sandbox", "insecure"):
+        if network not in RUN_MODES["network"] or security not in RUN_MODES["security"]:
             raise BuildError(f"RUN --network={network} --security={security}: unknown mode")
         scratch = Path(upper).parent / f"run-{token_hex(4)}"
         scratch.mkdir(parents=True)
