@@ -154,8 +154,10 @@ class Stream(AsyncIterator[T], Generic[T]):
 class ByteStream(AsyncIterator[bytes]):
     """A binary response (a tar) as chunks; opened on first use (or `open()`)."""
 
-    def __init__(self, client: Client, path: str, params: list[tuple[str, str]]) -> None:
+    def __init__(self, client: Client, method: str, path: str,
+                 params: list[tuple[str, str]]) -> None:
         self._client = client
+        self._method = method
         self._path = path
         self._params = params
         self._resp: aiohttp.ClientResponse | None = None
@@ -165,7 +167,7 @@ class ByteStream(AsyncIterator[bytes]):
         if self._resp is None:
             if self._done:
                 raise DaemonUnavailable("the stream is closed")
-            resp = await self._client._send("GET", self._path, params=self._params)
+            resp = await self._client._send(self._method, self._path, params=self._params)
             if resp.status >= 400:
                 self._done = True
                 raise await _error_of(resp)
@@ -455,7 +457,7 @@ class Client(PlainCalls):
     async def get_archive(
         self, ref: str, path: str, follow_link: bool = False
     ) -> tuple[PathStat, AsyncIterator[bytes]]:
-        stream = ByteStream(self, routes.GET_ARCHIVE.url(ref),
+        stream = ByteStream(self, *routes.GET_ARCHIVE.request(ref),
                             [("path", path), ("follow", str(int(follow_link)))])
         resp = await stream.open()
         try:
@@ -495,7 +497,7 @@ class Client(PlainCalls):
         resp.release()
 
     def export_container(self, ref: str) -> ByteStream:
-        return ByteStream(self, routes.EXPORT_CONTAINER.url(ref), [])
+        return ByteStream(self, *routes.EXPORT_CONTAINER.request(ref), [])
 
     async def commit_container(self, ref: str, req: CommitRequest) -> ImageInfo:
         data = await self._call(*routes.COMMIT_CONTAINER.request(ref), body=req)
