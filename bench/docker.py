@@ -46,9 +46,9 @@ def installed() -> bool:
     return all(shutil.which(t) for t in ("dockerd", "containerd")) and docker_cli() is not None
 
 
-def host_networks() -> list[ipaddress.IPv4Network]:
+def host_networks() -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
     """IPv4 networks on the host: every address's network and every route's destination."""
-    nets: list[ipaddress.IPv4Network] = []
+    nets: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
     addrs = subprocess.run(["ip", "-o", "-4", "addr", "show"], capture_output=True, text=True).stdout
     for line in addrs.split("\n"):
         parts = line.split()

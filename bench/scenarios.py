@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import shutil
 import subprocess
 import sys
@@ -440,11 +441,11 @@ def cli(ctx: Context) -> list[Row]:
     jobs: list[Job] = []
     for name, (argv, _) in bare.items():
         if argv[0] == "-c":
-            jobs.append(Job(name, "", lambda argv=argv: peers.timed([sys.executable, *argv])))
+            jobs.append(Job(name, "", functools.partial(peers.timed, [sys.executable, *argv])))
         else:
-            jobs.append(Job(name, "", lambda argv=argv: ours.bare(*argv)))
+            jobs.append(Job(name, "", functools.partial(ours.bare, *argv)))
     for name, argv, _ in CLI_VERBS:
-        jobs.append(Job(name, "", lambda argv=argv: ours(file, project, *argv)))
+        jobs.append(Job(name, "", functools.partial(ours, file, project, *argv)))
     jobs.append(Job(RUN_BRIDGE, "", lambda: ours(one_shot, run_project, "run", "--rm", "bridge", "true")))
     jobs.append(Job(RUN_NONE, "", lambda: ours(one_shot, run_project, "run", "--rm", "none", "true")))
     with contextlib.ExitStack() as stack:  # unwinds last-in first: ours, the peers, the guard
@@ -513,7 +514,7 @@ def _cli_peer_jobs(ctx: Context, stack: contextlib.ExitStack, file: Path,
             jobs.append(Job(PS_ROW, ps_peers[1], lambda: peers.timed([dk.cli, "ps"], env=dk.env)))
             for row, extra in run_peers:
                 argv = [dk.cli, "run", "--rm", *extra, "busybox", "/bin/true"]
-                jobs.append(Job(row, "docker run --rm", lambda argv=argv: peers.timed(argv, env=dk.env)))
+                jobs.append(Job(row, "docker run --rm", functools.partial(peers.timed, argv, env=dk.env)))
         except (peers.PeerError, OSError, subprocess.TimeoutExpired) as e:
             ctx.log(f"(cli) docker failed: {e}")
             for row, peer in ((PS_ROW, ps_peers[0]), (PS_ROW, ps_peers[1]),
@@ -534,7 +535,7 @@ def _cli_peer_jobs(ctx: Context, stack: contextlib.ExitStack, file: Path,
             for row, extra in run_peers:
                 argv = ["podman", "run", "--rm", *extra, "busybox", "/bin/true"]
                 samples[row]["podman run --rm"] = Sample()
-                jobs.append(Job(row, "podman run --rm", lambda argv=argv: peers.timed(argv, env=pm.env)))
+                jobs.append(Job(row, "podman run --rm", functools.partial(peers.timed, argv, env=pm.env)))
         except (peers.PeerError, OSError, subprocess.TimeoutExpired) as e:
             ctx.log(f"(cli) podman failed: {e}")
             for row, _ in run_peers:
