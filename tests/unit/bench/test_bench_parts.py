@@ -125,3 +125,28 @@ def test_docker_subnets_clash_check() -> None:
     assert nets  # at least loopback's 127.0.0.0/8
     assert ipaddress.ip_network(BIP, strict=False).subnet_of(ipaddress.ip_network("10.0.0.0/8"))
     assert not ipaddress.ip_network(BIP, strict=False).overlaps(ipaddress.ip_network(ADDRESS_POOL))
+
+
+def test_cli_rounds_interleave_and_a_failing_job_leaves_with_a_note(tmp_path: Path) -> None:
+    from bench.peers import PeerError
+    from bench.scenarios import Context, Job, _rounds
+    from bench.stats import Sample
+
+    calls: list[str] = []
+
+    def ok(name: str, ms: float):  # type: ignore[no-untyped-def]
+        def run() -> float:
+            calls.append(name)
+            return ms
+        return run
+
+    def broken() -> float:
+        calls.append("broken")
+        raise PeerError("docker ps failed: boom")
+
+    samples = {"ps": {"": Sample(), "docker ps": Sample()}, "run": {"": Sample()}}
+    jobs = [Job("ps", "", ok("ours", 200.0)), Job("ps", "docker ps", broken), Job("run", "", ok("run", 500.0))]
+    _rounds(Context(tmp_path, True, True, lambda _: None), jobs, samples, 2)
+    assert calls == ["ours", "broken", "run", "ours", "run", "ours", "run"]  # warm-up round first
+    assert samples["ps"][""].values == [200.0, 200.0] and samples["run"][""].values == [500.0, 500.0]
+    assert samples["ps"]["docker ps"].values == [] and "boom" in samples["ps"]["docker ps"].note
