@@ -1151,7 +1151,8 @@ class Engine:
         """Build from a Dockerfile; yields output lines, then the image id (or the error)."""
         queue: asyncio.Queue[BuildProgress | None] = asyncio.Queue()
         runner = LauncherRun(self.launcher, network=req.network, shm_size=req.shm_size,
-                             extra_hosts=req.extra_hosts, secrets=req.secrets, ssh=req.ssh)
+                             extra_hosts=req.extra_hosts, secrets=req.secrets, ssh=req.ssh,
+                             entitlements=req.entitlements)
 
         async def pull(ref: str) -> None:
             await registry.pull(self.images, ref)
@@ -1169,7 +1170,7 @@ class Engine:
                     build_args=req.build_args, no_cache=req.no_cache,
                     progress=lambda line: queue.put_nowait(BuildProgress(line=line)),
                     dockerfile_text=req.dockerfile_inline, labels=req.labels, pull=req.pull,
-                    named_contexts=req.named_contexts)
+                    named_contexts=req.named_contexts, entitlements=req.entitlements)
                 queue.put_nowait(BuildProgress(image_id=iid))
                 self.bus.publish(Event(time.time(), "image", "build", iid, req.tag))
             except EngineError as e:
