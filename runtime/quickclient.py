@@ -4,31 +4,81 @@
 the unix socket answers them in a millisecond, where importing aiohttp alone costs ~130 ms.
 The calls, routes and error decoding are runtime.calls' (shared with runtime.client.Client);
 this module adds only the transport. It blocks while a request is under way, which is what
-a one-shot CLI command wants; anything streaming, uploading or attaching is Client's.
+a one-shot CLI command wants: its coroutines never wait on anything, so `run_now` runs them
+without an event loop. `exec_attach` gives a `QuickAttach`, the exec websocket on
+runtime.wsclient (`exec -T`); the other streams, uploads and attaches are Client's.
 """
 from __future__ import annotations
 
 import http.client
 import json
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 from runtime import rpc, serde
 from runtime.api import LogLine
+from runtime.attach import AttachStream, split_frames
 from runtime.calls import (
     DaemonUnavailable,
     Params,
     PlainCalls,
+    attach_refused,
     connect_error,
+    exec_attach_route,
     logs_route,
     status_of_kind,
 )
 from runtime.errors import EngineError, InvalidArgument
+from runtime.wsclient import HandshakeError, WebSocket
 
 CONNECT_TIMEOUT = 10.0  # seconds, as Client's sock_connect
+T = TypeVar("T")
+
+
+def run_now(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine that never waits (QuickClient's calls, QuickAttach's reads and
+    writes) to its end, without an event loop; RuntimeError if it does wait on something."""
+    try:
+        coro.send(None)
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
+    coro.close()
+    raise RuntimeError("run_now: the coroutine waited on something (it needs an event loop)")
+
+
+class QuickAttach(AttachStream):
+    """An attach stream over composerd's websocket (whole frames per binary message), as
+    runtime.client.WsAttach, but blocking: its coroutines return when the socket has
+    answered (run them with `run_now`). One thread may read while another writes."""
+
+    def __init__(self, ws: WebSocket) -> None:
+        self.ws = ws
+        self.buf = bytearray()
+        self.frames: list[tuple[int, bytes]] = []
+
+    async def _send(self, data: bytes) -> None:
+        try:
+            self.ws.send_binary(data)
+        except OSError:  # composerd closed: the output (and EXIT) already sent is still read
+            pass
+
+    async def _recv(self) -> tuple[int, bytes] | None:
+        while not self.frames:
+            msg = self.ws.recv()
+            if msg is None:
+                return None
+            self.buf += msg
+            try:
+                self.frames = split_frames(self.buf)
+            except ValueError:  # an oversize attach frame: the stream is broken
+                return None
+        return self.frames.pop(0)
+
+    async def close(self) -> None:
+        self.ws.close()
 
 
 class UnixConnection(http.client.HTTPConnection):
@@ -148,3 +198,26 @@ class QuickClient(PlainCalls):
                 yield serde.from_dict(LogLine, data)
         finally:
             await own.close()
+
+    async def exec_attach(self, ref: str, argv: list[str], user: str | None = None,
+                          env: dict[str, str] | None = None, workdir: str | None = None,
+                          tty: bool = False, stdin: bool = True, detach: bool = False,
+                          privileged: bool = False) -> QuickAttach:
+        """As Client.exec_attach: the command starts before the upgrade (an unknown or
+        stopped container is composerd's 4xx error), then its stdio as attach frames."""
+        path, params = exec_attach_route(ref, argv, user=user, env=env, workdir=workdir,
+                                         tty=tty, stdin=stdin, detach=detach,
+                                         privileged=privileged)
+        try:
+            ws = WebSocket.connect(self.socket_path, f"{path}?{urlencode(params)}",
+                                   max_msg_size=rpc.MAX_BODY)
+        except HandshakeError as e:
+            raise attach_refused(e.status, e.reason, e.headers.get(rpc.ERROR_HEADER.lower())) \
+                from None
+        except FileNotFoundError as e:
+            raise connect_error(e, self.socket_path) from None
+        except OSError as e:
+            if isinstance(e, (ConnectionRefusedError, PermissionError)):
+                raise connect_error(e, self.socket_path) from None
+            raise DaemonUnavailable(f"lost the connection to composerd: {e}") from None
+        return QuickAttach(ws)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Collection, Coroutine
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol
 
 from composer import labels as L
 from composer.errors import NoStackFile, check_services
@@ -27,8 +27,6 @@ from composer.stackcache import StackSummary, cache_dir, summary_of
 if TYPE_CHECKING:
     from runtime.api import ContainerInfo
     from runtime.quickclient import QuickClient
-
-T = TypeVar("T")
 
 # Verbs that act only on what exists: with `-p NAME` and no `-f` they work from the project
 # name and the container labels alone, as docker compose (`projectOrName`): no stack file
@@ -95,17 +93,6 @@ class QuickProject:
         return L.project_containers(found, services, oneoff=oneoff, hooks=hooks)
 
 
-def run_now(coro: Coroutine[Any, Any, T]) -> T:
-    """Run a coroutine that never waits (only QuickClient calls inside) to its end, without
-    an event loop; RuntimeError if it does wait on something."""
-    try:
-        coro.send(None)
-    except StopIteration as done:
-        return done.value  # type: ignore[no-any-return]
-    coro.close()
-    raise RuntimeError("run_now: the coroutine waited on something (it needs an event loop)")
-
-
 def quick_client() -> QuickClient | None:
     """The stdlib client when composerd answers and the engine is the real one, else None."""
     common = sys.modules.get("composer.cli.common")
@@ -113,7 +100,7 @@ def quick_client() -> QuickClient | None:
         return None  # a test's in-memory engine serves every verb
     from runtime.calls import DaemonUnavailable
     from runtime.paths import Paths
-    from runtime.quickclient import QuickClient
+    from runtime.quickclient import QuickClient, run_now
 
     client = QuickClient(Paths.from_env().socket)
     try:
@@ -150,19 +137,26 @@ def stack_summary(args: argparse.Namespace) -> StackSummary | None:
     return summary_of(load, cache_dir(Paths.from_env().run), inputs)
 
 
-def read_project(args: argparse.Namespace,
-                 go: Callable[[Any], Coroutine[Any, Any, int]]) -> int:
+def read_project(args: argparse.Namespace, go: Callable[[Any], Coroutine[Any, Any, int]],
+                 *, read_only: bool = True) -> int:
     """Run `go(project)` on the quick path when it can serve the command, else as
-    `with_project(args, go, lock=False, read_only=True)`."""
-    try:
-        summary = stack_summary(args)
-    except NoStackFile:
-        summary = None  # COMPOSE_PROJECT_NAME may name it: the slow path knows how
+    `with_project(args, go, lock=False, read_only=read_only)`; `read_only=False` (exec):
+    `go` also attaches, and a dry run takes the slow path (its engine says what it would
+    do)."""
+    from composer.cli.output import SETTINGS
+    from runtime.quickclient import run_now
+
+    summary: StackSummary | None = None
+    if read_only or not SETTINGS.dry_run:
+        try:
+            summary = stack_summary(args)
+        except NoStackFile:
+            pass  # COMPOSE_PROJECT_NAME may name it: the slow path knows how
     client = quick_client() if summary is not None else None
     if summary is None or client is None:
         from composer.cli.common import run, with_project
 
-        return run(with_project(args, go, lock=False, read_only=True))
+        return run(with_project(args, go, lock=False, read_only=read_only))
     try:
         for w in summary.warnings:
             print(f"WARN[0000] {w}", file=sys.stderr)
