@@ -67,4 +67,4 @@ def blocking_session(stream: Any, in_fd: int) -> int:
         return 141
     finally:
         run_now(stream.close())
-    return stream.exit_code if stream.exit_code is not None else 255  # type: ignore[no-any-return]
+    return stream.exit_code if stream.exit_code is not None else 255
