@@ -310,16 +310,22 @@ CLI_VERBS: tuple[tuple[str, tuple[str, ...], float | None], ...] = (
 )
 
 
+EDITED_ROW = "composer ps, stack file just edited"
+
+
 def cli(ctx: Context) -> list[Row]:
     """The CLI as a user feels it: a new `python -m composer.cli` process per command,
     composerd already running, a 10-service project up; runs interleaved so that the load
     of the host hits every row alike. `python -c pass` is the floor every row pays."""
     runs = ctx.runs(9, 3)
     file = stacks.write(ctx.workdir / "stacks", "cli", stacks.with_port(stacks.independent(10)))
+    # the same stack under another name, rewritten before each of its runs: `ps` right after
+    # an edit, when composer.stackcache misses and the full stack loader runs
+    edited = file.with_name("compose-edited.yaml")
     project = f"cmpbench{str(time.time_ns())[-6:]}cli"
     bare = {"python3 -c pass (interpreter start)": (("-c", "pass"), None),
             "composer --help": (("--help",), 60.0), "composer version": (("version",), 60.0)}
-    samples = {name: Sample() for name in [*bare, *(v[0] for v in CLI_VERBS)]}
+    samples = {name: Sample() for name in [*bare, *(v[0] for v in CLI_VERBS), EDITED_ROW]}
     ours = ComposerCli(ctx.workdir / "cli-verbs")
     try:
         ours(file, project, "up", "-d")  # starts composerd: not counted
@@ -332,6 +338,8 @@ def cli(ctx: Context) -> list[Row]:
                     samples[name].values.append(ours.bare(*argv))
             for name, argv, _ in CLI_VERBS:
                 samples[name].values.append(ours(file, project, *argv))
+            edited.write_text(file.read_text())
+            samples[EDITED_ROW].values.append(ours(edited, project, "ps"))
         ctx.log("(cli) " + ", ".join(f"{n.removeprefix('composer ')} {_p50(s)}"
                                      for n, s in samples.items()))
     except (BenchError, peers.PeerError, OSError, subprocess.TimeoutExpired) as e:
@@ -341,7 +349,8 @@ def cli(ctx: Context) -> list[Row]:
                 s.note = f"failed: {e}"
     finally:
         ctx.cleanup += [f"composer cli verbs: leftover {x}" for x in ours.close()]
-    targets = {**{n: t for n, (_, t) in bare.items()}, **{n: t for n, _, t in CLI_VERBS}}
+    targets = {**{n: t for n, (_, t) in bare.items()}, **{n: t for n, _, t in CLI_VERBS},
+               EDITED_ROW: None}
     rows = []
     for name, s in samples.items():
         target = targets[name]
