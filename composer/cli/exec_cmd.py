@@ -135,7 +135,7 @@ def exec_cmd(args: argparse.Namespace) -> int:
                 workdir=args.workdir, tty=True, privileged=args.privileged)
             return await exec_interactive(target)
         from composer.cli.blockingio import blocking_session, stdin_fd
-        from runtime.quickclient import QuickAttach
+        from runtime.quickattach import QuickAttach
 
         in_fd = stdin_fd() if args.interactive else -1
         stream = await project.engine.exec_attach(

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from runtime.errors import Conflict, InvalidArgument, NotFound
-from runtime.quickclient import QuickAttach, QuickClient, run_now
+from runtime.quickattach import QuickAttach
+from runtime.quickclient import QuickClient, run_now
 from runtime.types import ContainerSpec, PortBinding
 from tests.unit.daemon.fake_engine import FakeEngine
 
