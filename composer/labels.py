@@ -7,6 +7,7 @@ booleans as "True"/"False", lists comma-joined.
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -152,6 +153,21 @@ class ContainerLabels:
             image_id=labels.get(IMAGE, ""),
             depends_on=parse_depends_on(labels.get(DEPENDS_ON, "")),
         )
+
+
+# a valid project name (compose-go's): lowercase letters, digits, "_" and "-"
+PROJECT_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+
+
+def label_services(project: str, containers: Iterable[Any]) -> list[str]:
+    """The services of `project` as its containers' labels name them (hook containers and
+    other projects' left out), in the order they come: a stack rebuilt from labels."""
+    out: dict[str, None] = {}
+    for c in containers:
+        parsed = ContainerLabels.parse(c.labels)
+        if parsed is not None and parsed.project == project:
+            out[parsed.service] = None
+    return list(out)
 
 
 def project_containers(found: Iterable[Any], services: Collection[str] = (), *,

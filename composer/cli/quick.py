@@ -8,10 +8,12 @@ environment changed), composerd is spoken to by runtime.quickclient (http.client
 `go` -- the same coroutine the slow path runs with an operations.Project -- is driven by
 `run_now`: QuickClient's calls never wait on anything, so no event loop is needed.
 
-Whenever the quick path can't serve the command exactly as the slow one would, it hands
-it to `composer.cli.common.with_project` unchanged: composerd not answering (that path
-starts it), `-f -` (the stack on stdin), `-p NAME` without a file (the stack from the
-containers' labels), no stack file at all, or an engine replaced by a test.
+`-p NAME` without a file works from the containers' labels, as with_project's
+stack_by_name (the services its containers name). Whenever the quick path can't serve
+the command exactly as the slow one would, it hands it to
+`composer.cli.common.with_project` unchanged: composerd not answering (that path starts
+it), `-f -` (the stack on stdin), no stack file at all, an invalid -p name (the loader's
+error), a dry run of `exec`, or an engine replaced by a test.
 """
 from __future__ import annotations
 
@@ -112,13 +114,22 @@ def quick_client() -> QuickClient | None:
     return None
 
 
+def by_name(args: argparse.Namespace) -> str | None:
+    """-p NAME without a file, for a verb that works from labels alone (common's
+    project_by_name); None as well for a name the loader would refuse (the slow path says
+    why, in the loader's words)."""
+    if getattr(args, "verb", None) not in BY_NAME_VERBS or not args.project_name or args.files:
+        return None
+    return str(args.project_name) if L.PROJECT_NAME.match(args.project_name) else None
+
+
 def stack_summary(args: argparse.Namespace) -> StackSummary | None:
     """The summary of the stack the global options select, from the cache when nothing
     changed; None when the quick path can't tell (stack on stdin, or -p NAME alone)."""
     if "-" in (args.files or ()):
         return None
-    if getattr(args, "verb", None) in BY_NAME_VERBS and args.project_name and not args.files:
-        return None  # from labels: the slow path's stack_by_name
+    if by_name(args) is not None:
+        return None  # from the containers' labels: read_project's
     targeted = targeted_services(args)
     inputs = [args.files, args.project_name, args.project_directory, args.env_files,
               args.profiles, targeted]
@@ -147,21 +158,34 @@ def read_project(args: argparse.Namespace, go: Callable[[Any], Coroutine[Any, An
     from runtime.quickclient import run_now
 
     summary: StackSummary | None = None
+    name = by_name(args)
     if read_only or not SETTINGS.dry_run:
         try:
             summary = stack_summary(args)
         except NoStackFile:
             pass  # COMPOSE_PROJECT_NAME may name it: the slow path knows how
-    client = quick_client() if summary is not None else None
-    if summary is None or client is None:
+    client = quick_client() if summary is not None or name is not None else None
+    if client is None:
         from composer.cli.common import run, with_project
 
         return run(with_project(args, go, lock=False, read_only=read_only))
     try:
+        verb = getattr(args, "verb", None)
+        if summary is None:  # as common.stack_by_name: the services its containers name
+            assert name is not None
+            services: tuple[str, ...] = ()
+            if verb not in ("ps", "down"):  # the only use of them: the check below
+                found = run_now(client.list_containers(all=True, labels={L.PROJECT: name}))
+                services = tuple(L.label_services(name, found))
+            summary = StackSummary(name, services, services, ())
         for w in summary.warnings:
             print(f"WARN[0000] {w}", file=sys.stderr)
-        if getattr(args, "verb", None) in BY_NAME_VERBS:
+        project = QuickProject(summary, client)
+        project.by_labels = name is not None
+        if verb in BY_NAME_VERBS and not (project.by_labels and verb in ("ps", "down")):
+            # an unknown service is an error naming it (from labels alone, `ps` can't tell
+            # a typo from a service already removed), as with_project
             check_services(targeted_services(args), summary.all_services)
-        return run_now(go(QuickProject(summary, client)))
+        return run_now(go(project))
     finally:
         run_now(client.close())

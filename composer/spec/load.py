@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from composer.errors import NoStackFile, SpecError
+from composer.labels import PROJECT_NAME
 from composer.readlog import is_file
 from composer.spec.dotenv import read_env_file
 from composer.spec.extends import resolve_extends
@@ -37,7 +38,6 @@ DEFAULT_FILES = ("compose.yaml", "compose.yml", "docker-compose.yml", "docker-co
 OVERRIDE_FILES = ("compose.override.yml", "compose.override.yaml", "docker-compose.override.yml",
                   "docker-compose.override.yaml")
 SECTION_NAME = re.compile(r"^[a-zA-Z0-9._-]+$")
-PROJECT_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 
 
 @dataclass(frozen=True)

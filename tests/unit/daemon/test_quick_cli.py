@@ -192,3 +192,47 @@ async def test_the_exit_code_survives_stdin_ending_with_the_command(
 
     codes = [await asyncio.to_thread(once) for _ in range(30)]
     assert codes == [1] * 30
+
+
+# -p NAME without a file: the project from its containers' labels (as with_project's
+# stack_by_name), from any folder
+BY_NAME: dict[tuple[str, ...], tuple[int, str]] = {
+    ("ps",): (0, "demo-web-1   busybox:latest"),
+    ("ps", "nosuch"): (0, "NAME"),  # from labels, a typo and a removed service look alike
+    ("port", "web", "80"): (0, "127.0.0.1:8080"),
+    ("logs", "nosuch"): (1, "no such service: nosuch (known: web)"),
+    ("exec", "-T", "web", "echo", "hi"): (0, "hi"),
+}
+
+
+@pytest.mark.parametrize("argv", list(BY_NAME))
+async def test_a_project_by_name_alone_takes_the_quick_path_too(
+        engine: FakeEngine, socket_path: Path, short_tmp: Path, argv: tuple[str, ...]) -> None:
+    await web_container(engine)
+    other = await engine.create_container(ContainerSpec("other-x-1", "busybox:latest", labels={
+        **LABELS, "com.docker.compose.project": "other", "com.docker.compose.service": "x"}))
+    await engine.start_container(other.id)
+    quick = await cli(socket_path, short_tmp, "-p", "demo", *argv)
+    assert heavy(quick[3]) == [], argv
+    slow = await cli(socket_path, short_tmp, "-p", "demo", *argv, slow=True)
+    assert quick[:3] == slow[:3], argv
+    code, says = BY_NAME[argv]
+    assert quick[0] == code and says in quick[1].decode() + quick[2], quick
+
+
+def test_label_services_are_the_services_of_a_stack_from_labels() -> None:
+    from composer import labels as L
+    from composer.labelstack import stack_from_labels
+    from runtime.api import ContainerInfo
+
+    def c(project: str, service: str, **extra: str) -> ContainerInfo:
+        labels = {**LABELS, "com.docker.compose.project": project,
+                  "com.docker.compose.service": service, **extra}
+        return ContainerInfo(id=service + project, name=f"{project}-{service}", image="busybox",
+                             spec=ContainerSpec(f"{project}-{service}", "busybox", labels=labels),
+                             state="running")
+
+    cs = [c("demo", "web"), c("demo", "db", **{"com.docker.compose.oneoff": "True"}),
+          c("other", "x"), c("demo", "hook", **{L.HOOK: "pre_start"}), c("demo", "web")]
+    assert L.label_services("demo", cs) == list(stack_from_labels("demo", cs).services) \
+        == ["web", "db"]
