@@ -81,6 +81,8 @@ def bake_config(stack: Stack, targets: Collection[str], image_ref: Any,
             "no-cache": (no_cache or b.no_cache) or None,
             "network": b.network,
             "shm-size": b.shm_size,
+            # Compose's bakeEntitlements: the listed ones, security.insecure for privileged
+            "entitlements": [*b.entitlements, *(["security.insecure"] if b.privileged else [])],
             "output": ["type=docker"],
         }
         out["target"][names[name]] = {k: v for k, v in target.items() if v not in (None, "", [])}

@@ -322,6 +322,7 @@ def build_request(stack: Stack, service_name: str, tag: str, *, no_cache: bool =
         named_contexts=_named_contexts(stack, service_name),
         secrets=_build_secrets(stack, service_name),
         ssh=_build_ssh(stack, service_name, ssh_agents or {}),
+        entitlements=b.granted,
     )
 
 

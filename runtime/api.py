@@ -147,6 +147,10 @@ class BuildRequest:
     # Compose's build.ssh: id -> the path of an ssh agent's socket on this host, for RUN
     # --mount=type=ssh (relayed into that RUN only; not in the cache key, as with BuildKit)
     ssh: dict[str, str] = field(default_factory=dict)
+    # BuildKit's entitlements granted to this build (Compose's build.entitlements, plus
+    # security.insecure for build.privileged and network.host for build.network: host):
+    # RUN --security=insecure and RUN --network=host need them
+    entitlements: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

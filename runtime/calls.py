@@ -3,8 +3,9 @@
 `runtime.client.Client` (aiohttp) speaks every route: streams, websockets, uploads.
 `runtime.quickclient.QuickClient` (stdlib http.client) speaks only these plain calls and
 logs without follow, for the CLI's read-only verbs (`ps`, `port`, `logs`), which so start
-without importing aiohttp. Both build their requests here, from the routes of runtime.rpc's
-table, and differ only in `_call` (the transport); the errors they raise are the same.
+without importing aiohttp. Both build their requests here, from the route table
+(runtime.routes), and differ only in `_call` (the transport); the errors they raise are the
+same.
 """
 from __future__ import annotations
 
@@ -12,9 +13,8 @@ import errno
 import json
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
-from runtime import access, rpc, serde
+from runtime import access, routes, rpc, serde
 from runtime.api import ContainerInfo, ImageInfo, NetworkInfo, VolumeInfo
 from runtime.errors import EngineError
 
@@ -58,14 +58,9 @@ def status_of_kind(kind: Any) -> int:
     return 500
 
 
-def seg(value: str) -> str:
-    """One path segment of a route (a container name or id), quoted."""
-    return quote(value, safe="")
-
-
 def logs_route(ref: str, follow: bool = False, tail: int | None = None,
                since: float | None = None, until: float | None = None) -> tuple[str, Params]:
-    """GET /containers/{ref}/logs: the path and query of a logs request."""
+    """routes.LOGS: the path and query of a logs request."""
     params = [("follow", str(int(follow)))]
     if tail is not None:
         params.append(("tail", str(tail)))
@@ -73,17 +68,17 @@ def logs_route(ref: str, follow: bool = False, tail: int | None = None,
         params.append(("since", repr(float(since))))
     if until is not None:
         params.append(("until", repr(float(until))))
-    return f"/containers/{seg(ref)}/logs", params
+    return routes.LOGS.url(ref), params
 
 
 def exec_attach_route(ref: str, argv: list[str], user: str | None = None,
                       env: dict[str, str] | None = None, workdir: str | None = None,
                       tty: bool = False, stdin: bool = True, detach: bool = False,
                       privileged: bool = False) -> tuple[str, Params]:
-    """GET /containers/{ref}/exec-attach (a websocket): the path and query."""
+    """routes.EXEC_ATTACH (a websocket): the path and query."""
     req = rpc.ExecRequest(argv=tuple(argv), user=user, env=dict(env or {}), workdir=workdir,
                           tty=tty, stdin=stdin, detach=detach, privileged=privileged)
-    return f"/containers/{seg(ref)}/exec-attach", [("request", rpc.encode(req).decode())]
+    return routes.EXEC_ATTACH.url(ref), [("request", rpc.encode(req).decode())]
 
 
 def attach_refused(status: int, reason: str, error_header: str | None) -> EngineError:
@@ -108,14 +103,14 @@ class PlainCalls:
         raise NotImplementedError
 
     async def ping(self) -> bool:
-        return bool(await self._call("GET", "/_ping") == "OK")
+        return bool(await self._call(*routes.PING.request()) == "OK")
 
     async def version(self) -> dict[str, Any]:
-        return await self._call("GET", "/version")  # type: ignore[no-any-return]
+        return await self._call(*routes.VERSION.request())  # type: ignore[no-any-return]
 
     async def inspect_container(self, ref: str) -> ContainerInfo:
         return serde.from_dict(
-            ContainerInfo, await self._call("GET", f"/containers/{seg(ref)}/json")
+            ContainerInfo, await self._call(*routes.INSPECT_CONTAINER.request(ref))
         )
 
     async def list_containers(
@@ -124,16 +119,17 @@ class PlainCalls:
         params = [("all", str(int(all))), *rpc.format_labels(labels)]
         return [
             serde.from_dict(ContainerInfo, d)
-            for d in await self._call("GET", "/containers", params=params)
+            for d in await self._call(*routes.LIST_CONTAINERS.request(), params=params)
         ]
 
     async def list_networks(self, labels: dict[str, str] | None = None) -> list[NetworkInfo]:
-        data = await self._call("GET", "/networks", params=rpc.format_labels(labels))
+        data = await self._call(*routes.LIST_NETWORKS.request(), params=rpc.format_labels(labels))
         return [serde.from_dict(NetworkInfo, d) for d in data]
 
     async def list_volumes(self, labels: dict[str, str] | None = None) -> list[VolumeInfo]:
-        data = await self._call("GET", "/volumes", params=rpc.format_labels(labels))
+        data = await self._call(*routes.LIST_VOLUMES.request(), params=rpc.format_labels(labels))
         return [serde.from_dict(VolumeInfo, d) for d in data]
 
     async def list_images(self) -> list[ImageInfo]:
-        return [serde.from_dict(ImageInfo, d) for d in await self._call("GET", "/images")]
+        data = await self._call(*routes.LIST_IMAGES.request())
+        return [serde.from_dict(ImageInfo, d) for d in data]

@@ -23,13 +23,12 @@ from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Generic, TypeVar
-from urllib.parse import quote
 
 import aiohttp
 from yarl import URL
 
 import runtime
-from runtime import access, rpc, serde
+from runtime import access, routes, rpc, serde
 from runtime.api import (
     ArchiveResult,
     BuildProgress,
@@ -57,7 +56,6 @@ from runtime.calls import (  # noqa: F401  (DaemonUnavailable, PermissionDenied:
     exec_attach_route,
     logs_route,
     needs_root,
-    seg,
     status_of_kind,
 )
 from runtime.errors import Conflict, EngineError, InvalidArgument
@@ -158,8 +156,10 @@ class Stream(AsyncIterator[T], Generic[T]):
 class ByteStream(AsyncIterator[bytes]):
     """A binary response (a tar) as chunks; opened on first use (or `open()`)."""
 
-    def __init__(self, client: Client, path: str, params: list[tuple[str, str]]) -> None:
+    def __init__(self, client: Client, method: str, path: str,
+                 params: list[tuple[str, str]]) -> None:
         self._client = client
+        self._method = method
         self._path = path
         self._params = params
         self._resp: aiohttp.ClientResponse | None = None
@@ -169,7 +169,7 @@ class ByteStream(AsyncIterator[bytes]):
         if self._resp is None:
             if self._done:
                 raise DaemonUnavailable("the stream is closed")
-            resp = await self._client._send("GET", self._path, params=self._params)
+            resp = await self._client._send(self._method, self._path, params=self._params)
             if resp.status >= 400:
                 self._done = True
                 raise await _error_of(resp)
@@ -325,44 +325,44 @@ class Client(PlainCalls):
 
     async def create_container(self, spec: ContainerSpec) -> ContainerInfo:
         return serde.from_dict(
-            ContainerInfo, await self._call("POST", "/containers/create", body=spec)
+            ContainerInfo, await self._call(*routes.CREATE_CONTAINER.request(), body=spec)
         )
 
     async def start_container(self, ref: str) -> ContainerInfo:
-        data = await self._call("POST", f"/containers/{seg(ref)}/start")
+        data = await self._call(*routes.START_CONTAINER.request(ref))
         return serde.from_dict(ContainerInfo, data)
 
     async def stop_container(self, ref: str, timeout: float | None = None) -> ContainerInfo:
         params = [("timeout", repr(float(timeout)))] if timeout is not None else None
-        data = await self._call("POST", f"/containers/{seg(ref)}/stop", params=params)
+        data = await self._call(*routes.STOP_CONTAINER.request(ref), params=params)
         return serde.from_dict(ContainerInfo, data)
 
     async def restart_container(self, ref: str, timeout: float | None = None) -> ContainerInfo:
         params = [("timeout", repr(float(timeout)))] if timeout is not None else None
-        data = await self._call("POST", f"/containers/{seg(ref)}/restart", params=params)
+        data = await self._call(*routes.RESTART_CONTAINER.request(ref), params=params)
         return serde.from_dict(ContainerInfo, data)
 
     async def kill_container(self, ref: str, signal: str = "SIGKILL") -> None:
-        await self._call("POST", f"/containers/{seg(ref)}/kill", params=[("signal", signal)])
+        await self._call(*routes.KILL_CONTAINER.request(ref), params=[("signal", signal)])
 
     async def wait_container(self, ref: str) -> int:
-        data = await self._call("POST", f"/containers/{seg(ref)}/wait")
+        data = await self._call(*routes.WAIT_CONTAINER.request(ref))
         return int(data["exit_code"])
 
     async def remove_container(self, ref: str, force: bool = False, volumes: bool = False) -> None:
         params = [("force", str(int(force))), ("v", str(int(volumes)))]
-        await self._call("DELETE", f"/containers/{seg(ref)}", params=params)
+        await self._call(*routes.REMOVE_CONTAINER.request(ref), params=params)
 
     async def pause_container(self, ref: str) -> None:
-        await self._call("POST", f"/containers/{seg(ref)}/pause")
+        await self._call(*routes.PAUSE_CONTAINER.request(ref))
 
     async def unpause_container(self, ref: str) -> None:
-        await self._call("POST", f"/containers/{seg(ref)}/unpause")
+        await self._call(*routes.UNPAUSE_CONTAINER.request(ref))
 
     def logs(self, ref: str, follow: bool = False, tail: int | None = None,
              since: float | None = None, until: float | None = None) -> Stream[LogLine]:
         path, params = logs_route(ref, follow, tail, since, until)
-        return Stream(self, path, params, LogLine)
+        return Stream(self, path, params, LogLine, method=routes.LOGS.method)
 
     async def exec_run(
         self,
@@ -376,7 +376,7 @@ class Client(PlainCalls):
         body = rpc.ExecRequest(argv=tuple(argv), user=user, env=dict(env or {}), workdir=workdir,
                                privileged=privileged)
         return serde.from_dict(
-            ExecResult, await self._call("POST", f"/containers/{seg(ref)}/exec", body=body)
+            ExecResult, await self._call(*routes.EXEC_RUN.request(ref), body=body)
         )
 
     async def exec_prepare(
@@ -392,19 +392,18 @@ class Client(PlainCalls):
         body = rpc.ExecRequest(argv=tuple(argv), user=user, env=dict(env or {}), workdir=workdir,
                                tty=tty, privileged=privileged)
         return serde.from_dict(
-            ExecTarget, await self._call("POST", f"/containers/{seg(ref)}/exec-prepare", body=body)
+            ExecTarget, await self._call(*routes.EXEC_PREPARE.request(ref), body=body)
         )
 
     async def remove_paths(self, ref: str, paths: list[str]) -> ArchiveResult:
         body = rpc.RemovePathsRequest(tuple(paths))
         return serde.from_dict(
-            ArchiveResult, await self._call("POST", f"/containers/{seg(ref)}/remove-paths", body=body))
+            ArchiveResult, await self._call(*routes.REMOVE_PATHS.request(ref), body=body))
 
     async def attach_container(self, ref: str, logs: bool = False,
                                follow: bool = False) -> WsAttach:
-        path = f"/containers/{seg(ref)}/attach"
         params = [("logs", str(int(logs))), ("follow", str(int(follow)))]
-        return await self._websocket(path, params)
+        return await self._websocket(routes.ATTACH_CONTAINER.url(ref), params)
 
     async def exec_attach(
         self,
@@ -436,22 +435,21 @@ class Client(PlainCalls):
         return WsAttach(ws)
 
     async def top(self, ref: str) -> list[dict[str, str]]:
-        return await self._call("GET", f"/containers/{seg(ref)}/top")  # type: ignore[no-any-return]
+        return await self._call(*routes.TOP.request(ref))  # type: ignore[no-any-return]
 
     async def stats(self, ref: str) -> Stats:
-        return serde.from_dict(Stats, await self._call("GET", f"/containers/{seg(ref)}/stats"))
+        return serde.from_dict(Stats, await self._call(*routes.STATS.request(ref)))
 
     # ------------------------------------------------------------ a container's files
 
     async def stat_path(self, ref: str, path: str) -> PathStat:
-        data = await self._call("GET", f"/containers/{seg(ref)}/archive/stat",
-                                params=[("path", path)])
+        data = await self._call(*routes.STAT_PATH.request(ref), params=[("path", path)])
         return serde.from_dict(PathStat, data)
 
     async def get_archive(
         self, ref: str, path: str, follow_link: bool = False
     ) -> tuple[PathStat, AsyncIterator[bytes]]:
-        stream = ByteStream(self, f"/containers/{seg(ref)}/archive",
+        stream = ByteStream(self, *routes.GET_ARCHIVE.request(ref),
                             [("path", path), ("follow", str(int(follow_link)))])
         resp = await stream.open()
         try:
@@ -469,7 +467,7 @@ class Client(PlainCalls):
         copy_uid_gid: bool = False,
         no_overwrite_dir_non_dir: bool = True,
     ) -> None:
-        url = URL(BASE + f"/containers/{seg(ref)}/archive", encoded=True)
+        url = URL(BASE + routes.PUT_ARCHIVE.url(ref), encoded=True)
         params = [("path", path), ("copy_uid_gid", str(int(copy_uid_gid))),
                   ("no_overwrite_dir_non_dir", str(int(no_overwrite_dir_non_dir)))]
 
@@ -479,7 +477,7 @@ class Client(PlainCalls):
 
         try:
             resp = await self._session().request(
-                "PUT", url, params=params, data=body(),
+                routes.PUT_ARCHIVE.method, url, params=params, data=body(),
                 headers={"Content-Type": rpc.TAR_CONTENT_TYPE})
         except aiohttp.ClientConnectorError as e:
             raise connect_error(e, self.socket_path) from None
@@ -491,50 +489,51 @@ class Client(PlainCalls):
         resp.release()
 
     def export_container(self, ref: str) -> ByteStream:
-        return ByteStream(self, f"/containers/{seg(ref)}/export", [])
+        return ByteStream(self, *routes.EXPORT_CONTAINER.request(ref), [])
 
     async def commit_container(self, ref: str, req: CommitRequest) -> ImageInfo:
-        data = await self._call("POST", f"/containers/{seg(ref)}/commit", body=req)
+        data = await self._call(*routes.COMMIT_CONTAINER.request(ref), body=req)
         return serde.from_dict(ImageInfo, data)
 
     # ------------------------------------------------------------ networks, volumes, images
 
     async def create_network(self, spec: NetworkSpec) -> NetworkInfo:
-        return serde.from_dict(NetworkInfo, await self._call("POST", "/networks/create", body=spec))
+        return serde.from_dict(NetworkInfo, await self._call(*routes.CREATE_NETWORK.request(), body=spec))
 
     async def remove_network(self, name: str) -> None:
-        await self._call("DELETE", f"/networks/{seg(name)}")
+        await self._call(*routes.REMOVE_NETWORK.request(name))
 
     async def create_volume(self, spec: VolumeSpec) -> VolumeInfo:
-        return serde.from_dict(VolumeInfo, await self._call("POST", "/volumes/create", body=spec))
+        return serde.from_dict(VolumeInfo, await self._call(*routes.CREATE_VOLUME.request(), body=spec))
 
     async def remove_volume(self, name: str, force: bool = False) -> None:
-        await self._call("DELETE", f"/volumes/{seg(name)}", params=[("force", str(int(force)))])
+        await self._call(*routes.REMOVE_VOLUME.request(name), params=[("force", str(int(force)))])
 
     async def inspect_image(self, ref: str) -> ImageInfo:
-        data = await self._call("GET", f"/images/{quote(ref, safe='/:@')}/json")
+        data = await self._call(*routes.INSPECT_IMAGE.request(ref))
         return serde.from_dict(ImageInfo, data)
 
     async def remove_image(self, ref: str, force: bool = False) -> list[str]:
-        path = f"/images/{quote(ref, safe='/:@')}"
-        data = await self._call("DELETE", path, params=[("force", str(int(force)))])
+        data = await self._call(*routes.REMOVE_IMAGE.request(ref), params=[("force", str(int(force)))])
         return [str(x) for x in data["deleted"]]
 
     async def import_image(self, path: str, tag: str) -> ImageInfo:
         body = rpc.ImportRequest(path=path, tag=tag)
-        return serde.from_dict(ImageInfo, await self._call("POST", "/images/import", body=body))
+        return serde.from_dict(ImageInfo, await self._call(*routes.IMPORT_IMAGE.request(), body=body))
 
     async def load_image(self, path: str) -> list[ImageInfo]:
-        data = await self._call("POST", "/images/load", body=rpc.LoadRequest(path=path))
+        data = await self._call(*routes.LOAD_IMAGE.request(), body=rpc.LoadRequest(path=path))
         return [serde.from_dict(ImageInfo, d) for d in data]
 
     def build_image(self, req: BuildRequest) -> Stream[BuildProgress]:
         """Build output lines as they come; the last item has `image_id` (or `error`)."""
-        return Stream(self, "/images/build", [], BuildProgress, method="POST", body=req)
+        method, path = routes.BUILD_IMAGE.request()
+        return Stream(self, path, [], BuildProgress, method=method, body=req)
 
     def pull_image(self, ref: str) -> Stream[PullEvent]:
         """Pull progress as it comes; the last item has `image_id` (or `error`)."""
-        return Stream(self, "/images/pull", [], PullEvent, method="POST", body=rpc.PullRequest(ref))
+        method, path = routes.PULL_IMAGE.request()
+        return Stream(self, path, [], PullEvent, method=method, body=rpc.PullRequest(ref))
 
     # ------------------------------------------------------------ events
 
@@ -544,7 +543,8 @@ class Client(PlainCalls):
         subscription is live before acting, so no event is missed."""
         params = [(k, repr(float(v))) for k, v in (("since", since), ("until", until))
                   if v is not None]
-        return Stream(self, "/events", params, Event)
+        method, path = routes.EVENTS.request()
+        return Stream(self, path, params, Event, method=method)
 
     # ------------------------------------------------------------ project lock
 

@@ -103,7 +103,20 @@ def signal_deliverable(pid: int, sig: int) -> bool:
     except (OSError, ValueError):
         return True
     bit = 1 << (sig - 1)
-    return sig in (signal.SIGKILL, signal.SIGSTOP) or any(m & bit for m in masks.values())
+    if sig in (signal.SIGKILL, signal.SIGSTOP) or any(m & bit for m in masks.values()):
+        return True
+    # tini waits in sigtimedwait(2) with every signal blocked; while it waits, the kernel
+    # shows the waited-for signals as neither blocked nor caught (it keeps the real mask
+    # aside, where /proc does not show it), yet a signal sent now is the one it takes
+    return _in_sigwait(pid)
+
+
+def _in_sigwait(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/wchan") as f:
+            return "sigtimedwait" in f.read()
+    except OSError:
+        return False
 
 
 async def _until_signal_deliverable(pid: int, sig: int, limit: float) -> None:
@@ -1151,7 +1164,8 @@ class Engine:
         """Build from a Dockerfile; yields output lines, then the image id (or the error)."""
         queue: asyncio.Queue[BuildProgress | None] = asyncio.Queue()
         runner = LauncherRun(self.launcher, network=req.network, shm_size=req.shm_size,
-                             extra_hosts=req.extra_hosts, secrets=req.secrets, ssh=req.ssh)
+                             extra_hosts=req.extra_hosts, secrets=req.secrets, ssh=req.ssh,
+                             entitlements=req.entitlements)
 
         async def pull(ref: str) -> None:
             await registry.pull(self.images, ref)
@@ -1169,7 +1183,7 @@ class Engine:
                     build_args=req.build_args, no_cache=req.no_cache,
                     progress=lambda line: queue.put_nowait(BuildProgress(line=line)),
                     dockerfile_text=req.dockerfile_inline, labels=req.labels, pull=req.pull,
-                    named_contexts=req.named_contexts)
+                    named_contexts=req.named_contexts, entitlements=req.entitlements)
                 queue.put_nowait(BuildProgress(image_id=iid))
                 self.bus.publish(Event(time.time(), "image", "build", iid, req.tag))
             except EngineError as e:

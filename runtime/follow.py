@@ -23,6 +23,7 @@ import contextlib
 from collections.abc import Callable
 
 from runtime.attach import EXIT, STREAMS, AttachStream, ShimAttach, exit_payload
+from runtime.tasks import cancel_and_wait
 
 QUEUE_FRAMES = 64  # frames held for a slow client before the pump stops reading the shim
 
@@ -115,9 +116,7 @@ class Follower(AttachStream):
         self._closed = True
         if self._on_close is not None:
             self._on_close(self)
-        self._pump.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._pump
+        await cancel_and_wait(self._pump)
         if self._shim is not None:
             await self._shim.close()
         self._live.set()  # a writer waiting for a run gives up

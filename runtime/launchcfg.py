@@ -263,14 +263,19 @@ def container_security(rec: ContainerRecord, host_has_apparmor: bool) -> Securit
     caps = effective_caps(spec.cap_add, spec.cap_drop, spec.privileged)
     opts = security_opts(spec)
     source = seccomp_source(spec)
-    prog, flags = "", 0
-    if source is not None:
-        text = rec.resolved.seccomp_profile or DEFAULT_PROFILE
-        name = source if not source.startswith("{") else f"(container {spec.name}, inline JSON)"
-        filt = seccomp.compile_filter(text, caps, source=name)
-        prog, flags = base64.b64encode(filt.program).decode(), filt.flags
-    return Security(caps, opts.no_new_privs, prog, flags,
-                    apparmor_profile(spec, host_has_apparmor))
+    sec = Security(caps, opts.no_new_privs, apparmor=apparmor_profile(spec, host_has_apparmor))
+    if source is None:
+        return sec
+    text = rec.resolved.seccomp_profile or DEFAULT_PROFILE
+    name = source if not source.startswith("{") else f"(container {spec.name}, inline JSON)"
+    return with_seccomp(sec, text, name)
+
+
+def with_seccomp(sec: Security, text: str = DEFAULT_PROFILE, source: str = DEFAULT_PROFILE) -> Security:
+    """`sec` with the seccomp filter of profile `text` ("default": Docker's), compiled for
+    its capabilities (the default profile allows some syscalls only with a capability)."""
+    filt = seccomp.compile_filter(text, sec.capabilities, source=source)
+    return replace(sec, seccomp=base64.b64encode(filt.program).decode(), seccomp_flags=filt.flags)
 
 
 def user_namespace(spec: ContainerSpec, namespaces: tuple[str, ...]

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlencode
 
-from runtime import rpc, serde
+from runtime import routes, rpc, serde
 from runtime.api import LogLine
 from runtime.calls import (
     DaemonUnavailable,
@@ -128,7 +128,7 @@ class QuickClient(PlainCalls):
         # each), and a stream left half read must not spoil the shared connection
         own = QuickClient(self.socket_path)
         try:
-            resp = own._request("GET", path, params, None)
+            resp = own._request(routes.LOGS.method, path, params, None)
             if resp.status >= 400:
                 raise own._error(resp)
             while True:

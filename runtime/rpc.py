@@ -1,51 +1,9 @@
-"""What the daemon and the client agree on: routes, JSON bodies, errors, query strings.
+"""What the daemon and the client agree on besides the routes (runtime.routes): JSON bodies,
+errors, query strings.
 
-Routes (JSON bodies are `runtime.serde` dicts of the dataclasses in runtime.types/api;
-streams are chunked JSON lines, one object per line, `{"error": {...}}` ends a broken stream):
-
-    GET    /_ping                               -> "OK"
-    GET    /version                             -> {"version", "api_version", "pid", ...}
-    POST   /containers/create      ContainerSpec -> 201 ContainerInfo
-    GET    /containers?all=1&label=k=v          -> [ContainerInfo]
-    GET    /containers/{ref}/json               -> ContainerInfo
-    POST   /containers/{ref}/start              -> ContainerInfo
-    POST   /containers/{ref}/stop?timeout=s     -> ContainerInfo
-    POST   /containers/{ref}/restart?timeout=s  -> ContainerInfo (stop, then start)
-    POST   /containers/{ref}/kill?signal=SIG    -> 204
-    POST   /containers/{ref}/wait               -> {"exit_code": n}
-    DELETE /containers/{ref}?force=1&v=1        -> 204
-    POST   /containers/{ref}/pause | /unpause   -> 204
-    GET    /containers/{ref}/logs?follow=1&tail=n&since=t&until=t -> stream of LogLine
-    GET    /containers/{ref}/attach?logs=0|1&follow=0|1 -> websocket of attach frames
-    POST   /containers/{ref}/exec  ExecRequest  -> ExecResult
-    POST   /containers/{ref}/exec-prepare ExecRequest -> ExecTarget (for exec -it)
-    PUT    /containers/{ref}/archive?path=DIR  tar stream -> ArchiveResult (Docker's route)
-    POST   /containers/{ref}/remove-paths RemovePathsRequest -> ArchiveResult
-    GET    /containers/{ref}/exec-attach?request=ExecRequest(JSON) -> websocket of attach
-                                                  frames: the command's stdio, then EXIT
-    GET    /containers/{ref}/top                -> [{column: value}]
-    GET    /containers/{ref}/stats              -> Stats
-    GET    /containers/{ref}/archive/stat?path=p -> PathStat
-    GET    /containers/{ref}/archive?path=p&follow=1 -> application/x-tar (PathStat in the
-                                                   X-Composer-Path-Stat header, JSON)
-    PUT    /containers/{ref}/archive?path=dir&copy_uid_gid=1&no_overwrite_dir_non_dir=1
-                                   tar body     -> 204
-    GET    /containers/{ref}/export             -> application/x-tar
-    POST   /containers/{ref}/commit CommitRequest -> 201 ImageInfo
-    POST   /networks/create        NetworkSpec  -> 201 NetworkInfo
-    GET    /networks?label=k=v                  -> [NetworkInfo]
-    DELETE /networks/{name}                     -> 204
-    POST   /volumes/create         VolumeSpec   -> 201 VolumeInfo
-    GET    /volumes?label=k=v                   -> [VolumeInfo]
-    DELETE /volumes/{name}?force=1              -> 204
-    GET    /images                              -> [ImageInfo]
-    GET    /images/{ref}/json                   -> ImageInfo   (ref may contain '/')
-    DELETE /images/{ref}?force=1                -> {"deleted": [str]}
-    POST   /images/import          ImportRequest -> 201 ImageInfo
-    POST   /images/load            LoadRequest  -> [ImageInfo]
-    POST   /images/build           BuildRequest -> stream of BuildProgress
-    POST   /images/pull            PullRequest  -> stream of PullEvent
-    GET    /events?since=t&until=t              -> stream of Event (t: epoch seconds)
+JSON bodies are `runtime.serde` dicts of the dataclasses in runtime.types/api, and of the
+request bodies below; streams are chunked JSON lines, one object per line, and
+`{"error": {...}}` ends a broken stream.
 
 Errors: status = the EngineError subclass's `.status`, body
 `{"message": str, "kind": class name, "subject": str | null[, "exit_code": int]}`.

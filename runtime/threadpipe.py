@@ -20,6 +20,8 @@ import threading
 from collections.abc import AsyncIterable, AsyncIterator, Callable
 from typing import Any, BinaryIO, TypeVar
 
+from runtime.tasks import cancel_and_wait, settle
+
 T = TypeVar("T")
 CHUNK = 1 << 16
 
@@ -107,8 +109,7 @@ class Produced(AsyncIterator[bytes]):
     async def aclose(self) -> None:
         """Stop reading: the thread's next write fails (EPIPE) and it ends."""
         self._close()
-        with contextlib.suppress(BaseException):
-            await self.done
+        await settle(self.done)  # how the thread ended does not matter; our cancellation does
 
 
 def produce(fn: Callable[[BinaryIO], object], name: str = "composer-files") -> Produced:
@@ -159,9 +160,7 @@ async def consume(chunks: AsyncIterable[bytes], fn: Callable[[BinaryIO], T],
                     waiter = asyncio.ensure_future(_writable(w))
                     pending: set[asyncio.Future[Any]] = {waiter, done}
                     await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-                    waiter.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await waiter
+                    await cancel_and_wait(waiter)
                 except BrokenPipeError:
                     break
             if done.done():

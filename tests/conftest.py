@@ -18,6 +18,17 @@ ROOT_DIRS = ("integration", "e2e", "reliability", "security")
 CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """A root run first cleans what killed runs left (tests/sweep.py): their leftovers would
+    hold subnets and names, and a leak check must not inherit them."""
+    if os.geteuid() != 0:
+        return
+    from tests.sweep import sweep
+
+    for line in sweep():
+        print(f"tests/conftest.py: swept the leftovers of a killed test run: {line}")
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         parts = Path(str(item.fspath)).parts

@@ -120,9 +120,10 @@ KEYS: tuple[Key, ...] = (
         "served by an ssh-agent started for the build"),
     _ok("services.*.build.additional_contexts", f"{T_BUILD}::test_additional_contexts_name_services_images_and_folders",
         "service:NAME (built first), docker-image://REF, a directory; for FROM and COPY --from"),
-    _no("services.*.build.entitlements", "BuildKit entitlements",
-        _svc("    build: {context: ., entitlements: [network.host]}")),
-    _no("services.*.build.privileged", "privileged builds", _svc("    build: {context: ., privileged: true}")),
+    _ok("services.*.build.privileged", f"{T_BUILD}::test_privileged_and_entitlements_reach_the_build_request",
+        "grants security.insecure: RUN --security=insecure runs as a privileged container"),
+    _ok("services.*.build.entitlements", f"{T_BUILD}::test_privileged_and_entitlements_reach_the_build_request",
+        "network.host (RUN --network=host), security.insecure (RUN --security=insecure)"),
     _no("services.*.build.ulimits", "build ulimits", _svc("    build: {context: ., ulimits: {nofile: 1}}")),
     # -- process --
     _ok("services.*.command", f"{T_SVC}::test_command_entrypoint"),

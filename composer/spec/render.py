@@ -134,6 +134,10 @@ def _build(s: ServiceSpec) -> dict[str, Any]:
         out["no_cache"] = True
     if b.pull:
         out["pull"] = True
+    if b.privileged:
+        out["privileged"] = True
+    if b.entitlements:
+        out["entitlements"] = list(b.entitlements)
     if b.extra_hosts:
         out["extra_hosts"] = [f"{h}={ip}" for h, ip in b.extra_hosts]
     if b.additional_contexts:

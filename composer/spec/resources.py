@@ -143,12 +143,11 @@ BUILD_KEYS = (
     "context", "dockerfile", "dockerfile_inline", "args", "target", "labels", "cache_from",
     "cache_to", "no_cache", "pull", "network", "shm_size", "extra_hosts", "tags", "platforms",
     "isolation", "provenance", "sbom", "no_cache_filter", "additional_contexts", "secrets",
-    "ssh",
+    "ssh", "privileged", "entitlements",
 )
-BUILD_UNSUPPORTED = {
-    "entitlements": "build entitlements (BuildKit's network.host / security.insecure)",
-    "privileged": "privileged builds", "ulimits": "build ulimits",
-}
+BUILD_UNSUPPORTED = {"ulimits": "build ulimits"}
+# BuildKit's entitlements a build may be granted (buildx's --allow; `device` is a CDI one)
+BUILD_ENTITLEMENTS = ("network.host", "security.insecure")
 # kept for `config`, without effect here: a warning says so (composer.spec.validate)
 BUILD_IGNORED = {
     "cache_from": "external build caches are not used (the builder keeps its own local cache)",
@@ -184,6 +183,10 @@ class BuildSpec:
     # key file(s), comma-separated; None = the CLI's $SSH_AUTH_SOCK). Not read at load time
     # (Compose's config accepts a missing key file too): checked when the build starts.
     ssh: tuple[tuple[str, str | None], ...] = ()
+    # BuildKit's entitlements: `privileged: true` grants security.insecure (RUN
+    # --security=insecure); `entitlements` lists network.host and/or security.insecure
+    privileged: bool = False
+    entitlements: tuple[str, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)  # other accepted keys, as written
 
     @property
@@ -195,6 +198,17 @@ class BuildSpec:
     def ignored(self) -> tuple[str, ...]:
         """Keys given that have no effect here (warned about)."""
         return tuple(k for k in BUILD_IGNORED if k in self.extra or (k == "cache_from" and self.cache_from))
+
+    @property
+    def granted(self) -> tuple[str, ...]:
+        """The entitlements the build holds, as Compose and buildx ask for them: the listed
+        ones, security.insecure for `privileged: true`, network.host for `network: host`."""
+        out = list(self.entitlements)
+        for name, given in (("security.insecure", self.privileged),
+                            ("network.host", self.network == "host")):
+            if given and name not in out:
+                out.append(name)
+        return tuple(out)
 
     @property
     def remote(self) -> bool:
@@ -241,8 +255,22 @@ class BuildSpec:
                                                 base_dir),
             secrets=_build_secrets(raw.get("secrets", []), w.key("secrets")),
             ssh=_build_ssh(raw.get("ssh", []), w.key("ssh"), base_dir),
+            privileged=as_bool(raw.get("privileged", False), w.key("privileged")),
+            entitlements=_entitlements(raw.get("entitlements", []), w.key("entitlements")),
             extra=extra,
         )
+
+
+def _entitlements(raw: Any, w: Where) -> tuple[str, ...]:
+    """build.entitlements: BuildKit's network.host and security.insecure, each once."""
+    out: list[str] = []
+    for i, name in enumerate(str_list(raw, w)):
+        if name not in BUILD_ENTITLEMENTS:
+            w.idx(i).fail(f'unknown or unsupported build entitlement "{name}": use '
+                          + " or ".join(BUILD_ENTITLEMENTS))
+        if name not in out:
+            out.append(name)
+    return tuple(out)
 
 
 def _build_secrets(raw: Any, w: Where) -> tuple[FileRef, ...]:

@@ -4,8 +4,12 @@
     StoreImages   ImageSink  over runtime.images.store.ImageStore
     LauncherRun   RunStep    a throw-away build container from runtime.process: overlay of the
                              step's layers with the step's upper dir, host network (as
-                             `docker build`; `network="none"`: its own, with only lo),
-                             default capabilities, output streamed from its log
+                             `docker build`; `network="none"`: its own, with only lo; RUN
+                             --network overrides it per command), default capabilities and
+                             seccomp profile (RUN --security=insecure: as a privileged
+                             container, neither of them, when the
+                             build holds the security.insecure entitlement), output
+                             streamed from its log
 """
 from __future__ import annotations
 
@@ -13,7 +17,7 @@ import asyncio
 import contextlib
 import os
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import fields, replace
 from pathlib import Path
 from secrets import token_hex
@@ -22,12 +26,19 @@ from runtime.errors import InvalidArgument, LaunchError, NotFound
 from runtime.images.build.errors import BuildError
 from runtime.images.build.interfaces import BuildImage, Progress, RunResult
 from runtime.images.build.interfaces import ImageConfig as BuildConfig
-from runtime.images.build.parser import SecretMount, SshMount
+from runtime.images.build.parser import RUN_MODES, SecretMount, SshMount
 from runtime.images.config import ImageConfig
 from runtime.images.sshforward import AgentRelay
 from runtime.images.store import ImageStore
+from runtime.launchcfg import with_seccomp
 from runtime.network.links import loopback_up
-from runtime.process.config import DEFAULT_NAMESPACES, LaunchConfig, MountPoint
+from runtime.process.config import (
+    DEFAULT_NAMESPACES,
+    LaunchConfig,
+    MountPoint,
+    Security,
+    privileged_security,
+)
 from runtime.process.launcher import Launcher
 from runtime.process.logread import read_log
 from runtime.storage.layers import LayerStore
@@ -83,6 +94,7 @@ class StoreImages:
 
 
 BUILD_NETWORKS = ("default", "host", "none")
+ENTITLEMENTS = ("network.host", "security.insecure")  # BuildKit's that a build may be granted
 
 
 def _drop_mountpoint(upper: Path, target: str) -> None:
@@ -110,15 +122,21 @@ class LauncherRun:
     def __init__(self, launcher: Launcher, *, network: str = "default", shm_size: int | None = None,
                  extra_hosts: Sequence[tuple[str, str]] = (),
                  secrets: Mapping[str, str] | None = None,
-                 ssh: Mapping[str, str] | None = None) -> None:
+                 ssh: Mapping[str, str] | None = None,
+                 entitlements: Collection[str] = ()) -> None:
         if network not in BUILD_NETWORKS:
             raise InvalidArgument(f"build network {network!r} is not supported: use default, host or none")
+        unknown = sorted(set(entitlements) - set(ENTITLEMENTS))
+        if unknown:
+            raise InvalidArgument(f"build entitlement {unknown[0]!r} is not supported: use "
+                                  + " or ".join(ENTITLEMENTS))
         self.launcher = launcher
         self.network = network
         self.shm_size = shm_size
         self.extra_hosts = tuple(extra_hosts)
         self.secrets = dict(secrets or {})  # build secret id -> content (Compose build.secrets)
         self.ssh = dict(ssh or {})  # ssh agent id -> the agent's socket (Compose build.ssh)
+        self.entitlements = frozenset(entitlements)  # BuildKit's: security.insecure, network.host
 
     def _secret_mounts(self, wanted: Sequence[SecretMount], scratch: Path) -> list[MountPoint]:
         """Each wanted secret as a file of its own mode and owner in the step's scratch dir
@@ -182,7 +200,14 @@ class LauncherRun:
         on_output: Progress,
         secrets: Sequence[SecretMount] = (),
         ssh: Sequence[SshMount] = (),
+        network: str = "default",
+        security: str = "sandbox",
     ) -> RunResult:
+        if security == "insecure" and "security.insecure" not in self.entitlements:
+            raise BuildError("RUN --security=insecure: this build was not granted the "
+                             "security.insecure entitlement (build.privileged: true)")
+        if network not in RUN_MODES["network"] or security not in RUN_MODES["security"]:
+            raise BuildError(f"RUN --network={network} --security={security}: unknown mode")
         scratch = Path(upper).parent / f"run-{token_hex(4)}"
         scratch.mkdir(parents=True)
         relays: list[AgentRelay] = []
@@ -191,7 +216,9 @@ class LauncherRun:
             if ssh_mounts and not any(e.startswith("SSH_AUTH_SOCK=") for e in env):
                 env = [*env, f"SSH_AUTH_SOCK={ssh_mounts[0].target}"]  # as BuildKit's llb
             return await self._run(scratch, lowerdirs, upper, argv, env, cwd, user, on_output,
-                                   secrets, ssh_mounts)
+                                   secrets, ssh_mounts,
+                                   self.network if network == "default" else network,
+                                   security == "insecure")
         finally:
             for relay in relays:
                 relay.stop()
@@ -206,7 +233,8 @@ class LauncherRun:
     async def _run(self, scratch: Path, lowerdirs: Sequence[str], upper: str,
                    argv: Sequence[str], env: Sequence[str], cwd: str, user: str,
                    on_output: Progress, wanted: Sequence[SecretMount],
-                   ssh_mounts: Sequence[MountPoint] = ()) -> RunResult:
+                   ssh_mounts: Sequence[MountPoint] = (), network: str = "default",
+                   privileged: bool = False) -> RunResult:
         (scratch / "work").mkdir()
         (scratch / "merged").mkdir()
         etc = {}
@@ -219,7 +247,7 @@ class LauncherRun:
             with open(scratch / "hosts", "a") as f:
                 f.write("".join(f"{ip}\t{host}\n" for host, ip in self.extra_hosts))
             etc["/etc/hosts"] = str(scratch / "hosts")
-        own_net = self.network == "none"
+        own_net = network == "none"
         cfg = LaunchConfig(
             id=f"build-{token_hex(6)}",
             argv=tuple(argv),
@@ -234,9 +262,13 @@ class LauncherRun:
             hostname="buildkitsandbox",
             etc_files=etc,
             namespaces=tuple(n for n in DEFAULT_NAMESPACES if own_net or n != "net"),
+            # BuildKit's sandbox: Docker's default capabilities and seccomp profile
+            security=with_seccomp(Security()),
         )
         if self.shm_size:
             cfg = replace(cfg, shm_size=self.shm_size)
+        if privileged:  # rw /sys, no masked paths, every capability, no seccomp nor AppArmor
+            cfg = replace(cfg, privileged=True, security=privileged_security())
         secret_mounts = [*self._secret_mounts(wanted, scratch), *ssh_mounts]
         if secret_mounts:
             cfg = replace(cfg, mounts=(*cfg.mounts, *secret_mounts))

@@ -187,6 +187,12 @@ def effective_caps(cap_add: tuple[str, ...] | list[str] = (),
     return tuple(sorted(caps, key=CAPS.__getitem__))
 
 
+def privileged_security() -> Security:
+    """How `privileged: true` confines (Docker's --privileged, BuildKit's RUN
+    --security=insecure): every capability, no seccomp filter, no AppArmor profile."""
+    return Security(capabilities=effective_caps(privileged=True))
+
+
 def cap_mask(caps: tuple[str, ...] | list[str], last_cap: int = 63) -> int:
     mask = 0
     for c in caps:

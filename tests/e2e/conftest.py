@@ -10,11 +10,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
-import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,6 +21,7 @@ from typing import Any
 import pytest
 
 from tests.leaks import Scope, take
+from tests.sweep import claim, force_clean, stop_daemon
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -64,46 +62,12 @@ class Env:
 
 
 def _stop_daemon(env: Env) -> None:
-    pid = env.daemon_pid()
-    if pid:
-        try:
-            os.kill(pid, signal.SIGTERM)
-            for _ in range(100):
-                os.kill(pid, 0)
-                time.sleep(0.05)
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-
-
-def _force_clean(env: Env) -> None:
-    """After a failed test: kill what the state root still runs, then remove it all."""
-    for state in env.root.glob("containers/*/process.json"):
-        try:
-            data = json.loads(state.read_text())
-            for key in ("pid", "shim_pid"):
-                os.kill(int(data[key]), signal.SIGKILL)
-        except (OSError, ValueError, KeyError):
-            pass
-    time.sleep(0.2)
-    subprocess.run([sys.executable, "-c", (
-        "import asyncio; from runtime.paths import Paths; from runtime.network.manager import "
-        "NetworkManager as N\n"
-        "async def m():\n"
-        "    n = N(Paths.from_env()); await n.start()\n"
-        "    for i in n.list(): await n.remove(i.name, force=True)\n"
-        "    await n.close()\n"
-        "asyncio.run(m())")], env=env.environ, capture_output=True, timeout=60)
-    cg_parent = env.environ["COMPOSER_CGROUP_PARENT"]
-    subprocess.run([sys.executable, "-c", (
-        "from runtime.cgroups import open_manager; "
-        f"open_manager(parent={cg_parent!r}).remove_parent()")], capture_output=True, timeout=60)
+    stop_daemon(env.run)
 
 
 @pytest.fixture
 def env() -> Iterator[Env]:
-    base = Path(tempfile.mkdtemp(prefix="cmpe2e"))
-    cg_parent = f"composer-e2e-{os.getpid()}-{base.name[-6:]}"
+    base, cg_parent = claim("cmpe2e", "e2e")
     scope = Scope.for_base(base, cg_parent)
     before = take(scope)
     environ = dict(os.environ)
@@ -122,8 +86,7 @@ def env() -> Iterator[Env]:
         _stop_daemon(e)
         time.sleep(0.1)
         leaks = take(scope).leaks_since(before)  # before the forced clean-up, which hides them
-        _force_clean(e)
-        shutil.rmtree(base, ignore_errors=True)
+        force_clean(base, cg_parent, environ)
         assert not leaks, f"the test left things behind: {leaks}"
 
 

@@ -11,9 +11,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import shutil
 import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,8 +22,9 @@ from typing import Any
 import pytest
 
 from tests import leaks as snapshots
-from tests.e2e.conftest import REPO, Env, _force_clean, _stop_daemon, write_stack
+from tests.e2e.conftest import REPO, Env, _stop_daemon, write_stack
 from tests.leaks import Scope
+from tests.sweep import claim, force_clean
 
 __all__ = ["Rig", "open_rig", "write_stack"]
 
@@ -71,23 +70,11 @@ class Rig:
         return snapshots.take(self.scope)
 
 
-def _unmount_under(base: Path) -> None:
-    targets = []
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            t = line.split()[4]
-            if t.startswith(str(base)):
-                targets.append(t)
-    for t in sorted(targets, key=len, reverse=True):
-        subprocess.run(["umount", "-l", t], capture_output=True)
-
-
 @contextmanager
 def open_rig(prefix: str = "cmprel") -> Iterator[Rig]:
     """A private composerd world (roots, cgroup parent) checked for leaks when it closes: the
     body of the `rig` fixture, also used module-wide by tests/security."""
-    base = Path(tempfile.mkdtemp(prefix=prefix))
-    cg_parent = f"composer-rel-{os.getpid()}-{base.name[-6:]}"
+    base, cg_parent = claim(prefix, "rel")
     environ = dict(os.environ)
     environ.update({
         "COMPOSER_ROOT": str(base / "root"),
@@ -106,9 +93,7 @@ def open_rig(prefix: str = "cmprel") -> Iterator[Rig]:
         _stop_daemon(env)
         time.sleep(0.1)
         leaks = snapshots.take(scope).leaks_since(before)
-        _force_clean(env)
-        _unmount_under(base)
-        shutil.rmtree(base, ignore_errors=True)
+        force_clean(base, cg_parent, environ)
         assert not leaks, f"the test left things behind: {leaks}"
 
 

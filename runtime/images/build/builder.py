@@ -19,7 +19,7 @@ import posixpath
 import shutil
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -153,13 +153,18 @@ class Builder:
         labels: Mapping[str, str] | None = None,
         pull: bool = False,
         named_contexts: Mapping[str, str] | None = None,
+        entitlements: Collection[str] = (),
     ) -> str:
         """Build and store the image; returns its id. Raises BuildError.
         `dockerfile_text`: the Dockerfile itself (Compose's dockerfile_inline; the context's
         .dockerignore applies); `labels` are added to the image's; `pull` fetches each FROM
         image FROM its registry before using it (Docker's --pull). `named_contexts` (Compose's
         additional_contexts): NAME -> "image:REF" (FROM NAME / COPY --from=NAME use that
-        image) or "dir:/abs/dir" (COPY --from=NAME copies from that directory)."""
+        image) or "dir:/abs/dir" (COPY --from=NAME copies from that directory).
+        `entitlements` (BuildKit's, granted by Compose's build.privileged / build.entitlements
+        / build.network: host): "security.insecure" allows RUN --security=insecure,
+        "network.host" RUN --network=host; a RUN that needs one not granted fails the build
+        before any step runs (as BuildKit checks the whole graph first)."""
         out: Progress = progress or (lambda _line: None)
         started = time.monotonic()
         ctx_dir = Path(context_dir)
@@ -188,6 +193,7 @@ class Builder:
                    self._global_args(dockerfile, args), pull, _named(named_contexts or {}))
         final = self._target(dockerfile, target)
         needed = self._needed(run, final)
+        check_entitlements(dockerfile, needed, entitlements)
         run.total = sum(1 + len(dockerfile.stages[i].instructions) for i in needed)
         for i in needed:
             run.done[i] = await self._stage(run, dockerfile.stages[i])
@@ -439,6 +445,10 @@ class Builder:
         extra: dict[str, Any] = {"secrets": inst.secrets} if inst.secrets else {}
         if inst.ssh:
             extra["ssh"] = inst.ssh
+        if inst.network != "default":
+            extra["network"] = inst.network
+        if inst.security != "sandbox":
+            extra["security"] = inst.security
         result = await self.runner.run(
             lowerdirs=[str(self.layers.path(layer)) for layer in state.image.layers],
             upper=str(upper), argv=list(argv), env=[f"{k}={v}" for k, v in env.items()],
@@ -523,6 +533,31 @@ class Builder:
             UpperWriter(upper, self._view(st.image)).ensure_dir(path.strip("/"))
 
         await self._file_step(run, state, inst, {}, mkdir)
+
+
+# what a RUN flag needs: (flag, value) -> BuildKit's entitlement, and how Compose grants it
+ENTITLEMENTS = {
+    ("security", "insecure"): ("security.insecure",
+                               "build.privileged: true (or build.entitlements: [security.insecure])"),
+    ("network", "host"): ("network.host",
+                          "build.entitlements: [network.host] (or build.network: host)"),
+}
+
+
+def check_entitlements(df: p.Dockerfile, stages: Sequence[int], granted: Collection[str]) -> None:
+    """A RUN of the stages built that needs an entitlement the build was not granted: one
+    BuildError naming the line, the entitlement and the service key that grants it."""
+    for i in stages:
+        for inst in df.stages[i].instructions:
+            if not isinstance(inst, p.Run):
+                continue
+            for flag, value in (("security", inst.security), ("network", inst.network)):
+                need = ENTITLEMENTS.get((flag, value))
+                if need is not None and need[0] not in granted:
+                    raise BuildError(
+                        f"RUN --{flag}={value} needs the {need[0]} entitlement, which this "
+                        f"build was not granted: set {need[1]} on the service",
+                        file=df.filename, line=inst.line)
 
 
 def _canonical_text(inst: p.Instruction) -> str:

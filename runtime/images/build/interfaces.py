@@ -119,6 +119,8 @@ class RunStep(Protocol):
         on_output: Progress,
         secrets: Sequence[SecretMount] = (),
         ssh: Sequence[SshMount] = (),
+        network: str = "default",
+        security: str = "sandbox",
     ) -> RunResult:
         """Run `argv` (already including the image's SHELL for the shell form) as `user`
         ("" = root; "name", "uid", "name:group", "uid:gid" resolved in the image) in `cwd`
@@ -128,6 +130,9 @@ class RunStep(Protocol):
         `docker build` default). `secrets`: the build secrets mounted read-only for this
         command only (RUN --mount=type=secret), never left in `upper`. `ssh`: the build's
         ssh agents as sockets for this command only (RUN --mount=type=ssh), never left in
-        `upper` either. Must leave no mount,
+        `upper` either. `network` (RUN --network): "default" = the build's network, "none"
+        or "host". `security` (RUN --security): "sandbox" (default capabilities) or
+        "insecure" (as a privileged container; the builder has checked the entitlement).
+        Must leave no mount,
         process or cgroup behind, also when the command fails or the coroutine is cancelled."""
         ...

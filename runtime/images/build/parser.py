@@ -22,6 +22,8 @@ KNOWN_DIRECTIVES = ("escape", "syntax", "check")
 _DIRECTIVE = re.compile(r"^#\s*([a-zA-Z][a-zA-Z0-9]*)\s*=\s*(.*?)\s*$")
 _STAGE_NAME = re.compile(r"^[a-z][a-z0-9_.-]*$")
 _FLAG = re.compile(r"^--([a-zA-Z][a-zA-Z0-9-]*)(?:=(\S*))?(?:\s+|$)")
+# RUN's per-command modes and their values (BuildKit's dockerfile frontend)
+RUN_MODES = {"network": ("default", "none", "host"), "security": ("sandbox", "insecure")}
 _DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
 _DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 
@@ -66,6 +68,12 @@ class Run(Instruction):
     shell_form: bool
     secrets: tuple[SecretMount, ...] = ()  # RUN --mount=type=secret,...
     ssh: tuple[SshMount, ...] = ()  # RUN --mount=type=ssh,...
+    # RUN --network=: "default" (the build's network), "none" (own namespace, only lo) or
+    # "host" (needs the network.host entitlement, as BuildKit)
+    network: str = "default"
+    # RUN --security=: "sandbox" (default capabilities) or "insecure" (as a privileged
+    # container; needs the security.insecure entitlement, as BuildKit)
+    security: str = "sandbox"
 
 
 @dataclass(frozen=True)
@@ -432,23 +440,38 @@ class _Parser:
     def _i_run(self, base: dict[str, Any], rest: str) -> Run:
         secrets: list[SecretMount] = []
         ssh: list[SshMount] = []
+        modes = {"network": "default", "security": "sandbox"}
         while rest.startswith("--"):  # --mount may repeat: not through _flags' dict
             m = _FLAG.match(rest)
-            if not m or m[1].lower() != "mount":
+            name = m[1].lower() if m else ""
+            if not m or name not in ("mount", *modes):
                 flag = m[1] if m else rest.split()[0]
                 raise self.error(base["line"], f'RUN: unknown or unsupported flag "--{flag}" '
-                                               "(known: --mount=type=secret, --mount=type=ssh)")
-            mount = self._run_mount(base["line"], m[2] or "", len(ssh))
-            if isinstance(mount, SshMount):
-                ssh.append(mount)
+                                               "(known: --mount=type=secret, --mount=type=ssh, "
+                                               "--network, --security)")
+            if name in modes:
+                modes[name] = self._run_mode(base["line"], name, m[2] or "")
             else:
-                secrets.append(mount)
+                mount = self._run_mount(base["line"], m[2] or "", len(ssh))
+                if isinstance(mount, SshMount):
+                    ssh.append(mount)
+                else:
+                    secrets.append(mount)
             rest = rest[m.end():]
         rest = rest.strip()
         if not rest:
             raise self.error(base["line"], "RUN requires at least one argument")
         cmd, shell = self._command(rest)
-        return Run(**base, command=cmd, shell_form=shell, secrets=tuple(secrets), ssh=tuple(ssh))
+        return Run(**base, command=cmd, shell_form=shell, secrets=tuple(secrets), ssh=tuple(ssh),
+                   network=modes["network"], security=modes["security"])
+
+    def _run_mode(self, line: int, name: str, value: str) -> str:
+        """RUN --network=default|none|host, RUN --security=sandbox|insecure (BuildKit's)."""
+        known = RUN_MODES[name]
+        if value not in known:
+            raise self.error(line, f"RUN --{name}={value}: unknown {name} mode: use "
+                                   + " or ".join(known))
+        return value
 
     def _run_mount(self, line: int, value: str, ssh_index: int) -> SecretMount | SshMount:
         fields: dict[str, str] = {}

@@ -3,6 +3,7 @@ whose delegated scope is anchored by a stand-in for the fork server. Both are st
 teardown, which must leave no unit and no cgroup behind."""
 from __future__ import annotations
 
+import os
 import subprocess
 import uuid
 from collections.abc import Callable, Iterator
@@ -44,7 +45,7 @@ def scope() -> Iterator[Path]:
 
 @pytest.fixture
 def manager() -> Iterator[V2Manager]:
-    parent = f"composer-test-{uuid.uuid4().hex[:8]}"
+    parent = f"composer-test-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     mgr = open_manager(ROOT, parent)
     assert isinstance(mgr, V2Manager) and mgr.systemd is not None
     anchor = subprocess.Popen(["sleep", "infinity"])

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import subprocess
 import uuid
 from collections.abc import Callable, Iterator
@@ -22,7 +23,7 @@ def manager() -> Iterator[V1Manager | V2Manager]:
     """A manager under a unique `composer-test-<random>` parent; removed even on failure.
     Under systemd (v2) a `sleep` stands in for the engine's fork server: it anchors the
     delegated scope `composer-test-<random>.scope`, which remove_parent() stops."""
-    parent = f"composer-test-{uuid.uuid4().hex[:8]}"
+    parent = f"composer-test-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     mgr = open_manager(ROOT, parent)
     anchor = subprocess.Popen(["sleep", "infinity"])
     try:

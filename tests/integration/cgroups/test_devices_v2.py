@@ -76,7 +76,7 @@ def probe(cg: DirCgroup | None, ops: list[tuple[object, ...]]) -> list[str]:
 
 @pytest.fixture
 def manager() -> Iterator[V2Manager]:
-    parent = f"composer-test-{uuid.uuid4().hex[:8]}"
+    parent = f"composer-test-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     mgr = V2Manager(ROOT, parent)
     yield mgr
     mgr.remove_parent()

@@ -1,23 +1,20 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
-import tempfile
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
 from runtime.engine import Engine
 from runtime.paths import Paths
 from tests.leaks import Scope, take
+from tests.sweep import claim
 
 
 @pytest.fixture
 async def engine() -> AsyncIterator[Engine]:
-    base = Path(tempfile.mkdtemp(prefix="cmpeng"))
-    parent = f"composer-it-{os.getpid()}-{base.name[-6:]}"
+    base, parent = claim("cmpeng", "it")
     scope = Scope.for_base(base, parent)
     before = take(scope)
     eng = await Engine.open(Paths(base / "root", base / "run"), cgroup_parent=parent)

@@ -10,7 +10,7 @@ import pytest
 from runtime.images.build.builder import Builder
 from runtime.images.build.cache import state_digest, step_key
 from runtime.images.build.errors import BuildError
-from runtime.images.build.interfaces import BuildImage, ImageConfig
+from runtime.images.build.interfaces import BuildImage, ImageConfig, RunResult
 from runtime.types import Healthcheck
 from tests.unit.build.fakes import DictImageSink, DirLayerSink
 
@@ -297,3 +297,63 @@ async def test_hashing_a_big_context_leaves_the_event_loop_free(tmp_path: Path) 
     # hashed on the loop, one tick waits about as long as the whole build
     worst = max(lags, default=elapsed)  # not one tick ran: the loop was blocked throughout
     assert worst < 0.5 * elapsed, (worst, elapsed)
+
+
+class RecordingRun:
+    """A RunStep that records what each RUN asked for and writes nothing."""
+
+    def __init__(self) -> None:
+        self.calls: list[dict[str, object]] = []
+
+    async def run(self, **kw: object) -> RunResult:
+        self.calls.append(kw)
+        return RunResult(0, "")
+
+
+ENTITLED = """\
+FROM base:1 AS tools
+RUN --security=insecure never-built
+FROM base:1
+RUN plain
+RUN --security=insecure mount -t tmpfs t /mnt
+RUN --network=host wget http://127.0.0.1/
+RUN --network=none --security=sandbox offline
+"""
+
+
+async def test_runs_needing_an_entitlement_not_granted_fail_before_any_step(
+        env, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """As BuildKit checks the whole graph before solving: RUN --security=insecure without
+    security.insecure (Compose's build.privileged) is one line naming the line and the key
+    that grants it, and no RUN has run; RUN --network=host likewise needs network.host. A
+    stage the target does not need is not checked (it is not built)."""
+    _, layers, images, ctx = env
+    runner = RecordingRun()
+    builder = Builder(layers=layers, images=images, runner=runner, state_root=tmp_path / "state")
+    (ctx / "Dockerfile").write_text(ENTITLED)
+    with pytest.raises(BuildError) as ei:
+        await builder.build(ctx, tag="x", entitlements=("network.host",))
+    assert str(ei.value) == (
+        "Dockerfile:5: RUN --security=insecure needs the security.insecure entitlement, which "
+        "this build was not granted: set build.privileged: true (or build.entitlements: "
+        "[security.insecure]) on the service")
+    with pytest.raises(BuildError) as ei:
+        await builder.build(ctx, tag="x", entitlements=("security.insecure",))
+    assert str(ei.value) == (
+        "Dockerfile:6: RUN --network=host needs the network.host entitlement, which this build "
+        "was not granted: set build.entitlements: [network.host] (or build.network: host) on "
+        "the service")
+    assert runner.calls == []
+
+    await builder.build(ctx, tag="x", entitlements=("security.insecure", "network.host"))
+    asked = [(c["argv"][-1], c.get("security", "sandbox"), c.get("network", "default"))  # type: ignore[index]
+             for c in runner.calls]
+    assert asked == [("plain", "sandbox", "default"),
+                     ("mount -t tmpfs t /mnt", "insecure", "default"),
+                     ("wget http://127.0.0.1/", "sandbox", "host"),
+                     ("offline", "sandbox", "none")]
+    # the flags are part of the step: the same command in the sandbox is another cache entry
+    (ctx / "Dockerfile").write_text("FROM base:1\nRUN --security=insecure same\nRUN same\n")
+    runner.calls.clear()
+    await builder.build(ctx, tag="y", entitlements=("security.insecure",))
+    assert [c.get("security", "sandbox") for c in runner.calls] == ["insecure", "sandbox"]

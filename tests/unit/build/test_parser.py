@@ -137,7 +137,10 @@ def test_maintainer_is_a_label() -> None:
         ("FROM busybox\nRUN --mount=type=ssh,target=rel true\n", "Dockerfile:2: RUN --mount=type=ssh: target 'rel' must be"),
         ("FROM busybox\nRUN --mount=type=ssh,src=x true\n", "Dockerfile:2: RUN --mount=type=ssh: unknown option 'src'"),
         ("FROM busybox\nRUN --mount=type=ssh,mode=rw true\n", "Dockerfile:2: RUN --mount=type=ssh: mode is octal"),
-        ("FROM busybox\nRUN --network=none true\n", 'Dockerfile:2: RUN: unknown or unsupported flag "--network"'),
+        ("FROM busybox\nRUN --netwrk=none true\n", 'Dockerfile:2: RUN: unknown or unsupported flag "--netwrk"'),
+        ("FROM busybox\nRUN --network=bridge true\n", "Dockerfile:2: RUN --network=bridge: unknown network mode: use default or none or host"),
+        ("FROM busybox\nRUN --security=privileged true\n", "Dockerfile:2: RUN --security=privileged: unknown security mode: use sandbox or insecure"),
+        ("FROM busybox\nRUN --security true\n", "Dockerfile:2: RUN --security=: unknown security mode"),
         ("FROM busybox\nRUN --mount=type=secret,env=X true\n", "Dockerfile:2: RUN --mount=type=secret: unknown option 'env'"),
         ("FROM busybox\nRUN --mount=type=secret true\n", "Dockerfile:2: RUN --mount=type=secret needs id=NAME"),
         ("FROM busybox\nRUN --mount=type=secret,id=a,target=rel true\n", "Dockerfile:2: RUN --mount=type=secret: target 'rel' must be"),
@@ -199,3 +202,17 @@ def test_run_ssh_mounts_default_as_buildkit() -> None:
     second = one("RUN --mount=type=ssh,id=a --mount=type=ssh,id=b true")
     assert isinstance(second, p.Run)
     assert [m.target for m in second.ssh] == ["/run/buildkit/ssh_agent.0", "/run/buildkit/ssh_agent.1"]
+
+
+def test_run_network_and_security_modes() -> None:
+    """RUN --network / --security (BuildKit's): per command, beside --mount; the defaults
+    are the build's network and the sandbox."""
+    run = one("RUN --security=insecure --mount=type=secret,id=s --network=none mount -t tmpfs t /mnt")
+    assert isinstance(run, p.Run) and run.command == ("mount -t tmpfs t /mnt",)
+    assert (run.security, run.network) == ("insecure", "none")
+    assert run.secrets == (p.SecretMount(id="s", target="/run/secrets/s"),)
+    plain = one("RUN true")
+    assert isinstance(plain, p.Run) and (plain.security, plain.network) == ("sandbox", "default")
+    host = one('RUN --network=host --security=sandbox ["ip", "link"]')
+    assert isinstance(host, p.Run) and (host.security, host.network) == ("sandbox", "host")
+    assert host.command == ("ip", "link") and not host.shell_form

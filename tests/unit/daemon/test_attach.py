@@ -7,9 +7,10 @@ import asyncio
 import aiohttp
 import pytest
 
-from runtime import daemon, rpc
+from runtime import rpc
 from runtime.attach import CLOSE_IN, EXIT, HELLO, frame, split_frames
 from runtime.client import Client
+from runtime.daemon import streams
 from runtime.errors import Conflict, NotFound
 from runtime.types import ContainerSpec
 from tests.unit.daemon.fake_engine import FakeEngine
@@ -159,7 +160,7 @@ async def test_a_late_client_write_does_not_lose_the_end(
 async def test_a_client_that_never_answers_is_closed_on(
         raw: aiohttp.ClientSession, engine: FakeEngine,
         monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(daemon, "CLIENT_LINGER", 0.2)
+    monkeypatch.setattr(streams, "CLIENT_LINGER", 0.2)
     cid = await started(engine)
     req = rpc.encode(rpc.ExecRequest(argv=("false",))).decode()
     async with raw.ws_connect(f"/containers/{cid}/exec-attach", params={"request": req},

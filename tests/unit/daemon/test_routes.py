@@ -1,10 +1,14 @@
-"""composerd's routes and the Client agree: every route has a client method that reaches it,
-and the Client, the real engine and the fake implement EngineAPI with the same signatures."""
+"""composerd's routes are written once, in runtime.routes: the daemon serves exactly that table,
+every route has a client method that reaches it, no client writes a route path of its own,
+and the Client, the real engine, the fake and the dry run implement EngineAPI with the same
+signatures."""
 from __future__ import annotations
 
+import ast
 import asyncio
 import contextlib
 import inspect
+import re
 import time
 from collections.abc import AsyncIterator, Awaitable
 from pathlib import Path
@@ -13,15 +17,19 @@ from typing import Any
 import aiohttp
 import pytest
 
+import runtime
+from composer.dryrun import DryRunEngine
+from runtime import routes
 from runtime.api import BuildRequest, CommitRequest, EngineAPI
 from runtime.client import Client
 from runtime.daemon import create_app
+from runtime.daemon.app import handler_of
 from runtime.engine import Engine
 from runtime.errors import EngineError
 from runtime.types import ContainerSpec, NetworkSpec, VolumeSpec
 from tests.unit.daemon.fake_engine import FakeEngine
 
-DOCKER_ALIASES = {("GET", "/containers/json")}  # Docker's spelling of GET /containers
+ALIASES = {(r.method, r.path) for r in routes.ROUTES if r.alias}  # Docker's spellings
 
 
 def daemon_routes() -> set[tuple[str, str]]:
@@ -115,13 +123,15 @@ async def test_every_route_is_reached_by_a_client_method(
         await client.close()
     hit = {route_of(m, p) for m, p in seen}
     assert None not in hit, [(m, p) for m, p in seen if route_of(m, p) is None]
-    assert daemon_routes() - DOCKER_ALIASES - hit == set()  # a route no client method uses
+    assert daemon_routes() - ALIASES - hit == set()  # a route no client method uses
 
 
-@pytest.mark.parametrize("impl", [Client, Engine, FakeEngine], ids=lambda c: c.__name__)
+@pytest.mark.parametrize("impl", [Client, Engine, FakeEngine, DryRunEngine],
+                         ids=lambda c: c.__name__)
 def test_engine_api_has_one_signature_everywhere(impl: type) -> None:
-    """exec_attach's flags were written out in four places: a new one added to three of them
-    would pass every other test."""
+    """exec_attach's flags are written out in five places (the protocol, the engine, the
+    client, the fake, the dry run): a new one added to only some of them would pass every
+    other test."""
     for name, proto in inspect.getmembers(EngineAPI, inspect.isfunction):
         if name.startswith("_"):
             continue
@@ -140,3 +150,67 @@ def test_engine_api_has_one_signature_everywhere(impl: type) -> None:
 def test_the_route_check_sees_a_missing_route() -> None:
     assert route_of("GET", "/containers/abc/json") == ("GET", "/containers/{ref}/json")
     assert route_of("GET", "/containers/abc/nosuch") is None
+
+
+def canonical(path: str) -> str:
+    """aiohttp's canonical form of a template: `{ref:.+}` -> `{ref}`."""
+    return re.sub(r"\{(\w+):[^}]*\}", r"{\1}", path)
+
+
+def test_the_daemon_serves_the_route_table_and_nothing_else() -> None:
+    table = [(r.method, canonical(r.path)) for r in routes.ROUTES]
+    assert len(set(table)) == len(table), "a route twice in runtime.routes.ROUTES"
+    assert daemon_routes() == set(table)
+
+
+def test_every_route_names_a_client_method_and_a_constant() -> None:
+    constants = {name: value for name, value in vars(routes).items()
+                 if isinstance(value, routes.Route)}
+    assert set(constants.values()) == set(routes.ROUTES), "a Route constant not in ROUTES"
+    for const, route in constants.items():
+        assert callable(getattr(Client, route.name, None)), f"no Client.{route.name}"
+        if not route.alias:
+            assert const == route.name.upper(), f"routes.{const} names {route.name}"
+
+
+CLIENTS = ("client.py", "calls.py", "quickclient.py")
+FIRST_SEGMENTS = {r.path.split("/")[1] for r in routes.ROUTES}
+
+
+def route_literals(source: str) -> list[str]:
+    """Strings in `source` (literals, an f-string's text) that start as a route does."""
+    return [f"{node.lineno}: {node.value!r}" for node in ast.walk(ast.parse(source))
+            if isinstance(node, ast.Constant) and isinstance(node.value, str)
+            and node.value.startswith("/") and node.value[1:].split("/")[0] in FIRST_SEGMENTS]
+
+
+def test_no_client_writes_a_route_of_its_own() -> None:
+    """The clients take every method and path from runtime.routes."""
+    base = Path(runtime.__file__).parent
+    found = {name: route_literals((base / name).read_text()) for name in CLIENTS}
+    assert found == dict.fromkeys(CLIENTS, [])
+
+
+def test_the_check_sees_a_route_written_in_a_client() -> None:
+    code = ('async def top(self, ref):\n'
+            '    return await self._call("GET", f"/containers/{seg(ref)}/top")\n'
+            'PING = "/_ping"\nROOT = "/"\nTMP = "/tmp/x"\n')
+    assert sorted(route_literals(code)) == ["2: '/containers/'", "3: '/_ping'"]
+
+
+def test_a_route_without_a_handler_is_refused() -> None:
+    with pytest.raises(LookupError, match="no handler nosuch"):
+        handler_of(routes.Route("GET", "/nosuch", "nosuch"))
+    with pytest.raises(LookupError):
+        handler_of(routes.Route("GET", "/x", "_json"))  # a helper is no handler
+
+
+def test_a_route_quotes_what_it_fills_in() -> None:
+    assert routes.INSPECT_CONTAINER.url("a b/c") == "/containers/a%20b%2Fc/json"
+    assert routes.INSPECT_IMAGE.url("reg:5000/x/y:1") == "/images/reg:5000/x/y:1/json"
+    assert routes.REMOVE_IMAGE.request("x@sha256:ab") == ("DELETE", "/images/x@sha256:ab")
+    assert routes.PING.request() == ("GET", "/_ping")
+    with pytest.raises(TypeError):
+        routes.INSPECT_CONTAINER.url()
+    with pytest.raises(TypeError):
+        routes.PING.url("extra")

@@ -101,11 +101,49 @@ services:
     assert build_request(stack, "app", "t").no_cache is True
 
 
-@pytest.mark.parametrize("key", ["entitlements: [network.host]", "privileged: true"])
-def test_build_keys_refused_by_name(load: Loader, key: str) -> None:
-    name = key.split(":")[0]
-    with pytest.raises(SpecError, match=f"services.app.build.{name}: not supported: "):
-        load(f"services: {{app: {{build: {{context: ., {key}}}}}}}\nsecrets: {{s: {{file: ./s}}}}")
+def test_build_ulimits_are_refused_by_name(load: Loader) -> None:
+    with pytest.raises(SpecError, match="services.app.build.ulimits: not supported: "):
+        load("services: {app: {build: {context: ., ulimits: {nofile: 1}}}}")
+
+
+def test_privileged_and_entitlements_reach_the_build_request(load: Loader) -> None:
+    """BuildKit's entitlements as Compose and buildx grant them: `privileged: true` is
+    security.insecure, `entitlements` lists network.host / security.insecure, and
+    `network: host` brings network.host (buildx asks for it); `config` and `build --print`
+    show them as Compose does."""
+    from composer.buildplan import bake_config
+    from composer.spec.render import render_stack
+
+    stack = load("""
+services:
+  priv: {image: p, build: {context: ., privileged: true}}
+  ents: {image: e, build: {context: ., entitlements: [network.host, security.insecure]}}
+  hostnet: {image: h, build: {context: ., network: host}}
+  plain: {image: x, build: .}
+""")
+    granted = {name: build_request(stack, name, "t").entitlements for name in stack.services}
+    assert granted == {"priv": ("security.insecure",),
+                       "ents": ("network.host", "security.insecure"),
+                       "hostnet": ("network.host",), "plain": ()}
+    rendered = render_stack(stack)["services"]
+    assert rendered["priv"]["build"]["privileged"] is True
+    assert rendered["ents"]["build"]["entitlements"] == ["network.host", "security.insecure"]
+    assert "privileged" not in rendered["plain"]["build"]
+    bake = bake_config(stack, list(stack.services), lambda s: s, {})["target"]
+    assert bake["priv"]["entitlements"] == ["security.insecure"]
+    assert bake["ents"]["entitlements"] == ["network.host", "security.insecure"]
+    assert "entitlements" not in bake["hostnet"] and "entitlements" not in bake["plain"]
+
+
+@pytest.mark.parametrize(("value", "message"), [
+    ("[device]", 'services.app.build.entitlements[0]: unknown or unsupported build entitlement "device"'),
+    ("[network.host, security.unsafe]", 'entitlements[1]: unknown or unsupported build entitlement "security.unsafe": use network.host or security.insecure'),
+    ("network.host", "services.app.build.entitlements: "),
+])
+def test_bad_build_entitlements_are_one_line_naming_the_key(load: Loader, value: str, message: str) -> None:
+    with pytest.raises(SpecError) as e:
+        load(f"services: {{app: {{build: {{context: ., entitlements: {value}}}}}}}")
+    assert message in str(e.value) and "\n" not in str(e.value)
 
 
 def test_build_ssh_reaches_the_build_request(load: Loader, project, monkeypatch, tmp_path) -> None:  # type: ignore[no-untyped-def]
