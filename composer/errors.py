@@ -1,6 +1,8 @@
 """Errors of the orchestrator. Only the CLI turns them into a line on stderr and an exit code."""
 from __future__ import annotations
 
+from collections.abc import Collection, Iterable
+
 
 class ComposerError(Exception):
     """Base of every error composer/ raises on purpose."""
@@ -48,3 +50,14 @@ class DryRunDone(ComposerError):
     terminal): it has said what it would do, and the command ends there, successfully."""
 
     exit_code = 0
+
+
+def check_services(names: Iterable[str], every: Collection[str]) -> None:
+    """Every name is a service of the stack (`every`: enabled or not), else one line naming
+    it, as Compose's `no such service: x`."""
+    unknown = [n for n in names if n not in every]
+    if unknown:
+        raise ComposerError(
+            f"no such service: {', '.join(unknown)} "
+            f"(known: {', '.join(sorted(every)) or 'none'})"
+        )

@@ -7,8 +7,10 @@ booleans as "True"/"False", lists comma-joined.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import re
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 PREFIX = "com.docker.compose."
 PROJECT = "com.docker.compose.project"
@@ -151,3 +153,42 @@ class ContainerLabels:
             image_id=labels.get(IMAGE, ""),
             depends_on=parse_depends_on(labels.get(DEPENDS_ON, "")),
         )
+
+
+# a valid project name (compose-go's): lowercase letters, digits, "_" and "-"
+PROJECT_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+
+
+def label_services(project: str, containers: Iterable[Any]) -> list[str]:
+    """The services of `project` as its containers' labels name them (hook containers and
+    other projects' left out), in the order they come: a stack rebuilt from labels."""
+    out: dict[str, None] = {}
+    for c in containers:
+        parsed = ContainerLabels.parse(c.labels)
+        if parsed is not None and parsed.project == project:
+            out[parsed.service] = None
+    return list(out)
+
+
+def project_containers(found: Iterable[Any], services: Collection[str] = (), *,
+                       oneoff: bool | None = False, hooks: bool = False) -> list[Any]:
+    """Of a project's containers (runtime.api.ContainerInfo), those of `services` (all when
+    empty), `oneoff` ones or not (None: both), hook containers only with `hooks`; by service
+    and number. What Project.containers and the CLI's quick path both list."""
+    out = []
+    for c in found:
+        if (HOOK in c.labels) != hooks:
+            continue
+        if oneoff is not None and (c.labels.get(ONEOFF, "False") == "True") != oneoff:
+            continue
+        if services and c.labels.get(SERVICE) not in services:
+            continue
+        out.append(c)
+    return sorted(out, key=lambda c: (c.labels.get(SERVICE, ""), _number(c.labels)))
+
+
+def _number(labels: Mapping[str, str]) -> int:
+    try:
+        return int(labels.get(CONTAINER_NUMBER, "0"))
+    except ValueError:
+        return 0

@@ -22,7 +22,7 @@ from composer.convert import (
     network_spec,
     volume_spec,
 )
-from composer.errors import ComposerError
+from composer.errors import ComposerError, check_services
 from composer.graph import ServiceGraph, build_graph
 from composer.hooks import (
     HookOutput,
@@ -124,16 +124,7 @@ class Project:
         """The project's containers of `services` (all when empty), by service and number;
         the containers of pre_start hooks only with `hooks=True` (and then only them)."""
         found = await self.engine.list_containers(all=all, labels={L.PROJECT: self.name})
-        out = []
-        for c in found:
-            if (L.HOOK in c.labels) != hooks:
-                continue
-            if oneoff is not None and (c.labels.get(L.ONEOFF, "False") == "True") != oneoff:
-                continue
-            if services and c.labels.get(L.SERVICE) not in services:
-                continue
-            out.append(c)
-        return sorted(out, key=lambda c: (c.labels.get(L.SERVICE, ""), _number(c)))
+        return L.project_containers(found, services, oneoff=oneoff, hooks=hooks)
 
     def image_ref(self, service: str) -> str:
         svc = self.stack.services[service]
@@ -143,13 +134,7 @@ class Project:
     def check_services(self, names: Iterable[str]) -> None:
         """Every name is a service of the stack, else one line naming it (as Compose's
         `no such service: x`)."""
-        every = self.stack.all_services()
-        unknown = [n for n in names if n not in every]
-        if unknown:
-            raise ComposerError(
-                f"no such service: {', '.join(unknown)} "
-                f"(known: {', '.join(sorted(every)) or 'none'})"
-            )
+        check_services(names, self.stack.all_services())
 
     def selected(self, services: Sequence[str], *, no_deps: bool = False) -> list[str]:
         """The services `up SERVICES` acts on, dependencies first: the named ones and what they

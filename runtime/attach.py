@@ -13,12 +13,14 @@ runtime.process.stdio (defined below), and the daemon relays them frame by frame
 """
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import socket
 import struct
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
+
+if TYPE_CHECKING:
+    import asyncio
 
 # The wire format (the shim's side is runtime.process.stdio; its docstring has the table).
 SOCKET = "attach.sock"  # in the container's state dir
@@ -147,6 +149,14 @@ class AttachStream:
         await self.close()
 
 
+def _loop() -> asyncio.AbstractEventLoop:
+    """The running loop, asyncio imported only here: the wire format and AttachStream above
+    are also the quick CLI's (runtime.quickclient), which runs without asyncio."""
+    import asyncio
+
+    return asyncio.get_running_loop()
+
+
 class ShimAttach(AttachStream):
     """A connection to `<state_dir>/attach.sock` of a running container's shim.
 
@@ -172,7 +182,7 @@ class ShimAttach(AttachStream):
         sock.setblocking(False)
         dfd = os.open(state_dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
-            await asyncio.get_running_loop().sock_connect(sock, f"/proc/self/fd/{dfd}/{SOCKET}")
+            await _loop().sock_connect(sock, f"/proc/self/fd/{dfd}/{SOCKET}")
         except BaseException:
             sock.close()
             raise
@@ -181,6 +191,8 @@ class ShimAttach(AttachStream):
         stream = cls(sock)
         await stream._send(frame(HELLO, b"1" if logs else b"0"))
         if ready:
+            import asyncio
+
             try:
                 first = await asyncio.wait_for(stream._recv(), READY_TIMEOUT)
             except BaseException:
@@ -195,12 +207,12 @@ class ShimAttach(AttachStream):
         if self.broken or self.sock.fileno() < 0:
             return
         try:
-            await asyncio.get_running_loop().sock_sendall(self.sock, data)
+            await _loop().sock_sendall(self.sock, data)
         except OSError:  # EPIPE/ECONNRESET: the container has exited; its output is still read
             self.broken = True
 
     async def _recv(self) -> tuple[int, bytes] | None:
-        loop = asyncio.get_running_loop()
+        loop = _loop()
         while not self.frames:
             if self.sock.fileno() < 0:
                 return None

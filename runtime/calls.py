@@ -10,6 +10,7 @@ same.
 from __future__ import annotations
 
 import errno
+import json
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +69,30 @@ def logs_route(ref: str, follow: bool = False, tail: int | None = None,
     if until is not None:
         params.append(("until", repr(float(until))))
     return routes.LOGS.url(ref), params
+
+
+def exec_attach_route(ref: str, argv: list[str], user: str | None = None,
+                      env: dict[str, str] | None = None, workdir: str | None = None,
+                      tty: bool = False, stdin: bool = True, detach: bool = False,
+                      privileged: bool = False) -> tuple[str, Params]:
+    """routes.EXEC_ATTACH (a websocket): the path and query."""
+    req = rpc.ExecRequest(argv=tuple(argv), user=user, env=dict(env or {}), workdir=workdir,
+                          tty=tty, stdin=stdin, detach=detach, privileged=privileged)
+    return routes.EXEC_ATTACH.url(ref), [("request", rpc.encode(req).decode())]
+
+
+def attach_refused(status: int, reason: str, error_header: str | None) -> EngineError:
+    """What an attach websocket's failed handshake means: composerd's own error (its body
+    is repeated in the X-Composer-Error header, which a handshake keeps), else the status."""
+    if status < 400:
+        return DaemonUnavailable(f"composerd refused the attach: {reason}")
+    try:
+        body = json.loads(error_header) if error_header else None
+    except ValueError:
+        body = None
+    if isinstance(body, dict):
+        return rpc.error_from_body(status, body)
+    return rpc.error_from_body(status, {"message": reason or f"status {status}"})
 
 
 class PlainCalls:

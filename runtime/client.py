@@ -51,7 +51,9 @@ from runtime.calls import (  # noqa: F401  (DaemonUnavailable, PermissionDenied:
     DaemonUnavailable,
     PermissionDenied,
     PlainCalls,
+    attach_refused,
     connect_error,
+    exec_attach_route,
     logs_route,
     needs_root,
     status_of_kind,
@@ -415,27 +417,17 @@ class Client(PlainCalls):
         detach: bool = False,
         privileged: bool = False,
     ) -> WsAttach:
-        req = rpc.ExecRequest(argv=tuple(argv), user=user, env=dict(env or {}), workdir=workdir,
-                              tty=tty, stdin=stdin, detach=detach, privileged=privileged)
-        params = [("request", rpc.encode(req).decode())]
-        return await self._websocket(routes.EXEC_ATTACH.url(ref), params)
+        return await self._websocket(*exec_attach_route(
+            ref, argv, user=user, env=env, workdir=workdir, tty=tty, stdin=stdin,
+            detach=detach, privileged=privileged))
 
     async def _websocket(self, path: str, params: list[tuple[str, str]]) -> WsAttach:
         try:
             ws = await self._session().ws_connect(
                 URL(BASE + path, encoded=True), params=params, max_msg_size=rpc.MAX_BODY)
         except aiohttp.WSServerHandshakeError as e:
-            if e.status < 400:
-                raise DaemonUnavailable(f"composerd refused the attach: {e.message}") from None
             raw = e.headers.get(rpc.ERROR_HEADER) if e.headers else None
-            try:
-                body = json.loads(raw) if raw else None
-            except ValueError:
-                body = None
-            if isinstance(body, dict):
-                raise rpc.error_from_body(e.status, body) from None
-            raise rpc.error_from_body(e.status, {"message": e.message or f"status {e.status}"}) \
-                from None
+            raise attach_refused(e.status, e.message, raw) from None
         except aiohttp.ClientConnectorError as e:
             raise connect_error(e, self.socket_path) from None
         except (aiohttp.ClientError, ConnectionError) as e:

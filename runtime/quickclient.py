@@ -1,19 +1,21 @@
 """A client of composerd on the standard library alone, for the CLI's read-only verbs.
 
-`ps`, `port` and `logs` (without follow) are one or a few plain requests: http.client over
-the unix socket answers them in a millisecond, where importing aiohttp alone costs ~130 ms.
+`ps`, `port` and `logs` (without follow) are one or a few plain requests: runtime.unixhttp
+(a few pages of HTTP/1.1 on a socket; http.client would cost ~13 ms to import) answers them in
+a millisecond, where importing aiohttp alone costs ~130 ms.
 The calls, routes and error decoding are runtime.calls' (shared with runtime.client.Client);
 this module adds only the transport. It blocks while a request is under way, which is what
-a one-shot CLI command wants; anything streaming, uploading or attaching is Client's.
+a one-shot CLI command wants: its coroutines never wait on anything, so `run_now` runs them
+without an event loop. `exec_attach` gives a runtime.quickattach.QuickAttach, the exec
+websocket on runtime.wsclient (`exec -T`); the other streams, uploads and attaches are
+Client's.
 """
 from __future__ import annotations
 
-import http.client
 import json
-import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlencode
 
 from runtime import routes, rpc, serde
@@ -22,39 +24,38 @@ from runtime.calls import (
     DaemonUnavailable,
     Params,
     PlainCalls,
+    attach_refused,
     connect_error,
+    exec_attach_route,
     logs_route,
     status_of_kind,
 )
 from runtime.errors import EngineError, InvalidArgument
+from runtime.unixhttp import Connection, Response
+
+if TYPE_CHECKING:
+    from runtime.quickattach import QuickAttach
 
 CONNECT_TIMEOUT = 10.0  # seconds, as Client's sock_connect
+T = TypeVar("T")
 
 
-class UnixConnection(http.client.HTTPConnection):
-    """HTTP/1.1 over a unix socket (the host name is only what goes in the Host header)."""
-
-    def __init__(self, socket_path: Path) -> None:
-        super().__init__("composerd", timeout=CONNECT_TIMEOUT)
-        self.socket_path = socket_path
-
-    def connect(self) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            sock.settimeout(CONNECT_TIMEOUT)
-            sock.connect(str(self.socket_path))
-            sock.settimeout(None)  # a long answer (logs) may take its time, as with Client
-        except OSError:
-            sock.close()
-            raise
-        self.sock = sock
+def run_now(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine that never waits (QuickClient's calls, QuickAttach's reads and
+    writes) to its end, without an event loop; RuntimeError if it does wait on something."""
+    try:
+        coro.send(None)
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
+    coro.close()
+    raise RuntimeError("run_now: the coroutine waited on something (it needs an event loop)")
 
 
 class QuickClient(PlainCalls):
     def __init__(self, socket_path: Path) -> None:
         self.socket_path = socket_path
-        self._conn: UnixConnection | None = None
-        self._resp: http.client.HTTPResponse | None = None  # the last answer, maybe unread
+        self._conn: Connection | None = None
+        self._resp: Response | None = None  # the last answer, maybe unread
 
     async def close(self) -> None:
         if self._conn is not None:
@@ -62,36 +63,35 @@ class QuickClient(PlainCalls):
             self._conn = None
 
     def _request(self, method: str, path: str, params: Params | None,
-                 body: bytes | None) -> http.client.HTTPResponse:
+                 body: bytes | None) -> Response:
         url = f"{path}?{urlencode(params)}" if params else path
         headers = {"Content-Type": "application/json"} if body is not None else {}
-        if self._conn is not None and self._resp is not None and not self._resp.isclosed():
+        if self._conn is not None and self._resp is not None and not self._resp.reusable:
             self._conn.close()  # a log stream left half read: its connection can't be reused
             self._conn = None
         if self._conn is None:
-            self._conn = UnixConnection(self.socket_path)
+            self._conn = Connection(self.socket_path, connect_timeout=CONNECT_TIMEOUT)
             try:
                 self._conn.connect()
             except OSError as e:
                 self._conn = None
                 raise connect_error(e, self.socket_path) from None
         try:
-            self._conn.request(method, url, body=body, headers=headers)
-            self._resp = self._conn.getresponse()
+            self._resp = self._conn.request(method, url, body=body, headers=headers)
             return self._resp
-        except (OSError, http.client.HTTPException) as e:
+        except OSError as e:
             self._conn.close()
             self._conn = None
             raise DaemonUnavailable(
                 f"lost the connection to composerd: {e or type(e).__name__}") from None
 
-    def _read(self, resp: http.client.HTTPResponse) -> bytes:
+    def _read(self, resp: Response) -> bytes:
         try:
             return resp.read()
-        except (OSError, http.client.HTTPException) as e:
+        except OSError as e:
             raise DaemonUnavailable(f"lost the connection to composerd: {e}") from None
 
-    def _error(self, resp: http.client.HTTPResponse) -> EngineError:
+    def _error(self, resp: Response) -> EngineError:
         try:
             raw = self._read(resp)
             body = json.loads(raw) if raw else {}
@@ -112,7 +112,7 @@ class QuickClient(PlainCalls):
         raw = self._read(resp)
         if resp.status == 204 or not raw:
             return None
-        if resp.headers.get_content_type() == "application/json":
+        if resp.content_type() == "application/json":
             return json.loads(raw)
         return raw.decode()
 
@@ -134,7 +134,7 @@ class QuickClient(PlainCalls):
             while True:
                 try:
                     line = resp.readline()
-                except (OSError, http.client.HTTPException) as e:
+                except OSError as e:
                     raise DaemonUnavailable(f"lost the connection to composerd: {e}") from None
                 if not line:
                     return
@@ -148,3 +148,29 @@ class QuickClient(PlainCalls):
                 yield serde.from_dict(LogLine, data)
         finally:
             await own.close()
+
+    async def exec_attach(self, ref: str, argv: list[str], user: str | None = None,
+                          env: dict[str, str] | None = None, workdir: str | None = None,
+                          tty: bool = False, stdin: bool = True, detach: bool = False,
+                          privileged: bool = False) -> QuickAttach:
+        """As Client.exec_attach: the command starts before the upgrade (an unknown or
+        stopped container is composerd's 4xx error), then its stdio as attach frames."""
+        from runtime.quickattach import QuickAttach  # here: ps, port, logs need none of it
+        from runtime.wsclient import HandshakeError, WebSocket
+
+        path, params = exec_attach_route(ref, argv, user=user, env=env, workdir=workdir,
+                                         tty=tty, stdin=stdin, detach=detach,
+                                         privileged=privileged)
+        try:
+            ws = WebSocket.connect(self.socket_path, f"{path}?{urlencode(params)}",
+                                   max_msg_size=rpc.MAX_BODY)
+        except HandshakeError as e:
+            raise attach_refused(e.status, e.reason, e.headers.get(rpc.ERROR_HEADER.lower())) \
+                from None
+        except FileNotFoundError as e:
+            raise connect_error(e, self.socket_path) from None
+        except OSError as e:
+            if isinstance(e, (ConnectionRefusedError, PermissionError)):
+                raise connect_error(e, self.socket_path) from None
+            raise DaemonUnavailable(f"lost the connection to composerd: {e}") from None
+        return QuickAttach(ws)

@@ -12,6 +12,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from composer.cli.output import status_stream
 from composer.cli.progress import PlainProgress, line_progress, make_progress
+from composer.cli.quick import BY_NAME_VERBS as BY_NAME_VERBS  # (re-exported: verbs import
+from composer.cli.quick import add_services_arg as add_services_arg  # them from here)
+from composer.cli.quick import targeted_services as targeted_services
 from composer.errors import ComposerError, NoStackFile
 from composer.operations import Project
 from composer.spec import Stack
@@ -20,16 +23,6 @@ if TYPE_CHECKING:
     from runtime.client import Client
 
 T = TypeVar("T")
-
-# Verbs that act only on what exists: with `-p NAME` and no `-f` they work from the project
-# name and the container labels alone, as docker compose (`projectOrName`): no stack file
-# is read, so they work from any folder. `up`, `run`, `build`, `pull`, `config` need one.
-BY_NAME_VERBS = frozenset({
-    "ps", "logs", "down", "stop", "start", "restart", "kill", "rm", "pause", "unpause",
-    "top", "port", "images", "events", "exec", "attach", "stats", "cp", "export", "commit",
-    "wait", "volumes",
-})
-
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
     return asyncio.run(coro)
@@ -158,14 +151,6 @@ def _build_line(service: str, line: str) -> None:
     print(f"{service} | {line.rstrip()}", file=sys.stderr, flush=True)
 
 
-def targeted_services(args: argparse.Namespace) -> list[str]:
-    """Services named on the command line (`up debug`, `run debug sh`): as docker compose,
-    they run whatever their profiles (see Stack.with_services_enabled)."""
-    many, one = getattr(args, "services", None), getattr(args, "service", None)
-    names = [n for n in many if isinstance(n, str)] if isinstance(many, list) else []
-    return names + [one] if isinstance(one, str) else names
-
-
 UNLIMITED = 1 << 16  # --parallel -1: as many as there are
 
 
@@ -202,6 +187,3 @@ def orphan_options(args: argparse.Namespace) -> tuple[bool, bool]:
         truthy("COMPOSE_REMOVE_ORPHANS") and not ignore)
     return remove, ignore
 
-
-def add_services_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("services", nargs="*", metavar="SERVICE")

@@ -2,19 +2,23 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
-import secrets
 import sys
-from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from composer import labels as L
-from composer.cli.common import run, with_project
-from composer.cli.runflags import add_run_flags, apply_run_flags
-from composer.convert import container_spec
+from composer.cli.quick import ReadProject, read_project
+from composer.cli.runargs import add_run_flags
 from composer.errors import ComposerError
-from composer.operations import Project, UpOptions
-from runtime.api import ContainerInfo
+
+if TYPE_CHECKING:
+    import asyncio
+
+    from composer.operations import Project
+    from runtime.api import ContainerInfo
+
+# `exec` without a terminal takes the quick path (composer.cli.quick: no asyncio, aiohttp or
+# stack loader; its websocket is runtime.wsclient); `run` and a terminal's exec import what
+# they need when they run.
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -90,6 +94,8 @@ def _env(items: list[str]) -> dict[str, str]:
 async def _drain_failed_start(stream: Any) -> bool:
     """Show what a container that could not start said (`exec: "x": executable file not
     found`); True if it said anything."""
+    import asyncio
+
     from composer.cli.stdio import write_output
 
     said = False
@@ -114,31 +120,50 @@ def exec_cmd(args: argparse.Namespace) -> int:
     if not args.command:
         raise ComposerError("exec: give a command to run, e.g. `composer exec web sh`")
 
-    async def go(project: Project) -> int:
+    tty = _wants_tty(args)
+
+    async def go(project: ReadProject) -> int:
         cs = [c for c in await project.containers([args.service], all=False)
               if c.labels.get(L.CONTAINER_NUMBER) == str(args.index)]
         if not cs:
             raise ComposerError(f"service {args.service!r} is not running (container #{args.index})")
-        if _wants_tty(args):
+        if tty:
             from runtime.interactive import exec_interactive
 
             target = await project.engine.exec_prepare(
                 cs[0].id, list(args.command), user=args.user, env=_env(args.env),
                 workdir=args.workdir, tty=True, privileged=args.privileged)
             return await exec_interactive(target)
-        from composer.cli.stdio import session, stdin_fd
+        from composer.cli.blockingio import blocking_session, stdin_fd
+        from runtime.quickattach import QuickAttach
 
         in_fd = stdin_fd() if args.interactive else -1
         stream = await project.engine.exec_attach(
             cs[0].id, list(args.command), user=args.user, env=_env(args.env),
             workdir=args.workdir, stdin=in_fd >= 0, detach=args.detach,
             privileged=args.privileged)
+        if isinstance(stream, QuickAttach):  # the quick path: threads, no event loop
+            return blocking_session(stream, in_fd if not args.detach else -1)
+        from composer.cli.stdio import session
+
         return await session(stream, in_fd if not args.detach else -1)
 
-    return run(with_project(args, go, lock=False))
+    if tty:  # a terminal's exec: the fork server's pty (runtime.interactive), over asyncio
+        from composer.cli.common import run, with_project
+
+        return run(with_project(args, go, lock=False))
+    return read_project(args, go, read_only=False)
 
 
 def run_cmd(args: argparse.Namespace) -> int:
+    import secrets
+    from dataclasses import replace
+
+    from composer.cli.common import run, with_project
+    from composer.cli.runflags import apply_run_flags
+    from composer.convert import container_spec
+    from composer.operations import UpOptions
+
     async def go(project: Project) -> int:
         if args.service not in project.stack.services:
             raise ComposerError(f"no such service: {args.service}")
@@ -217,6 +242,8 @@ def run_cmd(args: argparse.Namespace) -> int:
 def _post_start(project: Project, service: str, info: ContainerInfo) -> asyncio.Future[None] | None:
     """As docker compose run: the service's post_start hooks, exec'd beside the attached
     session once the container started."""
+    import asyncio
+
     from composer.hooks import exec_hooks
 
     hooks = project.stack.services[service].post_start

@@ -14,7 +14,6 @@ open when its container stops is ended with a newline.
 """
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import sys
 import time
@@ -103,7 +102,10 @@ class LogPrinter:
     def _schedule_flush(self) -> None:
         if self._flush_pending:
             return
+        asyncio = sys.modules.get("asyncio")  # not imported: no loop (`logs`' quick path)
         try:
+            if asyncio is None:
+                raise RuntimeError("no event loop")
             loop = asyncio.get_running_loop()
         except RuntimeError:
             self.flush()

@@ -2,22 +2,21 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
 import json
 import sys
-import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from composer import labels as L
-from composer.cli.common import add_services_arg, run, with_project
 from composer.cli.logprint import LogPrinter, short_name, stamp
 from composer.cli.output import colours
+from composer.cli.quick import ReadProject, add_services_arg, read_project
 from composer.cli.timespec import parse_time
 from composer.errors import ComposerError
-from composer.operations import Project
-from runtime.api import ContainerInfo
 from runtime.errors import Conflict, NotFound
+
+if TYPE_CHECKING:
+    from composer.operations import Project
+    from runtime.api import ContainerInfo
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -63,13 +62,29 @@ def logs(args: argparse.Namespace) -> int:
     printer = LogPrinter(colour=colours(sys.stdout) and not args.no_color,
                          prefix=not args.no_log_prefix, timestamps=args.timestamps)
 
+    if not args.follow:
+        async def once(project: ReadProject) -> int:
+            try:
+                await _print_logs(project, printer, await project.containers(args.services),
+                                  tail, since, until)
+            finally:
+                printer.flush()
+            return 0
+
+        return read_project(args, once)
+    import asyncio
+    import contextlib
+
+    from composer.cli.common import run, with_project
+    from composer.cli.logfollow import Logs
+
     async def go(project: Project) -> int:
         # a runtime.client.Stream: open() returns once the daemon has subscribed
         events: Any = project.engine.events() if args.follow else None
         if events is not None:
             await events.open()  # before listing: a start from now on is seen
         try:
-            follower = _Logs(project, printer, args.services, tail, since, until, args.follow)
+            follower = Logs(project, printer, args.services, tail, since, until, args.follow)
             for c in await project.containers(args.services, all=True):
                 follower.follow(c)
             if events is None:
@@ -88,82 +103,31 @@ def logs(args: argparse.Namespace) -> int:
             printer.flush()
         return 0
 
-    return run(with_project(args, go, lock=False, read_only=not args.follow))
+    return run(with_project(args, go, lock=False))
 
 
-class _Logs:
-    """One log stream per container; with `follow`, containers of the services that start
-    later (a new or recreated container, or one started again after it stopped) are
-    followed from their start, as `docker compose logs -f` does. A restart of a followed
-    container does not end its stream (the engine follows it through)."""
-
-    def __init__(self, project: Project, printer: LogPrinter, services: list[str],
-                 tail: int | None, since: float | None, until: float | None,
-                 follow: bool) -> None:
-        self.project = project
-        self.printer = printer
-        self.services = services
-        self.tail, self.since, self.until, self.follow_ = tail, since, until, follow
-        self.tasks: dict[str, asyncio.Task[None]] = {}
-        self.seen: dict[str, float] = {}  # container -> time of the last entry shown
-        self.idle = asyncio.Event()
-        self.idle.set()
-
-    def follow(self, c: ContainerInfo, resume: bool = False) -> None:
-        """Stream `c`'s log; `resume`: it started again, show what came after the last
-        entry shown (all of it for a container not seen before)."""
-        self.printer.register(c.id, short_name(c.name, self.project.name))
-        self.idle.clear()
-        self.tasks[c.id] = asyncio.ensure_future(self._one(c, resume))
-
-    async def _one(self, c: ContainerInfo, resume: bool) -> None:
-        tail = None if resume else self.tail
-        since = self.since
-        if not resume:  # what is older than now was shown or left out by --tail/--since
-            self.seen[c.id] = time.time()
-        elif c.id in self.seen:
-            since = max(since or 0.0, self.seen[c.id] + 1e-9)
-        again = False
+async def _print_logs(project: ReadProject, printer: LogPrinter, cs: list[ContainerInfo],
+                      tail: int | None, since: float | None, until: float | None) -> None:
+    """The logs there are now, one container after the other (`logs` without -f): no task
+    per container, so that the quick path runs it without an event loop."""
+    for c in cs:
+        printer.register(c.id, short_name(c.name, project.name))
+    for c in cs:
         try:
-            async for line in self.project.engine.logs(c.id, follow=self.follow_, tail=tail,
-                                                       since=since, until=self.until):
-                self.printer.output(c.id, line.stream,
-                                    line.data.encode("utf-8", "surrogateescape"), line.time)
-                self.seen[c.id] = max(self.seen.get(c.id, 0.0), line.time)
-            if self.follow_:  # it stopped -- or was started again as the stream ended
-                info = await self.project.engine.inspect_container(c.id)
-                again = info.state in ("running", "restarting", "paused") and (
-                    self.until is None or time.time() <= self.until)
+            async for line in project.engine.logs(c.id, follow=False, tail=tail, since=since,
+                                                  until=until):
+                printer.output(c.id, line.stream, line.data.encode("utf-8", "surrogateescape"),
+                               line.time)
         except Conflict as e:  # logging driver none: nothing to read (docker compose warns)
             print(f"WARN[0000] can't retrieve logs for {c.name!r}: {e}", file=sys.stderr)
         except NotFound:
             pass  # removed meanwhile
         finally:
-            self.printer.end(c.id)
-            self.tasks.pop(c.id, None)
-            if again:
-                self.follow(c, resume=True)
-            elif not self.tasks:
-                self.idle.set()
-
-    async def done(self) -> None:
-        await self.idle.wait()
-
-    async def watch(self, events: Any) -> None:
-        async for ev in events:
-            if ev.type != "container" or ev.action != "start" or ev.id in self.tasks:
-                continue
-            attrs = ev.attributes
-            if attrs.get(L.PROJECT) != self.project.name or attrs.get(L.ONEOFF) == "True":
-                continue
-            if self.services and attrs.get(L.SERVICE) not in self.services:
-                continue
-            with contextlib.suppress(NotFound):
-                self.follow(await self.project.engine.inspect_container(ev.id), resume=True)
+            printer.end(c.id)
 
 
 def events(args: argparse.Namespace) -> int:
-    from composer.cli.timespec import parse_time
+    from composer.cli.common import run, with_project
 
     since = parse_time(args.since, "--since") if args.since else None
     until = parse_time(args.until, "--until") if args.until else None

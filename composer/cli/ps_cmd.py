@@ -2,15 +2,14 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import re
 import sys
 import time
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from composer import labels as L
-from composer.cli.common import add_services_arg, engine, run, with_project
 from composer.cli.psformat import (
     STATES,
     FormatError,
@@ -20,9 +19,15 @@ from composer.cli.psformat import (
     summary,
     tabwrite,
 )
+from composer.cli.quick import ReadProject, add_services_arg, read_project
 from composer.errors import ComposerError
-from composer.operations import Project
-from runtime.api import ContainerInfo, Stats
+
+if TYPE_CHECKING:
+    from composer.operations import Project
+    from runtime.api import ContainerInfo, Stats
+
+# `ps` and `port` take the quick path (composer.cli.quick: no asyncio, aiohttp or stack
+# loader to import); the other verbs here import what they need when they run.
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -119,7 +124,7 @@ def ps(args: argparse.Namespace) -> int:
     statuses = _statuses(args)
     show_all = args.all or bool(statuses)
 
-    async def go(project: Project) -> int:
+    async def go(project: ReadProject) -> int:
         services = list(args.services)
         if not services and not args.orphans and not project.by_labels:
             services = list(project.stack.services)  # only what the stack file declares
@@ -142,7 +147,7 @@ def ps(args: argparse.Namespace) -> int:
                 raise ComposerError(str(e)) from None
         return 0
 
-    return run(with_project(args, go, lock=False, read_only=True))
+    return read_project(args, go)
 
 
 def _table(rows: Sequence[tuple[str, ...]]) -> None:
@@ -168,6 +173,8 @@ def _name_filters(items: list[str]) -> list[re.Pattern[str]]:
 
 
 def ls_projects(args: argparse.Namespace) -> int:
+    from composer.cli.common import engine, run
+
     filters = _name_filters(args.filter)
 
     async def go() -> int:
@@ -210,7 +217,7 @@ def ls_projects(args: argparse.Namespace) -> int:
 
 
 def port_cmd(args: argparse.Namespace) -> int:
-    async def go(project: Project) -> int:
+    async def go(project: ReadProject) -> int:
         cs = [c for c in await project.containers([args.service], all=False)
               if c.labels.get(L.CONTAINER_NUMBER) == str(args.index)]
         if not cs:
@@ -222,10 +229,12 @@ def port_cmd(args: argparse.Namespace) -> int:
         raise ComposerError(
             f"no port {args.private_port}/{args.protocol} published for service {args.service}")
 
-    return run(with_project(args, go, lock=False, read_only=True))
+    return read_project(args, go)
 
 
 def top_cmd(args: argparse.Namespace) -> int:
+    from composer.cli.common import run, with_project
+
     async def go(project: Project) -> int:
         for c in await project.containers(args.services, all=False):
             print(c.name)
@@ -245,7 +254,10 @@ def _mib(n: int) -> str:
 def stats_cmd(args: argparse.Namespace) -> int:
     """As `docker compose stats`: Docker's columns and words; CPU % over the last interval
     (--no-stream: two samples half a second apart)."""
+    import asyncio
+
     from composer.cli import statsformat
+    from composer.cli.common import run, with_project
 
     async def sample(project: Project, cs: list[ContainerInfo]) -> dict[str, tuple[float, Stats]]:
         loop = asyncio.get_running_loop()
@@ -284,6 +296,7 @@ def stats_cmd(args: argparse.Namespace) -> int:
 def images_cmd(args: argparse.Namespace) -> int:
     """As `docker compose images`: one row per container (CONTAINER REPOSITORY TAG PLATFORM
     IMAGE ID SIZE CREATED); -q the distinct ids; --format json a list of objects."""
+    from composer.cli.common import run, with_project
     from composer.cli.statsformat import human_size
     from runtime.images.config import host_arch
     from runtime.images.reference import Reference

@@ -23,30 +23,6 @@ from runtime.errors import InvalidArgument
 from runtime.process.config import normalize_cap
 from runtime.types import ContainerSpec, PortBinding
 
-PULL_POLICIES = ("always", "missing", "never", "build")
-
-
-def add_run_flags(r: argparse.ArgumentParser) -> None:
-    r.add_argument("-p", "--publish", action="append", default=[], metavar="[IP:]HOST:CONTAINER",
-                   help="publish a container port on the host (as ports:); repeatable")
-    r.add_argument("-P", "--service-ports", action="store_true",
-                   help="publish the service's own ports: (a one-off publishes none otherwise)")
-    r.add_argument("-v", "--volume", action="append", default=[], metavar="SOURCE:TARGET[:MODE]",
-                   help="mount a path or a declared volume (as volumes:); repeatable")
-    r.add_argument("-l", "--label", action="append", default=[], metavar="KEY=VALUE",
-                   help="add or replace a label of the container; repeatable")
-    r.add_argument("--cap-add", action="append", default=[], metavar="CAP",
-                   help="add a Linux capability (e.g. NET_ADMIN); repeatable")
-    r.add_argument("--cap-drop", action="append", default=[], metavar="CAP",
-                   help="drop a Linux capability (ALL drops every one); repeatable")
-    r.add_argument("--use-aliases", action="store_true",
-                   help="answer to the service's name and network aliases in DNS, as its "
-                        "containers do (a one-off has only its own name otherwise)")
-    r.add_argument("--build", action="store_true", help="build the image before running")
-    r.add_argument("--pull", choices=PULL_POLICIES, default=None,
-                   help="pull the image: always, missing, never, or build it (default: the "
-                        "service's pull_policy)")
-
 
 def apply_run_flags(stack: Stack, spec: ContainerSpec, args: argparse.Namespace) -> ContainerSpec:
     """`spec` (the service's container, before the one-off's own changes) with the flags."""

@@ -14,11 +14,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import sys
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-READ_SIZE = 256 * 1024
+from composer.cli.blockingio import READ_SIZE, stdin_fd, write_output
+
+__all__ = ["READ_SIZE", "copy_input", "copy_output", "read_chunks", "session", "stdin_fd",
+           "write_output"]
 
 
 def _wake(fut: asyncio.Future[None]) -> None:
@@ -71,33 +73,10 @@ async def copy_input(fd: int, stream: Any, *, close: bool,
         await stream.close_stdin()
 
 
-def write_output(name: str, data: bytes) -> None:
-    """Container stdout to ours, its stderr to ours; flushed: live, not when we exit."""
-    f = sys.stdout.buffer if name == "stdout" else sys.stderr.buffer
-    try:
-        f.write(data)
-        f.flush()
-    except BrokenPipeError:  # `composer exec ... | head -1`: the reader has gone
-        with contextlib.suppress(OSError):
-            os.dup2(os.open(os.devnull, os.O_WRONLY), f.fileno())
-        raise
-
-
 async def copy_output(stream: Any) -> None:
     """Output until the end of the run (an EXIT frame) or of the stream."""
     while (item := await stream.read()) is not None:
         write_output(*item)
-
-
-def stdin_fd() -> int:
-    """fd 0 when we have a stdin at all (a CLI started with it closed has none): -1 else."""
-    if sys.stdin is None:
-        return -1
-    try:
-        os.fstat(0)
-    except OSError:
-        return -1
-    return 0
 
 
 async def session(stream: Any, in_fd: int) -> int:

@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
+from composer.readlog import noted
 from composer.spec.interpolate import Interpolator
 from composer.spec.where import Where
 
@@ -23,7 +24,7 @@ def read_env_file(path: Path, lookup: Mapping[str, str], *, label: str | None = 
     """Parse one env file. Earlier keys of the same file are visible to later `${VAR}`."""
     name = label or str(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = noted(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise Where(name).error(f"cannot read env file: {exc.strerror or exc}") from None
     except UnicodeDecodeError:
@@ -38,7 +39,7 @@ def read_raw_env_file(path: Path, lookup: Mapping[str, str], *, label: str | Non
     takes its value from `lookup` or is dropped."""
     name = label or str(path)
     try:
-        data = path.read_bytes()
+        data = noted(path).read_bytes()
     except OSError as exc:
         raise Where(name).error(f"cannot read env file: {exc.strerror or exc}") from None
     out: dict[str, str] = {}

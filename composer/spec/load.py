@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from composer.errors import NoStackFile, SpecError
+from composer.labels import PROJECT_NAME
+from composer.readlog import is_file
 from composer.spec.dotenv import read_env_file
 from composer.spec.extends import resolve_extends
 from composer.spec.include import IncludeEntry, absolute_model, import_resources, parse_includes
@@ -36,7 +38,6 @@ DEFAULT_FILES = ("compose.yaml", "compose.yml", "docker-compose.yml", "docker-co
 OVERRIDE_FILES = ("compose.override.yml", "compose.override.yaml", "docker-compose.override.yml",
                   "docker-compose.override.yaml")
 SECTION_NAME = re.compile(r"^[a-zA-Z0-9._-]+$")
-PROJECT_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 
 
 @dataclass(frozen=True)
@@ -129,15 +130,15 @@ def _find_files(opts: LoadOptions, environ: Mapping[str, str], cwd: Path) -> tup
         out = [STDIN if n == "-" else (cwd / n).resolve() if not os.path.isabs(n) else Path(n)
                for n in names]
         for p, n in zip(out, names, strict=True):
-            if p != STDIN and not p.is_file():
+            if p != STDIN and not is_file(p):
                 raise SpecError("file not found (check -f / COMPOSE_FILE)", file=n)
         return out, []
     for folder in (base.resolve(), *base.resolve().parents):
-        found = [folder / n for n in DEFAULT_FILES if (folder / n).is_file()]
+        found = [folder / n for n in DEFAULT_FILES if is_file(folder / n)]
         if not found:
             continue
         warnings = _several("config files", found)
-        overrides = [folder / n for n in OVERRIDE_FILES if (folder / n).is_file()]
+        overrides = [folder / n for n in OVERRIDE_FILES if is_file(folder / n)]
         warnings += _several("override files", overrides)
         return found[:1] + overrides[:1], warnings
     raise NoStackFile(
@@ -163,12 +164,12 @@ def _environment(opts: LoadOptions, environ: dict[str, str], project_dir: Path, 
     if names:
         for name in names:
             path = Path(name) if os.path.isabs(name) else cwd / name
-            if not path.is_file():
+            if not is_file(path):
                 raise SpecError(f"env file not found (check {flag})", file=name)
             env.update(read_env_file(path, {**env, **environ}, label=name))
     elif _truthy(environ.get("COMPOSE_DISABLE_ENV_FILE", "")):
         pass  # as Compose: no .env at all
-    elif (project_dir / ".env").is_file():
+    elif is_file(project_dir / ".env"):
         env.update(read_env_file(project_dir / ".env", environ, label=".env"))
     env.update(environ)
     return env
@@ -251,7 +252,7 @@ def _load_include(
     files: list[Path] = []
     for name in entry.paths:
         file = Path(resolve_path(name, base))
-        if not file.is_file():
+        if not is_file(file):
             w.fail(f"included file not found: {name} (check the path; it is relative to {base})")
         if file.resolve() in chain:
             loop = " -> ".join(site.display(p) for p in (*chain, file.resolve()))
@@ -266,10 +267,10 @@ def _load_include(
             if name == os.devnull:
                 continue
             env_path = Path(resolve_path(name, base))
-            if not env_path.is_file():
+            if not is_file(env_path):
                 w.fail(f"env file not found: {name} (check env_file; it is relative to {base})")
             from_files.update(read_env_file(env_path, {**from_files, **site.env}, label=site.display(env_path)))
-    elif (project_dir / ".env").is_file():
+    elif is_file(project_dir / ".env"):
         env_path = project_dir / ".env"
         from_files.update(read_env_file(env_path, site.env, label=site.display(env_path)))
     env = {**from_files, **site.env}  # the including project's variables win (as compose-go)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from composer.readlog import is_file
 from composer.spec.devices import DeviceSpec, parse_cgroup_rules
 from composer.spec.dotenv import read_env_file, read_raw_env_file
 from composer.spec.hooks import Develop, ServiceHook
@@ -191,7 +192,7 @@ def _environment(raw: dict[str, Any], values: dict[str, Any], w: Where, ctx: Par
     if raw.get("env_file") is not None and ctx.read_env_files:
         for ef in EnvFile.parse_all(raw["env_file"], w.key("env_file"), ctx.base_dir):
             path = Path(ef.path)
-            if not path.is_file():
+            if not is_file(path):
                 if ef.required:
                     w.key("env_file").fail(f'env file "{ef.path}" not found (create it or set required: false)')
                 continue
@@ -215,7 +216,7 @@ def _label_files(paths: tuple[str, ...], w: Where, ctx: ParseContext) -> dict[st
     if not ctx.read_env_files:
         return out
     for path in paths:
-        if not Path(path).is_file():
+        if not is_file(path):
             w.fail(f'label file "{path}" not found (create it or remove it from label_file)')
         out.update(read_env_file(Path(path), ctx.environ))
     return out

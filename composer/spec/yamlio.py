@@ -24,6 +24,7 @@ from typing import Any
 import yaml
 
 from composer.errors import SpecError
+from composer.readlog import noted
 
 # libyaml's C parser when present (about 10x faster on big files), same resolvers either way.
 _Base: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -240,7 +241,7 @@ def read_yaml(path: Path, name: str) -> Any:
 
 def read_yaml_tagged(path: Path, name: str) -> Any:
     try:
-        text = path.read_text(encoding="utf-8")
+        text = noted(path).read_text(encoding="utf-8")
     except FileNotFoundError:
         raise SpecError("file not found", file=name) from None
     except OSError as exc:

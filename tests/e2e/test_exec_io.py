@@ -124,3 +124,28 @@ def test_output_streams_as_written_byte_exact_and_apart(env: Env, tmp_path: Path
         p = cli(env, d, "exec", "-T", "app", "nosuch-command")
         assert p.returncode == 127 and b"nosuch-command" in p.stderr
         env.composer("down", "-t", "1", cwd=d)
+
+
+def test_ctrl_c_ends_exec_with_130_and_ends_the_command(env: Env, tmp_path: Path) -> None:
+    """^C in `exec -T` (the quick path's blocking read, no event loop): 130, and composerd
+    ends the command when the websocket goes, as with the asyncio path."""
+    import signal
+
+    d = tmp_path / "interrupt"
+    write_stack(d, STACK)
+    with taken_down(env, d) as procs:
+        env.composer("up", "-d", cwd=d)
+        proc = subprocess.Popen([sys.executable, "-m", "composer.cli", "exec", "-T", "app", "sh",
+                                 "-c", "echo started; exec sleep 137"], cwd=d, env=env.environ,
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE)
+        procs.append(proc)  # type: ignore[arg-type]
+        assert proc.stdout is not None
+        assert proc.stdout.readline() == b"started\n"
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 130
+        deadline = time.monotonic() + 20
+        while "sleep 137" in env.composer("top", "app", cwd=d).stdout:
+            assert time.monotonic() < deadline, "the exec'd command outlived its client"
+            time.sleep(0.2)
+        env.composer("down", "-t", "1", cwd=d)

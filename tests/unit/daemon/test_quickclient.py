@@ -1,6 +1,6 @@
-"""runtime.quickclient.QuickClient (stdlib http.client) against the real daemon app and a
-fake engine: the same answers and errors as runtime.client.Client for the calls it makes.
-QuickClient blocks while a request is under way, so it runs in a thread with its own loop
+"""runtime.quickclient.QuickClient (runtime.unixhttp, the standard library) against the real
+daemon app and a fake engine: the same answers and errors as runtime.client.Client for the
+calls it makes. QuickClient blocks while a request is under way, so it runs in a thread with its own loop
 while the server runs on the test's loop."""
 
 from __future__ import annotations
