@@ -55,7 +55,9 @@ def machine() -> dict[str, str]:
 def versions() -> dict[str, str]:
     out = {}
     for tool, args in (("runc", ["--version"]), ("crun", ["--version"]), ("podman", ["--version"]),
-                       ("podman-compose", ["--version"]), ("systemd-nspawn", ["--version"])):
+                       ("podman-compose", ["--version"]), ("systemd-nspawn", ["--version"]),
+                       ("dockerd", ["--version"]), ("containerd", ["--version"]),
+                       ("docker-compose", ["version", "--short"])):
         if shutil.which(tool):
             p = subprocess.run([tool, *args], capture_output=True, text=True)
             lines = [ln for ln in (p.stdout + p.stderr).splitlines()
@@ -73,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, help="write the results as JSON to this file")
     ap.add_argument("--markdown", type=Path, help="also write the table as Markdown here")
     ap.add_argument("--install-peers", action="store_true",
-                    help="apt-get install runc crun podman podman-compose systemd-container")
+                    help="apt-get install the peers' Debian packages (bench/peers.py APT_PACKAGES)")
     ap.add_argument("--no-peers", action="store_true", help="measure composer only")
     ap.add_argument("--only", action="append", choices=sorted(SCENARIOS), default=None,
                     help="run only these scenarios (repeat)")

@@ -1,8 +1,11 @@
-"""Memory of everything of ours that is not a container's own process.
+"""Memory of everything of ours that is not a container's own process, and of the peers'.
 
 USS (unique set size) = Private_Clean + Private_Dirty of /proc/<pid>/smaps_rollup: what
 would be freed if the process ended. Forked processes (fork server, shims, init reapers)
 share their parent's pages copy-on-write, so USS counts only the pages each one dirtied.
+PSS (proportional set size, `Pss` of smaps_rollup) adds each shared page divided by the
+number of processes mapping it: the share of the host's memory a process stands for, and
+the figure to compare with peers whose helpers share a binary (ten conmons, ten shims).
 
 Our process tree with `init: true`:
 
@@ -43,6 +46,36 @@ def uss(pid: int) -> int:
 
 def rss(pid: int) -> int:
     return smaps(pid).get("Rss", 0)
+
+
+def pss(pid: int) -> int:
+    return smaps(pid).get("Pss", 0)
+
+
+@dataclass(frozen=True)
+class Usage:
+    """USS, PSS and RSS of a set of processes, in bytes; `processes` is how many were read."""
+    processes: int = 0
+    uss: int = 0
+    pss: int = 0
+    rss: int = 0
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(self.processes + other.processes, self.uss + other.uss,
+                     self.pss + other.pss, self.rss + other.rss)
+
+
+def usage(pids: list[int]) -> Usage:
+    """Sum over `pids`; a process that ended meanwhile is skipped (and not counted)."""
+    total = Usage()
+    for p in pids:
+        try:
+            s = smaps(p)
+        except (OSError, ValueError):
+            continue
+        total += Usage(1, s.get("Private_Clean", 0) + s.get("Private_Dirty", 0),
+                       s.get("Pss", 0), s.get("Rss", 0))
+    return total
 
 
 def children_map() -> dict[int, list[int]]:
@@ -101,11 +134,29 @@ class MemoryReport:
     other_uss: int
     shim_count: int
     init_count: int
+    daemon_pss: int = 0
+    forkserver_pss: int = 0
+    shims_pss: int = 0
+    inits_pss: int = 0
+    other_pss: int = 0
 
     @property
     def total_uss(self) -> int:
         return (self.daemon_uss + self.forkserver_uss + self.shims_uss + self.inits_uss
                 + self.other_uss)
+
+    @property
+    def total_pss(self) -> int:
+        return (self.daemon_pss + self.forkserver_pss + self.shims_pss + self.inits_pss
+                + self.other_pss)
+
+    @property
+    def per_container_pss(self) -> float:
+        return self.total_pss / self.containers if self.containers else 0.0
+
+    @property
+    def per_shim_and_init_pss(self) -> float:
+        return (self.shims_pss + self.inits_pss) / self.containers if self.containers else 0.0
 
     @property
     def per_container(self) -> float:
@@ -117,9 +168,12 @@ class MemoryReport:
         return (self.shims_uss + self.inits_uss) / self.containers if self.containers else 0.0
 
     def to_json(self) -> dict[str, Any]:
-        d: dict[str, Any] = {k: (round(v / MIB, 3) if k.endswith("_uss") or k.endswith("_rss") else v)
+        d: dict[str, Any] = {k: (round(v / MIB, 3) if k.endswith(("_uss", "_rss", "_pss")) else v)
                              for k, v in asdict(self).items()}
         d["total_uss"] = round(self.total_uss / MIB, 3)
+        d["total_pss"] = round(self.total_pss / MIB, 3)
+        d["per_container_pss"] = round(self.per_container_pss / MIB, 3)
+        d["per_container_shim_init_pss"] = round(self.per_shim_and_init_pss / MIB, 3)
         d["per_container_uss"] = round(self.per_container / MIB, 3)
         d["per_container_shim_init_uss"] = round(self.per_shim_and_init / MIB, 3)
         d["unit"] = "MiB"
@@ -135,32 +189,36 @@ def measure(daemon_pid: int) -> MemoryReport:
         i += 1
     cmd = {p: cmdline(p) for p in pids}
     roles = classify(daemon_pid, kids, cmd)
-
-    def total(role: str) -> int:
-        n = 0
-        for p in roles.get(role, []):
-            try:
-                n += uss(p)
-            except OSError:
-                pass
-        return n
-
+    of = {role: usage(roles.get(role, [])) for role in
+          ("daemon", "forkserver", "shim", "init", "daemon_child")}
     return MemoryReport(
         containers=len(roles.get("shim", [])),
-        daemon_uss=total("daemon"), daemon_rss=rss(daemon_pid),
-        forkserver_uss=total("forkserver"), shims_uss=total("shim"), inits_uss=total("init"),
-        other_uss=total("daemon_child"),
+        daemon_uss=of["daemon"].uss, daemon_rss=of["daemon"].rss,
+        forkserver_uss=of["forkserver"].uss, shims_uss=of["shim"].uss, inits_uss=of["init"].uss,
+        other_uss=of["daemon_child"].uss,
         shim_count=len(roles.get("shim", [])), init_count=len(roles.get("init", [])),
+        daemon_pss=of["daemon"].pss, forkserver_pss=of["forkserver"].pss,
+        shims_pss=of["shim"].pss, inits_pss=of["init"].pss, other_pss=of["daemon_child"].pss,
     )
 
 
-def peer_uss(pids: list[int]) -> dict[str, float]:
-    """Total and per-process USS (MiB) of a peer's helper processes (conmon, catatonit)."""
-    sizes = []
-    for p in pids:
-        try:
-            sizes.append(uss(p))
-        except OSError:
-            pass
-    return {"processes": len(sizes), "total_uss": round(sum(sizes) / MIB, 3),
-            "per_process_uss": round(sum(sizes) / len(sizes) / MIB, 3) if sizes else 0.0}
+def peer_memory(groups: dict[str, list[int]], containers: int) -> dict[str, Any]:
+    """A peer's processes by role (e.g. {"conmon": [...], "catatonit": [...]}), in MiB: per
+    role its count and total USS/PSS/RSS, then the helpers' total and per container.
+    `containers` is how many containers the peer runs. A role with no process reads 0
+    processes, and when none at all was found there is no per-container figure but a note
+    (a per-container 0.00 of nothing is how the peer figures misled before)."""
+    out: dict[str, Any] = {"containers": containers}
+    per_container = Usage()
+    for role, pids in groups.items():
+        u = usage(pids)
+        out[f"{role}_processes"] = u.processes
+        for k in ("uss", "pss", "rss"):
+            out[f"{role}_{k}"] = round(getattr(u, k) / MIB, 3)
+        per_container += u
+    if containers and per_container.processes == 0:
+        out["note"] = f"none of {', '.join(groups)} found"
+    elif containers:
+        out["per_container_uss"] = round(per_container.uss / containers / MIB, 3)
+        out["per_container_pss"] = round(per_container.pss / containers / MIB, 3)
+    return out

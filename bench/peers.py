@@ -1,4 +1,5 @@
-"""The peers: runc, crun, systemd-nspawn, podman, podman-compose — set up, run, cleaned up.
+"""The peers: runc, crun, systemd-nspawn, podman, podman-compose — set up, run, cleaned up
+(docker.io and docker-compose: bench/docker.py).
 
 Facts (shared/PEERS.md): crun refuses a "hybrid" host while cgroup2 still holds hugetlb,
 so a v1 hugetlb hierarchy is mounted just around the crun runs; podman needs its default
@@ -22,9 +23,12 @@ from bench.stats import Sample
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 UNIFIED = CGROUP_ROOT / "unified"
 HUGETLB_MOUNT = CGROUP_ROOT / "hugetlb"
-APT_PACKAGES = ("runc", "crun", "podman", "podman-compose", "systemd-container")
+# catatonit: podman's `--init` (`init: true`); without it podman-compose 1.0.3 still exits 0
+APT_PACKAGES = ("runc", "crun", "podman", "podman-compose", "catatonit", "systemd-container",
+                "docker.io", "docker-compose")
 PODMAN_SUBNET = "10.231.77.0/24"  # not on this host (checked by `free_subnet`)
-PEER_TOOLS = ("runc", "crun", "podman", "podman-compose", "systemd-nspawn")
+PEER_TOOLS = ("runc", "crun", "podman", "podman-compose", "systemd-nspawn", "dockerd",
+              "containerd", "docker-compose")
 
 
 class PeerError(RuntimeError):
@@ -34,6 +38,8 @@ class PeerError(RuntimeError):
 def install_peers(log: Callable[[str], None]) -> None:
     """apt-get install the peers that are missing (Debian packages)."""
     missing = [t for t in PEER_TOOLS if shutil.which(t) is None]
+    if not Path("/usr/libexec/podman/catatonit").exists():
+        missing.append("catatonit")
     if not missing:
         log("peers: all installed")
         return
@@ -193,6 +199,9 @@ class Podman:
     def setup(self, tarball: Path) -> None:
         self.write_config()
         self.podman("import", str(tarball), "busybox")
+
+    def running(self) -> int:
+        return len(self.podman("ps", "-q").stdout.split())
 
     def teardown(self) -> None:
         """Every container gone, storage reset (unmounts its overlays), conmons ended."""

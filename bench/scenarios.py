@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import shutil
 import subprocess
 import sys
@@ -16,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench import memory, netload, peers, stacks
+from bench import docker, memory, netload, peers, stacks
 from bench.hostguard import HostGuard
 from bench.ours import BenchError, ComposerCli, cleanup_state, engine_true
 from bench.rootfs import Bundle, make_bundle
@@ -176,47 +177,81 @@ def stacks_and_memory(ctx: Context) -> list[Row]:
         left = cli.close()
         ctx.cleanup += [f"composer cli: leftover {x}" for x in left]
 
-    peer_samples: dict[str, Sample] = {}
-    conmon: dict[str, float] = {}
-    if ctx.peers and not ctx.quick and _have("podman-compose"):
-        peer_samples, conmon = podman_compose(ctx, files, runs)
+    # the peers: podman-compose (podman has no daemon) and docker-compose (dockerd+containerd)
+    by_peer: dict[str, dict[str, Sample]] = {}
+    peer_mem: dict[str, dict[str, Any]] = {}
+    if ctx.peers and not ctx.quick:
+        if _have("podman-compose"):
+            by_peer["podman-compose"], peer_mem["podman-compose"] = podman_compose(ctx, files, runs)
+        if _have("docker-compose") and docker.installed():
+            by_peer["docker-compose"], peer_mem["docker-compose"] = docker_compose(ctx, files, runs)
+
+    def beside(key: str) -> dict[str, Sample]:
+        return {name: s[key] for name, s in by_peer.items()}
 
     rows = [
-        check(Row("up -d, 10 independent services", "ms", samples["ten_up"],
-                  {"podman-compose": peer_samples["ten_up"]} if peer_samples else {},
+        check(Row("up -d, 10 independent services", "ms", samples["ten_up"], beside("ten_up"),
                   target="<= 1000 ms"), 1000),
-        check(Row("down, 10 independent services", "ms", samples["ten_down"],
-                  {"podman-compose": peer_samples["ten_down"]} if peer_samples else {},
+        check(Row("down, 10 independent services", "ms", samples["ten_down"], beside("ten_down"),
                   target="<= 1000 ms"), 1000),
-        Row("up -d, 3-service healthy chain", "ms", samples["chain_up"],
-            {"podman-compose": peer_samples["chain_up"]} if peer_samples else {},
+        Row("up -d, 3-service healthy chain", "ms", samples["chain_up"], beside("chain_up"),
             note="podman-compose 1.0.3 only orders (it ignores condition: service_healthy) and "
-                 "podman runs no health checks without systemd"),
-        Row("down, 3-service healthy chain", "ms", samples["chain_down"],
-            {"podman-compose": peer_samples["chain_down"]} if peer_samples else {}),
+                 "podman runs no health checks without systemd; docker-compose 1.29 waits "
+                 "for each healthy, as we do"),
+        Row("down, 3-service healthy chain", "ms", samples["chain_down"], beside("chain_down")),
         Row("up -d, 50 services", "ms", samples["fifty_up"]),
         Row("down, 50 services", "ms", samples["fifty_down"]),
     ]
     ctx.extra["memory"] = {str(n): m.to_json() for n, m in mem.items()}
-    if conmon:
-        ctx.extra["memory"]["podman_compose_10"] = conmon
-    if 10 in mem:
-        rows.append(check(Row("composerd RSS, 10 containers", "MiB",
-                              Sample([mem[10].daemon_rss / MIB]), target="<= 60 MiB"), 60))
-    peer_mem = {"conmon+catatonit": Sample([conmon["per_container_uss"]])} if conmon else {}
-    for n in (10, 50):
-        if n in mem:
-            rows.append(check(Row(f"our USS per container ({n}), total/{n}", "MiB",
-                                  Sample([mem[n].per_container / MIB]), peer_mem,
-                                  target="<= 2 MiB"), 2))
-            rows.append(Row(f"  of which shim+init per container ({n})", "MiB",
-                            Sample([mem[n].per_shim_and_init / MIB]), peer_mem))
+    for name, m in peer_mem.items():
+        ctx.extra["memory"][f"{name}_10"] = m
+    rows += memory_rows(mem, peer_mem)
     return rows
 
 
-def podman_compose(ctx: Context, files: dict[str, Path], runs: int) -> tuple[dict[str, Sample], dict[str, float]]:
+def _mib(m: dict[str, Any], key: str) -> Sample:
+    """One figure of a peer's memory report, or a note when its processes were not found."""
+    if key not in m:
+        return Sample(note=str(m.get("note", "not measured")))
+    return Sample([m[key]])
+
+
+def memory_rows(mem: dict[int, memory.MemoryReport], peer_mem: dict[str, dict[str, Any]]) -> list[Row]:
+    """Daemon and per-container rows, ours beside each peer's: the daemon's RSS and PSS
+    (podman has none), the whole cost per container (daemon included) and the marginal one
+    (the helpers each container adds: our shim + tini; conmon + catatonit; containerd-shim
+    + docker-init)."""
+    helpers = {"podman-compose": "conmon+catatonit", "docker-compose": "shim+docker-init"}
+    rows: list[Row] = []
+    dk = peer_mem.get("docker-compose", {})
+    if 10 in mem:
+        daemons = {"dockerd+containerd": _mib(dk, "daemons_rss")} if dk else {}
+        rows.append(check(Row("composerd RSS, 10 containers", "MiB",
+                              Sample([mem[10].daemon_rss / MIB]), daemons, target="<= 60 MiB"), 60))
+        daemons = {"dockerd+containerd": _mib(dk, "daemons_pss")} if dk else {}
+        rows.append(Row("composerd PSS, 10 containers", "MiB",
+                        Sample([mem[10].daemon_pss / MIB]), daemons))
+    for n in (10, 50):
+        if n not in mem:
+            continue
+        peer_n = peer_mem if n == 10 else {}  # the peers run 10
+        for kind, total, marginal, target in (
+                ("USS", mem[n].per_container, mem[n].per_shim_and_init, 2.0),
+                ("PSS", mem[n].per_container_pss, mem[n].per_shim_and_init_pss, None)):
+            k = kind.lower()
+            whole = {helpers[p]: _mib(m, f"whole_per_container_{k}") for p, m in peer_n.items()}
+            row = Row(f"our {kind} per container ({n}), total/{n}", "MiB", Sample([total / MIB]),
+                      whole, target=f"<= {target:g} MiB" if target else "")
+            rows.append(check(row, target) if target else row)
+            rows.append(Row(f"  of which shim+init {kind} per container ({n})", "MiB",
+                            Sample([marginal / MIB]),
+                            {helpers[p]: _mib(m, f"per_container_{k}") for p, m in peer_n.items()}))
+    return rows
+
+
+def podman_compose(ctx: Context, files: dict[str, Path], runs: int) -> tuple[dict[str, Sample], dict[str, Any]]:
     out = {k: Sample() for k in ("ten_up", "ten_down", "chain_up", "chain_down")}
-    conmon: dict[str, float] = {}
+    mem: dict[str, Any] = {}
     with ctx.peer("podman-compose"):
         pm = peers.Podman(ctx.workdir / "podman-compose")
         try:
@@ -225,21 +260,82 @@ def podman_compose(ctx: Context, files: dict[str, Path], runs: int) -> tuple[dic
                 for r in range(runs):
                     base = ["podman-compose", "-p", f"cmpbenchpc{name}", "-f", str(files[name])]
                     out[f"{name}_up"].values.append(peers.timed([*base, "up", "-d"], env=pm.env, timeout=300))
+                    # podman-compose 1.0.3 exits 0 when a `podman run` of it failed (e.g.
+                    # catatonit missing for `init: true`): count what runs, or the figures
+                    # (and the memory: no conmon found, 0.00 per container) are of nothing
+                    expect = 10 if name == "ten" else 3
+                    if (n := pm.running()) != expect:
+                        raise peers.PeerError(f"podman-compose up -d started {n} of {expect} containers")
                     if r == 0 and name == "ten":
-                        helpers = pm.conmon_pids() + _catatonits(pm)
-                        conmon = memory.peer_uss(helpers)
-                        conmon["per_container_uss"] = round(conmon["total_uss"] / 10, 3)
+                        mem = memory.peer_memory({"conmon": pm.conmon_pids(), "catatonit": _catatonits(pm)}, 10)
+                        mem["whole_per_container_uss"] = mem["per_container_uss"]  # no daemon
+                        mem["whole_per_container_pss"] = mem["per_container_pss"]
                     out[f"{name}_down"].values.append(peers.timed([*base, "down"], env=pm.env, timeout=300))
                 ctx.log(f"(2) podman-compose {name}: up {_p50(out[f'{name}_up'])}, "
                         f"down {_p50(out[f'{name}_down'])}")
-        except (peers.PeerError, OSError) as e:
+        except (peers.PeerError, OSError, subprocess.TimeoutExpired) as e:
             ctx.log(f"(2) podman-compose failed: {e}")
-            for s in out.values():
-                if not s.values:
-                    s.note = f"failed: {e}"
+            _fail(out, e)
+            mem = {"note": f"failed: {e}"}
         finally:
             pm.teardown()
-    return out, conmon
+    return out, mem
+
+
+def docker_compose(ctx: Context, files: dict[str, Path], runs: int) -> tuple[dict[str, Sample], dict[str, Any]]:
+    """docker-compose 1.29 `up -d` / `down` on the same files, against a private dockerd;
+    its memory with the 10 services up: containerd-shim-runc-v2 and docker-init (tini, as
+    `init: true` asks) per container, dockerd and containerd as the daemons."""
+    out = {k: Sample() for k in ("ten_up", "ten_down", "chain_up", "chain_down")}
+    mem: dict[str, Any] = {}
+    with ctx.peer("docker-compose"):
+        dk = docker.Docker(ctx.workdir / "docker-compose")
+        try:
+            dk.setup(ctx.bundle.tarball)
+            for name in ("ten", "chain"):
+                for r in range(runs):
+                    base = ["docker-compose", "-p", f"cmpbenchdc{name}", "-f", str(files[name])]
+                    out[f"{name}_up"].values.append(peers.timed([*base, "up", "-d"], env=dk.env, timeout=300))
+                    expect = 10 if name == "ten" else 3
+                    if (n := dk.running()) != expect:
+                        raise peers.PeerError(f"docker-compose up -d started {n} of {expect} containers")
+                    if r == 0 and name == "ten":
+                        mem = docker_memory(dk, 10)
+                    out[f"{name}_down"].values.append(peers.timed([*base, "down"], env=dk.env, timeout=300))
+                ctx.log(f"(2) docker-compose {name}: up {_p50(out[f'{name}_up'])}, "
+                        f"down {_p50(out[f'{name}_down'])}")
+        except (peers.PeerError, OSError, subprocess.TimeoutExpired) as e:
+            ctx.log(f"(2) docker-compose failed: {e}")
+            _fail(out, e)
+            mem = {"note": f"failed: {e}"}
+        finally:
+            ctx.cleanup += [f"docker-compose: forced {x}" for x in dk.teardown()]
+    return out, mem
+
+
+def docker_memory(dk: docker.Docker, containers: int) -> dict[str, Any]:
+    shims = dk.shim_pids()
+    kids = memory.children_map()
+    inits = [c for s in shims for c in kids.get(s, [])
+             if memory.cmdline(c).startswith(memory.INIT_MARKER)]
+    mem = memory.peer_memory({"containerd_shim": shims, "docker_init": inits}, containers)
+    daemons = memory.peer_memory(dk.daemon_pids(), 0)
+    del daemons["containers"]
+    mem.update(daemons)
+    total = memory.usage([p for pids in dk.daemon_pids().values() for p in pids])
+    mem["daemons_rss"] = round(total.rss / MIB, 3)
+    mem["daemons_pss"] = round(total.pss / MIB, 3)
+    mem["daemons_uss"] = round(total.uss / MIB, 3)
+    if "per_container_uss" in mem:
+        mem["whole_per_container_uss"] = round(mem["per_container_uss"] + total.uss / MIB / containers, 3)
+        mem["whole_per_container_pss"] = round(mem["per_container_pss"] + total.pss / MIB / containers, 3)
+    return mem
+
+
+def _fail(samples: dict[str, Sample], e: BaseException) -> None:
+    for s in samples.values():
+        if not s.values:
+            s.note = f"failed: {e}"
 
 
 def _catatonits(pm: peers.Podman) -> list[int]:
@@ -306,48 +402,149 @@ CLI_VERBS: tuple[tuple[str, tuple[str, ...], float | None], ...] = (
     ("composer port", ("port", "s0", "80"), 100),
     ("composer logs (no follow)", ("logs", "s1"), 100),
     ("composer exec -T svc true", ("exec", "-T", "s1", "true"), 100),
-    ("composer run --rm svc true (bridge)", ("run", "--rm", "s1", "true"), 150),
 )
+RUN_BRIDGE = "composer run --rm svc true (bridge)"
+RUN_NONE = "composer run --rm svc true (network none)"
+PS_ROW = "composer ps, 10 containers"
+
+
+@dataclass
+class Job:
+    """One command of a round: its row, whose it is ("" = ours), how to time it."""
+    row: str
+    peer: str
+    run: Callable[[], float]
 
 
 def cli(ctx: Context) -> list[Row]:
     """The CLI as a user feels it: a new `python -m composer.cli` process per command,
     composerd already running, a 10-service project up; runs interleaved so that the load
-    of the host hits every row alike. `python -c pass` is the floor every row pays."""
+    of the host hits every row alike. `python3 -c pass` is the floor every row pays.
+
+    With peers, in the same rounds: `docker-compose ps` and `docker ps` of a 10-container
+    docker-compose project beside `composer ps`; `docker run --rm busybox /bin/true` and
+    `podman run --rm busybox /bin/true` (default bridge network, and `--network none`)
+    beside `composer run --rm <svc> true` of a busybox service without `init:` (on the
+    project's bridge network, and with `network_mode: none`)."""
     runs = ctx.runs(9, 3)
     file = stacks.write(ctx.workdir / "stacks", "cli", stacks.with_port(stacks.independent(10)))
-    project = f"cmpbench{str(time.time_ns())[-6:]}cli"
+    one_shot = stacks.write(ctx.workdir / "stacks", "runrm", stacks.one_shot())
+    tag = str(time.time_ns())[-6:]
+    project, run_project = f"cmpbench{tag}cli", f"cmpbench{tag}run"
     bare = {"python3 -c pass (interpreter start)": (("-c", "pass"), None),
             "composer --help": (("--help",), 60.0), "composer version": (("version",), 60.0)}
-    samples = {name: Sample() for name in [*bare, *(v[0] for v in CLI_VERBS)]}
+    targets: dict[str, float | None] = {**{n: t for n, (_, t) in bare.items()},
+                                        **{n: t for n, _, t in CLI_VERBS},
+                                        RUN_BRIDGE: 150.0, RUN_NONE: None}
+    samples: dict[str, dict[str, Sample]] = {name: {"": Sample()} for name in targets}
     ours = ComposerCli(ctx.workdir / "cli-verbs")
-    try:
-        ours(file, project, "up", "-d")  # starts composerd: not counted
-        ours(file, project, "ps")
-        for _ in range(runs):
-            for name, (argv, _) in bare.items():
-                if argv[0] == "-c":
-                    samples[name].values.append(peers.timed([sys.executable, *argv]))
-                else:
-                    samples[name].values.append(ours.bare(*argv))
-            for name, argv, _ in CLI_VERBS:
-                samples[name].values.append(ours(file, project, *argv))
-        ctx.log("(cli) " + ", ".join(f"{n.removeprefix('composer ')} {_p50(s)}"
-                                     for n, s in samples.items()))
-    except (BenchError, peers.PeerError, OSError, subprocess.TimeoutExpired) as e:
-        ctx.log(f"(cli) composer failed: {e}")
-        for s in samples.values():
-            if not s.values:
-                s.note = f"failed: {e}"
-    finally:
-        ctx.cleanup += [f"composer cli verbs: leftover {x}" for x in ours.close()]
-    targets = {**{n: t for n, (_, t) in bare.items()}, **{n: t for n, _, t in CLI_VERBS}}
+    jobs: list[Job] = []
+    for name, (argv, _) in bare.items():
+        if argv[0] == "-c":
+            jobs.append(Job(name, "", functools.partial(peers.timed, [sys.executable, *argv])))
+        else:
+            jobs.append(Job(name, "", functools.partial(ours.bare, *argv)))
+    for name, argv, _ in CLI_VERBS:
+        jobs.append(Job(name, "", functools.partial(ours, file, project, *argv)))
+    jobs.append(Job(RUN_BRIDGE, "", lambda: ours(one_shot, run_project, "run", "--rm", "bridge", "true")))
+    jobs.append(Job(RUN_NONE, "", lambda: ours(one_shot, run_project, "run", "--rm", "none", "true")))
+    with contextlib.ExitStack() as stack:  # unwinds last-in first: ours, the peers, the guard
+        peer_jobs: list[Job] = []
+        if ctx.peers:
+            stack.enter_context(ctx.peer("docker + podman (cli)"))
+            peer_jobs = _cli_peer_jobs(ctx, stack, file, samples)
+        # ours goes down first, while DOCKER-USER (where composerd adds its rules when
+        # dockerd runs) still exists
+        stack.callback(lambda: ctx.cleanup.extend(
+            f"composer cli verbs: leftover {x}" for x in ours.close()))
+        try:
+            ours(file, project, "up", "-d")  # starts composerd: not counted
+        except (BenchError, OSError, subprocess.TimeoutExpired) as e:
+            ctx.log(f"(cli) composer up failed: {e}")
+            for by in samples.values():
+                by[""].note = f"failed: {e}"
+            jobs = []
+        _rounds(ctx, jobs + peer_jobs, samples, runs)
+    ctx.log("(cli) " + ", ".join(f"{n.removeprefix('composer ')}{' ' + p if p else ''} {_p50(s)}"
+                                 for n, by in samples.items() for p, s in by.items()))
     rows = []
-    for name, s in samples.items():
+    for name, by in samples.items():
         target = targets[name]
-        row = Row(name, "ms", s, target=f"<= {target:g} ms" if target else "")
+        row = Row(name, "ms", by[""], {p: s for p, s in by.items() if p},
+                  target=f"<= {target:g} ms" if target else "")
         rows.append(check(row, target) if target else row)
     return rows
+
+
+def _rounds(ctx: Context, jobs: list[Job], samples: dict[str, dict[str, Sample]], runs: int) -> None:
+    """One uncounted warm-up round, then `runs` rounds of every job in turn. A job that fails
+    gets its note and leaves the rounds; the others go on."""
+    for i in range(runs + 1):
+        for job in list(jobs):
+            try:
+                ms = job.run()
+            except (BenchError, peers.PeerError, OSError, subprocess.TimeoutExpired) as e:
+                samples[job.row][job.peer].note = f"failed: {e}"
+                ctx.log(f"(cli) {job.peer or 'composer'} {job.row}: failed: {e}")
+                jobs.remove(job)
+                continue
+            if i:
+                samples[job.row][job.peer].values.append(ms)
+
+
+def _cli_peer_jobs(ctx: Context, stack: contextlib.ExitStack, file: Path,
+                   samples: dict[str, dict[str, Sample]]) -> list[Job]:
+    """Start dockerd (+ a 10-container docker-compose project of `file`) and a private
+    podman; their jobs for the rounds. A peer that cannot start gets notes, not jobs."""
+    jobs: list[Job] = []
+    ps_peers = ("docker-compose ps", "docker ps")
+    run_peers = ((RUN_BRIDGE, ()), (RUN_NONE, ("--network", "none")))
+    if docker.installed() and _have("docker-compose"):
+        dk = docker.Docker(ctx.workdir / "docker-cli")
+        stack.callback(lambda: ctx.cleanup.extend(f"docker (cli): forced {x}" for x in dk.teardown()))
+        base = ["docker-compose", "-p", f"cmpbenchdc{str(time.time_ns())[-6:]}", "-f", str(file)]
+        try:
+            dk.setup(ctx.bundle.tarball)
+            peers.timed([*base, "up", "-d"], env=dk.env, timeout=300)
+            if (n := dk.running()) != 10:
+                raise peers.PeerError(f"docker-compose up -d started {n} of 10 containers")
+            stack.callback(lambda: subprocess.run([*base, "down", "-t", "1"], env=dk.env,
+                                                  capture_output=True, timeout=300))
+            jobs.append(Job(PS_ROW, ps_peers[0], lambda: peers.timed([*base, "ps"], env=dk.env)))
+            jobs.append(Job(PS_ROW, ps_peers[1], lambda: peers.timed([dk.cli, "ps"], env=dk.env)))
+            for row, extra in run_peers:
+                argv = [dk.cli, "run", "--rm", *extra, "busybox", "/bin/true"]
+                jobs.append(Job(row, "docker run --rm", functools.partial(peers.timed, argv, env=dk.env)))
+        except (peers.PeerError, OSError, subprocess.TimeoutExpired) as e:
+            ctx.log(f"(cli) docker failed: {e}")
+            for row, peer in ((PS_ROW, ps_peers[0]), (PS_ROW, ps_peers[1]),
+                              (RUN_BRIDGE, "docker run --rm"), (RUN_NONE, "docker run --rm")):
+                samples[row][peer] = Sample(note=f"failed: {e}")
+            jobs = []
+    else:
+        for peer in ps_peers:
+            samples[PS_ROW][peer] = Sample(note="not installed")
+    for row, _ in run_peers:
+        for peer in ("docker run --rm", "podman run --rm"):
+            samples[row].setdefault(peer, Sample(note="not installed"))
+    if _have("podman"):
+        pm = peers.Podman(ctx.workdir / "podman-cli")
+        stack.callback(pm.teardown)
+        try:
+            pm.setup(ctx.bundle.tarball)
+            for row, extra in run_peers:
+                argv = ["podman", "run", "--rm", *extra, "busybox", "/bin/true"]
+                samples[row]["podman run --rm"] = Sample()
+                jobs.append(Job(row, "podman run --rm", functools.partial(peers.timed, argv, env=pm.env)))
+        except (peers.PeerError, OSError, subprocess.TimeoutExpired) as e:
+            ctx.log(f"(cli) podman failed: {e}")
+            for row, _ in run_peers:
+                samples[row]["podman run --rm"] = Sample(note=f"failed: {e}")
+    for job in jobs:
+        samples[job.row].setdefault(job.peer, Sample())
+        if not samples[job.row][job.peer].values and samples[job.row][job.peer].note == "not installed":
+            samples[job.row][job.peer] = Sample()
+    return jobs
 
 
 SCENARIOS: dict[str, Callable[[Context], list[Row]]] = {

@@ -1,4 +1,5 @@
-"""Stack files of the `up`/`down` scenarios (valid for composer and podman-compose alike)."""
+"""Stack files of the `up`/`down` scenarios (valid for composer, podman-compose 1.0.3 and
+docker-compose 1.29 alike: no `version:` key, nothing either of them refuses)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -17,6 +18,13 @@ def independent(n: int) -> str:
 def with_port(text: str, service: str = "s0") -> str:
     """`text` with `service` publishing port 80 on an ephemeral loopback port (for `port`)."""
     return text.replace(f"  {service}:\n", f"  {service}:\n    ports: [\"127.0.0.1::80\"]\n", 1)
+
+
+def one_shot() -> str:
+    """The `run --rm` rows: `bridge` on the project's default network, `none` with
+    `network_mode: none`; no `init:`, as `docker run --rm busybox true` has none."""
+    return ("services:\n  bridge:\n    image: busybox\n"
+            "  none:\n    image: busybox\n    network_mode: none\n")
 
 
 def chain(n: int = 3) -> str:

@@ -108,7 +108,20 @@ def signal_deliverable(pid: int, sig: int) -> bool:
     except (OSError, ValueError):
         return True
     bit = 1 << (sig - 1)
-    return sig in (signal.SIGKILL, signal.SIGSTOP) or any(m & bit for m in masks.values())
+    if sig in (signal.SIGKILL, signal.SIGSTOP) or any(m & bit for m in masks.values()):
+        return True
+    # tini waits in sigtimedwait(2) with every signal blocked; while it waits, the kernel
+    # shows the waited-for signals as neither blocked nor caught (it keeps the real mask
+    # aside, where /proc does not show it), yet a signal sent now is the one it takes
+    return _in_sigwait(pid)
+
+
+def _in_sigwait(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/wchan") as f:
+            return "sigtimedwait" in f.read()
+    except OSError:
+        return False
 
 
 async def _until_signal_deliverable(pid: int, sig: int, limit: float) -> None:

@@ -1,7 +1,7 @@
 """bench.hostguard: remove exactly the firewall chains a peer added, nothing else."""
 from __future__ import annotations
 
-from bench.hostguard import LINK_PATTERN, cleanup_plan, parse_rules
+from bench.hostguard import LINK_PATTERN, cleanup_plan, parse_rules, table_is_empty
 
 BEFORE = """-P PREROUTING ACCEPT
 -P OUTPUT ACCEPT
@@ -52,3 +52,62 @@ def test_link_pattern() -> None:
         assert LINK_PATTERN.match(ok)
     for no in ("eth0", "cmpb1234567890", "podman", "dockerX", "veth123", "br-lan"):
         assert not LINK_PATTERN.match(no)
+
+
+DOCKERD_BEFORE = """-P INPUT ACCEPT
+-P FORWARD ACCEPT
+-P OUTPUT ACCEPT
+-A FORWARD -i cmpb123 -j ACCEPT
+"""
+
+DOCKERD_AFTER = """-P INPUT ACCEPT
+-P FORWARD DROP
+-P OUTPUT ACCEPT
+-N DOCKER
+-N DOCKER-USER
+-A FORWARD -i cmpb123 -j ACCEPT
+-A FORWARD -j DOCKER-USER
+-A FORWARD -o docker0 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+-A FORWARD -i docker0 ! -o docker0 -j ACCEPT
+-A FORWARD -i docker00 -j ACCEPT
+-A DOCKER-USER -j RETURN
+"""
+
+
+def test_plan_undoes_dockerd_rules_naming_its_bridge_and_the_forward_policy() -> None:
+    """dockerd's rules in built-in chains that name docker0 go, the FORWARD policy it set to
+    DROP goes back to ACCEPT; a rule naming another link (even one starting `docker0`) stays."""
+    plan = cleanup_plan(parse_rules(DOCKERD_BEFORE), parse_rules(DOCKERD_AFTER),
+                        frozenset({"docker0", "10.247.77.0/24"}))
+    assert plan == [
+        ["-D", "FORWARD", "-j", "DOCKER-USER"],
+        ["-D", "FORWARD", "-o", "docker0", "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED", "-j", "ACCEPT"],
+        ["-D", "FORWARD", "-i", "docker0", "!", "-o", "docker0", "-j", "ACCEPT"],
+        ["-F", "DOCKER"], ["-F", "DOCKER-USER"], ["-X", "DOCKER"], ["-X", "DOCKER-USER"],
+        ["-P", "FORWARD", "ACCEPT"],
+    ]
+
+
+def test_nat_masquerade_of_the_bip_subnet_goes() -> None:
+    before = "-P POSTROUTING ACCEPT\n-A POSTROUTING -s 10.1.0.0/24 -j MASQUERADE\n"
+    after = before + "-A POSTROUTING -s 10.247.77.0/24 ! -o docker0 -j MASQUERADE\n"
+    plan = cleanup_plan(parse_rules(before), parse_rules(after), frozenset({"10.247.77.0/24"}))
+    assert plan == [["-D", "POSTROUTING", "-s", "10.247.77.0/24", "!", "-o", "docker0", "-j", "MASQUERADE"]]
+
+
+def test_empty_iptables_nft_table() -> None:
+    empty = """table ip nat {
+	chain POSTROUTING {
+		type nat hook postrouting priority srcnat; policy accept;
+	}
+	chain OUTPUT {
+		type nat hook output priority -100; policy accept;
+	}
+}
+"""
+    assert table_is_empty(empty)
+    with_rule = empty.replace("policy accept;\n\t}\n\tchain OUTPUT",
+                              "policy accept;\n\t\tmasquerade\n\t}\n\tchain OUTPUT")
+    assert not table_is_empty(with_rule)
+    assert not table_is_empty(empty.replace("srcnat; policy accept", "srcnat; policy drop"))
+    assert not table_is_empty("")

@@ -1,6 +1,7 @@
 """bench: stack files, memory roles, network rows, podman config, OCI config."""
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 from pathlib import Path
@@ -93,3 +94,59 @@ def test_oci_config_from_template() -> None:
     assert cfg["linux"]["cgroupsPath"] == f"/{PEER_CGROUP}/r1"  # type: ignore[index]
     assert template["process"]["terminal"] is True  # the template is not changed
     json.dumps(cfg)
+
+
+def test_one_shot_stack_loads(tmp_path: Path) -> None:
+    stack = _load(tmp_path, stacks.one_shot())
+    assert stack.services["none"].network_mode == "none"
+    assert not stack.services["bridge"].network_mode and not stack.services["bridge"].init
+
+
+def test_pss_of_this_process_and_peer_memory() -> None:
+    """PSS is read (the peers' figures read 0.00 when no process was found: the report
+    says how many were read per role, and a role with none has no per-container figure)."""
+    me = os.getpid()
+    assert 0 < memory.pss(me) <= memory.rss(me)
+    m = memory.peer_memory({"helper": [me], "gone": [2 ** 22 + 1]}, 2)
+    assert m["helper_processes"] == 1 and m["gone_processes"] == 0
+    assert 0 < m["helper_pss"] <= m["helper_rss"]
+    assert abs(m["per_container_pss"] - m["helper_pss"] / 2) < 0.002
+    assert "per_container_pss" not in memory.peer_memory({"conmon": []}, 10)  # not 0.00
+    report = memory.MemoryReport(2, 40 << 20, 50 << 20, 1 << 20, 3 << 20, 4 << 20, 0, 2, 2,
+                                 daemon_pss=20 << 20, shims_pss=2 << 20, inits_pss=2 << 20)
+    assert report.per_container_pss == 12 << 20 and report.per_shim_and_init_pss == 2 << 20
+    assert report.to_json()["per_container_shim_init_pss"] == 2.0
+
+
+def test_docker_subnets_clash_check() -> None:
+    from bench.docker import ADDRESS_POOL, BIP, host_networks
+
+    nets = host_networks()
+    assert nets  # at least loopback's 127.0.0.0/8
+    assert ipaddress.ip_network(BIP, strict=False).subnet_of(ipaddress.ip_network("10.0.0.0/8"))
+    assert not ipaddress.ip_network(BIP, strict=False).overlaps(ipaddress.ip_network(ADDRESS_POOL))
+
+
+def test_cli_rounds_interleave_and_a_failing_job_leaves_with_a_note(tmp_path: Path) -> None:
+    from bench.peers import PeerError
+    from bench.scenarios import Context, Job, _rounds
+    from bench.stats import Sample
+
+    calls: list[str] = []
+
+    def ok(name: str, ms: float):  # type: ignore[no-untyped-def]
+        def run() -> float:
+            calls.append(name)
+            return ms
+        return run
+
+    def broken() -> float:
+        calls.append("broken")
+        raise PeerError("docker ps failed: boom")
+
+    samples = {"ps": {"": Sample(), "docker ps": Sample()}, "run": {"": Sample()}}
+    jobs = [Job("ps", "", ok("ours", 200.0)), Job("ps", "docker ps", broken), Job("run", "", ok("run", 500.0))]
+    _rounds(Context(tmp_path, True, True, lambda _: None), jobs, samples, 2)
+    assert calls == ["ours", "broken", "run", "ours", "run", "ours", "run"]  # warm-up round first
+    assert samples["ps"][""].values == [200.0, 200.0] and samples["run"][""].values == [500.0, 500.0]
+    assert samples["ps"]["docker ps"].values == [] and "boom" in samples["ps"]["docker ps"].note
