@@ -59,7 +59,12 @@ from runtime.exec_session import ExecSession
 from runtime.follow import Follower
 from runtime.images import importer, registry
 from runtime.images.build import Builder
-from runtime.images.build_adapters import LauncherRun, StoreImages, StoreLayers
+from runtime.images.build_adapters import (
+    LauncherRun,
+    StoreImages,
+    StoreLayers,
+    remove_stale_steps,
+)
 from runtime.images.registry import PullProgress
 from runtime.images.store import ImageStore
 from runtime.launchcfg import (
@@ -207,6 +212,8 @@ class Engine:
                 await asyncio.to_thread(engine.cgroups.delegate, [pid])
             await engine._init_apparmor()
             await engine.networks.start()
+            # RUN steps an engine killed mid-build left running: no build runs yet
+            await asyncio.to_thread(remove_stale_steps, engine.cgroups, engine.launcher)
             await engine._adopt_all()
         except BaseException:
             await engine.close()
@@ -1215,7 +1222,7 @@ class Engine:
     async def build_image(self, req: BuildRequest) -> AsyncIterator[BuildProgress]:
         """Build from a Dockerfile; yields output lines, then the image id (or the error)."""
         queue: asyncio.Queue[BuildProgress | None] = asyncio.Queue()
-        runner = LauncherRun(self.launcher, network=req.network, shm_size=req.shm_size,
+        runner = LauncherRun(self.launcher, self.cgroups, network=req.network, shm_size=req.shm_size,
                              extra_hosts=req.extra_hosts, secrets=req.secrets, ssh=req.ssh,
                              entitlements=req.entitlements)
 

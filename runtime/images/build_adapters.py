@@ -8,13 +8,17 @@
                              --network overrides it per command), default capabilities and
                              seccomp profile (RUN --security=insecure: as a privileged
                              container, neither of them, when the
-                             build holds the security.insecure entitlement), output
-                             streamed from its log
+                             build holds the security.insecure entitlement), a cgroup of
+                             its own under the engine's parent (Docker's default device
+                             allow-list unless insecure; killed and removed when the step
+                             ends), output streamed from its log
 """
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import logging
 import os
 import shutil
 from collections.abc import Collection, Mapping, Sequence
@@ -22,6 +26,7 @@ from dataclasses import fields, replace
 from pathlib import Path
 from secrets import token_hex
 
+from runtime.cgroups import Cgroup, CgroupError, CgroupManager, CgroupNotFound
 from runtime.errors import InvalidArgument, LaunchError, NotFound
 from runtime.images.build.errors import BuildError
 from runtime.images.build.interfaces import BuildImage, Progress, RunResult
@@ -45,6 +50,9 @@ from runtime.storage.layers import LayerStore
 from runtime.tasks import settle
 
 OUTPUT_TAIL = 200  # lines kept for the error message of a failed RUN
+STEP_PREFIX = "build-"  # a RUN step's container id and cgroup name: build-<engine>-<random>
+
+log = logging.getLogger(__name__)
 
 
 class StoreLayers:
@@ -115,11 +123,44 @@ def _drop_mountpoint(upper: Path, target: str) -> None:
         parent = parent.parent
 
 
+def step_prefix(launcher: Launcher) -> str:
+    """The name prefix of the RUN-step cgroups of the engine that owns `launcher`: its fork
+    server's socket lives in the engine's run root, which no other engine shares, so an
+    engine never takes another's steps (two may share a cgroup parent) for its own."""
+    return f"{STEP_PREFIX}{hashlib.sha256(launcher.socket_path.encode()).hexdigest()[:8]}-"
+
+
+def _end_cgroup(cg: Cgroup) -> None:
+    """Kill what is left in a step's cgroup and remove it; a failure is logged (the step's
+    result stands) and the engine's next start removes the cgroup (`remove_stale_steps`)."""
+    try:
+        cg.kill_all()
+        cg.remove()
+    except CgroupError as e:
+        log.warning("RUN step: %s", e)
+
+
+def remove_stale_steps(cgroups: CgroupManager, launcher: Launcher) -> list[str]:
+    """At the engine's start (no build runs yet): kill and remove the RUN-step cgroups an
+    earlier engine of the same run root left (it was killed mid-build: the step's process
+    outlives it with its shim). Returns their names."""
+    prefix = step_prefix(launcher)
+    stale = [name for name in cgroups.list() if name.startswith(prefix)]
+    for name in stale:
+        log.info("removing the cgroup of an interrupted RUN step: %s", name)
+        with contextlib.suppress(CgroupNotFound):
+            _end_cgroup(cgroups.open(name))
+    return stale
+
+
 class LauncherRun:
     """RUN in a container of our own runtime; its writes land in the step's upper dir.
-    Compose's `build.network`, `build.shm_size` and `build.extra_hosts` shape every RUN."""
+    Compose's `build.network`, `build.shm_size` and `build.extra_hosts` shape every RUN.
+    Each step's process joins a cgroup of its own made by `cgroups` (the engine's manager,
+    so under the engine's parent, as its containers' cgroups) before it runs anything."""
 
-    def __init__(self, launcher: Launcher, *, network: str = "default", shm_size: int | None = None,
+    def __init__(self, launcher: Launcher, cgroups: CgroupManager, *, network: str = "default",
+                 shm_size: int | None = None,
                  extra_hosts: Sequence[tuple[str, str]] = (),
                  secrets: Mapping[str, str] | None = None,
                  ssh: Mapping[str, str] | None = None,
@@ -131,6 +172,7 @@ class LauncherRun:
             raise InvalidArgument(f"build entitlement {unknown[0]!r} is not supported: use "
                                   + " or ".join(ENTITLEMENTS))
         self.launcher = launcher
+        self.cgroups = cgroups
         self.network = network
         self.shm_size = shm_size
         self.extra_hosts = tuple(extra_hosts)
@@ -249,7 +291,7 @@ class LauncherRun:
             etc["/etc/hosts"] = str(scratch / "hosts")
         own_net = network == "none"
         cfg = LaunchConfig(
-            id=f"build-{token_hex(6)}",
+            id=f"{step_prefix(self.launcher)}{token_hex(6)}",  # also its cgroup's name
             argv=tuple(argv),
             state_dir=str(scratch),
             mergeddir=str(scratch / "merged"),
@@ -273,9 +315,24 @@ class LauncherRun:
         if secret_mounts:
             cfg = replace(cfg, mounts=(*cfg.mounts, *secret_mounts))
         tail: list[str] = []
+        cg: Cgroup | None = None
+
+        async def prepare(pid: int) -> None:
+            """While the step's init waits in its new namespaces, before it runs anything: its
+            own cgroup (Docker's default device allow-list first, so there is no moment
+            without it; none for an insecure step, as for a privileged container), then lo
+            up in its own network namespace."""
+            nonlocal cg
+            cg = self.cgroups.create(cfg.id)
+            if not privileged:
+                cg.restrict_devices()
+            cg.add_pid(pid)
+            if own_net:
+                await loopback_up(pid)
+
         try:
             try:
-                launched = await self.launcher.launch(cfg, loopback_up if own_net else None)
+                launched = await self.launcher.launch(cfg, prepare)
             except LaunchError as e:
                 on_output(e.message)
                 return RunResult(e.exit_code, e.message)
@@ -303,3 +360,6 @@ class LauncherRun:
         finally:
             for m in secret_mounts:
                 _drop_mountpoint(Path(upper), m.target)
+            if cg is not None:  # also on failure and cancellation: what the step left, killed
+                ended = asyncio.ensure_future(asyncio.to_thread(_end_cgroup, cg))
+                await settle(asyncio.shield(ended))

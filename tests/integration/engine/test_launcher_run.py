@@ -20,7 +20,7 @@ def busybox_layers(engine: Engine) -> list[str]:
 
 async def run(engine: Engine, upper: Path, *argv: str, user: str = "") -> tuple[int, str, list[str]]:
     lines: list[str] = []
-    res = await LauncherRun(engine.launcher, network="none").run(
+    res = await LauncherRun(engine.launcher, engine.cgroups, network="none").run(
         lowerdirs=busybox_layers(engine), upper=str(upper), argv=argv,
         env=["PATH=/bin:/usr/bin", "GREETING=hi"], cwd="/", user=user, on_output=lines.append)
     return res.exit_code, res.output, lines
