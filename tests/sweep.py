@@ -51,7 +51,7 @@ def claim(prefix: str, tier: str) -> tuple[Path, str]:
 def _owner_alive(base: Path) -> bool:
     try:
         owner = json.loads((base / OWNER).read_text())
-        return _start_time(int(owner["pid"])) == owner["start"]
+        return bool(_start_time(int(owner["pid"])) == owner["start"])
     except (OSError, ValueError, KeyError, TypeError):
         return True  # unreadable: not ours to judge
 

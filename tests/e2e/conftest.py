@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,8 @@ class Env:
     run: Path
     environ: dict[str, str]
     scope: Scope | None = None  # learns the links each command's stack made
+    # every CLI process `popen` started: killed if still running, pipes closed, at teardown
+    procs: list[subprocess.Popen[str]] = field(default_factory=list)
 
     def composer(self, *args: str, cwd: Path | None = None, check: bool = True,
                  timeout: float = 300, input: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -50,15 +52,31 @@ class Env:
         return [json.loads(line) for line in out.splitlines() if line.strip()]
 
     def popen(self, *args: str, cwd: Path | None = None) -> subprocess.Popen[str]:
-        return subprocess.Popen([sys.executable, "-m", "composer.cli", *args], cwd=cwd,
-                                env=self.environ, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True)
+        p = subprocess.Popen([sys.executable, "-m", "composer.cli", *args], cwd=cwd,
+                             env=self.environ, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+        self.procs.append(p)
+        return p
+
+    def end_procs(self) -> None:
+        end_procs(self.procs)
 
     def daemon_pid(self) -> int | None:
         try:
             return int((self.run / "composerd.pid").read_text().split()[0])
         except (OSError, ValueError):
             return None
+
+
+def end_procs(procs: list[subprocess.Popen[str]]) -> None:
+    """Kill what still runs of `procs`, reap it, close its pipes."""
+    for p in procs:
+        if p.poll() is None:
+            p.kill()
+            p.wait(30)
+        for f in (p.stdin, p.stdout, p.stderr):
+            if f is not None:
+                f.close()
 
 
 def _stop_daemon(env: Env) -> None:
@@ -83,6 +101,7 @@ def env() -> Iterator[Env]:
         yield e
     finally:
         scope.learn()
+        e.end_procs()
         _stop_daemon(e)
         time.sleep(0.1)
         leaks = take(scope).leaks_since(before)  # before the forced clean-up, which hides them
@@ -123,8 +142,5 @@ def taken_down(env: Env, d: Path) -> Iterator[list[subprocess.Popen[str]]]:
     try:
         yield procs
     finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait(30)
+        end_procs(procs)
         env.composer("down", "-t", "0", cwd=d, check=False, timeout=300)

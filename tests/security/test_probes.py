@@ -22,6 +22,7 @@ import socket
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -202,7 +203,7 @@ def test_hostname_change_stays_in_the_container(stacks: Stacks) -> None:
     before = os.uname().nodename
     r = stacks.sh("priv", "hostname cmpprobe2 && hostname")
     assert r.stdout.strip() == "cmpprobe2", r.stdout + r.stderr
-    assert os.uname().nodename == before == open("/proc/sys/kernel/hostname").read().strip()
+    assert os.uname().nodename == before == Path("/proc/sys/kernel/hostname").read_text().strip()
 
 
 def test_suite_size() -> None:

@@ -62,3 +62,6 @@ def spawn() -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
     for p in procs:
         p.kill()
         p.wait()
+        for f in (p.stdout, p.stderr):
+            if f is not None:
+                f.close()

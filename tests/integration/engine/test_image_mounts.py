@@ -52,5 +52,5 @@ async def test_image_mount_overlays_the_layers_read_only(engine: Engine, tmp_pat
     with pytest.raises(NotFound):
         await engine.create_container(ContainerSpec(name="m", image="busybox",
                                                     mounts=(Mount("image", "/x", "nosuch:1"),)))
-    assert not any("/srv" in line.split()[4] for line in open("/proc/self/mountinfo"))
+    assert not any("/srv" in line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines())
     assert os.path.isdir(engine.images.lowerdirs("content:1")[0])

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from runtime.engine import signal_deliverable
 
@@ -41,7 +42,7 @@ def test_a_process_waiting_in_sigtimedwait_can_receive_it() -> None:
     try:
         assert p.stdout is not None and p.stdout.readline() == "ready\n"
         deadline = time.monotonic() + 10
-        while "sigtimedwait" not in open(f"/proc/{p.pid}/wchan").read():
+        while "sigtimedwait" not in Path(f"/proc/{p.pid}/wchan").read_text():
             assert time.monotonic() < deadline, "the child never waited"
             time.sleep(0.01)
         assert signal_deliverable(p.pid, signal.SIGTERM)
