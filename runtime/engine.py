@@ -53,6 +53,7 @@ from runtime.attach import ShimAttach
 from runtime.cgroups import Cgroup, CgroupManager, CgroupNotFound, open_manager
 from runtime.cgroups.base import DEFAULT_ROOT
 from runtime.containers import ContainerRecord, ContainerTable, Resolved, RunState, now
+from runtime.devrules import DeviceRule
 from runtime.errors import Conflict, EngineError, InvalidArgument, LaunchError, NotFound
 from runtime.events import EventBus, events_between
 from runtime.exec_session import ExecSession
@@ -86,13 +87,16 @@ from runtime.process import apparmor
 from runtime.process.config import (
     DEFAULT_NAMESPACES,
     DEFAULT_SHM_SIZE,
+    DeviceNode,
     ExecConfig,
+    MountPoint,
     Security,
     effective_caps,
 )
 from runtime.process.launcher import ExecProcess, ExitStatus, Launched, Launcher
 from runtime.process.logread import read_log
 from runtime.storage import quota, rootfs, shm
+from runtime.storage.rootfs import RootfsLayout
 from runtime.storage.volumes import VolumeStore
 from runtime.supervisor import Supervisor, check_spec
 from runtime.tasks import cancel_and_wait, settle
@@ -453,13 +457,20 @@ class Engine:
     async def _start(self, rec: ContainerRecord, live: Live) -> None:
         spec = rec.spec
         join_pid = self._join_target(spec)
-        device_nodes, device_rules = hostdevices.resolve(spec)  # now: numbers can change
-        lay = rootfs.prepare(rec.dir, rec.resolved.lowerdirs)
-        mounts = mount_points(spec, rec.resolved.extra_mounts, self._volume_path(rec),
-                              lambda ref: list(self.images.lowerdirs(self._image(ref))))
-        _, uid_map, gid_map = user_namespace(spec, DEFAULT_NAMESPACES)
-        mounts = (*mounts, *injected.materialise(spec, rec.dir, uid_map, gid_map))
-        etc = self._etc_files(rec, join_pid)
+
+        def files() -> tuple[tuple[DeviceNode, ...], tuple[DeviceRule, ...], RootfsLayout,
+                             tuple[MountPoint, ...], dict[str, str]]:
+            """The start's file work, in a thread: a volume's first use copies the image's
+            files into it (any size), and the loop meanwhile answers the stack's DNS."""
+            device_nodes, device_rules = hostdevices.resolve(spec)  # now: numbers can change
+            lay = rootfs.prepare(rec.dir, rec.resolved.lowerdirs)
+            mounts = mount_points(spec, rec.resolved.extra_mounts, self._volume_path(rec),
+                                  lambda ref: list(self.images.lowerdirs(self._image(ref))))
+            _, uid_map, gid_map = user_namespace(spec, DEFAULT_NAMESPACES)
+            mounts = (*mounts, *injected.materialise(spec, rec.dir, uid_map, gid_map))
+            return device_nodes, device_rules, lay, mounts, self._etc_files(rec, join_pid)
+
+        device_nodes, device_rules, lay, mounts, etc = await asyncio.to_thread(files)
         ns_pids, shm_source = self._shared_ipc_pid(rec)
         try:
             cfg = launch_config(rec, lay, mounts, join_pid=join_pid, etc_files=etc,
@@ -1087,8 +1098,11 @@ class Engine:
 
     async def top(self, ref: str) -> list[dict[str, str]]:
         rec = self.table.get(ref)
+        return await asyncio.to_thread(self._top, rec.id)  # /proc of every process: a thread
+
+    def _top(self, cid: str) -> list[dict[str, str]]:
         try:
-            pids = self.cgroups.open(rec.id).pids()
+            pids = self.cgroups.open(cid).pids()
         except CgroupNotFound:
             return []
         rows = []
