@@ -90,6 +90,7 @@ def open_rig(prefix: str = "cmprel") -> Iterator[Rig]:
     try:
         yield r
     finally:
+        env.end_procs()
         _stop_daemon(env)
         time.sleep(0.1)
         leaks = snapshots.take(scope).leaks_since(before)
