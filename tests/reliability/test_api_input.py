@@ -29,8 +29,10 @@ TRAVERSAL_URL = ["..%2F..%2Fetc", "%2e%2e", "%2e%2e%2f%2e%2e%2fetc", "..%252F..%
 
 
 def _listing(rig: Rig) -> list[str]:
-    # the daemon's log may grow; everything else must stay byte-for-byte the same size
-    return [line for line in state_listing(rig.base) if "/composerd.log " not in line]
+    # the daemon's log may grow, and the CLI keeps its stack cache (run/cli-cache: `ps` fills
+    # it); everything else must stay byte-for-byte the same size
+    return [line for line in state_listing(rig.base)
+            if "/composerd.log " not in line and "/run/cli-cache" not in line]
 
 
 def _cases(cid: str) -> list[tuple[str, str, bytes | None]]:

@@ -44,12 +44,14 @@ class _UnixHTTP(http.client.HTTPConnection):
 
 
 def _ping(sock: Path) -> bool:
+    conn = _UnixHTTP(str(sock))
     try:
-        conn = _UnixHTTP(str(sock))
         conn.request("GET", "/_ping")
         return conn.getresponse().read() == b"OK"
     except OSError:
         return False
+    finally:
+        conn.close()
 
 
 def filter_table() -> IptablesFilter:
@@ -86,19 +88,22 @@ class Dockerd:
                 'disabled_plugins = ["io.containerd.grpc.v1.cri"]\n'
                 f'[grpc]\n  address = "{self.base}/containerd.sock"\n'
             )
-            self.containerd = subprocess.Popen(
-                ["containerd", "-c", str(self.base / "containerd.toml")],
-                stdout=(self.base / "containerd.log").open("ab"), stderr=subprocess.STDOUT)
+            with (self.base / "containerd.log").open("ab") as log:  # the child keeps its copy
+                self.containerd = subprocess.Popen(
+                    ["containerd", "-c", str(self.base / "containerd.toml")],
+                    stdout=log, stderr=subprocess.STDOUT)
             self._wait(lambda: (self.base / "containerd.sock").exists(), "containerd")
         (self.base / "daemon.json").write_text("{}\n")
         t0 = time.monotonic()
-        self.proc = subprocess.Popen(
-            ["dockerd", "--config-file", str(self.base / "daemon.json"),
-             f"--containerd={self.base}/containerd.sock",
-             "--data-root", str(self.base / "data"), "--exec-root", str(self.base / "exec"),
-             "-H", f"unix://{self.sock}", "--pidfile", str(self.base / "docker.pid"),
-             "--bip", BIP, "--default-ulimit", "nofile=1024:1024", "--default-ulimit", "nproc=1024:1024"],
-            stdout=(self.base / "dockerd.log").open("ab"), stderr=subprocess.STDOUT)
+        with (self.base / "dockerd.log").open("ab") as log:  # the child keeps its copy
+            self.proc = subprocess.Popen(
+                ["dockerd", "--config-file", str(self.base / "daemon.json"),
+                 f"--containerd={self.base}/containerd.sock",
+                 "--data-root", str(self.base / "data"), "--exec-root", str(self.base / "exec"),
+                 "-H", f"unix://{self.sock}", "--pidfile", str(self.base / "docker.pid"),
+                 "--bip", BIP, "--default-ulimit", "nofile=1024:1024",
+                 "--default-ulimit", "nproc=1024:1024"],
+                stdout=log, stderr=subprocess.STDOUT)
         self._wait(lambda: _ping(self.sock), "dockerd")
         self.start_seconds.append(time.monotonic() - t0)
 
