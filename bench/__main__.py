@@ -22,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import peers  # noqa: E402
 from bench.hostguard import IP_FORWARD  # noqa: E402
+from bench.oci import unmount_all  # noqa: E402
 from bench.scenarios import SCENARIOS, Context  # noqa: E402
 from bench.stats import Row, markdown, table  # noqa: E402
 
@@ -106,6 +107,8 @@ def main(argv: list[str] | None = None) -> int:
                 errors[name] = f"{type(e).__name__}: {e}"
                 log(f"scenario {name} failed: {errors[name]}")
     finally:
+        # an OCI peer's overlay root, if a Ctrl-C came between its mount and its unmount
+        ctx.cleanup += [f"mount {m} (left)" for m in unmount_all(workdir)]
         shutil.rmtree(workdir, ignore_errors=True)
         left = peers.remove_peer_cgroups()
         ctx.cleanup += [f"peer cgroup left: {p}" for p in left]

@@ -9,6 +9,7 @@ private storage.conf so the host's /var/lib/containers is never used.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import subprocess
@@ -17,6 +18,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.oci import MERGED, overlay_root
 from bench.rootfs import PEER_CGROUP, Bundle
 from bench.stats import Sample
 
@@ -89,6 +91,22 @@ def hybrid_hugetlb() -> bool:
         return False
 
 
+def hugetlb_lingering() -> bool:
+    """True when a v1 hugetlb hierarchy still exists but is mounted nowhere: after the last
+    unmount of one that had child cgroups the kernel keeps it (and hugetlb off cgroup2) for
+    minutes. /proc/self/cgroup still lists it, so crun in a cgroup namespace tries to mount
+    it and fails (EPERM: a new v1 hierarchy cannot be made from a non-initial cgroupns);
+    mounting it again (the kernel reuses the hierarchy) is what makes crun run."""
+    try:
+        listed = any(line.split(":")[1] == "hugetlb"
+                     for line in Path("/proc/self/cgroup").read_text().splitlines())
+        mounts = Path("/proc/self/mounts").read_text().splitlines()
+    except (OSError, IndexError):
+        return False
+    mounted = any(m.split()[2] == "cgroup" and "hugetlb" in m.split()[3].split(",") for m in mounts)
+    return listed and not mounted
+
+
 @contextlib.contextmanager
 def hugetlb_v1() -> Iterator[str]:
     """Mount a v1 hugetlb hierarchy when cgroup2 holds hugetlb; unmount (and rmdir) after.
@@ -96,7 +114,8 @@ def hugetlb_v1() -> Iterator[str]:
     ... hugetlb: Operation not permitted"). Yields what was done, for the results. After the
     unmount the kernel frees the v1 hierarchy only after a while (seen: minutes); until then
     hugetlb is on neither mount, and no peer here needs it back — we wait only briefly."""
-    if not hybrid_hugetlb():
+    lingering = hugetlb_lingering()
+    if not hybrid_hugetlb() and not lingering:
         yield "not needed (cgroup2 holds no hugetlb)"
         return
     made_dir = not HUGETLB_MOUNT.exists()
@@ -110,7 +129,8 @@ def hugetlb_v1() -> Iterator[str]:
             HUGETLB_MOUNT.rmdir()
         raise PeerError(f"mount of a v1 hugetlb hierarchy failed: {e.stderr.decode().strip()}") from e
     try:
-        yield f"v1 hugetlb mounted at {HUGETLB_MOUNT} around the crun runs"
+        yield (f"v1 hugetlb {'(a lingering hierarchy) ' if lingering else ''}mounted at "
+               f"{HUGETLB_MOUNT} around the crun runs")
     finally:
         with contextlib.suppress(OSError):
             (HUGETLB_MOUNT / PEER_CGROUP).rmdir()
@@ -142,10 +162,46 @@ def remove_peer_cgroups() -> list[str]:
 
 
 def run_oci(tool: str, bundle: Bundle, state: Path, runs: int) -> Sample:
-    """`<tool> run` of /bin/true on the bundle; `run` without -d deletes the container."""
+    """`<tool> run` of /bin/true on the bundle (`run` without -d deletes the container), each
+    on a fresh overlay root mounted before and unmounted and removed after: all timed."""
     state.mkdir(parents=True, exist_ok=True)
-    return sample(lambda i: timed([tool, "--root", str(state), "run", "--bundle", str(bundle.dir),
-                                   f"cmpbench-{tool}-{os.getpid()}-{i}"]), runs)
+
+    def one(i: int) -> float:
+        t = time.perf_counter()
+        with overlay_root(bundle.rootfs, bundle.dir, f"{tool}-{i}"):
+            timed([tool, "--root", str(state), "run", "--bundle", str(bundle.dir),
+                   f"cmpbench-{tool}-{os.getpid()}-{i}"])
+        return (time.perf_counter() - t) * 1000
+
+    return sample(one, runs)
+
+
+PROBE = ("cat /sys/class/net/lo/flags; grep ^Seccomp: /proc/self/status; "
+         "readlink /proc/self/ns/cgroup; grep ' / / ' /proc/self/mountinfo; cat /etc/hostname")
+
+
+def probe_oci(tool: str, bundle: Bundle, state: Path) -> dict[str, str]:
+    """What the bundle gives a container under `tool`, seen from inside: lo's flags (0x9 = up),
+    the seccomp mode (2 = filter), the cgroup namespace (beside ours), the root mount's type."""
+    state.mkdir(parents=True, exist_ok=True)
+    d = bundle.dir / f"probe-{tool}"
+    d.mkdir(exist_ok=True)
+    cfg = json.loads((bundle.dir / "config.json").read_text())
+    cfg["process"]["args"] = ["/bin/sh", "-c", PROBE]
+    cfg["root"]["path"] = str(bundle.dir / MERGED)
+    (d / "config.json").write_text(json.dumps(cfg))
+    with overlay_root(bundle.rootfs, bundle.dir, f"probe-{tool}"):
+        p = subprocess.run([tool, "--root", str(state), "run", "--bundle", str(d),
+                            f"cmpbench-probe-{tool}-{os.getpid()}"], capture_output=True,
+                           text=True, stdin=subprocess.DEVNULL, timeout=60)
+    if p.returncode != 0:
+        raise PeerError(f"{tool} probe exited {p.returncode}: {p.stderr.strip()[-300:]}")
+    lines = p.stdout.splitlines() + [""] * 5
+    root = lines[3].split(" - ")[1].split()[0] if " - " in lines[3] else "?"
+    return {"lo_flags": lines[0].strip(), "seccomp": lines[1].split(":")[-1].strip(),
+            "cgroup_ns": lines[2].strip(),
+            "host_cgroup_ns": os.readlink("/proc/self/ns/cgroup"), "root_fstype": root,
+            "hostname": lines[4].strip()}
 
 
 def run_nspawn(bundle: Bundle, runs: int) -> Sample:
