@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -72,14 +73,17 @@ class PhaseClock:
 
 
 async def engine_true(workdir: Path, runs: int, *, network: bool, warmup: int = 3,
-                      probe: bool = False) -> dict[str, Sample]:
+                      probe: bool = False,
+                      between: Callable[[int], None] | None = None) -> dict[str, Sample]:
     """create+start+wait+remove of /bin/true, `runs` times in one process; "total" is all
     four, as a peer's `run` (which deletes its container) is. Phases apart, and inside start.
 
     network=False: network_mode "none" (a fresh netns with lo up, as runc/crun make it);
     network=True: attached to a bridge network (veth, address, DNS), as `podman run`.
     probe=True: first run PROBE-like checks in one container (lo, seccomp, cgroupns, root
-    fs type) and return them as the notes of a "probe" sample."""
+    fs type) and return them as the notes of a "probe" sample.
+    between(i): called after run i (warm-ups included), outside every timing: the peers' runs
+    interleaved with ours, so that the host's load hits both alike."""
     paths = Paths(workdir / "root", workdir / "run")
     engine = await Engine.open(paths, cgroup_parent=CGROUP_PARENT)
     out = {k: Sample() for k in ("total", *PHASES, *START_PHASES)}
@@ -120,6 +124,8 @@ async def engine_true(workdir: Path, runs: int, *, network: bool, warmup: int = 
                 out["start: before launch"].values.append((t2 - t1) * 1000 - launch)
                 for k in START_PHASES[1:]:
                     out[k].values.append(clock.now.get(k, 0.0))
+            if between is not None:
+                between(i)
     finally:
         for c in await engine.list_containers(all=True):
             with contextlib.suppress(Exception):

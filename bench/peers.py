@@ -15,7 +15,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.oci import MERGED, overlay_root
@@ -161,19 +161,37 @@ def remove_peer_cgroups() -> list[str]:
 # ---------------------------------------------------------------- scenario 1: one-shot runs
 
 
-def run_oci(tool: str, bundle: Bundle, state: Path, runs: int) -> Sample:
-    """`<tool> run` of /bin/true on the bundle (`run` without -d deletes the container), each
-    on a fresh overlay root mounted before and unmounted and removed after: all timed."""
+def oci_once(tool: str, bundle: Bundle, state: Path, i: int) -> float:
+    """One `<tool> run` of /bin/true on the bundle (`run` without -d deletes the container)
+    on a fresh overlay root mounted before and unmounted and removed after: all timed, ms."""
     state.mkdir(parents=True, exist_ok=True)
+    t = time.perf_counter()
+    with overlay_root(bundle.rootfs, bundle.dir, f"{tool}-{i}"):
+        timed([tool, "--root", str(state), "run", "--bundle", str(bundle.dir),
+               f"cmpbench-{tool}-{os.getpid()}-{i}"])
+    return (time.perf_counter() - t) * 1000
 
-    def one(i: int) -> float:
-        t = time.perf_counter()
-        with overlay_root(bundle.rootfs, bundle.dir, f"{tool}-{i}"):
-            timed([tool, "--root", str(state), "run", "--bundle", str(bundle.dir),
-                   f"cmpbench-{tool}-{os.getpid()}-{i}"])
-        return (time.perf_counter() - t) * 1000
 
-    return sample(one, runs)
+@dataclass
+class Interleaved:
+    """Peers' runs called between ours (`__call__(i)` after our run i): one run of each
+    tool per round, `warmup` rounds uncounted; a tool that fails gets its note and leaves."""
+    runs: dict[str, Callable[[int], float]]
+    warmup: int
+    samples: dict[str, Sample] = field(default_factory=dict)
+
+    def __call__(self, i: int) -> None:
+        for tool, run in self.runs.items():
+            s = self.samples.setdefault(tool, Sample())
+            if s.note:
+                continue
+            try:
+                ms = run(i)
+            except (PeerError, subprocess.TimeoutExpired, OSError) as e:
+                s.note = f"failed: {e}"
+                continue
+            if i >= self.warmup:
+                s.values.append(ms)
 
 
 PROBE = ("cat /sys/class/net/lo/flags; grep ^Seccomp: /proc/self/status; "

@@ -81,22 +81,38 @@ def crun_ratio(row: Row, limit: float = 1.5) -> Row:
 
 
 def launch(ctx: Context) -> list[Row]:
-    runs = ctx.runs(50, 10)
-    rows: list[Row] = []
+    """Ours without network interleaved with runc and crun (one run of each after each of
+    ours, so the host's load hits all alike), then ours on a bridge, then nspawn and podman."""
+    runs, warmup = ctx.runs(50, 10), 3
     results: dict[str, dict[str, Sample]] = {}
-    for network in (False, True):
-        key = "bridge" if network else "none"
-        wd = ctx.workdir / f"engine-{key}"
-        try:
-            results[key] = asyncio.run(engine_true(wd, runs, network=network, probe=True))
-        except Exception as e:  # noqa: BLE001 - reported, never fatal
-            results[key] = {"total": Sample(note=f"failed: {e}")}
-        finally:
-            left = cleanup_state(wd / "root", wd / "run", wd)
-            ctx.cleanup += [f"engine ({key}): leftover {x}" for x in left]
-        if "probe" in results[key]:
-            ctx.extra.setdefault("probe", {})[f"ours ({key})"] = results[key].pop("probe").note
-        ctx.log(f"(1) engine /bin/true, network {key}: {_p50(results[key]['total'])}")
+    oci = [t for t in ("runc", "crun") if _have(t) and _have("runc")] if ctx.peers else []
+    nspawn = ctx.peers and _have("systemd-nspawn")
+    notes: dict[str, Sample] = {}
+    inter = peers.Interleaved({}, warmup)
+    with contextlib.ExitStack() as stack:
+        if "crun" in oci or nspawn:  # both fail while cgroup2 holds hugetlb (hybrid host)
+            t = time.perf_counter()
+            stack.callback(lambda: ctx.extra.update(
+                hugetlb_trick_s=round(time.perf_counter() - t, 1),
+                hugetlb_back_on_cgroup2=peers.hybrid_hugetlb()))
+            try:
+                ctx.extra["hugetlb_trick"] = stack.enter_context(peers.hugetlb_v1())
+            except peers.PeerError as e:
+                notes.update({"crun": Sample(note=str(e)), "nspawn": Sample(note=str(e))})
+                oci, nspawn = [t for t in oci if t != "crun"], False
+        if oci:
+            stack.enter_context(ctx.peer(" + ".join(oci)))
+            for tool in oci:
+                _probe(ctx, tool)
+                inter.runs[tool] = functools.partial(peers.oci_once, tool, ctx.bundle,
+                                                     ctx.workdir / f"{tool}-state")
+        results["none"] = _engine(ctx, "none", runs, warmup, inter if oci else None)
+        if nspawn:
+            with ctx.peer("systemd-nspawn"):
+                notes["nspawn"] = peers.run_nspawn(ctx.bundle, runs)
+    for tool, s in inter.samples.items():
+        ctx.log(f"(1) {tool} (interleaved): {_p50(s)}")
+    results["bridge"] = _engine(ctx, "bridge", runs, warmup, None)
 
     none = Row(ENGINE_NONE, "ms", results["none"]["total"], target="p50 <= 1.5x crun",
                note=ENGINE_NOTE)
@@ -105,32 +121,8 @@ def launch(ctx: Context) -> list[Row]:
         for tool in ("runc", "crun", "systemd-nspawn"):
             if not _have(tool):
                 none.peers[tool] = Sample(note="not installed")
-        if _have("runc"):
-            with ctx.peer("runc"):
-                _probe(ctx, "runc")
-                none.peers["runc"] = peers.run_oci("runc", ctx.bundle, ctx.workdir / "runc-state", runs)
-            ctx.log(f"(1) runc: {_p50(none.peers['runc'])}")
-        # crun and systemd-nspawn both fail while cgroup2 holds hugetlb (hybrid host)
-        if (_have("crun") and _have("runc")) or _have("systemd-nspawn"):
-            t = time.perf_counter()
-            try:
-                with peers.hugetlb_v1() as how:
-                    ctx.extra["hugetlb_trick"] = how
-                    if _have("crun") and _have("runc"):  # the bundle is `runc spec`'s
-                        with ctx.peer("crun"):
-                            _probe(ctx, "crun")
-                            none.peers["crun"] = peers.run_oci("crun", ctx.bundle,
-                                                               ctx.workdir / "crun-state", runs)
-                        ctx.log(f"(1) crun: {_p50(none.peers['crun'])}")
-                    if _have("systemd-nspawn"):
-                        with ctx.peer("systemd-nspawn"):
-                            none.peers["nspawn"] = peers.run_nspawn(ctx.bundle, runs)
-                        ctx.log(f"(1) systemd-nspawn: {_p50(none.peers['nspawn'])}")
-            except peers.PeerError as e:
-                for tool in ("crun", "nspawn"):
-                    none.peers.setdefault(tool, Sample(note=str(e)))
-            ctx.extra["hugetlb_trick_s"] = round(time.perf_counter() - t, 1)
-            ctx.extra["hugetlb_back_on_cgroup2"] = peers.hybrid_hugetlb()
+        none.peers.update(inter.samples)
+        none.peers.update(notes)
         if _have("podman") and not ctx.quick:
             prow = ctx.runs(50, 5)
             with ctx.peer("podman"):
@@ -145,13 +137,31 @@ def launch(ctx: Context) -> list[Row]:
                     pm.teardown()
             ctx.log(f"(1) podman run --rm: {_p50(none.peers.get('podman'))} / "
                     f"{_p50(bridge.peers.get('podman'))} (none/bridge)")
-    rows += [crun_ratio(none), bridge]
+    rows = [crun_ratio(none), bridge]
     for phase in (*PHASES, *START_PHASES):
         s = results["none"].get(phase)
         if s is not None and s.values:
             label = phase.replace("start: ", "  ") if phase.startswith("start: ") else phase
             rows.append(Row(f"  phase: {label} (no network)", "ms", s))
     return rows
+
+
+def _engine(ctx: Context, key: str, runs: int, warmup: int,
+            between: Callable[[int], None] | None) -> dict[str, Sample]:
+    """engine_true on a private state root, cleaned up after (leftovers into ctx.cleanup)."""
+    wd = ctx.workdir / f"engine-{key}"
+    try:
+        res = asyncio.run(engine_true(wd, runs, network=key == "bridge", warmup=warmup,
+                                      probe=True, between=between))
+    except Exception as e:  # noqa: BLE001 - reported, never fatal
+        res = {"total": Sample(note=f"failed: {e}")}
+    finally:
+        left = cleanup_state(wd / "root", wd / "run", wd)
+        ctx.cleanup += [f"engine ({key}): leftover {x}" for x in left]
+    if "probe" in res:
+        ctx.extra.setdefault("probe", {})[f"ours ({key})"] = res.pop("probe").note
+    ctx.log(f"(1) engine /bin/true, network {key}: {_p50(res['total'])}")
+    return res
 
 
 def _probe(ctx: Context, tool: str) -> None:
