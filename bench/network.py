@@ -33,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.ours import CGROUP_PARENT, cleanup_state  # noqa: E402
 from runtime.engine import Engine  # noqa: E402
 from runtime.network import NetworkManager  # noqa: E402
+from runtime.network.manager import PortMode  # noqa: E402
 from runtime.paths import Paths  # noqa: E402
 from runtime.types import ContainerSpec, NetworkAttachment, NetworkSpec, PortBinding  # noqa: E402
 
@@ -42,6 +43,9 @@ from dnslib import DNSRecord
 server, name, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(2)
 q = DNSRecord.question(name).pack()
+s.sendto(q, (server, 53))
+if not DNSRecord.parse(s.recv(4096)).rr:  # an answer, or the figure is of a refusal
+    sys.exit(f"no answer for {name} from {server}")
 times = []
 for i in range(n):
     t = time.perf_counter(); s.sendto(q, (server, 53)); s.recv(4096); times.append(time.perf_counter() - t)
@@ -92,7 +96,7 @@ def nameserver(pid: int) -> str:
     raise RuntimeError("no nameserver in the container's /etc/resolv.conf")
 
 
-async def one_mode(mode: str, size: int, tmp: Path, rows: list[tuple[str, str, str]],
+async def one_mode(mode: PortMode, size: int, tmp: Path, rows: list[tuple[str, str, str]],
                    direct: float | None) -> float:
     """Start the containers on an Engine whose published ports use `mode`; measure; remove
     everything. Returns the direct throughput (measured in the first mode only)."""
@@ -145,7 +149,8 @@ async def bench(size: int, workdir: Path | None = None) -> list[tuple[str, str, 
     tmp = workdir or Path(tempfile.mkdtemp(prefix="cmpbench"))
     direct: float | None = None
     try:
-        for mode in ("nat", "proxy"):
+        modes: tuple[PortMode, ...] = ("nat", "proxy")
+        for mode in modes:
             try:
                 direct = await one_mode(mode, size, tmp, rows, direct)
             finally:

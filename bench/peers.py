@@ -54,6 +54,34 @@ def install_peers(log: Callable[[str], None]) -> None:
         log(f"peers: apt-get install failed: {p.stderr.strip().splitlines()[-1:]}")
 
 
+def peer_cli(argv: list[str], env: dict[str, str], *, check: bool = True,
+             timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """A peer's CLI (`podman ...`, `docker ...`) with its private environment; PeerError on a
+    non-zero exit when `check`."""
+    p = subprocess.run(argv, env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL,
+                       timeout=timeout)
+    if check and p.returncode != 0:
+        raise PeerError(f"{os.path.basename(argv[0])} {' '.join(argv[1:3])} failed: "
+                        f"{p.stderr.strip()[-300:]}")
+    return p
+
+
+def pids_of(argv0: Callable[[bytes], bool], mark: str) -> list[int]:
+    """Processes whose argv[0] passes `argv0` and whose command line names `mark` (a peer's
+    private dir or socket): a peer's helpers (conmon, containerd-shim), never the host's."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmd = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if cmd and argv0(cmd[0]) and any(mark.encode() in c for c in cmd):
+            pids.append(int(proc.name))
+    return pids
+
+
 def timed(argv: list[str], env: dict[str, str] | None = None, timeout: float = 120) -> float:
     """Run argv to completion; wall time in ms. Raises PeerError on a non-zero exit."""
     t = time.perf_counter()
@@ -264,11 +292,7 @@ class Podman:
             f'tmp_dir = "{self.dir / "tmp"}"\nvolume_path = "{self.dir / "volumes"}"\n')
 
     def podman(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        p = subprocess.run(["podman", *args], env=self.env, capture_output=True, text=True,
-                           stdin=subprocess.DEVNULL, timeout=300)
-        if check and p.returncode != 0:
-            raise PeerError(f"podman {' '.join(args[:2])} failed: {p.stderr.strip()[-300:]}")
-        return p
+        return peer_cli(["podman", *args], self.env, check=check, timeout=300)
 
     def setup(self, tarball: Path) -> None:
         self.write_config()
@@ -287,18 +311,7 @@ class Podman:
 
     def conmon_pids(self) -> list[int]:
         """conmon processes serving this podman (their command line names our runroot)."""
-        mark = str(self.dir)
-        pids = []
-        for proc in Path("/proc").iterdir():
-            if not proc.name.isdigit():
-                continue
-            try:
-                cmd = (proc / "cmdline").read_bytes().split(b"\0")
-            except OSError:
-                continue
-            if cmd and cmd[0].endswith(b"conmon") and any(mark.encode() in c for c in cmd):
-                pids.append(int(proc.name))
-        return pids
+        return pids_of(lambda argv0: argv0.endswith(b"conmon"), str(self.dir))
 
 
 def run_podman(pm: Podman, runs: int, network_none: bool) -> Sample:

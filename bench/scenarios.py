@@ -140,11 +140,11 @@ def launch(ctx: Context) -> list[Row]:
     rows = [crun_ratio(none), bridge]
     for key, name in (("none", "no network"), ("bridge", "bridge")):
         for phase in (*PHASES, *START_PHASES):
-            s = results[key].get(phase)
-            if s is None or not s.values or (key == "bridge" and phase != START_PHASES[-1]):
+            got = results[key].get(phase)
+            if got is None or not got.values or (key == "bridge" and phase != START_PHASES[-1]):
                 continue
             label = phase.replace("start: ", "  ") if phase.startswith("start: ") else phase
-            rows.append(Row(f"  phase: {label} ({name})", "ms", s))
+            rows.append(Row(f"  phase: {label} ({name})", "ms", got))
     return rows
 
 
@@ -291,68 +291,74 @@ def memory_rows(mem: dict[int, memory.MemoryReport], peer_mem: dict[str, dict[st
     return rows
 
 
-def podman_compose(ctx: Context, files: dict[str, Path], runs: int) -> tuple[dict[str, Sample], dict[str, Any]]:
+def compose_updown(ctx: Context, tool: str, env: dict[str, str], files: dict[str, Path], runs: int,
+                   running: Callable[[], int], memory_of: Callable[[], dict[str, Any]],
+                   ) -> tuple[dict[str, Sample], dict[str, Any]]:
+    """`<tool> -p NAME -f FILE up -d` / `down` of the ten and the chain stacks, `runs` times,
+    with the peer already set up (env); its memory with the ten up (first run). After each
+    `up` the running containers are counted: podman-compose 1.0.3 exits 0 when a `podman
+    run` of it failed (e.g. catatonit missing for `init: true`), and figures (and a memory
+    of no process: 0.00 per container) would be of nothing."""
     out = {k: Sample() for k in ("ten_up", "ten_down", "chain_up", "chain_down")}
     mem: dict[str, Any] = {}
+    short = "pc" if tool == "podman-compose" else "dc"
+    try:
+        for name in ("ten", "chain"):
+            for r in range(runs):
+                base = [tool, "-p", f"cmpbench{short}{name}", "-f", str(files[name])]
+                out[f"{name}_up"].values.append(peers.timed([*base, "up", "-d"], env=env, timeout=300))
+                expect = 10 if name == "ten" else 3
+                if (n := running()) != expect:
+                    raise peers.PeerError(f"{tool} up -d started {n} of {expect} containers")
+                if r == 0 and name == "ten":
+                    mem = memory_of()
+                out[f"{name}_down"].values.append(peers.timed([*base, "down"], env=env, timeout=300))
+            ctx.log(f"(2) {tool} {name}: up {_p50(out[f'{name}_up'])}, down {_p50(out[f'{name}_down'])}")
+    except (peers.PeerError, OSError, subprocess.TimeoutExpired) as e:
+        ctx.log(f"(2) {tool} failed: {e}")
+        _fail(out, e)
+        mem = {"note": f"failed: {e}"}
+    return out, mem
+
+
+def podman_compose(ctx: Context, files: dict[str, Path], runs: int) -> tuple[dict[str, Sample], dict[str, Any]]:
+    """podman-compose 1.0.3 on the same files, a private podman; its memory: conmon and
+    catatonit per container (no daemon)."""
+    def memory_of() -> dict[str, Any]:
+        mem = memory.peer_memory({"conmon": pm.conmon_pids(), "catatonit": _catatonits(pm)}, 10)
+        mem["whole_per_container_uss"] = mem.get("per_container_uss")  # no daemon
+        mem["whole_per_container_pss"] = mem.get("per_container_pss")
+        return {k: v for k, v in mem.items() if v is not None}
+
     with ctx.peer("podman-compose"):
         pm = peers.Podman(ctx.workdir / "podman-compose")
         try:
             pm.setup(ctx.bundle.tarball)
-            for name in ("ten", "chain"):
-                for r in range(runs):
-                    base = ["podman-compose", "-p", f"cmpbenchpc{name}", "-f", str(files[name])]
-                    out[f"{name}_up"].values.append(peers.timed([*base, "up", "-d"], env=pm.env, timeout=300))
-                    # podman-compose 1.0.3 exits 0 when a `podman run` of it failed (e.g.
-                    # catatonit missing for `init: true`): count what runs, or the figures
-                    # (and the memory: no conmon found, 0.00 per container) are of nothing
-                    expect = 10 if name == "ten" else 3
-                    if (n := pm.running()) != expect:
-                        raise peers.PeerError(f"podman-compose up -d started {n} of {expect} containers")
-                    if r == 0 and name == "ten":
-                        mem = memory.peer_memory({"conmon": pm.conmon_pids(), "catatonit": _catatonits(pm)}, 10)
-                        mem["whole_per_container_uss"] = mem["per_container_uss"]  # no daemon
-                        mem["whole_per_container_pss"] = mem["per_container_pss"]
-                    out[f"{name}_down"].values.append(peers.timed([*base, "down"], env=pm.env, timeout=300))
-                ctx.log(f"(2) podman-compose {name}: up {_p50(out[f'{name}_up'])}, "
-                        f"down {_p50(out[f'{name}_down'])}")
+            return compose_updown(ctx, "podman-compose", pm.env, files, runs, pm.running, memory_of)
         except (peers.PeerError, OSError, subprocess.TimeoutExpired) as e:
-            ctx.log(f"(2) podman-compose failed: {e}")
-            _fail(out, e)
-            mem = {"note": f"failed: {e}"}
+            ctx.log(f"(2) podman failed: {e}")
+            out = {k: Sample(note=f"failed: {e}") for k in ("ten_up", "ten_down", "chain_up", "chain_down")}
+            return out, {"note": f"failed: {e}"}
         finally:
             pm.teardown()
-    return out, mem
 
 
 def docker_compose(ctx: Context, files: dict[str, Path], runs: int) -> tuple[dict[str, Sample], dict[str, Any]]:
     """docker-compose 1.29 `up -d` / `down` on the same files, against a private dockerd;
     its memory with the 10 services up: containerd-shim-runc-v2 and docker-init (tini, as
     `init: true` asks) per container, dockerd and containerd as the daemons."""
-    out = {k: Sample() for k in ("ten_up", "ten_down", "chain_up", "chain_down")}
-    mem: dict[str, Any] = {}
     with ctx.peer("docker-compose"):
         dk = docker.Docker(ctx.workdir / "docker-compose")
         try:
             dk.setup(ctx.bundle.tarball)
-            for name in ("ten", "chain"):
-                for r in range(runs):
-                    base = ["docker-compose", "-p", f"cmpbenchdc{name}", "-f", str(files[name])]
-                    out[f"{name}_up"].values.append(peers.timed([*base, "up", "-d"], env=dk.env, timeout=300))
-                    expect = 10 if name == "ten" else 3
-                    if (n := dk.running()) != expect:
-                        raise peers.PeerError(f"docker-compose up -d started {n} of {expect} containers")
-                    if r == 0 and name == "ten":
-                        mem = docker_memory(dk, 10)
-                    out[f"{name}_down"].values.append(peers.timed([*base, "down"], env=dk.env, timeout=300))
-                ctx.log(f"(2) docker-compose {name}: up {_p50(out[f'{name}_up'])}, "
-                        f"down {_p50(out[f'{name}_down'])}")
+            return compose_updown(ctx, "docker-compose", dk.env, files, runs, dk.running,
+                                  lambda: docker_memory(dk, 10))
         except (peers.PeerError, OSError, subprocess.TimeoutExpired) as e:
-            ctx.log(f"(2) docker-compose failed: {e}")
-            _fail(out, e)
-            mem = {"note": f"failed: {e}"}
+            ctx.log(f"(2) dockerd failed: {e}")
+            out = {k: Sample(note=f"failed: {e}") for k in ("ten_up", "ten_down", "chain_up", "chain_down")}
+            return out, {"note": f"failed: {e}"}
         finally:
             ctx.cleanup += [f"docker-compose: forced {x}" for x in dk.teardown()]
-    return out, mem
 
 
 def docker_memory(dk: docker.Docker, containers: int) -> dict[str, Any]:

@@ -36,9 +36,18 @@ def test_load_scenario_writes_json(tmp_path: Path) -> None:
 def test_launch_scenario_through_the_engine_leaves_nothing(tmp_path: Path) -> None:
     d = _bench(tmp_path, "--only", "launch")
     rows = {r["scenario"]: r for r in d["rows"]}
-    none = rows["create+start+wait /bin/true, no network"]
+    none = rows["create+start+wait+remove /bin/true, no network"]
     assert none["ours"]["runs"] == 10 and none["peers"] == {}
-    assert rows["create+start+wait /bin/true, bridge network"]["ours"]["runs"] == 10
+    assert rows["create+start+wait+remove /bin/true, bridge network"]["ours"]["runs"] == 10
+    # the total includes remove, as a peer's `run` deletes its container
+    phases = [rows[f"  phase: {p} (no network)"]["ours"]["values"] for p in ("create", "start", "wait", "remove")]
+    for i, total in enumerate(none["ours"]["values"]):
+        assert abs(total - sum(ph[i] for ph in phases)) < 0.01
+    assert rows["  phase:   launch (no network)"]["ours"]["runs"] == 10
+    assert rows["  phase:   launch: lo up / attach (bridge)"]["ours"]["runs"] == 10
+    # what our container got, seen from inside: what the OCI bundle gives the peers
+    for key in ("ours (none)", "ours (bridge)"):
+        assert d["extra"]["probe"][key] == "lo_flags=0x9 seccomp=2 cgroup_ns=own root_fstype=overlay"
     assert d["cleanup"] == []  # nothing was found left over
     assert not list(Path("/sys/fs/cgroup").glob(f"*/{CGROUP_PARENT}"))
     assert "cmpbench-" not in Path("/proc/self/mounts").read_text()
@@ -69,3 +78,15 @@ def test_hostguard_removes_exactly_the_peer_chain(chains: list[str]) -> None:
     assert "NETAVARK-CMPBTEST" not in now.chains
     assert "CMPBTEST-KEEP" in now.chains  # not a peer's: untouched
     assert "-A OUTPUT -d 127.0.0.253/32 -j CMPBTEST-KEEP" in now.rules
+
+
+def test_network_scenario_from_real_containers_leaves_nothing(tmp_path: Path) -> None:
+    d = _bench(tmp_path, "--only", "network")
+    assert d["errors"] == {} and d["cleanup"] == []
+    rows = {r["scenario"]: r for r in d["rows"]}
+    nat = rows["published port throughput, container (nft DNAT)"]
+    assert nat["ours"]["values"][0] > 0 and nat["peers"]["direct"]["values"][0] > 0
+    assert rows["published port throughput, container (proxy)"]["ours"]["values"][0] > 0
+    assert 0 < rows["dns lookup from a container (embedded dns)"]["ours"]["values"][0] < 100
+    assert not list(Path("/sys/fs/cgroup").glob(f"*/{CGROUP_PARENT}"))
+    assert "cmpbench-" not in Path("/proc/self/mounts").read_text()
