@@ -140,4 +140,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:  # everything was put back on the way out (the finally blocks)
+        print("bench: interrupted; what it had made is removed", file=sys.stderr)
+        sys.exit(130)
