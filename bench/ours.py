@@ -292,9 +292,15 @@ def cleanup_state(root: Path, run: Path, workdir: Path) -> list[str]:
 
 
 def remove_cgroup_parent() -> list[str]:
+    """rmdir the empty cgroups left under CGROUP_PARENT; returns them. One with processes is
+    not ours (our processes were stopped first): another bench run on this host shares the
+    parent, and its running containers are neither removed nor reported."""
     left = []
     for d in CGROUP_ROOT.glob(f"*/{CGROUP_PARENT}"):
         for sub in sorted((p for p in d.iterdir() if p.is_dir()), reverse=True):
+            with contextlib.suppress(OSError):
+                if (sub / "cgroup.procs").read_text().strip():
+                    continue
             left.append(f"cgroup {sub}")
             with contextlib.suppress(OSError):
                 sub.rmdir()
