@@ -11,7 +11,7 @@
 #
 # It saves the ~7 min of apt-get + pip that every fresh VM pays under emulation. The prepared
 # image lives in $DEVVM_DIR (default /var/tmp/testvm-dev) and is rebuilt by `prepare` when the
-# stock image or scripts/install-deps.sh changes.
+# stock image, scripts/install-deps.sh or pyproject.toml changes (`run` calls it first).
 set -euo pipefail
 here=$(cd "$(dirname "$0")/../.." && pwd -P)
 TESTVM=${TESTVM:-$here/../shared/testvm.sh}
@@ -45,7 +45,7 @@ case ${1:-} in
     prepare) prepare ;;
     run)
         shift; dir=$1; shift; [ "${1:-}" = -- ] && shift
-        [ -e "$DEV/images" ] || prepare
+        prepare >&2  # returns at once when the prepared image is current
         printf -v cmd '%q ' "$@"
         TESTVM_DIR=$DEV exec bash "$TESTVM" run "$dir" -- bash -c \
             "/opt/composer/bin/pip install -q --no-deps --no-build-isolation -e . >/dev/null &&
