@@ -124,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "mode": "quick" if args.quick else "full",
         "elapsed_s": round(elapsed, 1),
+        "workdir": str(workdir),  # removed at the end: the tests check nothing is left under it
         "machine": machine(),
         "loadavg_1min": {"start": round(load_start, 2), "end": round(os.getloadavg()[0], 2)},
         "peer_versions": versions(),

@@ -23,6 +23,17 @@ def _bench(tmp_path: Path, *args: str) -> dict:  # type: ignore[type-arg]
     return json.loads(out.read_text())  # type: ignore[no-any-return]
 
 
+def _nothing_left(d: dict) -> None:  # type: ignore[type-arg]
+    """No mount under the run's work dir, which is gone, and no idle cgroup under our parent
+    (one with processes belongs to another bench run on this shared host)."""
+    workdir = d["workdir"]
+    assert workdir and not Path(workdir).exists()
+    assert f"{workdir}/" not in Path("/proc/self/mounts").read_text()
+    for parent in Path("/sys/fs/cgroup").glob(f"*/{CGROUP_PARENT}"):
+        for sub in (c for c in parent.iterdir() if c.is_dir()):
+            assert (sub / "cgroup.procs").read_text().strip(), f"{sub} left"
+
+
 def test_load_scenario_writes_json(tmp_path: Path) -> None:
     d = _bench(tmp_path, "--only", "load")
     assert d["mode"] == "quick" and d["errors"] == {}
@@ -50,8 +61,7 @@ def test_launch_scenario_through_the_engine_leaves_nothing(tmp_path: Path) -> No
     for key in ("ours (none)", "ours (bridge)"):
         assert d["extra"]["probe"][key] == "lo_flags=0x9 seccomp=2 cgroup_ns=own root_fstype=overlay"
     assert d["cleanup"] == []  # nothing was found left over
-    assert not list(Path("/sys/fs/cgroup").glob(f"*/{CGROUP_PARENT}"))
-    assert "cmpbench-" not in Path("/proc/self/mounts").read_text()
+    _nothing_left(d)
 
 
 @pytest.fixture
@@ -89,5 +99,4 @@ def test_network_scenario_from_real_containers_leaves_nothing(tmp_path: Path) ->
     assert nat["ours"]["values"][0] > 0 and nat["peers"]["direct"]["values"][0] > 0
     assert rows["published port throughput, container (proxy)"]["ours"]["values"][0] > 0
     assert 0 < rows["dns lookup from a container (embedded dns)"]["ours"]["values"][0] < 100
-    assert not list(Path("/sys/fs/cgroup").glob(f"*/{CGROUP_PARENT}"))
-    assert "cmpbench-" not in Path("/proc/self/mounts").read_text()
+    _nothing_left(d)
