@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import docker, memory, netload, peers, stacks
-from bench.hostguard import HostGuard
+from bench.hostguard import HostGuard, peer_lock
 from bench.ours import PHASES, START_PHASES, BenchError, ComposerCli, cleanup_state, engine_true
 from bench.rootfs import Bundle, make_bundle
 from bench.stats import Row, Sample, check
@@ -47,13 +47,17 @@ class Context:
 
     @contextlib.contextmanager
     def peer(self, name: str) -> Iterator[None]:
-        """Around one peer: snapshot the host, then remove exactly what the peer left."""
-        guard = HostGuard.snapshot()
-        try:
-            yield
-        finally:
-            removed = guard.restore() + [f"cgroup {p} (left)" for p in peers.remove_peer_cgroups()]
-            self.cleanup += [f"{name}: {r}" for r in removed]
+        """Around one peer: snapshot the host, then remove exactly what the peer left; under
+        the host-wide peer lock, so another bench's peers never run inside our snapshot."""
+        with peer_lock() as waited:
+            if waited:
+                self.log(f"{name}: waited for another bench's peers to finish")
+            guard = HostGuard.snapshot()
+            try:
+                yield
+            finally:
+                removed = guard.restore() + [f"cgroup {p} (left)" for p in peers.remove_peer_cgroups()]
+                self.cleanup += [f"{name}: {r}" for r in removed]
 
 
 def _have(tool: str) -> bool:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.hostguard import HostGuard, parse_rules
+from bench.hostguard import HostGuard, parse_rules, peer_lock
 from bench.ours import CGROUP_PARENT
 
 REPO = Path(__file__).resolve().parents[3]
@@ -77,6 +77,11 @@ def chains():  # type: ignore[no-untyped-def]
 
 
 def test_hostguard_removes_exactly_the_peer_chain(chains: list[str]) -> None:
+    with peer_lock():  # no other bench's dockerd makes chains inside this snapshot
+        _guarded(chains)
+
+
+def _guarded(chains: list[str]) -> None:
     guard = HostGuard.snapshot()
     for c in chains:
         subprocess.run(["iptables", "-w", "-N", c], check=True)
