@@ -23,6 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench import peers  # noqa: E402
 from bench.hostguard import IP_FORWARD  # noqa: E402
 from bench.oci import unmount_all  # noqa: E402
+from bench.ours import CGROUP_PARENT  # noqa: E402
+from bench.rootfs import PEER_CGROUP  # noqa: E402
 from bench.scenarios import SCENARIOS, Context  # noqa: E402
 from bench.stats import Row, markdown, table  # noqa: E402
 
@@ -125,6 +127,7 @@ def main(argv: list[str] | None = None) -> int:
         "mode": "quick" if args.quick else "full",
         "elapsed_s": round(elapsed, 1),
         "workdir": str(workdir),  # removed at the end: the tests check nothing is left under it
+        "cgroup_parents": [CGROUP_PARENT, PEER_CGROUP],  # this run's, removed at the end
         "machine": machine(),
         "loadavg_1min": {"start": round(load_start, 2), "end": round(os.getloadavg()[0], 2)},
         "peer_versions": versions(),

@@ -23,7 +23,9 @@ from runtime.paths import Paths
 from runtime.types import ContainerSpec, NetworkAttachment, NetworkSpec
 
 REPO = Path(__file__).resolve().parents[1]
-CGROUP_PARENT = "composer-bench"
+# one per bench run: developers share the host, and another run's containers (or its
+# clean-up) must never be taken for ours
+CGROUP_PARENT = f"composer-bench-{os.getpid()}"
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 
 
@@ -292,15 +294,10 @@ def cleanup_state(root: Path, run: Path, workdir: Path) -> list[str]:
 
 
 def remove_cgroup_parent() -> list[str]:
-    """rmdir the empty cgroups left under CGROUP_PARENT; returns them. One with processes is
-    not ours (our processes were stopped first): another bench run on this host shares the
-    parent, and its running containers are neither removed nor reported."""
+    """rmdir what is left under this run's CGROUP_PARENT; returns it (a leftover is ours)."""
     left = []
     for d in CGROUP_ROOT.glob(f"*/{CGROUP_PARENT}"):
         for sub in sorted((p for p in d.iterdir() if p.is_dir()), reverse=True):
-            with contextlib.suppress(OSError):
-                if (sub / "cgroup.procs").read_text().strip():
-                    continue
             left.append(f"cgroup {sub}")
             with contextlib.suppress(OSError):
                 sub.rmdir()

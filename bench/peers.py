@@ -172,26 +172,17 @@ def hugetlb_v1() -> Iterator[str]:
 
 
 def remove_peer_cgroups() -> list[str]:
-    """rmdir the (empty) PEER_CGROUP parent in every hierarchy; returns what is left. A
-    child with processes is another bench run's (each peer's containers are gone before
-    this runs): it and its parent are left to that run, and not reported."""
+    """rmdir this run's (empty) PEER_CGROUP parent in every hierarchy; returns what is left."""
     left = []
     for d in CGROUP_ROOT.glob(f"*/{PEER_CGROUP}"):
-        busy = False
         for sub in sorted(d.glob("*/"), reverse=True):
-            procs = sub / "cgroup.procs"
-            if procs.exists():
-                with contextlib.suppress(OSError):
-                    if procs.read_text().strip():
-                        busy = True
-                        continue
+            if (sub / "cgroup.procs").exists():
                 with contextlib.suppress(OSError):
                     sub.rmdir()
         try:
             d.rmdir()
         except OSError:
-            if not busy:
-                left.append(str(d))
+            left.append(str(d))
     return left
 
 

@@ -7,6 +7,7 @@ systemd-nspawn insists on (it is one small file; nothing else reads it).
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import tarfile
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from bench.oci import like_ours
 from runtime.images.busybox import populate_rootfs
 
 OS_RELEASE = 'NAME="busybox"\nID=busybox\nPRETTY_NAME="busybox (composer bench)"\n'
-PEER_CGROUP = "composer-bench-peer"  # parent of the peers' cgroups; removed afterwards
+PEER_CGROUP = f"composer-bench-peer-{os.getpid()}"  # the peers' cgroups (this run's); removed after
 
 
 @dataclass(frozen=True)
