@@ -17,6 +17,7 @@ from typing import Any
 from runtime import access, routes, rpc, serde
 from runtime.api import ContainerInfo, ImageInfo, NetworkInfo, VolumeInfo
 from runtime.errors import EngineError
+from runtime.types import ContainerSpec
 
 Params = list[tuple[str, str]]
 
@@ -133,3 +134,28 @@ class PlainCalls:
     async def list_images(self) -> list[ImageInfo]:
         data = await self._call(*routes.LIST_IMAGES.request())
         return [serde.from_dict(ImageInfo, d) for d in data]
+
+    # the one-off container's calls: `run`'s quick path (composer.cli.quickrun) as well
+    async def create_container(self, spec: ContainerSpec) -> ContainerInfo:
+        return serde.from_dict(
+            ContainerInfo, await self._call(*routes.CREATE_CONTAINER.request(), body=spec)
+        )
+
+    async def start_container(self, ref: str) -> ContainerInfo:
+        data = await self._call(*routes.START_CONTAINER.request(ref))
+        return serde.from_dict(ContainerInfo, data)
+
+    async def kill_container(self, ref: str, signal: str = "SIGKILL") -> None:
+        await self._call(*routes.KILL_CONTAINER.request(ref), params=[("signal", signal)])
+
+    async def wait_container(self, ref: str) -> int:
+        data = await self._call(*routes.WAIT_CONTAINER.request(ref))
+        return int(data["exit_code"])
+
+    async def remove_container(self, ref: str, force: bool = False, volumes: bool = False) -> None:
+        params = [("force", str(int(force))), ("v", str(int(volumes)))]
+        await self._call(*routes.REMOVE_CONTAINER.request(ref), params=params)
+
+    async def inspect_image(self, ref: str) -> ImageInfo:
+        data = await self._call(*routes.INSPECT_IMAGE.request(ref))
+        return serde.from_dict(ImageInfo, data)

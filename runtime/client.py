@@ -60,7 +60,7 @@ from runtime.calls import (  # noqa: F401  (DaemonUnavailable, PermissionDenied:
 )
 from runtime.errors import Conflict, EngineError, InvalidArgument
 from runtime.paths import Paths, safe_name
-from runtime.types import ContainerSpec, NetworkSpec, VolumeSpec
+from runtime.types import NetworkSpec, VolumeSpec
 
 T = TypeVar("T")
 
@@ -323,15 +323,6 @@ class Client(PlainCalls):
 
     # ------------------------------------------------------------ containers
 
-    async def create_container(self, spec: ContainerSpec) -> ContainerInfo:
-        return serde.from_dict(
-            ContainerInfo, await self._call(*routes.CREATE_CONTAINER.request(), body=spec)
-        )
-
-    async def start_container(self, ref: str) -> ContainerInfo:
-        data = await self._call(*routes.START_CONTAINER.request(ref))
-        return serde.from_dict(ContainerInfo, data)
-
     async def stop_container(self, ref: str, timeout: float | None = None) -> ContainerInfo:
         params = [("timeout", repr(float(timeout)))] if timeout is not None else None
         data = await self._call(*routes.STOP_CONTAINER.request(ref), params=params)
@@ -341,17 +332,6 @@ class Client(PlainCalls):
         params = [("timeout", repr(float(timeout)))] if timeout is not None else None
         data = await self._call(*routes.RESTART_CONTAINER.request(ref), params=params)
         return serde.from_dict(ContainerInfo, data)
-
-    async def kill_container(self, ref: str, signal: str = "SIGKILL") -> None:
-        await self._call(*routes.KILL_CONTAINER.request(ref), params=[("signal", signal)])
-
-    async def wait_container(self, ref: str) -> int:
-        data = await self._call(*routes.WAIT_CONTAINER.request(ref))
-        return int(data["exit_code"])
-
-    async def remove_container(self, ref: str, force: bool = False, volumes: bool = False) -> None:
-        params = [("force", str(int(force))), ("v", str(int(volumes)))]
-        await self._call(*routes.REMOVE_CONTAINER.request(ref), params=params)
 
     async def pause_container(self, ref: str) -> None:
         await self._call(*routes.PAUSE_CONTAINER.request(ref))
@@ -508,10 +488,6 @@ class Client(PlainCalls):
 
     async def remove_volume(self, name: str, force: bool = False) -> None:
         await self._call(*routes.REMOVE_VOLUME.request(name), params=[("force", str(int(force)))])
-
-    async def inspect_image(self, ref: str) -> ImageInfo:
-        data = await self._call(*routes.INSPECT_IMAGE.request(ref))
-        return serde.from_dict(ImageInfo, data)
 
     async def remove_image(self, ref: str, force: bool = False) -> list[str]:
         data = await self._call(*routes.REMOVE_IMAGE.request(ref), params=[("force", str(int(force)))])

@@ -155,12 +155,20 @@ class QuickClient(PlainCalls):
                           privileged: bool = False) -> QuickAttach:
         """As Client.exec_attach: the command starts before the upgrade (an unknown or
         stopped container is composerd's 4xx error), then its stdio as attach frames."""
+        return self._websocket(*exec_attach_route(
+            ref, argv, user=user, env=env, workdir=workdir, tty=tty, stdin=stdin,
+            detach=detach, privileged=privileged))
+
+    async def attach_container(self, ref: str, logs: bool = False,
+                               follow: bool = False) -> QuickAttach:
+        """As Client.attach_container (`run`'s quick path attaches so before the start)."""
+        return self._websocket(routes.ATTACH_CONTAINER.url(ref),
+                               [("logs", str(int(logs))), ("follow", str(int(follow)))])
+
+    def _websocket(self, path: str, params: Params) -> QuickAttach:
         from runtime.quickattach import QuickAttach  # here: ps, port, logs need none of it
         from runtime.wsclient import HandshakeError, WebSocket
 
-        path, params = exec_attach_route(ref, argv, user=user, env=env, workdir=workdir,
-                                         tty=tty, stdin=stdin, detach=detach,
-                                         privileged=privileged)
         try:
             ws = WebSocket.connect(self.socket_path, f"{path}?{urlencode(params)}",
                                    max_msg_size=rpc.MAX_BODY)
