@@ -401,6 +401,11 @@ class Client(PlainCalls):
             ref, argv, user=user, env=env, workdir=workdir, tty=tty, stdin=stdin,
             detach=detach, privileged=privileged))
 
+    async def run_attached(self, ref: str, rm: bool = False) -> WsAttach:
+        """A created one-off container attached, started, relayed, removed with `rm`
+        before its EXIT (runtime.daemon.oneoff)."""
+        return await self._websocket(routes.RUN_ATTACHED.url(ref), [("rm", str(int(rm)))])
+
     async def _websocket(self, path: str, params: list[tuple[str, str]]) -> WsAttach:
         try:
             ws = await self._session().ws_connect(

@@ -165,6 +165,10 @@ class QuickClient(PlainCalls):
         return self._websocket(routes.ATTACH_CONTAINER.url(ref),
                                [("logs", str(int(logs))), ("follow", str(int(follow)))])
 
+    async def run_attached(self, ref: str, rm: bool = False) -> QuickAttach:
+        """As Client.run_attached: attach, start, relay, remove (`rm`), then EXIT."""
+        return self._websocket(routes.RUN_ATTACHED.url(ref), [("rm", str(int(rm)))])
+
     def _websocket(self, path: str, params: Params) -> QuickAttach:
         from runtime.quickattach import QuickAttach  # here: ps, port, logs need none of it
         from runtime.wsclient import HandshakeError, WebSocket

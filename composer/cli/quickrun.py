@@ -31,6 +31,7 @@ one-off on an existing network does not.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import signal
 import sys
 from pathlib import Path
@@ -191,44 +192,29 @@ def one_off_spec(plan: dict[str, Any], project: str, args: argparse.Namespace) -
 
 def _run(plan: dict[str, Any], summary: StackSummary, args: argparse.Namespace,
          client: QuickClient) -> int:
-    from runtime.errors import LaunchError
+    from runtime.errors import EngineError, NotFound
     from runtime.quickclient import run_now
 
     spec = one_off_spec(plan, summary.name, args)
     info = run_now(client.create_container(spec))
     try:
-        # attached before it starts (follow mode): not a byte of its output can be missed
-        stream = run_now(client.attach_container(info.id, follow=True))
-        try:
-            try:
-                run_now(client.start_container(info.id))
-            except LaunchError as e:  # its message came through the stream (or did not)
-                if not _drain_failed_start(stream):
-                    print(f"error: {e.message}", file=sys.stderr)
-                return e.exit_code
-            return _session(client, info.id, stream)
-        finally:
-            run_now(stream.close())
-    finally:
+        # attached, started, relayed and (--rm) removed by composerd before it says EXIT
+        stream = run_now(client.run_attached(info.id, rm=args.rm))
+    except BaseException:
         if args.rm:
             run_now(client.remove_container(info.id, force=True, volumes=True))
-
-
-def _drain_failed_start(stream: QuickAttach) -> bool:
-    """Show what a container that could not start said; True if it said anything (as
-    exec_cmd._drain_failed_start, at most 5 s)."""
-    from composer.cli.blockingio import write_output
-    from runtime.quickclient import run_now
-
-    said = False
-    stream.ws.sock.settimeout(5)
+        raise
     try:
-        while (item := run_now(stream.read())) is not None:
-            write_output(*item)
-            said = True
-    except TimeoutError:
-        pass
-    return said
+        code = _session(client, info.id, stream)
+    finally:
+        run_now(stream.close())
+    if stream.exit_code is None and code != 141:  # composerd went away mid-run: ask it
+        with contextlib.suppress(EngineError):
+            code = run_now(client.wait_container(info.id))
+        if args.rm:
+            with contextlib.suppress(NotFound):
+                run_now(client.remove_container(info.id, force=True, volumes=True))
+    return code
 
 
 def _session(client: QuickClient, cid: str, stream: QuickAttach) -> int:
@@ -248,11 +234,8 @@ def _session(client: QuickClient, cid: str, stream: QuickAttach) -> int:
 
     before = {s: signal.signal(s, proxy) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        code = blocking_session(stream, stdin_fd())
+        return blocking_session(stream, stdin_fd())
     finally:
         for s, h in before.items():
             signal.signal(s, h)
-    if stream.exit_code is None and code == 255:  # the stream broke: ask the engine
-        code = run_now(client.wait_container(cid))
-    return code
 
