@@ -27,7 +27,16 @@ from aiohttp import WSCloseCode, WSMsgType, web
 
 from runtime import rpc
 from runtime.api import EngineAPI
-from runtime.attach import ERR, EXIT, STREAMS, AttachStream, exit_payload, frame, parse_exit, split_frames
+from runtime.attach import (
+    ERR,
+    EXIT,
+    STREAMS,
+    AttachStream,
+    exit_payload,
+    frame,
+    parse_exit,
+    split_frames,
+)
 from runtime.daemon.streams import CLIENT_LINGER
 from runtime.errors import LaunchError
 from runtime.tasks import cancel_and_wait
