@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlencode
 
 from runtime import routes, rpc, serde
-from runtime.api import LogLine
 from runtime.calls import (
     DaemonUnavailable,
     Params,
@@ -34,6 +33,7 @@ from runtime.errors import EngineError, InvalidArgument
 from runtime.unixhttp import Connection, Response
 
 if TYPE_CHECKING:
+    from runtime.api import LogLine
     from runtime.quickattach import QuickAttach
 
 CONNECT_TIMEOUT = 10.0  # seconds, as Client's sock_connect
@@ -124,6 +124,8 @@ class QuickClient(PlainCalls):
         return self._logs(*logs_route(ref, False, tail, since, until))
 
     async def _logs(self, path: str, params: Params) -> AsyncIterator[LogLine]:
+        from runtime.api import LogLine
+
         # a connection of its own: several containers' logs may be read at once (one task
         # each), and a stream left half read must not spoil the shared connection
         own = QuickClient(self.socket_path)

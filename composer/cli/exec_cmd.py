@@ -165,9 +165,9 @@ def one_off_changes(args: argparse.Namespace, project: str, env: Mapping[str, st
                     tty: bool) -> dict[str, object]:
     """What `run`'s flags change in the service's container (`env`: the spec's), for
     dataclasses.replace: the slow path's and composer.cli.quickrun's alike."""
-    import secrets
+    import os
 
-    name = args.name or f"{project}-{args.service}-run-{secrets.token_hex(6)}"
+    name = args.name or f"{project}-{args.service}-run-{os.urandom(6).hex()}"  # token_hex's
     changes: dict[str, object] = {"name": name, "restart": "no"}
     if args.command:
         changes["command"] = tuple(args.command)

@@ -135,20 +135,18 @@ def serves(plan: dict[str, Any], args: argparse.Namespace, client: QuickClient) 
 
     if not plan.get("quick") or (plan["deps"] and not args.no_deps):
         return False
-    try:
-        from runtime.quickclient import run_now
+    from runtime import routes
+    from runtime.quickclient import run_now
 
-        run_now(client.inspect_image(plan["image"]))
+    try:
+        run_now(client.call_json(routes.INSPECT_IMAGE, plan["image"]))
     except NotFound:
         return False  # pulled or built by the full path
-    if plan["networks"]:
-        have = {n.name for n in run_now(client.list_networks())}
-        if any(name not in have for name, _ in plan["networks"]):
-            return False  # created (and said so), or an external one's error
-    if plan["volumes"]:
-        have = {v.name for v in run_now(client.list_volumes())}
-        if any(name not in have for name, _ in plan["volumes"]):
-            return False
+    for key, route in (("networks", routes.LIST_NETWORKS), ("volumes", routes.LIST_VOLUMES)):
+        if plan[key]:
+            have = {x["name"] for x in run_now(client.call_json(route))}
+            if any(name not in have for name, _ in plan[key]):
+                return False  # created (and said so), or an external one's error
     return True
 
 
@@ -177,17 +175,14 @@ def quick_run(args: argparse.Namespace) -> int | None:
         run_now(client.close())
 
 
-def one_off_spec(plan: dict[str, Any], project: str, args: argparse.Namespace) -> Any:
-    """The plan's container with the one-off's changes: the ContainerSpec the full path
-    would create."""
-    from dataclasses import replace
-
+def one_off_spec(plan: dict[str, Any], project: str, args: argparse.Namespace) -> dict[str, Any]:
+    """The plan's container with the one-off's changes, in JSON: the ContainerSpec the full
+    path would create (no dataclass: runtime.types costs ~8 ms to import)."""
     from composer.cli.exec_cmd import one_off_changes
     from runtime import serde
-    from runtime.types import ContainerSpec
 
-    spec = serde.from_dict(ContainerSpec, plan["spec"])
-    return replace(spec, **one_off_changes(args, project, spec.env, False))  # type: ignore[arg-type]
+    spec: dict[str, Any] = plan["spec"]
+    return {**spec, **serde.to_dict(one_off_changes(args, project, spec["env"], False))}
 
 
 def _run(plan: dict[str, Any], summary: StackSummary, args: argparse.Namespace,
@@ -195,25 +190,27 @@ def _run(plan: dict[str, Any], summary: StackSummary, args: argparse.Namespace,
     from runtime.errors import EngineError, NotFound
     from runtime.quickclient import run_now
 
+    from runtime import routes
+
     spec = one_off_spec(plan, summary.name, args)
-    info = run_now(client.create_container(spec))
+    cid = str(run_now(client.call_json(routes.CREATE_CONTAINER, body=spec))["id"])
     try:
         # attached, started, relayed and (--rm) removed by composerd before it says EXIT
-        stream = run_now(client.run_attached(info.id, rm=args.rm))
+        stream = run_now(client.run_attached(cid, rm=args.rm))
     except BaseException:
         if args.rm:
-            run_now(client.remove_container(info.id, force=True, volumes=True))
+            run_now(client.remove_container(cid, force=True, volumes=True))
         raise
     try:
-        code = _session(client, info.id, stream)
+        code = _session(client, cid, stream)
     finally:
         run_now(stream.close())
     if stream.exit_code is None and code != 141:  # composerd went away mid-run: ask it
         with contextlib.suppress(EngineError):
-            code = run_now(client.wait_container(info.id))
+            code = run_now(client.wait_container(cid))
         if args.rm:
             with contextlib.suppress(NotFound):
-                run_now(client.remove_container(info.id, force=True, volumes=True))
+                run_now(client.remove_container(cid, force=True, volumes=True))
     return code
 
 
