@@ -187,10 +187,9 @@ def one_off_spec(plan: dict[str, Any], project: str, args: argparse.Namespace) -
 
 def _run(plan: dict[str, Any], summary: StackSummary, args: argparse.Namespace,
          client: QuickClient) -> int:
+    from runtime import routes
     from runtime.errors import EngineError, NotFound
     from runtime.quickclient import run_now
-
-    from runtime import routes
 
     spec = one_off_spec(plan, summary.name, args)
     cid = str(run_now(client.call_json(routes.CREATE_CONTAINER, body=spec))["id"])
