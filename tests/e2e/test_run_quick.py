@@ -23,9 +23,9 @@ services:
     image: busybox
     network_mode: none
 """
-# the CLI, saying on its last stderr line which path it took (asyncio: the full one)
+# the CLI, saying on its last stderr line which path it took (aiohttp: the full one's client)
 CLI = ("import sys\nfrom composer.cli import main\nrc = main(sys.argv[1:])\nsys.stdout.flush()\n"
-       "print('PATH', 'full' if 'asyncio' in sys.modules else 'quick', file=sys.stderr)\n"
+       "print('PATH', 'full' if 'aiohttp' in sys.modules else 'quick', file=sys.stderr)\n"
        "sys.exit(rc)\n")
 FULL = ("-l", "probe=1")  # a flag only the full path takes; it changes nothing seen here
 
