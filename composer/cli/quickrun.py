@@ -14,15 +14,16 @@ volumes, then creates, attaches, starts, relays and removes. Here:
   modules that compute it, so any change of a file, the environment or this code is a miss
   (then the full loader makes the plan again, and its errors are the errors);
 - checks that the full path would do nothing but confirm (`serves`): no flag the quick
-  path does not take (-d, -p, -P, -v, -l, --cap-*, --use-aliases, --build, --pull, a
-  terminal, --dry-run), no dependency to start (or --no-deps), the policy `missing` or
+  path does not take (-d, -p, -P, -v, -l, --cap-*, --use-aliases, --build, --pull,
+  --dry-run), no dependency to start (or --no-deps), the policy `missing` or
   `never` with the image here, every network and volume already there, no post_start hook;
   anything else is None before anything changed, and the full path runs as before;
 - the run: the one-off's changes (exec_cmd.one_off_changes, shared with the full path),
-  create, attach (follow) before the start, start, the stdio on threads
-  (blockingio.blocking_session), SIGINT/SIGTERM passed to the container as the full path's
-  relay does, the exit code (a failed start: its 125/126/127), and with --rm the removal
-  before we return, whatever happened.
+  the create, then composerd's run_attached websocket (runtime.daemon.oneoff: attach in
+  follow mode, start, relay, and with --rm the removal before EXIT), the stdio on threads
+  (blockingio.blocking_session); on a terminal in raw mode with its size sent now and on
+  SIGWINCH (a pty one-off, as the full path's relay), else SIGINT/SIGTERM passed to the
+  container; the exit code (a failed start: its 125/126/127).
 
 One difference: the full path re-applies an existing network's firewall rules on every run
 (create_network is idempotent: ~30 ms of nft); `up` and composerd's start do that, so a
@@ -32,8 +33,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import signal
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -60,12 +63,11 @@ _PLAN_CODE = ("convert.py", "labels.py", "operations.py", "cli/runflags.py", "cl
 
 def _defaults_only(args: argparse.Namespace) -> bool:
     """No flag whose work only the full path does."""
-    from composer.cli.exec_cmd import run_wants_tty
     from composer.cli.output import SETTINGS
 
     return not (args.detach or args.publish or args.service_ports or args.volume or args.label
                 or args.cap_add or args.cap_drop or args.use_aliases or args.build
-                or args.pull is not None or SETTINGS.dry_run or run_wants_tty(args))
+                or args.pull is not None or SETTINGS.dry_run)
 
 
 def plan_inputs(args: argparse.Namespace) -> list[object]:
@@ -175,23 +177,26 @@ def quick_run(args: argparse.Namespace) -> int | None:
         run_now(client.close())
 
 
-def one_off_spec(plan: dict[str, Any], project: str, args: argparse.Namespace) -> dict[str, Any]:
+def one_off_spec(plan: dict[str, Any], project: str, args: argparse.Namespace,
+                 tty: bool = False) -> dict[str, Any]:
     """The plan's container with the one-off's changes, in JSON: the ContainerSpec the full
     path would create (no dataclass: runtime.types costs ~8 ms to import)."""
     from composer.cli.exec_cmd import one_off_changes
     from runtime import serde
 
     spec: dict[str, Any] = plan["spec"]
-    return {**spec, **serde.to_dict(one_off_changes(args, project, spec["env"], False))}
+    return {**spec, **serde.to_dict(one_off_changes(args, project, spec["env"], tty))}
 
 
 def _run(plan: dict[str, Any], summary: StackSummary, args: argparse.Namespace,
          client: QuickClient) -> int:
+    from composer.cli.exec_cmd import run_wants_tty
     from runtime import routes
     from runtime.errors import EngineError, NotFound
     from runtime.quickclient import run_now
 
-    spec = one_off_spec(plan, summary.name, args)
+    tty = run_wants_tty(args)  # as the full path: ours a terminal (or -t), unless -T
+    spec = one_off_spec(plan, summary.name, args, tty)
     cid = str(run_now(client.call_json(routes.CREATE_CONTAINER, body=spec))["id"])
     try:
         # attached, started, relayed and (--rm) removed by composerd before it says EXIT
@@ -201,7 +206,7 @@ def _run(plan: dict[str, Any], summary: StackSummary, args: argparse.Namespace,
             run_now(client.remove_container(cid, force=True, volumes=True))
         raise
     try:
-        code = _session(client, cid, stream)
+        code = _session(client, cid, stream, tty)
     finally:
         run_now(stream.close())
     if stream.exit_code is None and code != 141:  # composerd went away mid-run: ask it
@@ -213,11 +218,18 @@ def _run(plan: dict[str, Any], summary: StackSummary, args: argparse.Namespace,
     return code
 
 
-def _session(client: QuickClient, cid: str, stream: QuickAttach) -> int:
-    """The container's stdio until it ends; SIGINT and SIGTERM go to the container (it
-    decides whether to end: 130 from a ^C'd shell), as attach_cmd.relay's sig proxy."""
+def _session(client: QuickClient, cid: str, stream: QuickAttach, tty: bool) -> int:
+    """The container's stdio until it ends, as attach_cmd.relay with run's settings: on a
+    terminal (a tty one-off, our stdin a tty) in raw mode, its size sent now and on every
+    SIGWINCH, ^C a byte for the container; else SIGINT and SIGTERM go to the container (it
+    decides whether to end: 130 from a ^C'd shell), relay's sig proxy."""
     from composer.cli.blockingio import blocking_session, stdin_fd
     from runtime.quickclient import QuickClient, run_now
+
+    in_fd = stdin_fd()
+    if tty and in_fd >= 0 and os.isatty(in_fd):
+        with _raw_terminal(in_fd, lambda: _send_size(stream)):
+            return blocking_session(stream, in_fd)
 
     def proxy(signum: int, _frame: object) -> None:
         other = QuickClient(client.socket_path)  # the main one may be mid-request
@@ -230,8 +242,35 @@ def _session(client: QuickClient, cid: str, stream: QuickAttach) -> int:
 
     before = {s: signal.signal(s, proxy) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        return blocking_session(stream, stdin_fd())
+        return blocking_session(stream, in_fd)
     finally:
         for s, h in before.items():
             signal.signal(s, h)
 
+
+def _send_size(stream: QuickAttach) -> None:
+    import shutil
+
+    from runtime.quickclient import run_now
+
+    size = shutil.get_terminal_size()
+    run_now(stream.resize(size.lines, size.columns))
+
+
+@contextlib.contextmanager
+def _raw_terminal(fd: int, on_resize: Callable[[], None]) -> Iterator[None]:
+    """runtime.terminal.raw_terminal without an event loop: raw mode (TCSANOW: what was
+    typed before goes to the container), `on_resize` now and on SIGWINCH, then as it was."""
+    import termios
+    import tty
+
+    saved = termios.tcgetattr(fd)
+    tty.setraw(fd, termios.TCSANOW)
+    before = signal.getsignal(signal.SIGWINCH)
+    try:
+        on_resize()
+        signal.signal(signal.SIGWINCH, lambda _s, _f: on_resize())
+        yield
+    finally:
+        signal.signal(signal.SIGWINCH, before)
+        termios.tcsetattr(fd, termios.TCSADRAIN, saved)

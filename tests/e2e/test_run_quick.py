@@ -102,3 +102,52 @@ def test_ctrl_c_ends_the_one_off_with_130_and_nothing_is_left(env: Env, tmp_path
             assert one_offs(env, d) == [], extra
         assert state_dirs(env) == kept
         env.composer("down", "-t", "1", cwd=d)
+
+
+def test_run_on_a_terminal_quick_and_full_paths_agree(env: Env, tmp_path: Path) -> None:
+    """A pty one-off: raw mode (the container's line discipline echoes), the terminal's
+    size, ^C as a byte the container's shell gets, the exit code, nothing left."""
+    import fcntl
+    import os
+    import pty
+    import struct
+    import termios
+
+    from tests.e2e.conftest import read_until
+
+    d = tmp_path / "tty"
+    write_stack(d, STACK)
+    with taken_down(env, d):
+        env.composer("up", "-d", "tiny", cwd=d)
+        kept = state_dirs(env)
+        for extra, want_path in (((), "quick"), (FULL, "full")):
+            master, slave = pty.openpty()
+            fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 33, 111, 0, 0))
+            saved = termios.tcgetattr(slave)
+            proc = subprocess.Popen(
+                [sys.executable, "-c", CLI, "run", "--rm", *extra, "tiny", "sh", "-c",
+                 "[ -t 0 ] && echo on-a-tty; read x; echo typed-$x; stty size; "
+                 "trap 'echo got-int; exit 9' INT; echo waiting; while :; do sleep 1; done"],
+                cwd=d, env=env.environ, stdin=slave, stdout=slave, stderr=slave)
+            try:
+                assert b"on-a-tty" in read_until(master, b"on-a-tty", timeout=120), extra
+                # typed once the size was sent (a start races it: both paths, as docker's)
+                os.write(master, b"hi\r")
+                out = read_until(master, b"waiting")
+                assert b"typed-hi" in out and b"33 111" in out, (extra, out)
+                os.write(master, b"\x03")  # ^C: a byte, the container's tty makes it SIGINT
+                out = read_until(master, b"PATH ")
+                assert b"got-int" in out, (extra, out)
+                assert proc.wait(timeout=30) == 9, extra
+                rest = out.rpartition(b"PATH ")[2] + read_until(master, b"\n", timeout=5)
+                assert rest.decode().strip() == want_path, (extra, rest)
+                assert termios.tcgetattr(slave) == saved  # the terminal as it was
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait(10)
+                os.close(slave)
+                os.close(master)
+            assert one_offs(env, d) == [], extra
+        assert state_dirs(env) == kept
+        env.composer("down", "-t", "1", cwd=d)

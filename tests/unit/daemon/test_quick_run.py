@@ -99,6 +99,7 @@ def normalized(spec: ContainerSpec) -> dict[str, Any]:
 FLAGS: list[tuple[str, ...]] = [
     (),
     ("-T",),
+    ("-t",),  # a pty one-off (our stdin is no terminal here: no raw mode, signals proxied)
     ("-e", "OVER=cli", "-e", "FROM_HOST", "-e", "EMPTY="),
     ("--entrypoint", "sh -c", "echo hi"),
     ("-w", "/tmp", "-u", "1000:1000"),
@@ -128,7 +129,8 @@ async def test_the_quick_run_creates_the_full_paths_container_and_says_the_same(
         assert one_offs[2].name == "chosen"
     assert engine.containers == {}  # --rm: gone when the command returned, both ways
     spec = one_offs[2]
-    assert spec.ports == () and spec.restart == "no" and spec.stdin_open and not spec.tty
+    assert spec.ports == () and spec.restart == "no" and spec.stdin_open
+    assert spec.tty == ("-t" in flags)
     assert spec.labels["com.docker.compose.oneoff"] == "True"
 
 
