@@ -112,17 +112,20 @@ async def run_attached(request: web.Request, engine: EngineAPI, ref: str, rm: bo
         if out.done() and not out.cancelled() and out.exception() is not None:
             raise out.exception()  # type: ignore[misc]
     finally:
-        try:
+        async def end() -> None:
+            # a task of its own: when the client left, this handler is being cancelled and
+            # every settle() in it would raise again (runtime.tasks), skipping the removal
             for task in (recv, out):
                 if task is not None:
                     await cancel_and_wait(task)
-        finally:
             await stream.close()
-            try:
-                if rm:
-                    await complete(engine.remove_container(ref, force=True, volumes=True))
-                if code is not None and not ws.closed:
-                    await ws.send_bytes(frame(EXIT, exit_payload(code)))
-            finally:
-                await ws.close()
+            if rm:
+                await engine.remove_container(ref, force=True, volumes=True)
+
+        try:
+            await complete(end())
+            if code is not None and not ws.closed:
+                await ws.send_bytes(frame(EXIT, exit_payload(code)))
+        finally:
+            await ws.close()
     return ws

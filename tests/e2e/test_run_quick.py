@@ -8,6 +8,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from tests.e2e.conftest import Env, taken_down, write_stack
@@ -100,6 +101,20 @@ def test_ctrl_c_ends_the_one_off_with_130_and_nothing_is_left(env: Env, tmp_path
             path = proc.stderr.read().rpartition(b"PATH ")[2].decode().strip()
             assert path == ("full" if extra else "quick")
             assert one_offs(env, d) == [], extra
+        # a CLI killed outright: composerd removes the --rm one-off itself (quick path)
+        proc = subprocess.Popen(
+            [sys.executable, "-c", CLI, "run", "--rm", "-T", "tiny", "sh", "-c",
+             "echo started; exec sleep 137"],
+            cwd=d, env=env.environ, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE)
+        procs.append(proc)  # type: ignore[arg-type]
+        assert proc.stdout is not None and proc.stdout.readline() == b"started\n"
+        proc.kill()
+        proc.wait(30)
+        deadline = time.monotonic() + 20
+        while one_offs(env, d):
+            assert time.monotonic() < deadline, "the killed CLI's --rm one-off stayed"
+            time.sleep(0.2)
         assert state_dirs(env) == kept
         env.composer("down", "-t", "1", cwd=d)
 

@@ -48,6 +48,8 @@ class OneOff(AttachStream):
     """A one-off's stdio as the engine's follow mode gives it: stdin read until its end,
     then `read: <input>` on stdout, `err` on stderr and EXIT 3."""
 
+    closing = 0.0  # s its close takes (the shim's socket): a cancellation may land there
+
     def __init__(self) -> None:
         self.out: asyncio.Queue[tuple[int, bytes] | None] = asyncio.Queue()
         self.input = bytearray()
@@ -66,7 +68,7 @@ class OneOff(AttachStream):
         return await self.out.get()
 
     async def close(self) -> None:
-        pass
+        await asyncio.sleep(self.closing)
 
 
 @pytest.fixture
@@ -187,3 +189,30 @@ async def test_deps_already_there_with_no_deps_is_quick_and_a_new_network_is_not
     engine.networks.clear()  # gone: the full path makes it again, and says so
     again = await cli(socket_path, short_tmp, *argv)
     assert "asyncio" in again[3] and "Network demo_default  Created" in again[2]
+
+
+async def test_a_client_gone_mid_run_leaves_no_rm_one_off(
+        engine: FakeEngine, socket_path: Path, one_offs: list[ContainerSpec],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A killed CLI (its socket closed, no websocket CLOSE): composerd removes the `rm`
+    one-off itself, also when aiohttp's cancellation of the handler lands in its clean-up
+    (a slow stream close here); without rm it stays (as after a detach)."""
+    from runtime.quickclient import QuickClient, run_now
+
+    monkeypatch.setattr(OneOff, "closing", 0.3)
+    for rm in (True, False):
+        info = await engine.create_container(ContainerSpec(f"demo-app-run-{int(rm)}",
+                                                           "busybox:latest"))
+
+        def attach_and_die(cid: str = info.id, rm: bool = rm) -> None:
+            stream = run_now(QuickClient(socket_path).run_attached(cid, rm=rm))
+            stream.ws.sock.close()  # as the kernel does for a SIGKILLed process
+
+        await asyncio.to_thread(attach_and_die)
+        for _ in range(100):
+            if (info.id in engine.containers) != rm:
+                break
+            await asyncio.sleep(0.05)
+        assert (info.id in engine.containers) == (not rm), rm
+        if not rm:
+            assert engine.containers[info.id].info.state == "running"
