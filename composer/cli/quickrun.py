@@ -42,9 +42,9 @@ from typing import TYPE_CHECKING, Any
 
 from composer.stackcache import (
     StackSummary,
-    _stat_key,
     cache_dir,
     lookup_data,
+    stat_key,
     store_data,
     summary_from,
     summary_json,
@@ -74,7 +74,7 @@ def plan_inputs(args: argparse.Namespace) -> list[object]:
     here = Path(__file__).resolve().parent.parent
     return [args.files, args.project_name, args.project_directory, args.env_files,
             args.profiles, [args.service], "run-plan", PLAN_FORMAT, args.service,
-            [[f, _stat_key(str(here / f))] for f in _PLAN_CODE]]
+            [[f, stat_key(str(here / f))] for f in _PLAN_CODE]]
 
 
 def make_plan(args: argparse.Namespace) -> tuple[dict[str, Any], list[str]]:
@@ -158,16 +158,16 @@ def quick_run(args: argparse.Namespace) -> int | None:
         return None
     from composer.cli.quick import quick_client
 
-    plan = load_plan(args)
-    if plan is None or not plan.get("quick"):
-        return None
+    if "-" in (args.files or ()):
+        return None  # the stack on stdin: read once, by the full path
     client = quick_client()
     if client is None:
         return None  # composerd not running (the full path starts it), or a test's engine
     from runtime.quickclient import run_now
 
     try:
-        if not serves(plan, args, client):
+        plan = load_plan(args)
+        if plan is None or not serves(plan, args, client):
             return None
         summary = summary_from(plan["summary"])
         for w in summary.warnings:
