@@ -19,7 +19,6 @@ from runtime.errors import EngineError
 
 if TYPE_CHECKING:  # imported by the calls that build them: `run`'s quick path needs none
     from runtime.api import ContainerInfo, ImageInfo, NetworkInfo, VolumeInfo
-    from runtime.types import ContainerSpec
 
 Params = list[tuple[str, str]]
 
@@ -154,19 +153,6 @@ class PlainCalls:
         return [serde.from_dict(ImageInfo, d) for d in data]
 
     # the one-off container's calls: `run`'s quick path (composer.cli.quickrun) as well
-    async def create_container(self, spec: ContainerSpec) -> ContainerInfo:
-        from runtime.api import ContainerInfo
-
-        return serde.from_dict(
-            ContainerInfo, await self._call(*routes.CREATE_CONTAINER.request(), body=spec)
-        )
-
-    async def start_container(self, ref: str) -> ContainerInfo:
-        from runtime.api import ContainerInfo
-
-        data = await self._call(*routes.START_CONTAINER.request(ref))
-        return serde.from_dict(ContainerInfo, data)
-
     async def kill_container(self, ref: str, signal: str = "SIGKILL") -> None:
         await self._call(*routes.KILL_CONTAINER.request(ref), params=[("signal", signal)])
 
@@ -177,9 +163,3 @@ class PlainCalls:
     async def remove_container(self, ref: str, force: bool = False, volumes: bool = False) -> None:
         params = [("force", str(int(force))), ("v", str(int(volumes)))]
         await self._call(*routes.REMOVE_CONTAINER.request(ref), params=params)
-
-    async def inspect_image(self, ref: str) -> ImageInfo:
-        from runtime.api import ImageInfo
-
-        data = await self._call(*routes.INSPECT_IMAGE.request(ref))
-        return serde.from_dict(ImageInfo, data)

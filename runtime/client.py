@@ -60,7 +60,7 @@ from runtime.calls import (  # noqa: F401  (DaemonUnavailable, PermissionDenied:
 )
 from runtime.errors import Conflict, EngineError, InvalidArgument
 from runtime.paths import Paths, safe_name
-from runtime.types import NetworkSpec, VolumeSpec
+from runtime.types import ContainerSpec, NetworkSpec, VolumeSpec
 
 T = TypeVar("T")
 
@@ -323,6 +323,15 @@ class Client(PlainCalls):
 
     # ------------------------------------------------------------ containers
 
+    async def create_container(self, spec: ContainerSpec) -> ContainerInfo:
+        return serde.from_dict(
+            ContainerInfo, await self._call(*routes.CREATE_CONTAINER.request(), body=spec)
+        )
+
+    async def start_container(self, ref: str) -> ContainerInfo:
+        data = await self._call(*routes.START_CONTAINER.request(ref))
+        return serde.from_dict(ContainerInfo, data)
+
     async def stop_container(self, ref: str, timeout: float | None = None) -> ContainerInfo:
         params = [("timeout", repr(float(timeout)))] if timeout is not None else None
         data = await self._call(*routes.STOP_CONTAINER.request(ref), params=params)
@@ -493,6 +502,10 @@ class Client(PlainCalls):
 
     async def remove_volume(self, name: str, force: bool = False) -> None:
         await self._call(*routes.REMOVE_VOLUME.request(name), params=[("force", str(int(force)))])
+
+    async def inspect_image(self, ref: str) -> ImageInfo:
+        data = await self._call(*routes.INSPECT_IMAGE.request(ref))
+        return serde.from_dict(ImageInfo, data)
 
     async def remove_image(self, ref: str, force: bool = False) -> list[str]:
         data = await self._call(*routes.REMOVE_IMAGE.request(ref), params=[("force", str(int(force)))])
