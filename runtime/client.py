@@ -342,17 +342,6 @@ class Client(PlainCalls):
         data = await self._call(*routes.RESTART_CONTAINER.request(ref), params=params)
         return serde.from_dict(ContainerInfo, data)
 
-    async def kill_container(self, ref: str, signal: str = "SIGKILL") -> None:
-        await self._call(*routes.KILL_CONTAINER.request(ref), params=[("signal", signal)])
-
-    async def wait_container(self, ref: str) -> int:
-        data = await self._call(*routes.WAIT_CONTAINER.request(ref))
-        return int(data["exit_code"])
-
-    async def remove_container(self, ref: str, force: bool = False, volumes: bool = False) -> None:
-        params = [("force", str(int(force))), ("v", str(int(volumes)))]
-        await self._call(*routes.REMOVE_CONTAINER.request(ref), params=params)
-
     async def pause_container(self, ref: str) -> None:
         await self._call(*routes.PAUSE_CONTAINER.request(ref))
 
@@ -420,6 +409,11 @@ class Client(PlainCalls):
         return await self._websocket(*exec_attach_route(
             ref, argv, user=user, env=env, workdir=workdir, tty=tty, stdin=stdin,
             detach=detach, privileged=privileged))
+
+    async def run_attached(self, ref: str, rm: bool = False) -> WsAttach:
+        """A created one-off container attached, started, relayed, removed with `rm`
+        before its EXIT (runtime.daemon.oneoff)."""
+        return await self._websocket(routes.RUN_ATTACHED.url(ref), [("rm", str(int(rm)))])
 
     async def _websocket(self, path: str, params: list[tuple[str, str]]) -> WsAttach:
         try:

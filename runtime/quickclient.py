@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlencode
 
 from runtime import routes, rpc, serde
-from runtime.api import LogLine
 from runtime.calls import (
     DaemonUnavailable,
     Params,
@@ -34,6 +33,7 @@ from runtime.errors import EngineError, InvalidArgument
 from runtime.unixhttp import Connection, Response
 
 if TYPE_CHECKING:
+    from runtime.api import LogLine
     from runtime.quickattach import QuickAttach
 
 CONNECT_TIMEOUT = 10.0  # seconds, as Client's sock_connect
@@ -124,6 +124,8 @@ class QuickClient(PlainCalls):
         return self._logs(*logs_route(ref, False, tail, since, until))
 
     async def _logs(self, path: str, params: Params) -> AsyncIterator[LogLine]:
+        from runtime.api import LogLine
+
         # a connection of its own: several containers' logs may be read at once (one task
         # each), and a stream left half read must not spoil the shared connection
         own = QuickClient(self.socket_path)
@@ -155,12 +157,24 @@ class QuickClient(PlainCalls):
                           privileged: bool = False) -> QuickAttach:
         """As Client.exec_attach: the command starts before the upgrade (an unknown or
         stopped container is composerd's 4xx error), then its stdio as attach frames."""
+        return self._websocket(*exec_attach_route(
+            ref, argv, user=user, env=env, workdir=workdir, tty=tty, stdin=stdin,
+            detach=detach, privileged=privileged))
+
+    async def attach_container(self, ref: str, logs: bool = False,
+                               follow: bool = False) -> QuickAttach:
+        """As Client.attach_container (`run`'s quick path attaches so before the start)."""
+        return self._websocket(routes.ATTACH_CONTAINER.url(ref),
+                               [("logs", str(int(logs))), ("follow", str(int(follow)))])
+
+    async def run_attached(self, ref: str, rm: bool = False) -> QuickAttach:
+        """As Client.run_attached: attach, start, relay, remove (`rm`), then EXIT."""
+        return self._websocket(routes.RUN_ATTACHED.url(ref), [("rm", str(int(rm)))])
+
+    def _websocket(self, path: str, params: Params) -> QuickAttach:
         from runtime.quickattach import QuickAttach  # here: ps, port, logs need none of it
         from runtime.wsclient import HandshakeError, WebSocket
 
-        path, params = exec_attach_route(ref, argv, user=user, env=env, workdir=workdir,
-                                         tty=tty, stdin=stdin, detach=detach,
-                                         privileged=privileged)
         try:
             ws = WebSocket.connect(self.socket_path, f"{path}?{urlencode(params)}",
                                    max_msg_size=rpc.MAX_BODY)

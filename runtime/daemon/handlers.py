@@ -220,6 +220,15 @@ async def exec_attach(request: web.Request) -> web.StreamResponse:
         tty=req.tty, stdin=req.stdin, detach=req.detach, privileged=req.privileged)
     return await relay(request, stream)
 
+async def run_attached(request: web.Request) -> web.StreamResponse:
+    """`run`'s one-off: attach, start, relay, remove (rm=1), then its EXIT."""
+    from runtime.daemon.oneoff import run_attached as run_one_off
+
+    rm = rpc.parse_bool(_q(request, "rm"), "rm")
+    return await run_one_off(request, _engine(request), _ref(request), bool(rm),
+                             lambda call: _complete(request, call))
+
+
 async def top(request: web.Request) -> web.Response:
     return _json(await _engine(request).top(_ref(request)))
 

@@ -96,7 +96,7 @@ async def test_every_route_is_reached_by_a_client_method(
         with contextlib.suppress(EngineError):
             await drain(client.export_container(cid))
         for stream in (await client.exec_attach(cid, ["false"]),
-                       await client.attach_container(cid)):
+                       await client.attach_container(cid), await client.run_attached(cid)):
             await stream.close()
         for call in (client.pause_container(cid), client.unpause_container(cid),
                      client.restart_container(cid), client.kill_container(cid),
