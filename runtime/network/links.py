@@ -18,11 +18,10 @@ from dataclasses import dataclass
 from ipaddress import IPv4Network
 from typing import TypeVar
 
-from pyroute2 import AsyncIPRoute
-from pyroute2.netlink.exceptions import NetlinkError as PyrNetlinkError
-
 from runtime.network.errors import NetworkError
 from runtime.network.names import mac_from_ip
+from runtime.network.netlinklib import AsyncIPRoute
+from runtime.network.netlinklib import NetlinkError as PyrNetlinkError
 
 CLONE_NEWNET = 0x40000000
 NETLINK_ROUTE = 0
