@@ -208,10 +208,12 @@ class NetworkManager:
         with self.store.transaction() as st:
             st.networks.pop(name, None)
             snapshot = st
-        await self._apply_firewall(snapshot)
-        if not snapshot.networks:
-            tables = await firewall.list_tables()
-            others = [t for _, t in tables if t.startswith(firewall.DEFAULT_TABLE)]
+        if snapshot.networks:
+            await self._apply_firewall(snapshot)
+        else:  # the last one: the host's tables are listed while ours is deleted
+            _, tables = await asyncio.gather(self._apply_firewall(snapshot), firewall.list_tables())
+            others = [t for _, t in tables
+                      if t.startswith(firewall.DEFAULT_TABLE) and t != self.table]
             foreign = hostfw.foreign_engines(self._host_fw, tables)
             sysctl.forward_release(others_active=bool(others), keep_on=bool(foreign))
             if foreign and not others:
