@@ -12,11 +12,13 @@ from __future__ import annotations
 import errno
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from runtime import access, routes, rpc, serde
-from runtime.api import ContainerInfo, ImageInfo, NetworkInfo, VolumeInfo
 from runtime.errors import EngineError
+
+if TYPE_CHECKING:  # imported where an answer is decoded: the quick path may never need them
+    from runtime.api import ContainerInfo, ImageInfo, NetworkInfo, VolumeInfo
 
 Params = list[tuple[str, str]]
 
@@ -109,6 +111,8 @@ class PlainCalls:
         return await self._call(*routes.VERSION.request())  # type: ignore[no-any-return]
 
     async def inspect_container(self, ref: str) -> ContainerInfo:
+        from runtime.api import ContainerInfo
+
         return serde.from_dict(
             ContainerInfo, await self._call(*routes.INSPECT_CONTAINER.request(ref))
         )
@@ -116,6 +120,8 @@ class PlainCalls:
     async def list_containers(
         self, all: bool = False, labels: dict[str, str] | None = None
     ) -> list[ContainerInfo]:
+        from runtime.api import ContainerInfo
+
         params = [("all", str(int(all))), *rpc.format_labels(labels)]
         return [
             serde.from_dict(ContainerInfo, d)
@@ -123,13 +129,19 @@ class PlainCalls:
         ]
 
     async def list_networks(self, labels: dict[str, str] | None = None) -> list[NetworkInfo]:
+        from runtime.api import NetworkInfo
+
         data = await self._call(*routes.LIST_NETWORKS.request(), params=rpc.format_labels(labels))
         return [serde.from_dict(NetworkInfo, d) for d in data]
 
     async def list_volumes(self, labels: dict[str, str] | None = None) -> list[VolumeInfo]:
+        from runtime.api import VolumeInfo
+
         data = await self._call(*routes.LIST_VOLUMES.request(), params=rpc.format_labels(labels))
         return [serde.from_dict(VolumeInfo, d) for d in data]
 
     async def list_images(self) -> list[ImageInfo]:
+        from runtime.api import ImageInfo
+
         data = await self._call(*routes.LIST_IMAGES.request())
         return [serde.from_dict(ImageInfo, d) for d in data]
