@@ -245,7 +245,8 @@ async def test_exec_decodes_no_container_dataclasses(engine: FakeEngine, socket_
     await web_container(engine)
     (short_tmp / "compose.yaml").write_text(STACK)
     base = ("-f", "compose.yaml", "-p", "demo")
-    await cli(socket_path, short_tmp, *base, "ps")  # fills the stack cache
-    code, out, _, modules = await cli(socket_path, short_tmp, *base, "exec", "-T", "web", "echo", "hi")
+    argv = (*base, "exec", "-T", "web", "echo", "hi")
+    await cli(socket_path, short_tmp, *argv)  # fills the stack cache (its entry names `web`)
+    code, out, _, modules = await cli(socket_path, short_tmp, *argv)
     assert (code, out) == (0, b"hi\n")
     assert not {"runtime.api", "runtime.types"} & modules
