@@ -834,9 +834,7 @@ class Engine:
         await self._release(rec)
         self.table.discard(rec.id)
         live.end_run(rec.run.exit_code or 0)
-        await asyncio.to_thread(quota.release, rec.dir, rec.dir / rootfs.ROOTFS)
-        await asyncio.to_thread(rootfs.cleanup, rec.dir)
-        await asyncio.to_thread(shutil.rmtree, rec.dir, True)
+        await asyncio.to_thread(_drop_files, rec.dir)
         if volumes:
             for m in (*rec.spec.mounts, *rec.resolved.extra_mounts):
                 if m.type == "volume" and m.source and self._is_anonymous(m.source):
@@ -1296,6 +1294,16 @@ def _net_bytes(pid: int) -> tuple[int, int]:
             rx += int(fields[0])
             tx += int(fields[8])
     return rx, tx
+
+
+def _drop_files(container_dir: Path) -> None:
+    """A removed container's quota, rootfs (unmounted) and state dir in one worker-thread
+    trip instead of three: each trip is a hand-off to a thread and back, which a loaded host
+    makes cost milliseconds. The rest of a remove's time is the unlinks and rmdirs (~20 for
+    a container that wrote nothing)."""
+    quota.release(container_dir, container_dir / rootfs.ROOTFS)
+    rootfs.cleanup(container_dir)
+    shutil.rmtree(container_dir, True)
 
 
 __all__ = ["Engine", "RunState"]

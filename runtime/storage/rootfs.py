@@ -119,7 +119,7 @@ def mounts_under(path: str) -> list[str]:
 
 
 def _unescape(s: str) -> str:
-    if "\\" not in s:  # most mount points: nothing to undo (this runs for every line)
+    if "\\" not in s:  # most mount points: no octal escapes (a remove reads every line)
         return s
     out, i = [], 0
     while i < len(s):
