@@ -25,7 +25,7 @@ import shutil
 import signal
 import socket
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
@@ -958,14 +958,19 @@ class Engine:
         stdin: bool = True,
         detach: bool = False,
         privileged: bool = False,
+        ready: Callable[[], Awaitable[None]] | None = None,
     ) -> ExecSession:
         """Start `argv` in the running container and return its stdio as a stream
         (runtime.exec_session): input from `write()` when `stdin`, output as it is written,
         then its exit code. `detach`: it runs on its own (no stdio) and the stream ends at
         once with code 0. A command that cannot start is a stream of its message and
-        126/127, as `docker exec` prints them."""
+        126/127, as `docker exec` prints them. `ready()` is awaited once the container is
+        known to run, before the command starts (composerd answers the websocket upgrade
+        there: the client's own start overlaps the launch's ~10 ms)."""
         _, launched, cfg = await self._exec_config(ref, argv, user, env, workdir, tty,
                                                    privileged)
+        if ready is not None:
+            await ready()
         if detach:
             cfg = replace(cfg, detach=True)
         try:
