@@ -1,4 +1,4 @@
-"""The dependency graph of a stack's enabled services (a composer.digraph.DiGraph).
+"""The dependency graph of a stack's enabled services (networkx DiGraph).
 
 An edge `a -> b` means "a needs b": b starts first and stops last. Edges come from
 `depends_on` (with its condition), `links`, `volumes_from`, and `network_mode` / `ipc` /
@@ -11,11 +11,14 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from composer.digraph import DiGraph, descendants, find_cycle, topological_generations
 from composer.errors import GraphError
 from composer.spec.parts import DependsOn
 from composer.spec.stack import Stack
+
+if TYPE_CHECKING:  # networkx costs ~80 ms to import: only a verb that orders services pays it
+    import networkx as nx
 
 
 @dataclass(frozen=True)
@@ -28,7 +31,7 @@ class Dependency:
 
 
 class ServiceGraph:
-    def __init__(self, graph: DiGraph) -> None:
+    def __init__(self, graph: nx.DiGraph) -> None:
         self.graph = graph
 
     @property
@@ -46,7 +49,9 @@ class ServiceGraph:
 
     def generations(self) -> list[list[str]]:
         """Start order: each list can start in parallel once the previous ones are up."""
-        return [sorted(g) for g in topological_generations(self.graph.reverse())]
+        import networkx as nx
+
+        return [sorted(g) for g in nx.topological_generations(self.graph.reverse(copy=False))]
 
     def teardown_generations(self) -> list[list[str]]:
         """Stop order: dependents first."""
@@ -54,17 +59,21 @@ class ServiceGraph:
 
     def select(self, names: Iterable[str]) -> set[str]:
         """The given services plus everything they need, transitively."""
+        import networkx as nx
+
         out: set[str] = set()
         for name in names:
             if name not in self.graph:
                 raise GraphError(f'no such service "{name}" (known: {", ".join(self.services)})')
             out.add(name)
-            out |= descendants(self.graph, name)
+            out |= nx.descendants(self.graph, name)
         return out
 
 
 def build_graph(stack: Stack) -> ServiceGraph:
-    graph = DiGraph()
+    import networkx as nx
+
+    graph: nx.DiGraph = nx.DiGraph()
     graph.add_nodes_from(stack.services)
     by_container = {s.container_name: n for n, s in stack.all_services().items() if s.container_name}
     for name, svc in stack.services.items():
@@ -119,7 +128,7 @@ def _file(stack: Stack) -> str | None:
     return os.path.basename(stack.files[0]) if stack.files else None
 
 
-def _add_edge(graph: DiGraph, name: str, dep: Dependency) -> None:
+def _add_edge(graph: nx.DiGraph, name: str, dep: Dependency) -> None:
     if graph.has_edge(name, dep.service):
         old: Dependency = graph.edges[name, dep.service]["dependency"]
         if old.kind == "depends_on":
@@ -127,9 +136,14 @@ def _add_edge(graph: DiGraph, name: str, dep: Dependency) -> None:
     graph.add_edge(name, dep.service, dependency=dep)
 
 
-def _check_cycles(graph: DiGraph, file: str | None) -> None:
-    cycle = find_cycle(graph)  # O(V+E)
-    if not cycle:
+def _check_cycles(graph: nx.DiGraph, file: str | None) -> None:
+    import networkx as nx
+
+    if nx.is_directed_acyclic_graph(graph):  # O(V+E); find_cycle is slow on big acyclic graphs
+        return
+    try:
+        cycle = nx.find_cycle(graph)
+    except nx.NetworkXNoCycle:
         return
     names = [edge[0] for edge in cycle] + [cycle[0][0]]
     raise GraphError(f"dependency cycle: {' -> '.join(names)}", file=file, service=names[0])

@@ -1,7 +1,6 @@
 """When things happen: start a service graph in dependency order, stop it in reverse.
 
-The graph is a `composer.digraph.DiGraph` of service names (a networkx DiGraph is copied
-into one) where an edge `A -> B` means "A depends
+The graph is a `networkx.DiGraph` of service names where an edge `A -> B` means "A depends
 on B", with edge attributes `condition` (service_started | service_healthy |
 service_completed_successfully), `required` (bool) and `restart` (bool). The scheduler knows
 nothing else about services: the caller passes `start(name)` and
@@ -26,10 +25,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Generic, Literal, Protocol, TypeVar, Union
+from typing import TYPE_CHECKING, Generic, Literal, Protocol, TypeVar, Union
 
-from composer.digraph import CycleError, DiGraph, find_cycle, lexicographical_topological_sort
 from composer.errors import ComposerError
+
+if TYPE_CHECKING:  # imported where a graph is walked: `ps` and friends never pay for it
+    import networkx as nx
 
 SERVICE_STARTED = "service_started"
 SERVICE_HEALTHY = "service_healthy"
@@ -50,10 +51,10 @@ class HasGraph(Protocol):
     """What keeps a dependency graph in `.graph` (composer.graph.ServiceGraph)."""
 
     @property
-    def graph(self) -> Any: ...
+    def graph(self) -> nx.DiGraph: ...
 
 
-GraphLike = Union[DiGraph, HasGraph, Any]  # noqa: UP007 - Any: a networkx DiGraph (tests)
+GraphLike = Union["nx.DiGraph", HasGraph]  # noqa: UP007 - networkx is imported lazily
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -110,14 +111,15 @@ def dependencies(graph: GraphLike, service: str) -> tuple[Dependency, ...]:
     return tuple(sorted(deps, key=lambda d: d.name))
 
 
-def as_digraph(graph: GraphLike) -> DiGraph:
-    """The DiGraph itself, or the one a wrapper keeps in `.graph` (ServiceGraph); a copy of
-    a networkx DiGraph (or of one a wrapper keeps)."""
-    for g in (graph, getattr(graph, "graph", None)):
-        if isinstance(g, DiGraph):
-            return g
-        if callable(getattr(g, "edges", None)) and hasattr(g, "nodes") and hasattr(g, "succ"):
-            return DiGraph.of(g)  # networkx's
+def as_digraph(graph: GraphLike) -> nx.DiGraph:
+    """The networkx DiGraph itself, or the one a wrapper keeps in `.graph` (ServiceGraph)."""
+    import networkx as nx
+
+    if isinstance(graph, nx.DiGraph):
+        return graph
+    inner = getattr(graph, "graph", None)
+    if isinstance(inner, nx.DiGraph):
+        return inner
     raise SchedulerError(f"not a dependency graph: {type(graph).__name__}")
 
 
@@ -159,7 +161,9 @@ def _emit(events: EventHook | None, service: str, status: Status, message: str =
         events(service, status, message)
 
 
-def _targets(graph: DiGraph, services: Collection[str] | None) -> list[str]:
+def _targets(graph: nx.DiGraph, services: Collection[str] | None) -> list[str]:
+    import networkx as nx
+
     """The services of this run in a stable topological order (dependencies first)."""
     names = set(graph.nodes) if services is None else set(services)
     unknown = sorted(names - set(graph.nodes))
@@ -167,9 +171,9 @@ def _targets(graph: DiGraph, services: Collection[str] | None) -> list[str]:
         raise SchedulerError(f"no such service: {', '.join(unknown)}")
     sub = graph.subgraph(names)
     try:
-        order = lexicographical_topological_sort(sub.reverse())
-    except CycleError:
-        cycle = [u for u, _ in find_cycle(sub)]
+        order = list(nx.lexicographical_topological_sort(sub.reverse(copy=False)))
+    except nx.NetworkXUnfeasible:
+        cycle = [u for u, _ in nx.find_cycle(sub)]
         path = " -> ".join([*cycle, cycle[0]])
         raise SchedulerError(f"dependency cycle: {path} (remove one depends_on)") from None
     return order
