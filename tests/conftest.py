@@ -34,11 +34,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         parts = Path(str(item.fspath)).parts
         if any(d in parts for d in ROOT_DIRS):
             item.add_marker(pytest.mark.root)
-        if "host" not in parts:
-            # a warning is an error (an unclosed file or pipe, a never-awaited coroutine, a
-            # deprecation); a test's own filterwarnings mark still applies first. Not yet in
-            # the host tier, whose VM run has not been seen clean under it.
-            item.add_marker(pytest.mark.filterwarnings("error"), append=False)
+        # a warning is an error (an unclosed file or pipe, a never-awaited coroutine, a
+        # deprecation), in every tier; a test's own filterwarnings mark still applies first
+        item.add_marker(pytest.mark.filterwarnings("error"), append=False)
     # the corpus is data of other projects beside the checkout (CI has it): without it, its
     # tests are deselected by their marker and the run says so, instead of failing a checkout
     if not CORPUS.is_dir() and not os.environ.get("COMPOSER_CORPUS"):

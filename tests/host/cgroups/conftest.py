@@ -82,3 +82,6 @@ def spawn() -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
     for p in procs:
         p.kill()
         p.wait()
+        for pipe in (p.stdout, p.stderr):  # a test's stdout=PIPE: closed, or a ResourceWarning
+            if pipe is not None:
+                pipe.close()
