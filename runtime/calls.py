@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from runtime import access, routes, rpc, serde
-from runtime.errors import EngineError
+from runtime.errors import EngineError, UnknownRoute
 
 if TYPE_CHECKING:  # imported by the calls that build them: `run`'s quick path needs none
     from runtime.api import ContainerInfo, ImageInfo, NetworkInfo, VolumeInfo
@@ -94,6 +94,9 @@ def attach_refused(status: int, reason: str, error_header: str | None) -> Engine
         body = None
     if isinstance(body, dict):
         return rpc.error_from_body(status, body)
+    if status == 404:  # not an answer of ours (each carries its error): no such route here
+        return UnknownRoute("composerd does not serve this request: it runs older code than "
+                            "this composer (restart it: containers keep running)")
     return rpc.error_from_body(status, {"message": reason or f"status {status}"})
 
 

@@ -24,6 +24,11 @@ class NotFound(EngineError, LookupError):
     status = 404
 
 
+class UnknownRoute(NotFound):
+    """composerd does not serve the route at all (a 404 that is not one of its own answers):
+    it runs older code than the client, started before an upgrade."""
+
+
 class Conflict(EngineError):
     """Name in use, container running, port taken: the request clashes with current state."""
 

@@ -189,10 +189,10 @@ def one_off_spec(plan: dict[str, Any], project: str, args: argparse.Namespace,
 
 
 def _run(plan: dict[str, Any], summary: StackSummary, args: argparse.Namespace,
-         client: QuickClient) -> int:
+         client: QuickClient) -> int | None:
     from composer.cli.exec_cmd import run_wants_tty
     from runtime import routes
-    from runtime.errors import EngineError, NotFound
+    from runtime.errors import EngineError, NotFound, UnknownRoute
     from runtime.quickclient import run_now
 
     tty = run_wants_tty(args)  # as the full path: ours a terminal (or -t), unless -T
@@ -201,6 +201,9 @@ def _run(plan: dict[str, Any], summary: StackSummary, args: argparse.Namespace,
     try:
         # attached, started, relayed and (--rm) removed by composerd before it says EXIT
         stream = run_now(client.run_attached(cid, rm=args.rm))
+    except UnknownRoute:  # a composerd from before this route: the full path serves the run
+        run_now(client.remove_container(cid, force=True, volumes=True))
+        return None
     except BaseException:
         if args.rm:
             run_now(client.remove_container(cid, force=True, volumes=True))

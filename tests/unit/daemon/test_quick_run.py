@@ -216,3 +216,29 @@ async def test_a_client_gone_mid_run_leaves_no_rm_one_off(
         assert (info.id in engine.containers) == (not rm), rm
         if not rm:
             assert engine.containers[info.id].info.state == "running"
+
+
+async def test_a_composerd_from_before_the_run_route_gets_the_full_path(
+        engine: FakeEngine, short_tmp: Path, one_offs: list[ContainerSpec],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A composerd started before an upgrade (its code has no run route): the quick path's
+    created container is removed and the full path serves the run, with the same result."""
+    from runtime import routes
+    from runtime.daemon.serving import serve
+
+    monkeypatch.setattr(routes, "ROUTES", tuple(r for r in routes.ROUTES
+                                                 if r is not routes.RUN_ATTACHED))
+    path = short_tmp / "run" / "composer.sock"
+    runner = await serve(engine, path)
+    try:
+        (short_tmp / "compose.yaml").write_text(STACK)
+        argv = (*BASE, "run", "--rm", "-T", "app")
+        first = await cli(path, short_tmp, *argv, stdin=b"hi")  # makes the plan
+        again = await cli(path, short_tmp, *argv, stdin=b"hi")
+        assert first[0] == 3 and "Network demo_default  Created" in first[2]
+        assert again[:3] == (3, b"read: hi\n", "err"), again[:3]
+        assert "asyncio" in again[3]  # the quick path gave it up, the full path ran
+        assert len(one_offs) == 3  # the quick path's create, removed, then the full path's
+        assert engine.containers == {}
+    finally:
+        await runner.cleanup()
