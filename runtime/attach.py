@@ -1,6 +1,6 @@
 """Attach: a live connection to a running container's stdio, as `docker attach`.
 
-`AttachStream` is what `EngineAPI.attach_container` returns, in-process (`ShimAttach`, a
+`AttachStream` is what `EngineAPI.attach_container` returns, in-process (`AttachClient`, a
 connection to the shim's `attach.sock`) or over composerd (`runtime.client.WsAttach`, a
 websocket the daemon relays to the same socket). Both carry the frames of
 runtime.process.stdio (defined below), and the daemon relays them frame by frame:
@@ -157,7 +157,7 @@ def _loop() -> asyncio.AbstractEventLoop:
     return asyncio.get_running_loop()
 
 
-class ShimAttach(AttachStream):
+class AttachClient(AttachStream):
     """A connection to `<state_dir>/attach.sock` of a running container's shim.
 
     A plain non-blocking socket with `sock_recv`/`sock_sendall`, not asyncio streams: when
@@ -173,7 +173,7 @@ class ShimAttach(AttachStream):
         self.broken = False  # our side can no longer write: the shim has gone
 
     @classmethod
-    async def open(cls, state_dir: str, logs: bool = False, ready: bool = False) -> ShimAttach:
+    async def open(cls, state_dir: str, logs: bool = False, ready: bool = False) -> AttachClient:
         """Connect (through /proc/self/fd: the path may be longer than sun_path allows) and
         say HELLO; `logs` replays the recent output first. With `ready`, return only once the
         shim has answered READY: from then on no output can pass us by (the engine attaches

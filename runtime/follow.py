@@ -22,7 +22,7 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 
-from runtime.attach import EXIT, STREAMS, AttachStream, ShimAttach, exit_payload
+from runtime.attach import EXIT, STREAMS, AttachClient, AttachStream, exit_payload
 from runtime.tasks import cancel_and_wait
 
 QUEUE_FRAMES = 64  # frames held for a slow client before the pump stops reading the shim
@@ -31,8 +31,8 @@ QUEUE_FRAMES = 64  # frames held for a slow client before the pump stops reading
 class Follower(AttachStream):
     def __init__(self, on_close: Callable[[Follower], None] | None = None) -> None:
         self._frames: asyncio.Queue[tuple[int, bytes] | None] = asyncio.Queue(QUEUE_FRAMES)
-        self._events: asyncio.Queue[tuple[str, ShimAttach | bytes | None]] = asyncio.Queue()
-        self._shim: ShimAttach | None = None
+        self._events: asyncio.Queue[tuple[str, AttachClient | bytes | None]] = asyncio.Queue()
+        self._shim: AttachClient | None = None
         self._live = asyncio.Event()  # a run is attached: input has somewhere to go
         self._on_close = on_close
         self._closed = False
@@ -40,7 +40,7 @@ class Follower(AttachStream):
         self._pump = asyncio.get_running_loop().create_task(self._run())
 
     # -- the engine's side
-    def run_started(self, shim: ShimAttach) -> None:
+    def run_started(self, shim: AttachClient) -> None:
         """A run began with `shim` connected (READY received, or joined live)."""
         if self._closed:
             asyncio.get_running_loop().create_task(shim.close())
@@ -63,7 +63,7 @@ class Follower(AttachStream):
             while True:
                 what, item = await self._events.get()
                 if what == "run":
-                    assert isinstance(item, ShimAttach)
+                    assert isinstance(item, AttachClient)
                     await self._copy(item)
                 elif what == "exit":
                     assert isinstance(item, bytes)
@@ -78,7 +78,7 @@ class Follower(AttachStream):
                     self._frames.get_nowait()
                 self._frames.put_nowait(None)
 
-    async def _copy(self, shim: ShimAttach) -> None:
+    async def _copy(self, shim: AttachClient) -> None:
         self._shim = shim
         self._had_run = True
         self._live.set()
@@ -122,5 +122,5 @@ class Follower(AttachStream):
         self._live.set()  # a writer waiting for a run gives up
         while not self._events.empty():  # shims handed over but never pumped
             what, item = self._events.get_nowait()
-            if what == "run" and isinstance(item, ShimAttach):
+            if what == "run" and isinstance(item, AttachClient):
                 await item.close()
