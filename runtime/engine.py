@@ -984,7 +984,7 @@ class Engine:
 
     @staticmethod
     async def _reap_exec(proc: ExecProcess) -> None:
-        """A detached exec: wait for its end (the fork server's helper reports it), then let
+        """A detached exec: wait for its end (the monitor's exec helper reports it), then let
         go of the connection."""
         try:
             await proc.wait()

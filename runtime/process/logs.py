@@ -81,7 +81,7 @@ def rotated_name(path: str, n: int, compressed: bool) -> str:
 
 
 def encode_entries(stream: str, pieces: list[bytes], ts: str) -> bytes:
-    """json-file lines for `pieces` (what json.dumps gives for each, ~10x faster: the shim
+    """json-file lines for `pieces` (what json.dumps gives for each, ~10x faster: the monitor
     writes what a busy container prints). Bytes that are not UTF-8 survive as \\udcXX."""
     tail = f',"stream":"{stream}","time":"{ts}"}}\n'
     try:
