@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import os
 import select
 import socket
 import struct
@@ -143,11 +144,14 @@ class FluentdSender:
     """Never blocks the monitor's loop: `send` encodes and delivers what the socket takes
     now; the rest waits (bounded) for the next send or `flush`. Connections are made without
     waiting (a connect in progress is checked at the next flush). `connect` is the blocking
-    first attempt a launch makes when fluentd-async is off; `close` gives what is still
-    buffered up to CLOSE_WAIT seconds."""
+    first attempt a launch makes when fluentd-async is off (in the launch child, which hands
+    the connection over: `adopt`; until then a sender made with `hold` does not connect by
+    itself, so the endpoint sees one connection, as with Docker); `close` gives what is
+    still buffered up to CLOSE_WAIT seconds."""
 
-    def __init__(self, fwd: LogForward) -> None:
+    def __init__(self, fwd: LogForward, hold: bool = False) -> None:
         self.fwd = fwd
+        self.hold = hold
         self.sock: socket.socket | None = None
         self.connecting = False
         self.pending: deque[bytes] = deque()
@@ -175,6 +179,19 @@ class FluentdSender:
         sock.setblocking(False)
         self.sock, self.connecting = sock, False
 
+    def adopt(self, fd: int) -> None:
+        """Use a connection made elsewhere (the launch child's first one)."""
+        self._drop()
+        os.set_inheritable(fd, False)
+        self.sock = socket.socket(fileno=fd)
+        self.sock.setblocking(False)
+        self.hold = False
+        self.flush()
+
+    def release(self) -> None:
+        """No connection is coming from elsewhere: connect by ourselves from now on."""
+        self.hold = False
+
     def _start_connect(self) -> None:
         try:
             sock, target = self._socket()
@@ -191,7 +208,7 @@ class FluentdSender:
         """Whether a connection is there (finishing one in progress without waiting)."""
         if self.sock is None:
             now = time.monotonic()
-            if now < self.next_try:
+            if self.hold or now < self.next_try:
                 return False
             self.next_try = now + RETRY_WAIT
             self._start_connect()

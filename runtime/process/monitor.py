@@ -106,7 +106,7 @@ class Container:
     state_dir: str
     pump: StdioPump | None = None
     launch_pid: int = 0  # the launch child, until reaped
-    report_fd: int = -1  # where the launch child writes the init's pid
+    report: socket.socket | None = None  # the launch child's message: the init's pid
     init_pid: int = 0
     status: tuple[int, int | None] | None = None  # (exit code, signal) once reaped
     output_closed: bool = False
@@ -211,8 +211,7 @@ class Monitor:
         c = self.by_launch.pop(pid, None)
         if c is not None:
             self._read_report(c)
-            os.close(c.report_fd)
-            c.report_fd = -1
+            self._end_report(c)
             c.launch_pid = 0
             if not c.init_pid:  # it failed before the init (it told the launcher)
                 c.status = (125, None)
@@ -221,15 +220,34 @@ class Monitor:
         # namespace (the monitor is their subreaper)
 
     def _read_report(self, c: Container) -> None:
-        if c.init_pid or c.report_fd < 0:
+        """The launch child's message, if it came: the init's pid (and the fluentd
+        connection it made); EOF without it: it failed before the init."""
+        if c.report is None:
             return
         try:
-            data = os.read(c.report_fd, 64)
+            data, fds, _flags, _addr = socket.recv_fds(c.report, 64, 1)
         except BlockingIOError:
             return
-        if data.strip().isdigit():
+        except OSError:
+            data, fds = b"", []
+        forward = c.pump.writer.forward if c.pump is not None else None
+        for fd in fds:
+            if forward is not None:
+                forward.adopt(fd)
+            else:
+                os.close(fd)
+        if data.strip().isdigit() and not c.init_pid:
             c.init_pid = int(data)
             self.by_init[c.init_pid] = c
+        self._end_report(c)
+
+    def _end_report(self, c: Container) -> None:
+        if c.report is not None:
+            self.poll.unregister(c.report.fileno())
+            c.report.close()
+            c.report = None
+        if c.pump is not None and c.pump.writer.forward is not None:
+            c.pump.writer.forward.release()
 
     # -- containers
     def _output_closed(self, c: Container) -> None:
@@ -262,7 +280,8 @@ class Monitor:
         old = self.containers.get(cfg.state_dir)
         if old is not None and old.status is None:
             raise ValueError(f"a container still runs in {cfg.state_dir}")
-        forward = FluentdSender(cfg.log_forward) if cfg.log_forward.address else None
+        forward = FluentdSender(cfg.log_forward, hold=not cfg.log_forward.async_connect) \
+            if cfg.log_forward.address else None
         writer = logs.JsonLogWriter(None if cfg.log_driver == "none" else cfg.log_file,
                                     cfg.log_max_size, cfg.log_max_files, cfg.log_compress,
                                     forward)
@@ -288,13 +307,15 @@ class Monitor:
             listener: socket.socket | None = listen(cfg.state_dir)
         except OSError:
             listener = None  # no attach, the logs still work
-        report_r, report_w = os.pipe2(os.O_CLOEXEC)
+        report_r, report_w = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
             pid = os.fork()
         except OSError:
-            for fd in (*readers, *set(child_io), keep_in, report_r, report_w):
+            for fd in (*readers, *set(child_io), keep_in):
                 with contextlib.suppress(OSError):
                     os.close(fd)
+            report_r.close()
+            report_w.close()
             if listener is not None:
                 listener.close()
             writer.close()
@@ -302,24 +323,25 @@ class Monitor:
         if pid == 0:
             code = 125
             try:
-                close_inherited({conn.fileno(), *child_io, report_w})
+                close_inherited({conn.fileno(), *child_io, report_w.fileno()})
                 conn.setblocking(True)  # the init may wait for "go" as long as prepare() takes
                 code = run_launch(cfg, conn, child_io, report_w, self.pid, self.sc)
             except BaseException as e:  # noqa: BLE001 - report, then leave without unwinding
                 with contextlib.suppress(OSError):
                     conn.send(json.dumps({"error": str(e), "exit_code": 125}).encode())
             os._exit(code)
-        os.close(report_w)
-        os.set_blocking(report_r, False)
+        report_w.close()
+        report_r.setblocking(False)
         for fd in set(child_io):
             os.close(fd)
         if devnull not in child_io:
             os.close(devnull)
-        c = Container(cfg.state_dir, launch_pid=pid, report_fd=report_r)
+        c = Container(cfg.state_dir, launch_pid=pid, report=report_r)
         self.containers[cfg.state_dir] = c
         self.by_launch[pid] = c
         c.pump = StdioPump(readers, writer, self.poll, stdin_fd=keep_in, tty=cfg.tty,
                            listener=listener, on_closed=lambda: self._output_closed(c))
+        self.poll.register(report_r.fileno(), select.POLLIN, lambda _fd, _ev: self._read_report(c))
 
     # -- requests
     def _accept(self, _fd: int, _ev: int) -> None:

@@ -1,7 +1,7 @@
 """The launch child: forked by the monitor for one container, it makes the pid namespace
 (unshare CLONE_NEWPID affects children only; with a user namespace the stage-1 dance of
 `start_in_userns`), forks the container's init (pid 1 there), tells the monitor the init's
-host pid on `report_fd`, and exits. The monitor is a child subreaper: it adopts the init,
+host pid on its `report` socket, and exits. The monitor is a child subreaper: it adopts the init,
 reaps it and writes its exit.json (runtime.process.monitor).
 
 The child is short-lived, so it may block (a user namespace's maps and idmapped mounts, the
@@ -58,14 +58,17 @@ def reset_signals() -> None:
 
 
 def run_launch(cfg: LaunchConfig, conn: socket.socket, child_io: tuple[int, int, int],
-               report_fd: int, monitor_pid: int, sc: Syscalls) -> int:
+               report: socket.socket, monitor_pid: int, sc: Syscalls) -> int:
     """The launch child's whole life; returns its exit code (0: the init runs or reported
-    its own failure to the launcher)."""
+    its own failure to the launcher). `report` takes one message to the monitor: the init's
+    host pid, with the fluentd connection (SCM_RIGHTS) when one was made here."""
     reset_signals()
     os.setsid()  # its own session and process group: a signal to the monitor's stays there
+    forward: list[int] = []
     if cfg.log_forward.address and not cfg.log_forward.async_connect:
         # as Docker: without fluentd-async the container does not start when the endpoint
-        # cannot be reached (the monitor's own connection is made without waiting)
+        # cannot be reached; the connection, made here where waiting blocks nobody, is
+        # handed to the monitor
         probe = FluentdSender(cfg.log_forward)
         try:
             probe.connect()
@@ -75,12 +78,15 @@ def run_launch(cfg: LaunchConfig, conn: socket.socket, child_io: tuple[int, int,
                 f"{cfg.log_forward.address}: {e.strerror or e} (start it first, or set "
                 "the logging option fluentd-async: \"true\")"))
             return 0
-        probe.close()
+        assert probe.sock is not None
+        forward.append(probe.sock.fileno())
 
     def init_main(idmapped: tuple[int, ...] = ()) -> None:  # the container init
         code = 125
         try:
-            os.close(report_fd)
+            report.close()
+            for fd in forward:
+                os.close(fd)
             for i, fd in enumerate(child_io):
                 os.dup2(fd, i)  # dup2 clears CLOEXEC on 0/1/2
             if cfg.tty:
@@ -110,7 +116,7 @@ def run_launch(cfg: LaunchConfig, conn: socket.socket, child_io: tuple[int, int,
         pid = os.fork()
         if pid == 0:
             init_main()
-    os.write(report_fd, f"{pid}\n".encode())
+    socket.send_fds(report, [str(pid).encode()], forward)
     return 0
 
 
