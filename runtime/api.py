@@ -124,6 +124,11 @@ class Stats:
     net_tx_bytes: int = 0
 
 
+# BuildKit's entitlements a build may be granted (buildx's --allow; `device` is a CDI one, not
+# here): the request's `entitlements`, checked by the builder (RUN flags) and by the loader
+BUILD_ENTITLEMENTS = ("network.host", "security.insecure")
+
+
 @dataclass(frozen=True)
 class BuildRequest:
     context: str  # absolute path of the build context

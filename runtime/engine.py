@@ -59,7 +59,7 @@ from runtime.events import EventBus, events_between
 from runtime.exec_session import ExecSession
 from runtime.follow import Follower
 from runtime.images import importer, registry
-from runtime.images.build import Builder
+from runtime.images.build import Builder, remove_interrupted_steps
 from runtime.images.build_adapters import (
     LauncherRun,
     StoreImages,
@@ -220,6 +220,7 @@ class Engine:
             await engine.networks.start()
             # RUN steps an engine killed mid-build left running: no build runs yet
             await asyncio.to_thread(remove_stale_steps, engine.cgroups, engine.launcher)
+            await asyncio.to_thread(remove_interrupted_steps, engine.paths.root)
             await engine._adopt_all()
         except BaseException:
             await engine.close()

@@ -5,8 +5,11 @@ gives one node in the container with the host's type, numbers, permission bits a
 directory gives every node under it (e.g. /dev/snd), at the same relative paths under the
 target; a symlink is followed when it leads into /dev (/dev/disk/by-id/...). Each node gets
 an allow rule "TYPE MAJOR:MINOR PERMISSIONS"; `device_cgroup_rules` are parsed and added
-after them. Called at create (a missing device is an error before anything is made) and at
-every start (numbers can change when a device is plugged again).
+after them. A privileged container gets every device node of the host's /dev first (Docker
+through containerd's HostDevices: not below pts, shm, fd, mqueue and the .lxc/.lxd-mounts/
+.udev helpers, not /dev/console nor /dev/ptmx, which stay the container's own), and a
+`devices:` entry at the same path wins. Called at create (a missing device is an error before
+anything is made) and at every start (numbers can change when a device is plugged again).
 """
 from __future__ import annotations
 
@@ -34,6 +37,31 @@ def _node(path: str, target: str) -> DeviceNode | None:
                           os.major(st.st_rdev), os.minor(st.st_rdev), stat.S_IMODE(st.st_mode),
                           st.st_uid, st.st_gid, host)
     return None
+
+
+HOST_SKIP_DIRS = frozenset({"pts", "shm", "fd", "mqueue", ".lxc", ".lxd-mounts", ".udev"})
+HOST_SKIP_FILES = frozenset({"console", "ptmx"})
+
+
+def host_devices(top: str = "/dev") -> list[DeviceNode]:
+    """Every device node under the host's `top`, at the same path (a privileged container's);
+    symlinks are not followed (/dev/disk/by-id/... name nodes listed anyway)."""
+    found: list[DeviceNode] = []
+    for folder, dirs, files in os.walk(top):
+        dirs[:] = sorted(d for d in dirs if d not in HOST_SKIP_DIRS)
+        for f in sorted(files):
+            if f in HOST_SKIP_FILES:
+                continue
+            path = os.path.join(folder, f)
+            try:
+                st = os.lstat(path)
+            except OSError:
+                continue  # gone while we walked
+            if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
+                found.append(DeviceNode(path, "b" if stat.S_ISBLK(st.st_mode) else "c",
+                                        os.major(st.st_rdev), os.minor(st.st_rdev),
+                                        stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid, path))
+    return found
 
 
 def _nodes(name: str, m: DeviceMapping) -> list[DeviceNode]:
@@ -79,6 +107,10 @@ def resolve(spec: ContainerSpec) -> tuple[tuple[DeviceNode, ...], tuple[DeviceRu
     """(nodes to make in the container, rules to add to its device allow-list)."""
     nodes: dict[str, DeviceNode] = {}  # by container path: a later entry wins (Compose)
     access: dict[str, str] = {}
+    if spec.privileged:
+        for node in host_devices():
+            nodes[node.path] = node
+            access[node.path] = "rwm"
     for m in spec.devices:
         try:
             perms = normalize_access(m.permissions)

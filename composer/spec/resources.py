@@ -22,6 +22,7 @@ from composer.spec.where import (
     str_or_list,
     unique_items,
 )
+from runtime.api import BUILD_ENTITLEMENTS
 from runtime.process.fluentd import TAG_FIELDS, parse_address
 
 BUILD_NETWORKS = ("default", "host", "none")  # what BuildKit (and our builder) offers RUN
@@ -146,8 +147,6 @@ BUILD_KEYS = (
     "ssh", "privileged", "entitlements",
 )
 BUILD_UNSUPPORTED = {"ulimits": "build ulimits"}
-# BuildKit's entitlements a build may be granted (buildx's --allow; `device` is a CDI one)
-BUILD_ENTITLEMENTS = ("network.host", "security.insecure")
 # kept for `config`, without effect here: a warning says so (composer.spec.validate)
 BUILD_IGNORED = {
     "cache_from": "external build caches are not used (the builder keeps its own local cache)",

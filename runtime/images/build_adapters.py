@@ -26,6 +26,7 @@ from dataclasses import fields, replace
 from pathlib import Path
 from secrets import token_hex
 
+from runtime.api import BUILD_ENTITLEMENTS
 from runtime.cgroups import Cgroup, CgroupError, CgroupManager, CgroupNotFound
 from runtime.errors import InvalidArgument, LaunchError, NotFound
 from runtime.images.build.errors import BuildError
@@ -102,7 +103,6 @@ class StoreImages:
 
 
 BUILD_NETWORKS = ("default", "host", "none")
-ENTITLEMENTS = ("network.host", "security.insecure")  # BuildKit's that a build may be granted
 
 
 def _drop_mountpoint(upper: Path, target: str) -> None:
@@ -167,10 +167,10 @@ class LauncherRun:
                  entitlements: Collection[str] = ()) -> None:
         if network not in BUILD_NETWORKS:
             raise InvalidArgument(f"build network {network!r} is not supported: use default, host or none")
-        unknown = sorted(set(entitlements) - set(ENTITLEMENTS))
+        unknown = sorted(set(entitlements) - set(BUILD_ENTITLEMENTS))
         if unknown:
             raise InvalidArgument(f"build entitlement {unknown[0]!r} is not supported: use "
-                                  + " or ".join(ENTITLEMENTS))
+                                  + " or ".join(BUILD_ENTITLEMENTS))
         self.launcher = launcher
         self.cgroups = cgroups
         self.network = network

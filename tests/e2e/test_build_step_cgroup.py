@@ -1,5 +1,6 @@
 """composerd killed mid-build: the RUN step's process outlives it in its own cgroup (its shim
-supervises it); the next composerd removes that cgroup, and so ends the step, when it starts."""
+supervises it) and its step directory stays on disk; the next composerd removes that cgroup,
+and so ends the step, then the directory, when it starts."""
 from __future__ import annotations
 
 import os
@@ -27,6 +28,11 @@ def step_cgroups(env: Env) -> list[Path]:
     return [d for d in leaks.cgroup_dirs(parent) if d.name.startswith("build-")]
 
 
+def step_dirs(env: Env) -> list[Path]:
+    tmp = Path(env.environ["COMPOSER_ROOT"]) / "build" / "tmp"
+    return sorted(tmp.glob("step-*")) if tmp.is_dir() else []
+
+
 def sleepers() -> list[int]:
     out = []
     for p in os.listdir("/proc"):
@@ -38,7 +44,7 @@ def sleepers() -> list[int]:
     return out
 
 
-def test_a_run_step_cgroup_left_by_a_killed_daemon_is_removed_at_its_next_start(
+def test_a_run_step_left_by_a_killed_daemon_is_removed_at_its_next_start(
         env: Env, tmp_path: Path) -> None:
     d = tmp_path / "crash"
     write_stack(d, STACK)
@@ -61,8 +67,10 @@ def test_a_run_step_cgroup_left_by_a_killed_daemon_is_removed_at_its_next_start(
     time.sleep(0.5)
     left = step_cgroups(env)
     assert left and sleepers(), "the step did not outlive the daemon: nothing to clean up"
+    assert step_dirs(env), "the killed build left no step directory: nothing to clean up"
     env.composer("images", cwd=d)  # a new composerd: its start removes what the step left
     assert step_cgroups(env) == []
+    assert step_dirs(env) == []
     deadline = time.monotonic() + 10
     while sleepers():
         assert time.monotonic() < deadline, "the step's process survived its cgroup"

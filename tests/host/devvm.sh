@@ -11,7 +11,7 @@
 #
 # It saves the ~7 min of apt-get + pip that every fresh VM pays under emulation. The prepared
 # image lives in $DEVVM_DIR (default /var/tmp/testvm-dev) and is rebuilt by `prepare` when the
-# stock image or scripts/install-deps.sh changes.
+# stock image, scripts/install-deps.sh, pyproject.toml or this script changes (`run` calls it first).
 set -euo pipefail
 here=$(cd "$(dirname "$0")/../.." && pwd -P)
 TESTVM=${TESTVM:-$here/../shared/testvm.sh}
@@ -21,17 +21,17 @@ prepare() {
     local stock name stamp
     stock=$(bash "$TESTVM" image)              # builds or reuses the stock image
     name=$(basename "$stock")
-    stamp=$(sha256sum "$here/scripts/install-deps.sh" "$here/pyproject.toml" | sha256sum | cut -c1-12)
+    stamp=$(sha256sum "$here/scripts/install-deps.sh" "$here/pyproject.toml" "$here/tests/host/devvm.sh" | sha256sum | cut -c1-12)
     if [ -e "$DEV/images/$name/root.raw" ] && [ "$(cat "$DEV/images/$name/stamp" 2>/dev/null)" = "$stamp" ]; then
         echo "devvm: prepared image is current ($DEV/images/$name)"; return
     fi
     rm -rf "$DEV/images"; mkdir -p "$DEV/images/$name" "$DEV/cache"
     cp --sparse=always "$stock"/* "$DEV/images/$name/"
     local src; src=$(mktemp -d /var/tmp/devvm-src.XXXXXX)
-    cp -r "$here/scripts" "$here/pyproject.toml" "$here/README.md" "$src/"
-    mkdir -p "$src/composer" "$src/runtime"; touch "$src/composer/__init__.py" "$src/runtime/__init__.py"
+    # the packages too: install-deps.sh ends by running `composer completion`
+    cp -r "$here/scripts" "$here/pyproject.toml" "$here/README.md" "$here/composer" "$here/runtime" "$src/"
     TESTVM_DIR=$DEV bash "$TESTVM" run -k "$src" -- bash -c \
-        'bash scripts/install-deps.sh && /opt/composer/bin/pip uninstall -q -y composer-orchestrator &&
+        'set -e; bash scripts/install-deps.sh; /opt/composer/bin/pip uninstall -q -y composer-orchestrator
          /opt/composer/bin/pip install -q "setuptools>=77" wheel
          rm -f /usr/local/bin/composer /usr/local/bin/composerd'
     local run; run=$(ls -td "$DEV"/runs/run.* | head -1)
@@ -45,7 +45,7 @@ case ${1:-} in
     prepare) prepare ;;
     run)
         shift; dir=$1; shift; [ "${1:-}" = -- ] && shift
-        [ -e "$DEV/images" ] || prepare
+        prepare >&2  # returns at once when the prepared image is current
         printf -v cmd '%q ' "$@"
         TESTVM_DIR=$DEV exec bash "$TESTVM" run "$dir" -- bash -c \
             "/opt/composer/bin/pip install -q --no-deps --no-build-isolation -e . >/dev/null &&

@@ -576,6 +576,17 @@ def _ellipsis(s: str, n: int = 60) -> str:
     return s if len(s) <= n else s[: n - 3] + "..."
 
 
+def remove_interrupted_steps(state_root: Path) -> list[Path]:
+    """At the engine's start (no build runs yet): remove the step directories a build left
+    when its engine was killed mid-step (its RUN's cgroup is ended first, by
+    `remove_stale_steps`). Returns them."""
+    tmp = state_root / "build" / "tmp"
+    stale = sorted(tmp.glob("step-*")) if tmp.is_dir() else []
+    for step_dir in stale:
+        _remove_tree(step_dir)
+    return stale
+
+
 def _remove_tree(path: Path) -> None:
     def onerror(func: Callable[[str], object], p: str, _exc: object) -> None:
         os.chmod(os.path.dirname(p), 0o700)

@@ -12,12 +12,14 @@ from __future__ import annotations
 import os
 import re
 import stat
+from pathlib import Path
 
 import pytest
 
 from runtime.cgroups import CgroupError, DirCgroup
 from runtime.engine import Engine
 from runtime.errors import InvalidArgument
+from runtime.hostdevices import host_devices
 from runtime.types import ContainerSpec, DeviceMapping
 from tests.loopdev import loop_devices
 
@@ -104,6 +106,31 @@ async def test_a_privileged_container_is_not_filtered(engine: Engine) -> None:
     code, out, err = await run(engine, "priv", f"mknod /tmp/disk b {major} {minor} && "
                                                + opens("/tmp/disk"), privileged=True)
     assert (code, out, err) == (0, f"{OPENED}\n", "")  # as Docker: privileged means every device
+
+
+async def test_a_privileged_container_has_the_hosts_device_nodes(engine: Engine) -> None:
+    path, major, minor = block_device()
+    show = f"stat -c '%F %t:%T' {path} && " + opens(path)
+    code, out, err = await run(engine, "privdev", show, privileged=True)
+    assert (code, err) == (0, "")  # as Docker: the host's nodes at their paths, no mknod
+    assert out == f"block special file {major:x}:{minor:x}\n{OPENED}\n"
+    code, out, err = await run(engine, "plaindev", f"test -e {path} || echo absent")
+    assert (code, out) == (0, "absent\n")
+
+
+def test_host_devices_skips_pty_shm_and_helper_folders_and_the_console(tmp_path: Path) -> None:
+    for d in ("pts", "shm", "mqueue", ".udev", "sub"):
+        (tmp_path / d).mkdir()
+    for name in ("pts/0", "shm/n", "mqueue/n", ".udev/n", "console", "ptmx", "sub/n", "n"):
+        os.mknod(tmp_path / name, stat.S_IFCHR, os.makedev(1, 3))
+        os.chmod(tmp_path / name, 0o620)  # mknod honours the umask
+    os.mknod(tmp_path / "blk", stat.S_IFBLK, os.makedev(7, 0))
+    os.chmod(tmp_path / "blk", 0o660)
+    (tmp_path / "regular").write_text("")
+    found = [(n.path, n.type, n.major, n.minor, n.mode) for n in host_devices(str(tmp_path))]
+    assert found == [(str(tmp_path / "blk"), "b", 7, 0, 0o660),
+                     (str(tmp_path / "n"), "c", 1, 3, 0o620),
+                     (str(tmp_path / "sub/n"), "c", 1, 3, 0o620)]
 
 
 async def test_a_missing_device_fails_at_create_naming_it(engine: Engine) -> None:

@@ -86,3 +86,33 @@ def test_an_empty_directory_is_an_error(tmp_path: Path) -> None:
 def test_a_bad_cgroup_rule_is_an_error() -> None:
     with pytest.raises(InvalidArgument, match='container proj-web-1: invalid device cgroup rule "c 1:3"'):
         resolve(spec(rules=("c 1:3",)))
+
+
+def test_a_privileged_container_gets_the_hosts_device_nodes_but_not_its_ptys() -> None:
+    nodes, _ = resolve(ContainerSpec(name="p", image="busybox", privileged=True))
+    paths = {n.path for n in nodes}
+    assert {"/dev/null", "/dev/zero", "/dev/full"} <= paths
+    assert host("/dev/null") in nodes
+    assert not [p for p in paths if p.startswith(("/dev/pts/", "/dev/shm/", "/dev/mqueue/"))]
+    assert "/dev/console" not in paths and "/dev/ptmx" not in paths  # the container's own
+    assert not [n for n in nodes if not os.path.exists(n.host_path)]
+
+
+def test_a_devices_entry_wins_over_the_privileged_hosts_node() -> None:
+    nodes, _ = resolve(ContainerSpec(name="p", image="busybox", privileged=True,
+                                     devices=(DeviceMapping("/dev/zero", "/dev/null", "r"),)))
+    at_null = [n for n in nodes if n.path == "/dev/null"]
+    assert [(n.major, n.minor) for n in at_null] == [(1, 5)]
+
+
+def test_an_unprivileged_container_gets_only_its_devices() -> None:
+    nodes, _ = resolve(spec(DeviceMapping("/dev/zero")))
+    assert [n.path for n in nodes] == ["/dev/zero"]
+
+
+def test_host_devices_never_follows_links(tmp_path: Path) -> None:
+    from runtime.hostdevices import host_devices
+    (tmp_path / "sub").mkdir()
+    for link in ("sub/null", "null"):
+        (tmp_path / link).symlink_to("/dev/null")  # /dev/disk/by-id/...: the node is listed itself
+    assert host_devices(str(tmp_path)) == []
