@@ -163,8 +163,10 @@ class Launcher:
         os.makedirs(os.path.dirname(self.socket_path) or ".", exist_ok=True)
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (_PKG_ROOT, env.get("PYTHONPATH")) if p)
+        # cwd "/": `-m` looks in the cwd first (the caller's may hold another `runtime`), and
+        # the long-lived monitor must not keep the caller's directory busy
         proc = await asyncio.create_subprocess_exec(
-            self.python, "-m", "runtime.process.monitor", self.socket_path,
+            self.python, "-m", "runtime.process.monitor", self.socket_path, cwd="/",
             stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, env=env)
         assert proc.stdout is not None
         try:
