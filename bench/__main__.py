@@ -22,6 +22,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import peers  # noqa: E402
 from bench.hostguard import IP_FORWARD  # noqa: E402
+from bench.oci import unmount_all  # noqa: E402
+from bench.ours import CGROUP_PARENT  # noqa: E402
+from bench.rootfs import PEER_CGROUP  # noqa: E402
 from bench.scenarios import SCENARIOS, Context  # noqa: E402
 from bench.stats import Row, markdown, table  # noqa: E402
 
@@ -106,6 +109,8 @@ def main(argv: list[str] | None = None) -> int:
                 errors[name] = f"{type(e).__name__}: {e}"
                 log(f"scenario {name} failed: {errors[name]}")
     finally:
+        # an OCI peer's overlay root, if a Ctrl-C came between its mount and its unmount
+        ctx.cleanup += [f"mount {m} (left)" for m in unmount_all(workdir)]
         shutil.rmtree(workdir, ignore_errors=True)
         left = peers.remove_peer_cgroups()
         ctx.cleanup += [f"peer cgroup left: {p}" for p in left]
@@ -121,6 +126,8 @@ def main(argv: list[str] | None = None) -> int:
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "mode": "quick" if args.quick else "full",
         "elapsed_s": round(elapsed, 1),
+        "workdir": str(workdir),  # removed at the end: the tests check nothing is left under it
+        "cgroup_parents": [CGROUP_PARENT, PEER_CGROUP],  # this run's, removed at the end
         "machine": machine(),
         "loadavg_1min": {"start": round(load_start, 2), "end": round(os.getloadavg()[0], 2)},
         "peer_versions": versions(),
@@ -137,4 +144,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:  # everything was put back on the way out (the finally blocks)
+        print("bench: interrupted; what it had made is removed", file=sys.stderr)
+        sys.exit(130)

@@ -26,7 +26,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.peers import PeerError
+from bench.peers import PeerError, peer_cli, pids_of
 from bench.rootfs import PEER_CGROUP
 
 BIP = "10.247.77.1/24"  # docker0
@@ -176,11 +176,7 @@ class Docker:
         raise PeerError(f"{what} did not start: {log}")
 
     def docker(self, *args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        p = subprocess.run([self.cli, *args], env=self.env, capture_output=True, text=True,
-                           stdin=subprocess.DEVNULL, timeout=timeout)
-        if check and p.returncode != 0:
-            raise PeerError(f"docker {' '.join(args[:2])} failed: {p.stderr.strip()[-300:]}")
-        return p
+        return peer_cli([self.cli, *args], self.env, check=check, timeout=timeout)
 
     def setup(self, tarball: Path) -> None:
         """Start the daemons and `docker import` the bench's busybox rootfs as `busybox`."""
@@ -221,18 +217,7 @@ class Docker:
 
     def shim_pids(self) -> list[int]:
         """containerd-shim-runc-v2 processes of this containerd (`-address <our socket>`)."""
-        mark = str(self.containerd_sock).encode()
-        pids = []
-        for proc in Path("/proc").iterdir():
-            if not proc.name.isdigit():
-                continue
-            try:
-                cmd = (proc / "cmdline").read_bytes().split(b"\0")
-            except OSError:
-                continue
-            if cmd and b"containerd-shim" in cmd[0] and mark in cmd:
-                pids.append(int(proc.name))
-        return pids
+        return pids_of(lambda argv0: b"containerd-shim" in argv0, str(self.containerd_sock))
 
     def daemon_pids(self) -> dict[str, list[int]]:
         return {name: [p.pid] for name, p in (("dockerd", self.dockerd), ("containerd", self.containerd))

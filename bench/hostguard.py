@@ -13,9 +13,13 @@ policies and sysctls that changed — never anything that was there before, neve
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import os
 import re
 import shutil
 import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -108,6 +112,28 @@ def _split_rule(args: list[str]) -> list[str]:
     import shlex
 
     return shlex.split(" ".join(args))
+
+
+PEER_LOCK = Path("/run/lock/composer-bench-peers.lock")
+
+
+@contextlib.contextmanager
+def peer_lock(path: Path = PEER_LOCK) -> Iterator[bool]:
+    """Held from a HostGuard's snapshot to its restore: two benches on one host (developers
+    share it) would otherwise each remove, as new and a peer's, the chains and links the
+    other's dockerd or podman made meanwhile. Yields whether it had to wait."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        waited = False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            waited = True
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield waited
+    finally:
+        os.close(fd)  # closing releases the lock
 
 
 @dataclass

@@ -1,5 +1,6 @@
-"""Scenarios 5–7 by calling the other engineers' benches: bench/network.py (published-port
-throughput, DNS latency) and bench/load_stack.py (loading a 200-service stack file)."""
+"""Scenarios 5–7 by calling the other benches: bench/network.py (published-port throughput
+and DNS latency, from real containers of ours) and bench/load_stack.py (loading a
+200-service stack file)."""
 from __future__ import annotations
 
 import asyncio
@@ -37,18 +38,12 @@ def parse_network_rows(rows: list[tuple[str, str, str]]) -> dict[str, float]:
     return out
 
 
-def network(runs: int, size: int, workdir: Path) -> tuple[dict[str, float], list[tuple[str, str, str]]]:
-    """bench/network.py's bench(); its temp state root (which it does not remove) is put
-    under `workdir`, which the runner removes."""
+def network(size: int, workdir: Path) -> tuple[dict[str, float], list[tuple[str, str, str]]]:
+    """bench/network.py's bench() (real containers of ours) with its state under `workdir`."""
     from bench import network as netbench
 
     workdir.mkdir(parents=True, exist_ok=True)
-    saved = tempfile.tempdir
-    tempfile.tempdir = str(workdir)
-    try:
-        rows = asyncio.run(netbench.bench(runs, size))
-    finally:
-        tempfile.tempdir = saved
+    rows = asyncio.run(netbench.bench(size, workdir))
     return parse_network_rows(rows), rows
 
 

@@ -3,14 +3,17 @@ own composerd on a private state root — both cleaned up to the last cgroup and
 from __future__ import annotations
 
 import contextlib
+import inspect
 import os
 import shutil
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from bench.stats import Sample
 from runtime.engine import Engine
@@ -20,7 +23,9 @@ from runtime.paths import Paths
 from runtime.types import ContainerSpec, NetworkAttachment, NetworkSpec
 
 REPO = Path(__file__).resolve().parents[1]
-CGROUP_PARENT = "composer-bench"
+# one per bench run: developers share the host, and another run's containers (or its
+# clean-up) must never be taken for ours
+CGROUP_PARENT = f"composer-bench-{os.getpid()}"
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 
 
@@ -31,24 +36,77 @@ class BenchError(RuntimeError):
 # ---------------------------------------------------------------- scenario 1: Engine API
 
 
-async def engine_true(workdir: Path, runs: int, *, network: bool, warmup: int = 3) -> dict[str, Sample]:
-    """create+start+wait of /bin/true, then remove, `runs` times in one process.
+PHASES = ("create", "start", "wait", "remove")
+# inside start: what the engine does before the launch (rootfs dirs, mounts, /etc files,
+# the launch config), the launch (fork server -> shim -> init, namespaces, overlay, seccomp,
+# until execve), and within the launch the engine's prepare step: the cgroup, lo up or the
+# bridge attach
+START_PHASES = ("start: before launch", "start: launch", "start: launch: cgroup",
+                "start: launch: lo up / attach")
 
-    network=False: network_mode "none" (a fresh netns with lo, as `runc spec` gives);
-    network=True: attached to a bridge network (veth, address, DNS), as `podman run`."""
+
+class PhaseClock:
+    """Times calls of some of an engine's own methods (wrapped on the instance, in this
+    process only) into the current run's phases."""
+
+    def __init__(self) -> None:
+        self.now: dict[str, float] = {}
+
+    def wrap(self, obj: Any, attr: str, phase: str) -> None:
+        inner = getattr(obj, attr)
+        now = self.now
+
+        if inspect.iscoroutinefunction(inner):
+            async def timed_async(*a: Any, **kw: Any) -> Any:
+                t = time.perf_counter()
+                try:
+                    return await inner(*a, **kw)
+                finally:
+                    now[phase] = now.get(phase, 0.0) + (time.perf_counter() - t) * 1000
+            setattr(obj, attr, timed_async)
+        else:
+            def timed_sync(*a: Any, **kw: Any) -> Any:
+                t = time.perf_counter()
+                try:
+                    return inner(*a, **kw)
+                finally:
+                    now[phase] = now.get(phase, 0.0) + (time.perf_counter() - t) * 1000
+            setattr(obj, attr, timed_sync)
+
+
+async def engine_true(workdir: Path, runs: int, *, network: bool, warmup: int = 3,
+                      probe: bool = False,
+                      between: Callable[[int], None] | None = None) -> dict[str, Sample]:
+    """create+start+wait+remove of /bin/true, `runs` times in one process; "total" is all
+    four, as a peer's `run` (which deletes its container) is. Phases apart, and inside start.
+
+    network=False: network_mode "none" (a fresh netns with lo up, as runc/crun make it);
+    network=True: attached to a bridge network (veth, address, DNS), as `podman run`.
+    probe=True: first run PROBE-like checks in one container (lo, seccomp, cgroupns, root
+    fs type) and return them as the notes of a "probe" sample.
+    between(i): called after run i (warm-ups included), outside every timing: the peers' runs
+    interleaved with ours, so that the host's load hits both alike."""
     paths = Paths(workdir / "root", workdir / "run")
     engine = await Engine.open(paths, cgroup_parent=CGROUP_PARENT)
-    out = {k: Sample() for k in ("create", "start", "wait", "total", "remove")}
+    out = {k: Sample() for k in ("total", *PHASES, *START_PHASES)}
     net = f"cmpbench{os.getpid()}"
+    clock = PhaseClock()
+    clock.wrap(engine.launcher, "launch", "start: launch")
+    clock.wrap(engine.cgroups, "create", "start: launch: cgroup")
+    clock.wrap(engine.networks, "setup_loopback", "start: launch: lo up / attach")
+    clock.wrap(engine.networks, "attach", "start: launch: lo up / attach")
     try:
         engine.images.ensure_busybox()
         if network:
             await engine.create_network(NetworkSpec(net))
+        if probe:
+            out["probe"] = Sample(note=await _probe(engine, network, net))
         for i in range(warmup + runs):
             spec = ContainerSpec(
                 name=f"bench-true-{i}", image="busybox", command=("/bin/true",),
                 network_mode="bridge" if network else "none",
                 networks=(NetworkAttachment(net),) if network else ())
+            clock.now.clear()
             t0 = time.perf_counter()
             info = await engine.create_container(spec)
             t1 = time.perf_counter()
@@ -62,8 +120,14 @@ async def engine_true(workdir: Path, runs: int, *, network: bool, warmup: int = 
                 raise BenchError(f"/bin/true exited {code} in {info.name}")
             if i >= warmup:
                 for k, a, b in (("create", t0, t1), ("start", t1, t2), ("wait", t2, t3),
-                                ("total", t0, t3), ("remove", t3, t4)):
+                                ("remove", t3, t4), ("total", t0, t4)):
                     out[k].values.append((b - a) * 1000)
+                launch = clock.now.get("start: launch", 0.0)
+                out["start: before launch"].values.append((t2 - t1) * 1000 - launch)
+                for k in START_PHASES[1:]:
+                    out[k].values.append(clock.now.get(k, 0.0))
+            if between is not None:
+                between(i)
     finally:
         for c in await engine.list_containers(all=True):
             with contextlib.suppress(Exception):
@@ -73,6 +137,29 @@ async def engine_true(workdir: Path, runs: int, *, network: bool, warmup: int = 
                 await engine.remove_network(net)
         await engine.close()
     return out
+
+
+PROBE = ("cat /sys/class/net/lo/flags; grep ^Seccomp: /proc/self/status; "
+         "readlink /proc/self/ns/cgroup; grep ' / / ' /proc/self/mountinfo")
+
+
+async def _probe(engine: Engine, network: bool, net: str) -> str:
+    """What our container gets, seen from inside (as bench.peers.probe_oci for the peers)."""
+    spec = ContainerSpec(name="bench-probe", image="busybox", command=("/bin/sh", "-c", PROBE),
+                         network_mode="bridge" if network else "none",
+                         networks=(NetworkAttachment(net),) if network else ())
+    info = await engine.create_container(spec)
+    try:
+        await engine.start_container(info.id)
+        await engine.wait_container(info.id)
+        text = "".join([e.data async for e in engine.logs(info.id)])
+    finally:
+        await engine.remove_container(info.id, force=True)
+    lines = text.splitlines() + [""] * 4
+    root = lines[3].split(" - ")[1].split()[0] if " - " in lines[3] else "?"
+    return (f"lo_flags={lines[0].strip()} seccomp={lines[1].split(':')[-1].strip()} "
+            f"cgroup_ns={'own' if lines[2].strip() != os.readlink('/proc/self/ns/cgroup') else 'host'} "
+            f"root_fstype={root}")
 
 
 # ---------------------------------------------------------------- the CLI and its daemon
@@ -207,6 +294,7 @@ def cleanup_state(root: Path, run: Path, workdir: Path) -> list[str]:
 
 
 def remove_cgroup_parent() -> list[str]:
+    """rmdir what is left under this run's CGROUP_PARENT; returns it (a leftover is ours)."""
     left = []
     for d in CGROUP_ROOT.glob(f"*/{CGROUP_PARENT}"):
         for sub in sorted((p for p in d.iterdir() if p.is_dir()), reverse=True):

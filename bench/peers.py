@@ -9,14 +9,16 @@ private storage.conf so the host's /var/lib/containers is never used.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import subprocess
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.oci import MERGED, overlay_root
 from bench.rootfs import PEER_CGROUP, Bundle
 from bench.stats import Sample
 
@@ -50,6 +52,34 @@ def install_peers(log: Callable[[str], None]) -> None:
                        capture_output=True, text=True)
     if p.returncode != 0:
         log(f"peers: apt-get install failed: {p.stderr.strip().splitlines()[-1:]}")
+
+
+def peer_cli(argv: list[str], env: dict[str, str], *, check: bool = True,
+             timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """A peer's CLI (`podman ...`, `docker ...`) with its private environment; PeerError on a
+    non-zero exit when `check`."""
+    p = subprocess.run(argv, env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL,
+                       timeout=timeout)
+    if check and p.returncode != 0:
+        raise PeerError(f"{os.path.basename(argv[0])} {' '.join(argv[1:3])} failed: "
+                        f"{p.stderr.strip()[-300:]}")
+    return p
+
+
+def pids_of(argv0: Callable[[bytes], bool], mark: str) -> list[int]:
+    """Processes whose argv[0] passes `argv0` and whose command line names `mark` (a peer's
+    private dir or socket): a peer's helpers (conmon, containerd-shim), never the host's."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmd = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if cmd and argv0(cmd[0]) and any(mark.encode() in c for c in cmd):
+            pids.append(int(proc.name))
+    return pids
 
 
 def timed(argv: list[str], env: dict[str, str] | None = None, timeout: float = 120) -> float:
@@ -89,6 +119,22 @@ def hybrid_hugetlb() -> bool:
         return False
 
 
+def hugetlb_lingering() -> bool:
+    """True when a v1 hugetlb hierarchy still exists but is mounted nowhere: after the last
+    unmount of one that had child cgroups the kernel keeps it (and hugetlb off cgroup2) for
+    minutes. /proc/self/cgroup still lists it, so crun in a cgroup namespace tries to mount
+    it and fails (EPERM: a new v1 hierarchy cannot be made from a non-initial cgroupns);
+    mounting it again (the kernel reuses the hierarchy) is what makes crun run."""
+    try:
+        listed = any(line.split(":")[1] == "hugetlb"
+                     for line in Path("/proc/self/cgroup").read_text().splitlines())
+        mounts = Path("/proc/self/mounts").read_text().splitlines()
+    except (OSError, IndexError):
+        return False
+    mounted = any(m.split()[2] == "cgroup" and "hugetlb" in m.split()[3].split(",") for m in mounts)
+    return listed and not mounted
+
+
 @contextlib.contextmanager
 def hugetlb_v1() -> Iterator[str]:
     """Mount a v1 hugetlb hierarchy when cgroup2 holds hugetlb; unmount (and rmdir) after.
@@ -96,7 +142,8 @@ def hugetlb_v1() -> Iterator[str]:
     ... hugetlb: Operation not permitted"). Yields what was done, for the results. After the
     unmount the kernel frees the v1 hierarchy only after a while (seen: minutes); until then
     hugetlb is on neither mount, and no peer here needs it back — we wait only briefly."""
-    if not hybrid_hugetlb():
+    lingering = hugetlb_lingering()
+    if not hybrid_hugetlb() and not lingering:
         yield "not needed (cgroup2 holds no hugetlb)"
         return
     made_dir = not HUGETLB_MOUNT.exists()
@@ -110,7 +157,8 @@ def hugetlb_v1() -> Iterator[str]:
             HUGETLB_MOUNT.rmdir()
         raise PeerError(f"mount of a v1 hugetlb hierarchy failed: {e.stderr.decode().strip()}") from e
     try:
-        yield f"v1 hugetlb mounted at {HUGETLB_MOUNT} around the crun runs"
+        yield (f"v1 hugetlb {'(a lingering hierarchy) ' if lingering else ''}mounted at "
+               f"{HUGETLB_MOUNT} around the crun runs")
     finally:
         with contextlib.suppress(OSError):
             (HUGETLB_MOUNT / PEER_CGROUP).rmdir()
@@ -124,7 +172,7 @@ def hugetlb_v1() -> Iterator[str]:
 
 
 def remove_peer_cgroups() -> list[str]:
-    """rmdir the (empty) PEER_CGROUP parent in every hierarchy; returns what is left."""
+    """rmdir this run's (empty) PEER_CGROUP parent in every hierarchy; returns what is left."""
     left = []
     for d in CGROUP_ROOT.glob(f"*/{PEER_CGROUP}"):
         for sub in sorted(d.glob("*/"), reverse=True):
@@ -141,11 +189,65 @@ def remove_peer_cgroups() -> list[str]:
 # ---------------------------------------------------------------- scenario 1: one-shot runs
 
 
-def run_oci(tool: str, bundle: Bundle, state: Path, runs: int) -> Sample:
-    """`<tool> run` of /bin/true on the bundle; `run` without -d deletes the container."""
+def oci_once(tool: str, bundle: Bundle, state: Path, i: int) -> float:
+    """One `<tool> run` of /bin/true on the bundle (`run` without -d deletes the container)
+    on a fresh overlay root mounted before and unmounted and removed after: all timed, ms."""
     state.mkdir(parents=True, exist_ok=True)
-    return sample(lambda i: timed([tool, "--root", str(state), "run", "--bundle", str(bundle.dir),
-                                   f"cmpbench-{tool}-{os.getpid()}-{i}"]), runs)
+    t = time.perf_counter()
+    with overlay_root(bundle.rootfs, bundle.dir, f"{tool}-{i}"):
+        timed([tool, "--root", str(state), "run", "--bundle", str(bundle.dir),
+               f"cmpbench-{tool}-{os.getpid()}-{i}"])
+    return (time.perf_counter() - t) * 1000
+
+
+@dataclass
+class Interleaved:
+    """Peers' runs called between ours (`__call__(i)` after our run i): one run of each
+    tool per round, `warmup` rounds uncounted; a tool that fails gets its note and leaves."""
+    runs: dict[str, Callable[[int], float]]
+    warmup: int
+    samples: dict[str, Sample] = field(default_factory=dict)
+
+    def __call__(self, i: int) -> None:
+        for tool, run in self.runs.items():
+            s = self.samples.setdefault(tool, Sample())
+            if s.note:
+                continue
+            try:
+                ms = run(i)
+            except (PeerError, subprocess.TimeoutExpired, OSError) as e:
+                s.note = f"failed: {e}"
+                continue
+            if i >= self.warmup:
+                s.values.append(ms)
+
+
+PROBE = ("cat /sys/class/net/lo/flags; grep ^Seccomp: /proc/self/status; "
+         "readlink /proc/self/ns/cgroup; grep ' / / ' /proc/self/mountinfo; cat /etc/hostname")
+
+
+def probe_oci(tool: str, bundle: Bundle, state: Path) -> dict[str, str]:
+    """What the bundle gives a container under `tool`, seen from inside: lo's flags (0x9 = up),
+    the seccomp mode (2 = filter), the cgroup namespace (beside ours), the root mount's type."""
+    state.mkdir(parents=True, exist_ok=True)
+    d = bundle.dir / f"probe-{tool}"
+    d.mkdir(exist_ok=True)
+    cfg = json.loads((bundle.dir / "config.json").read_text())
+    cfg["process"]["args"] = ["/bin/sh", "-c", PROBE]
+    cfg["root"]["path"] = str(bundle.dir / MERGED)
+    (d / "config.json").write_text(json.dumps(cfg))
+    with overlay_root(bundle.rootfs, bundle.dir, f"probe-{tool}"):
+        p = subprocess.run([tool, "--root", str(state), "run", "--bundle", str(d),
+                            f"cmpbench-probe-{tool}-{os.getpid()}"], capture_output=True,
+                           text=True, stdin=subprocess.DEVNULL, timeout=60)
+    if p.returncode != 0:
+        raise PeerError(f"{tool} probe exited {p.returncode}: {p.stderr.strip()[-300:]}")
+    lines = p.stdout.splitlines() + [""] * 5
+    root = lines[3].split(" - ")[1].split()[0] if " - " in lines[3] else "?"
+    return {"lo_flags": lines[0].strip(), "seccomp": lines[1].split(":")[-1].strip(),
+            "cgroup_ns": lines[2].strip(),
+            "host_cgroup_ns": os.readlink("/proc/self/ns/cgroup"), "root_fstype": root,
+            "hostname": lines[4].strip()}
 
 
 def run_nspawn(bundle: Bundle, runs: int) -> Sample:
@@ -190,11 +292,7 @@ class Podman:
             f'tmp_dir = "{self.dir / "tmp"}"\nvolume_path = "{self.dir / "volumes"}"\n')
 
     def podman(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        p = subprocess.run(["podman", *args], env=self.env, capture_output=True, text=True,
-                           stdin=subprocess.DEVNULL, timeout=300)
-        if check and p.returncode != 0:
-            raise PeerError(f"podman {' '.join(args[:2])} failed: {p.stderr.strip()[-300:]}")
-        return p
+        return peer_cli(["podman", *args], self.env, check=check, timeout=300)
 
     def setup(self, tarball: Path) -> None:
         self.write_config()
@@ -213,18 +311,7 @@ class Podman:
 
     def conmon_pids(self) -> list[int]:
         """conmon processes serving this podman (their command line names our runroot)."""
-        mark = str(self.dir)
-        pids = []
-        for proc in Path("/proc").iterdir():
-            if not proc.name.isdigit():
-                continue
-            try:
-                cmd = (proc / "cmdline").read_bytes().split(b"\0")
-            except OSError:
-                continue
-            if cmd and cmd[0].endswith(b"conmon") and any(mark.encode() in c for c in cmd):
-                pids.append(int(proc.name))
-        return pids
+        return pids_of(lambda argv0: argv0.endswith(b"conmon"), str(self.dir))
 
 
 def run_podman(pm: Podman, runs: int, network_none: bool) -> Sample:

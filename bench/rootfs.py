@@ -7,20 +7,22 @@ systemd-nspawn insists on (it is one small file; nothing else reads it).
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.oci import like_ours
 from runtime.images.busybox import populate_rootfs
 
 OS_RELEASE = 'NAME="busybox"\nID=busybox\nPRETTY_NAME="busybox (composer bench)"\n'
-PEER_CGROUP = "composer-bench-peer"  # parent of the peers' cgroups; removed afterwards
+PEER_CGROUP = f"composer-bench-peer-{os.getpid()}"  # the peers' cgroups (this run's); removed after
 
 
 @dataclass(frozen=True)
 class Bundle:
-    dir: Path  # OCI bundle: config.json + rootfs/
+    dir: Path  # OCI bundle: config.json, rootfs/ (the lower dir), merged/ (root.path)
 
     @property
     def rootfs(self) -> Path:
@@ -52,7 +54,9 @@ def oci_config(template: dict[str, object], args: list[str], cgroup: str) -> dic
 
 
 def make_bundle(workdir: Path, runc: str | None) -> Bundle:
-    """rootfs + tarball always; config.json (from `runc spec`) when runc is installed."""
+    """rootfs + tarball always; config.json (`runc spec`'s, given our container's features by
+    bench/oci.py: seccomp, caps, cgroupns, /etc files, an overlay root at `merged/` that
+    `oci.overlay_root` mounts per run over `rootfs/`) when runc is installed."""
     bundle = Bundle(workdir / "bundle")
     make_rootfs(bundle.rootfs)
     with tarfile.open(bundle.tarball, "w") as tar:
@@ -60,6 +64,6 @@ def make_bundle(workdir: Path, runc: str | None) -> Bundle:
     if runc:
         subprocess.run([runc, "spec"], cwd=bundle.dir, check=True, capture_output=True)
         template = json.loads((bundle.dir / "config.json").read_text())
-        cfg = oci_config(template, ["/bin/true"], "bench")
+        cfg = like_ours(oci_config(template, ["/bin/true"], "bench"), bundle.dir)
         (bundle.dir / "config.json").write_text(json.dumps(cfg, indent=1))
     return bundle

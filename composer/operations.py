@@ -87,6 +87,9 @@ class UpOptions:
     ignore_orphans: bool = False  # COMPOSE_IGNORE_ORPHANS: no orphan warning
 
 
+FAST_POLL, FAST_POLL_FOR = 0.01, 1.0  # s: how often a wait for a condition looks at first
+
+
 def _noop(obj: str, status: str) -> None:
     pass
 
@@ -478,7 +481,8 @@ class Project:
         if condition == "service_started":
             return
         loop = asyncio.get_running_loop()
-        own = loop.time() + opts.health_timeout
+        started = loop.time()
+        own = started + opts.health_timeout
         end = min(own, deadline) if deadline is not None else own
         announced = False
         while True:
@@ -523,7 +527,9 @@ class Project:
                 raise ComposerError(
                     f"service {service}: timed out after {_seconds(opts.health_timeout)} "
                     f"waiting for {condition}")
-            await asyncio.sleep(0.05)
+            # a check of `interval: 100ms` passes ~0.1 s after the start: look again soon
+            # for the first second (two small requests a time), then every 50 ms
+            await asyncio.sleep(FAST_POLL if loop.time() - started < FAST_POLL_FOR else 0.05)
 
     # -- resources ------------------------------------------------------------------------
     def networks_used(self, services: Collection[str]) -> list[str]:

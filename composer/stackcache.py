@@ -57,6 +57,9 @@ def _stat_key(path: str) -> list[int] | None:
     return [st.st_ino, st.st_size, st.st_mode, st.st_mtime_ns, st.st_ctime_ns]
 
 
+stat_key = _stat_key  # public: composer.cli.quickrun stamps the code of its plans so
+
+
 def _code_stamp() -> list[object]:
     here = Path(__file__).parent
     out: list[object] = [_stat_key(__file__)]
@@ -93,9 +96,9 @@ def _named_volatiles(files: Sequence[str], environ: Mapping[str, str]) -> dict[s
     return out
 
 
-def lookup(folder: Path, inputs: Sequence[object],
-           environ: Mapping[str, str] | None = None) -> StackSummary | None:
-    """The summary stored for these inputs if every file it depended on is unchanged."""
+def lookup_data(folder: Path, inputs: Sequence[object],
+                environ: Mapping[str, str] | None = None) -> dict[str, object] | None:
+    """The JSON object stored for these inputs if every file it depended on is unchanged."""
     environ = os.environ if environ is None else environ
     path = folder / f"{_key(inputs, environ)}.json"
     try:
@@ -104,10 +107,30 @@ def lookup(folder: Path, inputs: Sequence[object],
             return None
         if any(environ.get(k) != v for k, v in data["volatile"].items()):
             return None
-        s = data["stack"]
-        return StackSummary(str(s["name"]), tuple(s["services"]), tuple(s["all_services"]),
-                            tuple(s["warnings"]))
+        stored = data["stack"]
+        return stored if isinstance(stored, dict) else None
     except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def summary_from(s: Mapping[str, object]) -> StackSummary:
+    """A StackSummary from its JSON form (KeyError/TypeError when it is not one)."""
+    return StackSummary(str(s["name"]), tuple(s["services"]),  # type: ignore[arg-type]
+                        tuple(s["all_services"]), tuple(s["warnings"]))  # type: ignore[arg-type]
+
+
+def summary_json(summary: StackSummary) -> dict[str, object]:
+    return {"name": summary.name, "services": list(summary.services),
+            "all_services": list(summary.all_services), "warnings": list(summary.warnings)}
+
+
+def lookup(folder: Path, inputs: Sequence[object],
+           environ: Mapping[str, str] | None = None) -> StackSummary | None:
+    """The summary stored for these inputs if every file it depended on is unchanged."""
+    data = lookup_data(folder, inputs, environ)
+    try:
+        return summary_from(data) if data is not None else None
+    except (KeyError, TypeError):
         return None
 
 
@@ -115,6 +138,13 @@ def store(folder: Path, inputs: Sequence[object], summary: StackSummary, files: 
           environ: Mapping[str, str] | None = None, *, now: float | None = None) -> bool:
     """Keep `summary` for these inputs with the state of `files` (what the load looked at);
     False when not stored (a file too fresh to trust, or the folder not writable)."""
+    return store_data(folder, inputs, summary_json(summary), files, environ, now=now)
+
+
+def store_data(folder: Path, inputs: Sequence[object], stored: Mapping[str, object],
+               files: Sequence[str], environ: Mapping[str, str] | None = None, *,
+               now: float | None = None) -> bool:
+    """store's, for any JSON object (composer.cli.quickrun keeps a run plan so)."""
     now = time.time() if now is None else now
     states = [(f, _stat_key(f)) for f in files]
     fresh = (now - STABLE_AFTER) * 1e9
@@ -123,9 +153,7 @@ def store(folder: Path, inputs: Sequence[object], summary: StackSummary, files: 
     environ = os.environ if environ is None else environ
     key = _key(inputs, environ)
     volatile = _named_volatiles([f for f, st in states if st is not None], environ)
-    body = json.dumps({"files": states, "volatile": volatile, "stack": {
-        "name": summary.name, "services": list(summary.services),
-        "all_services": list(summary.all_services), "warnings": list(summary.warnings)}})
+    body = json.dumps({"files": states, "volatile": volatile, "stack": dict(stored)})
     try:
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         entries = sorted(folder.glob("*.json"), key=lambda p: p.stat().st_mtime_ns)

@@ -12,11 +12,13 @@ from __future__ import annotations
 import errno
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from runtime import access, routes, rpc, serde
-from runtime.api import ContainerInfo, ImageInfo, NetworkInfo, VolumeInfo
 from runtime.errors import EngineError
+
+if TYPE_CHECKING:  # imported by the calls that build them: `run`'s quick path needs none
+    from runtime.api import ContainerInfo, ImageInfo, NetworkInfo, VolumeInfo
 
 Params = list[tuple[str, str]]
 
@@ -102,6 +104,12 @@ class PlainCalls:
                     body: Any = None) -> Any:
         raise NotImplementedError
 
+    async def call_json(self, route: routes.Route, *values: str, params: Params | None = None,
+                        body: Any = None) -> Any:
+        """A route's JSON answer as it came, no dataclass built: `run`'s quick path
+        (composer.cli.quickrun) so imports neither runtime.api nor runtime.types."""
+        return await self._call(*route.request(*values), params=params, body=body)
+
     async def ping(self) -> bool:
         return bool(await self._call(*routes.PING.request()) == "OK")
 
@@ -109,6 +117,8 @@ class PlainCalls:
         return await self._call(*routes.VERSION.request())  # type: ignore[no-any-return]
 
     async def inspect_container(self, ref: str) -> ContainerInfo:
+        from runtime.api import ContainerInfo
+
         return serde.from_dict(
             ContainerInfo, await self._call(*routes.INSPECT_CONTAINER.request(ref))
         )
@@ -116,6 +126,8 @@ class PlainCalls:
     async def list_containers(
         self, all: bool = False, labels: dict[str, str] | None = None
     ) -> list[ContainerInfo]:
+        from runtime.api import ContainerInfo
+
         params = [("all", str(int(all))), *rpc.format_labels(labels)]
         return [
             serde.from_dict(ContainerInfo, d)
@@ -123,13 +135,31 @@ class PlainCalls:
         ]
 
     async def list_networks(self, labels: dict[str, str] | None = None) -> list[NetworkInfo]:
+        from runtime.api import NetworkInfo
+
         data = await self._call(*routes.LIST_NETWORKS.request(), params=rpc.format_labels(labels))
         return [serde.from_dict(NetworkInfo, d) for d in data]
 
     async def list_volumes(self, labels: dict[str, str] | None = None) -> list[VolumeInfo]:
+        from runtime.api import VolumeInfo
+
         data = await self._call(*routes.LIST_VOLUMES.request(), params=rpc.format_labels(labels))
         return [serde.from_dict(VolumeInfo, d) for d in data]
 
     async def list_images(self) -> list[ImageInfo]:
+        from runtime.api import ImageInfo
+
         data = await self._call(*routes.LIST_IMAGES.request())
         return [serde.from_dict(ImageInfo, d) for d in data]
+
+    # the one-off container's calls: `run`'s quick path (composer.cli.quickrun) as well
+    async def kill_container(self, ref: str, signal: str = "SIGKILL") -> None:
+        await self._call(*routes.KILL_CONTAINER.request(ref), params=[("signal", signal)])
+
+    async def wait_container(self, ref: str) -> int:
+        data = await self._call(*routes.WAIT_CONTAINER.request(ref))
+        return int(data["exit_code"])
+
+    async def remove_container(self, ref: str, force: bool = False, volumes: bool = False) -> None:
+        params = [("force", str(int(force))), ("v", str(int(volumes)))]
+        await self._call(*routes.REMOVE_CONTAINER.request(ref), params=params)

@@ -22,10 +22,8 @@ import sys
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Generic, TypeVar
-
-import aiohttp
-from yarl import URL
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from urllib.parse import urlencode
 
 import runtime
 from runtime import access, routes, rpc, serde
@@ -60,7 +58,11 @@ from runtime.calls import (  # noqa: F401  (DaemonUnavailable, PermissionDenied:
 )
 from runtime.errors import Conflict, EngineError, InvalidArgument
 from runtime.paths import Paths, safe_name
+from runtime.streamhttp import ConnectFailed, Pool
 from runtime.types import ContainerSpec, NetworkSpec, VolumeSpec
+
+if TYPE_CHECKING:  # imported on the first stream, upload or websocket (~100-130 ms)
+    import aiohttp
 
 T = TypeVar("T")
 
@@ -111,6 +113,7 @@ class Stream(AsyncIterator[T], Generic[T]):
         return self
 
     async def __anext__(self) -> T:
+        import aiohttp
         await self.open()
         while not self._lines:
             if self._done or self._resp is None:
@@ -180,6 +183,7 @@ class ByteStream(AsyncIterator[bytes]):
         return self
 
     async def __anext__(self) -> bytes:
+        import aiohttp
         if self._done:
             raise StopAsyncIteration
         resp = await self.open()
@@ -203,6 +207,7 @@ class ByteStream(AsyncIterator[bytes]):
 
 
 async def _error_of(resp: aiohttp.ClientResponse) -> EngineError:
+    import aiohttp
     try:
         raw = await resp.read()
         body = json.loads(raw) if raw else {}
@@ -222,11 +227,13 @@ class WsAttach(AttachStream):
         self.frames: list[tuple[int, bytes]] = []
 
     async def _send(self, data: bytes) -> None:
+        import aiohttp
         if not self.ws.closed:
             with contextlib.suppress(ConnectionError, aiohttp.ClientError):
                 await self.ws.send_bytes(data)
 
     async def _recv(self) -> tuple[int, bytes] | None:
+        import aiohttp
         while not self.frames:
             msg = await self.ws.receive()
             if msg.type != aiohttp.WSMsgType.BINARY:
@@ -244,11 +251,13 @@ class Client(PlainCalls):
 
     def __init__(self, socket_path: str | Path | None = None) -> None:
         self.socket_path = Path(socket_path) if socket_path else Paths.from_env().socket
-        self._http: aiohttp.ClientSession | None = None
+        self._http: aiohttp.ClientSession | None = None  # streams, uploads, websockets
+        self._pool: Pool | None = None  # the plain calls (runtime.streamhttp: no aiohttp)
 
     # ------------------------------------------------------------ plumbing
 
     def _session(self) -> aiohttp.ClientSession:
+        import aiohttp
         if self._http is None or self._http.closed:
             self._http = aiohttp.ClientSession(
                 connector=aiohttp.UnixConnector(path=str(self.socket_path)),
@@ -258,6 +267,9 @@ class Client(PlainCalls):
         return self._http
 
     async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
         if self._http is not None:
             await self._http.close()
             self._http = None
@@ -278,6 +290,9 @@ class Client(PlainCalls):
         params: list[tuple[str, str]] | None = None,
         body: bytes | None = None,
     ) -> aiohttp.ClientResponse:
+        import aiohttp
+        from yarl import URL
+
         url = URL(BASE + path, encoded=True)
         headers = {"Content-Type": "application/json"} if body is not None else None
         try:
@@ -304,18 +319,26 @@ class Client(PlainCalls):
             err = InvalidArgument(rpc.TOO_LARGE)
             err.status = 413
             raise err
-        resp = await self._send(method, path, params=params, body=raw_body)
-        if resp.status >= 400:
-            raise await _error_of(resp)
+        if self._pool is None:
+            self._pool = Pool(self.socket_path)
+        target = f"{path}?{urlencode(params)}" if params else path
+        headers = {"Content-Type": "application/json"} if raw_body is not None else {}
         try:
-            raw = await resp.read()
-        except aiohttp.ClientError as e:
-            raise DaemonUnavailable(f"lost the connection to composerd: {e}") from None
-        finally:
-            resp.release()
-        if resp.status == 204 or not raw:
+            status, ctype, raw = await self._pool.request(method, target, raw_body, headers)
+        except ConnectFailed as e:
+            raise connect_error(e.os_error, self.socket_path) from None
+        except OSError as e:  # HTTPError, a reset: the connection broke
+            raise DaemonUnavailable(
+                f"lost the connection to composerd: {e or type(e).__name__}") from None
+        if status >= 400:
+            try:
+                err_body = json.loads(raw) if raw else {}
+            except ValueError:
+                err_body = {}
+            raise rpc.error_from_body(status, err_body)
+        if status == 204 or not raw:
             return None
-        if resp.content_type == "application/json":
+        if ctype == "application/json":
             return json.loads(raw)
         return raw.decode()
 
@@ -341,17 +364,6 @@ class Client(PlainCalls):
         params = [("timeout", repr(float(timeout)))] if timeout is not None else None
         data = await self._call(*routes.RESTART_CONTAINER.request(ref), params=params)
         return serde.from_dict(ContainerInfo, data)
-
-    async def kill_container(self, ref: str, signal: str = "SIGKILL") -> None:
-        await self._call(*routes.KILL_CONTAINER.request(ref), params=[("signal", signal)])
-
-    async def wait_container(self, ref: str) -> int:
-        data = await self._call(*routes.WAIT_CONTAINER.request(ref))
-        return int(data["exit_code"])
-
-    async def remove_container(self, ref: str, force: bool = False, volumes: bool = False) -> None:
-        params = [("force", str(int(force))), ("v", str(int(volumes)))]
-        await self._call(*routes.REMOVE_CONTAINER.request(ref), params=params)
 
     async def pause_container(self, ref: str) -> None:
         await self._call(*routes.PAUSE_CONTAINER.request(ref))
@@ -421,7 +433,15 @@ class Client(PlainCalls):
             ref, argv, user=user, env=env, workdir=workdir, tty=tty, stdin=stdin,
             detach=detach, privileged=privileged))
 
+    async def run_attached(self, ref: str, rm: bool = False) -> WsAttach:
+        """A created one-off container attached, started, relayed, removed with `rm`
+        before its EXIT (runtime.daemon.oneoff)."""
+        return await self._websocket(routes.RUN_ATTACHED.url(ref), [("rm", str(int(rm)))])
+
     async def _websocket(self, path: str, params: list[tuple[str, str]]) -> WsAttach:
+        import aiohttp
+        from yarl import URL
+
         try:
             ws = await self._session().ws_connect(
                 URL(BASE + path, encoded=True), params=params, max_msg_size=rpc.MAX_BODY)
@@ -467,6 +487,9 @@ class Client(PlainCalls):
         copy_uid_gid: bool = False,
         no_overwrite_dir_non_dir: bool = True,
     ) -> None:
+        import aiohttp
+        from yarl import URL
+
         url = URL(BASE + routes.PUT_ARCHIVE.url(ref), encoded=True)
         params = [("path", path), ("copy_uid_gid", str(int(copy_uid_gid))),
                   ("no_overwrite_dir_non_dir", str(int(no_overwrite_dir_non_dir)))]

@@ -76,6 +76,10 @@ ATTACH_CONTAINER = Route("GET", f"{_C}/attach", "attach_container",
 EXEC_ATTACH = Route("GET", f"{_C}/exec-attach", "exec_attach",
                     "?request=ExecRequest(JSON) -> websocket of attach frames: the command's "
                     "stdio, then EXIT")
+RUN_ATTACHED = Route("GET", f"{_C}/run", "run_attached",
+                     "?rm=0|1 -> websocket of attach frames: attached (follow), started, the "
+                     "container's stdio, then EXIT (with rm=1 once it is removed); runtime."
+                     "daemon.oneoff")
 REMOVE_PATHS = Route("POST", f"{_C}/remove-paths", "remove_paths",
                      "RemovePathsRequest -> ArchiveResult")
 TOP = Route("GET", f"{_C}/top", "top", "-> [{column: value}]")
@@ -115,7 +119,7 @@ ROUTES: tuple[Route, ...] = (
     CREATE_CONTAINER, LIST_CONTAINERS, LIST_CONTAINERS_DOCKER, INSPECT_CONTAINER,
     START_CONTAINER, STOP_CONTAINER, RESTART_CONTAINER, KILL_CONTAINER, WAIT_CONTAINER,
     REMOVE_CONTAINER, PAUSE_CONTAINER, UNPAUSE_CONTAINER, LOGS, EXEC_RUN, EXEC_PREPARE,
-    ATTACH_CONTAINER, EXEC_ATTACH, REMOVE_PATHS, TOP, STATS, STAT_PATH, GET_ARCHIVE,
+    ATTACH_CONTAINER, EXEC_ATTACH, RUN_ATTACHED, REMOVE_PATHS, TOP, STATS, STAT_PATH, GET_ARCHIVE,
     PUT_ARCHIVE, EXPORT_CONTAINER, COMMIT_CONTAINER,
     CREATE_NETWORK, LIST_NETWORKS, REMOVE_NETWORK,
     CREATE_VOLUME, LIST_VOLUMES, REMOVE_VOLUME,

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from composer import labels as L
@@ -155,8 +156,44 @@ def exec_cmd(args: argparse.Namespace) -> int:
     return read_project(args, go, read_only=False)
 
 
+def run_wants_tty(args: argparse.Namespace) -> bool:
+    """`run`'s pseudo-terminal, as docker compose run: when ours is one (-T turns it off)."""
+    return not args.no_tty and (args.tty or (_stdin_is_a_tty() and sys.stdout.isatty()))
+
+
+def one_off_changes(args: argparse.Namespace, project: str, env: Mapping[str, str],
+                    tty: bool) -> dict[str, object]:
+    """What `run`'s flags change in the service's container (`env`: the spec's), for
+    dataclasses.replace: the slow path's and composer.cli.quickrun's alike."""
+    import os
+
+    name = args.name or f"{project}-{args.service}-run-{os.urandom(6).hex()}"  # token_hex's
+    changes: dict[str, object] = {"name": name, "restart": "no"}
+    if args.command:
+        changes["command"] = tuple(args.command)
+    if args.entrypoint is not None:
+        import shlex
+        changes["entrypoint"] = tuple(shlex.split(args.entrypoint))
+    if args.user:
+        changes["user"] = args.user
+    if args.workdir:
+        changes["working_dir"] = args.workdir
+    if args.env:
+        changes["env"] = {**env, **_env(args.env)}
+    # As docker compose run: stdin kept open (-i is the default) and a pseudo-terminal
+    # when ours is one (-T turns it off); -d keeps the service's own settings.
+    if not args.detach:
+        changes["stdin_open"] = True
+        changes["tty"] = tty
+    return changes
+
+
 def run_cmd(args: argparse.Namespace) -> int:
-    import secrets
+    from composer.cli.quickrun import quick_run
+
+    code = quick_run(args)  # None: a case only the full path serves
+    if code is not None:
+        return code
     from dataclasses import replace
 
     from composer.cli.common import run, with_project
@@ -179,25 +216,7 @@ def run_cmd(args: argparse.Namespace) -> int:
         labels = project.container_labels(args.service, 1, oneoff=True)  # with the image id
         spec = container_spec(project.stack, args.service, 1, labels=labels)
         spec = apply_run_flags(project.stack, spec, args)
-        name = args.name or f"{project.name}-{args.service}-run-{secrets.token_hex(6)}"
-        changes: dict[str, object] = {"name": name, "restart": "no"}
-        if args.command:
-            changes["command"] = tuple(args.command)
-        if args.entrypoint is not None:
-            import shlex
-            changes["entrypoint"] = tuple(shlex.split(args.entrypoint))
-        if args.user:
-            changes["user"] = args.user
-        if args.workdir:
-            changes["working_dir"] = args.workdir
-        if args.env:
-            changes["env"] = {**spec.env, **_env(args.env)}
-        # As docker compose run: stdin kept open (-i is the default) and a pseudo-terminal
-        # when ours is one (-T turns it off); -d keeps the service's own settings.
-        if not args.detach:
-            changes["stdin_open"] = True
-            changes["tty"] = not args.no_tty and (args.tty or (_stdin_is_a_tty()
-                                                                and sys.stdout.isatty()))
+        changes = one_off_changes(args, project.name, spec.env, run_wants_tty(args))
         spec = replace(spec, **changes)  # type: ignore[arg-type]
         info = await project.engine.create_container(spec)
         hooks: asyncio.Future[None] | None = None

@@ -15,7 +15,7 @@ from aiohttp import web
 
 from runtime import rpc
 from runtime.api import BuildRequest, CommitRequest, EngineAPI
-from runtime.daemon.streams import json_lines, relay, send_tar
+from runtime.daemon.streams import json_lines, relay, send_tar, websocket
 from runtime.errors import EngineError, InvalidArgument
 from runtime.types import ContainerSpec, NetworkSpec, VolumeSpec
 
@@ -206,8 +206,10 @@ async def attach_container(request: web.Request) -> web.StreamResponse:
 
 
 async def exec_attach(request: web.Request) -> web.StreamResponse:
-    """`exec` with its stdio on a websocket (runtime.exec_session): the command starts
-    before the upgrade, so an unknown or stopped container is a 4xx."""
+    """`exec` with its stdio on a websocket (runtime.exec_session). The container is checked
+    before the upgrade, so an unknown or stopped container is a 4xx; the upgrade is answered
+    before the command starts (the engine's `ready`), so the client's start overlaps the
+    launch. A command that can't start is a stream of its message and 126/127, as before."""
     ref = _ref(request)
     raw = _q(request, "request")
     if raw is None:
@@ -215,10 +217,33 @@ async def exec_attach(request: web.Request) -> web.StreamResponse:
     req: rpc.ExecRequest = rpc.decode(rpc.ExecRequest, rpc.decode_json(raw.encode()))
     if not req.argv:
         raise InvalidArgument("invalid exec: argv is empty, give the command to run")
-    stream = await _engine(request).exec_attach(
-        ref, list(req.argv), user=req.user, env=dict(req.env) or None, workdir=req.workdir,
-        tty=req.tty, stdin=req.stdin, detach=req.detach, privileged=req.privileged)
-    return await relay(request, stream)
+    ws = websocket()
+
+    async def upgrade() -> None:
+        await ws.prepare(request)
+
+    engine: Any = _engine(request)  # Engine's exec_attach takes `ready` (not EngineAPI's)
+    try:
+        stream = await engine.exec_attach(
+            ref, list(req.argv), user=req.user, env=dict(req.env) or None,
+            workdir=req.workdir, tty=req.tty, stdin=req.stdin, detach=req.detach,
+            privileged=req.privileged, ready=upgrade)
+    except EngineError as e:
+        if not ws.prepared:
+            raise  # a proper status
+        from runtime.exec_session import ExecSession
+
+        stream = ExecSession.failed(126, str(e))  # upgraded: the error is the stream's
+    return await relay(request, stream, ws)
+
+async def run_attached(request: web.Request) -> web.StreamResponse:
+    """`run`'s one-off: attach, start, relay, remove (rm=1), then its EXIT."""
+    from runtime.daemon.oneoff import run_attached as run_one_off
+
+    rm = rpc.parse_bool(_q(request, "rm"), "rm")
+    return await run_one_off(request, _engine(request), _ref(request), bool(rm),
+                             lambda call: _complete(request, call))
+
 
 async def top(request: web.Request) -> web.Response:
     return _json(await _engine(request).top(_ref(request)))

@@ -104,19 +104,26 @@ async def send_tar(request: web.Request, chunks: AsyncIterator[bytes],
 CLIENT_LINGER = 10.0  # s a websocket client has to close after the end of its stream
 
 
-async def relay(request: web.Request, stream: AttachStream) -> web.StreamResponse:
+def websocket() -> web.WebSocketResponse:
+    return web.WebSocketResponse(max_msg_size=rpc.MAX_BODY, timeout=CLIENT_LINGER)
+
+
+async def relay(request: web.Request, stream: AttachStream,
+                ws: web.WebSocketResponse | None = None) -> web.StreamResponse:
     """Relay `stream` on a websocket until either side ends; the stream is closed after.
 
     One task reads the websocket, and it is the one that closes it: aiohttp's close() from
     another task while a receive() waits drops the transport without waiting for the
     client's CLOSE, so a client write racing the end (CLOSE_IN) failed and the client's loop
     dropped the EXIT frame it had not read yet. Closed from the reader, close() sends CLOSE
-    and reads (discarding late input) until the client answers, at most CLIENT_LINGER."""
-    ws = web.WebSocketResponse(max_msg_size=rpc.MAX_BODY, timeout=CLIENT_LINGER)
+    and reads (discarding late input) until the client answers, at most CLIENT_LINGER.
+    `ws`: the websocket when the caller upgraded already (exec: before the command started)."""
+    ws = ws if ws is not None else websocket()
     recv: asyncio.Future[Any] | None = None
     out: asyncio.Future[None] | None = None
     try:
-        await ws.prepare(request)
+        if not ws.prepared:
+            await ws.prepare(request)
 
         async def output() -> None:
             while (item := await stream.recv_frame()) is not None:

@@ -42,6 +42,7 @@ import logging
 import shlex
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from runtime.network.errors import NetworkError
 from runtime.network.firewall import DEFAULT_TABLE, BridgeRule
@@ -251,15 +252,22 @@ async def _iptables_state() -> tuple[IptablesFilter | None, str, bool]:
     return IptablesFilter.parse(out), "", nft_backend
 
 
-async def _nft_forward_drops(skip_iptables_filter: bool) -> tuple[tuple[str, str], ...]:
+async def _nft_chains() -> list[Any]:
+    """`nft -j list chains`, parsed; [] without nft or when it fails."""
     try:
         rc, out, _ = await _run(["nft", "-j", "list", "chains"])
     except FileNotFoundError:
-        return ()
+        return []
     if rc != 0:
-        return ()
+        return []
+    items = json.loads(out).get("nftables", [])
+    return items if isinstance(items, list) else []
+
+
+async def _nft_forward_drops(chains: list[Any],
+                             skip_iptables_filter: bool) -> tuple[tuple[str, str], ...]:
     found = []
-    for item in json.loads(out).get("nftables", []):
+    for item in chains:
         chain = item.get("chain")
         if not chain or chain.get("hook") != "forward" or chain.get("policy") != "drop":
             continue
@@ -275,9 +283,10 @@ async def _nft_forward_drops(skip_iptables_filter: bool) -> tuple[tuple[str, str
 
 
 async def probe(bridge_netfilter: bool) -> HostFirewall:
-    ipt, err, nft_backend = await _iptables_state()
+    # the two listings side by side: every network create and remove waits for this
+    (ipt, err, nft_backend), chains = await asyncio.gather(_iptables_state(), _nft_chains())
     # iptables-nft's FORWARD is judged from the iptables side when iptables could list it
-    drops = await _nft_forward_drops(skip_iptables_filter=nft_backend and ipt is not None)
+    drops = await _nft_forward_drops(chains, skip_iptables_filter=nft_backend and ipt is not None)
     return HostFirewall(ipt, err, nft_backend, drops, bridge_netfilter)
 
 

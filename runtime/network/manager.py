@@ -16,9 +16,9 @@ import builtins
 import contextlib
 import ipaddress
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import replace
-from typing import Literal
+from typing import Any, Literal, TypeVar
 
 from runtime.api import NetworkInfo
 from runtime.errors import Conflict, InvalidArgument, NotFound
@@ -35,8 +35,10 @@ from runtime.network.state import (
     StateStore,
 )
 from runtime.paths import Paths
+from runtime.tasks import cancel_and_wait
 from runtime.types import NetworkAttachment, NetworkSpec, PortBinding
 
+R = TypeVar("R")
 log = logging.getLogger(__name__)
 
 PortMode = Literal["nat", "proxy"]
@@ -208,10 +210,12 @@ class NetworkManager:
         with self.store.transaction() as st:
             st.networks.pop(name, None)
             snapshot = st
-        await self._apply_firewall(snapshot)
-        if not snapshot.networks:
-            tables = await firewall.list_tables()
-            others = [t for _, t in tables if t.startswith(firewall.DEFAULT_TABLE)]
+        if snapshot.networks:
+            await self._apply_firewall(snapshot)
+        else:  # the last one: the host's tables are listed while ours is deleted
+            tables = await _beside(self._apply_firewall(snapshot), firewall.list_tables())
+            others = [t for _, t in tables
+                      if t.startswith(firewall.DEFAULT_TABLE) and t != self.table]
             foreign = hostfw.foreign_engines(self._host_fw, tables)
             sysctl.forward_release(others_active=bool(others), keep_on=bool(foreign))
             if foreign and not others:
@@ -496,10 +500,14 @@ class NetworkManager:
             for p in c.ports
             if not self._proxied(p.binding)
         ]
-        await firewall.apply(self.table, bridges, dnats)
         if not sync_host and bridges == self._synced:
+            await firewall.apply(self.table, bridges, dnats)
             return []
-        self._host_fw = await hostfw.probe(sysctl.bridge_netfilter())
+        # the host's firewalls are read while ours is written: neither depends on the other
+        # (the probe skips our own table), and each is a subprocess on a create's or a
+        # remove's path
+        self._host_fw = await _beside(firewall.apply(self.table, bridges, dnats),
+                                      hostfw.probe(sysctl.bridge_netfilter()))
         warning = await hostfw.sync_docker_user(self.table, bridges, self._host_fw)
         self._synced = None if warning else bridges
         return [warning] if warning else []
@@ -524,3 +532,15 @@ class NetworkManager:
     def published(self, container_id: str) -> builtins.list[PortBinding]:
         record = self.store.load().containers.get(container_id)
         return [replace(p.binding) for p in record.ports] if record else []
+
+
+async def _beside(first: Awaitable[Any], second: Awaitable[R]) -> R:
+    """Run `second` while `first` runs; `first`'s error is raised (`second` is then
+    cancelled), else `second`'s result is returned once both are done."""
+    other = asyncio.ensure_future(second)
+    try:
+        await first
+    except BaseException:
+        await cancel_and_wait(other)
+        raise
+    return await other

@@ -119,6 +119,8 @@ def mounts_under(path: str) -> list[str]:
 
 
 def _unescape(s: str) -> str:
+    if "\\" not in s:  # most mount points: no octal escapes (a remove reads every line)
+        return s
     out, i = [], 0
     while i < len(s):
         if s[i] == "\\" and i + 3 < len(s) and s[i + 1 : i + 4].isdigit():

@@ -296,3 +296,42 @@ def test_a_size_the_host_cannot_give_fails_up_naming_the_service(tmp_path: Path)
     assert engine.containers == {}
     run(project(tmp_path, "services:\n  web: {image: webimg}\n", engine).up(UpOptions()))
     assert [c.name for c in engine.containers.values()] == ["p-web-1"]
+
+
+def test_a_wait_for_healthy_looks_again_soon_at_first(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """A check of `interval: 100ms` passes ~0.1 s after the start: the wait looks every
+    10 ms for its first second (at 50 ms it lost ~25 ms per dependency of a chain), then
+    every 50 ms."""
+    import dataclasses
+
+    import composer.operations as ops
+
+    engine = MemEngine({"dbimg": "sha256:d", "webimg": "sha256:w"})
+    text = TWO.replace("depends_on: [db]", "depends_on: {db: {condition: service_healthy}}")
+    engine.health["db"] = "starting"
+    naps: list[float] = []
+    clock = [0.0]
+    real_sleep = asyncio.sleep
+
+    async def sleep(delay: float) -> None:
+        naps.append(delay)
+        clock[0] += delay
+        if len(naps) == 150:  # 1 s of 10 ms looks, then a few of 50 ms: healthy now
+            (db,) = [c for c in engine.containers.values() if c.name == "p-db-1"]
+            engine.containers[db.id] = dataclasses.replace(db, health="healthy")
+        await real_sleep(0)
+
+    class Loop:  # the wait's own clock, moved by the naps above
+        def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+            self._loop = loop
+
+        def time(self) -> float:
+            return clock[0]
+
+    monkeypatch.setattr(ops.asyncio, "sleep", sleep)
+    monkeypatch.setattr(ops.asyncio, "get_running_loop",
+                        lambda: Loop(asyncio.events._get_running_loop()))  # type: ignore[attr-defined]
+    run(project(tmp_path, text, engine).up(UpOptions()))
+    assert set(naps[:100]) == {ops.FAST_POLL} and set(naps[101:150]) == {0.05}
+    assert sorted(ids(engine)) == ["p-db-1", "p-web-1"]

@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.hostguard import HostGuard, parse_rules
-from bench.ours import CGROUP_PARENT
+from bench.hostguard import HostGuard, parse_rules, peer_lock
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -21,6 +20,17 @@ def _bench(tmp_path: Path, *args: str) -> dict:  # type: ignore[type-arg]
     assert p.returncode == 0, p.stderr
     assert p.stdout.splitlines()[0].startswith("scenario")
     return json.loads(out.read_text())  # type: ignore[no-any-return]
+
+
+def _nothing_left(d: dict) -> None:  # type: ignore[type-arg]
+    """No mount under the run's work dir, which is gone, and none of its cgroup parents
+    (its own: another developer's bench may be running on this shared host)."""
+    workdir = d["workdir"]
+    assert workdir and not Path(workdir).exists()
+    assert f"{workdir}/" not in Path("/proc/self/mounts").read_text()
+    assert all(p.startswith("composer-bench-") for p in d["cgroup_parents"])
+    for parent in d["cgroup_parents"]:
+        assert not list(Path("/sys/fs/cgroup").glob(f"*/{parent}"))
 
 
 def test_load_scenario_writes_json(tmp_path: Path) -> None:
@@ -36,12 +46,21 @@ def test_load_scenario_writes_json(tmp_path: Path) -> None:
 def test_launch_scenario_through_the_engine_leaves_nothing(tmp_path: Path) -> None:
     d = _bench(tmp_path, "--only", "launch")
     rows = {r["scenario"]: r for r in d["rows"]}
-    none = rows["create+start+wait /bin/true, no network"]
-    assert none["ours"]["runs"] == 10 and none["peers"] == {}
-    assert rows["create+start+wait /bin/true, bridge network"]["ours"]["runs"] == 10
+    none = rows["create+start+wait+remove /bin/true, no network"]
+    bridge = rows["create+start+wait+remove /bin/true, bridge network"]
+    assert none["ours"]["runs"] == 10 and none["peers"] == {}, none["ours"].get("note")
+    assert bridge["ours"]["runs"] == 10, bridge["ours"].get("note")
+    # the total includes remove, as a peer's `run` deletes its container
+    phases = [rows[f"  phase: {p} (no network)"]["ours"]["values"] for p in ("create", "start", "wait", "remove")]
+    for i, total in enumerate(none["ours"]["values"]):
+        assert abs(total - sum(ph[i] for ph in phases)) < 0.01
+    assert rows["  phase:   launch (no network)"]["ours"]["runs"] == 10
+    assert rows["  phase:   launch: lo up / attach (bridge)"]["ours"]["runs"] == 10
+    # what our container got, seen from inside: what the OCI bundle gives the peers
+    for key in ("ours (none)", "ours (bridge)"):
+        assert d["extra"]["probe"][key] == "lo_flags=0x9 seccomp=2 cgroup_ns=own root_fstype=overlay"
     assert d["cleanup"] == []  # nothing was found left over
-    assert not list(Path("/sys/fs/cgroup").glob(f"*/{CGROUP_PARENT}"))
-    assert "cmpbench-" not in Path("/proc/self/mounts").read_text()
+    _nothing_left(d)
 
 
 @pytest.fixture
@@ -57,6 +76,11 @@ def chains():  # type: ignore[no-untyped-def]
 
 
 def test_hostguard_removes_exactly_the_peer_chain(chains: list[str]) -> None:
+    with peer_lock():  # no other bench's dockerd makes chains inside this snapshot
+        _guarded(chains)
+
+
+def _guarded(chains: list[str]) -> None:
     guard = HostGuard.snapshot()
     for c in chains:
         subprocess.run(["iptables", "-w", "-N", c], check=True)
@@ -69,3 +93,14 @@ def test_hostguard_removes_exactly_the_peer_chain(chains: list[str]) -> None:
     assert "NETAVARK-CMPBTEST" not in now.chains
     assert "CMPBTEST-KEEP" in now.chains  # not a peer's: untouched
     assert "-A OUTPUT -d 127.0.0.253/32 -j CMPBTEST-KEEP" in now.rules
+
+
+def test_network_scenario_from_real_containers_leaves_nothing(tmp_path: Path) -> None:
+    d = _bench(tmp_path, "--only", "network")
+    assert d["errors"] == {} and d["cleanup"] == []
+    rows = {r["scenario"]: r for r in d["rows"]}
+    nat = rows["published port throughput, container (nft DNAT)"]
+    assert nat["ours"]["values"][0] > 0 and nat["peers"]["direct"]["values"][0] > 0
+    assert rows["published port throughput, container (proxy)"]["ours"]["values"][0] > 0
+    assert 0 < rows["dns lookup from a container (embedded dns)"]["ours"]["values"][0] < 100
+    _nothing_left(d)

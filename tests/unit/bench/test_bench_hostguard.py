@@ -111,3 +111,28 @@ def test_empty_iptables_nft_table() -> None:
     assert not table_is_empty(with_rule)
     assert not table_is_empty(empty.replace("srcnat; policy accept", "srcnat; policy drop"))
     assert not table_is_empty("")
+
+
+def test_peer_lock_makes_a_second_bench_wait(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import threading
+    import time
+
+    from bench.hostguard import peer_lock
+
+    lock = tmp_path / "peers.lock"
+    order: list[str] = []
+    seen: list[bool] = []
+
+    def other() -> None:
+        with peer_lock(lock) as waited:
+            seen.append(waited)
+            order.append("other")
+
+    with peer_lock(lock) as waited:
+        assert waited is False
+        t = threading.Thread(target=other)
+        t.start()
+        time.sleep(0.2)
+        order.append("first done")
+    t.join(5)
+    assert order == ["first done", "other"] and seen == [True]

@@ -122,6 +122,9 @@ class FakeCat(AttachStream):
         pass
 
 
+FAKE_COMMANDS = ("cat", "echo", "env", "false", "sleep", "crash")  # what exec_run knows
+
+
 class FakeEngine:
     def __init__(self, *, supervise: bool = False, backoff: Backoff | None = None) -> None:
         self.bus = EventBus()
@@ -139,6 +142,7 @@ class FakeEngine:
         }
         self.exec_handler: ExecHandler | None = None
         self.exec_calls: list[tuple[str, list[str]]] = []
+        self.exec_ready: list[tuple[str, list[str]]] = []  # exec_attach's ready() calls
         self.decisions: list[RestartDecision] = []  # what the supervisor answered on exits
         self.closed = False
         self.create_delay = 0.0  # seconds create_container takes (client-disconnect tests)
@@ -411,11 +415,23 @@ class FakeEngine:
         stdin: bool = True,
         detach: bool = False,
         privileged: bool = False,
+        ready: Callable[[], Awaitable[None]] | None = None,
     ) -> AttachStream:
         """`cat` echoes its input until the end of stdin; anything else runs as exec_run
-        and streams its result."""
+        and streams its result. `ready()` as the engine's: once the container is known."""
+        box = self._box(ref)
+        if ready is not None:
+            if box.info.state != "running":
+                raise Conflict(f"container {box.info.name} is not running: start it first",
+                               subject=box.info.name)
+            if self.exec_handler is None and argv and argv[0] not in FAKE_COMMANDS:
+                # the fake's "command not found" is a check before the start (as the real
+                # engine's unknown or stopped container), so it stays a proper status
+                raise InvalidArgument(
+                    f"exec failed: {argv[0]}: command not found in container {box.info.name}")
+            self.exec_ready.append((box.info.id, list(argv)))  # before exec_calls
+            await ready()
         if argv and argv[0] == "cat":
-            self._box(ref)
             self.exec_calls.append((ref, list(argv)))
             return FakeCat()
         res = await self.exec_run(ref, argv, user=user, env=env, workdir=workdir,

@@ -8,10 +8,13 @@ import aiohttp
 import pytest
 
 from runtime import rpc
+from runtime.api import ExecResult
 from runtime.attach import CLOSE_IN, EXIT, HELLO, frame, split_frames
 from runtime.client import Client
 from runtime.daemon import streams
-from runtime.errors import Conflict, NotFound
+from runtime.engine import Engine
+from runtime.errors import Conflict, LaunchError, NotFound
+from runtime.process.config import ExecConfig
 from runtime.types import ContainerSpec
 from tests.unit.daemon.fake_engine import FakeEngine
 
@@ -169,3 +172,85 @@ async def test_a_client_that_never_answers_is_closed_on(
         assert (await asyncio.wait_for(ws.receive(), 5)).type == aiohttp.WSMsgType.CLOSE
         msg = await asyncio.wait_for(ws.receive(), 5)  # then the connection goes
         assert msg.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR)
+
+
+async def test_exec_upgrade_is_answered_before_the_command_starts(
+        client: Client, engine: FakeEngine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The command's start is held until the client has its handshake: the client's own
+    start overlaps the launch. (Upgrading after the launch, the client would wait here.)"""
+    cid = await started(engine)
+    go = asyncio.Event()
+    run = engine.exec_run
+
+    async def held(ref: str, argv: list[str], **kw: object) -> ExecResult:
+        await go.wait()
+        return await run(ref, argv, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(engine, "exec_run", held)
+    stream = await asyncio.wait_for(client.exec_attach(cid, ["false"]), 5)
+    assert engine.exec_ready == [(cid, ["false"])] and engine.exec_calls == []
+    go.set()
+    assert await asyncio.wait_for(stream.read(), 5) is None and stream.exit_code == 1
+    assert engine.exec_calls == [(cid, ["false"])]
+    await stream.close()
+
+
+async def test_an_exec_error_after_the_upgrade_is_the_streams(
+        client: Client, engine: FakeEngine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The container stopping between the check and the launch: the websocket is answered,
+    so the engine's error comes as the stream's message and 126, as a failed launch."""
+    cid = await started(engine)
+
+    async def vanished(ref: str, argv: list[str], **kw: object) -> ExecResult:
+        raise Conflict(f"container {ref} is not running: start it first")
+
+    monkeypatch.setattr(engine, "exec_run", vanished)
+    stream = await client.exec_attach(cid, ["echo"])
+    got = b""
+    while (item := await asyncio.wait_for(stream.read(), 5)) is not None:
+        got += item[1]
+    assert b"is not running" in got and stream.exit_code == 126
+    await stream.close()
+
+
+class _Order:
+    """Engine.exec_attach's collaborators, recording the order of the steps."""
+
+    def __init__(self) -> None:
+        self.steps: list[str] = []
+        self.launcher = self
+
+    async def _exec_config(self, *args: object) -> tuple[None, str, ExecConfig]:
+        self.steps.append("check")
+        return None, "launched", ExecConfig(argv=("true",))
+
+    async def exec(self, launched: str, cfg: ExecConfig, stdin: bool) -> None:
+        self.steps.append("launch")
+        raise LaunchError("exec failed: no such file", exit_code=127)
+
+
+async def test_the_engine_calls_ready_after_the_check_and_before_the_launch() -> None:
+    order = _Order()
+
+    async def ready() -> None:
+        order.steps.append("ready")
+
+    session = await Engine.exec_attach(order, "c", ["true"], ready=ready)  # type: ignore[arg-type]
+    assert order.steps == ["check", "ready", "launch"]
+    assert await session.recv_frame() is not None  # the failed launch: its message, then 127
+
+
+async def test_the_engine_does_not_call_ready_for_a_stopped_container() -> None:
+    order = _Order()
+
+    async def stopped(*args: object) -> None:
+        raise Conflict("container c is not running")
+
+    order._exec_config = stopped  # type: ignore[method-assign,assignment]
+
+    async def ready() -> None:
+        order.steps.append("ready")
+
+    with pytest.raises(Conflict):
+        await Engine.exec_attach(order, "c", ["true"], ready=ready)  # type: ignore[arg-type]
+    assert order.steps == []

@@ -236,3 +236,17 @@ def test_label_services_are_the_services_of_a_stack_from_labels() -> None:
           c("other", "x"), c("demo", "hook", **{L.HOOK: "pre_start"}), c("demo", "web")]
     assert L.label_services("demo", cs) == list(stack_from_labels("demo", cs).services) \
         == ["web", "db"]
+
+
+async def test_exec_decodes_no_container_dataclasses(engine: FakeEngine, socket_path: Path,
+                                                     short_tmp: Path) -> None:
+    """`exec -T` reads the containers' ids and labels from the listing as it came
+    (QuickClient's ContainerRows): runtime.api's dataclasses (~15 ms to import) stay out."""
+    await web_container(engine)
+    (short_tmp / "compose.yaml").write_text(STACK)
+    base = ("-f", "compose.yaml", "-p", "demo")
+    argv = (*base, "exec", "-T", "web", "echo", "hi")
+    await cli(socket_path, short_tmp, *argv)  # fills the stack cache (its entry names `web`)
+    code, out, _, modules = await cli(socket_path, short_tmp, *argv)
+    assert (code, out) == (0, b"hi\n")
+    assert not {"runtime.api", "runtime.types"} & modules

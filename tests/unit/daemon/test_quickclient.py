@@ -192,3 +192,15 @@ async def test_two_log_streams_read_in_turn(engine: FakeEngine, socket_path: Pat
 
     assert await quick(socket_path, go) == [f"{n} {i}\n" for i in range(3)
                                             for n in ("web-1", "db-1")]
+
+
+async def test_container_rows_read_like_container_infos(client: Client, engine: FakeEngine,
+                                                        socket_path: Path) -> None:
+    web = await client.create_container(ContainerSpec("demo-web-1", "busybox:latest",
+                                                       labels=LABELS))
+    rows = await quick(socket_path, lambda q: q.list_containers(all=True))
+    (row,) = rows
+    assert (row.id, row.name, row.state, row.labels) == (web.id, web.name, web.state, web.labels)
+    assert row._info is None  # noqa: SLF001 - nothing decoded for those four
+    assert (row.image, row.spec, row.created_at) == (web.image, web.spec, web.created_at)
+    assert row == web and web == row and row.full() == web

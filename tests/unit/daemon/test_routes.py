@@ -19,7 +19,7 @@ import pytest
 
 import runtime
 from composer.dryrun import DryRunEngine
-from runtime import routes
+from runtime import routes, streamhttp
 from runtime.api import BuildRequest, CommitRequest, EngineAPI
 from runtime.client import Client
 from runtime.daemon import create_app
@@ -68,11 +68,22 @@ async def nothing() -> AsyncIterator[bytes]:
 
 
 async def test_every_route_is_reached_by_a_client_method(
-        socket_path: Path, engine: FakeEngine, tmp_path: Path) -> None:
+        socket_path: Path, engine: FakeEngine, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
     seen: list[tuple[str, str]] = []
 
     async def on_start(_s: Any, _ctx: Any, params: aiohttp.TraceRequestStartParams) -> None:
         seen.append((params.method, params.url.raw_path))
+
+    # the plain calls go through runtime.streamhttp's pool, the streams through aiohttp
+    plain = streamhttp.Pool.request
+
+    async def traced(pool: streamhttp.Pool, method: str, target: str, body: bytes | None,
+                     headers: dict[str, str]) -> tuple[int, str, bytes]:
+        seen.append((method, target.split("?", 1)[0]))
+        return await plain(pool, method, target, body, headers)
+
+    monkeypatch.setattr(streamhttp.Pool, "request", traced)
 
     trace = aiohttp.TraceConfig()
     trace.on_request_start.append(on_start)
@@ -96,7 +107,7 @@ async def test_every_route_is_reached_by_a_client_method(
         with contextlib.suppress(EngineError):
             await drain(client.export_container(cid))
         for stream in (await client.exec_attach(cid, ["false"]),
-                       await client.attach_container(cid)):
+                       await client.attach_container(cid), await client.run_attached(cid)):
             await stream.close()
         for call in (client.pause_container(cid), client.unpause_container(cid),
                      client.restart_container(cid), client.kill_container(cid),

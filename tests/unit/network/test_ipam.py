@@ -103,3 +103,26 @@ def test_failed_transaction_does_not_save(tmp_path) -> None:
             raise RuntimeError("boom")
     assert store.load() == NetworkState()
     assert not list(tmp_path.glob("*.tmp*"))
+
+
+def test_a_transaction_that_changes_nothing_writes_nothing(tmp_path) -> None:
+    """A detach or unpublish of what is gone already: no rename over the file (~2 ms on
+    ext4, on the daemon's loop); a real change, and another process's write, still count."""
+    store = StateStore(tmp_path)
+    with store.transaction() as st:
+        st.containers["x"] = ContainerRecord("x")
+    written = store.path.stat()
+    with store.transaction() as st:
+        st.containers.pop("nosuch", None)
+    assert store.path.stat().st_ino == written.st_ino  # not replaced
+    with store.transaction() as st:
+        del st.containers["x"]
+    assert store.path.stat().st_ino != written.st_ino
+    assert StateStore(tmp_path).load() == NetworkState()
+    other = StateStore(tmp_path)  # another process adds "y"; ours then removes it again
+    with other.transaction() as st:
+        st.containers["y"] = ContainerRecord("y")
+    with store.transaction() as st:
+        assert "y" in st.containers
+        del st.containers["y"]
+    assert StateStore(tmp_path).load() == NetworkState()

@@ -65,3 +65,5 @@ def test_cleanup_idempotent(tmp_path: Path) -> None:
 
 def test_mountinfo_unescape() -> None:
     assert rootfs._unescape(r"/a\040b\011c") == "/a b\tc"
+    assert rootfs._unescape("/var/lib/composer/x") == "/var/lib/composer/x"  # the fast path
+    assert rootfs._unescape("/a\\b") == "/a\\b"  # a backslash that escapes nothing stays
