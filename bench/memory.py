@@ -1,20 +1,23 @@
 """Memory of everything of ours that is not a container's own process, and of the peers'.
 
 USS (unique set size) = Private_Clean + Private_Dirty of /proc/<pid>/smaps_rollup: what
-would be freed if the process ended. Forked processes (fork server, shims, init reapers)
-share their parent's pages copy-on-write, so USS counts only the pages each one dirtied.
-PSS (proportional set size, `Pss` of smaps_rollup) adds each shared page divided by the
-number of processes mapping it: the share of the host's memory a process stands for, and
-the figure to compare with peers whose helpers share a binary (ten conmons, ten shims).
+would be freed if the process ended. PSS (proportional set size, `Pss` of smaps_rollup) adds
+each shared page divided by the number of processes mapping it: the share of the host's
+memory a process stands for, and the figure to compare with peers whose helpers share a
+binary (ten conmons, ten containerd-shims).
 
-Our process tree with `init: true`:
+Our processes with `init: true`:
 
-    composerd ── fork server ──┬── shim ── tini (pid 1) ── sleep 600   (the container's)
-                               └── shim ── ...
+    composerd                       (the daemon; its own children, if any, are ours too)
+    monitor ──┬── tini (pid 1) ── sleep 600   (the container's)
+              └── tini ── ...
 
-Everything whose command line is composerd's or the fork server's is ours, and so is the
-init that `init: true` puts in front of the command (tini-static as /sbin/docker-init, Docker's
-name; a forked Python reaper before that); the rest below the shims is the container's own.
+The monitor (`python -m runtime.process.monitor <run dir>/monitor.sock`) is not composerd's
+child: it outlives composerd, so it is found by its command line and the daemon's run dir
+(COMPOSER_RUN in the daemon's environment, /run/composer by default). Its children are the
+containers' inits: ours when they are tini (/sbin/docker-init, Docker's name) or the
+monitor's own forked reaper; the rest below them is the containers' own. "shim+init" is
+the monitor (all of it) plus the inits, per container: every process of ours but composerd.
 """
 from __future__ import annotations
 
@@ -25,6 +28,7 @@ from typing import Any
 
 MIB = 1024 * 1024
 OUR_MARKERS = (b"runtime.daemon", b"runtime.process", b"composerd")
+MONITOR_MARKER = b"runtime.process.monitor\0"
 INIT_MARKER = b"/sbin/docker-init\0"  # runtime.launchcfg.INIT_TARGET: the init: true init
 
 
@@ -99,56 +103,75 @@ def cmdline(pid: int) -> bytes:
         return b""
 
 
-def classify(root: int, kids: dict[int, list[int]], cmd: dict[int, bytes]) -> dict[str, list[int]]:
-    """Roles below composerd (`root`) by depth and command line: daemon, forkserver, shim,
-    init (our reaper inside the container), container (the container's own processes)."""
+def run_dir(daemon_pid: int) -> bytes:
+    """The daemon's run dir (COMPOSER_RUN of its environment, else the default)."""
+    try:
+        env = Path(f"/proc/{daemon_pid}/environ").read_bytes().split(b"\0")
+    except OSError:
+        env = []
+    for item in env:
+        if item.startswith(b"COMPOSER_RUN="):
+            return item[len(b"COMPOSER_RUN="):].rstrip(b"/")
+    return b"/run/composer"
+
+
+def find_monitor(run: bytes, kids: dict[int, list[int]], cmd: dict[int, bytes]) -> list[int]:
+    """The monitor of the run dir `run`, by its command line (its last argument is
+    `<run>/monitor.sock`); its forked children (an init's reaper) have the same one."""
+    sock = run + b"/monitor.sock\0"
+    found = [p for p, c in cmd.items() if MONITOR_MARKER in c and c.endswith(sock)]
+    forked = {c for p in found for c in kids.get(p, [])}
+    return [p for p in found if p not in forked]
+
+
+def classify(root: int, monitors: list[int], kids: dict[int, list[int]],
+             cmd: dict[int, bytes]) -> dict[str, list[int]]:
+    """Roles: daemon (`root`) and its children of ours (daemon_child), monitor, init (the
+    monitor's children that are ours: tini or the monitor's reaper), container (every
+    other process below the daemon or the monitor: the containers' own)."""
     roles: dict[str, list[int]] = defaultdict(list)
     roles["daemon"].append(root)
-    stack = [(c, 1) for c in kids.get(root, [])]
+    stack = [(c, "daemon") for c in kids.get(root, [])]
+    for m in monitors:
+        roles["monitor"].append(m)
+        stack += [(c, "monitor") for c in kids.get(m, [])]
     while stack:
-        pid, depth = stack.pop()
-        ours = (any(m in cmd.get(pid, b"") for m in OUR_MARKERS)
-                or (depth == 3 and cmd.get(pid, b"").startswith(INIT_MARKER)))
-        if not ours:
-            roles["container"].append(pid)
-        elif depth == 1 and b"forkserver" in cmd.get(pid, b""):
-            roles["forkserver"].append(pid)
-        elif depth == 2:
-            roles["shim"].append(pid)
-        elif depth >= 3:
+        pid, parent = stack.pop()
+        line = cmd.get(pid, b"")
+        if parent == "monitor":
+            roles["init_slot"].append(pid)  # one per container, ours or not
+        if parent == "monitor" and (line.startswith(INIT_MARKER) or MONITOR_MARKER in line):
             roles["init"].append(pid)
-        else:
+        elif parent == "daemon" and any(m in line for m in OUR_MARKERS):
             roles["daemon_child"].append(pid)
-        stack += [(c, depth + 1) for c in kids.get(pid, [])]
+        else:
+            roles["container"].append(pid)
+        stack += [(c, "container") for c in kids.get(pid, [])]
     return roles
 
 
 @dataclass(frozen=True)
 class MemoryReport:
-    containers: int  # running containers (shims) found
+    containers: int  # running containers (the monitor's children) found
     daemon_uss: int
     daemon_rss: int
-    forkserver_uss: int
-    shims_uss: int
+    monitor_uss: int
     inits_uss: int
     other_uss: int
-    shim_count: int
+    monitor_count: int
     init_count: int
     daemon_pss: int = 0
-    forkserver_pss: int = 0
-    shims_pss: int = 0
+    monitor_pss: int = 0
     inits_pss: int = 0
     other_pss: int = 0
 
     @property
     def total_uss(self) -> int:
-        return (self.daemon_uss + self.forkserver_uss + self.shims_uss + self.inits_uss
-                + self.other_uss)
+        return self.daemon_uss + self.monitor_uss + self.inits_uss + self.other_uss
 
     @property
     def total_pss(self) -> int:
-        return (self.daemon_pss + self.forkserver_pss + self.shims_pss + self.inits_pss
-                + self.other_pss)
+        return self.daemon_pss + self.monitor_pss + self.inits_pss + self.other_pss
 
     @property
     def per_container_pss(self) -> float:
@@ -156,7 +179,8 @@ class MemoryReport:
 
     @property
     def per_shim_and_init_pss(self) -> float:
-        return (self.shims_pss + self.inits_pss) / self.containers if self.containers else 0.0
+        """The monitor's share and the init, per container (the bench's "shim+init" row)."""
+        return (self.monitor_pss + self.inits_pss) / self.containers if self.containers else 0.0
 
     @property
     def per_container(self) -> float:
@@ -164,8 +188,9 @@ class MemoryReport:
 
     @property
     def per_shim_and_init(self) -> float:
-        """The marginal cost of one more container (its shim and its init reaper)."""
-        return (self.shims_uss + self.inits_uss) / self.containers if self.containers else 0.0
+        """The cost of our processes beside composerd (the monitor, whole, and every init)
+        per container."""
+        return (self.monitor_uss + self.inits_uss) / self.containers if self.containers else 0.0
 
     def to_json(self) -> dict[str, Any]:
         d: dict[str, Any] = {k: (round(v / MIB, 3) if k.endswith(("_uss", "_rss", "_pss")) else v)
@@ -182,23 +207,19 @@ class MemoryReport:
 
 def measure(daemon_pid: int) -> MemoryReport:
     kids = children_map()
-    pids = [daemon_pid]
-    i = 0
-    while i < len(pids):
-        pids += kids.get(pids[i], [])
-        i += 1
-    cmd = {p: cmdline(p) for p in pids}
-    roles = classify(daemon_pid, kids, cmd)
+    cmd = {p: cmdline(p) for ps in kids.values() for p in ps}
+    monitors = find_monitor(run_dir(daemon_pid), kids, cmd)
+    roles = classify(daemon_pid, monitors, kids, cmd)
     of = {role: usage(roles.get(role, [])) for role in
-          ("daemon", "forkserver", "shim", "init", "daemon_child")}
+          ("daemon", "monitor", "init", "daemon_child")}
     return MemoryReport(
-        containers=len(roles.get("shim", [])),
+        containers=len(roles.get("init_slot", [])),
         daemon_uss=of["daemon"].uss, daemon_rss=of["daemon"].rss,
-        forkserver_uss=of["forkserver"].uss, shims_uss=of["shim"].uss, inits_uss=of["init"].uss,
+        monitor_uss=of["monitor"].uss, inits_uss=of["init"].uss,
         other_uss=of["daemon_child"].uss,
-        shim_count=len(roles.get("shim", [])), init_count=len(roles.get("init", [])),
-        daemon_pss=of["daemon"].pss, forkserver_pss=of["forkserver"].pss,
-        shims_pss=of["shim"].pss, inits_pss=of["init"].pss, other_pss=of["daemon_child"].pss,
+        monitor_count=len(roles.get("monitor", [])), init_count=len(roles.get("init", [])),
+        daemon_pss=of["daemon"].pss, monitor_pss=of["monitor"].pss, inits_pss=of["init"].pss,
+        other_pss=of["daemon_child"].pss,
     )
 
 

@@ -210,12 +210,12 @@ class CommitRequest:
 class ExecTarget:
     """What an interactive exec needs to run next to the caller's terminal: the container's
     init pid and start time, the exec settings (runtime.process.config.ExecConfig as a dict)
-    and the fork server that starts it (root only, like the daemon's socket)."""
+    and the socket of the monitor that starts it (root only, like the daemon's socket)."""
 
     pid: int
     start_time: int
     config: dict[str, object]
-    forkserver: str
+    monitor: str
 
 
 class EngineAPI(Protocol):

@@ -1,7 +1,7 @@
 """Attach: a live connection to a running container's stdio, as `docker attach`.
 
-`AttachStream` is what `EngineAPI.attach_container` returns, in-process (`ShimAttach`, a
-connection to the shim's `attach.sock`) or over composerd (`runtime.client.WsAttach`, a
+`AttachStream` is what `EngineAPI.attach_container` returns, in-process (`AttachClient`, a
+connection to the container's `attach.sock`, served by the monitor) or over composerd (`runtime.client.WsAttach`, a
 websocket the daemon relays to the same socket). Both carry the frames of
 runtime.process.stdio (defined below), and the daemon relays them frame by frame:
 
@@ -22,21 +22,21 @@ from typing import TYPE_CHECKING, NamedTuple
 if TYPE_CHECKING:
     import asyncio
 
-# The wire format (the shim's side is runtime.process.stdio; its docstring has the table).
+# The wire format (the monitor's side is runtime.process.stdio; its docstring has the table).
 SOCKET = "attach.sock"  # in the container's state dir
 HEADER = struct.Struct(">BxxxI")  # Docker's: kind, 3 zero bytes, size (big-endian u32)
 IN, OUT, ERR, CLOSE_IN, RESIZE, HELLO = 0, 1, 2, 3, 4, 5  # frame kinds
-READY = 6  # shim -> client: the HELLO was taken; every later output byte reaches the client
+READY = 6  # monitor -> client: the HELLO was taken; every later output byte reaches the client
 EXIT = 7  # engine -> client: a run ended; payload JSON {"exit_code": n, "restarting": bool}
 STREAM_KIND = {"stdout": OUT, "stderr": ERR}
 STREAMS = {OUT: "stdout", ERR: "stderr"}
 CLIENT_KINDS = frozenset({IN, CLOSE_IN, RESIZE, HELLO})
-BACKLOG = 64 * 1024  # output the shim keeps for a replay
+BACKLOG = 64 * 1024  # output the monitor keeps per container for a replay
 MAX_PENDING = 4 * 1024 * 1024  # output queued for a client that does not read, then dropped
 MAX_FRAME = 1024 * 1024  # a larger frame is a protocol error
 CHUNK = 64 * 1024  # input frame size: well under any message limit of a relay
 BATCH = 8  # input frames sent together (512 KiB, under the relay's 1 MiB message limit)
-READY_TIMEOUT = 10.0  # seconds a shim has to answer HELLO when asked for READY
+READY_TIMEOUT = 10.0  # seconds the monitor has to answer HELLO when asked for READY
 
 
 def frame(kind: int, data: bytes = b"") -> bytes:
@@ -157,11 +157,11 @@ def _loop() -> asyncio.AbstractEventLoop:
     return asyncio.get_running_loop()
 
 
-class ShimAttach(AttachStream):
-    """A connection to `<state_dir>/attach.sock` of a running container's shim.
+class AttachClient(AttachStream):
+    """A connection to `<state_dir>/attach.sock` of a running container (the monitor's).
 
     A plain non-blocking socket with `sock_recv`/`sock_sendall`, not asyncio streams: when
-    the shim closes as the container exits, a late write of ours fails (EPIPE) or the
+    the monitor closes it as the container exits, a late write of ours fails (EPIPE) or the
     close resets the connection, and an asyncio StreamReader then raises that error before
     handing over the output it already holds. The kernel gives queued data before the
     error, so reading the socket itself loses nothing."""
@@ -170,13 +170,13 @@ class ShimAttach(AttachStream):
         self.sock = sock
         self.buf = bytearray()
         self.frames: list[tuple[int, bytes]] = []
-        self.broken = False  # our side can no longer write: the shim has gone
+        self.broken = False  # our side can no longer write: the container has gone
 
     @classmethod
-    async def open(cls, state_dir: str, logs: bool = False, ready: bool = False) -> ShimAttach:
+    async def open(cls, state_dir: str, logs: bool = False, ready: bool = False) -> AttachClient:
         """Connect (through /proc/self/fd: the path may be longer than sun_path allows) and
         say HELLO; `logs` replays the recent output first. With `ready`, return only once the
-        shim has answered READY: from then on no output can pass us by (the engine attaches
+        monitor has answered READY: from then on no output can pass us by (the engine attaches
         this way before the command runs). OSError when nothing listens or answers."""
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
         sock.setblocking(False)
@@ -200,7 +200,7 @@ class ShimAttach(AttachStream):
                 raise
             if first is None or first[0] != READY:
                 sock.close()
-                raise ConnectionError("the container's shim did not answer the attach")
+                raise ConnectionError("the container's monitor did not answer the attach")
         return stream
 
     async def _send(self, data: bytes) -> None:

@@ -3,8 +3,8 @@
     <state root>/containers/<id>/
         config.json   ContainerSpec + what was resolved at create (argv, env, image id, ...)
         state.json    pid, start time, state, exit code, ... (rewritten atomically)
-        exit.json     written by the container's shim when its process ends
-        log.json      stdout/stderr, JSON lines with stream and time (written by the shim)
+        exit.json     written by the monitor when the container's process ends
+        log.json      stdout/stderr, JSON lines with stream and time (written by the monitor)
         hosts, hostname, resolv.conf      bound over the container's /etc files
         upper/ work/ merged/              overlay directories
 
@@ -47,7 +47,7 @@ class Resolved:
 class RunState:
     state: State = "created"
     pid: int = 0
-    shim_pid: int = 0
+    monitor_pid: int = 0  # the monitor holding its stdio (runtime.process.monitor)
     start_ticks: int = 0  # /proc/<pid>/stat field 22, to tell a reused pid apart
     exit_code: int | None = None
     oom_killed: bool = False
@@ -104,7 +104,10 @@ class ContainerRecord:
         )
         st = d / "state.json"
         if st.exists():
-            rec.run = serde.from_dict(RunState, json.loads(st.read_text()))
+            raw = json.loads(st.read_text())
+            if "shim_pid" in raw:  # written before the monitor replaced per-container shims
+                raw["monitor_pid"] = raw.pop("shim_pid")
+            rec.run = serde.from_dict(RunState, raw)
         return rec
 
 

@@ -49,7 +49,7 @@ from runtime.api import (
     Stats,
     VolumeInfo,
 )
-from runtime.attach import ShimAttach
+from runtime.attach import AttachClient
 from runtime.cgroups import Cgroup, CgroupManager, CgroupNotFound, open_manager
 from runtime.cgroups.base import DEFAULT_ROOT
 from runtime.containers import ContainerRecord, ContainerTable, Resolved, RunState, now
@@ -195,7 +195,7 @@ class Engine:
         self.networks = network or NetworkManager(paths)
         parent = cgroup_parent or os.environ.get("COMPOSER_CGROUP_PARENT", "composer")
         self.cgroups = cgroups or open_manager(cgroup_root, parent)
-        self.launcher = launcher or Launcher(str(paths.run / "forkserver.sock"))
+        self.launcher = launcher or Launcher(str(paths.run / "monitor.sock"))
         self.bus = EventBus()
         self.supervisor = Supervisor(self, self.bus, on_health=self._on_health)
         self._live: dict[str, Live] = {}  # per container (runtime.live): run, exit, lock
@@ -207,13 +207,15 @@ class Engine:
     @classmethod
     async def open(cls, paths: Paths | None = None, **kw: object) -> Engine:
         engine = cls(paths or Paths.from_env(), **kw)  # type: ignore[arg-type]
-        await engine.launcher.start_server()
+
+        async def delegate(pid: int) -> None:
+            # under systemd (v2) the monitor, which launches and holds every container, goes
+            # into the delegated scope before anything is launched: see docs/cgroups.md
+            await asyncio.to_thread(engine.cgroups.delegate, [pid])
+
+        engine.launcher.on_session = delegate
         try:
-            # under systemd (v2) the fork server, and so every shim, goes into the delegated
-            # scope before anything is launched: see docs/cgroups.md
-            pid = engine.launcher.server_pid
-            if pid is not None:
-                await asyncio.to_thread(engine.cgroups.delegate, [pid])
+            await engine.launcher.start_server()
             await engine._init_apparmor()
             await engine.networks.start()
             # RUN steps an engine killed mid-build left running: no build runs yet
@@ -226,7 +228,7 @@ class Engine:
         return engine
 
     async def close(self) -> None:
-        """Stop serving. Running containers keep running (their shims supervise them)."""
+        """Stop serving. Running containers keep running (the monitor supervises them)."""
         waits = [self._apparmor_load] if self._apparmor_load is not None else []
         for task in list(self._detached):  # `exec -d` reapers: their connections close
             task.cancel()
@@ -483,7 +485,7 @@ class Engine:
             raise
         cg: Cgroup | None = None
         addresses: dict[str, str] = {}
-        attached: list[Follower] = []  # followers connected to this run's shim
+        attached: list[Follower] = []  # followers connected to this run's attach socket
 
         async def prepare(pid: int) -> None:
             nonlocal cg, addresses
@@ -521,7 +523,7 @@ class Engine:
                 ports = tuple(await self.networks.publish(rec.id, first_ip, spec.ports))
             undo.pop_all()
         rec.update(
-            state="running", pid=launched.pid, shim_pid=launched.shim_pid,
+            state="running", pid=launched.pid, monitor_pid=launched.monitor_pid,
             start_ticks=launched.start_time, exit_code=None, oom_killed=False,
             started_at=now(), finished_at=None, stopped_by_user=False, error="",
             ports=ports, addresses=addresses,
@@ -654,7 +656,7 @@ class Engine:
                 cg = self.cgroups.open(rec.id)
                 oom = cg.oom_killed()
             await self._release(rec)
-            rec.update(state="exited", pid=0, shim_pid=0, exit_code=status.code, oom_killed=oom,
+            rec.update(state="exited", pid=0, monitor_pid=0, exit_code=status.code, oom_killed=oom,
                        finished_at=status.finished_at, ports=(), addresses={})
             rec.health = ""
             live.end_run(status.code)
@@ -986,7 +988,7 @@ class Engine:
 
     @staticmethod
     async def _reap_exec(proc: ExecProcess) -> None:
-        """A detached exec: wait for its end (the fork server's helper reports it), then let
+        """A detached exec: wait for its end (the monitor's exec helper reports it), then let
         go of the connection."""
         try:
             await proc.wait()
@@ -1003,7 +1005,7 @@ class Engine:
         tty: bool = False,
         privileged: bool = False,
     ) -> ExecTarget:
-        """For `exec -it`: the caller runs the exec through the fork server itself, so the pty
+        """For `exec -it`: the caller runs the exec through the monitor itself, so the pty
         is its own terminal's peer and no bytes of the session pass through the daemon."""
         _, launched, cfg = await self._exec_config(ref, argv, user, env, workdir, tty,
                                                    privileged)
@@ -1011,8 +1013,8 @@ class Engine:
                           self.launcher.socket_path)
 
     async def attach_container(self, ref: str, logs: bool = False,
-                               follow: bool = False) -> ShimAttach | Follower:
-        """A live connection to the container's stdio through its shim (runtime.attach);
+                               follow: bool = False) -> AttachClient | Follower:
+        """A live connection to the container's stdio through the monitor (runtime.attach);
         `logs` replays the recent output first. Conflict when it is not running.
 
         `follow` (runtime.follow): any state but removed; a running container is joined
@@ -1028,7 +1030,7 @@ class Engine:
                 follower = Follower(on_close=self._forget_follower(live))
                 if live.launched is not None and rec.run.state in ("running", "paused"):
                     try:
-                        follower.run_started(await ShimAttach.open(str(rec.dir), logs=logs))
+                        follower.run_started(await AttachClient.open(str(rec.dir), logs=logs))
                     except OSError:
                         pass  # its output ends right now: the exit comes as usual
                 live.followers.append(follower)
@@ -1037,7 +1039,7 @@ class Engine:
             raise Conflict(f"container {rec.name} is not running: start it before attaching",
                            subject=rec.name)
         try:
-            return await ShimAttach.open(str(rec.dir), logs=logs)
+            return await AttachClient.open(str(rec.dir), logs=logs)
         except OSError as e:
             raise Conflict(f"cannot attach to container {rec.name}: {e.strerror or e}",
                            subject=rec.name) from None
@@ -1075,16 +1077,17 @@ class Engine:
         return forget
 
     async def _attach_followers(self, rec: ContainerRecord, live: Live) -> list[Follower]:
-        """While the init waits for "go": connect every follower to the new shim and wait
+        """While the init waits for "go": connect every follower to the new run's attach socket
+        and wait
         for its READY, so the first byte the command writes reaches them."""
         done = []
         for f in list(live.followers):
             try:
-                shim = await ShimAttach.open(str(rec.dir), ready=True)
+                client = await AttachClient.open(str(rec.dir), ready=True)
             except (OSError, TimeoutError) as e:
                 log.warning("container %s: a follower could not attach: %s", rec.name, e)
                 continue
-            f.run_started(shim)
+            f.run_started(client)
             done.append(f)
         return done
 

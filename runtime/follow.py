@@ -5,15 +5,15 @@ one-shot's output is lost, and keeps showing a container that a restart policy (
 `restart`) brings back. The engine does the same with a `Follower`:
 
     engine.attach_container(ref, follow=True) -> Follower, registered on the container
-    every start:  while the init waits for "go", the engine connects to the new shim and
-                  waits for its READY (runtime.attach), then hands it to `run_started`:
+    every start:  while the init waits for "go", the engine connects to the new run's attach
+                  socket and waits for its READY (runtime.attach), then hands it to `run_started`:
                   the command cannot write a byte before that
     every exit:   `run_ended(code, restarting)` -> an EXIT frame after the run's output
     removal:      `end()` -> the stream ends
 
 A container that already runs when the follower registers is joined live: only new output
 (what `docker compose up` shows for a container it reuses). Frames wait in a bounded queue;
-a client that stops reading stalls its shim connection, and the shim drops a connection
+a client that stops reading stalls its attach connection, and the monitor drops a connection
 that leaves MAX_PENDING bytes unread (the container is never slowed down by it).
 """
 from __future__ import annotations
@@ -22,17 +22,17 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 
-from runtime.attach import EXIT, STREAMS, AttachStream, ShimAttach, exit_payload
+from runtime.attach import EXIT, STREAMS, AttachClient, AttachStream, exit_payload
 from runtime.tasks import cancel_and_wait
 
-QUEUE_FRAMES = 64  # frames held for a slow client before the pump stops reading the shim
+QUEUE_FRAMES = 64  # frames held for a slow client before the pump stops reading the socket
 
 
 class Follower(AttachStream):
     def __init__(self, on_close: Callable[[Follower], None] | None = None) -> None:
         self._frames: asyncio.Queue[tuple[int, bytes] | None] = asyncio.Queue(QUEUE_FRAMES)
-        self._events: asyncio.Queue[tuple[str, ShimAttach | bytes | None]] = asyncio.Queue()
-        self._shim: ShimAttach | None = None
+        self._events: asyncio.Queue[tuple[str, AttachClient | bytes | None]] = asyncio.Queue()
+        self._conn: AttachClient | None = None
         self._live = asyncio.Event()  # a run is attached: input has somewhere to go
         self._on_close = on_close
         self._closed = False
@@ -40,12 +40,12 @@ class Follower(AttachStream):
         self._pump = asyncio.get_running_loop().create_task(self._run())
 
     # -- the engine's side
-    def run_started(self, shim: ShimAttach) -> None:
-        """A run began with `shim` connected (READY received, or joined live)."""
+    def run_started(self, conn: AttachClient) -> None:
+        """A run began with `conn` connected (READY received, or joined live)."""
         if self._closed:
-            asyncio.get_running_loop().create_task(shim.close())
+            asyncio.get_running_loop().create_task(conn.close())
             return
-        self._events.put_nowait(("run", shim))
+        self._events.put_nowait(("run", conn))
 
     def run_ended(self, code: int, restarting: bool, cancelled: bool = False) -> None:
         """The run's process exited with `code`; `restarting`: another run follows;
@@ -63,7 +63,7 @@ class Follower(AttachStream):
             while True:
                 what, item = await self._events.get()
                 if what == "run":
-                    assert isinstance(item, ShimAttach)
+                    assert isinstance(item, AttachClient)
                     await self._copy(item)
                 elif what == "exit":
                     assert isinstance(item, bytes)
@@ -78,18 +78,18 @@ class Follower(AttachStream):
                     self._frames.get_nowait()
                 self._frames.put_nowait(None)
 
-    async def _copy(self, shim: ShimAttach) -> None:
-        self._shim = shim
+    async def _copy(self, conn: AttachClient) -> None:
+        self._conn = conn
         self._had_run = True
         self._live.set()
         try:
-            while (got := await shim.recv_frame()) is not None:
+            while (got := await conn.recv_frame()) is not None:
                 if got[0] in STREAMS:
                     await self._frames.put(got)
         finally:
             self._live.clear()
-            self._shim = None
-            await shim.close()
+            self._conn = None
+            await conn.close()
 
     # -- the client's side
     async def _recv(self) -> tuple[int, bytes] | None:
@@ -104,11 +104,11 @@ class Follower(AttachStream):
         """Input goes to the current run. Before the first run it waits for it (`run`
         attaches, then starts); between runs it is dropped, as a stopped container's
         stdin takes nothing."""
-        if self._shim is None and not self._closed and not self._had_run:
+        if self._conn is None and not self._closed and not self._had_run:
             await self._live.wait()
-        shim = self._shim
-        if shim is not None:
-            await shim._send(data)
+        conn = self._conn
+        if conn is not None:
+            await conn._send(data)
 
     async def close(self) -> None:
         if self._closed:
@@ -117,10 +117,10 @@ class Follower(AttachStream):
         if self._on_close is not None:
             self._on_close(self)
         await cancel_and_wait(self._pump)
-        if self._shim is not None:
-            await self._shim.close()
+        if self._conn is not None:
+            await self._conn.close()
         self._live.set()  # a writer waiting for a run gives up
-        while not self._events.empty():  # shims handed over but never pumped
+        while not self._events.empty():  # connections handed over but never pumped
             what, item = self._events.get_nowait()
-            if what == "run" and isinstance(item, ShimAttach):
+            if what == "run" and isinstance(item, AttachClient):
                 await item.close()

@@ -1,5 +1,5 @@
 """`exec -it`: run an exec prepared by the engine (ExecTarget) with a pty whose master end
-relays to the caller's terminal. The fork server starts the process (setns into the
+relays to the caller's terminal. The monitor starts the process (setns into the
 container, same cgroup, user, caps, seccomp); the session's bytes never pass the daemon.
 """
 from __future__ import annotations
@@ -27,7 +27,7 @@ def _copy_winsize(src_fd: int, dst_fd: int) -> None:
 async def exec_interactive(target: ExecTarget, stdin_fd: int = 0, stdout_fd: int = 1) -> int:
     """Run it; relay stdin -> pty and pty -> stdout until it exits; return its exit code."""
     cfg = serde.from_dict(ExecConfig, target.config)
-    proc = await Launcher(target.forkserver).exec(target.pid, cfg)
+    proc = await Launcher(target.monitor).exec(target.pid, cfg)
     master = proc.stdout_fd
     loop = asyncio.get_running_loop()
     done = asyncio.Event()

@@ -13,7 +13,7 @@ as runc's `linuxContainer` does with its mutex:
     pause / unpause     check + freeze/thaw + record         -
     restart             (stop, then start)                   -
     remove              the removal itself                   the exit of what it killed
-    attach (follow)     join the running shim                -
+    attach (follow)     join the running attach socket       -
 
 stop releases the lock while it waits so that a `kill` (Docker: a kill during a stop's grace
 period kills at once) and the exit's own `_finish` are not held up behind it.

@@ -1,4 +1,4 @@
-"""Unix sockets only root may use: the daemon's API, the fork server, each shim's attach."""
+"""Unix sockets only root may use: the daemon's API, the monitor, each container's attach."""
 from __future__ import annotations
 
 import os

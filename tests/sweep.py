@@ -94,7 +94,7 @@ def force_clean(base: Path, cgroup_parent: str, environ: dict[str, str] | None =
     for state in root.glob("containers/*/process.json"):
         try:
             data = json.loads(state.read_text())
-            for key in ("pid", "shim_pid"):
+            for key in ("pid", "monitor_pid"):
                 os.kill(int(data[key]), signal.SIGKILL)
         except (OSError, ValueError, KeyError):
             pass

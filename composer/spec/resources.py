@@ -380,7 +380,7 @@ _DECIMAL_UNITS = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12, "p": 1
 
 @dataclass(frozen=True)
 class Logging:
-    """`logging:` -- where a service's output is kept. composer's shim writes Docker's
+    """`logging:` -- where a service's output is kept. composer's monitor writes Docker's
     json-file format and rotates it: `json-file` and `local` (same options, `local`'s
     defaults) map onto it, `none` keeps nothing (attach and `up` still show the output).
     `fluentd` sends each line to a Forward endpoint as Docker's driver does, and keeps the

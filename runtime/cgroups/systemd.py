@@ -6,7 +6,7 @@ composer asks systemd for one transient scope per engine parent (`composer.scope
 system.slice) with Delegate=yes, and keeps everything it runs for containers inside it:
 
     system.slice/composer.scope/            Delegate=yes; controllers on in subtree_control
-        supervisor/                         the fork server and every shim (the anchor)
+        supervisor/                         the monitor (the anchor)
         <container id>/                     one leaf per container, its limits on this level
 
 Only the Manager methods below are used, through jeepney on the system bus (no systemctl,

@@ -9,8 +9,8 @@ Controllers (cpu, memory, pids, io, cpuset) are enabled down the whole path from
 the base, each level only what it is offered, through its cgroup.subtree_control. Levels
 above "ours from" belong to systemd: they are only read (what systemd did not delegate is
 missing). The kernel's no-internal-processes rule: a cgroup whose subtree_control enables
-domain controllers may hold no process, so processes found in the base (ours: the fork
-server and shims under systemd) move into the leaf <base>/supervisor first. Controllers a
+domain controllers may hold no process, so processes found in the base (ours: the monitor
+under systemd) move into the leaf <base>/supervisor first. Controllers a
 host cannot give are named once in a warning and their limits are refused, never ignored.
 """
 
@@ -75,7 +75,7 @@ class V2Manager:
     # -- delegation -------------------------------------------------------------------------
     def delegate(self, pids: Sequence[int], timeout: float = 10.0) -> None:
         """Under systemd: make sure the delegated scope exists and put `pids` (the engine's
-        long-lived helpers: the fork server) in its supervisor leaf. They anchor the scope:
+        long-lived helper: the monitor) in its supervisor leaf. They anchor the scope:
         systemd ends a scope once nothing runs in it. No-op without systemd."""
         if self.systemd is None:
             return
@@ -213,7 +213,7 @@ class V2Manager:
         if self.systemd is not None and not self.fs.is_dir(self.base):
             if not self._anchors:
                 raise CgroupError(f"no delegated scope {self.unit}: the engine must call "
-                                  "delegate() with its fork server first")
+                                  "delegate() with its monitor first")
             self.delegate(self._anchors)  # someone stopped the scope: ask again
         created: list[Path] = []
         try:

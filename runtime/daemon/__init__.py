@@ -16,7 +16,7 @@ One module per concern:
     cli.py        main(): flags, logging, --foreground / --background
 
 Stopping the daemon (SIGTERM/SIGINT) stops serving and closes the engine; containers keep
-running under their shims and a restarted daemon re-adopts them.
+running under the monitor and a restarted daemon re-adopts them.
 """
 from runtime.daemon.app import create_app
 from runtime.daemon.cli import main

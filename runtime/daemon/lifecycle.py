@@ -1,6 +1,6 @@
 """composerd's life: one daemon per run dir (an flock), the run dir's mode, the pid file,
 the engine it opens, serving until SIGTERM/SIGINT, and a shutdown that lets orphaned calls
-finish and closes the engine. Containers keep running under their shims; a restarted daemon
+finish and closes the engine. Containers keep running under the monitor; a restarted daemon
 re-adopts them (Engine.open).
 """
 from __future__ import annotations

@@ -143,7 +143,7 @@ def _end_cgroup(cg: Cgroup) -> None:
 def remove_stale_steps(cgroups: CgroupManager, launcher: Launcher) -> list[str]:
     """At the engine's start (no build runs yet): kill and remove the RUN-step cgroups an
     earlier engine of the same run root left (it was killed mid-build: the step's process
-    outlives it with its shim). Returns their names."""
+    outlives it under the monitor). Returns their names."""
     prefix = step_prefix(launcher)
     stale = [name for name in cgroups.list() if name.startswith(prefix)]
     for name in stale:

@@ -1,7 +1,7 @@
 """Launching container processes with our own code: namespaces, rootfs, pid 1, caps, exec.
 
 The engine uses `Launcher` (asyncio side) with a `LaunchConfig` / `ExecConfig`; the fork
-server (`python -m runtime.process.forkserver`) does every fork. See docs/process.md.
+monitor (`python -m runtime.process.monitor`) does every fork. See docs/process.md.
 """
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ __all__ = [
 ]
 
 # Loaded on first use (PEP 562): `runtime.process.config` alone (the CLI's flag checks) must
-# not import the launcher, the shim and the seccomp compiler behind it (~20 ms).
+# not import the launcher, the monitor and the seccomp compiler behind it (~20 ms).
 _MODULE_OF = {
     **dict.fromkeys(("DEFAULT_CAPS", "ExecConfig", "LaunchConfig", "MountPoint", "Security",
                      "check", "check_sysctls", "effective_caps"), "config"),

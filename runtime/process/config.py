@@ -1,7 +1,7 @@
 """What the process layer needs to launch a container or an exec: resolved, no image left in it.
 
 The engine resolves the image (entrypoint/cmd, env), volumes (to host directories), the
-rootfs layers and the /etc files; `LaunchConfig` carries the result to the fork server as
+rootfs layers and the /etc files; `LaunchConfig` carries the result to the monitor as
 JSON (`runtime.serde`). `check()` rejects what the kernel would reject later, before any fork.
 """
 from __future__ import annotations
@@ -105,7 +105,7 @@ class DeviceNode:
 class LaunchConfig:
     id: str
     argv: tuple[str, ...]
-    state_dir: str  # shim writes exit.json (+ the log when log_path is "") here
+    state_dir: str  # the monitor writes exit.json (+ the log when log_path is "") here
     mergeddir: str  # where the rootfs is mounted inside the container's mount namespace
     lowerdirs: tuple[str, ...]  # top first; one entry + upperdir "" = plain directory rootfs
     upperdir: str = ""

@@ -1,4 +1,4 @@
-"""Docker's `fluentd` logging driver, on our side of the log pipe: the shim sends each output
+"""Docker's `fluentd` logging driver, on our side of the log pipe: the monitor sends each output
 line to a Fluentd (or Fluent Bit) Forward-protocol endpoint, in "Message mode":
 
     [tag, time, {"container_id": <64 hex>, "container_name": "/<name>",
@@ -12,15 +12,19 @@ big-endian uint32). A piece of a line longer than 16 KiB (split as in json-file)
 The json-file log is still written (Docker's dual logging keeps a local cache for non-local
 drivers), so `logs` works. As Docker: without `fluentd-async` the container does not start
 when the endpoint cannot be reached; with it, lines wait in a bounded buffer (BUFFER_LIMIT,
-oldest dropped first) while the shim reconnects, at most once per RETRY_WAIT. A send that
+oldest dropped first) while the monitor reconnects, at most once per RETRY_WAIT. A send that
 fails drops the connection; its lines stay buffered for the next attempt.
 
 msgpack is written here (str, int, map, array, ext: ~40 lines) rather than by the `msgpack`
-package: the shim is a small process forked per container, and these five types are all the
-Forward protocol's Message mode needs.
+package: the monitor stays small, and these five types are all the Forward protocol's Message
+mode needs.
 """
 from __future__ import annotations
 
+import contextlib
+import errno
+import os
+import select
 import socket
 import struct
 import time
@@ -33,12 +37,13 @@ BUFFER_LIMIT = 8 << 20  # bytes of encoded messages kept while the endpoint is a
 RETRY_WAIT = 1.0  # seconds between connection attempts (Docker's fluentd-retry-wait default)
 # the fields of Docker's tag template composer fills in (runtime.launchcfg.log_forward)
 TAG_FIELDS = ("ID", "FullID", "Name", "ImageName", "ImageID", "ImageFullID")
-SEND_TIMEOUT = 5.0  # a stalled endpoint blocks the container's output at most this long a send
+SEND_TIMEOUT = 5.0  # how long a launch's first connection may take (fluentd-async off)
+CLOSE_WAIT = 1.0  # seconds the last lines of an ended container may take to go out
 
 
 @dataclass(frozen=True)
 class LogForward:
-    """Where the shim also sends the output ("" address: nowhere). Filled by the engine."""
+    """Where the monitor also sends the output ("" address: nowhere). Filled by the engine."""
 
     address: str = ""  # "tcp://host:port" or "unix:///path" (normalised by parse_address)
     tag: str = ""
@@ -136,33 +141,93 @@ class EventTime:
 # -- the sender ---------------------------------------------------------------------------
 
 class FluentdSender:
-    """Synchronous (the shim is single-threaded): `send` encodes and tries to deliver."""
+    """Never blocks the monitor's loop: `send` encodes and delivers what the socket takes
+    now; the rest waits (bounded) for the next send or `flush`. Connections are made without
+    waiting (a connect in progress is checked at the next flush). `connect` is the blocking
+    first attempt a launch makes when fluentd-async is off (in the launch child, which hands
+    the connection over: `adopt`; until then a sender made with `hold` does not connect by
+    itself, so the endpoint sees one connection, as with Docker); `close` gives what is
+    still buffered up to CLOSE_WAIT seconds."""
 
-    def __init__(self, fwd: LogForward) -> None:
+    def __init__(self, fwd: LogForward, hold: bool = False) -> None:
         self.fwd = fwd
+        self.hold = hold
         self.sock: socket.socket | None = None
+        self.connecting = False
         self.pending: deque[bytes] = deque()
         self.pending_bytes = 0
         self.next_try = 0.0
 
-    def connect(self) -> None:
-        """Connect now; OSError when the endpoint is not there."""
+    def _socket(self) -> tuple[socket.socket, object]:
         addr = self.fwd.address
         if addr.startswith("unix://"):
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
-            target: object = addr[len("unix://"):]
-        else:
-            host, _, port = addr[len("tcp://"):].rpartition(":")
-            info = socket.getaddrinfo(host, int(port), type=socket.SOCK_STREAM)[0]
-            sock = socket.socket(info[0], socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
-            target = info[4]
-        sock.settimeout(SEND_TIMEOUT)
+            return sock, addr[len("unix://"):]
+        host, _, port = addr[len("tcp://"):].rpartition(":")
+        info = socket.getaddrinfo(host, int(port), type=socket.SOCK_STREAM)[0]
+        return socket.socket(info[0], socket.SOCK_STREAM | socket.SOCK_CLOEXEC), info[4]
+
+    def connect(self, timeout: float = SEND_TIMEOUT) -> None:
+        """Connect now, waiting up to `timeout`; OSError when the endpoint is not there."""
+        sock, target = self._socket()
+        sock.settimeout(timeout)
         try:
             sock.connect(target)  # type: ignore[arg-type]
         except OSError:
             sock.close()
             raise
-        self.sock = sock
+        sock.setblocking(False)
+        self.sock, self.connecting = sock, False
+
+    def adopt(self, fd: int) -> None:
+        """Use a connection made elsewhere (the launch child's first one)."""
+        self._drop()
+        os.set_inheritable(fd, False)
+        self.sock = socket.socket(fileno=fd)
+        self.sock.setblocking(False)
+        self.hold = False
+        self.flush()
+
+    def release(self) -> None:
+        """No connection is coming from elsewhere: connect by ourselves from now on."""
+        self.hold = False
+
+    def _start_connect(self) -> None:
+        try:
+            sock, target = self._socket()
+        except OSError:
+            return
+        sock.setblocking(False)
+        err = sock.connect_ex(target)  # type: ignore[arg-type]
+        if err not in (0, errno.EINPROGRESS, errno.EAGAIN):
+            sock.close()
+            return
+        self.sock, self.connecting = sock, err != 0
+
+    def _connected(self) -> bool:
+        """Whether a connection is there (finishing one in progress without waiting)."""
+        if self.sock is None:
+            now = time.monotonic()
+            if self.hold or now < self.next_try:
+                return False
+            self.next_try = now + RETRY_WAIT
+            self._start_connect()
+        if self.sock is None:
+            return False
+        if self.connecting:
+            _, writable, _ = select.select([], [self.sock], [], 0)
+            if not writable:
+                return False
+            if self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR):
+                self._drop()
+                return False
+            self.connecting = False
+        return True
+
+    def _drop(self) -> None:
+        if self.sock is not None:
+            self.sock.close()
+        self.sock, self.connecting = None, False
 
     def send(self, stream: str, pieces: list[bytes]) -> None:
         ns = time.time_ns()
@@ -182,31 +247,32 @@ class FluentdSender:
             self.pending_bytes -= len(self.pending.popleft())
 
     def flush(self) -> None:
-        if not self.pending:
+        if not self.pending or not self._connected():
             return
-        if self.sock is None:
-            now = time.monotonic()
-            if now < self.next_try:
-                return
-            self.next_try = now + RETRY_WAIT
-            try:
-                self.connect()
-            except OSError:
-                return
         assert self.sock is not None
         data = b"".join(self.pending)
         try:
-            self.sock.sendall(data)
+            n = self.sock.send(data)
+        except BlockingIOError:
+            n = 0
         except OSError:
-            self.sock.close()
-            self.sock = None
+            self._drop()
             return
         self.pending.clear()
-        self.pending_bytes = 0
+        if n < len(data):  # the rest when the socket takes more (a message may be cut:
+            self.pending.append(data[n:])  # the stream goes on from the same byte)
+        self.pending_bytes = len(data) - n
 
     def close(self) -> None:
-        self.next_try = 0.0
-        self.flush()  # a last attempt for what is still buffered
-        if self.sock is not None:
-            self.sock.close()
-            self.sock = None
+        if self.pending:
+            if self.sock is None or self.connecting:
+                self._drop()
+                with contextlib.suppress(OSError):
+                    self.connect(CLOSE_WAIT)
+            if self.sock is not None:
+                with contextlib.suppress(OSError):
+                    self.sock.settimeout(CLOSE_WAIT)
+                    self.sock.sendall(b"".join(self.pending))
+                    self.pending.clear()
+                    self.pending_bytes = 0
+        self._drop()

@@ -1,6 +1,7 @@
 """The container's init: the launch sequence as one ordered function (youki's
-container_init_process.rs, runc's standard_init_linux.go). Runs in a child forked by the shim,
-already pid 1 of the new pid namespace; never returns (execve or os._exit).
+container_init_process.rs, runc's standard_init_linux.go). Runs in a child forked by the
+launch child (runtime.process.spawn), already pid 1 of the new pid namespace; never returns
+(execve or os._exit).
 
     enter_namespaces   join given namespaces, unshare uts/ipc/net/mnt   (before "ready")
     --- ready / prepare(pid) by the engine / go ---
@@ -31,7 +32,7 @@ from runtime.process.users import ExecUser, resolve_user
 # /proc/<pid>/ns paths, opened up front, are not affected; pid applies to children only.
 JOIN_ORDER = ("user", "ipc", "uts", "net", "pid", "cgroup", "mnt")
 # Created by the init itself before "ready"; cgroup is created after "go" (so its root is
-# the container's cgroup, placed by the engine during the pause); pid by the shim.
+# the container's cgroup, placed by the engine during the pause); pid by the launch child.
 EARLY_UNSHARE = ("uts", "ipc", "net", "mnt")
 
 
@@ -47,7 +48,7 @@ class ExecFailed(LaunchError):
 def enter_namespaces(cfg: LaunchConfig, sc: Syscalls) -> None:
     """Join the given namespaces (all paths opened first), then create the early ones."""
     fds = [(ns, sc.open_ns(cfg.join_namespaces[ns])) for ns in JOIN_ORDER
-           if ns in cfg.join_namespaces and ns != "pid"]  # pid is joined by the shim
+           if ns in cfg.join_namespaces and ns != "pid"]  # pid: by the launch child
     for ns, fd in fds:
         sc.setns(fd, NS_FLAGS[ns])
         sc.close(fd)
@@ -66,7 +67,8 @@ def read_last_cap(sc: Syscalls) -> int:
 
 def setup_container(cfg: LaunchConfig, sc: Syscalls, idmapped: tuple[int, ...] = ()) -> Identity:
     """Everything between "go" and the identity switch; returns who to become.
-    `idmapped`: with a user namespace, idmapped clones of the lowerdirs (made by the shim)."""
+    `idmapped`: with a user namespace, idmapped clones of the lowerdirs (made by the launch
+    child)."""
     # 1. Own cgroup namespace now that the engine has put us in our cgroup.
     if "cgroup" in cfg.namespaces and "cgroup" not in cfg.join_namespaces:
         sc.unshare(CLONE_NEWCGROUP)
@@ -201,13 +203,13 @@ def _fail(chan: Channel | None, err: BaseException) -> int:
 
 
 def run_init(cfg: LaunchConfig, sc: Syscalls, chan: Channel, conn_fd: int,
-             idmapped: tuple[int, ...] = (), shim_pid: int = 0) -> int:
+             idmapped: tuple[int, ...] = (), monitor_pid: int = 0) -> int:
     """The whole sequence. Returns an exit code only on failure (or from the fake/reaper).
-    `shim_pid`: the shim's host pid when it is not our parent (with a user namespace our
-    parent is the shim's stage-1 child, which exits as we start: the shim adopts us)."""
+    `monitor_pid`: the monitor's host pid (our parent is the launch child, or its stage-1
+    child with a user namespace; both exit as we start and the monitor adopts us)."""
     try:
         enter_namespaces(cfg, sc)
-        chan.send({"ready": True, "pid": host_pid(), "shim_pid": shim_pid or host_ppid()})
+        chan.send({"ready": True, "pid": host_pid(), "monitor_pid": monitor_pid or host_ppid()})
         msg = chan.recv()
         if not msg or not msg.get("go"):
             return 125  # the engine gave up (prepare failed): leave quietly

@@ -1,12 +1,17 @@
-"""The engine's side of the process layer: asyncio, never forks (the fork server does).
+"""The engine's side of the process layer: asyncio, never forks (the monitor does).
 
-    launcher = Launcher("/run/composer/forkserver.sock")
-    await launcher.start_server()
+    launcher = Launcher("/run/composer/monitor.sock")
+    await launcher.start_server()   # finds the running monitor, or starts one
     launched = await launcher.launch(cfg, prepare)   # prepare(pid): cgroup + network
     status = await launcher.wait(launched)            # ExitStatus(code, signal, finished_at)
     # after a daemon restart: launched = launcher.adopt(state_dir)  (None if it has exited)
+    await launcher.close()          # the monitor stays while containers run
 
-See runtime.process.forkserver for the sync protocol.
+The launcher holds a session with the monitor (one connection): the monitor tells it of
+every container that ends there, after writing its exit.json. If the session ends without
+a `close` (the monitor was killed), the containers of that monitor have lost their stdio
+and reaper: `wait` kills each one's init and reports code 255, and the next launch starts a
+new monitor. See runtime.process.monitor for the protocols.
 """
 from __future__ import annotations
 
@@ -28,7 +33,7 @@ from typing import Any
 from runtime import serde
 from runtime.errors import LaunchError, NotFound
 from runtime.process.config import ExecConfig, LaunchConfig, check
-from runtime.process.shim import EXIT_FILE
+from runtime.process.monitor import EXIT_FILE
 
 STATE_FILE = "process.json"
 Prepare = Callable[[int], Awaitable[None]]
@@ -39,9 +44,9 @@ _PKG_ROOT = str(Path(__file__).resolve().parents[2])
 class Launched:
     id: str
     pid: int  # host pid of the container's init (pid 1 inside)
-    shim_pid: int
+    monitor_pid: int  # the monitor holding its stdio and reaping it
     start_time: int  # /proc/<pid>/stat field 22 (clock ticks since boot): pid-reuse guard
-    shim_start_time: int
+    monitor_start_time: int
     state_dir: str
     log_path: str
 
@@ -129,39 +134,135 @@ class Launcher:
     def __init__(self, socket_path: str, python: str = sys.executable) -> None:
         self.socket_path = socket_path
         self.python = python
-        self._proc: asyncio.subprocess.Process | None = None
+        self.monitor_pid: int | None = None  # the monitor of our session
+        self._monitor_start = 0
+        self._session: socket.socket | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._exits: dict[str, list[asyncio.Future[bool]]] = {}  # True: ended, False: lost
+        self._closing: asyncio.Future[dict[str, Any]] | None = None
+        self._starting: asyncio.Lock | None = None
+        # called with the monitor's pid on each new session (the engine puts the monitor in
+        # its delegated cgroup scope: docs/cgroups.md), also for a monitor started again
+        self.on_session: Callable[[int], Awaitable[None]] | None = None
 
-    # -- the fork server ------------------------------------------------------------------
+    # -- the monitor ----------------------------------------------------------------------
     async def start_server(self) -> None:
+        """Open a session with the monitor of `socket_path`, starting one if none runs."""
+        if self._starting is None:
+            self._starting = asyncio.Lock()
+        async with self._starting:
+            if self._session is not None:
+                return
+            if await self._open_session():
+                return
+            await self._spawn()
+            if not await self._open_session():
+                raise LaunchError("the monitor did not start: see the daemon's stderr")
+
+    async def _spawn(self) -> None:
         os.makedirs(os.path.dirname(self.socket_path) or ".", exist_ok=True)
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (_PKG_ROOT, env.get("PYTHONPATH")) if p)
-        self._proc = await asyncio.create_subprocess_exec(
-            self.python, "-m", "runtime.process.forkserver", self.socket_path,
+        # cwd "/": `-m` looks in the cwd first (the caller's may hold another `runtime`), and
+        # the long-lived monitor must not keep the caller's directory busy
+        proc = await asyncio.create_subprocess_exec(
+            self.python, "-m", "runtime.process.monitor", self.socket_path, cwd="/",
             stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, env=env)
-        assert self._proc.stdout is not None
+        assert proc.stdout is not None
         try:
-            line = await asyncio.wait_for(self._proc.stdout.readline(), 30)
+            line = await asyncio.wait_for(proc.stdout.readline(), 30)
         except TimeoutError:
             line = b""
-        if line.strip() != b"ready":
-            await self.close()
-            raise LaunchError("the fork server did not start: see the daemon's stderr")
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+        await proc.wait()  # the monitor forked away from it: it never is our child
+        if not line.startswith(b"ready"):
+            raise LaunchError("the monitor did not start: see the daemon's stderr")
+
+    async def _open_session(self) -> bool:
+        try:
+            sock = await self._connect()
+        except LaunchError:
+            return False
+        try:
+            sock.send(json.dumps({"op": "session"}).encode())
+            reply = await _recv(sock, 10)
+        except (OSError, LaunchError):
+            reply = None
+        if not reply or "pid" not in reply:
+            sock.close()
+            return False
+        self.monitor_pid = int(reply["pid"])
+        self._monitor_start = proc_start_time(self.monitor_pid) or 0
+        self._session = sock
+        self._reader = asyncio.get_running_loop().create_task(self._read_session(sock))
+        if self.on_session is not None:
+            await self.on_session(self.monitor_pid)
+        return True
+
+    async def _read_session(self, sock: socket.socket) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                data = await loop.sock_recv(sock, 1 << 16)
+            except OSError:
+                data = b""
+            if not data:
+                break
+            msg = json.loads(data)
+            if "exit" in msg:
+                for fut in self._exits.pop(str(msg["exit"]), []):
+                    if not fut.done():
+                        fut.set_result(True)
+            elif "exiting" in msg and self._closing is not None and not self._closing.done():
+                self._closing.set_result(msg)
+        # the monitor is gone (killed): its containers lost their stdio and their reaper
+        if self._session is sock:
+            self._session = None
+            self.monitor_pid = None
+            sock.close()
+        for futs in self._exits.values():
+            for fut in futs:
+                if not fut.done():
+                    fut.set_result(False)
+        self._exits.clear()
 
     @property
     def server_pid(self) -> int | None:
-        """The fork server's pid while it runs (every shim is its child)."""
-        return self._proc.pid if self._proc is not None and self._proc.returncode is None else None
+        """The monitor's pid while our session with it lasts."""
+        return self.monitor_pid if self._session is not None else None
 
     async def close(self) -> None:
-        """Stop the fork server. Running containers (shims) are not affected."""
-        if self._proc is not None and self._proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                self._proc.kill()
-            await self._proc.wait()
-        self._proc = None
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.socket_path)
+        """End our session. The monitor stays while containers run, else it leaves: then
+        this returns once it has."""
+        sock, reader = self._session, self._reader
+        if sock is None:
+            return
+        exiting = False
+        self._closing = asyncio.get_running_loop().create_future()
+        try:
+            sock.send(json.dumps({"op": "close"}).encode())
+            reply = await asyncio.wait_for(asyncio.shield(self._closing), 5)
+            exiting = bool(reply.get("exiting"))
+        except (OSError, TimeoutError):
+            pass
+        finally:
+            self._closing = None
+        pid, start = self.monitor_pid, self._monitor_start
+        self._session = None
+        self.monitor_pid = None
+        if reader is not None:
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reader
+        sock.close()
+        for futs in self._exits.values():
+            for fut in futs:
+                fut.cancel()
+        self._exits.clear()
+        if exiting and pid is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(_wait_pid(pid, start), 5)
 
     async def _connect(self) -> socket.socket:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -170,7 +271,7 @@ class Launcher:
             await asyncio.get_running_loop().sock_connect(sock, self.socket_path)
         except OSError as e:
             sock.close()
-            raise LaunchError(f"cannot reach the fork server at {self.socket_path}: {e.strerror}"
+            raise LaunchError(f"cannot reach the monitor at {self.socket_path}: {e.strerror}"
                               "; is the daemon running?") from None
         return sock
 
@@ -184,17 +285,19 @@ class Launcher:
         for stale in (EXIT_FILE, STATE_FILE):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(os.path.join(cfg.state_dir, stale))
+        if self._session is None:  # the monitor was killed: a new one
+            await self.start_server()
         sock = await self._connect()
         try:
             sock.send(json.dumps({"op": "launch", "config": serde.to_dict(cfg)}).encode())
             msg = await _recv(sock, timeout)
             if not msg or not msg.get("ready"):
-                raise LaunchError(_error_text(msg, "the shim exited before the container was"
-                                              " ready"), subject=cfg.id,
+                raise LaunchError(_error_text(msg, "the container's launch failed before it"
+                                              " was ready"), subject=cfg.id,
                                   exit_code=int((msg or {}).get("exit_code", 125)))
-            pid, shim_pid = int(msg["pid"]), int(msg["shim_pid"])
-            launched = Launched(cfg.id, pid, shim_pid, proc_start_time(pid) or 0,
-                                proc_start_time(shim_pid) or 0, cfg.state_dir, cfg.log_file)
+            pid, monitor_pid = int(msg["pid"]), int(msg["monitor_pid"])
+            launched = Launched(cfg.id, pid, monitor_pid, proc_start_time(pid) or 0,
+                                proc_start_time(monitor_pid) or 0, cfg.state_dir, cfg.log_file)
         except BaseException:
             sock.close()
             raise
@@ -220,14 +323,19 @@ class Launcher:
         return launched
 
     def adopt(self, state_dir: str) -> Launched | None:
-        """After a daemon restart: the container of `state_dir` if its shim still runs (pid and
-        start time match), None if it has exited (read `exit_status`). NotFound if never run."""
+        """After a daemon restart: the container of `state_dir` if its init and the monitor
+        holding it still run (pids and start times match), None if it has exited (read
+        `exit_status`). An init whose monitor is gone (killed) has lost its stdio and its
+        reaper: it is killed here, and counts as exited. NotFound if never run."""
         try:
             with open(os.path.join(state_dir, STATE_FILE)) as f:
                 launched = serde.from_dict(Launched, json.load(f))
-        except (OSError, ValueError) as e:
+        except (OSError, ValueError, TypeError, KeyError) as e:
             raise NotFound(f"no launched container in {state_dir}: {e}") from None
-        if proc_start_time(launched.shim_pid) != launched.shim_start_time:
+        if not self.alive(launched):
+            return None
+        if proc_start_time(launched.monitor_pid) != launched.monitor_start_time:
+            self.kill(launched, signal.SIGKILL)
             return None
         return launched
 
@@ -236,15 +344,39 @@ class Launcher:
         return read_exit(state_dir)
 
     async def wait(self, target: Launched | str) -> ExitStatus:
-        """Until the container has exited and its shim recorded the status."""
+        """Until the container has exited and the monitor recorded the status; code 255 when
+        its monitor was killed (the container is killed then: see the module's docstring)."""
         launched = target if isinstance(target, Launched) else self.adopt(target)
         state_dir = target.state_dir if isinstance(target, Launched) else target
-        if launched is not None:
-            await _wait_pid(launched.shim_pid, launched.shim_start_time)
+        if launched is not None and not await self._wait_monitor(launched):
+            self.kill(launched, signal.SIGKILL)  # its monitor is gone: end it, wait for that
+            await _wait_pid(launched.pid, launched.start_time)
         status = read_exit(state_dir)
         if status is None:
-            return ExitStatus(255, None, time.time())  # the shim was killed: status unknown
+            return ExitStatus(255, None, time.time())  # the monitor was killed: status unknown
         return status
+
+    async def _wait_monitor(self, launched: Launched) -> bool:
+        """True once the monitor reported the container's end; False if the monitor holding
+        it is gone."""
+        if self._session is None:
+            with contextlib.suppress(LaunchError):
+                await self.start_server()
+        if self._session is None or launched.monitor_pid != self.monitor_pid or \
+                launched.monitor_start_time != self._monitor_start:
+            return read_exit(launched.state_dir) is not None  # not ours: gone, or recorded
+        fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._exits.setdefault(launched.state_dir, []).append(fut)
+        if read_exit(launched.state_dir) is not None:  # ended before we asked
+            return True
+        try:
+            return await asyncio.shield(fut)
+        finally:
+            futs = self._exits.get(launched.state_dir, [])
+            if fut in futs:
+                futs.remove(fut)
+                if not futs:
+                    del self._exits[launched.state_dir]
 
     @staticmethod
     def alive(launched: Launched) -> bool:

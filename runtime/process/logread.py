@@ -1,5 +1,5 @@
 """Reading a container's json-file log (runtime.process.logs) for `logs`: across its rotated
-files in order, with tail / since / until, and following it as the shim writes -- also
+files in order, with tail / since / until, and following it as the monitor writes -- also
 through rotations.
 
     async for e in read_log(path, tail=10, follow=True, stop=lambda: exited):
@@ -70,7 +70,7 @@ def rotated_files(path: str) -> list[str]:
 
 @dataclass
 class _Rotated:
-    """A rotated file, opened: renames by the shim while we read do not matter any more."""
+    """A rotated file, opened: renames by the monitor while we read do not matter any more."""
 
     name: str
     f: BinaryIO
@@ -122,7 +122,7 @@ def open_rotated(path: str, tries: int = 50) -> list[_Rotated]:
             if [(r.name, r.ino) for r in out] == [(n, _ino(n)) for n in rotated_files(path)]:
                 return out
             if attempt == tries - 1:
-                return out  # the shim rotates faster than we list: the last look, as it is
+                return out  # the monitor rotates faster than we list: the last look, as it is
         close_all(out)
     return []
 
@@ -279,7 +279,7 @@ async def _follow(hist: _History, follow: bool, stop: Callable[[], bool] | None,
             if not follow:
                 return
             if hist.f is not None and _rotated(path, hist.ino):
-                # the shim closed it before the rename: what it wrote between our last read
+                # the monitor closed it before the rename: what it wrote between our last read
                 # and the rename is still to read; then on to what came after it -- the new
                 # file, and any file rotated meanwhile in between
                 rest = await asyncio.to_thread(_read_rest, hist.f)

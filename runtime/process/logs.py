@@ -2,7 +2,7 @@
 
     {"log": "hello\\n", "stream": "stdout", "time": "2024-01-02T03:04:05.123456789Z"}
 
-written by the shim (`JsonLogWriter`, small and synchronous) and read by the engine
+written by the monitor (`JsonLogWriter`, small and synchronous) and read by the engine
 (runtime.process.logread). As Docker: a line longer than MAX_LINE is split into entries whose
 `log` has no trailing newline (readers join them); a line still open when the output ends is
 written without one.
@@ -16,7 +16,9 @@ Rotation (Docker's json-file `max-size` / `max-file` / `compress`): before a wri
 that reached `max_size` becomes `<log>.1` (`.1` -> `.2`, ..., the oldest beyond `max_files`
 is removed) and a new file is started; with `max_files` 1 the file is simply started over.
 With `compress` a child process gzips `<log>.1` into `<log>.1.gz` (written aside and renamed,
-then `<log>.1` is removed) while the shim goes on; the next rotation waits for it.
+then `<log>.1` is removed) while the monitor goes on; the next rotation waits for it. The
+monitor reaps every child of its own; it takes a compressor's pid out of `compressors` when
+it reaps one, so the writer knows it has ended.
 """
 from __future__ import annotations
 
@@ -41,6 +43,7 @@ DEFAULT_MAX_SIZE = 20 * 1000 * 1000
 DEFAULT_MAX_FILE = 5
 LOCAL_MAX_SIZE = 20 * 1024 * 1024  # Docker's `local` driver: 20 MiB x 5, compressed
 LOCAL_MAX_FILE = 5
+compressors: set[int] = set()  # gzip children still running (the monitor reaps them)
 
 
 def rfc3339_nano(ns: int | None = None) -> str:
@@ -78,7 +81,7 @@ def rotated_name(path: str, n: int, compressed: bool) -> str:
 
 
 def encode_entries(stream: str, pieces: list[bytes], ts: str) -> bytes:
-    """json-file lines for `pieces` (what json.dumps gives for each, ~10x faster: the shim
+    """json-file lines for `pieces` (what json.dumps gives for each, ~10x faster: the monitor
     writes what a busy container prints). Bytes that are not UTF-8 survive as \\udcXX."""
     tail = f',"stream":"{stream}","time":"{ts}"}}\n'
     try:
@@ -201,10 +204,13 @@ class JsonLogWriter:
             self.compressor = _compress_aside(rotated_name(path, 1, False))
 
     def _wait_compressor(self) -> None:
-        if self.compressor:
+        """Until the gzip child has ended; the monitor may have reaped it already (then it
+        is no longer in `compressors`), else it is still our unreaped child: wait here."""
+        if self.compressor in compressors:
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(self.compressor, 0)
-            self.compressor = 0
+            compressors.discard(self.compressor)
+        self.compressor = 0
 
     def close(self) -> None:
         for stream in self.partial:
@@ -218,7 +224,7 @@ class JsonLogWriter:
 
 
 def _compress_aside(src: str) -> int:
-    """gzip `src` into `src.gz` in a child (the shim must keep pumping output); returns its
+    """gzip `src` into `src.gz` in a child (the monitor must keep pumping output); returns its
     pid, or 0 when it was done here because fork failed."""
     try:
         pid = os.fork()
@@ -226,9 +232,10 @@ def _compress_aside(src: str) -> int:
         _gzip(src)
         return 0
     if pid:
+        compressors.add(pid)
         return pid
     code = 1
-    try:  # hold nothing of the shim's: a pipe kept open here would delay the container's EOF
+    try:  # hold nothing of the monitor's: a pipe kept open here would delay the container's EOF
         os.closerange(3, resource.getrlimit(resource.RLIMIT_NOFILE)[0])
         _gzip(src)
         code = 0

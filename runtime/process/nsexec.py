@@ -1,4 +1,4 @@
-"""Exec into a running container (runc exec / nsenter), forked by the fork server.
+"""Exec into a running container (runc exec / nsenter), forked by the monitor.
 
 The helper joins the container's cgroups, opens every namespace of the target first, joins
 them in JOIN_ORDER (mnt last), then forks: only a child lands in the pid namespace. The child
@@ -28,7 +28,7 @@ from runtime.process.init import (
     read_last_cap,
 )
 from runtime.process.security import Identity
-from runtime.process.shim import SeqChannel, reset_signals
+from runtime.process.spawn import SeqChannel, reset_signals
 from runtime.process.syscalls import NS_FLAGS, Syscalls
 from runtime.process.users import resolve_user
 

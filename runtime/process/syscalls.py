@@ -155,7 +155,7 @@ def _b(s: str | None) -> bytes | None:
 
 
 class LibcSyscalls:
-    """The real kernel, through ctypes. Load once (in the fork server) before any fork."""
+    """The real kernel, through ctypes. Load once (in the monitor) before any fork."""
 
     def __init__(self) -> None:
         self.libc = _libc()

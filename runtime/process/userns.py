@@ -1,7 +1,7 @@
 """User namespaces: id maps, writing them from outside, idmapped image layers.
 
 The container's root is a host uid without privileges (default 100000, or the `composer`
-entry of /etc/subuid and /etc/subgid). The shim (host root, outside) writes the maps into
+entry of /etc/subuid and /etc/subgid). The launch child (host root, outside) writes the maps into
 /proc/<pid>/uid_map and gid_map of the stage-1 child that made the namespace, and clones
 every lowerdir as an idmapped mount (open_tree + mount_setattr(MOUNT_ATTR_IDMAP), kernel
 >= 5.12; overlayfs takes idmapped lower layers since 5.19): the image's root-owned files

@@ -1,8 +1,8 @@
 """kill -9 of composerd at random points of `up` and of `down` (seeded; the seed is printed).
 
 After each kill the next CLI call starts a new composerd, which must adopt what runs; every
-process in our cgroups and every shim must belong to a container that `ps -a` shows (no
-process running without the engine knowing it); `up -d` converges again and `down` leaves
+process in our cgroups must belong to a container that `ps -a` shows, and the only helper
+outside them is the monitor (no process running without the engine knowing it); `up -d` converges again and `down` leaves
 the host as it was before the run.
 """
 from __future__ import annotations
@@ -28,13 +28,16 @@ def _seed() -> int:
 
 
 def engine_pids(rig: Rig) -> set[int]:
-    """The live composerd and its fork server: expected, not leaks."""
+    """The live composerd, its children and the monitor it holds a session with: expected,
+    not leaks."""
     pid = rig.env.daemon_pid()
     if not pid or snapshots.cmdline(pid) is None:
         return set()
     out = {pid}
+    sock = f"runtime.process.monitor {rig.env.run}/monitor.sock"
     for p in os.listdir("/proc"):
-        if p.isdigit() and snapshots.ppid(int(p)) == pid:
+        if p.isdigit() and (snapshots.ppid(int(p)) == pid
+                            or (snapshots.cmdline(int(p)) or "").endswith(sock)):
             out.add(int(p))
     return out
 
@@ -43,7 +46,7 @@ def unknown_processes(rig: Rig, d: Path) -> list[str]:
     """Processes of our scope that no container `ps -a` lists as running can account for."""
     rows = rig.ps(d, "-a")
     running = {r["ID"] for r in rows if r["State"] in RUNNING}
-    known_shims = {int(rig.container_state(cid).get("shim_pid") or 0) for cid in running}
+    monitors = {int(rig.container_state(cid).get("monitor_pid") or 0) for cid in running}
     states = {r["ID"]: r["State"] for r in rows}
     problems: list[str] = []
     in_cgroups: set[int] = set()
@@ -61,7 +64,7 @@ def unknown_processes(rig: Rig, d: Path) -> list[str]:
         cmds = [f"{p} {snapshots.cmdline(p)}" for p in sorted(pids)]
         problems.append(
             f"container {cid[:12]}: ps -a says {states.get(cid, 'nothing')!r}, state.json says "
-            f"{record_state.get('state', 'nothing')!r} (shim_pid {record_state.get('shim_pid')}), "
+            f"{record_state.get('state', 'nothing')!r} (monitor_pid {record_state.get('monitor_pid')}), "
             f"process.json {'exists' if (rig.env.root / 'containers' / cid / 'process.json').exists() else 'missing'}"
             f", but its cgroup runs {cmds}")
     engine = engine_pids(rig)
@@ -70,8 +73,8 @@ def unknown_processes(rig: Rig, d: Path) -> list[str]:
         cmd = snapshots.cmdline(pid)
         if not cmd:  # exited meanwhile, or a zombie waiting for init
             continue
-        if run_dir in cmd and pid not in known_shims:
-            problems.append(f"{pid} unknown shim or helper: {cmd}")
+        if run_dir in cmd and pid not in monitors:
+            problems.append(f"{pid} unknown monitor or helper: {cmd}")
     return problems
 
 

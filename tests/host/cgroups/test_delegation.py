@@ -96,13 +96,15 @@ async def test_engine_containers_live_in_the_delegated_scope_and_survive(
         await asyncio.sleep(1)
         assert cgroup_of(pid) == f"/system.slice/{parent}.scope/{info.id}"
         assert limits(scope / info.id) == before
-        # the engine restarts: the new fork server joins the same scope, the container is adopted
+        # the engine restarts: the monitor stays in the scope with the container, the new
+        # engine finds it and adopts the container
         await eng.close()
         assert SystemdBus().active_state(f"{parent}.scope") == "active"
         eng = await Engine.open(paths, cgroup_parent=parent)
         again = await eng.inspect_container(info.id)
         assert again.state == "running" and again.pid == pid
-        assert cgroup_of(eng.launcher.server_pid or 0).endswith(f"{parent}.scope/{SUPERVISOR}")
+        assert eng.launcher.server_pid == fs_pid
+        assert cgroup_of(fs_pid).endswith(f"{parent}.scope/{SUPERVISOR}")
         await eng.stop_container(info.id, timeout=1)
         await eng.remove_container(info.id, force=True)
         assert not (scope / info.id).exists()

@@ -73,6 +73,10 @@ async def test_attach_to_a_tty_gets_its_size_and_echo(engine: Engine) -> None:
     await stream.write(b"stty size; echo tty-$((6*7))\n")
     seen = await read_until(stream, b"tty-42\r\n")
     assert b"33 101\r\n" in seen["stdout"] and seen["stderr"] == b""  # a tty has one stream
+    if b"# " not in seen["stdout"].split(b"tty-42\r\n", 1)[1]:
+        # the next prompt: ash is reading a line again (a ^D typed while it was between
+        # commands was sometimes lost, with per-container shims as with the monitor)
+        await read_until(stream, b"# ")
     await stream.close_stdin()  # ^D: the shell exits
     while await asyncio.wait_for(stream.read(), 10) is not None:
         pass  # the echoed ^D and "exit": then the end

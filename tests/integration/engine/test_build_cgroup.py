@@ -53,6 +53,15 @@ async def test_a_sandboxed_step_cannot_open_a_host_disk_an_insecure_one_can(
     assert insecure.splitlines() == ["made", "opened"]  # privileged: no device allow-list
 
 
+def cmdline(pid: str) -> bytes:
+    """A process's command line; empty once it has gone (short-lived helpers, such as the
+    monitor's launch children, come and go while we list)."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
 async def test_a_step_runs_in_its_own_cgroup_under_the_engine_parent(
         engine: Engine, tmp_path: Path) -> None:
     upper = tmp_path / "step" / "upper"
@@ -69,8 +78,7 @@ async def test_a_step_runs_in_its_own_cgroup_under_the_engine_parent(
     while not (upper / "started").exists():
         assert time.monotonic() < deadline, "the RUN step did not start"
         await asyncio.sleep(0.05)
-    pids = [int(p) for p in os.listdir("/proc") if p.isdigit()
-            and Path(f"/proc/{p}/cmdline").read_bytes() == b"sleep\x00987651\x00"]
+    pids = [int(p) for p in os.listdir("/proc") if p.isdigit() and cmdline(p) == b"sleep\x00987651\x00"]
     assert len(pids) == 1
     names = step_cgroups(engine)
     assert len(names) == 1

@@ -1,6 +1,7 @@
-"""A warm fork server per test and a factory of overlay-rootfs containers that cleans up."""
+"""A monitor per test and a factory of overlay-rootfs containers that cleans up."""
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import shutil
@@ -13,7 +14,7 @@ from typing import Any
 import pytest
 
 from runtime.process.config import LaunchConfig
-from runtime.process.launcher import ExitStatus, Launched, Launcher
+from runtime.process.launcher import ExitStatus, Launched, Launcher, proc_start_time
 
 
 @dataclass
@@ -65,19 +66,21 @@ def sh(script: str) -> list[str]:
 
 @pytest.fixture
 async def env(tmp_path: Path, busybox_rootfs: Path) -> AsyncIterator[Env]:
-    launcher = Launcher(str(tmp_path / "forkserver.sock"))
+    launcher = Launcher(str(tmp_path / "monitor.sock"))
     await launcher.start_server()
     e = Env(launcher, tmp_path, busybox_rootfs, [])
     try:
         yield e
     finally:
         for launched in e.launched:
-            for pid, start in ((launched.pid, launched.start_time),
-                               (launched.shim_pid, launched.shim_start_time)):
-                Launcher.kill(Launched(launched.id, pid, 0, start, 0, "", ""), signal.SIGKILL)
+            Launcher.kill(launched, signal.SIGKILL)
             with contextlib.suppress(Exception):
-                await launcher.wait(launched)
+                await asyncio.wait_for(launcher.wait(launched), 10)
+        pid = launcher.server_pid
         await launcher.close()
+        if pid is not None:  # nothing left to hold: the monitor has left
+            assert not os.path.exists(f"/proc/{pid}") or proc_start_time(pid) is None, \
+                "the monitor outlived its last container and engine"
         mounts = Path("/proc/self/mounts").read_text()
         assert str(tmp_path) not in mounts, "a container mount leaked to the host"
         shutil.rmtree(tmp_path, ignore_errors=True)

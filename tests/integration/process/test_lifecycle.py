@@ -105,7 +105,7 @@ async def test_init_reaps_zombies_and_forwards_sigterm(env: Env) -> None:
     stats = [line[line.rindex(")") + 2:].split()[:2] for line in out.decode().splitlines()]
     assert stats and ["Z", "1"] not in stats
     cmd1 = (await env.launcher.exec_run(launched, ExecConfig(argv=("cat", "/proc/1/cmdline"))))[1]
-    assert b"forkserver" in cmd1  # pid 1 is our reaper, the shell is its child
+    assert b"runtime.process.monitor" in cmd1  # pid 1 is our reaper, the shell is its child
     assert env.launcher.kill(launched, signal.SIGTERM)
     status = await asyncio.wait_for(env.launcher.wait(launched), 10)
     assert status.code == 7
@@ -175,25 +175,30 @@ async def test_exec_joins_given_cgroup(env: Env) -> None:
 
 
 async def test_adopt_after_restart_and_nothing_remains(env: Env) -> None:
-    cfg = env.config(["sleep", "30"])
+    cfg = env.config(["sh", "-c", "echo one; sleep 0.5; echo two; sleep 30"])
     launched = await env.launch(cfg)
     assert not host_has_mount(cfg.mergeddir)  # the rootfs lives in the container's mount ns
-    await env.launcher.close()  # the daemon "dies": the fork server goes, the container stays
-    assert Launcher.alive(launched)
-    other = Launcher(str(env.tmp / "forkserver2.sock"))
+    monitor = env.launcher.server_pid
+    await env.launcher.close()  # the daemon "dies": the monitor stays with its container
+    assert Launcher.alive(launched) and monitor is not None
+    assert proc_start_time(monitor) == launched.monitor_start_time
+    other = Launcher(env.launcher.socket_path)  # a new daemon finds the same monitor
+    await other.start_server()
+    assert other.server_pid == monitor
     adopted = other.adopt(cfg.state_dir)
     assert adopted == launched
     waiter = asyncio.create_task(other.wait(cfg.state_dir))
-    await asyncio.sleep(0.1)
+    await asyncio.sleep(1)
     assert not waiter.done()
+    assert env.output(cfg)[0] == "one\ntwo\n"  # the log went on without a daemon
     other.kill(adopted, signal.SIGKILL)
     status = await asyncio.wait_for(waiter, 10)
     assert status.code == 137
     assert other.adopt(cfg.state_dir) is None
+    await other.close()  # no container, no engine: the monitor leaves
+    assert proc_start_time(monitor) is None
     shutil.rmtree(Path(cfg.state_dir).parent)
-    # gone, or a zombie until the host's init reaps the orphaned shim
-    assert Launcher.alive(launched) is False
-    assert proc_start_time(launched.shim_pid) is None and proc_start_time(launched.pid) is None
+    assert Launcher.alive(launched) is False and proc_start_time(launched.pid) is None
     mounts = Path("/proc/self/mounts").read_text()
     assert str(Path(cfg.state_dir).parent) not in mounts
     assert not any(Path(f"/proc/{p}/cmdline").exists() and cfg.mergeddir.encode() in
@@ -257,9 +262,9 @@ async def test_setup_failure_names_the_path_and_leaves_nothing(env: Env) -> None
     assert status is not None and status.code == 125
 
 
-async def test_a_bad_request_is_answered_by_the_fork_server_without_a_fork(env: Env) -> None:
-    """Configs are parsed in the fork server before it forks (so the parsed objects sit in
-    pages every shim shares): a request it cannot parse gets an error reply, no child."""
+async def test_a_bad_request_is_answered_by_the_monitor_without_a_fork(env: Env) -> None:
+    """Configs are parsed in the monitor before it forks: a request it cannot parse gets an
+    error reply, no child."""
     import json
 
     before = set(os.listdir("/proc"))
@@ -278,8 +283,8 @@ async def test_a_bad_request_is_answered_by_the_fork_server_without_a_fork(env: 
         with contextlib.suppress(OSError):
             stat = open(f"/proc/{pid}/stat").read()
             ppids.append(int(stat.rsplit(")", 1)[1].split()[1]))
-    assert env.launcher._proc is not None
-    assert env.launcher._proc.pid not in ppids  # it forked nothing for them
+    assert env.launcher.server_pid is not None
+    assert env.launcher.server_pid not in ppids  # it forked nothing for them
     # and it still serves good requests
     status, out, _ = await env.run(["echo", "still here"])
     assert status.code == 0 and out == "still here\n"

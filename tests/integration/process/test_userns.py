@@ -77,15 +77,17 @@ async def test_userns_with_a_tty_names_it(env: Env) -> None:
     assert out.split() == ["/dev/console", "TTY"]
 
 
-async def test_the_engine_waits_on_the_shim_not_on_its_stage_one_child(env: Env) -> None:
-    """The shim forks a stage-1 child that forks the init and exits; the init must name the
-    shim, not its parent of the moment (under load the engine saw stage 1 exit: 255)."""
+async def test_the_init_is_the_monitors_not_its_stage_one_childs(env: Env) -> None:
+    """The launch child forks a stage-1 child that forks the init, and both exit; the init
+    must name the monitor, not its parent of the moment, and end up the monitor's child
+    (subreaper) so that the monitor reaps it (under load the engine once saw stage 1 exit:
+    255)."""
     reachable(env.tmp)
     for _ in range(15):
         cfg = env.config(["sleep", "30"], **userns())
         launched = await env.launch(cfg)
-        await asyncio.sleep(0.1)  # stage 1 has exited; the init is the shim's (subreaper)
+        await asyncio.sleep(0.1)  # stage 1 and the launch child have exited
         stat = Path(f"/proc/{launched.pid}/stat").read_text()
-        assert launched.shim_pid == int(stat.rsplit(")", 1)[1].split()[1])
+        assert launched.monitor_pid == int(stat.rsplit(")", 1)[1].split()[1])
         os.kill(launched.pid, 9)
-        assert (await env.launcher.wait(launched)).code == 137  # the shim's exit.json
+        assert (await env.launcher.wait(launched)).code == 137  # the monitor's exit.json

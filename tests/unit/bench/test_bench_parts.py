@@ -35,19 +35,21 @@ def test_chain_stack_waits_for_health(tmp_path: Path) -> None:
     assert [(d.service, d.condition) for d in c1.depends_on] == [("c0", "service_healthy")]
 
 
-def test_classify_roles_by_depth_and_command() -> None:
-    # composerd 1 -> forkserver 2 -> shim 3 -> init 4 -> sleep 5; shim 6 -> sleep 7 (no init)
-    kids = {1: [2], 2: [3, 6], 3: [4], 4: [5], 6: [7]}
-    fs = b"python3\0-m\0runtime.process.forkserver\0/run/x.sock\0"
-    cmd = {1: b"python3\0-m\0runtime.daemon\0", 2: fs, 3: fs, 4: fs, 5: b"sleep\0600\0",
-           6: fs, 7: b"sleep\0600\0"}
-    roles = memory.classify(1, kids, cmd)
-    assert roles["daemon"] == [1] and roles["forkserver"] == [2]
-    assert sorted(roles["shim"]) == [3, 6] and roles["init"] == [4]
-    assert sorted(roles["container"]) == [5, 7]
+def test_classify_roles_below_the_daemon_and_the_monitor() -> None:
+    # composerd 1 (no children of ours); monitor 2 (not composerd's child) -> init 4 ->
+    # sleep 5; -> sleep 7 (a container without init: true: pid 1 is its own command)
+    kids = {0: [1, 2], 2: [4, 7], 4: [5]}
+    mon = b"python3\0-m\0runtime.process.monitor\0/run/x/monitor.sock\0"
+    cmd = {1: b"python3\0-m\0runtime.daemon\0", 2: mon, 4: mon, 5: b"sleep\0600\0",
+           7: b"sleep\0600\0"}
+    assert memory.find_monitor(b"/run/x", kids, cmd) == [2]  # 4 is its fork, an init
+    assert memory.find_monitor(b"/run/y", kids, cmd) == []
+    roles = memory.classify(1, [2], kids, cmd)
+    assert roles["daemon"] == [1] and roles["monitor"] == [2] and roles["init"] == [4]
+    assert sorted(roles["container"]) == [5, 7] and sorted(roles["init_slot"]) == [4, 7]
     # init: true is tini as /sbin/docker-init: ours, not the container's
     cmd[4] = b"/sbin/docker-init\0--\0sleep\0600\0"
-    roles = memory.classify(1, kids, cmd)
+    roles = memory.classify(1, [2], kids, cmd)
     assert roles["init"] == [4] and sorted(roles["container"]) == [5, 7]
 
 
@@ -55,7 +57,7 @@ def test_memory_of_this_process_is_plausible() -> None:
     me = os.getpid()
     u, r = memory.uss(me), memory.rss(me)
     assert 0 < u <= r
-    report = memory.MemoryReport(2, 40 << 20, 50 << 20, 1 << 20, 3 << 20, 4 << 20, 0, 2, 2)
+    report = memory.MemoryReport(2, 40 << 20, 50 << 20, 3 << 20, 4 << 20, 1 << 20, 1, 2)
     assert report.total_uss == 48 << 20
     assert report.per_container == 24 << 20 and report.per_shim_and_init == 3.5 * (1 << 20)
     d = report.to_json()
@@ -112,8 +114,8 @@ def test_pss_of_this_process_and_peer_memory() -> None:
     assert 0 < m["helper_pss"] <= m["helper_rss"]
     assert abs(m["per_container_pss"] - m["helper_pss"] / 2) < 0.002
     assert "per_container_pss" not in memory.peer_memory({"conmon": []}, 10)  # not 0.00
-    report = memory.MemoryReport(2, 40 << 20, 50 << 20, 1 << 20, 3 << 20, 4 << 20, 0, 2, 2,
-                                 daemon_pss=20 << 20, shims_pss=2 << 20, inits_pss=2 << 20)
+    report = memory.MemoryReport(2, 40 << 20, 50 << 20, 3 << 20, 4 << 20, 0, 1, 2,
+                                 daemon_pss=20 << 20, monitor_pss=2 << 20, inits_pss=2 << 20)
     assert report.per_container_pss == 12 << 20 and report.per_shim_and_init_pss == 2 << 20
     assert report.to_json()["per_container_shim_init_pss"] == 2.0
 

@@ -462,7 +462,7 @@ class FakeEngine:
             )
         cfg = {"argv": list(argv), "user": user or "", "cwd": workdir or "/", "tty": tty,
                "privileged": privileged, "env": [f"{k}={v}" for k, v in (env or {}).items()]}
-        return ExecTarget(pid=box.info.pid or 1, start_time=0, config=cfg, forkserver="/fake.sock")
+        return ExecTarget(pid=box.info.pid or 1, start_time=0, config=cfg, monitor="/fake.sock")
 
     async def exec_run(
         self,

@@ -211,15 +211,15 @@ def test_run_init_reports_ready_then_waits_for_go() -> None:
     assert seq.run_init(make_cfg(), sc, chan, 7) == 125
     assert chan.sent[0]["ready"] is True and int(chan.sent[0]["pid"]) > 0  # type: ignore[call-overload]
     assert "mount" not in sc.names()  # nothing was set up before "go"
-    assert chan.sent[0]["shim_pid"] == os.getppid()  # our parent is the shim by default
+    assert chan.sent[0]["monitor_pid"] == os.getppid()  # our parent, unless told
 
 
-def test_run_init_reports_the_shim_it_is_given() -> None:
-    # with a user namespace the init's parent is the shim's stage-1 child, which exits as
-    # the init starts: reporting our parent made the engine wait on that child (exit 255)
+def test_run_init_reports_the_monitor_it_is_given() -> None:
+    # the init's parent is the launch child (or its stage-1 child), which exits as the
+    # init starts: the monitor adopts the init, and the engine must know the monitor
     chan = FakeChannel([None])
-    seq.run_init(make_cfg(), fake(), chan, 7, shim_pid=4242)
-    assert chan.sent[0]["shim_pid"] == 4242
+    seq.run_init(make_cfg(), fake(), chan, 7, monitor_pid=4242)
+    assert chan.sent[0]["monitor_pid"] == 4242
 
 
 def test_run_init_bad_user_reaches_the_engine(capfd: pytest.CaptureFixture[str]) -> None:

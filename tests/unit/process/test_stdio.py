@@ -1,4 +1,4 @@
-"""The shim's stdio pump with pipes and a real attach socket (no namespaces, no root):
+"""The monitor's stdio pump with pipes and a real attach socket (no namespaces, no root):
 log + live output to every client, backlog replay, stdin with back-pressure and EOF, a
 client that breaks the protocol, and the detach-key scanner of the CLI."""
 from __future__ import annotations
@@ -14,9 +14,9 @@ import pytest
 
 from composer.cli.attach_cmd import _Detacher, parse_detach_keys
 from composer.errors import ComposerError
-from runtime.attach import ShimAttach, split_frames
+from runtime.attach import AttachClient, split_frames
 from runtime.process.logs import JsonLogWriter
-from runtime.process.stdio import BACKLOG, HEADER, MAX_FRAME, SOCKET, StdioPump, frame, listen
+from runtime.process.stdio import BACKLOG, HEADER, MAX_FRAME, SOCKET, Poll, StdioPump, frame, listen
 
 
 class Box:
@@ -29,9 +29,11 @@ class Box:
         self.in_r, in_w = os.pipe()
         self.log = state / "container.log"
         self.writer = JsonLogWriter(str(self.log))
-        self.pump = StdioPump({out_r: "stdout", err_r: "stderr"}, self.writer,
+        self.poll = Poll()
+        self.pump = StdioPump({out_r: "stdout", err_r: "stderr"}, self.writer, self.poll,
                               stdin_fd=in_w, listener=listen(str(state)))
-        self.thread = threading.Thread(target=self.pump.run, daemon=True)
+        self.thread = threading.Thread(target=self.poll.run_until,
+                                       args=(lambda: self.pump.closed,), daemon=True)
         self.thread.start()
 
     def print(self, data: bytes, fd: int | None = None) -> None:
@@ -54,7 +56,7 @@ def box(tmp_path: Path) -> Iterator[Box]:
         b.exit()
 
 
-async def read_stream(stream: ShimAttach, n: int) -> list[tuple[str, bytes]]:
+async def read_stream(stream: AttachClient, n: int) -> list[tuple[str, bytes]]:
     return [await asyncio.wait_for(stream.read(), 5) for _ in range(n)]  # type: ignore[misc]
 
 
@@ -62,8 +64,8 @@ async def test_output_goes_to_the_log_and_to_attached_clients(box: Box) -> None:
     assert (box.state / SOCKET).stat().st_mode & 0o777 == 0o600  # root's only, like composerd's
     box.print(b"early\n")
     await asyncio.sleep(0.1)
-    replay = await ShimAttach.open(str(box.state), logs=True)
-    live = await ShimAttach.open(str(box.state))
+    replay = await AttachClient.open(str(box.state), logs=True)
+    live = await AttachClient.open(str(box.state))
     await asyncio.sleep(0.1)
     box.print(b"late\n")
     box.print(b"oops\n", box.err_w)
@@ -87,7 +89,7 @@ async def test_the_backlog_keeps_only_the_recent_output(box: Box) -> None:
         box.print(chunk)
     box.print(b"last\n")
     await asyncio.sleep(0.2)
-    stream = await ShimAttach.open(str(box.state), logs=True)
+    stream = await AttachClient.open(str(box.state), logs=True)
     box.exit()
     got = b""
     while (item := await asyncio.wait_for(stream.read(), 5)) is not None:
@@ -98,7 +100,7 @@ async def test_the_backlog_keeps_only_the_recent_output(box: Box) -> None:
 
 
 async def test_stdin_is_buffered_in_order_and_closed_on_request(box: Box) -> None:
-    stream = await ShimAttach.open(str(box.state))
+    stream = await AttachClient.open(str(box.state))
     data = os.urandom(300 * 1024)  # more than a pipe holds: the pump must not block on it
     await stream.write(data)
     await stream.close_stdin()
@@ -120,7 +122,7 @@ async def test_a_client_that_breaks_the_protocol_is_dropped(box: Box) -> None:
     await writer.drain()
     assert await asyncio.wait_for(reader.read(), 5) == b""  # closed on it
     writer.close()
-    good = await ShimAttach.open(str(box.state))  # the others are not affected
+    good = await AttachClient.open(str(box.state))  # the others are not affected
     await asyncio.sleep(0.1)
     box.print(b"fine\n")
     assert await read_stream(good, 1) == [("stdout", b"fine\n")]
@@ -149,9 +151,9 @@ def test_detach_keys() -> None:
 
 
 async def test_a_big_stdin_is_held_back_not_dropped(box: Box) -> None:
-    """Past MAX_PENDING waiting, the shim stops reading the client: its writes block and the
+    """Past MAX_PENDING waiting, the monitor stops reading the client: its writes block and the
     container gets every byte (it used to keep only the last 4 MiB)."""
-    stream = await ShimAttach.open(str(box.state), ready=True)  # READY came back
+    stream = await AttachClient.open(str(box.state), ready=True)  # READY came back
     data = os.urandom(12 * 1024 * 1024)
     got = bytearray()
 
