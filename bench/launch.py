@@ -1,4 +1,4 @@
-"""Benchmark: create+start+wait of /bin/true through the warm fork server.
+"""Benchmark: create+start+wait of /bin/true through the warm monitor.
 
     python3 bench/launch.py [runs]      (root; makes a busybox overlay rootfs in a temp dir)
 
@@ -31,7 +31,7 @@ def pct(values: list[float], p: float) -> float:
 async def run(runs: int, namespaces: tuple[str, ...]) -> dict[str, list[float]]:
     tmp = Path(tempfile.mkdtemp(prefix="cmpbench"))
     rootfs = populate_rootfs(tmp / "rootfs")
-    launcher = Launcher(str(tmp / "forkserver.sock"))
+    launcher = Launcher(str(tmp / "monitor.sock"))
     await launcher.start_server()
     out: dict[str, list[float]] = {"launch": [], "wait": [], "total": []}
     try:

@@ -64,7 +64,7 @@ async def cost(calls: int) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="cmpbench"))
     rootfs = populate_rootfs(tmp / "rootfs")
     build(rootfs / "bin" / "sysprobe")
-    launcher = Launcher(str(tmp / "forkserver.sock"))
+    launcher = Launcher(str(tmp / "monitor.sock"))
     await launcher.start_server()
     default = seccomp.compile_filter("default", DEFAULT_CAPS)
     cases = {"no filter": Security(),

@@ -149,7 +149,7 @@ def exec_cmd(args: argparse.Namespace) -> int:
 
         return await session(stream, in_fd if not args.detach else -1)
 
-    if tty:  # a terminal's exec: the fork server's pty (runtime.interactive), over asyncio
+    if tty:  # a terminal's exec: the monitor's pty (runtime.interactive), over asyncio
         from composer.cli.common import run, with_project
 
         return run(with_project(args, go, lock=False))
