@@ -38,7 +38,7 @@ class BenchError(RuntimeError):
 
 PHASES = ("create", "start", "wait", "remove")
 # inside start: what the engine does before the launch (rootfs dirs, mounts, /etc files,
-# the launch config), the launch (fork server -> shim -> init, namespaces, overlay, seccomp,
+# the launch config), the launch (monitor -> launch child -> init, namespaces, overlay, seccomp,
 # until execve), and within the launch the engine's prepare step: the cgroup, lo up or the
 # bridge attach
 START_PHASES = ("start: before launch", "start: launch", "start: launch: cgroup",
