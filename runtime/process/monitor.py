@@ -113,9 +113,10 @@ class Container:
 
 
 class Monitor:
-    def __init__(self, path: str, sc: Syscalls) -> None:
+    def __init__(self, path: str, sc: Syscalls, oom_score_adj: int = 0) -> None:
         self.path = path
         self.sc = sc
+        self.oom_score_adj = oom_score_adj  # what a container's processes get back (ours: -999)
         self.pid = os.getpid()  # (a forked child's os.getpid() is its own)
         self.poll = Poll()
         self.containers: dict[str, Container] = {}  # by state dir
@@ -323,6 +324,7 @@ class Monitor:
         if pid == 0:
             code = 125
             try:
+                _write_oom_score_adj(self.oom_score_adj)  # the container's, not the monitor's
                 close_inherited({conn.fileno(), *child_io, report_w.fileno()})
                 conn.setblocking(True)  # the init may wait for "go" as long as prepare() takes
                 code = run_launch(cfg, conn, child_io, report_w, self.pid, self.sc)
@@ -407,6 +409,7 @@ class Monitor:
             if pid == 0:
                 code = 125
                 try:
+                    _write_oom_score_adj(self.oom_score_adj)
                     close_inherited({conn.fileno(), *fds})
                     conn.setblocking(True)
                     code = run_exec(target, cfg, conn, fds, self.sc)
@@ -448,6 +451,28 @@ def _warm_up() -> None:
     logs.rfc3339_nano()
 
 
+OOM_SCORE_ADJ = "/proc/self/oom_score_adj"
+MONITOR_OOM_SCORE_ADJ = -999  # containerd's and its shims': the OOM killer takes it last
+
+
+def _write_oom_score_adj(value: int) -> None:
+    with contextlib.suppress(OSError):  # not root, or a kernel without it: as it was
+        with open(OOM_SCORE_ADJ, "w") as f:
+            f.write(str(value))
+
+
+def protect_from_oom() -> int:
+    """Put the monitor last in the OOM killer's choice (its death ends every container of
+    the root); returns the score it had (composerd's), which its containers keep."""
+    try:
+        with open(OOM_SCORE_ADJ) as f:
+            inherited = int(f.read())
+    except (OSError, ValueError):
+        return 0
+    _write_oom_score_adj(MONITOR_OOM_SCORE_ADJ)
+    return inherited
+
+
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
@@ -467,8 +492,9 @@ def main(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)  # a gone client or stdin reader is EPIPE
+    inherited_oom = protect_from_oom()
     _warm_up()
-    monitor = Monitor(args[0], sc)
+    monitor = Monitor(args[0], sc, inherited_oom)
     null = os.open("/dev/null", os.O_RDWR)
     os.dup2(null, 0)
     os.dup2(null, 1)

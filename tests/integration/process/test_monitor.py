@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from runtime.attach import HELLO, SOCKET, frame
+from runtime.process.config import ExecConfig
 from runtime.process.launcher import Launcher, proc_start_time
 from tests.integration.process.conftest import Env, sh
 
@@ -142,3 +143,31 @@ async def test_a_stuck_attach_client_does_not_stall_another_container(env: Env) 
         stuck.close()
         env.launcher.kill(loud_run)
         await asyncio.wait_for(env.launcher.wait(loud_run), 10)
+
+
+def oom_score_adj(pid: int | str) -> int:
+    return int(Path(f"/proc/{pid}/oom_score_adj").read_text())
+
+
+def can_lower_oom_score() -> bool:
+    """CAP_SYS_RESOURCE (24) in our effective set: a lower oom_score_adj is allowed. This CI
+    machine's root lacks it (a sandbox); the Debian VM's has it (tests/host/process)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("CapEff:"):
+            return bool(int(line.split()[1], 16) >> 24 & 1)
+    return False
+
+
+async def test_the_oom_killer_takes_the_monitor_last_and_containers_as_before(env: Env) -> None:
+    """The monitor's death ends every container of its root: -999, as containerd's shims
+    (where root may lower a score); a container's init and an exec'd process keep the score
+    the monitor was started with."""
+    mine = oom_score_adj("self")
+    launched = await env.launch(env.config(["sleep", "60"]))
+    assert oom_score_adj(launched.monitor_pid) == (-999 if can_lower_oom_score() else mine)
+    assert oom_score_adj(launched.pid) == mine
+    code, out, _ = await env.launcher.exec_run(
+        launched, ExecConfig(argv=("cat", "/proc/self/oom_score_adj")))
+    assert (code, out.strip()) == (0, str(mine).encode())
+    env.launcher.kill(launched, signal.SIGKILL)
+    assert (await env.launcher.wait(launched)).code == 137
