@@ -21,7 +21,8 @@ prepare() {
     local stock name stamp
     stock=$(bash "$TESTVM" image)              # builds or reuses the stock image
     name=$(basename "$stock")
-    stamp=$(sha256sum "$here/scripts/install-deps.sh" "$here/pyproject.toml" "$here/tests/host/devvm.sh" | sha256sum | cut -c1-12)
+    # the files' contents only: the same checkout in another worktree shares the image
+    stamp=$(cat "$here/scripts/install-deps.sh" "$here/pyproject.toml" "$here/tests/host/devvm.sh" | sha256sum | cut -c1-12)
     if [ -e "$DEV/images/$name/root.raw" ] && [ "$(cat "$DEV/images/$name/stamp" 2>/dev/null)" = "$stamp" ]; then
         echo "devvm: prepared image is current ($DEV/images/$name)"; return
     fi
