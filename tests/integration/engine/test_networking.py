@@ -12,6 +12,13 @@ from tests.ports import free_block
 HTTPD = ("sh", "-c", "mkdir -p /w && echo hello-$HOSTNAME > /w/index.html && exec httpd -f -p 80 -h /w")
 
 
+def once_serving(url: str) -> str:
+    """Shell that waits (5 s at most) until `url` answers: a started container has exec'd its
+    init, not yet opened its port (tini, then sh, then httpd; slow on a loaded host)."""
+    return (f"i=0; until wget -q -O /dev/null {url}; do i=$((i+1)); "
+            "[ $i -ge 100 ] && break; sleep 0.05; done; ")
+
+
 async def output(engine: Engine, name: str) -> str:
     await engine.wait_container(name)
     return "".join([line.data async for line in engine.logs(name)])
@@ -28,7 +35,7 @@ async def test_bridge_names_aliases_isolation_and_published_port(engine: Engine)
     assert web.ports and web.ports[0].host_port > 0
     await engine.create_container(ContainerSpec(
         name="it-cli-1", image="busybox",
-        command=("sh", "-c", "wget -qO- http://web/ && wget -qO- http://www/ && "
+        command=("sh", "-c", once_serving("http://web/") + "wget -qO- http://web/ && wget -qO- http://www/ && "
                  "wget -qO- http://it-web-1/ && nslookup www | grep -c Address"),
         networks=(NetworkAttachment("it_front", aliases=("cli",)),)))
     await engine.start_container("it-cli-1")
@@ -82,7 +89,8 @@ async def test_container_mode_shares_ip_and_localhost(engine: Engine) -> None:
     main = await engine.start_container("it-main-1")
     await engine.create_container(ContainerSpec(
         name="it-side-1", image="busybox", network_mode="container:it-main-1",
-        command=("sh", "-c", "wget -qO- http://127.0.0.1/; ip -o -4 addr show eth0")))
+        command=("sh", "-c", once_serving("http://127.0.0.1/")
+                 + "wget -qO- http://127.0.0.1/; ip -o -4 addr show eth0")))
     await engine.start_container("it-side-1")
     out = await output(engine, "it-side-1")
     assert "hello-main" in out
