@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from runtime.unixhttp import MAX_HEADERS, MAX_LINE, HTTPError
+from runtime.unixhttp import MAX_HEADERS, MAX_LINE, HTTPError, parse_header, parse_status
 
 CONNECT_TIMEOUT = 10.0  # seconds, as Client's aiohttp sock_connect
 
@@ -141,23 +141,13 @@ class Pool:
 
     @staticmethod
     def _status(line: bytes) -> int:
-        parts = line.decode("latin-1").rstrip("\r\n").split(" ", 2)
-        if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not parts[1].isdigit():
-            raise HTTPError(f"not an HTTP/1.x status line: {line[:80]!r}")
-        return int(parts[1])
+        return parse_status(line)[0]
 
     async def _headers(self, reader: asyncio.StreamReader) -> dict[str, str]:
         out: dict[str, str] = {}
         for _ in range(MAX_HEADERS + 1):
-            line = await self._line(reader)
-            if line in (b"\r\n", b"\n"):
+            if not parse_header(await self._line(reader), out):
                 return out
-            if not line.endswith(b"\n"):
-                raise HTTPError("the connection ended in the headers")
-            name, sep, value = line.decode("latin-1").partition(":")
-            if not sep:
-                raise HTTPError(f"invalid header line {line[:80]!r}")
-            out[name.strip().lower()] = value.strip()
         raise HTTPError(f"more than {MAX_HEADERS} headers")
 
     async def _chunked(self, reader: asyncio.StreamReader) -> bytes:

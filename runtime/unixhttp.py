@@ -24,6 +24,27 @@ class HTTPError(ConnectionError):
     """The server's answer is not HTTP/1.x as we read it (or the connection broke in it)."""
 
 
+def parse_status(line: bytes) -> tuple[int, str]:
+    """(status, reason) of an HTTP/1.x status line."""
+    parts = line.decode("latin-1").rstrip("\r\n").split(" ", 2)
+    if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not parts[1].isdigit():
+        raise HTTPError(f"not an HTTP/1.x status line: {line[:80]!r}")
+    return int(parts[1]), parts[2] if len(parts) > 2 else ""
+
+
+def parse_header(line: bytes, into: dict[str, str]) -> bool:
+    """Add a header line to `into` (lowercase name); False at the blank line that ends them."""
+    if line in (b"\r\n", b"\n"):
+        return False
+    if not line.endswith(b"\n"):
+        raise HTTPError("the connection ended in the headers")
+    name, sep, value = line.decode("latin-1").partition(":")
+    if not sep:
+        raise HTTPError(f"invalid header line {line[:80]!r}")
+    into[name.strip().lower()] = value.strip()
+    return True
+
+
 class Response:
     def __init__(self, rfile: BufferedReader, status: int, reason: str, headers: dict[str, str],
                  *, has_body: bool) -> None:
@@ -160,24 +181,14 @@ class Connection:
         line = self._rfile.readline(MAX_LINE)
         if not line:
             raise HTTPError("the server closed the connection without an answer")
-        parts = line.decode("latin-1").rstrip("\r\n").split(" ", 2)
-        if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not parts[1].isdigit():
-            raise HTTPError(f"not an HTTP/1.x status line: {line[:80]!r}")
-        return int(parts[1]), parts[2] if len(parts) > 2 else ""
+        return parse_status(line)
 
     def _headers(self) -> dict[str, str]:
         assert self._rfile is not None
         out: dict[str, str] = {}
         for _ in range(MAX_HEADERS + 1):
-            line = self._rfile.readline(MAX_LINE)
-            if line in (b"\r\n", b"\n"):
+            if not parse_header(self._rfile.readline(MAX_LINE), out):
                 return out
-            if not line.endswith(b"\n"):
-                raise HTTPError("the connection ended in the headers")
-            name, sep, value = line.decode("latin-1").partition(":")
-            if not sep:
-                raise HTTPError(f"invalid header line {line[:80]!r}")
-            out[name.strip().lower()] = value.strip()
         raise HTTPError(f"more than {MAX_HEADERS} headers")
 
     def close(self) -> None:
