@@ -23,7 +23,7 @@ import contextlib
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from aiohttp import WSCloseCode, WSMsgType, web
+from aiohttp import web
 
 from runtime import rpc
 from runtime.api import EngineAPI
@@ -35,9 +35,8 @@ from runtime.attach import (
     exit_payload,
     frame,
     parse_exit,
-    split_frames,
 )
-from runtime.daemon.streams import CLIENT_LINGER
+from runtime.daemon.streams import CLIENT_LINGER, client_input
 from runtime.errors import LaunchError
 from runtime.tasks import cancel_and_wait
 
@@ -101,14 +100,8 @@ async def run_attached(request: web.Request, engine: EngineAPI, ref: str, rm: bo
             if not recv.done():
                 break  # the run ended
             msg, recv = recv.result(), None
-            if msg.type != WSMsgType.BINARY:
+            if not await client_input(ws, stream, msg):
                 break  # the client closed or broke the stream
-            try:
-                for kind, payload in split_frames(bytearray(msg.data)):
-                    await stream.send_frame(kind, payload)
-            except ValueError as err:
-                await ws.close(code=WSCloseCode.UNSUPPORTED_DATA, message=str(err).encode())
-                break
         if out.done() and not out.cancelled() and out.exception() is not None:
             raise out.exception()  # type: ignore[misc]
     finally:

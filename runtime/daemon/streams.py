@@ -24,6 +24,21 @@ log = logging.getLogger("composerd")
 _END: Any = object()
 
 
+async def client_input(ws: web.WebSocketResponse, stream: AttachStream,
+                       msg: Any) -> bool:
+    """Pass one websocket message of a client (attach frames: stdin, its end, a resize) to
+    `stream`; False when the relay ends: the client closed or broke the stream, or sent what
+    is not frames (the websocket is closed with UNSUPPORTED_DATA)."""
+    if msg.type != WSMsgType.BINARY:
+        return False
+    try:
+        for kind, payload in split_frames(bytearray(msg.data)):
+            await stream.send_frame(kind, payload)
+    except ValueError as e:
+        await ws.close(code=WSCloseCode.UNSUPPORTED_DATA, message=str(e).encode())
+        return False
+    return True
+
 async def _next(it: AsyncIterator[Any]) -> Any:
     try:
         return await anext(it)
@@ -136,14 +151,8 @@ async def relay(request: web.Request, stream: AttachStream,
             if not recv.done():
                 break  # the container's output ended: so does the client's stream
             msg, recv = recv.result(), None
-            if msg.type != WSMsgType.BINARY:
+            if not await client_input(ws, stream, msg):
                 break  # the client closed (aiohttp answered its CLOSE) or broke the stream
-            try:
-                for kind, payload in split_frames(bytearray(msg.data)):
-                    await stream.send_frame(kind, payload)
-            except ValueError as e:
-                await ws.close(code=WSCloseCode.UNSUPPORTED_DATA, message=str(e).encode())
-                break
     finally:
         # aiohttp cancels this handler when the connection goes (the client closed), and
         # cancel_and_wait passes that cancellation on: the stream is closed whatever happens
