@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from tests.e2e.conftest import Env, write_stack
+from tests.integration.process.test_monitor import monitor_processes, ppid_or_0
 
 STACK = """\
 services:
@@ -29,22 +30,8 @@ services:
 
 def monitors(env: Env) -> list[int]:
     """The monitor of this state root (not an init reaper it forked: same command line)."""
-    tail = f"runtime.process.monitor\0{env.run}/monitor.sock\0".encode()
-
-    def cmd(pid: int | str) -> bytes:
-        try:
-            return Path(f"/proc/{pid}/cmdline").read_bytes()
-        except OSError:
-            return b""
-
-    def parent(pid: str) -> int:
-        try:
-            return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, ValueError, IndexError):
-            return 0
-
-    return [int(p) for p in os.listdir("/proc")
-            if p.isdigit() and cmd(p).endswith(tail) and not cmd(parent(p)).endswith(tail)]
+    found = monitor_processes(f"{env.run}/monitor.sock")
+    return [pid for pid in found if ppid_or_0(pid) not in found]
 
 
 def ticks(env: Env, d: Path) -> int:

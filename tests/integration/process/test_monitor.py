@@ -54,7 +54,7 @@ async def test_fifty_containers_share_one_monitor(env: Env) -> None:
     assert monitor_processes(env.launcher.socket_path) == [monitor]
     assert {la.monitor_pid for la in launched} == {monitor}
     assert all(ppid_of(la.pid) == monitor for la in launched)
-    children = [int(p) for p in os.listdir("/proc") if p.isdigit() and _ppid_or_0(int(p)) == monitor]
+    children = [int(p) for p in os.listdir("/proc") if p.isdigit() and ppid_or_0(int(p)) == monitor]
     assert sorted(children) == sorted(la.pid for la in launched)  # no launch child left
     for la in launched:
         env.launcher.kill(la, signal.SIGKILL)
@@ -63,7 +63,7 @@ async def test_fifty_containers_share_one_monitor(env: Env) -> None:
     assert [s.code for s in statuses] == [137] * 50
 
 
-def _ppid_or_0(pid: int) -> int:
+def ppid_or_0(pid: int) -> int:
     try:
         return ppid_of(pid)
     except (OSError, ValueError, IndexError):
