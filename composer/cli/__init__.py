@@ -132,8 +132,8 @@ def build_parser(*, lazy: bool = False) -> argparse.ArgumentParser:
     p.add_argument("--profile", dest="profiles", action="append", default=None)
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     p.add_argument("--parallel", default=None, metavar="N",
-                   help="containers started or stopped at a time (-1: unlimited; default 8; "
-                        "also COMPOSE_PARALLEL_LIMIT)")
+                   help="containers started or stopped at a time (-1, the default: unlimited, as "
+                        "docker compose; also COMPOSE_PARALLEL_LIMIT)")
     p.add_argument("--ansi", choices=("never", "always", "auto"), default=None,
                    help="colours and the live display: never, always, or auto (on a terminal; "
                         "also COMPOSE_ANSI)")

@@ -155,13 +155,15 @@ UNLIMITED = 1 << 16  # --parallel -1: as many as there are
 
 
 def parallel_limit(args: argparse.Namespace) -> int:
-    """--parallel N, else COMPOSE_PARALLEL_LIMIT, else 8; -1 is unlimited, as Compose."""
+    """--parallel N, else COMPOSE_PARALLEL_LIMIT, else unlimited (-1), as docker compose v2:
+    with a limit of 8 the ninth and tenth containers of a 10-service `up` waited for a slot
+    (~40-60 ms of its ~0.6 s)."""
     value = getattr(args, "parallel", None)
     what = "--parallel"
     if value is None and os.environ.get("COMPOSE_PARALLEL_LIMIT", "").strip():
         value, what = os.environ["COMPOSE_PARALLEL_LIMIT"].strip(), "COMPOSE_PARALLEL_LIMIT"
     if value is None:
-        return 8
+        return UNLIMITED
     try:
         n = int(value)
     except ValueError:

@@ -45,7 +45,10 @@ def test_flag_variable_and_default(seen: list[tuple[str, int]],
     monkeypatch.setenv("COMPOSE_PARALLEL_LIMIT", "3")
     assert main(["up", "-d"]) == 0
     assert main(["--parallel", "-1", "up", "-d"]) == 0
-    assert seen == [("up", 8), ("down", 1), ("up", 3), ("up", common.UNLIMITED)]
+    monkeypatch.setenv("COMPOSE_PARALLEL_LIMIT", "8")
+    assert main(["down"]) == 0
+    assert seen == [("up", common.UNLIMITED), ("down", 1), ("up", 3), ("up", common.UNLIMITED),
+                    ("down", 8)]
 
 
 @pytest.mark.parametrize("value", ["0", "lots"])
