@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from composer import labels as L
@@ -108,6 +109,8 @@ class Project:
         self._image_ids: dict[str, str | None] = {}
         self.by_labels = False  # the stack was rebuilt from container labels (-p NAME, no file)
         self.parallelism = 8  # containers started/stopped at a time (--parallel)
+        # composer.stackcache's folder for networkx's answers about this graph (the CLI's)
+        self.graph_cache: Path | None = None
 
     @property
     def name(self) -> str:
@@ -116,7 +119,7 @@ class Project:
     @property
     def graph(self) -> ServiceGraph:
         if self._graph is None:
-            self._graph = build_graph(self.stack)
+            self._graph = build_graph(self.stack, cache=self.graph_cache)
         return self._graph
 
     # -- queries --------------------------------------------------------------------------

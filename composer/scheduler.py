@@ -94,21 +94,62 @@ def dependencies(graph: GraphLike, service: str) -> tuple[Dependency, ...]:
     Reads the edge attributes `condition` / `required` / `restart`, or the same fields of
     an object stored as the edge attribute `dependency` (composer.graph's edges).
     """
-    deps = []
-    for _, dep, data in as_digraph(graph).out_edges(service, data=True):
-        obj = data.get("dependency")
-        if obj is not None:
-            keys = ("condition", "required", "restart")
-            data = {k: getattr(obj, k) for k in keys if hasattr(obj, k)}
-        deps.append(
-            Dependency(
-                name=dep,
-                condition=str(data.get("condition", SERVICE_STARTED)),
-                required=bool(data.get("required", True)),
-                restart=bool(data.get("restart", False)),
-            )
-        )
+    deps = [_dependency(dep, data)
+            for _, dep, data in as_digraph(graph).out_edges(service, data=True)]
     return tuple(sorted(deps, key=lambda d: d.name))
+
+
+def _dependency(name: str, data: Mapping[str, object]) -> Dependency:
+    obj = data.get("dependency")
+    if obj is not None:
+        keys = ("condition", "required", "restart")
+        data = {k: getattr(obj, k) for k in keys if hasattr(obj, k)}
+    return Dependency(
+        name=name,
+        condition=str(data.get("condition", SERVICE_STARTED)),
+        required=bool(data.get("required", True)),
+        restart=bool(data.get("restart", False)),
+    )
+
+
+class _Edge(Protocol):
+    @property
+    def service(self) -> str: ...
+
+
+class _Known(Protocol):
+    """A graph that knows networkx's order of some runs without networkx
+    (composer.graph.ServiceGraph from its cache)."""
+
+    def known_order(self, services: Collection[str] | None = None) -> list[str] | None: ...
+
+    def dependencies(self, name: str) -> Iterable[_Edge]: ...
+
+    def dependents(self, name: str) -> tuple[str, ...]: ...
+
+
+@dataclass(frozen=True)
+class _Walk:
+    """What a run reads of its graph: the order of its services (dependencies first), what
+    each needs and what needs it."""
+
+    order: list[str]
+    needs: Callable[[str], tuple[Dependency, ...]]
+    needed_by: Callable[[str], list[str]]
+
+
+def _walk(graph: GraphLike, services: Collection[str] | None) -> _Walk:
+    known = getattr(graph, "known_order", None)
+    order = known(services) if callable(known) else None
+    if order is not None:  # networkx's order, cached: no networkx to import
+        g: _Known = graph  # type: ignore[assignment]
+        return _Walk(
+            order,
+            lambda n: tuple(_dependency(d.service, {"dependency": d}) for d in g.dependencies(n)),
+            lambda n: sorted(g.dependents(n)))
+    digraph = as_digraph(graph)
+    return _Walk(_targets(digraph, services), lambda n: dependencies(digraph, n),
+                 lambda n: sorted(digraph.predecessors(n)))
 
 
 def as_digraph(graph: GraphLike) -> nx.DiGraph:
@@ -212,11 +253,11 @@ class _Up:
         events: EventHook | None,
     ) -> None:
         _check_limit(parallelism)
-        self.graph = as_digraph(graph)
+        self.walk = _walk(graph, services)
         self.start = start
         self.wait_condition = wait_condition
         self.events = events
-        self.order = _targets(self.graph, services)
+        self.order = self.walk.order
         self.slots = asyncio.Semaphore(parallelism)
         self.done = {name: asyncio.Event() for name in self.order}
         self.failures: dict[str, Exception] = {}
@@ -295,7 +336,7 @@ class _Up:
 
     async def _wait_dependencies(self, name: str) -> None:
         pending: dict[asyncio.Task[None], Dependency] = {}
-        for dep in dependencies(self.graph, name):
+        for dep in self.walk.needs(name):
             if dep.name not in self.done and not dep.required:
                 self.warnings.append(
                     f"{name}: optional dependency {dep.name} is not part of this run, skipped"
@@ -355,8 +396,8 @@ async def run_down(
     best-effort: a failed stop is recorded and its dependencies are still stopped.
     """
     _check_limit(parallelism)
-    graph = as_digraph(graph)
-    order = _targets(graph, services)
+    walk = _walk(graph, services)
+    order = walk.order
     done = {name: asyncio.Event() for name in order}
     slots = asyncio.Semaphore(parallelism)
     stopped: list[str] = []
@@ -365,7 +406,7 @@ async def run_down(
 
     async def one(name: str) -> None:
         try:
-            for dependent in sorted(graph.predecessors(name)):
+            for dependent in walk.needed_by(name):
                 if dependent in done:
                     await done[dependent].wait()
             async with slots:

@@ -123,6 +123,7 @@ async def with_project(args: argparse.Namespace,
         project = Project(stack, client, progress, build_output=_build_line)
         project.by_labels = name is not None
         project.parallelism = parallel_limit(args)
+        project.graph_cache = graph_cache()
         verb = getattr(args, "verb", None)
         if verb in BY_NAME_VERBS and not (project.by_labels and verb in ("ps", "down")):
             # an unknown service is an error naming it, not a silent no-op (as Compose; from
@@ -137,6 +138,17 @@ async def with_project(args: argparse.Namespace,
             progress.close()
     finally:
         await client.close()
+
+
+def graph_cache() -> Path | None:
+    """composer.stackcache's folder, where composer.graph keeps networkx's answers; None
+    for a test's in-memory engine (no run dir of its own)."""
+    if engine is not _ENGINE:
+        return None
+    from composer.stackcache import cache_dir
+    from runtime.paths import Paths
+
+    return cache_dir(Paths.from_env().run)
 
 
 def project_lock(project: Project) -> AbstractAsyncContextManager[None]:
