@@ -227,7 +227,10 @@ class NetworkManager:
             others = [t for _, t in tables
                       if t.startswith(firewall.DEFAULT_TABLE) and t != self.table]
             foreign = hostfw.foreign_engines(self._host_fw, tables)
-            sysctl.forward_release(others_active=bool(others), keep_on=bool(foreign))
+            # in a thread: it waits for the host-wide lock, which another engine (or a test of
+            # two engines) may hold for long; on the loop it stopped every request meanwhile
+            await asyncio.to_thread(sysctl.forward_release, others_active=bool(others),
+                                    keep_on=bool(foreign))
             if foreign and not others:
                 log.info("net.ipv4.ip_forward stays on: other engines' firewall state is on this host (%s)",
                          ", ".join(foreign))

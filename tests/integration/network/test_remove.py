@@ -1,12 +1,15 @@
 """Removing a network: the bridge and our rules go side by side, the record after both."""
 from __future__ import annotations
 
+import asyncio
 import subprocess
+import threading
+import time
 
 import pytest
 
 from runtime.errors import NotFound
-from runtime.network import NetworkError
+from runtime.network import NetworkError, hostlock, sysctl
 from runtime.network import manager as manager_mod
 from runtime.network.links import link_exists
 from runtime.types import NetworkSpec
@@ -46,4 +49,31 @@ async def test_a_failed_bridge_deletion_keeps_the_record_for_a_retry(
     assert await link_exists(net.bridge)
     monkeypatch.setattr(manager_mod.links, "delete_link", real)
     await manager.remove(net.name)
+    assert manager.list() == [] and not await link_exists(net.bridge)
+
+
+async def test_the_last_removal_waits_for_the_host_lock_off_the_loop(manager, netname) -> None:
+    """ip_forward's release waits for the host-wide lock (another engine may hold it): in a
+    thread, so composerd answers meanwhile."""
+    net = await manager.create(NetworkSpec(netname("lock")))
+    held, release = threading.Event(), threading.Event()
+
+    def other_engine() -> None:
+        with hostlock.held(sysctl.forward_save_path().parent):
+            held.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=other_engine)
+    holder.start()
+    try:
+        assert held.wait(10)
+        removal = asyncio.ensure_future(manager.remove(net.name))
+        t0 = time.monotonic()
+        for _ in range(30):  # the loop keeps running while the removal waits for the lock
+            await asyncio.sleep(0.01)
+        assert time.monotonic() - t0 < 5 and not removal.done()
+    finally:
+        release.set()
+        holder.join()
+    await removal
     assert manager.list() == [] and not await link_exists(net.bridge)
