@@ -103,6 +103,7 @@ class HostNetInfo:
     routes: list[IPv4Network]  # destinations of every ipv4 route, all tables
     addresses: list[IPv4Network]  # networks of every ipv4 address
     default_mtu: int | None  # mtu of the default route's device
+    links: frozenset[str] = frozenset()  # names of the host's links (a bridge name taken)
 
 
 async def host_net_info() -> HostNetInfo:
@@ -118,11 +119,13 @@ async def host_net_info() -> HostNetInfo:
                 default_dev = msg.get("oif")
         async for msg in await ipr.addr("dump", family=socket.AF_INET):
             addresses.append(IPv4Network(f"{msg.get('address')}/{msg['prefixlen']}", strict=False))
+        names: set[str] = set()
         mtu = None
-        if default_dev is not None:
-            links = list(await ipr.link("get", index=default_dev))
-            mtu = links[0].get("mtu") if links else None
-    return HostNetInfo(routes, addresses, mtu)
+        async for msg in await ipr.link("dump"):
+            names.add(str(msg.get("ifname")))
+            if msg["index"] == default_dev:
+                mtu = msg.get("mtu")
+    return HostNetInfo(routes, addresses, mtu, frozenset(names))
 
 
 async def _index(ipr: AsyncIPRoute, ifname: str) -> int | None:

@@ -143,7 +143,8 @@ class NetworkManager:
             try:
                 if failure is not None:
                     raise failure
-                sysctl.forward_acquire()
+                # its host lock may wait for another engine's network create: not on the loop
+                await asyncio.to_thread(sysctl.forward_acquire)
                 problems = await self._apply_firewall(snapshot, sync_host=True)
             except BaseException:
                 await self._remove_locked(spec.name)  # takes the host lock itself
@@ -163,6 +164,15 @@ class NetworkManager:
                         f"({other.subnet}); pick another subnet",
                         subject=spec.name,
                     )
+            # an address of the host (another engine's bridge, a second composerd's network)
+            # in it: the same gateway twice, and DNS could not bind it ("address in use")
+            for used in host.addresses:
+                if subnet.overlaps(used) and not used.is_loopback:
+                    raise Conflict(
+                        f"network {spec.name}: subnet {subnet} overlaps {used}, which an interface "
+                        "of this host already has (another network or engine); pick another subnet",
+                        subject=spec.name,
+                    )
         else:
             subnet = ipam.choose_subnet(taken, host.routes + host.addresses, self.pools)
         gateway = (
@@ -173,8 +183,23 @@ class NetworkManager:
         ipam.check_aux_addresses(subnet, gateway, spec.aux_addresses, spec.name)
         mtu = spec.mtu or host.default_mtu or DEFAULT_MTU
         return NetworkRecord(
-            spec=spec, bridge=names.bridge_name(spec.name), subnet=str(subnet), gateway=str(gateway), mtu=mtu
+            spec=spec, bridge=self._free_bridge_name(spec.name, st, host), subnet=str(subnet),
+            gateway=str(gateway), mtu=mtu,
         )
+
+    @staticmethod
+    def _free_bridge_name(network: str, st: NetworkState, host: links.HostNetInfo) -> str:
+        """The first of the network's bridge names (names.bridge_name) that no host link and
+        none of our networks has: another state root may hold a network of the same name,
+        whose bridge we would otherwise take over (and delete with ours). Chosen under the
+        host lock, with the bridge made before it is let go."""
+        ours = {rec.bridge for rec in st.networks.values()}
+        for attempt in range(64):
+            name = names.bridge_name(network, attempt)
+            if name not in host.links and name not in ours:
+                return name
+        raise Conflict(f"network {network}: no free bridge name (64 tried); remove unused "
+                       "cmpb* links", subject=network)
 
     async def _ensure_kernel(self, rec: NetworkRecord) -> None:
         await links.ensure_bridge(rec.bridge, rec.gateway, links.prefixlen_of(rec.subnet), rec.mtu)
@@ -206,7 +231,8 @@ class NetworkManager:
     async def _remove_locked(self, name: str) -> None:
         await self.dns.stop(name)
         self.resolver.remove_network(name)
-        await links.delete_link(names.bridge_name(name))
+        rec = self.store.load().networks.get(name)
+        await links.delete_link(rec.bridge if rec is not None else names.bridge_name(name))
         with self.store.transaction() as st:
             st.networks.pop(name, None)
             snapshot = st
@@ -217,7 +243,8 @@ class NetworkManager:
             others = [t for _, t in tables
                       if t.startswith(firewall.DEFAULT_TABLE) and t != self.table]
             foreign = hostfw.foreign_engines(self._host_fw, tables)
-            sysctl.forward_release(others_active=bool(others), keep_on=bool(foreign))
+            await asyncio.to_thread(sysctl.forward_release, others_active=bool(others),
+                                    keep_on=bool(foreign))
             if foreign and not others:
                 log.info("net.ipv4.ip_forward stays on: other engines' firewall state is on this host (%s)",
                          ", ".join(foreign))

@@ -14,7 +14,10 @@ from pathlib import Path
 from runtime import identity
 from runtime.client import Client, connect_or_start
 from runtime.types import ContainerSpec
-from tests.integration.daemon.test_composerd import REPO, Env, alive, denv, wait_gone  # noqa: F401
+from tests.integration.daemon import test_composerd as composerd_tests
+from tests.integration.daemon.test_composerd import REPO, Env, alive, wait_gone
+
+denv = composerd_tests.denv  # its fixture: a temp state root, every daemon stopped after
 
 OLD = f"{identity.identity().split('/')[0]}/0000000000000000/0000000000000000"
 
