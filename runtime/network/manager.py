@@ -92,8 +92,8 @@ class NetworkManager:
             state = self.store.load()
             for rec in state.networks.values():
                 try:
-                    await self._ensure_kernel(rec)
-                except NetworkError as exc:  # one broken network must not stop the daemon
+                    await self._restore_kernel(rec)
+                except (NetworkError, Conflict) as exc:  # one broken network must not stop the daemon
                     log.warning("network %s could not be restored: %s", rec.spec.name, exc)
             for c in state.containers.values():
                 self._register_dns(c, state)
@@ -121,7 +121,7 @@ class NetworkManager:
         async with self._lock:
             existing = self.store.load().networks.get(spec.name)
             if existing is not None:
-                await self._ensure_kernel(existing)
+                await self._restore_kernel(existing)
                 # every `up` passes here: rules another engine's start made necessary (Docker's
                 # DOCKER-USER appearing) are added now
                 problems = await self._apply_firewall(self.store.load(), sync_host=True)
@@ -166,15 +166,16 @@ class NetworkManager:
                     )
             # an address of the host (another engine's bridge, a second composerd's network)
             # in it: the same gateway twice, and DNS could not bind it ("address in use")
-            for used in host.addresses:
+            for used in (*host.addresses, *host.dns_bound):
                 if subnet.overlaps(used) and not used.is_loopback:
                     raise Conflict(
-                        f"network {spec.name}: subnet {subnet} overlaps {used}, which an interface "
-                        "of this host already has (another network or engine); pick another subnet",
+                        f"network {spec.name}: subnet {subnet} overlaps {used}, which is in use on "
+                        "this host (an interface's or a DNS server's address: another network or "
+                        "engine); pick another subnet",
                         subject=spec.name,
                     )
         else:
-            subnet = ipam.choose_subnet(taken, host.routes + host.addresses, self.pools)
+            subnet = ipam.choose_subnet(taken, [*host.routes, *host.addresses, *host.dns_bound], self.pools)
         gateway = (
             ipam.check_gateway(subnet, spec.gateway, spec.name) if spec.gateway else ipam.default_gateway(subnet)
         )
@@ -200,6 +201,26 @@ class NetworkManager:
                 return name
         raise Conflict(f"network {network}: no free bridge name (64 tried); remove unused "
                        "cmpb* links", subject=network)
+
+    async def _restore_kernel(self, rec: NetworkRecord) -> None:
+        """`_ensure_kernel` for a network made earlier (daemon start, `up` again): a bridge
+        that went away (a reboot, a hand's `ip link del`) is made again only if no other
+        interface of the host took its subnet or name meanwhile (another state root's
+        network), under the host lock as a new network is."""
+        if links.host_index(rec.bridge) is not None:  # an ioctl, ~10 us: every `up` passes here
+            await self._ensure_kernel(rec)
+            return
+        async with hostlock.held_async():
+            host = await links.host_net_info()
+            subnet = ipaddress.IPv4Network(rec.subnet)
+            clash = next((a for a in host.addresses if a.overlaps(subnet) and not a.is_loopback), None)
+            if clash is not None or rec.bridge in host.links:
+                what = f"its subnet {subnet} is on" if clash is not None else f"its bridge name {rec.bridge} is"
+                raise Conflict(
+                    f"network {rec.spec.name}: its bridge is gone and {what} another interface of "
+                    "this host now (another network or engine); remove the network (composer down) "
+                    "and create it again", subject=rec.spec.name)
+            await self._ensure_kernel(rec)
 
     async def _ensure_kernel(self, rec: NetworkRecord) -> None:
         await links.ensure_bridge(rec.bridge, rec.gateway, links.prefixlen_of(rec.subnet), rec.mtu)

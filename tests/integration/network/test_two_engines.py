@@ -6,7 +6,10 @@ server failing with "address already in use"."""
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
+import secrets
+import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -126,9 +129,38 @@ async def test_an_explicit_subnet_on_the_other_engines_bridge_is_a_conflict(
     first = await one.ask("create", netname("mine"))
     refused = await two.ask("create", netname("theirs"), first["subnet"])
     assert refused["error"] == "Conflict"
-    assert "which an interface of this host already has" in refused["message"]
+    assert "which is in use on this host" in refused["message"]
     # at the same time, both explicit: one wins, the other is told
     subnet = "10.201.250.0/24"
     x1, x2 = await asyncio.gather(one.ask("create", netname("x1"), subnet),
                                   two.ask("create", netname("x2"), subnet))
     assert sorted(r.get("error", "ok") for r in (x1, x2)) == ["Conflict", "ok"], (x1, x2)
+
+
+async def test_a_gone_bridge_keeps_its_subnet_and_is_made_again_only_if_still_free(
+        engines: tuple[Engine, Engine], netname: Callable[[str], str]) -> None:
+    one, two = engines
+    name = netname("gone")
+    mine = await one.ask("create", name)
+    await delete_link(mine["bridge"])  # a reboot of links, a hand's `ip link del`
+    # its DNS still holds the gateway: the other engine must not take that subnet (this was
+    # "cannot serve dns on 10.200.x.1:53/udp: Address already in use")
+    theirs = await two.ask("create", netname("took"))
+    assert "error" not in theirs and theirs["subnet"] != mine["subnet"], (mine, theirs)
+    refused = await two.ask("create", netname("took2"), mine["subnet"])
+    assert refused["error"] == "Conflict", refused
+    assert "error" not in await one.ask("create", name)  # `up` again: the bridge is made again
+    assert await link_exists(mine["bridge"])
+    # gone again, and now an interface of the host has an address in its subnet
+    await delete_link(mine["bridge"])
+    dummy = f"cmpt{secrets.token_hex(5)}"
+    other = str(ipaddress.IPv4Address(mine["gateway"]) + 1)
+    try:
+        subprocess.run(["ip", "link", "add", dummy, "type", "bridge"], check=True)
+        subprocess.run(["ip", "addr", "add", f"{other}/24", "dev", dummy], check=True)
+        again = await one.ask("create", name)
+        assert again["error"] == "Conflict", again
+        assert "its bridge is gone and its subnet" in again["message"]
+        assert not await link_exists(mine["bridge"])
+    finally:
+        await delete_link(dummy)

@@ -57,7 +57,31 @@ def test_an_explicit_subnet_on_a_host_interface_is_a_clear_conflict(manager: Net
     with pytest.raises(Conflict) as err:
         manager._plan_network(spec, NetworkState(), host(addresses=("10.200.4.1/24",)))
     assert str(err.value) == ("network shop_back: subnet 10.200.4.0/24 overlaps 10.200.4.0/24, "
-                              "which an interface of this host already has (another network or "
-                              "engine); pick another subnet")
+                              "which is in use on this host (an interface's or a DNS server's "
+                              "address: another network or engine); pick another subnet")
     ok = manager._plan_network(spec, NetworkState(), host(addresses=("10.200.5.1/24",)))
     assert ok.subnet == "10.200.4.0/24"
+
+
+def test_a_gateway_a_dns_server_still_holds_is_not_free(manager: NetworkManager) -> None:
+    """Another engine's network whose bridge went away: its DNS is still bound to the
+    gateway; the same subnet here would fail with "address already in use"."""
+    held = host(addresses=("10.200.0.1/24",), routes=("10.200.0.0/24",))
+    held = HostNetInfo(held.routes, held.addresses, 1500, frozenset(), (IPv4Network("10.200.1.1/32"),))
+    assert manager._plan_network(NetworkSpec("a"), NetworkState(), held).subnet == "10.200.2.0/24"
+    with pytest.raises(Conflict, match="overlaps 10.200.1.1/32"):
+        manager._plan_network(NetworkSpec("b", subnet="10.200.1.0/24"), NetworkState(), held)
+
+
+def test_dns_bound_addresses_are_read_from_proc_net_udp(tmp_path: Path) -> None:
+    from runtime.network.links import dns_bound_addresses
+
+    udp = tmp_path / "udp"
+    udp.write_text(
+        "   sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid\n"
+        "  1: 0104C80A:0035 00000000:0000 07 00000000:00000000 00:00000000 00000000 0\n"
+        "  2: 00000000:0035 00000000:0000 07 00000000:00000000 00:00000000 00000000 0\n"
+        "  3: 0100007F:0035 00000000:0000 07 00000000:00000000 00:00000000 00000000 0\n"
+        "  4: 0105C80A:1F90 00000000:0000 07 00000000:00000000 00:00000000 00000000 0\n")
+    assert dns_bound_addresses(str(udp)) == (IPv4Network("10.200.4.1/32"),)
+    assert dns_bound_addresses(str(tmp_path / "missing")) == ()
