@@ -9,7 +9,7 @@ path, which pings first anyway) and in `/version`:
 
 - `content`: sha1 of the relative path and bytes of every `.py` file of the `runtime`
   package it was started from (~1.3 ms for ~140 files, warm cache);
-- `stat`: sha1 of (relative path, size, mtime_ns) of the same files (~0.4 ms).
+- `stat`: sha1 of (relative path, size, mtime_ns) of the same files (~0.4 ms: 140 stats).
 
 The CLI computes its own `stat` (one walk, cached for the process) and is done when it
 matches; only when it differs (an upgrade, or a checkout with other mtimes) it hashes the
@@ -33,36 +33,38 @@ def package_dir() -> Path:
     return Path(runtime.__file__).resolve().parent
 
 
-def _sources(root: Path) -> list[tuple[str, os.stat_result]]:
-    """Every .py file under `root` (no __pycache__), by relative path, sorted."""
-    out: list[tuple[str, os.stat_result]] = []
-    todo = [root]
+def _sources(root: Path) -> list[tuple[str, int, int]]:
+    """(relative path, size, mtime_ns) of every .py file under `root` (no __pycache__), sorted.
+    Strings, not Paths: Path objects and relpath cost ~3x the stats themselves."""
+    base = str(root)
+    cut = len(base) + 1
+    out: list[tuple[str, int, int]] = []
+    todo = [base]
     while todo:
         folder = todo.pop()
         with os.scandir(folder) as entries:
             for e in entries:
                 if e.is_dir(follow_symlinks=False):
                     if e.name != "__pycache__":
-                        todo.append(Path(e.path))
+                        todo.append(e.path)
                 elif e.name.endswith(".py"):
-                    out.append((os.path.relpath(e.path, root), e.stat()))
-    out.sort(key=lambda item: item[0])
+                    st = e.stat()
+                    out.append((e.path[cut:], st.st_size, st.st_mtime_ns))
+    out.sort()
     return out
 
 
 @cache
 def stat_signature(root: Path | None = None) -> str:
-    h = hashlib.sha1()
-    for rel, st in _sources(root or package_dir()):
-        h.update(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
-    return h.hexdigest()[:16]
+    listing = "".join(f"{rel}\0{size}\0{mtime}\n" for rel, size, mtime in _sources(root or package_dir()))
+    return hashlib.sha1(listing.encode()).hexdigest()[:16]
 
 
 @cache
 def content_signature(root: Path | None = None) -> str:
     base = root or package_dir()
     h = hashlib.sha1()
-    for rel, _ in _sources(base):
+    for rel, _, _ in _sources(base):
         h.update(f"{rel}\0".encode())
         h.update((base / rel).read_bytes())
         h.update(b"\0")
