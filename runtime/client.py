@@ -656,13 +656,16 @@ START_TIMEOUT = 300.0
 
 
 async def connect_or_start(
-    paths: Paths | None = None, timeout: float = START_TIMEOUT, *, socket_path: Path | None = None
+    paths: Paths | None = None, timeout: float = START_TIMEOUT, *, socket_path: Path | None = None,
+    notice: Callable[[str], None] | None = None,
 ) -> Client:
-    """A Client whose daemon answers: start `composerd --background` if nothing answers yet."""
+    """A Client whose daemon answers: start `composerd --background` if nothing answers yet.
+    A daemon on other code (runtime.identity) is restarted on this code when that is safe
+    (runtime.codecheck); `notice` gets the one line saying so, or why not and what to do."""
     paths = paths or Paths.from_env()
     client = Client(socket_path or paths.socket)
     try:
-        if await client.ping():
+        if await client.ping() and not await _replace_if_stale(client, paths, timeout, notice):
             return client
     except DaemonUnavailable:
         pass
@@ -690,6 +693,52 @@ async def connect_or_start(
     except BaseException:
         await client.close()
         raise
+
+
+async def _replace_if_stale(client: Client, paths: Paths, timeout: float, notice: Callable[[str], None] | None) -> bool:
+    """True when the daemon ran other code and was stopped: the caller starts this code's."""
+    from runtime import codecheck, identity
+
+    info = await client.version()
+    if identity.same_code(info.get("identity")):
+        return False
+    plan = codecheck.decide(info, held=codecheck.held_project_locks(paths.run), euid=os.geteuid(),
+                            cmdline=codecheck.cmdline_of(info.get("pid")))
+    if plan.restart:
+        await client.close()  # its keep-alive connection is to the old daemon
+        await _stop_daemon(int(info["pid"]), timeout)
+    if notice is not None:
+        notice(plan.message)
+    return plan.restart
+
+
+async def _stop_daemon(pid: int, timeout: float) -> None:
+    """SIGTERM composerd `pid` and wait until it is gone (it finishes what it serves, closes
+    the engine and lets the run-dir lock go; its containers stay with the monitor)."""
+    import signal
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    try:
+        os.kill(pid, signal.SIGTERM)
+        while True:
+            os.kill(pid, 0)
+            if _zombie(pid):  # gone but not reaped yet (a parent that is not init)
+                return
+            if loop.time() >= deadline:
+                raise DaemonStartError(f"composerd (pid {pid}) did not stop within {timeout:g}s "
+                                       "after SIGTERM; see its log (composerd.log in the run dir)")
+            await asyncio.sleep(0.01)
+    except ProcessLookupError:
+        return
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rpartition(")")[2].split()[:1] == ["Z"]
 
 
 # What composerd keeps of the first CLI's environment: it outlives that CLI and serves every

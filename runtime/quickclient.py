@@ -62,6 +62,14 @@ class QuickClient(PlainCalls):
             self._conn.close()
             self._conn = None
 
+    def runs_this_code(self) -> bool:
+        """After `ping`: whether composerd runs this code (its X-Composer-Identity header,
+        runtime.identity). If not, the CLI takes its full path, which restarts composerd."""
+        from runtime import identity
+
+        theirs = self._resp.headers.get(identity.HEADER.lower()) if self._resp is not None else None
+        return identity.same_code(theirs)
+
     def _request(self, method: str, path: str, params: Params | None,
                  body: bytes | None) -> Response:
         url = f"{path}?{urlencode(params)}" if params else path

@@ -42,7 +42,12 @@ async def engine() -> Client:
         return dry  # type: ignore[return-value]  # the same API as the client's
     from runtime.client import connect_or_start
 
-    return await connect_or_start()
+    return await connect_or_start(notice=_say)
+
+
+def _say(line: str) -> None:
+    """composerd restarted on this code, or why it was not (runtime.codecheck)."""
+    print(line, file=sys.stderr)
 
 
 _ENGINE = engine
@@ -60,7 +65,7 @@ async def quick_engine() -> Any:
 
     quick = QuickClient(Paths.from_env().socket)
     try:
-        if await quick.ping():
+        if await quick.ping() and quick.runs_this_code():  # else engine() restarts composerd
             return quick
     except DaemonUnavailable:
         pass

@@ -106,7 +106,7 @@ def quick_client() -> QuickClient | None:
 
     client = QuickClient(Paths.from_env().socket)
     try:
-        if run_now(client.ping()):
+        if run_now(client.ping()) and client.runs_this_code():  # else the full path restarts it
             return client
     except DaemonUnavailable:
         pass

@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from runtime import routes, rpc
+from runtime import identity, routes, rpc
 from runtime.api import EngineAPI
 from runtime.daemon import handlers
 from runtime.errors import EngineError
@@ -30,15 +30,37 @@ def handler_of(route: routes.Route) -> Handler:
 
 
 def create_app(engine: EngineAPI) -> web.Application:
-    app = web.Application(client_max_size=rpc.MAX_BODY, middlewares=[_errors])
+    app = web.Application(client_max_size=rpc.MAX_BODY, middlewares=[_in_flight, _errors])
     app[handlers.ENGINE] = engine
     app[handlers.ORPHANS] = set()
+    app[handlers.IN_FLIGHT] = set()
+    app[handlers.IDENTITY] = identity.reported()
     for route in routes.ROUTES:
         if route.method == "GET":  # aiohttp answers HEAD on a GET route too
             app.router.add_get(route.path, handler_of(route))
         else:
             app.router.add_route(route.method, route.path, handler_of(route))
     return app
+
+
+# ---------------------------------------------------------------- requests in flight
+
+_NOT_COUNTED = frozenset({routes.PING.path, routes.VERSION.path})  # a CLI's own look
+
+
+@web.middleware
+async def _in_flight(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Keep the requests being served (a build, a log follow, an exec session) for
+    /version's `busy`: a CLI that found composerd on other code restarts it only when idle."""
+    if request.path in _NOT_COUNTED:
+        return await handler(request)
+    serving = request.app[handlers.IN_FLIGHT]
+    key = id(request)  # unique while it is being served
+    serving.add(key)
+    try:
+        return await handler(request)
+    finally:
+        serving.discard(key)
 
 
 # ---------------------------------------------------------------- errors -> JSON

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
-from runtime import rpc
+from runtime import identity, rpc
 from runtime.api import BuildRequest, CommitRequest, EngineAPI
 from runtime.daemon.streams import json_lines, relay, send_tar, websocket
 from runtime.errors import EngineError, InvalidArgument
@@ -25,6 +25,9 @@ VERSION = "0.1.0"
 ENGINE = web.AppKey("engine", EngineAPI)
 # engine calls still running after their client left
 ORPHANS: web.AppKey[set[asyncio.Task[Any]]] = web.AppKey("orphans")
+# requests being served (streams and websockets while they last), /_ping and /version aside
+IN_FLIGHT: web.AppKey[set[int]] = web.AppKey("in_flight")
+IDENTITY = web.AppKey("identity", str)  # runtime.identity: the code this daemon runs
 T = TypeVar("T")
 
 
@@ -72,7 +75,8 @@ def _q(request: web.Request, key: str) -> str | None:
 
 
 async def ping(request: web.Request) -> web.Response:
-    return web.Response(text="OK")
+    # the code identity rides on the ping every CLI sends first: its check costs no request
+    return web.Response(text="OK", headers={identity.HEADER: request.app[IDENTITY]})
 
 
 async def version(request: web.Request) -> web.Response:
@@ -83,6 +87,9 @@ async def version(request: web.Request) -> web.Response:
             "pid": os.getpid(),
             "python": platform.python_version(),
             "engine": type(_engine(request)).__name__,
+            "identity": request.app[IDENTITY],
+            # what a restart would cut short: a CLI upgrading composerd waits for none of it
+            "busy": len(request.app[IN_FLIGHT]) + len(request.app[ORPHANS]),
         }
     )
 

@@ -103,6 +103,29 @@ class HostNetInfo:
     routes: list[IPv4Network]  # destinations of every ipv4 route, all tables
     addresses: list[IPv4Network]  # networks of every ipv4 address
     default_mtu: int | None  # mtu of the default route's device
+    links: frozenset[str] = frozenset()  # names of the host's links (a bridge name taken)
+    # addresses a DNS server is bound to (UDP port 53), as /32s: a gateway another engine's
+    # DNS still holds after its bridge went away is not free, though no interface has it
+    dns_bound: tuple[IPv4Network, ...] = ()
+
+
+def dns_bound_addresses(proc_udp: str = "/proc/net/udp") -> tuple[IPv4Network, ...]:
+    """Addresses (not 0.0.0.0, not loopback) some UDP socket of this netns has bound on port 53."""
+    found = []
+    try:
+        with open(proc_udp) as f:
+            next(f, None)
+            for line in f:
+                local = line.split()[1]
+                addr, _, port = local.partition(":")
+                if int(port, 16) != 53:
+                    continue
+                ip = IPv4Network((int.from_bytes(bytes.fromhex(addr), "little"), 32))
+                if not ip.network_address.is_unspecified and not ip.is_loopback:
+                    found.append(ip)
+    except (OSError, ValueError, IndexError):
+        return ()
+    return tuple(found)
 
 
 async def host_net_info() -> HostNetInfo:
@@ -118,11 +141,13 @@ async def host_net_info() -> HostNetInfo:
                 default_dev = msg.get("oif")
         async for msg in await ipr.addr("dump", family=socket.AF_INET):
             addresses.append(IPv4Network(f"{msg.get('address')}/{msg['prefixlen']}", strict=False))
+        names: set[str] = set()
         mtu = None
-        if default_dev is not None:
-            links = list(await ipr.link("get", index=default_dev))
-            mtu = links[0].get("mtu") if links else None
-    return HostNetInfo(routes, addresses, mtu)
+        async for msg in await ipr.link("dump"):
+            names.add(str(msg.get("ifname")))
+            if msg["index"] == default_dev:
+                mtu = msg.get("mtu")
+    return HostNetInfo(routes, addresses, mtu, frozenset(names), dns_bound_addresses())
 
 
 async def _index(ipr: AsyncIPRoute, ifname: str) -> int | None:

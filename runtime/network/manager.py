@@ -92,8 +92,8 @@ class NetworkManager:
             state = self.store.load()
             for rec in state.networks.values():
                 try:
-                    await self._ensure_kernel(rec)
-                except NetworkError as exc:  # one broken network must not stop the daemon
+                    await self._restore_kernel(rec)
+                except (NetworkError, Conflict) as exc:  # one broken network must not stop the daemon
                     log.warning("network %s could not be restored: %s", rec.spec.name, exc)
             for c in state.containers.values():
                 self._register_dns(c, state)
@@ -121,7 +121,7 @@ class NetworkManager:
         async with self._lock:
             existing = self.store.load().networks.get(spec.name)
             if existing is not None:
-                await self._ensure_kernel(existing)
+                await self._restore_kernel(existing)
                 # every `up` passes here: rules another engine's start made necessary (Docker's
                 # DOCKER-USER appearing) are added now
                 problems = await self._apply_firewall(self.store.load(), sync_host=True)
@@ -143,7 +143,8 @@ class NetworkManager:
             try:
                 if failure is not None:
                     raise failure
-                sysctl.forward_acquire()
+                # its host lock may wait for another engine's network create: not on the loop
+                await asyncio.to_thread(sysctl.forward_acquire)
                 problems = await self._apply_firewall(snapshot, sync_host=True)
             except BaseException:
                 await self._remove_locked(spec.name)  # takes the host lock itself
@@ -163,8 +164,18 @@ class NetworkManager:
                         f"({other.subnet}); pick another subnet",
                         subject=spec.name,
                     )
+            # an address of the host (another engine's bridge, a second composerd's network)
+            # in it: the same gateway twice, and DNS could not bind it ("address in use")
+            for used in (*host.addresses, *host.dns_bound):
+                if subnet.overlaps(used) and not used.is_loopback:
+                    raise Conflict(
+                        f"network {spec.name}: subnet {subnet} overlaps {used}, which is in use on "
+                        "this host (an interface's or a DNS server's address: another network or "
+                        "engine); pick another subnet",
+                        subject=spec.name,
+                    )
         else:
-            subnet = ipam.choose_subnet(taken, host.routes + host.addresses, self.pools)
+            subnet = ipam.choose_subnet(taken, [*host.routes, *host.addresses, *host.dns_bound], self.pools)
         gateway = (
             ipam.check_gateway(subnet, spec.gateway, spec.name) if spec.gateway else ipam.default_gateway(subnet)
         )
@@ -173,8 +184,43 @@ class NetworkManager:
         ipam.check_aux_addresses(subnet, gateway, spec.aux_addresses, spec.name)
         mtu = spec.mtu or host.default_mtu or DEFAULT_MTU
         return NetworkRecord(
-            spec=spec, bridge=names.bridge_name(spec.name), subnet=str(subnet), gateway=str(gateway), mtu=mtu
+            spec=spec, bridge=self._free_bridge_name(spec.name, st, host), subnet=str(subnet),
+            gateway=str(gateway), mtu=mtu,
         )
+
+    @staticmethod
+    def _free_bridge_name(network: str, st: NetworkState, host: links.HostNetInfo) -> str:
+        """The first of the network's bridge names (names.bridge_name) that no host link and
+        none of our networks has: another state root may hold a network of the same name,
+        whose bridge we would otherwise take over (and delete with ours). Chosen under the
+        host lock, with the bridge made before it is let go."""
+        ours = {rec.bridge for rec in st.networks.values()}
+        for attempt in range(64):
+            name = names.bridge_name(network, attempt)
+            if name not in host.links and name not in ours:
+                return name
+        raise Conflict(f"network {network}: no free bridge name (64 tried); remove unused "
+                       "cmpb* links", subject=network)
+
+    async def _restore_kernel(self, rec: NetworkRecord) -> None:
+        """`_ensure_kernel` for a network made earlier (daemon start, `up` again): a bridge
+        that went away (a reboot, a hand's `ip link del`) is made again only if no other
+        interface of the host took its subnet or name meanwhile (another state root's
+        network), under the host lock as a new network is."""
+        if links.host_index(rec.bridge) is not None:  # an ioctl, ~10 us: every `up` passes here
+            await self._ensure_kernel(rec)
+            return
+        async with hostlock.held_async():
+            host = await links.host_net_info()
+            subnet = ipaddress.IPv4Network(rec.subnet)
+            clash = next((a for a in host.addresses if a.overlaps(subnet) and not a.is_loopback), None)
+            if clash is not None or rec.bridge in host.links:
+                what = f"its subnet {subnet} is on" if clash is not None else f"its bridge name {rec.bridge} is"
+                raise Conflict(
+                    f"network {rec.spec.name}: its bridge is gone and {what} another interface of "
+                    "this host now (another network or engine); remove the network (composer down) "
+                    "and create it again", subject=rec.spec.name)
+            await self._ensure_kernel(rec)
 
     async def _ensure_kernel(self, rec: NetworkRecord) -> None:
         await links.ensure_bridge(rec.bridge, rec.gateway, links.prefixlen_of(rec.subnet), rec.mtu)
@@ -210,6 +256,7 @@ class NetworkManager:
         # they do not need it; each is 20-60 ms of kernel or nft work on `down`'s path); the
         # record goes once both are done, so a failure of either leaves it for a retry
         now = self.store.load()
+        rec = now.networks.get(name)
         snapshot = NetworkState(networks={k: v for k, v in now.networks.items() if k != name},
                                 containers=now.containers)
 
@@ -220,7 +267,8 @@ class NetworkManager:
             # the last one: the host's tables are listed while ours is deleted
             return await _beside(self._apply_firewall(snapshot), firewall.list_tables())
 
-        tables = await _beside(links.delete_link(names.bridge_name(name)), rules())
+        bridge = rec.bridge if rec is not None else names.bridge_name(name)
+        tables = await _beside(links.delete_link(bridge), rules())
         with self.store.transaction() as st:
             st.networks.pop(name, None)
         if not snapshot.networks:

@@ -1,7 +1,8 @@
 """Deterministic host names for what the network layer creates.
 
 Every link starts with `cmp` (see DESIGN.md: one check lists all leftovers) and fits IFNAMSIZ
-(15 characters): `cmpb` + 10 hex of sha1(network) for bridges, `cmpv` + 10 hex of
+(15 characters): `cmpb` + 10 hex of sha1(network) for bridges (another hash when a link of
+that name exists: see bridge_name), `cmpv` + 10 hex of
 sha1(container/network) for the host end of a veth.
 """
 from __future__ import annotations
@@ -19,9 +20,11 @@ def _digest(text: str) -> str:
     return hashlib.sha1(text.encode()).hexdigest()[:10]
 
 
-def bridge_name(network: str) -> str:
-    """`cmpb` + 10 hex chars of sha1(network name): 14 characters, stable across restarts."""
-    return BRIDGE_PREFIX + _digest(network)
+def bridge_name(network: str, attempt: int = 0) -> str:
+    """`cmpb` + 10 hex chars of sha1(network name): 14 characters. Another engine (another
+    state root) may have a network of the same name, so the manager takes the first of
+    attempts 0, 1, ... whose name no host link has (sha1 of `name#attempt`) and records it."""
+    return BRIDGE_PREFIX + _digest(network if attempt == 0 else f"{network}#{attempt}")
 
 
 def veth_name(container_id: str, network: str) -> str:

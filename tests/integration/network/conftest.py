@@ -20,7 +20,6 @@ from runtime.network import NetworkManager
 from runtime.network.firewall import delete_table
 from runtime.network.hostfw import remove_docker_user_rules
 from runtime.network.links import delete_link
-from runtime.network.names import bridge_name
 from runtime.paths import Paths
 
 RUN = f"t{os.getpid() % 100000}{secrets.token_hex(2)}"
@@ -141,8 +140,8 @@ async def manager(paths: Paths) -> AsyncIterator[NetworkManager]:
             await m.remove(name)
         await m.close()
         # belt and braces: nothing of this test may survive a failed teardown
-        for name in st.networks:
-            await delete_link(bridge_name(name))
+        for rec in st.networks.values():
+            await delete_link(rec.bridge)
         await delete_table(m.table)
         await remove_docker_user_rules(m.table)
 
