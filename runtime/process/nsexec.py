@@ -50,9 +50,9 @@ def join_cgroup(procs: str, sc: Syscalls) -> None:
     """Move this helper into the cgroup whose `cgroup.procs` is `procs`. On a v1 hierarchy
     it writes 0 to the cgroup's `tasks`: the kernel then moves the calling thread alone and
     skips the global threadgroup rwsem, whose writer waits for an RCU grace period when no
-    other move just took it (~10-17 ms on every exec otherwise; 0.03-0.3 ms so). The helper
-    is a forked process, so it has one thread: that thread is the whole process, and the
-    command it forks is born in the cgroup. cgroup v2 moves threads only
+    other move just took it (10-17 ms of every exec here; 0.5-1.6 ms for nine hierarchies
+    so). The helper is a forked process, so it has one thread: that thread is the whole
+    process, and the command it forks is born in the cgroup. cgroup v2 moves threads only
     inside a threaded subtree: there the pid goes to cgroup.procs, as before."""
     tasks = os.path.join(os.path.dirname(procs), "tasks")
     if sc.exists(tasks):
