@@ -166,7 +166,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def entry() -> NoReturn:
     """The program (the `composer` script, `python -m composer.cli`): main's code as the
     exit status. After a verb the quick path served (composer.cli.quick: `ps`, `port`,
-    `logs`, `exec -T`) the process ends without the interpreter's teardown, which frees
+    `logs`, `exec -T`; composer.cli.quickrun: `run`) the process ends without the interpreter's teardown, which frees
     every module and object one by one: ~10-20 ms of a ~90 ms `exec -T`. Nothing is lost:
     those verbs keep no file open, no event loop, and no thread but daemon ones (the stdin
     relay, as a normal exit would leave it); the atexit functions run and both streams
