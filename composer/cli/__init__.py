@@ -163,6 +163,42 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _closed_pipe()
 
 
+def entry() -> NoReturn:
+    """The program (the `composer` script, `python -m composer.cli`): main's code as the
+    exit status. After a verb the quick path served (composer.cli.quick: `ps`, `port`,
+    `logs`, `exec -T`; composer.cli.quickrun: `run`) the process ends without the interpreter's teardown, which frees
+    every module and object one by one: ~10-20 ms of a ~90 ms `exec -T`. Nothing is lost:
+    those verbs keep no file open, no event loop, and no thread but daemon ones (the stdin
+    relay, as a normal exit would leave it); the atexit functions run and both streams
+    are flushed first, as at a normal exit."""
+    code = main()
+    quick = sys.modules.get("composer.cli.quick")
+    if quick is not None and quick.served and _only_daemon_threads():
+        _end_now(code)
+    sys.exit(code)
+
+
+def _only_daemon_threads() -> bool:
+    threading = sys.modules.get("threading")
+    if threading is None:
+        return True
+    main_thread = threading.main_thread()
+    return all(t.daemon for t in threading.enumerate() if t is not main_thread)
+
+
+def _end_now(code: int) -> NoReturn:
+    import atexit
+
+    atexit._run_exitfuncs()
+    try:
+        for stream in (sys.stdout, sys.stderr):
+            if stream is not None:  # None: started with that fd closed
+                stream.flush()
+    except (OSError, ValueError):  # a stream broke: the normal exit reports it as before
+        sys.exit(code)
+    os._exit(code & 0xFF)
+
+
 def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser(lazy=True)
     args = parser.parse_args(argv)
@@ -220,4 +256,4 @@ def _is_user_error(exc: BaseException) -> bool:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

@@ -1,5 +1,3 @@
-import sys
+from composer.cli import entry
 
-from composer.cli import main
-
-sys.exit(main())
+entry()

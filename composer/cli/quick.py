@@ -95,6 +95,12 @@ class QuickProject:
         return L.project_containers(found, services, oneoff=oneoff, hooks=hooks)
 
 
+# True once read_project ran a verb on the quick path: no event loop, no thread but
+# daemon ones, every stream of ours closed -- the CLI's entry may end the process without
+# the interpreter's teardown (composer.cli.entry).
+served = False
+
+
 def quick_client() -> QuickClient | None:
     """The stdlib client when composerd answers and the engine is the real one, else None."""
     common = sys.modules.get("composer.cli.common")
@@ -186,6 +192,9 @@ def read_project(args: argparse.Namespace, go: Callable[[Any], Coroutine[Any, An
             # an unknown service is an error naming it (from labels alone, `ps` can't tell
             # a typo from a service already removed), as with_project
             check_services(targeted_services(args), summary.all_services)
-        return run_now(go(project))
+        code = run_now(go(project))
     finally:
         run_now(client.close())
+    global served
+    served = True
+    return code

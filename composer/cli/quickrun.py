@@ -172,9 +172,14 @@ def quick_run(args: argparse.Namespace) -> int | None:
         summary = summary_from(plan["summary"])
         for w in summary.warnings:
             print(f"WARN[0000] {w}", file=sys.stderr)
-        return _run(plan, summary, args, client)
+        code = _run(plan, summary, args, client)
     finally:
         run_now(client.close())
+    if code is not None:  # served: no loop, no thread but daemon ones, the terminal restored
+        from composer.cli import quick
+
+        quick.served = True  # composer.cli.entry ends the process without the teardown
+    return code
 
 
 def one_off_spec(plan: dict[str, Any], project: str, args: argparse.Namespace,

@@ -110,6 +110,11 @@ async def test_exec_sees_the_same_pid_namespace_and_files(engine: Engine) -> Non
     assert "sleep 600" in ps.stdout
     assert (await engine.exec_run("ex", ["sh", "-c", "echo $FOO"])).stdout == "bar\n"
     assert (await engine.exec_run("ex", ["nosuch"])).exit_code == 127
+    # in every hierarchy the command is where the init is (runtime.process.nsexec joins each
+    # v1 hierarchy by its `tasks` file): from the container's cgroup namespace, "/" each
+    mine = (await engine.exec_run("ex", ["cat", "/proc/self/cgroup"])).stdout.splitlines()
+    init = (await engine.exec_run("ex", ["cat", "/proc/1/cgroup"])).stdout.splitlines()
+    assert mine == init and len(mine) > 1 and all(line.endswith(":/") for line in mine), mine
     top = await engine.top("ex")
     assert any("sleep 600" in row["CMD"] for row in top)
 

@@ -35,33 +35,41 @@ HEAVY = ("asyncio", "aiohttp", "yarl", "networkx", "jsonschema", "yaml", "rich",
 LABELS = {"com.docker.compose.project": "demo", "com.docker.compose.service": "web",
           "com.docker.compose.container-number": "1", "com.docker.compose.oneoff": "False"}
 
-# the CLI in a subprocess; SLOW=1 takes the quick path away (what main did before it);
-# files written by the test are trusted at once (no 2 s wait for their mtime to age)
+# the CLI in a subprocess, as the `composer` program (composer.cli.entry); SLOW=1 takes the
+# quick path away (what main did before it); files written by the test are trusted at once
+# (no 2 s wait for their mtime to age); the modules loaded are printed by an atexit
+# function; TEARDOWN=1: an object that says TEARDOWN when the interpreter's teardown frees it
 CLI = """\
-import os, sys
+import atexit, os, sys
 import composer.stackcache
 composer.stackcache.STABLE_AFTER = 0
 if os.environ.get("SLOW"):
     import composer.cli.quick
     composer.cli.quick.quick_client = lambda: None
-from composer.cli import main
-rc = main(sys.argv[1:])
-sys.stdout.flush()
-print("MODULES " + " ".join(sorted(sys.modules)), file=sys.stderr)
-sys.exit(rc)
+if os.environ.get("TEARDOWN"):
+    class Mark:
+        def __del__(self):
+            os.write(2, b"TEARDOWN\\n")
+    mark = Mark()
+atexit.register(lambda: print("MODULES " + " ".join(sorted(sys.modules)), file=sys.stderr))
+from composer.cli import entry
+entry()
 """
 
 
 async def cli(socket_path: Path, cwd: Path, *argv: str, stdin: bytes = b"",
-              slow: bool = False) -> tuple[int, bytes, str, set[str]]:
+              slow: bool = False, teardown: bool = False) -> tuple[int, bytes, str, set[str]]:
     """(exit code, stdout, stderr without the module list, modules loaded)."""
     repo = str(Path(__file__).resolve().parents[3])
     env = dict(os.environ, COMPOSER_RUN=str(socket_path.parent),
                COMPOSER_ROOT=str(cwd / "root"), WEB_COMMAND="sleep 1",
                PYTHONPATH=os.pathsep.join(filter(None, (repo, os.environ.get("PYTHONPATH")))))
     env.pop("SLOW", None)
+    env.pop("TEARDOWN", None)
     if slow:
         env["SLOW"] = "1"
+    if teardown:
+        env["TEARDOWN"] = "1"
     p = await asyncio.create_subprocess_exec(
         sys.executable, "-c", CLI, *argv, cwd=cwd, env=env, stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
@@ -124,6 +132,25 @@ async def test_quick_verbs_import_nothing_heavy_and_say_what_the_slow_path_says(
     assert quick[:3] == first[:3] == slow[:3], argv
     code, says = CASES[argv]
     assert quick[0] == code and says in quick[1].decode() + quick[2], quick
+
+
+async def test_the_quick_path_ends_without_the_interpreters_teardown(
+        engine: FakeEngine, socket_path: Path, short_tmp: Path) -> None:
+    """composer.cli.entry: after a verb the quick path served, the process ends at once
+    (os._exit) -- with all of its buffered output, its exit code and its atexit functions
+    (the module list) -- but frees nothing one by one; the slow path ends the normal way."""
+    await web_container(engine)
+    (short_tmp / "compose.yaml").write_text(STACK)
+    base = ("-f", "compose.yaml", "-p", "demo")
+    await cli(socket_path, short_tmp, *base, "ps")  # caches the stack
+    for argv, code, says in ((("ps",), 0, "demo-web-1   busybox:latest"),
+                             (("exec", "-T", "web", "echo", "hi"), 0, "hi"),
+                             (("exec", "-T", "web", "false"), 1, "")):
+        quick = await cli(socket_path, short_tmp, *base, *argv, teardown=True)
+        assert (quick[0], "TEARDOWN" in quick[2]) == (code, False), (argv, quick)
+        assert says in quick[1].decode() and quick[3], (argv, quick)  # output, atexit's list
+        slow = await cli(socket_path, short_tmp, *base, *argv, teardown=True, slow=True)
+        assert (slow[0], slow[1], "TEARDOWN" in slow[2]) == (code, quick[1], True), argv
 
 
 async def test_exec_relays_piped_stdin_and_its_end(engine: FakeEngine, socket_path: Path,

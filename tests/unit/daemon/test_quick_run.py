@@ -136,6 +136,20 @@ async def test_the_quick_run_creates_the_full_paths_container_and_says_the_same(
     assert spec.labels["com.docker.compose.oneoff"] == "True"
 
 
+async def test_a_quick_run_ends_without_the_interpreters_teardown(
+        engine: FakeEngine, socket_path: Path, short_tmp: Path,
+        one_offs: list[ContainerSpec]) -> None:
+    """As the read-only verbs (composer.cli.entry): the whole output, the exit code and the
+    atexit functions, but no teardown; the full path still tears down."""
+    (short_tmp / "compose.yaml").write_text(STACK)
+    argv = (*BASE, "run", "--rm", "-T", "app")
+    await cli(socket_path, short_tmp, *argv, stdin=b"hi")  # makes the plan and the network
+    quick = await cli(socket_path, short_tmp, *argv, stdin=b"hi", teardown=True)
+    slow = await cli(socket_path, short_tmp, *argv, stdin=b"hi", slow=True, teardown=True)
+    assert quick[:2] == slow[:2] == (3, b"read: hi\n") and quick[3], (quick, slow)
+    assert "TEARDOWN" not in quick[2] and "TEARDOWN" in slow[2], (quick[2], slow[2])
+
+
 async def test_a_start_that_fails_says_it_and_gives_its_code_both_ways(
         engine: FakeEngine, socket_path: Path, short_tmp: Path,
         one_offs: list[ContainerSpec]) -> None:
