@@ -2,7 +2,8 @@
 (docker.io and docker-compose: bench/docker.py).
 
 Facts (shared/PEERS.md): crun refuses a "hybrid" host while cgroup2 still holds hugetlb,
-so a v1 hugetlb hierarchy is mounted just around the crun runs; podman needs its default
+so runc and crun run from bench/peerns.py's server, in a mount namespace of its own with a v1
+hugetlb hierarchy mounted (never on the host: composerds there would use it); podman needs its default
 ulimits lowered and runc as runtime, given here through a private containers.conf and a
 private storage.conf so the host's /var/lib/containers is never used.
 """
@@ -14,7 +15,7 @@ import os
 import shutil
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,7 +25,6 @@ from bench.stats import Sample
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 UNIFIED = CGROUP_ROOT / "unified"
-HUGETLB_MOUNT = CGROUP_ROOT / "hugetlb"
 # catatonit: podman's `--init` (`init: true`); without it podman-compose 1.0.3 still exits 0
 APT_PACKAGES = ("runc", "crun", "podman", "podman-compose", "catatonit", "systemd-container",
                 "docker.io", "docker-compose")
@@ -133,42 +133,6 @@ def hugetlb_lingering() -> bool:
         return False
     mounted = any(m.split()[2] == "cgroup" and "hugetlb" in m.split()[3].split(",") for m in mounts)
     return listed and not mounted
-
-
-@contextlib.contextmanager
-def hugetlb_v1() -> Iterator[str]:
-    """Mount a v1 hugetlb hierarchy when cgroup2 holds hugetlb; unmount (and rmdir) after.
-    crun refuses a hybrid host otherwise, and systemd-nspawn fails ("Failed to mount cgroup
-    ... hugetlb: Operation not permitted"). Yields what was done, for the results. After the
-    unmount the kernel frees the v1 hierarchy only after a while (seen: minutes); until then
-    hugetlb is on neither mount, and no peer here needs it back — we wait only briefly."""
-    lingering = hugetlb_lingering()
-    if not hybrid_hugetlb() and not lingering:
-        yield "not needed (cgroup2 holds no hugetlb)"
-        return
-    made_dir = not HUGETLB_MOUNT.exists()
-    if made_dir:
-        HUGETLB_MOUNT.mkdir()
-    try:
-        subprocess.run(["mount", "-t", "cgroup", "-o", "hugetlb", "cgroup", str(HUGETLB_MOUNT)],
-                       check=True, capture_output=True)
-    except subprocess.CalledProcessError as e:
-        if made_dir:
-            HUGETLB_MOUNT.rmdir()
-        raise PeerError(f"mount of a v1 hugetlb hierarchy failed: {e.stderr.decode().strip()}") from e
-    try:
-        yield (f"v1 hugetlb {'(a lingering hierarchy) ' if lingering else ''}mounted at "
-               f"{HUGETLB_MOUNT} around the crun runs")
-    finally:
-        with contextlib.suppress(OSError):
-            (HUGETLB_MOUNT / PEER_CGROUP).rmdir()
-        subprocess.run(["umount", str(HUGETLB_MOUNT)], capture_output=True)
-        if made_dir:
-            with contextlib.suppress(OSError):
-                HUGETLB_MOUNT.rmdir()
-        deadline = time.monotonic() + 2
-        while not hybrid_hugetlb() and time.monotonic() < deadline:
-            time.sleep(0.1)
 
 
 def remove_peer_cgroups() -> list[str]:

@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench import docker, memory, netload, peers, stacks
+from bench import docker, memory, netload, peerns, peers, stacks
 from bench.hostguard import HostGuard, peer_lock
 from bench.ours import PHASES, START_PHASES, BenchError, ComposerCli, cleanup_state, engine_true
-from bench.rootfs import Bundle, make_bundle
+from bench.rootfs import PEER_CGROUP, Bundle, make_bundle
 from bench.stats import Row, Sample, check
 
 MIB = 1024 * 1024
@@ -94,26 +94,26 @@ def launch(ctx: Context) -> list[Row]:
     notes: dict[str, Sample] = {}
     inter = peers.Interleaved({}, warmup)
     with contextlib.ExitStack() as stack:
-        if "crun" in oci or nspawn:  # both fail while cgroup2 holds hugetlb (hybrid host)
-            t = time.perf_counter()
-            stack.callback(lambda: ctx.extra.update(
-                hugetlb_trick_s=round(time.perf_counter() - t, 1),
-                hugetlb_back_on_cgroup2=peers.hybrid_hugetlb()))
+        ns = None
+        if oci or nspawn:  # crun and nspawn need a v1 hugetlb on a hybrid host: see peerns
             try:
-                ctx.extra["hugetlb_trick"] = stack.enter_context(peers.hugetlb_v1())
+                ns = peerns.PeerNamespace(ctx.bundle, PEER_CGROUP)
+                stack.callback(_note_left, ctx, ns)  # after the close below (last in, first out)
+                stack.callback(ns.close)
+                ctx.extra["hugetlb_trick"] = ns.did
             except peers.PeerError as e:
-                notes.update({"crun": Sample(note=str(e)), "nspawn": Sample(note=str(e))})
-                oci, nspawn = [t for t in oci if t != "crun"], False
-        if oci:
+                notes.update({t: Sample(note=str(e)) for t in (*oci, "nspawn")})
+                oci, nspawn = [], False
+        if oci and ns is not None:
             stack.enter_context(ctx.peer(" + ".join(oci)))
             for tool in oci:
-                _probe(ctx, tool)
-                inter.runs[tool] = functools.partial(peers.oci_once, tool, ctx.bundle,
+                _probe(ctx, tool, ns)
+                inter.runs[tool] = functools.partial(ns.oci_once, tool,
                                                      ctx.workdir / f"{tool}-state")
         results["none"] = _engine(ctx, "none", runs, warmup, inter if oci else None)
-        if nspawn:
+        if nspawn and ns is not None:
             with ctx.peer("systemd-nspawn"):
-                notes["nspawn"] = peers.run_nspawn(ctx.bundle, runs)
+                notes["nspawn"] = ns.run_nspawn(runs)
     for tool, s in inter.samples.items():
         ctx.log(f"(1) {tool} (interleaved): {_p50(s)}")
     results["bridge"] = _engine(ctx, "bridge", runs, warmup, None)
@@ -170,11 +170,14 @@ def _engine(ctx: Context, key: str, runs: int, warmup: int,
     return res
 
 
-def _probe(ctx: Context, tool: str) -> None:
+def _note_left(ctx: Context, ns: peerns.PeerNamespace) -> None:
+    ctx.cleanup += [f"peers' hugetlb cgroup left: {x}" for x in ns.left]
+
+
+def _probe(ctx: Context, tool: str, ns: peerns.PeerNamespace) -> None:
     """What the OCI bundle gives a container under `tool`, seen from inside (into the JSON)."""
     try:
-        ctx.extra.setdefault("probe", {})[tool] = peers.probe_oci(
-            tool, ctx.bundle, ctx.workdir / f"{tool}-state")
+        ctx.extra.setdefault("probe", {})[tool] = ns.probe_oci(tool, ctx.workdir / f"{tool}-state")
     except (peers.PeerError, OSError, subprocess.TimeoutExpired) as e:
         ctx.extra.setdefault("probe", {})[tool] = f"failed: {e}"
 

@@ -61,8 +61,9 @@ class Rig:
         return [sys.executable, "-m", "composer.cli", *args]
 
     def cli(self, *args: str, **kw: object) -> subprocess.CompletedProcess[bytes]:
-        return subprocess.run(self.argv(*args), cwd=self.dir, env=self.env, check=True,
-                              **kw)  # type: ignore[call-overload,no-any-return]
+        done: subprocess.CompletedProcess[bytes] = subprocess.run(  # type: ignore[call-overload]
+            self.argv(*args), cwd=self.dir, env=self.env, check=True, **kw)
+        return done
 
     def popen(self, *args: str) -> subprocess.Popen[bytes]:
         return subprocess.Popen(self.argv(*args), cwd=self.dir, env=self.env,

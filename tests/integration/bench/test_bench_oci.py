@@ -89,3 +89,41 @@ def test_podman_exec_peer_of_the_cli_rows_leaves_nothing(bundle, tmp_path: Path,
     pm = peers.Podman(tmp_path / "podman-cli")
     assert pm.conmon_pids() == []
     assert not any("failed" in c for c in ctx.cleanup)
+
+
+def test_peers_namespace_keeps_its_cgroup_view_to_itself(bundle, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The OCI peers run from a server in a mount namespace of its own: a v1 hugetlb mounted
+    for crun on a hybrid host is seen there, never on the host (a composerd started meanwhile
+    made its containers' cgroups in it and lost them at the unmount), and the peers' hugetlb
+    cgroups are gone when it ends."""
+    from bench.peerns import PeerNamespace
+    from bench.rootfs import PEER_CGROUP
+
+    host_view = sorted(p.name for p in peers.CGROUP_ROOT.iterdir())
+    host_mounts = Path("/proc/self/mountinfo").read_text()
+    needed = peers.hybrid_hugetlb() or peers.hugetlb_lingering()
+    ns = PeerNamespace(bundle, PEER_CGROUP)
+    try:
+        theirs = Path(f"/proc/{ns.proc.pid}/mountinfo").read_text()
+        assert ("hugetlb" in ns.did) == needed
+        if needed:
+            assert any(" cgroup " in ln and "hugetlb" in ln for ln in theirs.splitlines())
+        assert sorted(p.name for p in peers.CGROUP_ROOT.iterdir()) == host_view
+        assert not any(" - cgroup " in ln and "hugetlb" in ln
+                       for ln in Path("/proc/self/mountinfo").read_text().splitlines())
+        seen = ns.probe_oci("runc", tmp_path / "state")
+        assert seen["seccomp"] == "2" and seen["root_fstype"] == "overlay"
+        assert ns.oci_once("runc", tmp_path / "state", 0) > 0
+        with pytest.raises(peers.PeerError, match="unknown request"):
+            ns.call(op="nothing")
+    finally:
+        ns.close()
+    assert ns.proc.returncode == 0 and ns.left == []
+    assert Path("/proc/self/mountinfo").read_text().count("hugetlb") == host_mounts.count("hugetlb")
+    assert _mounted(tmp_path) == [] and not list((bundle.dir / "runs").iterdir())
+    if needed:  # the hierarchy outlives the namespace: none of the peers' cgroups in it
+        look = subprocess.run(
+            ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+             f'mount -t cgroup -o hugetlb cgroup "{tmp_path}" && ls "{tmp_path}"; umount "{tmp_path}"'],
+            capture_output=True, text=True, check=True)
+        assert PEER_CGROUP not in look.stdout.split()
