@@ -38,10 +38,11 @@ class BenchError(RuntimeError):
 
 PHASES = ("create", "start", "wait", "remove")
 # inside start: what the engine does before the launch (rootfs dirs, mounts, /etc files,
-# the launch config), the launch (monitor -> launch child -> init, namespaces, overlay, seccomp,
-# until execve), and within the launch the engine's prepare step: the cgroup, lo up or the
-# bridge attach
-START_PHASES = ("start: before launch", "start: launch", "start: launch: cgroup",
+# the launch config, the cgroup: made before the launch since a v2 one receives the init at
+# its clone), the launch (monitor -> launch child -> init, namespaces, overlay, seccomp,
+# until execve), and within the launch the engine's prepare step: lo up (by an older monitor's
+# engine; the init does it now) or the bridge attach
+START_PHASES = ("start: before launch", "start: launch", "start: before launch: cgroup",
                 "start: launch: lo up / attach")
 
 
@@ -92,7 +93,7 @@ async def engine_true(workdir: Path, runs: int, *, network: bool, warmup: int = 
     net = f"cmpbench{os.getpid()}"
     clock = PhaseClock()
     clock.wrap(engine.launcher, "launch", "start: launch")
-    clock.wrap(engine.cgroups, "create", "start: launch: cgroup")
+    clock.wrap(engine.cgroups, "create", "start: before launch: cgroup")
     clock.wrap(engine.networks, "setup_loopback", "start: launch: lo up / attach")
     clock.wrap(engine.networks, "attach", "start: launch: lo up / attach")
     try:

@@ -89,6 +89,7 @@ from runtime.process.config import (
     DEFAULT_SHM_SIZE,
     DeviceNode,
     ExecConfig,
+    LaunchConfig,
     MountPoint,
     Security,
     effective_caps,
@@ -459,6 +460,7 @@ class Engine:
 
     async def _start(self, rec: ContainerRecord, live: Live) -> None:
         spec = rec.spec
+        live.released = False  # this run will hold a cgroup, maybe a network, shm
         join_pid = self._join_target(spec)
 
         def files() -> tuple[tuple[DeviceNode, ...], tuple[DeviceRule, ...], RootfsLayout,
@@ -483,28 +485,33 @@ class Engine:
         except BaseException:
             shm.unmount(rec.dir)
             raise
-        cg: Cgroup | None = None
         addresses: dict[str, str] = {}
         attached: list[Follower] = []  # followers connected to this run's attach socket
 
-        async def prepare(pid: int) -> None:
-            nonlocal cg, addresses
+        def make_cgroup() -> Cgroup:
             cg = self.cgroups.create(rec.id)
             cg.apply(spec.resources)
             if not spec.privileged:  # before the first process joins: no moment without it
                 cg.restrict_devices(device_rules)
-            cg.add_pid(pid)
+            return cg
+
+        async def prepare(pid: int) -> None:
+            nonlocal addresses
+            if not cfg.cgroup_dir or pid not in cg.pids():  # else clone3 put it there
+                cg.add_pid(pid)
             if spec.network_mode in ("bridge", "default", ""):
                 addresses = await self.networks.attach(
                     rec.id, pid, spec.networks, self._dns_names(rec), dns_servers=spec.dns)
-            elif spec.network_mode == "none":
-                await self.networks.setup_loopback(pid)
+            elif spec.network_mode == "none" and not self.launcher.inits_bring_lo_up:
+                await self.networks.setup_loopback(pid)  # a monitor from before the init did
             self._write_net_files(rec, addresses)
             attached.extend(await self._attach_followers(rec, live))  # last: only go comes after
 
         async with contextlib.AsyncExitStack() as undo:
             undo.push_async_callback(self._release, rec)
             try:
+                cg = make_cgroup()  # before the launch: a v2 one receives the init at birth
+                cfg = replace(cfg, cgroup_dir=self._clone_into(cg, cfg))
                 launched = await self.launcher.launch(cfg, prepare)
             except LaunchError as e:
                 rec.update(state="exited" if rec.run.started_at else "created", exit_code=e.exit_code,
@@ -635,6 +642,16 @@ class Engine:
         (rec.dir / "resolv.conf").write_text(self.networks.resolv_conf(
             rec.id, spec.dns, spec.dns_search, spec.dns_opt, host_mode=host_mode))
 
+    def _clone_into(self, cg: Cgroup, cfg: LaunchConfig) -> str:
+        """The v2 directory the init can be cloned into (CLONE_INTO_CGROUP), or "": a v1
+        host (one directory per controller), a monitor from before the field, or a user
+        namespace (its init is forked inside the namespace: the engine moves it)."""
+        dirs = cg.directories()
+        if (cg.version != "v2" or len(dirs) != 1 or "user" in cfg.namespaces
+                or not self.launcher.clones_into_cgroup):
+            return ""
+        return str(dirs[0])
+
     def _track(self, rec: ContainerRecord, live: Live, launched: Launched) -> None:
         """A run began (or was adopted): a task waits for its exit (the caller holds the lock)."""
         live.new_run(launched)
@@ -655,7 +672,7 @@ class Engine:
             with contextlib.suppress(CgroupNotFound, OSError):
                 cg = self.cgroups.open(rec.id)
                 oom = cg.oom_killed()
-            await self._release(rec)
+            live.released = await self._release(rec)
             rec.update(state="exited", pid=0, monitor_pid=0, exit_code=status.code, oom_killed=oom,
                        finished_at=status.finished_at, ports=(), addresses={})
             rec.health = ""
@@ -676,19 +693,30 @@ class Engine:
                         self.remove_container(rec.id, force=True))
             self._followers_run_ended(live, status.code, restarting=restarting)
 
-    async def _release(self, rec: ContainerRecord) -> None:
-        """Everything a started container holds on the host, except its state dir. Idempotent."""
-        with contextlib.suppress(EngineError, OSError):
+    async def _release(self, rec: ContainerRecord) -> bool:
+        """Everything a started container holds on the host, except its state dir. Idempotent.
+        False if a step failed (it was left for the next release to try again)."""
+        clean = True
+        try:
             shm.unmount(rec.dir)
-        with contextlib.suppress(EngineError, OSError):
+        except (EngineError, OSError):
+            clean = False
+        try:
             await self.networks.unpublish(rec.id)
-        with contextlib.suppress(EngineError, OSError):
+        except (EngineError, OSError):
+            clean = False
+        try:
             await self.networks.detach(rec.id)
+        except (EngineError, OSError):
+            clean = False
         with contextlib.suppress(CgroupNotFound):
             cg = self.cgroups.open(rec.id)
-            with contextlib.suppress(EngineError, OSError):
+            try:
                 cg.kill_all()
+            except (EngineError, OSError):
+                clean = False
             cg.remove()
+        return clean
 
     # -- containers: stop, kill, wait, remove --------------------------------------------
     async def stop_container(self, ref: str, timeout: float | None = None) -> ContainerInfo:
@@ -833,7 +861,8 @@ class Engine:
         self.supervisor.forget(rec.id)
         if live.waiter is not None:
             live.waiter.cancel()
-        await self._release(rec)
+        if not (live.released and live.launched is None):  # else its exit did it all
+            await self._release(rec)
         self.table.discard(rec.id)
         live.end_run(rec.run.exit_code or 0)
         await asyncio.to_thread(_drop_files, rec.dir)

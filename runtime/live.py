@@ -36,6 +36,9 @@ class Live:
     followers: list[Follower] = field(default_factory=list)  # attach in follow mode
     restarts: int = 0  # restart_container calls in flight: their stop is not an end
     removed: bool = False  # remove_container took it away: whoever still holds it stops
+    # the last run's exit released everything it held on the host (cgroup, network, shm)
+    # without an error: a remove need not go through it all again
+    released: bool = False
 
     def new_run(self, launched: Launched) -> asyncio.Future[int]:
         """Record a started (or adopted) run; its exit future is fresh."""

@@ -117,7 +117,9 @@ class DirCgroup:
         thaws it so the signals are delivered. v2's cgroup.kill does it all in the kernel.
         A cgroup that is already gone is fine (teardown is idempotent).
         """
-        if not self.exists():
+        if not self.exists() or not self.pids():
+            # empty (a container whose init has exited, as at every exit): nothing can fork
+            # in it, so no freeze/thaw round (~0.3 ms of cgroupfs writes in v1's freezer)
             return
         if sig == signal.SIGKILL and self.version == "v2" and self._t.has("freezer", "cgroup.kill"):
             self._t.write("freezer", "cgroup.kill", "1", limit="kill", shown="all")

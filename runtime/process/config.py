@@ -139,6 +139,9 @@ class LaunchConfig:
     log_max_files: int = 1  # files kept, the current one included (runtime.process.logs)
     log_compress: bool = False  # gzip rotated files
     log_forward: LogForward = LogForward()  # the fluentd driver (address ""): also sent there
+    # a cgroup v2 directory the init is born in (clone3 CLONE_INTO_CGROUP); "" or a kernel
+    # that refuses it: the engine moves the init there during prepare (cgroup.procs)
+    cgroup_dir: str = ""
 
     @property
     def log_file(self) -> str:

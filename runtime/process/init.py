@@ -3,7 +3,7 @@ container_init_process.rs, runc's standard_init_linux.go). Runs in a child forke
 launch child (runtime.process.spawn), already pid 1 of the new pid namespace; never returns
 (execve or os._exit).
 
-    enter_namespaces   join given namespaces, unshare uts/ipc/net/mnt   (before "ready")
+    enter_namespaces   join given namespaces, unshare uts/ipc/net/mnt, lo up  (before "ready")
     --- ready / prepare(pid) by the engine / go ---
     setup_container    cgroup ns, rprivate, rootfs, /proc /sys /dev, mounts, devices, pivot_root,
                        sysctls, masked + read-only paths, ro rootfs, hostname, rlimits, user
@@ -58,6 +58,11 @@ def enter_namespaces(cfg: LaunchConfig, sc: Syscalls) -> None:
             flags |= NS_FLAGS[ns]
     if flags:
         sc.unshare(flags)
+    if flags & NS_FLAGS["net"]:
+        # a fresh network namespace has only lo, down: up here, as runc and crun do, so the
+        # engine has no netns trip for it (network_mode none); the monitor says it does this
+        # (LOOPBACK_FEATURE) so an engine talking to an older monitor still does it itself
+        sc.loopback_up()
 
 
 def read_last_cap(sc: Syscalls) -> int:

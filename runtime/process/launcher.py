@@ -33,7 +33,7 @@ from typing import Any
 from runtime import serde
 from runtime.errors import LaunchError, NotFound
 from runtime.process.config import ExecConfig, LaunchConfig, check
-from runtime.process.monitor import EXIT_FILE
+from runtime.process.monitor import CGROUP_FEATURE, EXIT_FILE, LOOPBACK_FEATURE
 
 STATE_FILE = "process.json"
 Prepare = Callable[[int], Awaitable[None]]
@@ -135,6 +135,7 @@ class Launcher:
         self.socket_path = socket_path
         self.python = python
         self.monitor_pid: int | None = None  # the monitor of our session
+        self.features: frozenset[str] = frozenset()  # what its inits do (monitor.FEATURES)
         self._monitor_start = 0
         self._session: socket.socket | None = None
         self._reader: asyncio.Task[None] | None = None
@@ -193,6 +194,7 @@ class Launcher:
             sock.close()
             return False
         self.monitor_pid = int(reply["pid"])
+        self.features = frozenset(str(f) for f in reply.get("features", ()))
         self._monitor_start = proc_start_time(self.monitor_pid) or 0
         self._session = sock
         self._reader = asyncio.get_running_loop().create_task(self._read_session(sock))
@@ -226,6 +228,16 @@ class Launcher:
                 if not fut.done():
                     fut.set_result(False)
         self._exits.clear()
+
+    @property
+    def inits_bring_lo_up(self) -> bool:
+        """Whether the monitor's inits bring lo up in a network namespace they create."""
+        return LOOPBACK_FEATURE in self.features
+
+    @property
+    def clones_into_cgroup(self) -> bool:
+        """Whether the monitor takes LaunchConfig.cgroup_dir (an older one refuses the field)."""
+        return CGROUP_FEATURE in self.features
 
     @property
     def server_pid(self) -> int | None:
@@ -289,7 +301,10 @@ class Launcher:
             await self.start_server()
         sock = await self._connect()
         try:
-            sock.send(json.dumps({"op": "launch", "config": serde.to_dict(cfg)}).encode())
+            config = serde.to_dict(cfg)
+            if not cfg.cgroup_dir:  # a monitor from before the field would refuse it
+                del config["cgroup_dir"]
+            sock.send(json.dumps({"op": "launch", "config": config}).encode())
             msg = await _recv(sock, timeout)
             if not msg or not msg.get("ready"):
                 raise LaunchError(_error_text(msg, "the container's launch failed before it"

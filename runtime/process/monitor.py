@@ -14,7 +14,8 @@ engine's child: nothing of the engine waits for it), prints "ready <pid>" and th
 exits. It listens on a SOCK_SEQPACKET unix socket (mode 0600); one JSON message per packet.
 Requests, each on a connection of its own:
 
-    {"op": "session"}       an engine: answered {"pid": P}; the connection stays open and
+    {"op": "session"}       an engine: answered {"pid": P, "features": [...]} (FEATURES;
+                            an older monitor sends none); the connection stays open and
                             carries {"exit": state_dir, "exit_code": n, "signal": s} for
                             every container that ends, and {"op": "close"} from the engine
                             (answered {"exiting": bool}: the monitor leaves when idle)
@@ -78,6 +79,11 @@ from runtime.process.syscalls import PR_SET_CHILD_SUBREAPER, LibcSyscalls, Sysca
 from runtime.unixsock import bind_private
 
 MAX_MSG = 1 << 20
+# what this monitor's inits do that an older one's did not, told to each session: an engine
+# does the work itself when its monitor (started before an upgrade) does not name it
+LOOPBACK_FEATURE = "loopback"  # the init brings lo up in a network namespace it creates
+CGROUP_FEATURE = "cgroup_dir"  # LaunchConfig.cgroup_dir: the init is cloned into its cgroup
+FEATURES = (LOOPBACK_FEATURE, CGROUP_FEATURE)
 EXIT_FILE = "exit.json"
 FIRST_SESSION_WAIT = 30.0  # seconds a new monitor waits for its engine before leaving idle
 REQUEST_TIMEOUT = 5.0  # a connection that says nothing for this long is closed
@@ -394,7 +400,7 @@ class Monitor:
             conn.send(json.dumps({"pong": self.pid}).encode())
             return False
         if op == "session":
-            conn.send(json.dumps({"pid": self.pid}).encode())
+            conn.send(json.dumps({"pid": self.pid, "features": list(FEATURES)}).encode())
             self.sessions[conn.fileno()] = conn
             self.had_session = True
             self.poll.register(conn.fileno(), select.POLLIN, self._session_event)

@@ -111,13 +111,34 @@ def run_launch(cfg: LaunchConfig, conn: socket.socket, child_io: tuple[int, int,
             fd = sc.open_ns(cfg.join_namespaces["pid"])
             sc.setns(fd, CLONE_NEWPID)
             sc.close(fd)
-        elif "pid" in cfg.namespaces:
-            sc.unshare(CLONE_NEWPID)
-        pid = os.fork()
+        pid = fork_init(cfg, sc, CLONE_NEWPID if "pid" in cfg.namespaces
+                        and "pid" not in cfg.join_namespaces else 0)
         if pid == 0:
             init_main()
     socket.send_fds(report, [str(pid).encode()], forward)
     return 0
+
+
+def fork_init(cfg: LaunchConfig, sc: Syscalls, flags: int) -> int:
+    """fork() for the init, in new namespaces `flags` (CLONE_NEWPID: it is pid 1 there): born
+    in its cgroup when the engine named a v2 directory and the kernel takes clone3's
+    CLONE_INTO_CGROUP (as crun does), else unshare + a plain fork, and the engine moves it
+    into its cgroup before "go". Either way the init is in its cgroup before it execs."""
+    if cfg.cgroup_dir:
+        try:
+            fd = os.open(cfg.cgroup_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError:
+            fd = -1
+        if fd >= 0:
+            try:
+                return sc.fork_into_cgroup(fd, flags)
+            except OSError:
+                pass  # Linux < 5.7, not a v2 directory, clone3 filtered: as without
+            finally:
+                os.close(fd)  # in both: the init needs no copy
+    if flags:
+        sc.unshare(flags)
+    return os.fork()
 
 
 def start_in_userns(cfg: LaunchConfig, sc: Syscalls,

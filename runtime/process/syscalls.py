@@ -12,8 +12,11 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import errno as _errno
+import fcntl
 import os
 import resource
+import signal
+import socket
 import struct
 from typing import Protocol
 
@@ -51,6 +54,10 @@ MS_SLAVE = 1 << 19
 MS_SHARED = 1 << 20
 MS_UNBINDABLE = 1 << 17
 MNT_DETACH = 2
+CLONE_INTO_CGROUP = 0x200000000
+SIOCGIFFLAGS = 0x8913
+SIOCSIFFLAGS = 0x8914
+IFF_UP = 0x1
 
 PROPAGATION: dict[str, int] = {
     "private": MS_PRIVATE,
@@ -97,6 +104,12 @@ MOUNT_ATTR_IDMAP = 0x00100000
 MOUNT_ATTR_SIZE_VER0 = 32
 
 
+class _CloneArgs(ctypes.Structure):  # struct clone_args, CLONE_ARGS_SIZE_VER2 (88 bytes)
+    _fields_ = [(name, ctypes.c_uint64) for name in (
+        "flags", "pidfd", "child_tid", "parent_tid", "exit_signal", "stack", "stack_size",
+        "tls", "set_tid", "set_tid_size", "cgroup")]
+
+
 class _SockFprog(ctypes.Structure):
     _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
 
@@ -111,6 +124,8 @@ class Syscalls(Protocol):
     def umount2(self, target: str, flags: int) -> None: ...
     def pivot_root(self, new_root: str, put_old: str) -> None: ...
     def sethostname(self, name: str) -> None: ...
+    def loopback_up(self) -> None: ...
+    def fork_into_cgroup(self, cgroup_fd: int, flags: int = 0) -> int: ...
     def setdomainname(self, name: str) -> None: ...
     def prctl(self, option: int, arg2: int = 0, arg3: int = 0) -> None: ...
     def capset(self, effective: int, permitted: int, inheritable: int) -> None: ...
@@ -144,6 +159,11 @@ def _libc() -> ctypes.CDLL:
     return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 
 
+# libc again, its calls made with the GIL held (as os.fork() calls fork): for clone3
+_PYLIBC = ctypes.PyDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+_PYLIBC.syscall.restype = ctypes.c_long
+
+
 def _err(what: str, path: str | None = None) -> OSError:
     e = ctypes.get_errno()
     where = f" {path}" if path else ""
@@ -167,7 +187,7 @@ class LibcSyscalls:
         self.libc.syscall.restype = ctypes.c_long
         # numbers of the raw syscalls below, for this machine (resolved before any fork)
         self.nr = {name: sysnr.number(name) for name in
-                   ("pivot_root", "open_tree", "move_mount", "mount_setattr", "seccomp")}
+                   ("pivot_root", "open_tree", "move_mount", "mount_setattr", "seccomp", "clone3")}
 
     def unshare(self, flags: int) -> None:
         if self.libc.unshare(ctypes.c_int(flags)) != 0:
@@ -190,6 +210,47 @@ class LibcSyscalls:
         if self.libc.syscall(ctypes.c_long(self.nr["pivot_root"]), _b(new_root),
                              _b(put_old)) != 0:
             raise _err("pivot_root", new_root)
+
+    def fork_into_cgroup(self, cgroup_fd: int, flags: int = 0) -> int:
+        """fork(), the child born in the cgroup v2 directory `cgroup_fd` (clone3 with
+        CLONE_INTO_CGROUP, Linux >= 5.7) and in the new namespaces of `flags` (CLONE_NEWPID):
+        no cgroup.procs write afterwards, whose first one in a process waits for an RCU grace
+        period (cgroup_threadgroup_rwsem). Returns as os.fork() does; OSError where the kernel
+        refuses (older kernel, not a v2 directory, a seccomp filter without clone3).
+
+        Make the pid namespace here, not by unshare() before: a clone that fails after the
+        kernel gave the child pid 1 of an unshared namespace leaves that namespace unable to
+        take any other process (ENOMEM), so no fallback fork could follow; a namespace of
+        the failed clone itself just goes with it.
+
+        As os.fork() does it: with the GIL held (PyDLL) between PyOS_BeforeFork and
+        PyOS_AfterFork_Child/Parent, so the child's interpreter state is made whole again."""
+        args = _CloneArgs(flags=CLONE_INTO_CGROUP | flags, exit_signal=signal.SIGCHLD,
+                          cgroup=cgroup_fd)
+        api = ctypes.pythonapi
+        api.PyOS_BeforeFork()
+        pid = _PYLIBC.syscall(ctypes.c_long(self.nr["clone3"]), ctypes.byref(args),
+                              ctypes.c_size_t(ctypes.sizeof(args)))
+        err = ctypes.get_errno() if pid < 0 else 0
+        if pid == 0:
+            api.PyOS_AfterFork_Child()
+        else:
+            api.PyOS_AfterFork_Parent()
+        if pid < 0:
+            raise OSError(err, f"clone3 into cgroup: {os.strerror(err)}")
+        return int(pid)
+
+    def loopback_up(self) -> None:
+        """Set IFF_UP on `lo` of this thread's network namespace: two ioctls on a datagram
+        socket made here (SIOCGIFFLAGS/SIOCSIFFLAGS), as crun does in the container's process."""
+        ifreq = struct.pack("16sH14x", b"lo", 0)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as s:
+            try:
+                flags = struct.unpack("16sH14x", fcntl.ioctl(s, SIOCGIFFLAGS, ifreq))[1]
+                if not flags & IFF_UP:
+                    fcntl.ioctl(s, SIOCSIFFLAGS, struct.pack("16sH14x", b"lo", flags | IFF_UP))
+            except OSError as e:
+                raise OSError(e.errno, f"bring lo up: {e.strerror}") from None
 
     def sethostname(self, name: str) -> None:
         raw = name.encode()
@@ -396,6 +457,13 @@ class RecordingSyscalls:
 
     def umount2(self, target: str, flags: int) -> None:
         self._rec("umount2", target, flags)
+
+    def loopback_up(self) -> None:
+        self._rec("loopback_up")
+
+    def fork_into_cgroup(self, cgroup_fd: int, flags: int = 0) -> int:
+        self._rec("fork_into_cgroup", cgroup_fd, flags)
+        raise OSError(_errno.ENOSYS, "clone3 into cgroup: not in the fake kernel")
 
     def pivot_root(self, new_root: str, put_old: str) -> None:
         self._rec("pivot_root", new_root, put_old)

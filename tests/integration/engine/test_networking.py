@@ -66,11 +66,12 @@ async def test_bridge_names_aliases_isolation_and_published_port(engine: Engine)
 async def test_none_mode_has_only_loopback(engine: Engine) -> None:
     await engine.create_container(ContainerSpec(
         name="lonely", image="busybox", network_mode="none",
-        command=("sh", "-c", "ls /sys/class/net; ip -o -4 addr")))
+        command=("sh", "-c", "ls /sys/class/net; ip -o -4 addr; cat /sys/class/net/lo/flags")))
     await engine.start_container("lonely")
     out = await output(engine, "lonely")
     assert out.split("\n")[0].strip() == "lo"
     assert "127.0.0.1" in out
+    assert out.split()[-1] == "0x9"  # IFF_UP | IFF_LOOPBACK: up (by the container's init)
 
 
 async def test_host_mode_sees_the_hosts_interfaces(engine: Engine) -> None:

@@ -296,3 +296,29 @@ def test_create_rolls_back_on_failure(
 def _state(pid: int) -> str:
     with open(f"/proc/{pid}/stat") as fh:
         return fh.read().rsplit(")", 1)[1].split()[0]
+
+
+@pytest.mark.parametrize("version", ["v1", "v2"])
+def test_kill_all_of_an_empty_cgroup_writes_nothing(
+        version: str, request: pytest.FixtureRequest, spawn, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every exit releases the cgroup of a container whose init is gone: no freeze, kill or
+    thaw for nobody (the freezer's round trip was most of a release); a process still in
+    it is killed as before."""
+    mgr, fs = request.getfixturevalue(version), request.getfixturevalue(f"{version}fs")
+    cg = mgr.create("c1")
+    writes: list[str] = []
+    inner = fs.write
+
+    def spy(path: Path, value: str) -> None:
+        writes.append(path.name)
+        inner(path, value)
+
+    monkeypatch.setattr(fs, "write", spy)
+    cg.kill_all()
+    assert writes == []
+    p = spawn()
+    inner(cg.path("freezer") / "cgroup.procs", str(p.pid))
+    cg.kill_all()
+    assert writes and cg.pids() == []
+    assert p.wait(1) == -signal.SIGKILL
+    cg.remove()

@@ -47,13 +47,18 @@ class FakeLauncher:
 
     socket_path = "/nonexistent/forkserver.sock"
     server_pid = None
+    inits_bring_lo_up = True  # False: a monitor from before the init brought lo up
+    clones_into_cgroup = True  # False: a monitor from before LaunchConfig.cgroup_dir
 
     def __init__(self) -> None:
         self.runs: list[FakeRun] = []
         self.ignore: set[int] = set()  # signals the container's init ignores (not SIGKILL)
         self.exit_delay = 0.0  # how long a handled signal takes to end the process
         self.gate: asyncio.Event | None = None  # set: a launch waits for it (start in flight)
+        self.cgroups_dirs: dict[str, FakeCgroup] = {}  # v2 directory -> its cgroup
         self.launching = asyncio.Event()  # a launch has begun
+        self.configs: list[LaunchConfig] = []  # what each launch was given
+        self.kernel_clones: bool = True  # a cgroup_dir launch is born in it (clone3 took it)
 
     async def start_server(self) -> None:
         pass
@@ -67,6 +72,9 @@ class FakeLauncher:
         if self.gate is not None:
             await self.gate.wait()
         pid = next(_PIDS)
+        self.configs.append(cfg)
+        if cfg.cgroup_dir and self.kernel_clones:
+            self.cgroups_dirs[cfg.cgroup_dir].born.append(pid)
         launched = Launched(cfg.id, pid, pid + 1, pid, pid + 1, cfg.state_dir, cfg.log_file)
         run = FakeRun(launched, asyncio.get_running_loop().create_future())
         self.runs.append(run)
@@ -110,19 +118,21 @@ class FakeLauncher:
 
 
 class FakeCgroup:
-    version = "v1"
-
     def __init__(self, manager: FakeCgroups, name: str) -> None:
         self.manager = manager
         self.name = name
+        self.version = manager.version
         self.frozen = False
-        self.members: list[int] = []
+        self.members: list[int] = []  # moved in by add_pid
+        self.born: list[int] = []  # cloned into it (CLONE_INTO_CGROUP)
+        if self.version == "v2":
+            manager.launcher.cgroups_dirs[str(self.directories()[0])] = self
 
     def path(self, controller: str) -> Path:
         return Path("/nonexistent") / controller / self.name
 
     def directories(self) -> list[Path]:
-        return []
+        return [Path("/nonexistent/v2") / self.name] if self.version == "v2" else []
 
     def apply(self, resources: object) -> None:
         pass
@@ -134,7 +144,7 @@ class FakeCgroup:
         self.members.append(pid)
 
     def pids(self) -> list[int]:
-        return list(self.members)
+        return [*self.born, *self.members]
 
     def stats(self) -> CgroupStats:
         return CgroupStats()
@@ -201,6 +211,7 @@ class FakeNetwork:
         self.detach_gate: asyncio.Event | None = None  # set: a release waits for it
         self.detaching = asyncio.Event()  # a release has begun
         self.detached: list[str] = []
+        self.loopbacks: list[int] = []  # setup_loopback calls, by pid
 
     async def start(self) -> None:
         pass
@@ -209,7 +220,7 @@ class FakeNetwork:
         pass
 
     async def setup_loopback(self, pid: int) -> None:
-        pass
+        self.loopbacks.append(pid)
 
     def resolv_conf(self, container_id: str, dns: object, search: object, options: object,
                     host_mode: bool = False) -> str:

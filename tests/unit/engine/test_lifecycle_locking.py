@@ -263,3 +263,63 @@ async def test_an_engine_that_opens_again_adopts_what_runs_and_records_what_ende
         assert env.cgroups.groups == {}
     finally:
         await second.close()
+
+
+@pytest.mark.parametrize("monitor_does_it", [True, False])
+async def test_lo_up_by_the_init_or_else_by_the_engine(
+        engine: Engine, env: Env, monitor_does_it: bool) -> None:
+    """network_mode none: the monitor's init brings lo up itself; a monitor started before
+    that (it still runs after an upgrade) does not say so, and the engine does it as before."""
+    env.launcher.inits_bring_lo_up = monitor_does_it
+    cid = await make(engine, "lonely")
+    await engine.start_container(cid)
+    run = env.launcher.runs_of(cid)[0]
+    assert env.network.loopbacks == ([] if monitor_does_it else [run.launched.pid])
+
+
+@pytest.mark.parametrize("version,monitor_takes_it,kernel_clones,moved", [
+    ("v2", True, True, False),  # born in its cgroup: no cgroup.procs write
+    ("v2", True, False, True),  # the kernel refused clone3 (< 5.7, filtered): moved as before
+    ("v2", False, True, True),  # a monitor from before the field: never sent, moved
+    ("v1", True, True, True),  # one directory per controller: moved in each
+])
+async def test_the_init_is_cloned_into_its_v2_cgroup_or_moved_there(
+        engine: Engine, env: Env, version: str, monitor_takes_it: bool, kernel_clones: bool,
+        moved: bool) -> None:
+    """The cgroup is made (limits, device rules) before the launch; on v2 its directory goes
+    with the launch so the init is born in it; whatever the kernel did, the init is in its
+    cgroup before "go", and moved by the engine only when it is not there yet."""
+    env.cgroups.version = version
+    env.launcher.clones_into_cgroup = monitor_takes_it
+    env.launcher.kernel_clones = kernel_clones
+    cid = await make(engine, "born")
+    await engine.start_container(cid)
+    pid = env.launcher.runs_of(cid)[0].launched.pid
+    sent = env.launcher.configs[-1].cgroup_dir
+    assert sent == (f"/nonexistent/v2/{cid}" if version == "v2" and monitor_takes_it else "")
+    cg = env.cgroups.groups[cid]
+    assert pid in cg.pids()
+    assert cg.members == ([pid] if moved else [])
+
+
+@pytest.mark.parametrize("exit_release_fails", [False, True])
+async def test_a_remove_after_the_exit_released_all_does_not_release_again(
+        engine: Engine, env: Env, exit_release_fails: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The exit releases the run's cgroup, network and shm; the remove that follows only
+    deletes the files, unless a step of that release failed: then the remove tries again."""
+    cid = await make(engine, "once")
+    await engine.start_container(cid)
+    detach = env.network.detach
+    if exit_release_fails:
+        async def failing(container_id: str) -> None:
+            monkeypatch.setattr(env.network, "detach", detach)  # once
+            raise OSError(16, "busy")
+        monkeypatch.setattr(env.network, "detach", failing)
+    env.launcher.runs_of(cid)[0].end(0)
+    assert await asyncio.wait_for(engine.wait_container(cid), QUICK) == 0
+    assert cid not in env.cgroups.groups
+    env.network.detached.clear()
+    await engine.remove_container(cid)
+    assert env.network.detached == ([cid] if exit_release_fails else [])
+    with pytest.raises(NotFound):
+        await engine.inspect_container(cid)

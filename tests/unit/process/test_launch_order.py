@@ -85,6 +85,21 @@ def test_join_namespaces_first_and_skip_unshare_of_joined() -> None:
     assert sc.calls[-1] == ("unshare", CLONE_NEWUTS | CLONE_NEWNS)
 
 
+def test_a_fresh_network_namespace_gets_lo_up_before_ready() -> None:
+    """runc and crun bring lo up in a netns they create; our init does it too (right after
+    the unshare, before "ready"), so network_mode none needs no trip of the engine into it.
+    A joined netns (container:, host) is someone else's: left as it is."""
+    sc = fake()
+    seq.enter_namespaces(make_cfg(), sc)
+    assert sc.calls == [("unshare", CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET | CLONE_NEWNS),
+                        ("loopback_up",)]
+    for kw in ({"join_namespaces": {"net": "/proc/42/ns/net"}},
+               {"namespaces": ("mnt", "uts", "ipc", "pid")}):
+        sc = fake()
+        seq.enter_namespaces(make_cfg(**kw), sc)
+        assert "loopback_up" not in sc.names()
+
+
 def test_rootfs_mount_order() -> None:
     sc = fake()
     run_all(make_cfg(), sc)
