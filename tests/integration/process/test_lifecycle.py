@@ -154,6 +154,7 @@ async def test_exec_errors_and_exit_codes(env: Env) -> None:
     assert await proc.wait() == 137
 
 
+@pytest.mark.cgroup_v1  # the pids hierarchy of a v1 host (v2's join: tests/unit/process)
 async def test_exec_joins_given_cgroup(env: Env) -> None:
     cg = Path("/sys/fs/cgroup/pids/composer-test-process")
     cg.mkdir(exist_ok=True)
