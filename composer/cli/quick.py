@@ -164,7 +164,9 @@ def read_project(args: argparse.Namespace, go: Callable[[Any], Coroutine[Any, An
     from runtime.quickclient import run_now
 
     summary: StackSummary | None = None
-    name = by_name(args)
+    # a dry run of exec (with or without -p NAME) takes the slow path: its engine only says
+    # what it would do; the quick client would run the command for real
+    name = None if not read_only and SETTINGS.dry_run else by_name(args)
     if read_only or not SETTINGS.dry_run:
         try:
             summary = stack_summary(args)

@@ -172,6 +172,24 @@ def test_changing_verbs_on_a_running_stack_change_nothing(
                    for line in err.splitlines()), (part, err)
 
 
+def test_a_dry_run_of_exec_never_reaches_a_running_composerd(
+        tmp_path: Path, mem: MemEngine, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """With -p NAME the quick path serves exec from the containers' labels: under --dry-run
+    it would have run the command in the real container. The slow path pretends instead."""
+    from composer.cli import quick
+
+    def real_daemon() -> None:
+        raise AssertionError("a dry run reached the running composerd")
+
+    monkeypatch.setattr(quick, "quick_client", real_daemon)
+    really_up(tmp_path, mem)
+    capsys.readouterr()
+    for argv in (["-p", "p"], ["--project-directory", str(tmp_path), "-p", "p"]):
+        assert main([*argv, "--dry-run", "exec", "-T", "web", "ls", "/"]) == 0
+        assert "Container p-web-1  Executing ls /" in capsys.readouterr().err
+
+
 def test_read_only_verbs_answer_from_the_engine(tmp_path: Path, mem: MemEngine,
                                                 capsys: pytest.CaptureFixture[str]) -> None:
     really_up(tmp_path, mem)
