@@ -70,17 +70,7 @@ def private_cgroup_view(peer_cgroup: str) -> str:
 def remove_hugetlb_cgroups(peer_cgroup: str) -> list[str]:
     """rmdir the peers' cgroups in the private hugetlb hierarchy, deepest first; what is left."""
     top = CGROUP_ROOT / "hugetlb" / peer_cgroup
-    if not top.is_dir():
-        return []
-    left = []
-    for d in sorted((p for p in top.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
-        with contextlib.suppress(OSError):
-            d.rmdir()
-    try:
-        top.rmdir()
-    except OSError:
-        left.append(str(top))
-    return left
+    return peers.rmdir_cgroups(top) if top.is_dir() else []
 
 
 def _call(bundle: Bundle, req: dict[str, Any]) -> Any:

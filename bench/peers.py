@@ -135,19 +135,21 @@ def hugetlb_lingering() -> bool:
     return listed and not mounted
 
 
+def rmdir_cgroups(top: Path) -> list[str]:
+    """rmdir the (empty) cgroups below `top`, deepest first, then `top`; what is left."""
+    for d in sorted((p for p in top.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
+        with contextlib.suppress(OSError):
+            d.rmdir()
+    try:
+        top.rmdir()
+    except OSError:
+        return [str(top)]
+    return []
+
+
 def remove_peer_cgroups() -> list[str]:
     """rmdir this run's (empty) PEER_CGROUP parent in every hierarchy; returns what is left."""
-    left = []
-    for d in CGROUP_ROOT.glob(f"*/{PEER_CGROUP}"):
-        for sub in sorted(d.glob("*/"), reverse=True):
-            if (sub / "cgroup.procs").exists():
-                with contextlib.suppress(OSError):
-                    sub.rmdir()
-        try:
-            d.rmdir()
-        except OSError:
-            left.append(str(d))
-    return left
+    return [x for d in CGROUP_ROOT.glob(f"*/{PEER_CGROUP}") for x in rmdir_cgroups(d)]
 
 
 # ---------------------------------------------------------------- scenario 1: one-shot runs
