@@ -16,7 +16,9 @@ by `composer down` from another terminal: the project lock only covers the conve
 First Ctrl-C (or SIGTERM): "Gracefully stopping... (press Ctrl+C again to force)" and a
 stop with the grace period; the second: SIGKILL to every running container of the
 services, wait until they are gone, exit 130. --abort-on-container-exit / -failure and
---exit-code-from stop everything at the first (failed) exit and return its code.
+--exit-code-from stop everything at the first (failed) exit and return its code. A stream
+that breaks while its container runs (composerd stopped or restarted) ends the session with
+one line and exit 1; the containers run on.
 """
 from __future__ import annotations
 
@@ -33,9 +35,12 @@ from composer.errors import ComposerError
 from composer.operations import Project
 from runtime.api import ContainerInfo
 from runtime.attach import EXIT, STREAMS, AttachStream, parse_exit
+from runtime.errors import NotFound
 from runtime.tasks import cancel_and_wait, settle
 
 KILL_WAIT = 30.0  # seconds to wait for killed containers to be gone
+LOST = ("lost the connection to composerd (it stopped or restarted): the containers keep "
+        "running; `composer logs -f` follows them, `composer stop` stops them")
 
 
 def add_attach_args(p: argparse.ArgumentParser) -> None:
@@ -109,6 +114,8 @@ class AttachedUp:
         self.stopper: asyncio.Task[None] | None = None
         self.killer: asyncio.Task[None] | None = None
         self.converging: asyncio.Task[object] | None = None
+        self.lost = False  # a stream broke while its container ran: composerd went away
+        self.closing = False
 
     # -- attaching: Project.before_start
     async def attach(self, info: ContainerInfo) -> None:
@@ -141,6 +148,28 @@ class AttachedUp:
         sys.stdout.flush()
 
     async def _pump(self, info: ContainerInfo, stream: AttachStream) -> None:
+        try:
+            await self._relay(info, stream)
+            if self.live.get(info.id) and not self.closing and await self._lost(info.id):
+                self.lost = True
+        finally:
+            self.printer.end(info.id)
+            self.live[info.id] = False
+            self.changed.set()
+
+    async def _lost(self, cid: str) -> bool:
+        """A stream ended before its container stopped for good: composerd went away (or
+        dropped us) if it no longer answers or the container still runs; a container
+        removed meanwhile has simply ended."""
+        try:
+            info = await self.project.engine.inspect_container(cid)
+        except NotFound:
+            return False
+        except (ConnectionError, OSError):  # (DaemonUnavailable is a ConnectionError)
+            return True
+        return info.state in ("running", "restarting", "paused")
+
+    async def _relay(self, info: ContainerInfo, stream: AttachStream) -> None:
         service = info.labels.get(L.SERVICE, "")
         try:
             while (got := await stream.recv_frame()) is not None:
@@ -157,11 +186,7 @@ class AttachedUp:
                         self._exited(service, code)
                     self.changed.set()
         except (ConnectionError, OSError):
-            pass  # the daemon went away: nothing more will come
-        finally:
-            self.printer.end(info.id)
-            self.live[info.id] = False
-            self.changed.set()
+            pass  # the daemon went away: nothing more will come (`_pump` tells)
 
     def _exited(self, service: str, code: int) -> None:
         if self.exit_code_from and service == self.exit_code_from and self.exit_code is None:
@@ -193,11 +218,14 @@ class AttachedUp:
         await self.close()
         if self.interrupted:
             return 130
+        if self.lost and not self.aborted:
+            raise ComposerError(LOST)
         if self.exit_code is not None:
             return self.exit_code
         return 0
 
     async def close(self) -> None:
+        self.closing = True
         for stream in self.streams.values():
             with contextlib.suppress(Exception):
                 await stream.close()

@@ -9,9 +9,15 @@ from typing import Any
 
 from composer import labels as L
 from composer.cli.logprint import LogPrinter, short_name
+from composer.errors import ComposerError
 from composer.operations import Project
 from runtime.api import ContainerInfo
+from runtime.calls import DaemonUnavailable
 from runtime.errors import Conflict, NotFound
+from runtime.tasks import cancel_and_wait
+
+LOST = ("lost the connection to composerd (it stopped or restarted): the containers keep "
+        "running; `composer logs -f` follows them again")
 
 
 class Logs:
@@ -31,6 +37,7 @@ class Logs:
         self.seen: dict[str, float] = {}  # container -> time of the last entry shown
         self.idle = asyncio.Event()
         self.idle.set()
+        self.lost = False  # composerd went away: the session ends with an error
 
     def follow(self, c: ContainerInfo, resume: bool = False) -> None:
         """Stream `c`'s log; `resume`: it started again, show what came after the last
@@ -61,6 +68,9 @@ class Logs:
             print(f"WARN[0000] can't retrieve logs for {c.name!r}: {e}", file=sys.stderr)
         except NotFound:
             pass  # removed meanwhile
+        except DaemonUnavailable:
+            self.lost = True  # every stream broke with it: end now, not stream by stream
+            self.idle.set()
         finally:
             self.printer.end(c.id)
             self.tasks.pop(c.id, None)
@@ -70,7 +80,13 @@ class Logs:
                 self.idle.set()
 
     async def done(self) -> None:
+        """Back when every followed container stopped for good; ComposerError when the
+        connection to composerd broke (one line, not a traceback per container)."""
         await self.idle.wait()
+        if self.lost:
+            for task in list(self.tasks.values()):
+                await cancel_and_wait(task)
+            raise ComposerError(LOST)
 
     async def watch(self, events: Any) -> None:
         async for ev in events:
