@@ -31,6 +31,7 @@ from collections.abc import Collection
 
 from composer import labels as L
 from composer.cli.logprint import LogPrinter, short_name
+from composer.cli.progress import end_live
 from composer.errors import ComposerError
 from composer.operations import Project
 from runtime.api import ContainerInfo
@@ -133,10 +134,8 @@ class AttachedUp:
 
     def _announce(self) -> None:
         """docker compose's `Attaching to web-1, db-1` (the names `up` will give them); the
-        live progress display ends here, where the output begins."""
-        close = getattr(self.project.progress, "close", None)
-        if close is not None:
-            close()
+        live progress display ends here, where the output begins (lines from now on)."""
+        self.project.progress = end_live(self.project.progress)
         names = []
         for name in sorted(self.targets):
             svc = self.project.stack.services[name]

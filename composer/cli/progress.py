@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from typing import Any, TextIO
 
 DONE = {"Started", "Running", "Healthy", "Stopped", "Removed", "Created", "Built", "Killed",
@@ -47,7 +48,8 @@ class LiveProgress:
         from rich.console import Console
         from rich.live import Live
 
-        self.console = Console(file=stream or sys.stderr, force_terminal=force or None)
+        self.stream = stream or sys.stderr
+        self.console = Console(file=self.stream, force_terminal=force or None)
         self.rows: dict[str, tuple[str, float, float | None]] = {}
         self.prefix = _prefix()
         self.live = Live(self._render(), console=self.console, refresh_per_second=10,
@@ -135,6 +137,16 @@ def make_progress(stream: TextIO | None = None) -> Progress:
     if mode == "tty" or (getattr(s, "isatty", lambda: False)() and colours(s)):
         return LiveProgress(s, force=mode == "tty")
     return PlainProgress(s)
+
+
+def end_live(progress: Callable[[str, str], None]) -> Callable[[str, str], None]:
+    """The live display ends where an attached session's logs begin (a display redrawn over
+    the containers' lines would garble both); what comes after it -- a Ctrl-C's
+    Stopping/Stopped -- goes out as lines, as when stderr is not a terminal."""
+    if not isinstance(progress, LiveProgress):
+        return progress
+    progress.close()
+    return line_progress(progress.stream)
 
 
 def line_progress(stream: TextIO | None = None) -> Progress:

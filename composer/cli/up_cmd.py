@@ -10,6 +10,7 @@ from composer.cli.attached import AttachedUp, add_attach_args, attach_targets, a
 from composer.cli.common import add_services_arg, orphan_options, project_lock, run, with_project
 from composer.cli.logprint import LogPrinter, short_name
 from composer.cli.output import colours
+from composer.cli.progress import end_live
 from composer.errors import ComposerError
 from composer.hooks import HookOutput
 from composer.operations import PULL_POLICIES, Project, UpOptions
@@ -168,9 +169,7 @@ def up(args: argparse.Namespace) -> int:
         except BaseException:
             await session.close()
             raise
-        close = getattr(project.progress, "close", None)
-        if close is not None:
-            close()  # the live display ends where the logs begin
+        project.progress = end_live(project.progress)  # where the logs begin
         if rules is None:
             return await session.run()
         return await attach_watching(project, session, rules)

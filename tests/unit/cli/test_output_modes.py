@@ -75,3 +75,27 @@ def test_ansi_decides_colours(monkeypatch: pytest.MonkeyPatch) -> None:
         output.configure(None, None)
         assert (output.colours(Tty()), output.colours(io.StringIO())) == (tty, pipe)
     output.configure("auto", "auto")
+
+
+def test_an_attached_up_goes_on_in_lines_after_the_live_display(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """On a terminal the live display ends at `Attaching to`; what comes later -- a Ctrl-C's
+    Stopping/Stopped -- still shows, as lines, instead of going to the closed display."""
+    from types import SimpleNamespace
+
+    from composer.cli.attached import AttachedUp
+    from composer.cli.progress import LiveProgress
+
+    monkeypatch.setattr(output.SETTINGS, "progress", "auto")
+    monkeypatch.setattr(output.SETTINGS, "dry_run", False)
+    term = io.StringIO()
+    live = LiveProgress(term, force=True)
+    live("Container p-web-1", "Started")
+    project = SimpleNamespace(progress=live, stack=SimpleNamespace(services={}))
+    session = AttachedUp(project, set(), object(), services=(), timeout=None)  # type: ignore[arg-type]
+    session._announce()
+    assert live.closed and project.progress is not live
+    project.progress("Container p-web-1", "Stopping")
+    project.progress("Container p-web-1", "Stopped")
+    assert term.getvalue().endswith(" Container p-web-1  Stopping\n Container p-web-1  Stopped\n")
+    assert capsys.readouterr().out == "Attaching to \n"
