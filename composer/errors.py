@@ -52,6 +52,20 @@ class DryRunDone(ComposerError):
     exit_code = 0
 
 
+STATUS_UNKNOWN = "the exit status of the command is unknown"
+
+
+class DaemonLost(ComposerError):
+    """composerd stopped or restarted while a command was following one of its streams
+    (`logs -f`, an attached `up`, `exec`, `run`, `attach`): one line saying what that means
+    for the containers, instead of a traceback, a silent exit or a "not running" hint."""
+
+    def __init__(self, consequence: str, exit_code: int = 1) -> None:
+        super().__init__(
+            f"lost the connection to composerd (it stopped or restarted): {consequence}")
+        self.exit_code = exit_code
+
+
 def check_services(names: Iterable[str], every: Collection[str]) -> None:
     """Every name is a service of the stack (`every`: enabled or not), else one line naming
     it, as Compose's `no such service: x`."""

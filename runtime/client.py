@@ -122,7 +122,9 @@ class Stream(AsyncIterator[T], Generic[T]):
                 chunk = await self._resp.content.readany()
             except aiohttp.ClientError as e:
                 await self.aclose()
-                raise DaemonUnavailable(f"lost the connection to composerd: {e}") from None
+                # (aiohttp's words -- a transfer-encoding error -- only with --debug)
+                raise DaemonUnavailable(
+                    "lost the connection to composerd (it stopped or restarted)") from e
             if not chunk:
                 await self.aclose()
                 if self._buf.strip():

@@ -20,7 +20,7 @@ from typing import Any
 
 from composer import labels as L
 from composer.cli.common import run, with_project
-from composer.cli.stdio import copy_input, copy_output, stdin_fd
+from composer.cli.stdio import copy_input, copy_output, status_after_break, stdin_fd
 from composer.errors import ComposerError
 from composer.operations import Project
 from runtime.terminal import raw_terminal
@@ -77,7 +77,11 @@ def attach_cmd(args: argparse.Namespace) -> int:
                                detach_keys=keys)
         if detached:
             return 0
-        return await project.engine.wait_container(info.id)
+        if stream.exit_code is not None:
+            return stream.exit_code
+        return await status_after_break(
+            project.engine, info.id, lost_code=1, lost="the container keeps running; "
+            f"`composer attach {args.service}` joins it again")
 
     return run(with_project(args, go, lock=False))
 

@@ -32,7 +32,7 @@ from collections.abc import Collection
 from composer import labels as L
 from composer.cli.logprint import LogPrinter, short_name
 from composer.cli.progress import end_live
-from composer.errors import ComposerError
+from composer.errors import ComposerError, DaemonLost
 from composer.operations import Project
 from runtime.api import ContainerInfo
 from runtime.attach import EXIT, STREAMS, AttachStream, parse_exit
@@ -40,8 +40,6 @@ from runtime.errors import NotFound
 from runtime.tasks import cancel_and_wait, settle
 
 KILL_WAIT = 30.0  # seconds to wait for killed containers to be gone
-LOST = ("lost the connection to composerd (it stopped or restarted): the containers keep "
-        "running; `composer logs -f` follows them, `composer stop` stops them")
 
 
 def add_attach_args(p: argparse.ArgumentParser) -> None:
@@ -218,7 +216,8 @@ class AttachedUp:
         if self.interrupted:
             return 130
         if self.lost and not self.aborted:
-            raise ComposerError(LOST)
+            raise DaemonLost("the containers keep running; `composer logs -f` follows them, "
+                             "`composer stop` stops them")
         if self.exit_code is not None:
             return self.exit_code
         return 0

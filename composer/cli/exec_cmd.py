@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from composer import labels as L
 from composer.cli.quick import ReadProject, read_project
 from composer.cli.runargs import add_run_flags
-from composer.errors import ComposerError
+from composer.errors import STATUS_UNKNOWN, ComposerError, DaemonLost
 
 if TYPE_CHECKING:
     import asyncio
@@ -144,10 +144,14 @@ def exec_cmd(args: argparse.Namespace) -> int:
             workdir=args.workdir, stdin=in_fd >= 0, detach=args.detach,
             privileged=args.privileged)
         if isinstance(stream, QuickAttach):  # the quick path: threads, no event loop
-            return blocking_session(stream, in_fd if not args.detach else -1)
-        from composer.cli.stdio import session
+            code = blocking_session(stream, in_fd if not args.detach else -1)
+        else:
+            from composer.cli.stdio import session
 
-        return await session(stream, in_fd if not args.detach else -1)
+            code = await session(stream, in_fd if not args.detach else -1)
+        if stream.exit_code is None and code != 141:  # the stream broke before the EXIT
+            raise DaemonLost(STATUS_UNKNOWN, exit_code=255)
+        return code
 
     if tty:  # a terminal's exec: the monitor's pty (runtime.interactive), over asyncio
         from composer.cli.common import run, with_project
@@ -227,6 +231,7 @@ def run_cmd(args: argparse.Namespace) -> int:
             await _hooks_done(hooks, 0)
             return 0
         from composer.cli.attach_cmd import relay
+        from composer.cli.stdio import status_after_break
         from runtime.errors import LaunchError
 
         # attached before it starts (follow mode): not a byte of its output can be missed
@@ -245,7 +250,7 @@ def run_cmd(args: argparse.Namespace) -> int:
                             close_stdin=True, detach_keys=b"")
                 # None: the stream broke, ask the engine
                 code = stream.exit_code if stream.exit_code is not None else \
-                    await project.engine.wait_container(info.id)
+                    await status_after_break(project.engine, info.id)
         finally:
             await stream.close()
         try:

@@ -9,15 +9,12 @@ from typing import Any
 
 from composer import labels as L
 from composer.cli.logprint import LogPrinter, short_name
-from composer.errors import ComposerError
+from composer.errors import DaemonLost
 from composer.operations import Project
 from runtime.api import ContainerInfo
 from runtime.calls import DaemonUnavailable
 from runtime.errors import Conflict, NotFound
 from runtime.tasks import cancel_and_wait
-
-LOST = ("lost the connection to composerd (it stopped or restarted): the containers keep "
-        "running; `composer logs -f` follows them again")
 
 
 class Logs:
@@ -86,7 +83,7 @@ class Logs:
         if self.lost:
             for task in list(self.tasks.values()):
                 await cancel_and_wait(task)
-            raise ComposerError(LOST)
+            raise DaemonLost("the containers keep running; `composer logs -f` follows them again")
 
     async def watch(self, events: Any) -> None:
         async for ev in events:

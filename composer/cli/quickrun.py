@@ -197,6 +197,7 @@ def _run(plan: dict[str, Any], summary: StackSummary, args: argparse.Namespace,
          client: QuickClient) -> int | None:
     from composer.cli.exec_cmd import run_wants_tty
     from runtime import routes
+    from runtime.calls import DaemonUnavailable
     from runtime.errors import EngineError, NotFound, UnknownRoute
     from runtime.quickclient import run_now
 
@@ -218,8 +219,14 @@ def _run(plan: dict[str, Any], summary: StackSummary, args: argparse.Namespace,
     finally:
         run_now(stream.close())
     if stream.exit_code is None and code != 141:  # composerd went away mid-run: ask it
-        with contextlib.suppress(EngineError):
+        try:
             code = run_now(client.wait_container(cid))
+        except DaemonUnavailable as e:  # gone for good: composerd removes an --rm one-off
+            from composer.errors import STATUS_UNKNOWN, DaemonLost  # when it starts again
+
+            raise DaemonLost(STATUS_UNKNOWN, exit_code=255) from e
+        except EngineError:
+            pass
         if args.rm:
             with contextlib.suppress(NotFound):
                 run_now(client.remove_container(cid, force=True, volumes=True))

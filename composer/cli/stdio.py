@@ -18,9 +18,10 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from composer.cli.blockingio import READ_SIZE, stdin_fd, write_output
+from composer.errors import STATUS_UNKNOWN, DaemonLost
 
 __all__ = ["READ_SIZE", "copy_input", "copy_output", "read_chunks", "session", "stdin_fd",
-           "write_output"]
+           "write_output", "status_after_break"]
 
 
 def _wake(fut: asyncio.Future[None]) -> None:
@@ -94,3 +95,16 @@ async def session(stream: Any, in_fd: int) -> int:
             await feeder
         await stream.close()
     return stream.exit_code if stream.exit_code is not None else 255
+
+
+async def status_after_break(engine: Any, ref: str, lost: str = STATUS_UNKNOWN,
+                             lost_code: int = 255) -> int:
+    """The exit code of container `ref` whose stream ended before its EXIT: composerd's
+    answer, or DaemonLost(`lost`) when composerd is gone (exit 255 by default, as ssh's
+    lost connection: not a code the command could have given)."""
+    from runtime.calls import DaemonUnavailable
+
+    try:
+        return int(await engine.wait_container(ref))
+    except DaemonUnavailable as e:
+        raise DaemonLost(lost, exit_code=lost_code) from e
