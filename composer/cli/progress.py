@@ -51,9 +51,12 @@ class LiveProgress:
         self.stream = stream or sys.stderr
         self.console = Console(file=self.stream, force_terminal=force or None)
         self.rows: dict[str, tuple[str, float, float | None]] = {}
+        self.spinners: dict[str, Any] = {}
         self.prefix = _prefix()
-        self.live = Live(self._render(), console=self.console, refresh_per_second=10,
-                         transient=False)
+        # rendered anew at each refresh: a running row's time counts up while nothing
+        # happens (a 10 s stop shows 0.1s ... 10.0s, as docker compose's, not a frozen 0.0s)
+        self.live = Live(console=self.console, refresh_per_second=10, transient=False,
+                         get_renderable=self._render)
         self.live.start()
         self.closed = False
 
@@ -63,8 +66,11 @@ class LiveProgress:
 
         table = Table.grid(padding=(0, 1))
         now = time.monotonic()
-        for obj, (status, started, ended) in self.rows.items():
-            mark: Any = "[green]✔[/]" if ended is not None else Spinner("dots")
+        # (list: the refresh thread renders while __call__ adds rows; a spinner of its own
+        # per row, kept across renders, turns)
+        for obj, (status, started, ended) in list(self.rows.items()):
+            mark: Any = "[green]✔[/]" if ended is not None else self.spinners.setdefault(
+                obj, Spinner("dots"))
             took = (ended or now) - started
             table.add_row(mark, obj, f"[bold]{status}[/]", f"[dim]{took:.1f}s[/]")
         return table
@@ -77,13 +83,12 @@ class LiveProgress:
         prev = self.rows.get(obj)
         started = prev[1] if prev else time.monotonic()
         self.rows[obj] = (status, started, time.monotonic() if status in DONE else None)
-        self.live.update(self._render())
+        self.live.refresh()
 
     def close(self) -> None:
         if not self.closed:
             self.closed = True
-            self.live.update(self._render())
-            self.live.stop()
+            self.live.stop()  # (a last refresh: the final state stays on the screen)
 
 
 class QuietProgress:

@@ -99,3 +99,28 @@ def test_an_attached_up_goes_on_in_lines_after_the_live_display(
     project.progress("Container p-web-1", "Stopped")
     assert term.getvalue().endswith(" Container p-web-1  Stopping\n Container p-web-1  Stopped\n")
     assert capsys.readouterr().out == "Attaching to \n"
+
+
+def test_the_live_display_counts_a_running_rows_time_up(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A stop that takes its 10 s grace period shows its time going up between events, as
+    docker compose's display does, not the 0.0s of its last event."""
+    from rich.console import Console
+
+    from composer.cli import progress as P
+
+    now = [100.0]
+    monkeypatch.setattr(P.time, "monotonic", lambda: now[0])
+    monkeypatch.setattr(output.SETTINGS, "dry_run", False)
+    live = P.LiveProgress(io.StringIO(), force=True)
+    try:
+        live("Container p-web-1", "Stopping")
+        live("Container p-db-1", "Stopped")
+        now[0] = 107.25
+        screen = Console(file=io.StringIO(), width=80, record=True)
+        screen.print(live.live.get_renderable())
+        text = screen.export_text()
+    finally:
+        live.close()
+    assert "Container p-web-1 Stopping 7.2s" in " ".join(text.split()), text
+    assert "Container p-db-1 Stopped 0.0s" in " ".join(text.split()), text
