@@ -211,3 +211,26 @@ services:
         ps = env.composer("ps", "-q", cwd=d).stdout.strip()
         assert ps == ""  # nothing left running when up returned
         env.composer("down", "-t", "1", cwd=d)
+
+
+def test_ctrl_c_with_the_live_display_shows_the_stop(env: Env, tmp_path: Path) -> None:
+    """On a terminal (`--progress tty` forces the live display on our pipe) the display ends
+    at `Attaching to`; the graceful stop a Ctrl-C starts is still reported, as lines."""
+    d = tmp_path / "livestop"
+    write_stack(d, """\
+services:
+  calm:
+    image: busybox
+    init: true
+    command: sh -c 'echo calm-ready; sleep 300'
+""")
+    with taken_down(env, d) as procs:
+        w = Watch(env.popen("--progress", "tty", "up", "--no-color", cwd=d))
+        procs.append(w.proc)
+        w.wait_for("calm-ready")
+        w.proc.send_signal(signal.SIGINT)
+        assert w.finish(60) == 130
+        err = w.stderr()
+        after = err[err.index("Gracefully stopping... (press Ctrl+C again to force)"):]
+        assert " Container livestop-calm-1  Stopping\n" in after, err
+        assert " Container livestop-calm-1  Stopped\n" in after, err
