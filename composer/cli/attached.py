@@ -13,6 +13,8 @@ Which services: the ones named (all when none), without `attach: false`; with
 
 The session ends when every attached container has stopped for good (or was removed, e.g.
 by `composer down` from another terminal: the project lock only covers the convergence).
+Containers of the attached services that another command creates meanwhile (`up -d` after
+an edit, `--scale`) are followed from their creation (`_follow_new`, on composerd's events).
 First Ctrl-C (or SIGTERM): "Gracefully stopping... (press Ctrl+C again to force)" and a
 stop with the grace period; the second: SIGKILL to every running container of the
 services, wait until they are gone, exit 130. --abort-on-container-exit / -failure and
@@ -114,21 +116,61 @@ class AttachedUp:
         self.killer: asyncio.Task[None] | None = None
         self.converging: asyncio.Task[object] | None = None
         self.lost = False  # a stream broke while its container ran: composerd went away
+        self.attaching: dict[str, asyncio.Future[None]] = {}  # container -> attach under way
+        self.follower: asyncio.Task[None] | None = None  # containers others create
         self.closing = False
 
     # -- attaching: Project.before_start
-    async def attach(self, info: ContainerInfo) -> None:
+    async def attach(self, info: ContainerInfo, replay: bool = False) -> None:
+        """Follow `info`'s output from now on: before its start when `up` starts it; with
+        `replay`, a container another command started a moment ago shows its run's output
+        from the start (the monitor replays it, then goes on live: no gap, no repeat)."""
         service = info.labels.get(L.SERVICE, "")
         if service not in self.targets or info.id in self.streams or self.interrupted:
             return
-        if not self.announced:
-            self.announced = True
-            self._announce()
-        stream = await self.project.engine.attach_container(info.id, follow=True)
-        self.streams[info.id] = stream
-        self.live[info.id] = True
-        self.printer.register(info.id, short_name(info.name, self.project.name))
-        self.pumps.append(asyncio.ensure_future(self._pump(info, stream)))
+        pending = self.attaching.get(info.id)
+        if pending is not None:  # (the other caller's attach: back once it is in place)
+            await asyncio.shield(pending)
+            return
+        done = self.attaching[info.id] = asyncio.get_running_loop().create_future()
+        try:
+            if not self.announced:
+                self.announced = True
+                self._announce()
+            stream = await self.project.engine.attach_container(info.id, follow=True,
+                                                                logs=replay)
+            self.streams[info.id] = stream
+            self.live[info.id] = True
+            self.printer.register(info.id, short_name(info.name, self.project.name))
+            self.pumps.append(asyncio.ensure_future(self._pump(info, stream)))
+        finally:
+            del self.attaching[info.id]
+            done.set_result(None)
+
+    async def _follow_new(self) -> None:
+        """Containers of the attached services that another command creates while the logs
+        show (`up -d` after an edit recreates one, `up -d --scale`): attached at their
+        create, so before they start, as docker compose's up follows the containers that
+        start after it attached."""
+        engine = self.project.engine
+        events = engine.events()
+        try:
+            async for ev in events:
+                attrs = ev.attributes
+                if (ev.type != "container" or ev.action not in ("create", "start")
+                        or attrs.get(L.PROJECT) != self.project.name
+                        or attrs.get(L.ONEOFF) == "True"
+                        or attrs.get(L.SERVICE) not in self.targets or ev.id in self.streams):
+                    continue
+                with contextlib.suppress(NotFound):
+                    await self.attach(await engine.inspect_container(ev.id), replay=True)
+        except (ConnectionError, OSError):
+            pass  # composerd went away: the streams' ends tell (`_pump`)
+        finally:
+            aclose = getattr(events, "aclose", None)  # (runtime.client's Stream)
+            if aclose is not None:
+                with contextlib.suppress(Exception):
+                    await aclose()
 
     def _announce(self) -> None:
         """docker compose's `Attaching to web-1, db-1` (the names `up` will give them); the
@@ -205,6 +247,7 @@ class AttachedUp:
 
     async def run(self) -> int:
         """After the convergence: until every attached container stopped for good."""
+        self.follower = asyncio.ensure_future(self._follow_new())
         while not self.done():
             self.changed.clear()
             await self.changed.wait()
@@ -224,6 +267,8 @@ class AttachedUp:
 
     async def close(self) -> None:
         self.closing = True
+        if self.follower is not None:
+            await cancel_and_wait(self.follower)
         for stream in self.streams.values():
             with contextlib.suppress(Exception):
                 await stream.close()

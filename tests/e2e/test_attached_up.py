@@ -234,3 +234,43 @@ services:
         after = err[err.index("Gracefully stopping... (press Ctrl+C again to force)"):]
         assert " Container livestop-calm-1  Stopping\n" in after, err
         assert " Container livestop-calm-1  Stopped\n" in after, err
+
+
+def test_containers_another_up_recreates_or_adds_are_followed(
+        env: Env, tmp_path: Path) -> None:
+    """As docker compose's up follows the containers that start after it attached: an edit
+    and `up -d` in another terminal recreates `app`, `--scale` adds one; their output shows
+    here from their first line (written at once: the monitor replays it), each line once."""
+    d = tmp_path / "followed"
+    stack = """\
+services:
+  steady:
+    image: busybox
+    init: true
+    command: sh -c 'echo steady-ready; sleep 300'
+  app:
+    image: busybox
+    init: true
+    command: sh -c 'echo app-VERSION; sleep 300'
+"""
+    write_stack(d, stack.replace("VERSION", "v1"))
+    with taken_down(env, d) as procs:
+        w = Watch(env.popen("up", "--no-color", cwd=d))
+        procs.append(w.proc)
+        w.wait_for("app-v1")
+        w.wait_for("steady-ready")
+        write_stack(d, stack.replace("VERSION", "v2"))
+        env.composer("up", "-d", cwd=d)  # from another terminal: recreates app-1
+        w.wait_for("app-v2")
+        env.composer("up", "-d", "--scale", "app=2", cwd=d)
+        deadline = time.time() + 60
+        while "app-2 " not in w.stdout():
+            assert time.time() < deadline, w.stdout()
+            time.sleep(0.1)
+        time.sleep(1)
+        lines = [" ".join(line.split()) for line in w.stdout().splitlines()]  # (padding)
+        assert lines.count("app-1 | app-v2") == 1, w.stdout()
+        assert lines.count("app-2 | app-v2") == 1, w.stdout()
+        assert "app-1 exited with code 143" in lines, w.stdout()  # the old app-1, stopped
+        env.composer("down", "-t", "1", cwd=d)
+        assert w.finish(60) == 0
