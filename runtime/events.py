@@ -28,7 +28,7 @@ from runtime.api import Event
 log = logging.getLogger(__name__)
 
 DEFAULT_QUEUE_SIZE = 1024
-HISTORY = 1024  # events kept for --since / --until (Docker keeps 256)
+HISTORY = 256  # events kept for --since / --until, as many as Docker keeps
 
 _END = object()  # sentinel put in a queue to end its iterator
 
