@@ -10,10 +10,7 @@ from pathlib import Path
 import runtime.daemon.app
 from runtime.client import DAEMON_PYCACHE, DAEMON_PYTHON_FLAGS, connect_or_start
 from runtime.types import ContainerSpec
-from tests.integration.daemon import test_composerd as composerd_tests
-from tests.integration.daemon.test_composerd import Env
-
-denv = composerd_tests.denv  # its fixture: a temp state root, every daemon stopped after
+from tests.integration.daemon.conftest import Env
 
 
 async def test_composerd_runs_optimized_with_its_bytecode_apart(denv: Env) -> None:
