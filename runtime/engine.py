@@ -55,7 +55,7 @@ from runtime.cgroups.base import DEFAULT_ROOT
 from runtime.containers import ContainerRecord, ContainerTable, Resolved, RunState, now
 from runtime.devrules import DeviceRule
 from runtime.errors import Conflict, EngineError, InvalidArgument, LaunchError, NotFound
-from runtime.events import EventBus, events_between
+from runtime.events import EventBus, container_attributes, events_between
 from runtime.exec_session import ExecSession
 from runtime.follow import Follower
 from runtime.images import importer
@@ -334,7 +334,7 @@ class Engine:
         return live.launched if live is not None else None
 
     def _emit(self, rec: ContainerRecord, action: str, **attrs: str) -> None:
-        attributes = {"name": rec.name, "image": rec.spec.image, **rec.spec.labels, **attrs}
+        attributes = container_attributes(rec.name, rec.spec.image, rec.spec.labels, **attrs)
         self.bus.publish(Event(time.time(), "container", action, rec.id, rec.name, attributes))
 
     def _on_health(self, cid: str, status: Health) -> None:

@@ -20,7 +20,7 @@ import asyncio
 import collections
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from types import TracebackType
 
 from runtime.api import Event
@@ -31,6 +31,13 @@ DEFAULT_QUEUE_SIZE = 1024
 HISTORY = 256  # events kept for --since / --until, as many as Docker keeps
 
 _END = object()  # sentinel put in a queue to end its iterator
+
+
+def container_attributes(name: str, image: str, labels: Mapping[str, str],
+                         **extra: str) -> dict[str, str]:
+    """A container event's attributes, as Docker's: its name, image and labels (a project's
+    `events` finds its containers' events by their labels), then what the action adds."""
+    return {"name": name, "image": image, **labels, **extra}
 
 
 class Subscription(AsyncIterator[Event]):
