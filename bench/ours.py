@@ -204,6 +204,16 @@ class ComposerCli:
                              f"{p.stderr.decode(errors='replace').strip()[-400:]}")
         return dt
 
+    def output(self, file: Path, project: str, *verb: str, timeout: float = 60) -> str:
+        """One CLI command's stdout (not timed: what the bench reads, e.g. `events --json`)."""
+        argv = [sys.executable, "-m", "composer.cli", "-f", str(file), "-p", project, *verb]
+        p = subprocess.run(argv, env=self.env, cwd=REPO, stdin=subprocess.DEVNULL,
+                           capture_output=True, timeout=timeout)
+        if p.returncode != 0:
+            raise BenchError(f"composer {' '.join(verb)} ({project}) exited {p.returncode}: "
+                             f"{p.stderr.decode(errors='replace').strip()[-400:]}")
+        return p.stdout.decode()
+
     def bare(self, *argv: str, timeout: float = 60) -> float:
         """`composer ARGV` with no stack options (`--help`, `version`); wall time in ms."""
         t = time.perf_counter()

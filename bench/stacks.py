@@ -2,6 +2,8 @@
 docker-compose 1.29 alike: no `version:` key, nothing either of them refuses)."""
 from __future__ import annotations
 
+import json
+from datetime import datetime
 from pathlib import Path
 
 HEALTH_INTERVAL = "100ms"
@@ -45,6 +47,22 @@ def chain(n: int = 3) -> str:
         if i:
             lines += ["    depends_on:", f"      c{i - 1}:", "        condition: service_healthy"]
     return "\n".join(lines) + "\n"
+
+
+def health_waits(events_json: str, n: int = 3) -> float:
+    """The chain's health waits in ms, from `events --json` of one `up -d`: for each service a
+    later one depends on (c0 .. c{n-2}), its `start` to its `health_status: healthy`, which is
+    the check's interval plus the check's own run. Raises ValueError when an event is missing."""
+    at: dict[tuple[str, str], float] = {}
+    for line in events_json.splitlines():
+        e = json.loads(line)
+        stamp = datetime.fromisoformat(e["time"][:26] + "+00:00").timestamp()  # to the µs
+        at.setdefault((e["service"], e["action"]), stamp)
+    try:
+        return sum(at[(f"c{i}", "health_status: healthy")] - at[(f"c{i}", "start")]
+                   for i in range(n - 1)) * 1000
+    except KeyError as e:
+        raise ValueError(f"no {e.args[0]} event in the chain's events") from None
 
 
 def write(dirpath: Path, name: str, text: str) -> Path:

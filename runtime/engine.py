@@ -30,7 +30,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
-from runtime import engine_files, hostdevices, injected, resolve, serde
+from runtime import deferredpkg, engine_files, hostdevices, injected, resolve, serde
 from runtime.api import (
     ArchiveResult,
     BuildProgress,
@@ -55,18 +55,11 @@ from runtime.cgroups.base import DEFAULT_ROOT
 from runtime.containers import ContainerRecord, ContainerTable, Resolved, RunState, now
 from runtime.devrules import DeviceRule
 from runtime.errors import Conflict, EngineError, InvalidArgument, LaunchError, NotFound
-from runtime.events import EventBus, events_between
+from runtime.events import EventBus, container_attributes, events_between
 from runtime.exec_session import ExecSession
 from runtime.follow import Follower
-from runtime.images import importer, registry
-from runtime.images.build import Builder, remove_interrupted_steps
-from runtime.images.build_adapters import (
-    LauncherRun,
-    StoreImages,
-    StoreLayers,
-    remove_stale_steps,
-)
-from runtime.images.registry import PullProgress
+from runtime.images import importer
+from runtime.images.build_leftovers import remove_interrupted_steps, remove_stale_steps
 from runtime.images.store import ImageStore
 from runtime.launchcfg import (
     apparmor_profile,
@@ -341,7 +334,7 @@ class Engine:
         return live.launched if live is not None else None
 
     def _emit(self, rec: ContainerRecord, action: str, **attrs: str) -> None:
-        attributes = {"name": rec.name, "image": rec.spec.image, **rec.spec.labels, **attrs}
+        attributes = container_attributes(rec.name, rec.spec.image, rec.spec.labels, **attrs)
         self.bus.publish(Event(time.time(), "container", action, rec.id, rec.name, attributes))
 
     def _on_health(self, cid: str, status: Health) -> None:
@@ -1238,8 +1231,11 @@ class Engine:
     async def pull_image(self, ref: str) -> AsyncIterator[PullEvent]:
         """Pull from a registry; yields progress, then an event carrying the image id."""
         queue: asyncio.Queue[PullEvent | None] = asyncio.Queue()
+        # imported on the first pull (see runtime.images.build_leftovers)
+        await deferredpkg.preload("aiohttp", "runtime.images.registry")
+        from runtime.images import registry
 
-        def progress(p: PullProgress) -> None:
+        def progress(p: registry.PullProgress) -> None:
             queue.put_nowait(PullEvent(p.status, p.id, p.current, p.total))
 
         async def work() -> None:
@@ -1271,6 +1267,13 @@ class Engine:
 
     async def build_image(self, req: BuildRequest) -> AsyncIterator[BuildProgress]:
         """Build from a Dockerfile; yields output lines, then the image id (or the error)."""
+        # imported on the first build (see runtime.images.build_leftovers)
+        await deferredpkg.preload("aiohttp", "runtime.images.registry", "runtime.images.build",
+                                  "runtime.images.build_adapters")
+        from runtime.images import registry
+        from runtime.images.build import Builder
+        from runtime.images.build_adapters import LauncherRun, StoreImages, StoreLayers
+
         queue: asyncio.Queue[BuildProgress | None] = asyncio.Queue()
         runner = LauncherRun(self.launcher, self.cgroups, network=req.network, shm_size=req.shm_size,
                              extra_hosts=req.extra_hosts, secrets=req.secrets, ssh=req.ssh,

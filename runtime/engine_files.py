@@ -17,8 +17,8 @@ from collections.abc import AsyncIterable, AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 
 from runtime import containerfs as cfs
+from runtime import deferredpkg
 from runtime.api import ArchiveResult, CommitRequest, Event, ImageInfo, PathStat
-from runtime.commit import commit_config, runtime_made
 from runtime.containers import ContainerRecord
 from runtime.errors import Conflict, InvalidArgument
 from runtime.launchcfg import mount_points, user_namespace
@@ -214,6 +214,10 @@ async def remove_paths(engine: Engine, ref: str, paths: list[str]) -> ArchiveRes
 
 async def commit_container(engine: Engine, ref: str, req: CommitRequest) -> ImageInfo:
     """A new image: the container's image plus its writable layer (see runtime.commit)."""
+    # imported on the first commit: it brings the Dockerfile parser (runtime.images.build_leftovers)
+    await deferredpkg.preload("runtime.commit")
+    from runtime.commit import commit_config, runtime_made
+
     rec = engine.table.get(ref)
     if not req.pause:
         raise InvalidArgument("commit without pausing is not supported: the writable layer "

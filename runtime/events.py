@@ -20,7 +20,7 @@ import asyncio
 import collections
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from types import TracebackType
 
 from runtime.api import Event
@@ -28,9 +28,16 @@ from runtime.api import Event
 log = logging.getLogger(__name__)
 
 DEFAULT_QUEUE_SIZE = 1024
-HISTORY = 1024  # events kept for --since / --until (Docker keeps 256)
+HISTORY = 256  # events kept for --since / --until, as many as Docker keeps
 
 _END = object()  # sentinel put in a queue to end its iterator
+
+
+def container_attributes(name: str, image: str, labels: Mapping[str, str],
+                         **extra: str) -> dict[str, str]:
+    """A container event's attributes, as Docker's: its name, image and labels (a project's
+    `events` finds its containers' events by their labels), then what the action adds."""
+    return {"name": name, "image": image, **labels, **extra}
 
 
 class Subscription(AsyncIterator[Event]):

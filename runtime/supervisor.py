@@ -30,7 +30,7 @@ from typing import Literal, Protocol
 
 from runtime.api import ContainerInfo, Event, ExecResult, Health
 from runtime.errors import EngineError, InvalidArgument, NotFound
-from runtime.events import EventBus
+from runtime.events import EventBus, container_attributes
 from runtime.types import ContainerSpec, Healthcheck
 
 log = logging.getLogger(__name__)
@@ -168,6 +168,7 @@ class _Watched:
     health_task: asyncio.Task[None] | None = None
     restart_task: asyncio.Task[None] | None = None
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    attributes: dict[str, str] = field(default_factory=dict)  # of its events: name, image, labels
 
 
 class Supervisor:
@@ -217,6 +218,7 @@ class Supervisor:
                 self._cancel(st.restart_task)
                 st.restart_task = None
             st.policy, st.healthcheck, st.started_at = policy, hc, self._clock()
+        st.attributes = container_attributes(info.name, info.spec.image, info.labels)
         st.user_stopped = False
         st.restarting = False
         if hc is not None and argv is not None:
@@ -355,7 +357,7 @@ class Supervisor:
         if self._on_health is not None:
             self._on_health(st.id, status)
         if self._bus is not None:
-            attrs = {"name": st.name, "health_status": status}
+            attrs = {**st.attributes, "health_status": status}
             self._bus.publish(
                 Event(self._wall(), "container", f"health_status: {status}", st.id, st.name, attrs)
             )

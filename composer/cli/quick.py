@@ -23,6 +23,7 @@ from collections.abc import Callable, Collection, Coroutine
 from typing import TYPE_CHECKING, Any, Protocol
 
 from composer import labels as L
+from composer.cli import nothing_left_to_tear_down
 from composer.errors import NoStackFile, check_services
 from composer.stackcache import StackSummary, cache_dir, summary_of
 
@@ -93,12 +94,6 @@ class QuickProject:
                          hooks: bool = False) -> list[ContainerInfo]:
         found = await self.engine.list_containers(all=all, labels={L.PROJECT: self.name})
         return L.project_containers(found, services, oneoff=oneoff, hooks=hooks)
-
-
-# True once read_project ran a verb on the quick path: no event loop, no thread but
-# daemon ones, every stream of ours closed -- the CLI's entry may end the process without
-# the interpreter's teardown (composer.cli.entry).
-served = False
 
 
 def quick_client() -> QuickClient | None:
@@ -197,6 +192,6 @@ def read_project(args: argparse.Namespace, go: Callable[[Any], Coroutine[Any, An
         code = run_now(go(project))
     finally:
         run_now(client.close())
-    global served
-    served = True
+    # served: no event loop, no thread but daemon ones, every stream of ours closed
+    nothing_left_to_tear_down()
     return code

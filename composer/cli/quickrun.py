@@ -176,9 +176,9 @@ def quick_run(args: argparse.Namespace) -> int | None:
     finally:
         run_now(client.close())
     if code is not None:  # served: no loop, no thread but daemon ones, the terminal restored
-        from composer.cli import quick
+        from composer.cli import nothing_left_to_tear_down
 
-        quick.served = True  # composer.cli.entry ends the process without the teardown
+        nothing_left_to_tear_down()  # composer.cli.entry ends the process without the teardown
     return code
 
 

@@ -6,6 +6,7 @@ import asyncio
 import sys
 from typing import Any
 
+from composer.cli import nothing_left_to_tear_down
 from composer.cli.attached import AttachedUp, add_attach_args, attach_targets, attached
 from composer.cli.common import add_services_arg, orphan_options, project_lock, run, with_project
 from composer.cli.logprint import LogPrinter, short_name
@@ -174,7 +175,10 @@ def up(args: argparse.Namespace) -> int:
             return await session.run()
         return await attach_watching(project, session, rules)
 
-    return run(with_project(args, go, lock=False, live=True))
+    code = run(with_project(args, go, lock=False, live=True))
+    if args.detach:  # (also --wait) the loop has ended: nothing left to tear down
+        nothing_left_to_tear_down()
+    return code
 
 
 async def attach_watching(project: Project, session: AttachedUp, rules: list[Any]) -> int:
@@ -212,4 +216,6 @@ def down(args: argparse.Namespace) -> int:
                            timeout=args.timeout, rmi=args.rmi)
         return 0
 
-    return run(with_project(args, go))
+    code = run(with_project(args, go))
+    nothing_left_to_tear_down()  # its loop has ended: connections closed, executor joined
+    return code

@@ -8,7 +8,7 @@ import errno
 import os
 import signal
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from runtime.cgroups import cpu, cpuset, devices, freezer, io, memory, pids
@@ -22,11 +22,18 @@ POLL = 0.01
 
 
 class DirCgroup:
-    def __init__(self, target: Target, directories: list[Path]) -> None:
+    def __init__(self, target: Target, directories: list[Path],
+                 renew: Callable[[], DirCgroup] | None = None) -> None:
         self._t = target
         self._dirs = directories  # every directory of this cgroup (one per v1 hierarchy)
         self.name = target.name
         self.version: Version = target.version
+        # v1: the manager re-scans its hierarchies and makes this cgroup again in those
+        # mounted now (add_pid found one gone); what apply/restrict_devices wrote is written
+        # again then
+        self._renew = renew
+        self._resources: Resources | None = None
+        self._device_rules: Sequence[DeviceRule] | None = None
 
     def __repr__(self) -> str:
         return f"<Cgroup {self.version} {self.name} {self._dirs[0] if self._dirs else ''}>"
@@ -51,6 +58,7 @@ class DirCgroup:
         """Write every limit set in `resources`. Checks all values before the first write."""
         memory.validate(self.name, resources)
         cpu.validate(self.name, resources)
+        self._resources = resources
         memory.apply(self._t, resources)
         cpu.apply(self._t, resources)
         pids.apply(self._t, resources)
@@ -59,14 +67,42 @@ class DirCgroup:
 
     def restrict_devices(self, extra: Sequence[DeviceRule] = ()) -> None:
         """Docker's default device allow-list plus `extra` (unprivileged containers)."""
+        self._device_rules = tuple(extra)
         devices.restrict(self._t, extra)
 
     # membership -------------------------------------------------------------------------
     def add_pid(self, pid: int) -> None:
-        """Move process `pid` (all its threads) into this cgroup, in every hierarchy."""
+        """Move process `pid` (all its threads) into this cgroup, in every hierarchy.
+
+        v1: a `cgroup.procs` that is missing means a hierarchy was unmounted since the
+        manager listed them; the manager re-scans once (renew), this cgroup is made again
+        in the hierarchies mounted now, its limits and device rules are written again, and
+        so is every cgroup.procs."""
+        try:
+            self._add_pid(pid, missing_ok=self._renew is not None)
+            return
+        except _Missing:
+            assert self._renew is not None
+        fresh = self._renew()
+        self._t, self._dirs = fresh._t, fresh._dirs
+        # a directory may be new (a hierarchy mounted since, or mounted again at the same
+        # place): the limits and device rules again, before the process is in
+        if self._resources is not None:
+            self.apply(self._resources)
+        if self._device_rules is not None:
+            self.restrict_devices(self._device_rules)
+        self._add_pid(pid, missing_ok=False)
+
+    def _add_pid(self, pid: int, missing_ok: bool) -> None:
         for d in self._dirs:
             try:
                 self._t.fs.write(d / "cgroup.procs", str(pid))
+            except FileNotFoundError as e:
+                if missing_ok:
+                    raise _Missing from e
+                raise CgroupError(
+                    f"cgroup {self.name}: cannot add process {pid} to {d}: {e.strerror or e}",
+                    subject=self.name) from e
             except OSError as e:
                 why = "the process is gone" if e.errno == errno.ESRCH else (e.strerror or str(e))
                 raise CgroupError(
@@ -181,6 +217,10 @@ class DirCgroup:
             raise CgroupError(f"{e}; call kill_all() before remove()", subject=self.name) from None
         for d in self._dirs:
             _rmtree(self._t.fs, d, self.name, timeout)
+
+
+class _Missing(Exception):
+    """add_pid: a directory's cgroup.procs is not there (its hierarchy went away)."""
 
 
 def _rmtree(fs: CgroupFS, d: Path, name: str, timeout: float) -> None:

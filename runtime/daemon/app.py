@@ -9,11 +9,10 @@ import json
 import logging
 from collections.abc import Awaitable, Callable
 
-from aiohttp import web
-
 from runtime import identity, routes, rpc
 from runtime.api import EngineAPI
 from runtime.daemon import handlers
+from runtime.daemon.weblib import web
 from runtime.errors import EngineError
 
 log = logging.getLogger("composerd")

@@ -11,6 +11,7 @@ import os
 import sys
 from pathlib import Path
 
+from runtime.daemon import warmstart
 from runtime.daemon.lifecycle import (
     LOG_FILE,
     EngineFactory,
@@ -60,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ImportError, AttributeError, OSError) as e:
         print(f"composerd: cannot start: {e}", file=sys.stderr)
         return 1
+    warmstart.reexec_if_compiled()  # everything composerd imports at its start is imported now
     if args.background:
         return _background(paths, factory, args)
     return _foreground(paths, factory, args, ready_fd=None)

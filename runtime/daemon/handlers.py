@@ -11,11 +11,10 @@ import platform
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
-from aiohttp import web
-
 from runtime import identity, rpc
 from runtime.api import BuildRequest, CommitRequest, EngineAPI
 from runtime.daemon.streams import json_lines, relay, send_tar, websocket
+from runtime.daemon.weblib import web
 from runtime.errors import EngineError, InvalidArgument
 from runtime.types import ContainerSpec, NetworkSpec, VolumeSpec
 

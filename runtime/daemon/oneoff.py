@@ -23,8 +23,6 @@ import contextlib
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from aiohttp import web
-
 from runtime import rpc
 from runtime.api import EngineAPI
 from runtime.attach import (
@@ -37,6 +35,7 @@ from runtime.attach import (
     parse_exit,
 )
 from runtime.daemon.streams import CLIENT_LINGER, client_input
+from runtime.daemon.weblib import web
 from runtime.errors import LaunchError
 from runtime.tasks import cancel_and_wait
 

@@ -10,11 +10,10 @@ import socket
 import stat
 from pathlib import Path
 
-from aiohttp import web
-
 from runtime import access
 from runtime.api import EngineAPI
 from runtime.daemon.app import create_app
+from runtime.daemon.weblib import web
 from runtime.errors import EngineError
 from runtime.unixsock import bind_private
 

@@ -12,10 +12,9 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
-from aiohttp import WSCloseCode, WSMsgType, web
-
 from runtime import rpc
 from runtime.attach import AttachStream, frame, split_frames
+from runtime.daemon.weblib import WSCloseCode, WSMsgType, web
 from runtime.errors import EngineError
 from runtime.tasks import cancel_and_wait
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import os
 import shutil
@@ -27,12 +26,13 @@ from pathlib import Path
 from secrets import token_hex
 
 from runtime.api import BUILD_ENTITLEMENTS
-from runtime.cgroups import Cgroup, CgroupError, CgroupManager, CgroupNotFound
+from runtime.cgroups import Cgroup, CgroupManager
 from runtime.errors import InvalidArgument, LaunchError, NotFound
 from runtime.images.build.errors import BuildError
 from runtime.images.build.interfaces import BuildImage, Progress, RunResult
 from runtime.images.build.interfaces import ImageConfig as BuildConfig
 from runtime.images.build.parser import RUN_MODES, SecretMount, SshMount
+from runtime.images.build_leftovers import end_cgroup, step_prefix
 from runtime.images.config import ImageConfig
 from runtime.images.sshforward import AgentRelay
 from runtime.images.store import ImageStore
@@ -51,7 +51,6 @@ from runtime.storage.layers import LayerStore
 from runtime.tasks import settle
 
 OUTPUT_TAIL = 200  # lines kept for the error message of a failed RUN
-STEP_PREFIX = "build-"  # a RUN step's container id and cgroup name: build-<engine>-<random>
 
 log = logging.getLogger(__name__)
 
@@ -121,36 +120,6 @@ def _drop_mountpoint(upper: Path, target: str) -> None:
         except OSError:
             break
         parent = parent.parent
-
-
-def step_prefix(launcher: Launcher) -> str:
-    """The name prefix of the RUN-step cgroups of the engine that owns `launcher`: its fork
-    server's socket lives in the engine's run root, which no other engine shares, so an
-    engine never takes another's steps (two may share a cgroup parent) for its own."""
-    return f"{STEP_PREFIX}{hashlib.sha256(launcher.socket_path.encode()).hexdigest()[:8]}-"
-
-
-def _end_cgroup(cg: Cgroup) -> None:
-    """Kill what is left in a step's cgroup and remove it; a failure is logged (the step's
-    result stands) and the engine's next start removes the cgroup (`remove_stale_steps`)."""
-    try:
-        cg.kill_all()
-        cg.remove()
-    except CgroupError as e:
-        log.warning("RUN step: %s", e)
-
-
-def remove_stale_steps(cgroups: CgroupManager, launcher: Launcher) -> list[str]:
-    """At the engine's start (no build runs yet): kill and remove the RUN-step cgroups an
-    earlier engine of the same run root left (it was killed mid-build: the step's process
-    outlives it under the monitor). Returns their names."""
-    prefix = step_prefix(launcher)
-    stale = [name for name in cgroups.list() if name.startswith(prefix)]
-    for name in stale:
-        log.info("removing the cgroup of an interrupted RUN step: %s", name)
-        with contextlib.suppress(CgroupNotFound):
-            _end_cgroup(cgroups.open(name))
-    return stale
 
 
 class LauncherRun:
@@ -361,5 +330,5 @@ class LauncherRun:
             for m in secret_mounts:
                 _drop_mountpoint(Path(upper), m.target)
             if cg is not None:  # also on failure and cancellation: what the step left, killed
-                ended = asyncio.ensure_future(asyncio.to_thread(_end_cgroup, cg))
+                ended = asyncio.ensure_future(asyncio.to_thread(end_cgroup, cg))
                 await settle(asyncio.shield(ended))

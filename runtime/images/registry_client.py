@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from aiohttp.client_exceptions import ClientConnectionError, ClientPayloadError
 
 from runtime.images.reference import DEFAULT_DOMAIN, Reference
 from runtime.images.registry_auth import (
@@ -52,7 +53,7 @@ MAX_MANIFEST = 4 << 20
 CHUNK = 1 << 16
 ATTEMPTS = 5  # tries per blob / manifest when the connection breaks
 RETRY_DELAY = 0.5  # seconds, times the attempt number
-_NET_ERRORS = (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, asyncio.TimeoutError)
+_NET_ERRORS = (ClientConnectionError, ClientPayloadError, asyncio.TimeoutError)
 ByteProgress = Callable[[int, int | None], None]  # (bytes done, total or None)
 
 

@@ -136,16 +136,23 @@ class NetworkManager:
                     rec = self._plan_network(spec, st, host)
                     st.networks[spec.name] = rec
                     snapshot = st
+                # our rules are written while the bridge is made: they name it, neither needs
+                # the other, and the rules are subprocesses (nft, the host's iptables probe)
+                rules = asyncio.ensure_future(self._apply_firewall(snapshot, sync_host=True))
                 try:
                     await self._ensure_kernel(rec)
                 except BaseException as exc:
                     failure = exc
+                await asyncio.wait([rules])  # ended before anything is undone
             try:
                 if failure is not None:
+                    if not rules.cancelled():
+                        rules.exception()  # retrieved: the bridge's failure is the one raised
                     raise failure
-                # its host lock may wait for another engine's network create: not on the loop
+                problems = rules.result()
+                # forwarding on once the rules are there; its host lock may wait for another
+                # engine's network create: not on the loop
                 await asyncio.to_thread(sysctl.forward_acquire)
-                problems = await self._apply_firewall(snapshot, sync_host=True)
             except BaseException:
                 await self._remove_locked(spec.name)  # takes the host lock itself
                 raise

@@ -7,7 +7,7 @@
 
 The builder talks to the engine only through the protocols in `interfaces.py`.
 """
-from runtime.images.build.builder import Builder, build, remove_interrupted_steps
+from runtime.images.build.builder import Builder, build
 from runtime.images.build.errors import BuildError
 from runtime.images.build.interfaces import (
     BuildImage,
@@ -20,4 +20,4 @@ from runtime.images.build.interfaces import (
 from runtime.images.build.parser import Dockerfile, parse
 
 __all__ = ["BuildError", "BuildImage", "Builder", "Dockerfile", "ImageConfig", "ImageSink",
-           "LayerSink", "RunResult", "RunStep", "build", "parse", "remove_interrupted_steps"]
+           "LayerSink", "RunResult", "RunStep", "build", "parse"]

@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import os
 import posixpath
-import shutil
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
@@ -51,6 +50,7 @@ from runtime.images.build.interfaces import (
 )
 from runtime.images.build.lex import used_names
 from runtime.images.build.rootview import RootView, clean_abs
+from runtime.images.build_leftovers import remove_tree
 
 # a file step's body: (run, stage state, instruction, upper dir, step temp dir)
 _Action = Callable[[Any, Any, Any, Path, Path], Awaitable[None]]
@@ -418,7 +418,7 @@ class Builder:
                 layer = await asyncio.to_thread(self.layers.add_dir, upper)
                 state.image = replace(state.image, layers=(*state.image.layers, layer))
         finally:
-            await asyncio.to_thread(_remove_tree, step_dir)
+            await asyncio.to_thread(remove_tree, step_dir)
         self.cache.put(key, state.image)
         run.progress(f" ---> {_short(state.digest)}")
 
@@ -574,28 +574,6 @@ def _short(digest: str) -> str:
 def _ellipsis(s: str, n: int = 60) -> str:
     s = " ".join(s.split())
     return s if len(s) <= n else s[: n - 3] + "..."
-
-
-def remove_interrupted_steps(state_root: Path) -> list[Path]:
-    """At the engine's start (no build runs yet): remove the step directories a build left
-    when its engine was killed mid-step (its RUN's cgroup is ended first, by
-    `remove_stale_steps`). Returns them."""
-    tmp = state_root / "build" / "tmp"
-    stale = sorted(tmp.glob("step-*")) if tmp.is_dir() else []
-    for step_dir in stale:
-        _remove_tree(step_dir)
-    return stale
-
-
-def _remove_tree(path: Path) -> None:
-    def onerror(func: Callable[[str], object], p: str, _exc: object) -> None:
-        os.chmod(os.path.dirname(p), 0o700)
-        if os.path.isdir(p) and not os.path.islink(p):
-            os.chmod(p, 0o700)
-        func(p)
-
-    if path.exists():
-        shutil.rmtree(path, onerror=onerror)
 
 
 async def build(

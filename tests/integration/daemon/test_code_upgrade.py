@@ -14,10 +14,7 @@ from pathlib import Path
 from runtime import identity
 from runtime.client import Client, connect_or_start
 from runtime.types import ContainerSpec
-from tests.integration.daemon import test_composerd as composerd_tests
-from tests.integration.daemon.test_composerd import REPO, Env, alive, wait_gone
-
-denv = composerd_tests.denv  # its fixture: a temp state root, every daemon stopped after
+from tests.integration.daemon.conftest import REPO, Env, alive
 
 OLD = f"{identity.identity().split('/')[0]}/0000000000000000/0000000000000000"
 
@@ -85,22 +82,11 @@ async def test_an_old_daemon_in_use_by_another_composer_keeps_serving(denv: Env)
 
 async def test_a_daemon_the_cli_did_not_start_is_left_to_its_owner(denv: Env) -> None:
     env = {**denv.env(), identity.TEST_ENV: OLD}
-    proc = subprocess.Popen([sys.executable, "-m", "runtime.daemon", "--foreground"], cwd=REPO,
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    denv.pids.add(proc.pid)
-    try:
-        end = time.monotonic() + 60
-        while not denv.paths.socket.exists():
-            assert proc.poll() is None and time.monotonic() < end
-            time.sleep(0.01)
+    with denv.foreground(env) as proc:
         said: list[str] = []
         async with await connect_or_start(denv.paths, notice=said.append) as client:
             assert (await client.version())["pid"] == proc.pid
         assert len(said) == 1 and "systemctl restart composerd" in said[0]
-    finally:
-        proc.terminate()
-        proc.wait(30)
-    assert wait_gone(proc.pid)
 
 
 def test_the_env_hook_does_not_reach_a_daemon_the_cli_starts() -> None:

@@ -5,15 +5,12 @@ composerd is left running after any test."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
-import shutil
 import signal
 import socket
 import stat
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,76 +18,10 @@ from pathlib import Path
 import pytest
 
 from runtime.client import NEEDS_ROOT_TO_START, Client, connect_or_start, needs_root
-from runtime.paths import Paths
 from runtime.types import ContainerSpec
+from tests.integration.daemon.conftest import REPO, Env, alive, monitors_of, wait_gone
 
-REPO = Path(__file__).resolve().parents[3]
-FAKE = "tests.unit.daemon.fake_engine:FakeEngine.open"
 NOBODY = 65534
-
-
-def alive(pid: int) -> bool:
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except FileNotFoundError:
-        return False
-    state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    return b"runtime.daemon" in cmdline and state != "Z"
-
-
-def wait_gone(pid: int, timeout: float = 5.0) -> bool:
-    end = time.monotonic() + timeout
-    while alive(pid):
-        if time.monotonic() > end:
-            return False
-        time.sleep(0.01)
-    return True
-
-
-class Env:
-    def __init__(self, base: Path) -> None:
-        self.paths = Paths(root=base / "root", run=base / "run")
-        self.pids: set[int] = set()
-
-    def env(self) -> dict[str, str]:
-        env = dict(os.environ)
-        env.update(
-            COMPOSER_ROOT=str(self.paths.root),
-            COMPOSER_RUN=str(self.paths.run),
-            COMPOSERD_ENGINE=FAKE,
-            PYTHONPATH=str(REPO),
-        )
-        return env
-
-    def note_pid_file(self) -> int:
-        pid = int((self.paths.run / "composerd.pid").read_text())
-        self.pids.add(pid)
-        return pid
-
-
-@pytest.fixture
-def denv(monkeypatch: pytest.MonkeyPatch) -> Iterator[Env]:
-    base = Path(tempfile.mkdtemp(prefix="cmpd-", dir="/tmp"))
-    e = Env(base)
-    monkeypatch.setenv("COMPOSER_ROOT", str(e.paths.root))
-    monkeypatch.setenv("COMPOSER_RUN", str(e.paths.run))
-    monkeypatch.setenv("COMPOSERD_ENGINE", FAKE)
-    monkeypatch.setenv("COMPOSER_TEST_HOOKS", "1")  # the starter passes the engine hook on
-    try:
-        yield e
-    finally:
-        pid_file = e.paths.run / "composerd.pid"
-        if pid_file.exists():
-            e.pids.add(int(pid_file.read_text()))
-        for pid in e.pids:  # only daemons this test started, by pid
-            if alive(pid):
-                os.kill(pid, signal.SIGTERM)
-                if not wait_gone(pid, 3):
-                    os.kill(pid, signal.SIGKILL)
-                    wait_gone(pid, 3)
-        leftover = [p for p in e.pids if alive(p)]
-        shutil.rmtree(base, ignore_errors=True)
-        assert not leftover, f"composerd left running: {leftover}"
 
 
 def as_nobody(
@@ -171,19 +102,10 @@ async def test_concurrent_starts_make_one_daemon(denv: Env) -> None:
 
 
 def test_foreground_sigterm_exits_0_and_second_instance_refuses(denv: Env) -> None:
-    argv = [sys.executable, "-m", "runtime.daemon", "--foreground"]
-    proc = subprocess.Popen(
-        argv, cwd=REPO, env=denv.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    denv.pids.add(proc.pid)
-    try:
-        end = time.monotonic() + 10
-        while not denv.paths.socket.exists():
-            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-            assert time.monotonic() < end
-            time.sleep(0.01)
+    with denv.foreground() as proc:
         second = subprocess.run(
-            argv, cwd=REPO, env=denv.env(), capture_output=True, text=True, timeout=10
+            [sys.executable, "-m", "runtime.daemon", "--foreground"],
+            cwd=REPO, env=denv.env(), capture_output=True, text=True, timeout=10
         )
         assert second.returncode == 1
         assert (
@@ -193,11 +115,6 @@ def test_foreground_sigterm_exits_0_and_second_instance_refuses(denv: Env) -> No
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(5) == 0
         assert not denv.paths.socket.exists()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        proc.communicate()
 
 
 async def test_daemon_killed_with_sigkill_is_replaced(denv: Env) -> None:
@@ -223,19 +140,7 @@ async def test_start_failure_is_a_clear_error(denv: Env, monkeypatch: pytest.Mon
 
 
 def test_nobody_gets_a_clear_permission_error(denv: Env) -> None:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "runtime.daemon", "--foreground"],
-        cwd=REPO,
-        env=denv.env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    denv.pids.add(proc.pid)
-    try:
-        end = time.monotonic() + 10
-        while not denv.paths.socket.exists():
-            assert proc.poll() is None and time.monotonic() < end
-            time.sleep(0.01)
+    with denv.foreground() as proc:
         ping = (
             "async def main():\n"
             "    try:\n"
@@ -274,10 +179,6 @@ def test_nobody_gets_a_clear_permission_error(denv: Env) -> None:
         assert out.stdout.strip() == NEEDS_ROOT_TO_START, out.stderr
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(5) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
 
 
 def test_composerd_as_nobody_refuses(tmp_path: Path) -> None:
@@ -331,22 +232,7 @@ def test_real_engine_serves_and_stops_leaving_no_process(denv: Env) -> None:
     """The production factory (runtime.engine:Engine.open) behind the real entry point."""
     env = denv.env()
     del env["COMPOSERD_ENGINE"]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "runtime.daemon", "--foreground"],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    denv.pids.add(proc.pid)
-    helpers: list[int] = []
-    try:
-        end = time.monotonic() + 20
-        while not denv.paths.socket.exists():
-            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-            assert time.monotonic() < end, "composerd did not come up"
-            time.sleep(0.02)
+    with denv.foreground(env) as proc:
 
         async def talk() -> dict[str, object]:
             async with Client(denv.paths.socket) as c:
@@ -354,21 +240,13 @@ def test_real_engine_serves_and_stops_leaving_no_process(denv: Env) -> None:
                 return await c.version()
 
         assert asyncio.run(talk())["engine"] == "Engine"
-        helpers = children_of(proc.pid)  # e.g. the fork server
+        helpers = children_of(proc.pid) + monitors_of(denv.paths.run)
+        assert monitors_of(denv.paths.run), "the real engine started no monitor"
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(15) == 0
         assert not denv.paths.socket.exists()
         for pid in helpers:
             assert wait_gone_any(pid, 5), f"helper {pid} of composerd left running"
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        for pid in helpers:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        if proc.stderr is not None:
-            proc.stderr.close()
 
 
 def wait_gone_any(pid: int, timeout: float) -> bool:
@@ -408,14 +286,7 @@ def test_access_group_members_use_the_socket_others_do_not(
     os.chmod(denv.paths.root.parent, 0o755)  # the temp base, so nobody can reach run/
     env = {**denv.env(), "COMPOSER_GROUP": name}
     del env["COMPOSERD_ENGINE"]  # the real engine: its set-up must not narrow the run dir again
-    proc = subprocess.Popen([sys.executable, "-m", "runtime.daemon", "--foreground"], cwd=REPO,
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    denv.pids.add(proc.pid)
-    try:
-        end = time.monotonic() + 10
-        while not denv.paths.socket.exists():
-            assert proc.poll() is None and time.monotonic() < end
-            time.sleep(0.01)
+    with denv.foreground(env) as proc:
         sock, run, locks = (os.stat(p) for p in
                             (denv.paths.socket, denv.paths.run, denv.paths.run / "locks"))
         assert (stat.S_IMODE(sock.st_mode), sock.st_uid, sock.st_gid) == (0o660, 0, gid)
@@ -448,7 +319,3 @@ def test_access_group_members_use_the_socket_others_do_not(
         assert stranger.stdout.strip() == needs_root(), stranger.stdout + stranger.stderr
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(5) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()

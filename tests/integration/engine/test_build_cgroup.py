@@ -12,7 +12,8 @@ from pathlib import Path
 
 from runtime.api import BuildRequest
 from runtime.engine import Engine
-from runtime.images.build_adapters import STEP_PREFIX, LauncherRun
+from runtime.images.build_adapters import LauncherRun
+from runtime.images.build_leftovers import STEP_PREFIX
 from tests.integration.engine.test_build_keys import _build, _read
 from tests.integration.engine.test_launcher_run import busybox_layers
 

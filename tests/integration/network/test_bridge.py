@@ -275,3 +275,25 @@ async def test_outbound_traffic_is_masqueraded(manager, spawn_ns, netname) -> No
         async with AsyncIPRoute() as ipr:
             for idx in await ipr.link_lookup(ifname=link):
                 await ipr.link("del", index=idx)
+
+
+async def test_a_create_whose_bridge_fails_leaves_no_record_link_or_rule(
+        manager, netname, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The network's rules are written while its bridge is made: when the bridge side fails
+    (here its DNS server), the error is the one raised and the rules go with the rest."""
+    async def refuse(name: str, gateway: str) -> None:
+        raise NetworkError(f"cannot serve dns on {gateway}:53/udp: Address already in use")
+
+    monkeypatch.setattr(manager.dns, "listen", refuse)
+    name = netname("broken")
+    with pytest.raises(NetworkError, match="Address already in use"):
+        await manager.create(NetworkSpec(name))
+    bridge = bridge_name(name)
+    assert name not in manager.store.load().networks
+    assert not await link_exists(bridge)
+    out = subprocess.run(["nft", "list", "table", "ip", manager.table], capture_output=True, text=True)
+    assert bridge not in out.stdout
+    monkeypatch.undo()
+    net = await manager.create(NetworkSpec(name))  # and it can be made afterwards
+    assert await link_exists(net.bridge)
+    await manager.remove(name)

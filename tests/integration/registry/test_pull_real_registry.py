@@ -15,6 +15,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tarfile
 import time
 import urllib.error
@@ -233,3 +234,25 @@ async def test_unknown_tag_from_real_registry(registry: tuple[str, Built], store
     with pytest.raises(ManifestUnknown):
         await pull(store, f"{domain}/test/nothing-here:1")
     assert store.list() == []
+
+
+def test_pull_in_a_process_that_imported_as_composerd(registry: tuple[str, Built], tmp_path: Path) -> None:
+    """composerd imports aiohttp's server without its package `__init__`
+    (runtime.daemon.weblib) and the registry client only on the first pull: that pull, in a
+    process that imported exactly as composerd does, gets the whole aiohttp and works."""
+    domain, built = registry
+    code = (
+        "import asyncio, sys, runtime.daemon.cli, runtime.engine\n"
+        "import aiohttp\n"
+        "before = 'ClientSession' in vars(aiohttp) or 'runtime.images.registry' in sys.modules\n"
+        "from runtime.images.registry import pull\n"
+        "from runtime.images.store import ImageStore\n"
+        "from pathlib import Path\n"
+        "from runtime.paths import Paths\n"
+        f"store = ImageStore(Paths(root=Path({str(tmp_path / 'state')!r}), run=Path({str(tmp_path / 'run')!r})))\n"
+        f"img = asyncio.run(pull(store, {domain + '/test/busybox:1'!r}))\n"
+        "print(before, img.id)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["False", _sha(built.config)]

@@ -6,6 +6,8 @@ import json
 import os
 from pathlib import Path
 
+import pytest
+
 from bench import memory, stacks
 from bench.netload import parse_network_rows
 from bench.peers import PODMAN_SUBNET, Podman
@@ -152,3 +154,20 @@ def test_cli_rounds_interleave_and_a_failing_job_leaves_with_a_note(tmp_path: Pa
     assert calls == ["ours", "broken", "run", "ours", "run", "ours", "run"]  # warm-up round first
     assert samples["ps"][""].values == [200.0, 200.0] and samples["run"][""].values == [500.0, 500.0]
     assert samples["ps"]["docker ps"].values == [] and "boom" in samples["ps"]["docker ps"].note
+
+
+def _event(t: str, service: str, action: str) -> str:
+    return json.dumps({"time": f"2026-11-27T12:23:{t}Z", "type": "container", "action": action,
+                       "id": service * 8, "service": service, "attributes": {}})
+
+
+def test_the_chains_health_waits_are_each_dependencys_start_to_healthy() -> None:
+    lines = [_event("26.627000000", "c0", "create"), _event("26.665000000", "c0", "start"),
+             _event("26.782500000", "c0", "health_status: healthy"),
+             _event("26.786000000", "c1", "create"), _event("26.861000000", "c1", "start"),
+             _event("26.978000000", "c1", "health_status: healthy"),
+             _event("27.039000000", "c2", "start"), _event("27.157000000", "c2", "health_status: healthy")]
+    assert abs(stacks.health_waits("\n".join(lines)) - (117.5 + 117.0)) < 0.01
+    without = [x for x in lines if "c1" not in x or "healthy" not in x]
+    with pytest.raises(ValueError, match="health_status: healthy"):
+        stacks.health_waits("\n".join(without))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 import signal
 from pathlib import Path
 
@@ -90,6 +91,7 @@ class FakeCgroupFS(CgroupFS):
         self.root = root
         self.version = version
         self.v2: V2Kernel | None = None
+        self.unmounted: set[str] = set()  # v1 mount points left as plain directories
         root.mkdir(parents=True, exist_ok=True)
         if version == "v2":
             self.v2 = V2Kernel(root, controllers)
@@ -118,6 +120,24 @@ class FakeCgroupFS(CgroupFS):
         """What a read shows (computed files included)."""
         return self.read(path)
 
+    def unmount(self, hierarchy: str, keep_mount_point: bool = True) -> None:
+        """Play `umount <root>/<hierarchy>`: its cgroups vanish from view; the mount point
+        stays as a plain directory (where mkdir makes plain directories), or is removed."""
+        shutil.rmtree(self.root / hierarchy)
+        if keep_mount_point:
+            (self.root / hierarchy).mkdir()
+            self.unmounted.add(hierarchy)
+
+    def mount(self, hierarchy: str) -> None:
+        """Play `mount -t cgroup -o <hierarchy> ...` on <root>/<hierarchy> (made if missing)."""
+        self.unmounted.discard(hierarchy)
+        (self.root / hierarchy).mkdir(exist_ok=True)
+        files = {**COMMON}
+        for c in hierarchy.split(","):
+            files.update(V1_FILES.get(c, {}))
+            files.update(V1_ROOT.get(c, {}))
+        self._populate(self.root / hierarchy, files)
+
     # the kernel's side effects --------------------------------------------------------------
     def mkdir(self, path: Path) -> None:
         if self.v2 is not None:
@@ -125,6 +145,8 @@ class FakeCgroupFS(CgroupFS):
             return
         os.mkdir(path)
         hierarchy = path.relative_to(self.root).parts[0]
+        if hierarchy in self.unmounted:
+            return  # a plain directory on the file system under the old mount point
         files = {**COMMON}
         for c in hierarchy.split(","):
             files.update(V1_FILES.get(c, {}))
@@ -136,6 +158,9 @@ class FakeCgroupFS(CgroupFS):
             return
         if not path.is_dir():
             raise FileNotFoundError(errno.ENOENT, "no such directory", str(path))
+        if path.relative_to(self.root).parts[0] in self.unmounted:
+            os.rmdir(path)  # a plain directory
+            return
         if self.read(path / "cgroup.procs").split():
             raise _fail(errno.EBUSY, path)
         if any(p.is_dir() for p in path.iterdir()):

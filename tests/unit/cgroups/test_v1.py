@@ -322,3 +322,84 @@ def test_kill_all_of_an_empty_cgroup_writes_nothing(
     assert writes and cg.pids() == []
     assert p.wait(1) == -signal.SIGKILL
     cg.remove()
+
+
+# A hierarchy unmounted (or mounted) after the manager listed them (composerd's start): the
+# next create or join re-scans once and works on what is mounted now; nothing else re-scans.
+@pytest.mark.parametrize("keep_mount_point", [True, False])
+def test_create_after_a_hierarchy_was_unmounted_rescans_once(
+    v1: V1Manager, v1fs: FakeCgroupFS, keep_mount_point: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    for i in range(5):
+        v1.create(f"c{i}")
+    v1fs.mount("hugetlb")  # mounted later: nothing fails, so nothing re-scans
+    v1.create("c5")
+    v1.open("c5").remove()
+    assert v1.scans == 1 and "hugetlb" not in v1.hierarchies
+    for i in range(5):
+        v1.open(f"c{i}").remove()
+    v1fs.unmount("pids", keep_mount_point=keep_mount_point)
+    cg = v1.create("late")  # a plain dir where pids was mounted, or ENOENT
+    assert v1.scans == 2
+    assert "pids" not in v1.hierarchies and v1.hierarchies["hugetlb"] == v1fs.root / "hugetlb"
+    assert cg.directories() == [m / "composer" / "late" for m in v1.mounts]
+    assert all((d / "cgroup.procs").exists() for d in cg.directories())
+    assert not (v1fs.root / "pids" / "composer").exists()  # the plain dirs were taken back
+    assert "gone ['" + str(v1fs.root / "pids") + "'], new ['" in caplog.text
+    v1.create("later")
+    assert v1.scans == 2
+
+
+def test_join_after_a_hierarchy_was_unmounted_renews_the_cgroup(
+    tmp_path: Path, spawn
+) -> None:
+    fs = FakeCgroupFS(tmp_path / "cg", "v1", hierarchies=("cpu,cpuacct", "devices", "pids"))
+    mgr = V1Manager(fs.root, "composer", fs)
+    cg = mgr.create("c1")
+    cg.apply(Resources(pids_limit=10))
+    # between the container's cgroup and its process joining it: pids unmounted and
+    # mounted again (a new, empty hierarchy at the same place), cpu,cpuacct unmounted,
+    # memory mounted
+    fs.unmount("pids")
+    fs.mount("pids")
+    fs.unmount("cpu,cpuacct", keep_mount_point=False)
+    fs.mount("memory")
+    p = spawn()
+    cg.add_pid(p.pid)
+    assert mgr.scans == 2 and sorted(mgr.hierarchies) == ["devices", "memory", "pids"]
+    assert cg.directories() == [fs.root / h / "composer" / "c1"
+                                for h in ("devices", "memory", "pids")]
+    assert cg.pids() == [p.pid]
+    for h in ("devices", "memory", "pids"):
+        assert f(fs, h, "c1", "cgroup.procs") == str(p.pid), h
+    assert f(fs, "pids", "c1", "pids.max") == "10"  # written again in the new directory
+
+
+def test_a_hierarchy_still_failing_after_the_rescan_is_an_error(
+    v1: V1Manager, v1fs: FakeCgroupFS, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_mkdir = v1fs.mkdir
+
+    def enoent_in_pids(path: Path) -> None:
+        if "pids" in path.parts and path.name == "c1":
+            raise FileNotFoundError(errno.ENOENT, "No such file or directory", str(path))
+        real_mkdir(path)
+
+    monkeypatch.setattr(v1fs, "mkdir", enoent_in_pids)
+    with pytest.raises(CgroupError, match="cannot create cgroup directory .*pids/composer/c1"):
+        v1.create("c1")
+    assert v1.scans == 2  # once, not in a loop
+    assert v1.list() == []  # rolled back both times
+
+
+def test_add_pid_without_a_renew_reports_the_missing_file(
+    v1: V1Manager, v1fs: FakeCgroupFS, spawn
+) -> None:
+    cg = v1.create("c1")
+    v1fs.unmount("pids")
+    v1fs.unmount("memory")
+    cg = type(cg)(cg.target, cg.directories())  # as the v2 driver makes them: no renew
+    p = spawn()
+    with pytest.raises(CgroupError, match="cannot add process .* to .*/memory/composer/c1"):
+        cg.add_pid(p.pid)
+    assert v1.scans == 1

@@ -155,9 +155,10 @@ async def test_the_quick_path_ends_without_the_interpreters_teardown(
 
 async def test_down_and_detached_up_end_without_the_teardown_other_slow_verbs_with_it(
         engine: FakeEngine, socket_path: Path, short_tmp: Path) -> None:
-    """`down` and `up -d` end when their event loop has (composer.cli.ENDS_WITH_ITS_LOOP):
-    with their output, exit code and atexit functions, without freeing every module one by
-    one (~20 ms of each); a slow verb outside that set still ends the normal way."""
+    """`down` and `up -d` end when their event loop has (they call
+    composer.cli.nothing_left_to_tear_down): with their output, exit code and atexit
+    functions, without freeing every module one by one (~20 ms of each); a slow verb that
+    does not (`stop`) still ends the normal way."""
     (short_tmp / "compose.yaml").write_text(STACK)
     base = ("-f", "compose.yaml", "-p", "demo")
     for argv, says, teardown in ((("up", "-d"), "Container demo-web-1  Started", False),

@@ -33,10 +33,11 @@ async def sup_engine() -> FakeEngine:
 
 
 async def run(
-    engine: FakeEngine, restart: str = "no", hc: Healthcheck | None = None, name: str = "web-1"
+    engine: FakeEngine, restart: str = "no", hc: Healthcheck | None = None, name: str = "web-1",
+    labels: dict[str, str] | None = None,
 ) -> str:
     info = await engine.create_container(
-        ContainerSpec(name, "busybox:latest", restart=restart, healthcheck=hc)
+        ContainerSpec(name, "busybox:latest", restart=restart, healthcheck=hc, labels=labels or {})
     )
     await engine.start_container(info.id)
     return info.id
@@ -271,12 +272,15 @@ async def collect_health(engine: FakeEngine) -> tuple[list[Event], asyncio.Task[
 
 async def test_healthy_transition_is_published_and_inspectable(sup_engine: FakeEngine) -> None:
     events, pump = await collect_health(sup_engine)
-    cid = await run(sup_engine, hc=hc(("CMD-SHELL", "exit 0")))
+    project = {"com.docker.compose.project": "shop", "com.docker.compose.service": "web"}
+    cid = await run(sup_engine, hc=hc(("CMD-SHELL", "exit 0")), labels=project)
     assert (await sup_engine.inspect_container(cid)).health == "starting"
     sup_engine.exec_handler = lambda c, argv: ExecResult(0, "ok")
     await until(lambda: len(events) == 1)
     assert events[0].action == "health_status: healthy"
-    assert events[0].id == cid and events[0].attributes["name"] == "web-1"
+    # as every container event: name, image and labels (`composer events` filters on them)
+    assert events[0].id == cid and events[0].attributes == {
+        "name": "web-1", "image": "busybox:latest", **project, "health_status": "healthy"}
     assert (await sup_engine.inspect_container(cid)).health == "healthy"
     assert sup_engine.exec_calls[0] == (cid, ["/bin/sh", "-c", "exit 0"])
     await asyncio.sleep(0.1)
