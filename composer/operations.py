@@ -188,21 +188,30 @@ class Project:
         await self._remove_all([a.container for a in plan.orphan_actions], opts.timeout)
         # --no-deps: the named services alone, nothing of their dependencies awaited
         graph = self.graph.graph.subgraph(selected).copy() if opts.no_deps else self.graph
+        # as Compose's `up` (create, then start): first every service's containers are created
+        # or recreated, in dependency order and waiting for no condition (a dependency that is
+        # only created will never be healthy or complete); a failure there ends the `up`
+        # before anything starts
+        deferred: dict[str, list[ContainerInfo]] = {}
+
+        async def create(name: str) -> None:
+            deferred[name] = await self._create_service(plan, name, opts)
+
+        warned: list[str] = []
+        result = await run_up(graph, start=create, wait_condition=_no_wait,
+                              services=selected, parallelism=self.parallelism)
+        self._report(result, warned)
+        if opts.no_start:
+            return result
+        # then they start in dependency order, each once its dependencies meet their condition
         result = await run_up(
             graph,
-            start=lambda name: self._apply(plan, name, opts),
-            # `create` (no_start) waits for nothing, as Compose's create: a dependency that
-            # is only created will never be healthy or complete
-            wait_condition=(_no_wait if opts.no_start else
-                            lambda dep, cond: self._wait_condition(dep, cond, opts, deadline)),
+            start=lambda name: self._start_service(name, deferred.get(name, [])),
+            wait_condition=lambda dep, cond: self._wait_condition(dep, cond, opts, deadline),
             services=selected, parallelism=self.parallelism,
         )
-        for warning in result.warnings:
-            self.progress("Warning", warning)
-        if not result.ok:
-            first = next(iter(result.errors.items()))
-            raise UpFailed(f"{first[1]}")
-        if opts.wait and not opts.no_start:
+        self._report(result, warned)
+        if opts.wait:
             await self.wait_ready(order, opts, deadline)
         return result
 
@@ -283,28 +292,37 @@ class Project:
         except NotFound:
             return None
 
-    async def _apply(self, plan: Plan, name: str, opts: UpOptions) -> None:
+    def _report(self, result: UpResult, warned: list[str]) -> None:
+        """Print a run's warnings not printed yet (`warned`); raise its first failure."""
+        for warning in result.warnings:
+            if warning not in warned:
+                warned.append(warning)
+                self.progress("Warning", warning)
+        if not result.ok:
+            raise UpFailed(f"{next(iter(result.errors.values()))}")
+
+    async def _create_service(self, plan: Plan, name: str, opts: UpOptions) -> list[ContainerInfo]:
+        """The create phase of one service: its actions carried out but for the starts; returns
+        the containers to start in the start phase (none with --no-start)."""
         service_plan = plan.service(name)
         if service_plan.recreates or service_plan.restarts:
             # as Compose: the dependents with `restart: true` stop before their dependency is
             # replaced, and start again at their own turn (their `restart` action)
             for action in plan.restart_dependents(name):
                 await self._stop_for_restart(action)
-        # with pre_start hooks, as Compose: every container is created first, then the hooks
-        # run (when no replica is running yet), then the containers start
-        defer = bool(self.stack.services[name].pre_start) and not opts.no_start
         to_start = []
         for action in service_plan.actions:
-            c = await self._act(action, opts, defer_start=defer)
+            c = await self._act(action, opts)
             if c is not None:
                 to_start.append(c)
-        if to_start:
-            await self._start_service(name, to_start)
+        return to_start
 
     async def _start_service(self, name: str, to_start: list[ContainerInfo]) -> None:
         """Start `to_start` (containers of `name` that are not running), running the
         service's pre_start hooks first when none of its containers runs (as Compose: the
         first `up`, a recreate, `start` after `stop`; not when scaling up a running service)."""
+        if not to_start:
+            return
         if self.stack.services[name].pre_start:
             ids = {c.id for c in to_start}
             running = [c for c in await self.containers([name], all=False) if c.id not in ids]
@@ -335,10 +353,9 @@ class Project:
             await self.engine.stop_container(c.id)
             self.progress(f"Container {c.name}", "Stopped")
 
-    async def _act(self, action: Action, opts: UpOptions, *,
-                   defer_start: bool = False) -> ContainerInfo | None:
-        """Carry out one action; with `defer_start`, the container it would start is returned
-        instead (created or stopped), for the caller to start after the pre_start hooks."""
+    async def _act(self, action: Action, opts: UpOptions) -> ContainerInfo | None:
+        """Carry out one action but for its start: the container it would start is returned
+        (created, recreated or stopped; None with --no-start), for the start phase."""
         kind = action.kind
         started = None if opts.no_start else action.container
         if kind == "remove" and action.container is not None:
@@ -359,10 +376,7 @@ class Project:
             return None
         elif kind != "start":
             return None
-        if started is None or defer_start:
-            return started
-        await self._start(started)
-        return None
+        return started
 
     async def _start(self, c: ContainerInfo) -> ContainerInfo:
         """Start a container and run its service's post_start hooks in it (as Compose: a

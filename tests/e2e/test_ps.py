@@ -136,6 +136,8 @@ volumes:
                  " Container lnmp-db-1  Healthy", " Container lnmp-php-1  Started"):
         assert line in lines, (line, lines)
     assert lines.index(" Container lnmp-db-1  Healthy") < lines.index(" Container lnmp-php-1  Started")
+    # as docker compose's up (create, then start): php is created before db starts
+    assert lines.index(" Container lnmp-php-1  Created") < lines.index(" Container lnmp-db-1  Starting")
     lines = env.composer("up", "-d", cwd=d).stderr.splitlines()
     assert " Container lnmp-php-1  Running" in lines
     assert not [x for x in lines if x.startswith((" Network", " Volume"))]  # existing: silent

@@ -62,11 +62,13 @@ def test_pre_start_hooks_run_in_order_in_their_own_containers_before_the_service
     out: list[tuple[str, str]] = []
     engine.hook_output["first"] = "preparing\ndone\n"
     run(project(tmp_path, PRE, engine, output=out).up(UpOptions()))
+    # as Compose's `up`: every service's containers are created first, then at db's start
+    # its hooks run before db itself starts
     assert [s for s in engine.log if s[0] in ("create", "start", "hook")] == [
-        ("create", "p-db-1"),
+        ("create", "p-db-1"), ("create", "p-web-1"),
         ("create", "p-db-1-pre_start-0"), ("hook", "first"),
         ("create", "p-db-1-pre_start-1"), ("hook", "second"),
-        ("start", "p-db-1"), ("create", "p-web-1"), ("start", "p-web-1"),
+        ("start", "p-db-1"), ("start", "p-web-1"),
     ]
     assert ("remove", "p-db-1-pre_start-0") in engine.log and ("remove", "p-db-1-pre_start-1") in engine.log
     assert not [c for c in engine.containers.values() if L.HOOK in c.labels]  # removed after
@@ -108,9 +110,10 @@ def test_a_failing_pre_start_hook_stops_the_service_and_its_dependents(tmp_path:
         run(project(tmp_path, PRE, engine).up(UpOptions()))
     assert str(err.value) == "service db: pre_start[0] exited with code 17: error: no schema"
     states = {c.name: c.state for c in engine.containers.values()}
-    assert states == {"p-db-1": "created"}  # created, not started; the hook's container gone
+    # created (as Compose, before any start), not started; the hook's container gone
+    assert states == {"p-db-1": "created", "p-web-1": "created"}
     assert ("hook", "second") not in engine.log  # the later hooks do not run
-    assert not any(n == "p-web-1" for _, n in engine.log)
+    assert ("start", "p-web-1") not in engine.log
 
 
 ONCE = """
@@ -220,7 +223,7 @@ def test_a_failing_post_start_hook_fails_the_start_and_the_dependents(tmp_path: 
                               "code 127: sh: chown: not found")
     assert engine.running() == ["app"]  # as Compose: started, the hook failed, it keeps running
     assert ("exec", "p-app-1:second") not in engine.log
-    assert not any(n == "p-web-1" for _, n in engine.log)
+    assert ("start", "p-web-1") not in engine.log  # created before app started, never started
 
 
 def test_pre_stop_runs_before_stop_down_and_restart_but_not_before_a_recreate(tmp_path: Path) -> None:

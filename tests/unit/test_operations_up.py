@@ -272,6 +272,63 @@ services:
     assert not any(status == "Waiting" for _, status in events)
 
 
+CHAIN = """
+services:
+  a: {image: i, command: sleep 600, healthcheck: {test: ["CMD", "true"]}}
+  b:
+    image: i
+    command: sleep 600
+    healthcheck: {test: ["CMD", "true"]}
+    depends_on: {a: {condition: service_healthy}}
+  c: {image: i, command: sleep 600, depends_on: {b: {condition: service_healthy}}}
+"""
+
+
+@pytest.mark.parametrize("wait", [False, True])
+def test_up_creates_every_container_before_it_starts_any(tmp_path: Path, wait: bool) -> None:
+    """As Compose's `up` (create, then start): the create phase creates every service in
+    dependency order waiting for nothing, then the start phase starts them in that order,
+    each once its dependency is healthy."""
+    engine, events = MemEngine({"i": "sha256:i"}), []  # type: ignore[var-annotated]
+    engine.health.update(a="healthy", b="healthy")
+    run(project(tmp_path, CHAIN, engine, events).up(UpOptions(wait=wait)))
+    lines = [f"{obj} {status}" for obj, status in events if obj.startswith("Container")]
+    created = [lines.index(f"Container p-{s}-1 Created") for s in "abc"]
+    starting = [lines.index(f"Container p-{s}-1 Starting") for s in "abc"]
+    assert created == sorted(created) and starting == sorted(starting)
+    assert max(created) < min(starting)
+    assert lines.index("Container p-a-1 Healthy") < starting[1]
+    assert lines.index("Container p-b-1 Healthy") < starting[2]
+    assert [v for v, _ in engine.log if v in ("create", "start")] == ["create"] * 3 + ["start"] * 3
+
+
+def test_a_failure_to_create_starts_nothing(tmp_path: Path) -> None:
+    """As Compose: `up` stops at a failure of its create phase, before any container starts."""
+    engine = _NoQuotaEngine({"dbimg": "sha256:d", "webimg": "sha256:w"})
+    text = TWO.replace("depends_on: [db]", "depends_on: [db], storage_opt: {size: 10m}")
+    with pytest.raises(ComposerError, match="^service web: container p-web-1: storage_opt.size"):
+        run(project(tmp_path, text, engine).up(UpOptions()))
+    assert {c.name: c.state for c in engine.containers.values()} == {"p-db-1": "created"}
+    assert kinds(engine, "start") == []
+
+
+def test_a_restart_true_dependent_stops_in_the_create_phase_and_starts_in_order(
+        tmp_path: Path) -> None:
+    """db recreated and a new service added: app and web (restart: true) stop before db is
+    replaced, nothing starts before every container is created, then db, app, web and the
+    new one start in dependency order."""
+    engine = MemEngine({"i": "sha256:i"})
+    run(project(tmp_path, RESTART, engine).up(UpOptions()))
+    engine.log.clear()
+    changed = RESTART.replace("db: {image: i, command: sleep 600}", "db: {image: i, command: sleep 601}")
+    changed += "  new: {image: i, command: sleep 600, depends_on: [web]}\n"
+    run(project(tmp_path, changed, engine).up(UpOptions()))
+    verbs = [v for v, _ in engine.log if v in ("stop", "remove", "create", "start")]
+    assert verbs.index("start") > max(i for i, v in enumerate(verbs) if v != "start")
+    assert engine.log.index(("stop", "p-app-1")) < engine.log.index(("remove", "p-db-1"))
+    assert kinds(engine, "start") == ["p-db-1", "p-app-1", "p-web-1", "p-new-1"]
+
+
 class _NoQuotaEngine(MemEngine):
     """The engine on a state root without project quotas: what it says to storage_size."""
 

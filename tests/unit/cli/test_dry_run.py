@@ -126,9 +126,11 @@ def test_up_on_nothing_shows_the_whole_plan_and_creates_nothing(
                  "DRY-RUN MODE -  Container p-web-1  Started"):
         assert line in err
     assert all(line.startswith("DRY-RUN MODE - ") for line in err)
-    # web after db is healthy, as the real run would
-    assert err.index("DRY-RUN MODE -  Container p-db-1  Healthy") < err.index(
-        "DRY-RUN MODE -  Container p-web-1  Creating")
+    # as the real run would (and Compose): every container created before any starts, web
+    # started once db is healthy
+    at = {line.removeprefix("DRY-RUN MODE -  "): i for i, line in enumerate(err)}
+    assert at["Container p-web-1  Created"] < at["Container p-db-1  Starting"]
+    assert at["Container p-db-1  Healthy"] < at["Container p-web-1  Starting"]
 
 
 def test_attached_up_ends_after_the_plan(tmp_path: Path, mem: MemEngine,

@@ -47,8 +47,9 @@ def test_flag_variable_and_default(seen: list[tuple[str, int]],
     assert main(["--parallel", "-1", "up", "-d"]) == 0
     monkeypatch.setenv("COMPOSE_PARALLEL_LIMIT", "8")
     assert main(["down"]) == 0
-    assert seen == [("up", common.UNLIMITED), ("down", 1), ("up", 3), ("up", common.UNLIMITED),
-                    ("down", 8)]
+    # `up` runs the scheduler twice, its create phase then its start phase: both get the limit
+    assert seen == [("up", common.UNLIMITED)] * 2 + [("down", 1)] + [("up", 3)] * 2 + [
+        ("up", common.UNLIMITED)] * 2 + [("down", 8)]
 
 
 @pytest.mark.parametrize("value", ["0", "lots"])
