@@ -489,16 +489,33 @@ class Engine:
             return cg
 
         async def prepare(pid: int) -> None:
-            nonlocal addresses
+            move: asyncio.Future[None] | None = None
             if not cfg.cgroup_dir or pid not in cg.pids():  # else clone3 put it there
-                cg.add_pid(pid)
+                # a write to cgroup.procs waits in the kernel for an RCU grace period
+                # (cgroup_threadgroup_rwsem) unless another move came just before: ~10 ms
+                # here. In a thread, beside the network's netlink work (the init waits for
+                # "go" whatever the order), and the loop keeps serving meanwhile. Handed to
+                # the executor now (to_thread would wait for the loop's next turn)
+                move = asyncio.get_running_loop().run_in_executor(None, cg.add_pid, pid)
+            try:
+                await wire(pid)
+            except BaseException:
+                if move is not None:
+                    with contextlib.suppress(Exception):  # the network's error comes first
+                        await move
+                raise
+            if move is not None:
+                await move
+            attached.extend(await self._attach_followers(rec, live))  # last: only go comes after
+
+        async def wire(pid: int) -> None:
+            nonlocal addresses
             if spec.network_mode in ("bridge", "default", ""):
                 addresses = await self.networks.attach(
                     rec.id, pid, spec.networks, self._dns_names(rec), dns_servers=spec.dns)
             elif spec.network_mode == "none" and not self.launcher.inits_bring_lo_up:
                 await self.networks.setup_loopback(pid)  # a monitor from before the init did
             self._write_net_files(rec, addresses)
-            attached.extend(await self._attach_followers(rec, live))  # last: only go comes after
 
         async with contextlib.AsyncExitStack() as undo:
             undo.push_async_callback(self._release, rec)
@@ -665,7 +682,7 @@ class Engine:
             with contextlib.suppress(CgroupNotFound, OSError):
                 cg = self.cgroups.open(rec.id)
                 oom = cg.oom_killed()
-            live.released = await self._release(rec)
+            live.released = await self._release(rec, exited=True)
             rec.update(state="exited", pid=0, monitor_pid=0, exit_code=status.code, oom_killed=oom,
                        finished_at=status.finished_at, ports=(), addresses={})
             rec.health = ""
@@ -686,9 +703,10 @@ class Engine:
                         self.remove_container(rec.id, force=True))
             self._followers_run_ended(live, status.code, restarting=restarting)
 
-    async def _release(self, rec: ContainerRecord) -> bool:
+    async def _release(self, rec: ContainerRecord, exited: bool = False) -> bool:
         """Everything a started container holds on the host, except its state dir. Idempotent.
-        False if a step failed (it was left for the next release to try again)."""
+        False if a step failed (it was left for the next release to try again). `exited`:
+        its init has exited and was reaped (its network namespace is going)."""
         clean = True
         try:
             shm.unmount(rec.dir)
@@ -699,7 +717,7 @@ class Engine:
         except (EngineError, OSError):
             clean = False
         try:
-            await self.networks.detach(rec.id)
+            await self.networks.detach(rec.id, netns_ended=exited)
         except (EngineError, OSError):
             clean = False
         with contextlib.suppress(CgroupNotFound):

@@ -221,6 +221,36 @@ async def delete_link(name: str) -> None:
         raise NetworkError(f"cannot delete link {name}: {os.strerror(code)}")
 
 
+RTMGRP_LINK = 1
+
+
+async def wait_gone(names: Sequence[str], timeout: float) -> list[str]:
+    """Wait up to `timeout` s for host links `names` to go by themselves; return those left.
+
+    A container's host veth goes with its network namespace: when the last process in it
+    exits, the kernel's netns clean-up deletes the pair in one batch. Deleting the veth
+    ourselves at that moment costs more (~15 ms here against ~7: the RTM_DELLINK waits in
+    rcu_barrier behind the clean-up's own RCU work), so the caller waits for the kernel, and
+    deletes what is still there after `timeout` (a namespace another process still holds)."""
+    loop = asyncio.get_running_loop()
+    with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK,
+                       NETLINK_ROUTE) as sock:
+        sock.bind((0, RTMGRP_LINK))  # subscribed before the first look: no event is missed
+        deadline = loop.time() + timeout
+        while True:
+            left = [n for n in names if host_index(n) is not None]
+            remaining = deadline - loop.time()
+            if not left or remaining <= 0:
+                return left
+            try:  # any link event: look again (ENOBUFS, events lost: look again too)
+                await asyncio.wait_for(loop.sock_recv(sock, 65536), remaining)
+            except TimeoutError:
+                pass
+            except OSError as exc:
+                if exc.errno != errno.ENOBUFS:
+                    raise
+
+
 @dataclass(frozen=True)
 class VethPlan:
     host: str  # host end, enslaved to `bridge`

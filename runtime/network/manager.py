@@ -43,6 +43,9 @@ log = logging.getLogger(__name__)
 
 PortMode = Literal["nat", "proxy"]
 DEFAULT_MTU = 1500
+# how long a detach after the container's exit waits for the kernel to delete its host veths
+# with the namespace (links.wait_gone: ~7 ms here) before it deletes what is left itself
+VETH_GONE_WAIT = 0.1
 
 
 def _info(rec: NetworkRecord, warnings: Sequence[str] = ()) -> NetworkInfo:
@@ -434,8 +437,12 @@ class NetworkManager:
             if e.network in st.networks:
                 self.resolver.add(record.id, e.network, e.ip, [*record.dns_names, *e.aliases], record.dns_servers)
 
-    async def detach(self, container_id: str) -> None:
-        """Release the container's addresses, host veths, DNS names and published ports. Idempotent."""
+    async def detach(self, container_id: str, netns_ended: bool = False) -> None:
+        """Release the container's addresses, host veths, DNS names and published ports. Idempotent.
+
+        `netns_ended`: the container's init has exited, so its network namespace (and with it
+        each veth pair) is going unless another process still holds it: the host veths are
+        given VETH_GONE_WAIT to go by themselves (links.wait_gone) before they are deleted."""
         async with self._lock:
             await self._release_ports(container_id)
             with self.store.transaction() as st:
@@ -444,8 +451,11 @@ class NetworkManager:
             self.resolver.remove_owner(container_id)
             if record is None:
                 return
-            for e in record.endpoints:
-                await links.delete_link(e.host_veth)
+            hosts = [e.host_veth for e in record.endpoints]
+            if netns_ended and hosts:
+                hosts = await links.wait_gone(hosts, VETH_GONE_WAIT)
+            for host in hosts:
+                await links.delete_link(host)
             if record.ports:
                 await self._apply_firewall(snapshot)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import shutil
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -22,6 +23,8 @@ def get(url: str, timeout: float = 60) -> str:
             with urllib.request.urlopen(url, timeout=10) as r:
                 return r.read().decode()
         except Exception as e:  # noqa: BLE001 - retried until the deadline
+            if isinstance(e, urllib.error.HTTPError):
+                e.close()  # a 502 while php starts holds its connection: unclosed, a warning
             last = e
             time.sleep(0.5)
     raise AssertionError(f"{url} did not answer: {last}")

@@ -211,6 +211,7 @@ class FakeNetwork:
         self.detach_gate: asyncio.Event | None = None  # set: a release waits for it
         self.detaching = asyncio.Event()  # a release has begun
         self.detached: list[str] = []
+        self.netns_ended: dict[str, bool] = {}  # the last detach's netns_ended, by container
         self.loopbacks: list[int] = []  # setup_loopback calls, by pid
 
     async def start(self) -> None:
@@ -229,7 +230,8 @@ class FakeNetwork:
     async def unpublish(self, container_id: str) -> None:
         pass
 
-    async def detach(self, container_id: str) -> None:
+    async def detach(self, container_id: str, netns_ended: bool = False) -> None:
+        self.netns_ended[container_id] = netns_ended
         self.detaching.set()
         if self.detach_gate is not None:
             await self.detach_gate.wait()

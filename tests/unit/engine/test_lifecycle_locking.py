@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import threading
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +28,7 @@ from runtime.images.config import ImageConfig
 from runtime.images.store import ImageStore
 from runtime.paths import Paths
 from runtime.types import ContainerSpec
-from tests.unit.engine.fakes import FakeCgroups, FakeLauncher, FakeNetwork
+from tests.unit.engine.fakes import FakeCgroup, FakeCgroups, FakeLauncher, FakeNetwork
 
 QUICK = 2.0  # seconds: far below every grace period below, far above a loaded machine's lag
 
@@ -311,7 +312,7 @@ async def test_a_remove_after_the_exit_released_all_does_not_release_again(
     await engine.start_container(cid)
     detach = env.network.detach
     if exit_release_fails:
-        async def failing(container_id: str) -> None:
+        async def failing(container_id: str, netns_ended: bool = False) -> None:
             monkeypatch.setattr(env.network, "detach", detach)  # once
             raise OSError(16, "busy")
         monkeypatch.setattr(env.network, "detach", failing)
@@ -319,7 +320,31 @@ async def test_a_remove_after_the_exit_released_all_does_not_release_again(
     assert await asyncio.wait_for(engine.wait_container(cid), QUICK) == 0
     assert cid not in env.cgroups.groups
     env.network.detached.clear()
+    if not exit_release_fails:  # the exit's release: the init has ended, its netns is going
+        assert env.network.netns_ended[cid] is True
     await engine.remove_container(cid)
     assert env.network.detached == ([cid] if exit_release_fails else [])
+    if exit_release_fails:  # the remove's release claims nothing about the netns
+        assert env.network.netns_ended[cid] is False
     with pytest.raises(NotFound):
         await engine.inspect_container(cid)
+
+
+async def test_the_cgroup_move_runs_off_the_loop(
+        engine: Engine, env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A v1 move (cgroup.procs) waits for an RCU grace period in the kernel (~10 ms): it runs
+    in a thread, beside the network work, and the init is in its cgroup once started."""
+    env.cgroups.version = "v1"
+    threads: list[str] = []
+    real_add = FakeCgroup.add_pid
+
+    def add_pid(self: FakeCgroup, pid: int) -> None:
+        threads.append(threading.current_thread().name)
+        real_add(self, pid)
+
+    monkeypatch.setattr(FakeCgroup, "add_pid", add_pid)
+    cid = await make(engine, "moved")
+    await engine.start_container(cid)
+    pid = env.launcher.runs_of(cid)[0].launched.pid
+    assert env.cgroups.groups[cid].members == [pid]
+    assert len(threads) == 1 and threads[0] != threading.main_thread().name
