@@ -1249,7 +1249,7 @@ class Engine:
     async def pull_image(self, ref: str) -> AsyncIterator[PullEvent]:
         """Pull from a registry; yields progress, then an event carrying the image id."""
         queue: asyncio.Queue[PullEvent | None] = asyncio.Queue()
-        # imported on the first pull (see runtime.images.build_leftovers)
+        # imported on the first pull, off the loop (docs/daemon.md "Memory")
         await deferredpkg.preload("aiohttp", "runtime.images.registry")
         from runtime.images import registry
 
@@ -1285,7 +1285,7 @@ class Engine:
 
     async def build_image(self, req: BuildRequest) -> AsyncIterator[BuildProgress]:
         """Build from a Dockerfile; yields output lines, then the image id (or the error)."""
-        # imported on the first build (see runtime.images.build_leftovers)
+        # imported on the first build, off the loop (docs/daemon.md "Memory")
         await deferredpkg.preload("aiohttp", "runtime.images.registry", "runtime.images.build",
                                   "runtime.images.build_adapters")
         from runtime.images import registry

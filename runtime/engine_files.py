@@ -214,7 +214,8 @@ async def remove_paths(engine: Engine, ref: str, paths: list[str]) -> ArchiveRes
 
 async def commit_container(engine: Engine, ref: str, req: CommitRequest) -> ImageInfo:
     """A new image: the container's image plus its writable layer (see runtime.commit)."""
-    # imported on the first commit: it brings the Dockerfile parser (runtime.images.build_leftovers)
+    # imported on the first commit, off the loop: it brings the Dockerfile parser
+    # (docs/daemon.md "Memory")
     await deferredpkg.preload("runtime.commit")
     from runtime.commit import commit_config, runtime_made
 

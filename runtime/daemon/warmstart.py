@@ -46,6 +46,8 @@ def reexec_if_compiled() -> None:
     """Exec this process again when it compiled any module it imported (see above)."""
     if os.environ.pop(REEXEC_ENV, None) is not None:
         return
+    # 20 ms of slack before the start read from /proc: a module compiled in this process's
+    # first instants is never taken for older (at worst one exec more, never one less)
     if not compiled_here(list(sys.modules.values()), process_start() - 0.02):
         return
     os.environ[REEXEC_ENV] = "1"

@@ -21,27 +21,26 @@ from runtime import deferredpkg
 _VERSION = re.compile(r"""^__version__\s*=\s*["']([^"']+)["']""", re.M)
 
 
-def _defer_aiohttp() -> bool:
+def _defer_aiohttp() -> None:
+    """aiohttp's __init__ deferred, its __version__ preset from its source (when found)."""
     spec = importlib.util.find_spec("aiohttp")
     if spec is None or spec.origin is None:
-        return False
+        return
     try:
         with open(spec.origin, encoding="utf-8") as f:
             found = _VERSION.search(f.read())
     except OSError:
-        return False
-    return found is not None and deferredpkg.defer("aiohttp", __version__=found.group(1))
+        return
+    if found is not None:
+        deferredpkg.defer("aiohttp", __version__=found.group(1))
 
 
-if _defer_aiohttp():
-    try:
-        from aiohttp import web
-        from aiohttp.http import WSCloseCode, WSMsgType
-    except ImportError:
-        deferredpkg.forget("aiohttp")
-        from aiohttp import web
-        from aiohttp.http import WSCloseCode, WSMsgType
-else:
+_defer_aiohttp()
+try:
+    from aiohttp import web
+    from aiohttp.http import WSCloseCode, WSMsgType
+except ImportError:  # the server needed more of aiohttp's __init__: aiohttp whole, as before
+    deferredpkg.forget("aiohttp")
     from aiohttp import web
     from aiohttp.http import WSCloseCode, WSMsgType
 
